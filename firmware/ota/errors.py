@@ -1,0 +1,34 @@
+# ota/errors.py: the agent's error and reason-code scheme.
+# MIT license; Copyright (c) 2026 otakit contributors
+#
+# Errors are grouped by who is at fault (as in python-tuf):
+#   ManifestError - the server or signer is wrong (bad signature, wrong board, rollback, ...)
+#   FetchError    - the network is at fault (HTTP status, timeout, short read)
+#   FlashError    - the device is at fault (no slot, write failed, read-back mismatch)
+# Every error carries .reason (a short constant listed in docs/format.md, the same spelling on the
+# host) and an optional .detail. Code branches on .reason, never on message text.
+
+
+class OTAError(Exception):
+    def __init__(self, reason, detail=""):
+        super().__init__(reason, detail)
+        self.reason = reason
+        self.detail = detail
+
+    def __str__(self):
+        return self.reason + (": " + self.detail if self.detail else "")
+
+
+class ManifestError(OTAError):
+    pass
+
+
+class FetchError(OTAError):
+    # .status is the HTTP status code when the server answered, else 0
+    def __init__(self, reason, detail="", status=0):
+        super().__init__(reason, detail)
+        self.status = status
+
+
+class FlashError(OTAError):
+    pass

@@ -1,0 +1,5 @@
+import sys
+
+from otakit.cli import main
+
+sys.exit(main())

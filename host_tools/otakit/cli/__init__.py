@@ -1,0 +1,58 @@
+"""The ``otakit`` command line: one click group, one module per area of commands.
+
+Each module under ``otakit.cli`` defines its commands and registers them here. Library code raises
+`OtakitError`; `main` prints ``otakit: <message>`` to stderr and exits 1 for those (click's own
+usage errors exit 2).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from otakit import __version__
+from otakit.errors import OtakitError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, prog_name="otakit")
+def cli() -> None:
+    """otakit: signed, power-safe OTA updates for MicroPython on ESP32.
+
+    Make keys, sign releases into a release repository, serve it, and try it all on a simulated
+    ESP32 board. Run `otakit COMMAND --help` for each command.
+    """
+
+
+def _register() -> None:
+    from otakit.cli import keys, release, serve, sim  # noqa: PLC0415
+
+    for module in (keys, release, serve, sim):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the process exit code."""
+    _register()
+    try:
+        cli.main(args=argv, prog_name="otakit", standalone_mode=False)
+    except OtakitError as e:
+        click.echo(f"otakit: {e}", err=True)
+        return 1
+    except click.exceptions.Abort:
+        click.echo("otakit: aborted", err=True)
+        return 1
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

