@@ -1,0 +1,354 @@
+"""Signed manifests, host side: build the body, sign the envelope, parse and verify it.
+
+Implements docs/format.md §1–§2 exactly; the device's ``ota/manifest.py`` implements the same
+page, and both are checked against ``tests/vectors/``. The checks run in the order the format
+page gives (size, envelope, key, signature, body), with the same reason codes as the device.
+
+Invariants:
+- The signature covers the exact stored bytes ``data[0:18+N]`` (through the digest ``D``); the
+  body is never re-serialised after signing.
+- `verify_manifest` checks the signature before it parses any JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from otakit.errors import ManifestError
+from otakit.keys import ALG_IDS, SIG_LENGTHS, PrivateKey, PublicKey
+
+MAGIC = b"OTAM"
+FORMAT_VERSION = 1
+MAX_MANIFEST = 4096
+HEADER_LEN = 18
+DOMAIN = b"otakit-manifest-v1\x00"
+_HEADER = struct.Struct("<4sBB8sHH")
+ALG_NAMES = {v: k for k, v in ALG_IDS.items()}
+
+INT31 = 2**31 - 1
+TIME_MAX = 2**32 - 1
+SEVERITIES = ("low", "medium", "high", "critical")
+_NAME_RE = re.compile(r"[a-z0-9._-]{1,32}")
+_HEX64_RE = re.compile(r"[0-9a-f]{64}")
+_PATH_RE = re.compile(r"[A-Za-z0-9._~/-]{1,255}")
+_DATE_RE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
+
+
+def _bad(detail: str) -> ManifestError:
+    return ManifestError(f"bad manifest body: {detail}", reason="BAD_BODY")
+
+
+@dataclass(frozen=True)
+class Payload:
+    """The body's ``payload`` object (docs/format.md §2.1)."""
+
+    path: str
+    size: int
+    sha256: str
+    encoding: str = "raw"
+
+
+@dataclass(frozen=True)
+class ManifestBody:
+    """The manifest body (docs/format.md §2). Optional fields are None when absent.
+
+    ``security`` is ``{"severity": ..., "risk": ...}``; ``disruption`` is
+    ``{"reboot": bool, "seconds": int}``. ``extra`` keeps unknown fields (ignored, but kept so
+    that `to_dict` round-trips).
+    """
+
+    product: str
+    board: str
+    chip_id: int
+    channel: str
+    version: str
+    sequence: int
+    security_version: int
+    payload: Payload
+    created: int
+    support_end: str
+    expires: int | None = None
+    notes: str | None = None
+    security: dict[str, str] | None = None
+    disruption: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object, optional fields omitted when None."""
+        d: dict[str, Any] = {
+            "product": self.product, "board": self.board, "chip_id": self.chip_id,
+            "channel": self.channel, "version": self.version, "sequence": self.sequence,
+            "security_version": self.security_version,
+            "payload": {"path": self.payload.path, "size": self.payload.size,
+                        "sha256": self.payload.sha256, "encoding": self.payload.encoding},
+            "created": self.created, "support_end": self.support_end,
+        }
+        for name in ("expires", "notes", "security", "disruption"):
+            if getattr(self, name) is not None:
+                d[name] = getattr(self, name)
+        d.update({k: v for k, v in self.extra.items() if k not in d})
+        return d
+
+    def to_json(self) -> bytes:
+        """Compact UTF-8 JSON, validated first (so nothing invalid is ever signed).
+
+        Raises:
+            ManifestError: a field is out of range (``BAD_BODY``).
+        """
+        d = self.to_dict()
+        body_from_dict(d)
+        return json.dumps(d, separators=(",", ":"), ensure_ascii=False,
+                          allow_nan=False).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A parsed envelope (docs/format.md §1), signature not yet checked."""
+
+    alg: str
+    key_id: bytes
+    signed: bytes
+    body: bytes
+    signature: bytes
+
+    @property
+    def digest(self) -> bytes:
+        """``D``, the 32-byte digest the signature is over."""
+        return signed_digest(self.signed)
+
+
+@dataclass(frozen=True)
+class SignedManifest:
+    """A manifest whose signature has been verified (or, from `parse_unverified`, not)."""
+
+    envelope: Envelope
+    body: ManifestBody
+    verified: bool
+
+
+def signed_digest(signed: bytes) -> bytes:
+    """``D = SHA-256(b"otakit-manifest-v1\\x00" || data[0:18+N])`` (docs/format.md §1.1)."""
+    return hashlib.sha256(DOMAIN + signed).digest()
+
+
+def sign_manifest(body: ManifestBody | bytes, key: PrivateKey) -> bytes:
+    """Build and sign a manifest.
+
+    Args:
+        body: a `ManifestBody` (serialised compactly) or exact body bytes (tests and vectors).
+        key: the signing key; its algorithm and key id go into the header.
+
+    Returns:
+        The manifest file bytes.
+
+    Raises:
+        ManifestError: the body is invalid (``BAD_BODY``) or the result exceeds 4096 bytes
+            (``TOO_LARGE``).
+    """
+    raw = body.to_json() if isinstance(body, ManifestBody) else body
+    sig_len = SIG_LENGTHS[key.alg]
+    total = HEADER_LEN + len(raw) + sig_len
+    if total > MAX_MANIFEST:
+        raise ManifestError(f"manifest would be {total} bytes, over the {MAX_MANIFEST}-byte "
+                            "limit (shorten the notes)", reason="TOO_LARGE")
+    header = _HEADER.pack(MAGIC, FORMAT_VERSION, ALG_IDS[key.alg], key.key_id, len(raw), sig_len)
+    signed = header + raw
+    return signed + key.sign(signed_digest(signed))
+
+
+def parse_envelope(data: bytes) -> Envelope:
+    """Check the envelope framing (docs/format.md §1) without checking the signature.
+
+    Raises:
+        ManifestError: ``TOO_LARGE``, ``BAD_FORMAT``, ``UNSUPPORTED_VERSION`` or
+            ``UNKNOWN_ALGORITHM``.
+    """
+    if len(data) > MAX_MANIFEST:
+        raise ManifestError(f"manifest is {len(data)} bytes, over {MAX_MANIFEST}",
+                            reason="TOO_LARGE")
+    if len(data) < HEADER_LEN:
+        raise ManifestError("manifest truncated: shorter than its header", reason="BAD_FORMAT")
+    magic, version, alg_id, key_id, n, s = _HEADER.unpack_from(data)
+    if magic != MAGIC:
+        raise ManifestError("not an otakit manifest (bad magic)", reason="BAD_FORMAT")
+    if version != FORMAT_VERSION:
+        raise ManifestError(f"manifest format version {version} is not supported",
+                            reason="UNSUPPORTED_VERSION")
+    if alg_id not in ALG_NAMES:
+        raise ManifestError(f"unknown signature algorithm id {alg_id}", reason="UNKNOWN_ALGORITHM")
+    alg = ALG_NAMES[alg_id]
+    if n < 1 or s != SIG_LENGTHS[alg] or HEADER_LEN + n + s != len(data):
+        raise ManifestError(f"manifest lengths do not add up (body {n}, signature {s}, "
+                            f"file {len(data)})", reason="BAD_FORMAT")
+    end = HEADER_LEN + n
+    return Envelope(alg, bytes(key_id), bytes(data[:end]), bytes(data[HEADER_LEN:end]),
+                    bytes(data[end:]))
+
+
+def verify_manifest(data: bytes, keyring: Mapping[bytes, PublicKey]) -> SignedManifest:
+    """Parse a manifest, verify its signature against ``keyring``, then parse its body.
+
+    Args:
+        data: the manifest file bytes.
+        keyring: key id -> `PublicKey` (see `otakit.keys.load_keyring_module`).
+
+    Returns:
+        The verified manifest.
+
+    Raises:
+        ManifestError: any refusal, with the device's reason code (docs/format.md §5).
+    """
+    env = parse_envelope(data)
+    key = keyring.get(env.key_id)
+    if key is None or key.alg != env.alg:
+        raise ManifestError(f"manifest signed by unknown {env.alg} key {env.key_id.hex()}",
+                            reason="UNKNOWN_KEY")
+    if not key.verify(env.digest, env.signature):
+        raise ManifestError(f"manifest signature does not verify (key {env.key_id.hex()})",
+                            reason="BAD_SIGNATURE")
+    return SignedManifest(env, parse_body(env.body), verified=True)
+
+
+def parse_unverified(data: bytes) -> SignedManifest:
+    """Parse envelope and body without any signature check (inspect, the repository's own use).
+
+    Raises:
+        ManifestError: the envelope or body is malformed.
+    """
+    env = parse_envelope(data)
+    return SignedManifest(env, parse_body(env.body), verified=False)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_body(body: bytes) -> ManifestBody:
+    """Decode and check the body (docs/format.md §2): strict UTF-8 JSON object.
+
+    Raises:
+        ManifestError: ``BAD_BODY``.
+    """
+    try:
+        obj = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError) as e:
+        raise _bad(f"not UTF-8 JSON ({e})") from e
+    return body_from_dict(obj)
+
+
+def _get(d: Mapping[str, Any], name: str, required: bool = True) -> Any:
+    if name not in d:
+        if required:
+            raise _bad(f"missing {name}")
+        return None
+    return d[name]
+
+
+def _int(d: Mapping[str, Any], name: str, lo: int, hi: int, required: bool = True) -> int | None:
+    v = _get(d, name, required)
+    if v is None and not required:
+        return None
+    if type(v) is not int or not lo <= v <= hi:
+        raise _bad(f"{name} must be an integer {lo}..{hi}")
+    return v
+
+
+def _str(d: Mapping[str, Any], name: str, hi: int, required: bool = True) -> str | None:
+    v = _get(d, name, required)
+    if v is None and not required:
+        return None
+    if type(v) is not str or len(v) > hi:
+        raise _bad(f"{name} must be a string of at most {hi} characters")
+    return v
+
+
+def _name(d: Mapping[str, Any], name: str) -> str:
+    v = _get(d, name)
+    if type(v) is not str or not _NAME_RE.fullmatch(v):
+        raise _bad(f"{name} must be 1-32 characters of [a-z0-9._-]")
+    return v
+
+
+def _is_printable(s: str) -> bool:
+    return all(0x20 <= ord(c) != 0x7F for c in s)
+
+
+def valid_date(s: object) -> bool:
+    """Whether ``s`` is a ``YYYY-MM-DD`` string with month 1-12 and day 1-31."""
+    m = _DATE_RE.fullmatch(s) if type(s) is str else None
+    return bool(m) and 1 <= int(m[2]) <= 12 and 1 <= int(m[3]) <= 31  # type: ignore[index]
+
+
+def safe_path(p: object) -> bool:
+    """Whether a payload path is relative and safe (docs/format.md §2.1)."""
+    if type(p) is not str or not _PATH_RE.fullmatch(p) or p.startswith("/"):
+        return False
+    return all(seg not in ("", ".", "..") for seg in p.split("/"))
+
+
+def _payload(d: Mapping[str, Any]) -> Payload:
+    p = _get(d, "payload")
+    if type(p) is not dict:
+        raise _bad("payload must be an object")
+    if not safe_path(_get(p, "path")):
+        raise _bad("payload.path must be a safe relative path")
+    sha = _get(p, "sha256")
+    if type(sha) is not str or not _HEX64_RE.fullmatch(sha):
+        raise _bad("payload.sha256 must be 64 lowercase hex digits")
+    return Payload(p["path"], _int(p, "size", 1, INT31), sha,  # type: ignore[arg-type]
+                   _name(p, "encoding"))
+
+
+def _security(d: Mapping[str, Any]) -> dict[str, str] | None:
+    v = _get(d, "security", required=False)
+    if v is None:
+        return None
+    if type(v) is not dict or v.get("severity") not in SEVERITIES:
+        raise _bad("security must be an object with severity " + "|".join(SEVERITIES))
+    return {"severity": v["severity"], "risk": _str(v, "risk", 512)}  # type: ignore[dict-item]
+
+
+def _disruption(d: Mapping[str, Any]) -> dict[str, Any] | None:
+    v = _get(d, "disruption", required=False)
+    if v is None:
+        return None
+    if type(v) is not dict or type(v.get("reboot")) is not bool:
+        raise _bad("disruption must be an object with a boolean reboot")
+    return {"reboot": v["reboot"], "seconds": _int(v, "seconds", 0, 86400)}
+
+
+def body_from_dict(d: object) -> ManifestBody:
+    """Check a decoded body object and build a `ManifestBody` (unknown fields kept in extra).
+
+    Raises:
+        ManifestError: ``BAD_BODY``.
+    """
+    if type(d) is not dict:
+        raise _bad("the body must be a JSON object")
+    version = _get(d, "version")
+    if type(version) is not str or not 1 <= len(version) <= 32 or not _is_printable(version):
+        raise _bad("version must be 1-32 printable characters")
+    if not valid_date(_get(d, "support_end")):
+        raise _bad("support_end must be a YYYY-MM-DD date")
+    known = {"product", "board", "chip_id", "channel", "version", "sequence", "security_version",
+             "payload", "created", "support_end", "expires", "notes", "security", "disruption"}
+    return ManifestBody(
+        product=_name(d, "product"), board=_name(d, "board"),
+        chip_id=_int(d, "chip_id", 0, 65535), channel=_name(d, "channel"),  # type: ignore[arg-type]
+        version=version, sequence=_int(d, "sequence", 1, INT31),  # type: ignore[arg-type]
+        security_version=_int(d, "security_version", 0, INT31),  # type: ignore[arg-type]
+        payload=_payload(d), created=_int(d, "created", 0, TIME_MAX),  # type: ignore[arg-type]
+        support_end=d["support_end"], expires=_int(d, "expires", 0, TIME_MAX, required=False),
+        notes=_str(d, "notes", 1024, required=False), security=_security(d),
+        disruption=_disruption(d), extra={k: v for k, v in d.items() if k not in known})
+
+
+__all__ = ["DOMAIN", "MAX_MANIFEST", "Envelope", "ManifestBody", "Payload", "SignedManifest",
+           "body_from_dict", "parse_body", "parse_envelope", "parse_unverified", "safe_path",
+           "sign_manifest", "signed_digest", "valid_date", "verify_manifest"]

@@ -1,0 +1,293 @@
+"""The release repository (docs/format.md §4): the only code that writes to it.
+
+Layout::
+
+    <repo>/<product>/<board>/<channel>/manifest   the current signed manifest of that channel
+    <repo>/blobs/sha256/<64 hex>                   payloads, content-addressed
+
+Invariants:
+- Every file is written atomically (temporary file in the same directory, fsync, `os.replace`),
+  the payload before the manifest that names it, so a reader never sees a manifest whose payload
+  is missing or partial.
+- Per channel, trust only moves forward: a new release needs a higher ``sequence``, a
+  ``security_version`` no lower than the current one, and a ``support_end`` no earlier.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import re
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from otakit.boards import Board
+from otakit.errors import ManifestError, RepoError
+from otakit.image import check_app_image
+from otakit.keys import PrivateKey, PublicKey
+from otakit.manifest import (ManifestBody, Payload, parse_unverified, sign_manifest, valid_date,
+                             verify_manifest)
+
+MANIFEST_NAME = "manifest"
+BLOB_DIR = "blobs/sha256"
+_DURATION_RE = re.compile(r"([0-9]+)([smhdw])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+@dataclass(frozen=True)
+class ReleaseRequest:
+    """What to publish. None means: inherit from the channel's current release (or default).
+
+    ``security`` is ``{"severity", "risk"}``; ``disruption`` is ``{"reboot", "seconds"}``.
+    ``support_end`` is required on a channel's first release.
+    """
+
+    product: str
+    board: Board
+    channel: str
+    version: str
+    sequence: int
+    security_version: int | None = None
+    expires: int | None = None
+    notes: str | None = None
+    support_end: str | None = None
+    security: dict[str, str] | None = None
+    disruption: dict[str, object] | None = None
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    """Where a release went."""
+
+    manifest_path: Path
+    payload_path: Path
+    body: ManifestBody
+    manifest: bytes
+
+
+@dataclass
+class VerifyReport:
+    """The outcome of `Repository.verify`; ``problems`` are one line each."""
+
+    manifests: int = 0
+    payloads: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Whether nothing was wrong."""
+        return not self.problems
+
+
+def parse_expiry(text: str, now: int) -> int:
+    """Parse ``--expires``: a duration (``90d``, ``12h``, ``2w``), a date or ISO datetime (UTC
+    unless it carries an offset), or Unix seconds.
+
+    Raises:
+        RepoError: unparseable, or not in the future.
+    """
+    text = text.strip()
+    m = _DURATION_RE.fullmatch(text)
+    if m:
+        when = now + int(m[1]) * _UNITS[m[2]]
+    elif text.isdigit():
+        when = int(text)
+    else:
+        try:
+            parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError as e:
+            raise RepoError(f"--expires {text!r}: use a duration (90d, 12h, 2w), an ISO date or "
+                            "Unix seconds", reason="BAD_ARGUMENT") from e
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=dt.UTC)
+        when = int(parsed.timestamp())
+    if when <= now:
+        raise RepoError(f"--expires {text!r} is not in the future", reason="BAD_ARGUMENT")
+    return when
+
+
+def sha256_file(path: Path) -> tuple[int, str]:
+    """Size and SHA-256 hex of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    size = 0
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+            size += len(chunk)
+    return size, h.hexdigest()
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same directory and `os.replace`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _today(now: int) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(now))
+
+
+class Repository:
+    """A release repository directory."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        """Open (not create) the repository at ``root``."""
+        self.root = Path(root)
+
+    def manifest_path(self, product: str, board: str, channel: str) -> Path:
+        """``<root>/<product>/<board>/<channel>/manifest``."""
+        return self.root / product / board / channel / MANIFEST_NAME
+
+    def payload_path(self, sha256: str) -> Path:
+        """``<root>/blobs/sha256/<sha256>``."""
+        return self.root / BLOB_DIR / sha256
+
+    def current(self, product: str, board: str, channel: str) -> ManifestBody | None:
+        """The channel's current manifest body (signature not checked), or None.
+
+        Raises:
+            RepoError: the current manifest exists but cannot be parsed.
+        """
+        path = self.manifest_path(product, board, channel)
+        if not path.is_file():
+            return None
+        try:
+            return parse_unverified(path.read_bytes()).body
+        except ManifestError as e:
+            raise RepoError(f"{path} is unreadable ({e}); run `otakit verify`",
+                            reason="BAD_REPO") from e
+
+    def plan(self, req: ReleaseRequest, payload: Payload, now: int) -> ManifestBody:
+        """The body a release would get, after the channel's forward-only checks.
+
+        Raises:
+            RepoError: sequence not higher, security version or support end lower, no support
+                end on a first release, or a support end in the past (``ROLLBACK`` /
+                ``SECURITY_FLOOR`` / ``BAD_ARGUMENT``).
+        """
+        cur = self.current(req.product, req.board.name, req.channel)
+        where = f"{req.product}/{req.board.name}/{req.channel}"
+        if cur is not None and req.sequence <= cur.sequence:
+            raise RepoError(f"sequence {req.sequence} is not above {where}'s current "
+                            f"{cur.sequence} (version {cur.version})", reason="ROLLBACK")
+        floor = cur.security_version if cur else 0
+        sec = floor if req.security_version is None else req.security_version
+        if sec < floor:
+            raise RepoError(f"security version {sec} is below {where}'s current {floor}",
+                            reason="SECURITY_FLOOR")
+        support_end = req.support_end or (cur.support_end if cur else None)
+        _check_support_end(support_end, cur, where, now)
+        return ManifestBody(
+            product=req.product, board=req.board.name, chip_id=req.board.chip_id,
+            channel=req.channel, version=req.version, sequence=req.sequence,
+            security_version=sec, payload=payload, created=now,
+            support_end=support_end, expires=req.expires,  # type: ignore[arg-type]
+            notes=req.notes, security=req.security, disruption=req.disruption)
+
+    def publish(self, req: ReleaseRequest, image: bytes, key: PrivateKey,
+                now: int | None = None) -> PublishResult:
+        """Check ``image`` for the board, sign a manifest and write payload then manifest.
+
+        Raises:
+            ImageError: the image is not a bootable app for the board, or too large.
+            RepoError: a forward-only check failed (see `plan`).
+            ManifestError: the body is invalid or the manifest too large.
+        """
+        now = int(time.time()) if now is None else now
+        info = check_app_image(image, req.board)
+        payload = Payload(f"{BLOB_DIR}/{info.sha256}", info.size, info.sha256, "raw")
+        body = self.plan(req, payload, now)
+        manifest = sign_manifest(body, key)
+        blob = self.payload_path(info.sha256)
+        if not blob.is_file() or sha256_file(blob) != (info.size, info.sha256):
+            write_atomic(blob, image)
+        mpath = self.manifest_path(req.product, req.board.name, req.channel)
+        write_atomic(mpath, manifest)
+        return PublishResult(mpath, blob, body, manifest)
+
+    def manifests(self) -> list[Path]:
+        """Every ``<product>/<board>/<channel>/manifest`` in the repository, sorted."""
+        return sorted(p for p in self.root.glob(f"*/*/*/{MANIFEST_NAME}")
+                      if p.relative_to(self.root).parts[0] != "blobs")
+
+    def verify(self, keyring: Mapping[bytes, PublicKey]) -> VerifyReport:
+        """Check every manifest's signature and body, and every payload's size and SHA-256.
+
+        Raises:
+            RepoError: the repository directory does not exist.
+        """
+        if not self.root.is_dir():
+            raise RepoError(f"no release repository at {self.root}", reason="NO_REPO")
+        report = VerifyReport()
+        for mpath in self.manifests():
+            report.manifests += 1
+            self._verify_manifest(mpath, keyring, report)
+        blob_dir = self.root / BLOB_DIR
+        for blob in sorted(blob_dir.iterdir()) if blob_dir.is_dir() else []:
+            report.payloads += 1
+            if blob.is_file() and sha256_file(blob)[1] != blob.name:
+                report.problems.append(f"{blob.relative_to(self.root)}: HASH_MISMATCH: content "
+                                       "does not match its name")
+        return report
+
+    def _verify_manifest(self, mpath: Path, keyring: Mapping[bytes, PublicKey],
+                         report: VerifyReport) -> None:
+        rel = mpath.relative_to(self.root)
+        try:
+            body = verify_manifest(mpath.read_bytes(), keyring).body
+        except ManifestError as e:
+            report.problems.append(f"{rel}: {e.reason}: {e}")
+            return
+        if (body.product, body.board, body.channel) != rel.parts[:3]:
+            report.problems.append(f"{rel}: WRONG_PLACE: the manifest is for "
+                                   f"{body.product}/{body.board}/{body.channel}")
+        blob = self.root / body.payload.path
+        if not blob.is_file():
+            report.problems.append(f"{rel}: MISSING_PAYLOAD: {body.payload.path} is absent")
+            return
+        size, digest = sha256_file(blob)
+        if (size, digest) != (body.payload.size, body.payload.sha256):
+            report.problems.append(f"{rel}: HASH_MISMATCH: {body.payload.path} is {size} bytes "
+                                   f"sha256 {digest[:16]}..., signed {body.payload.size} bytes "
+                                   f"sha256 {body.payload.sha256[:16]}...")
+
+
+def _real_date(s: str) -> bool:
+    try:
+        dt.date.fromisoformat(s)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_support_end(support_end: str | None, cur: ManifestBody | None, where: str,
+                       now: int) -> None:
+    if support_end is None:
+        raise RepoError(f"{where} has no release yet: give --support-end YYYY-MM-DD (the end of "
+                        "the published support period)", reason="BAD_ARGUMENT")
+    if not valid_date(support_end) or not _real_date(support_end):
+        raise RepoError(f"--support-end {support_end!r} is not a YYYY-MM-DD date",
+                        reason="BAD_ARGUMENT")
+    if cur is not None and support_end < cur.support_end:
+        raise RepoError(f"--support-end {support_end} would shorten {where}'s published support "
+                        f"period (currently {cur.support_end})", reason="BAD_ARGUMENT")
+    if support_end < _today(now):
+        raise RepoError(f"--support-end {support_end} is in the past", reason="BAD_ARGUMENT")
+
+
+__all__ = ["PublishResult", "ReleaseRequest", "Repository", "VerifyReport",
+           "parse_expiry", "sha256_file", "write_atomic"]
