@@ -1,5 +1,103 @@
-"""otakit CLI: keys commands (being built)."""
+"""otakit CLI: ``keygen`` and ``key export|id`` (validate, call `otakit.keys`, echo)."""
 
 from __future__ import annotations
 
-COMMANDS: list = []
+from pathlib import Path
+
+import click
+
+from otakit import keys
+from otakit.errors import KeyFileError
+
+ALG_CHOICES = ("rsa3072-pss", "ed25519")
+
+
+def new_passphrase(insecure: bool) -> bytes | None:
+    """The passphrase for a new key: $OTAKIT_KEY_PASSPHRASE, else a prompt with confirmation."""
+    if insecure:
+        return None
+    env = keys.passphrase_from_env()
+    if env:
+        return env
+    value = click.prompt("Passphrase for the new private key", hide_input=True,
+                         confirmation_prompt=True, default="", show_default=False)
+    if not value:
+        raise KeyFileError("refusing to write an unencrypted private key: give a passphrase "
+                           f"(or set {keys.PASSPHRASE_ENV}), or pass --insecure-no-passphrase",
+                           reason="PASSWORD_REQUIRED")
+    return value.encode()
+
+
+def load_any_key(path: str) -> keys.PublicKey:
+    """Load a key file; an encrypted private key uses $OTAKIT_KEY_PASSPHRASE or a prompt."""
+    try:
+        return keys.load_key(path, keys.passphrase_from_env())
+    except KeyFileError as e:
+        if e.reason != "PASSWORD_REQUIRED":
+            raise
+    value = click.prompt(f"Passphrase for {path}", hide_input=True, default="",
+                         show_default=False)
+    return keys.load_key(path, value.encode() or None)
+
+
+@click.command()
+@click.option("--alg", type=click.Choice(ALG_CHOICES), default="rsa3072-pss", show_default=True,
+              help="rsa3072-pss: RSA-3072 PSS (ESP32 Secure Boot v2 scheme); ed25519: small, fast.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Directory for NAME.pem (private, 0600) and NAME.pub.pem (public).")
+@click.option("--name", default="release", show_default=True, help="File name stem.")
+@click.option("--insecure-no-passphrase", is_flag=True,
+              help="Write the private key unencrypted (tests only).")
+def keygen(alg: str, out_dir: str, name: str, insecure_no_passphrase: bool) -> None:
+    """Make a signing key pair and print its key id.
+
+    The private key is PKCS#8 PEM encrypted with the passphrase from $OTAKIT_KEY_PASSPHRASE or
+    a prompt. Existing files are never overwritten.
+    """
+    priv, pub = keys.key_paths(out_dir, name)
+    for p in (priv, pub):
+        if p.exists():
+            raise KeyFileError(f"{p} exists; refusing to overwrite a key", reason="EXISTS")
+    passphrase = new_passphrase(insecure_no_passphrase)
+    key = keys.generate_key(alg)
+    priv, pub = keys.write_keypair(key, out_dir, name, passphrase)
+    click.echo(f"private key: {priv}{'' if passphrase else ' (UNENCRYPTED)'}")
+    click.echo(f"public key:  {pub}")
+    click.echo(f"key id:      {key.key_id_hex} ({key.alg})")
+
+
+@click.group()
+def key() -> None:
+    """Inspect keys and export the device keyring."""
+
+
+@key.command("export")
+@click.option("--micropython", "micropython", is_flag=True, required=True,
+              help="Write the device keyring module (ota/keys.py); the only format so far.")
+@click.option("--out", "out", type=click.Path(dir_okay=False), default="firmware/ota/keys.py",
+              show_default=True, help="Where to write the keyring module ('-' for stdout).")
+@click.argument("key_files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+def export(micropython: bool, out: str, key_files: tuple[str, ...]) -> None:
+    """Write the keyring module for KEY_FILES (public or private key PEM files).
+
+    Keys are deduplicated by key id; the device trusts exactly the keys listed.
+    """
+    ring = keys.dedupe(load_any_key(f) for f in key_files)
+    text = keys.export_keyring(ring)
+    if out == "-":
+        click.echo(text, nl=False)
+        return
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(text)
+    click.echo(f"wrote {out} ({len(ring)} key(s))")
+
+
+@key.command("id")
+@click.argument("key_file", type=click.Path(dir_okay=False))
+def key_id(key_file: str) -> None:
+    """Print a key's id and algorithm (public key files need no passphrase)."""
+    k = load_any_key(key_file)
+    click.echo(f"{k.key_id_hex} {k.alg}")
+
+
+COMMANDS = [keygen, key]

@@ -1,5 +1,132 @@
-"""otakit CLI: release commands (being built)."""
+"""otakit CLI: ``release``, ``verify`` and ``inspect`` (validate, call the library, echo)."""
 
 from __future__ import annotations
 
-COMMANDS: list = []
+import json
+import time
+from pathlib import Path
+
+import click
+
+from otakit import keys
+from otakit.boards import load_board
+from otakit.cli.keys import load_any_key
+from otakit.errors import KeyFileError, OtakitError, RepoError
+from otakit.manifest import parse_unverified, verify_manifest
+from otakit.repo import ReleaseRequest, Repository, parse_expiry
+
+SEVERITIES = ("low", "medium", "high", "critical")
+
+
+def _keyring(key_files: tuple[str, ...], keyring: str | None) -> dict[bytes, keys.PublicKey]:
+    ring = {k.key_id: k for k in keys.dedupe(load_any_key(f) for f in key_files)}
+    if keyring:
+        ring.update(keys.load_keyring_module(keyring))
+    if not ring:
+        raise KeyFileError("give the trusted public keys: --key PUBKEY... or --keyring "
+                           "firmware/ota/keys.py", reason="NO_KEY")
+    return ring
+
+
+def _request(o: dict, now: int) -> ReleaseRequest:
+    if o["security"] != bool(o["severity"]) or (o["risk"] and not o["security"]):
+        raise OtakitError("--security needs --severity (and --risk); they go together",
+                          reason="BAD_ARGUMENT")
+    security = {"severity": o["severity"], "risk": o["risk"] or ""} if o["security"] else None
+    disruption = ({"reboot": True, "seconds": o["disruption_seconds"]}
+                  if o["disruption_seconds"] is not None else None)
+    return ReleaseRequest(
+        product=o["product"], board=load_board(o["board"]), channel=o["channel"],
+        version=o["version"], sequence=o["sequence"], security_version=o["security_version"],
+        expires=parse_expiry(o["expires"], now) if o["expires"] else None, notes=o["notes"],
+        support_end=o["support_end"], security=security, disruption=disruption)
+
+
+@click.command()
+@click.option("--key", "key_file", required=True, type=click.Path(dir_okay=False),
+              help="Private signing key (PEM); passphrase from $OTAKIT_KEY_PASSPHRASE or prompt.")
+@click.option("--repo", required=True, type=click.Path(file_okay=False), help="Repository dir.")
+@click.option("--product", required=True, help="Product name, [a-z0-9._-]{1,32}.")
+@click.option("--board", required=True, help="Board definition name (boards/<BOARD>).")
+@click.option("--version", "version", required=True, help="Human version, e.g. 1.2.0.")
+@click.option("--sequence", required=True, type=click.IntRange(1, 2**31 - 1),
+              help="Monotonic release number; must exceed the channel's current one.")
+@click.option("--security-version", type=click.IntRange(0, 2**31 - 1),
+              help="Anti-rollback floor [default: the channel's current, or 0].")
+@click.option("--channel", default="stable", show_default=True)
+@click.option("--expires", help="Duration (90d, 12h, 2w), ISO date/datetime, or Unix seconds.")
+@click.option("--notes", help="Release notes shown to the user (≤ 1024 characters).")
+@click.option("--support-end", help="End of the support period, YYYY-MM-DD (required on a "
+              "channel's first release, inherited after, never shortened).")
+@click.option("--security", is_flag=True, help="Mark as a security update.")
+@click.option("--severity", type=click.Choice(SEVERITIES), help="Security update severity.")
+@click.option("--risk", help="What the security update fixes (≤ 512 characters).")
+@click.option("--disruption-seconds", type=click.IntRange(0, 86400),
+              help="Expected downtime, announced to the user.")
+@click.argument("app_image", type=click.Path(exists=True, dir_okay=False))
+def release(**o: object) -> None:
+    """Check APP_IMAGE, sign a manifest and publish both into the repository.
+
+    APP_IMAGE is the app image (.app-bin / micropython.bin), never a full firmware.bin.
+    """
+    now = int(time.time())
+    req = _request(o, now)
+    key = load_any_key(str(o["key_file"]))
+    if not isinstance(key, keys.PrivateKey):
+        raise KeyFileError(f"{o['key_file']} is a public key; signing needs the private key",
+                           reason="NOT_PRIVATE")
+    res = Repository(str(o["repo"])).publish(req, Path(str(o["app_image"])).read_bytes(), key, now)
+    b = res.body
+    click.echo(f"released {b.product}/{b.board}/{b.channel} version {b.version} sequence "
+               f"{b.sequence} (security version {b.security_version}), signed by {key.key_id_hex}")
+    click.echo(f"  manifest: {res.manifest_path} ({len(res.manifest)} bytes)")
+    click.echo(f"  payload:  {res.payload_path} ({b.payload.size} bytes)")
+
+
+@click.command()
+@click.option("--repo", required=True, type=click.Path(file_okay=False), help="Repository dir.")
+@click.option("--key", "key_files", multiple=True, type=click.Path(dir_okay=False),
+              help="A trusted public key (repeatable).")
+@click.option("--keyring", type=click.Path(dir_okay=False),
+              help="A keyring module such as firmware/ota/keys.py.")
+def verify(repo: str, key_files: tuple[str, ...], keyring: str | None) -> None:
+    """Check every manifest's signature and body and every payload's size and SHA-256."""
+    report = Repository(repo).verify(_keyring(key_files, keyring))
+    for line in report.problems:
+        click.echo(f"problem: {line}", err=True)
+    summary = f"{report.manifests} manifest(s), {report.payloads} payload(s)"
+    if not report.ok:
+        raise RepoError(f"{len(report.problems)} problem(s) in {repo} ({summary})",
+                        reason="VERIFY_FAILED")
+    if report.manifests == 0:
+        raise RepoError(f"no manifests found in {repo}", reason="NO_REPO")
+    click.echo(f"ok: {summary} verified")
+
+
+@click.command()
+@click.argument("manifest", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--key", "key_files", multiple=True, type=click.Path(dir_okay=False),
+              help="Verify against this public key (repeatable).")
+@click.option("--keyring", type=click.Path(dir_okay=False), help="Or against a keyring module.")
+def inspect(manifest: str, as_json: bool, key_files: tuple[str, ...], keyring: str | None) -> None:
+    """Print a manifest's header and body; verify its signature if keys are given."""
+    data = Path(manifest).read_bytes()
+    checked = bool(key_files or keyring)
+    m = verify_manifest(data, _keyring(key_files, keyring)) if checked else parse_unverified(data)
+    env = m.envelope
+    header = {"alg": env.alg, "key_id": env.key_id.hex(), "body_length": len(env.body),
+              "signature_length": len(env.signature), "size": len(data)}
+    signature = "verified" if m.verified else "not checked (give --key or --keyring)"
+    if as_json:
+        click.echo(json.dumps({"header": header, "body": m.body.to_dict(),
+                               "signature": "verified" if m.verified else "unchecked"}, indent=2))
+        return
+    for k, v in header.items():
+        click.echo(f"{k:>18}: {v}")
+    click.echo(f"{'signature':>18}: {signature}")
+    for k, v in m.body.to_dict().items():
+        click.echo(f"{k:>18}: {json.dumps(v, ensure_ascii=False)}")
+
+
+COMMANDS = [release, verify, inspect]
