@@ -33,9 +33,9 @@ def verify(alg, public_key, message, signature):
     if alg == "ed25519":
         if len(public_key) != 32 or len(signature) != 64:
             return False
-        from ota import ed25519
+        from ota.ed25519 import verify as ed25519_verify
 
-        return ed25519.verify(bytes(public_key), message, bytes(signature))
+        return ed25519_verify(bytes(public_key), message, bytes(signature))
     if alg == "rsa3072-pss-sha256":
         if len(public_key) != _RSA_LEN or len(signature) != _RSA_LEN:
             return False
