@@ -42,6 +42,7 @@ CHUNK = 64 * 1024
 _FAULTS = web.AppKey("faults", "Faults")
 _LOG = web.AppKey("access_log", object)
 _ROOT = web.AppKey("root", Path)
+_SENT = web.RequestKey("otakit_bytes", int)
 
 
 @dataclass
@@ -214,7 +215,7 @@ async def _copy(request: web.Request, resp: web.StreamResponse, f: IO[bytes], fi
             break  # the file shrank under us: the client sees a short body
         await resp.write(data)
         sent += len(data)
-        request["otakit_bytes"] = sent
+        request[_SENT] = sent
     if sent < length and request.transport is not None:
         request.transport.close()  # injected drop, or a truncated file
 
@@ -235,7 +236,7 @@ async def _log_middleware(request: web.Request,
     finally:
         log = request.app[_LOG]
         if log is not None:
-            log.write(request, status, request.get("otakit_bytes", 0),
+            log.write(request, status, request.get(_SENT, 0),
                       (time.perf_counter() - t0) * 1000)
 
 

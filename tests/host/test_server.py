@@ -1,0 +1,256 @@
+"""`otakit serve` and otakit.server: what a client on the wire sees.
+
+Requests go over raw sockets so the request target reaches the server exactly as written (no
+client-side normalisation of ``..`` or percent escapes).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from otakit.server import Faults, serve_in_thread
+
+BLOB = bytes(range(256)) * 40 + b"tail"  # 10244 bytes
+MANIFEST = b"signed manifest bytes\n"
+
+
+def raw_request(url: str, target: str, method: str = "GET",
+                headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    """Send one HTTP/1.1 request with a verbatim target; return (status, headers, body)."""
+    u = urlsplit(url)
+    lines = [f"{method} {target} HTTP/1.1", f"Host: {u.netloc}", "Connection: close"]
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    with socket.create_connection((u.hostname, u.port), timeout=10) as s:
+        s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    hdrs = {}
+    for line in header_lines:
+        k, _, v = line.partition(":")
+        hdrs[k.strip().lower()] = v.strip()
+    return int(status_line.split()[1]), hdrs, body
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    root = tmp_path / "repo"
+    (root / "blobs" / "sha256").mkdir(parents=True)
+    (root / "door" / "esp32" / "stable").mkdir(parents=True)
+    (root / "blobs" / "sha256" / "ab12").write_bytes(BLOB)
+    (root / "door" / "esp32" / "stable" / "manifest").write_bytes(MANIFEST)
+    (root / ".manifest.tmp").write_bytes(b"half written")
+    (tmp_path / "secret").write_bytes(b"outside the repository")
+    (root / "escape").symlink_to(tmp_path / "secret")
+    (root / "inside").symlink_to(root / "door" / "esp32" / "stable" / "manifest")
+    return root
+
+
+@pytest.fixture
+def log() -> io.StringIO:
+    return io.StringIO()
+
+
+@pytest.fixture
+def faults() -> Faults:
+    return Faults()
+
+
+@pytest.fixture
+def url(repo: Path, log: io.StringIO, faults: Faults) -> Iterator[str]:
+    with serve_in_thread(repo, access_log=log, faults=faults) as u:
+        yield u
+
+
+def test_get_whole_file_has_exact_length_etag_and_no_chunking(url: str) -> None:
+    status, h, body = raw_request(url, "/blobs/sha256/ab12")
+    assert status == 200
+    assert body == BLOB
+    assert h["content-length"] == str(len(BLOB))
+    assert "transfer-encoding" not in h
+    assert h["accept-ranges"] == "bytes"
+    assert h["etag"].startswith('"') and h["etag"].endswith('"')
+
+
+def test_head_gives_headers_without_body(url: str) -> None:
+    status, h, body = raw_request(url, "/door/esp32/stable/manifest", method="HEAD")
+    assert status == 200
+    assert h["content-length"] == str(len(MANIFEST))
+    assert body == b""
+
+
+@pytest.mark.parametrize(("spec", "first", "last"), [
+    ("bytes=100-199", 100, 199),
+    ("bytes=10000-", 10000, len(BLOB) - 1),
+    ("bytes=-44", len(BLOB) - 44, len(BLOB) - 1),
+    ("bytes=10000-999999", 10000, len(BLOB) - 1),  # end clamped to the file
+    ("bytes=-999999", 0, len(BLOB) - 1),  # suffix longer than the file
+])
+def test_range_gives_206_with_content_range(url: str, spec: str, first: int, last: int) -> None:
+    status, h, body = raw_request(url, "/blobs/sha256/ab12", headers={"Range": spec})
+    assert status == 206
+    assert body == BLOB[first:last + 1]
+    assert h["content-range"] == f"bytes {first}-{last}/{len(BLOB)}"
+    assert h["content-length"] == str(last - first + 1)
+
+
+@pytest.mark.parametrize("spec", [f"bytes={len(BLOB)}-", "bytes=999999-1000000", "bytes=-0"])
+def test_unsatisfiable_range_gives_416(url: str, spec: str) -> None:
+    status, h, body = raw_request(url, "/blobs/sha256/ab12", headers={"Range": spec})
+    assert status == 416
+    assert h["content-range"] == f"bytes */{len(BLOB)}"
+
+
+@pytest.mark.parametrize("spec", ["bytes=0-1,5-6", "items=0-5", "bytes=5-2", "bytes=x-"])
+def test_multi_or_malformed_range_is_ignored(url: str, spec: str) -> None:
+    status, _, body = raw_request(url, "/blobs/sha256/ab12", headers={"Range": spec})
+    assert status == 200
+    assert body == BLOB
+
+
+def test_if_none_match_gives_304_until_the_file_changes(url: str, repo: Path) -> None:
+    _, h, _ = raw_request(url, "/door/esp32/stable/manifest")
+    etag = h["etag"]
+    for inm in (etag, f'"nope", {etag}', f"W/{etag}", "*"):
+        status, h2, body = raw_request(url, "/door/esp32/stable/manifest",
+                                       headers={"If-None-Match": inm})
+        assert (status, body) == (304, b"")
+        assert h2["etag"] == etag
+    # an atomic replace (as the repository writer does) changes the ETag
+    tmp = repo / "door" / "esp32" / "stable" / ".new"
+    tmp.write_bytes(b"new manifest")
+    os.replace(tmp, repo / "door" / "esp32" / "stable" / "manifest")
+    status, h3, body = raw_request(url, "/door/esp32/stable/manifest",
+                                   headers={"If-None-Match": etag})
+    assert (status, body) == (200, b"new manifest")
+    assert h3["etag"] != etag
+
+
+def test_if_range_with_a_stale_etag_sends_the_whole_file(url: str) -> None:
+    _, h, _ = raw_request(url, "/blobs/sha256/ab12", method="HEAD")
+    status, _, body = raw_request(url, "/blobs/sha256/ab12",
+                                  headers={"Range": "bytes=10-", "If-Range": h["etag"]})
+    assert (status, body) == (206, BLOB[10:])
+    status, _, body = raw_request(url, "/blobs/sha256/ab12",
+                                  headers={"Range": "bytes=10-", "If-Range": '"stale"'})
+    assert (status, body) == (200, BLOB)
+
+
+@pytest.mark.parametrize("target", [
+    "/../secret",
+    "/door/../../secret",
+    "/%2e%2e/secret",
+    "/%2E%2E%2fsecret",
+    "/door/%2e%2e/%2e%2e/secret",
+    "/./door/esp32/stable/manifest",
+    "//door/esp32/stable/manifest",
+    "/door/esp32/stable/manifest%00",
+    "/door%5cesp32",
+    "/escape",  # a symlink that leaves the repository
+    "/.manifest.tmp",  # dot-files (a writer's temporaries) are never served
+    "/etc/passwd",
+])
+def test_path_traversal_and_hidden_files_are_404(url: str, target: str) -> None:
+    status, _, body = raw_request(url, target)
+    assert status == 404
+    assert b"outside" not in body and b"half" not in body
+
+
+def test_non_origin_form_target_is_refused(url: str) -> None:
+    status, _, body = raw_request(url, "../secret")
+    assert status in (400, 404)
+    assert b"outside" not in body
+
+
+def test_symlink_inside_the_repository_is_served(url: str) -> None:
+    assert raw_request(url, "/inside")[:3:2] == (200, MANIFEST)
+
+
+@pytest.mark.parametrize("target", ["/", "/door", "/door/esp32/stable/", "/blobs/sha256"])
+def test_directories_are_404(url: str, target: str) -> None:
+    assert raw_request(url, target)[0] == 404
+
+
+def test_other_methods_are_refused(url: str) -> None:
+    assert raw_request(url, "/door/esp32/stable/manifest", method="POST")[0] == 405
+
+
+def test_access_log_has_one_line_per_request(url: str, log: io.StringIO) -> None:
+    raw_request(url, "/blobs/sha256/ab12", headers={"Range": "bytes=0-9"})
+    raw_request(url, "/missing")
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 2
+    f = lines[0].split()
+    assert f[1:6] == ["127.0.0.1", "GET", "/blobs/sha256/ab12", "206", "10"]
+    assert f[6].endswith("ms")
+    assert lines[1].split()[2:6] == ["GET", "/missing", "404", "0"]
+
+
+def test_fault_drop_after_cuts_the_body_short(url: str, faults: Faults) -> None:
+    faults.drop_after = 1000
+    status, h, body = raw_request(url, "/blobs/sha256/ab12")
+    assert status == 200 and h["content-length"] == str(len(BLOB))
+    assert body == BLOB[:1000]
+
+
+def test_fault_ignore_range_and_fail_status(url: str, faults: Faults) -> None:
+    faults.ignore_range = True
+    assert raw_request(url, "/blobs/sha256/ab12", headers={"Range": "bytes=5-"})[0] == 200
+    faults.fail_status = 503
+    assert raw_request(url, "/blobs/sha256/ab12")[0] == 503
+
+
+def _start_cli(args: list[str]) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen([sys.executable, "-m", "otakit", "serve", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    return proc, line
+
+
+def test_cli_serves_on_a_free_port_and_exits_cleanly_on_sigterm(repo: Path,
+                                                                 tmp_path: Path) -> None:
+    access = tmp_path / "access.log"
+    proc, line = _start_cli(["--repo", str(repo), "--port", "0", "--access-log", str(access)])
+    try:
+        assert line.startswith(f"serving {repo} on http://127.0.0.1:"), line
+        url = line.split()[-1]
+        assert raw_request(url, "/door/esp32/stable/manifest")[::2] == (200, MANIFEST)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+    assert " GET /door/esp32/stable/manifest 200 " in access.read_text()
+
+
+def test_cli_refuses_a_missing_repository(tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "otakit", "serve", "--repo",
+                        str(tmp_path / "nope"), "--port", "0"],
+                       capture_output=True, text=True, timeout=30, check=False)
+    assert r.returncode == 1
+    assert r.stderr.startswith("otakit: not a directory")
+
+
+def test_cli_refuses_a_port_in_use(repo: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = subprocess.run([sys.executable, "-m", "otakit", "serve", "--repo", str(repo),
+                            "--port", str(port)],
+                           capture_output=True, text=True, timeout=30, check=False)
+    assert r.returncode == 1
+    assert r.stderr.startswith("otakit: cannot listen on 127.0.0.1:")
