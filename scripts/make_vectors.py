@@ -1,0 +1,291 @@
+#!/usr/bin/env python3
+"""Write the manifest test vectors in tests/vectors/ (run with `make vectors`).
+
+Writes:
+  tests/vectors/keys/test-only-*.pem   TEST-ONLY signing keys, unencrypted, published on purpose;
+                                       never trust them on a real device
+  tests/vectors/vector_keys.py         the keyring (docs/format.md §3) trusting two of them
+  tests/vectors/manifests/*.bin        valid and invalid manifests
+  tests/vectors/index.json             file -> expected result: "OK" plus the parsed fields, or
+                                       the reason code the parser must raise
+
+The Ed25519 keys are derived from fixed seeds, so they and their signatures are reproducible.
+RSA keys cannot be derived in `cryptography`: the RSA key is generated once and kept (rerunning
+keeps it), but RSA-PSS signatures are salted at random, so the RSA vector files change on every
+run while staying valid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+import sys
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ed25519, padding
+
+from otakit.keys import ALG_IDS, SIG_LENGTHS, PrivateKey, export_keyring, generate_key, load_key
+from otakit.manifest import DOMAIN, signed_digest
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "tests" / "vectors"
+L = 2**252 + 27742317777372353535851937790883648493  # the Ed25519 group order
+PAYLOAD_SHA = hashlib.sha256(b"otakit test vector payload").hexdigest()
+BASE: dict[str, Any] = {
+    "product": "door-lock", "board": "esp32", "chip_id": 0, "channel": "stable",
+    "version": "1.2.0", "sequence": 12, "security_version": 3,
+    "payload": {"path": f"blobs/sha256/{PAYLOAD_SHA}", "size": 65872, "sha256": PAYLOAD_SHA,
+                "encoding": "raw"},
+    "created": 1767225600, "support_end": "2031-12-31",
+}
+FULL = {**BASE, "expires": 1798761600, "notes": "Türschloss: faster unlock ✓\nsecond line",
+        "security": {"severity": "high", "risk": "CVE-2026-0001: BLE pairing bypass"},
+        "disruption": {"reboot": True, "seconds": 45}}
+
+
+def ed25519_key(label: str) -> PrivateKey:
+    seed = hashlib.sha256(b"otakit TEST-ONLY vector key: " + label.encode()).digest()
+    return PrivateKey(ed25519.Ed25519PrivateKey.from_private_bytes(seed))
+
+
+def rsa_key(path: Path) -> PrivateKey:
+    if path.exists():
+        return load_key(path)  # type: ignore[return-value]
+    key = generate_key("rsa3072-pss-sha256")
+    path.write_bytes(key.private_pem(None))
+    return key
+
+
+def header(alg: str, key_id: bytes, n: int, s: int, magic: bytes = b"OTAM", version: int = 1,
+           alg_id: int | None = None) -> bytes:
+    return struct.pack("<4sBB8sHH", magic, version, ALG_IDS[alg] if alg_id is None else alg_id,
+                       key_id, n, s)
+
+
+def body_bytes(body: dict[str, Any] | bytes) -> bytes:
+    if isinstance(body, bytes):
+        return body
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def signed(key: PrivateKey, body: dict[str, Any] | bytes, **hdr: Any) -> bytes:
+    raw = body_bytes(body)
+    h = header(key.alg, hdr.pop("key_id", key.key_id), hdr.pop("n", len(raw)),
+               hdr.pop("s", SIG_LENGTHS[key.alg]), **hdr)
+    return h + raw + key.sign(signed_digest(h + raw))
+
+
+def with_(base: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """A deep copy of base with the dotted field set (value DELETE removes it)."""
+    d = json.loads(json.dumps(base))
+    *parents, last = path.split(".")
+    target = d
+    for p in parents:
+        target = target[p]
+    if value is DELETE:
+        del target[last]
+    else:
+        target[last] = value
+    return d
+
+
+DELETE = object()
+
+
+def flip(data: bytes, index: int, bit: int = 0) -> bytes:
+    b = bytearray(data)
+    b[index] ^= 1 << bit
+    return bytes(b)
+
+
+def expected_fields(data: bytes, key: PrivateKey) -> dict[str, Any]:
+    n = struct.unpack_from("<H", data, 14)[0]
+    b = json.loads(data[18:18 + n])
+    p = b["payload"]
+    out = {"alg": key.alg, "key_id": key.key_id.hex(), "path": p["path"], "size": p["size"],
+           "sha256": p["sha256"], "encoding": p["encoding"]}
+    for k in ("product", "board", "chip_id", "channel", "version", "sequence",
+              "security_version", "created", "support_end"):
+        out[k] = b[k]
+    for k in ("expires", "notes", "security", "disruption"):
+        out[k] = b.get(k)
+    return out
+
+
+def valid_vectors(ed: PrivateKey, rsa: PrivateKey) -> dict[str, bytes]:
+    v = {
+        "ok-ed25519-minimal": signed(ed, BASE),
+        "ok-ed25519-full": signed(ed, FULL),
+        "ok-rsa-minimal": signed(rsa, BASE),
+        "ok-rsa-full": signed(rsa, FULL),
+        "ok-unknown-field-ignored": signed(ed, {**BASE, "x-future": {"a": [1, 2.5, None]}}),
+        "ok-pretty-printed-body": signed(ed, json.dumps(BASE, indent=2).encode()),
+        "ok-limits": signed(ed, {**with_(BASE, "payload.size", 2**31 - 1),
+                                 "sequence": 2**31 - 1, "security_version": 2**31 - 1,
+                                 "chip_id": 65535, "created": 0, "expires": 2**32 - 1,
+                                 "notes": "n" * 1024, "version": "é" * 32,
+                                 "security": {"severity": "critical", "risk": "r" * 512},
+                                 "disruption": {"reboot": False, "seconds": 86400}}),
+        "ok-encoding-deflate-parses": signed(ed, with_(BASE, "payload.encoding", "deflate")),
+    }
+    filler = 4096 - len(signed(ed, {**BASE, "pad": ""}))
+    v["ok-exactly-4096-bytes"] = signed(ed, {**BASE, "pad": "p" * filler})
+    return v
+
+
+def envelope_vectors(ed: PrivateKey, rsa: PrivateKey, stranger: PrivateKey) -> dict[str, bytes]:
+    good = signed(ed, BASE)
+    n = len(body_bytes(BASE))
+    big = signed(ed, {**BASE, "pad": "p" * (4097 - len(signed(ed, {**BASE, "pad": ""})))})
+    sig = good[-64:]
+    s_int = int.from_bytes(sig[32:], "little")
+    noncanon = good[:-32] + (s_int + L).to_bytes(32, "little")
+    no_domain = good[:-64] + ed.sign(hashlib.sha256(good[:-64]).digest())
+    undigested = good[:-64] + ed._private.sign(good[:-64])  # noqa: SLF001 - raw bytes, no D
+    rsa_good = signed(rsa, BASE)
+    return {
+        "too-large-4097-bytes": (big, "TOO_LARGE"),
+        "empty": (b"", "BAD_FORMAT"),
+        "truncated-header": (good[:17], "BAD_FORMAT"),
+        "truncated-last-byte": (good[:-1], "BAD_FORMAT"),
+        "trailing-byte": (good + b"\0", "BAD_FORMAT"),
+        "bad-magic": (signed(ed, BASE, magic=b"OTAN"), "BAD_FORMAT"),
+        "version-0": (signed(ed, BASE, version=0), "UNSUPPORTED_VERSION"),
+        "version-2": (signed(ed, BASE, version=2), "UNSUPPORTED_VERSION"),
+        "alg-0": (signed(ed, BASE, alg_id=0), "UNKNOWN_ALGORITHM"),
+        "alg-9": (signed(ed, BASE, alg_id=9), "UNKNOWN_ALGORITHM"),
+        "body-length-0": (header("ed25519", ed.key_id, 0, 64) + sig, "BAD_FORMAT"),
+        "body-length-too-long": (signed(ed, BASE, n=n + 1), "BAD_FORMAT"),
+        "sig-length-63": (signed(ed, BASE, s=63)[:-1], "BAD_FORMAT"),
+        "ed25519-sig-length-384": (signed(ed, BASE, s=384) + b"\0" * 320, "BAD_FORMAT"),
+        "unknown-key": (signed(stranger, BASE), "UNKNOWN_KEY"),
+        "key-of-other-alg": (header("rsa3072-pss-sha256", ed.key_id, n, 384)
+                             + body_bytes(BASE) + b"\1" * 384, "UNKNOWN_KEY"),
+        "flipped-key-id-bit": (flip(good, 6), "UNKNOWN_KEY"),
+        "ed25519-flipped-body-bit": (flip(good, 18 + n // 2), "BAD_SIGNATURE"),
+        "ed25519-flipped-sig-bit": (flip(good, len(good) - 40), "BAD_SIGNATURE"),
+        "ed25519-zero-signature": (good[:-64] + b"\0" * 64, "BAD_SIGNATURE"),
+        "ed25519-non-canonical-s": (noncanon, "BAD_SIGNATURE"),
+        "ed25519-signed-without-domain": (no_domain, "BAD_SIGNATURE"),
+        "ed25519-signed-bytes-not-digest": (undigested, "BAD_SIGNATURE"),
+        "rsa-flipped-body-bit": (flip(rsa_good, 18 + n // 2), "BAD_SIGNATURE"),
+        "rsa-flipped-sig-bit": (flip(rsa_good, len(rsa_good) - 100, 3), "BAD_SIGNATURE"),
+        "rsa-signature-is-modulus": (rsa_good[:-384] + rsa.raw, "BAD_SIGNATURE"),
+        "rsa-salt-length-20": (rsa_other_salt(rsa, rsa_good[:-384], 20), "BAD_SIGNATURE"),
+    }
+
+
+def rsa_other_salt(rsa: PrivateKey, signed_part: bytes, salt: int) -> bytes:
+    pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=salt)
+    return signed_part + rsa._private.sign(signed_digest(signed_part), pss,  # noqa: SLF001
+                                           hashes.SHA256())
+
+
+def body_vectors() -> dict[str, dict[str, Any] | bytes]:
+    base_text = body_bytes(BASE)
+    v: dict[str, dict[str, Any] | bytes] = {
+        "not-json": b"{not json", "json-array": b"[1,2]", "json-string": b'"door-lock"',
+        "invalid-utf8": base_text.replace(b'"1.2.0"', b'"1.2.\xff"'),
+        "utf8-bom": b"\xef\xbb\xbf" + base_text,
+        "nan-value": base_text[:-1] + b',"x":NaN}',
+        "trailing-garbage": base_text + b"x",
+    }
+    for f in ("product", "board", "chip_id", "channel", "version", "sequence",
+              "security_version", "payload", "created", "support_end", "payload.path",
+              "payload.size", "payload.sha256", "payload.encoding"):
+        v[f"missing-{f}"] = with_(BASE, f, DELETE)
+    bad: list[tuple[str, str, Any]] = [
+        ("sequence-as-string", "sequence", "12"), ("sequence-as-float", "sequence", 12.0),
+        ("chip-id-as-float", "chip_id", 0.0), ("product-as-int", "product", 5),
+        ("payload-as-list", "payload", []), ("notes-as-int", "notes", 5),
+        ("expires-as-string", "expires", "2030"), ("security-as-string", "security", "high"),
+        ("disruption-as-bool", "disruption", True),
+        ("sequence-bool", "sequence", True), ("chip-id-bool", "chip_id", False),
+        ("security-version-bool", "security_version", True), ("created-bool", "created", True),
+        ("expires-bool", "expires", True), ("size-bool", "payload.size", True),
+        ("sequence-0", "sequence", 0), ("sequence-2-31", "sequence", 2**31),
+        ("security-version-negative", "security_version", -1),
+        ("chip-id-65536", "chip_id", 65536), ("created-negative", "created", -1),
+        ("expires-2-32", "expires", 2**32), ("size-0", "payload.size", 0),
+        ("size-2-31", "payload.size", 2**31),
+        ("expires-null", "expires", None), ("notes-null", "notes", None),
+        ("security-null", "security", None),
+        ("product-empty", "product", ""), ("product-uppercase", "product", "Door"),
+        ("product-space", "product", "door lock"), ("product-33-chars", "product", "p" * 33),
+        ("channel-slash", "channel", "st/able"), ("board-dotdot-slash", "board", "../x"),
+        ("product-non-ascii", "product", "türschloss"),
+        ("version-empty", "version", ""), ("version-33-chars", "version", "1" * 33),
+        ("version-newline", "version", "1.0\n"), ("notes-1025-chars", "notes", "n" * 1025),
+        ("support-end-month-13", "support_end", "2031-13-01"),
+        ("support-end-short-month", "support_end", "2031-1-01"),
+        ("support-end-day-0", "support_end", "2031-12-00"),
+        ("support-end-reversed", "support_end", "31-12-2031"),
+        ("support-end-int", "support_end", 20311231),
+        ("severity-unknown", "security", {"severity": "urgent", "risk": "x"}),
+        ("security-missing-risk", "security", {"severity": "high"}),
+        ("risk-513-chars", "security", {"severity": "low", "risk": "r" * 513}),
+        ("disruption-reboot-int", "disruption", {"reboot": 1, "seconds": 5}),
+        ("disruption-missing-seconds", "disruption", {"reboot": True}),
+        ("disruption-seconds-bool", "disruption", {"reboot": True, "seconds": True}),
+        ("disruption-seconds-86401", "disruption", {"reboot": True, "seconds": 86401}),
+        ("path-traversal", "payload.path", "../../etc/passwd"),
+        ("path-inner-dotdot", "payload.path", "blobs/../../x"),
+        ("path-absolute", "payload.path", "/blobs/sha256/" + PAYLOAD_SHA),
+        ("path-empty-segment", "payload.path", "blobs//x"),
+        ("path-dot-segment", "payload.path", "blobs/./x"),
+        ("path-space", "payload.path", "blobs/sha256/a b"),
+        ("path-backslash", "payload.path", "blobs\\x"),
+        ("path-url", "payload.path", "http://evil/x"),
+        ("path-empty", "payload.path", ""), ("path-256-chars", "payload.path", "p" * 256),
+        ("path-non-ascii", "payload.path", "blobs/é"),
+        ("sha256-uppercase", "payload.sha256", PAYLOAD_SHA.upper()),
+        ("sha256-63", "payload.sha256", PAYLOAD_SHA[:63]),
+        ("sha256-65", "payload.sha256", PAYLOAD_SHA + "0"),
+        ("sha256-non-hex", "payload.sha256", "g" * 64),
+        ("encoding-uppercase", "payload.encoding", "RAW"),
+        ("encoding-empty", "payload.encoding", ""),
+    ]
+    for name, field, value in bad:
+        v[name] = with_(BASE, field, value)
+    return v
+
+
+def main() -> int:
+    keydir = OUT / "keys"
+    mdir = OUT / "manifests"
+    keydir.mkdir(parents=True, exist_ok=True)
+    mdir.mkdir(parents=True, exist_ok=True)
+    ed, stranger = ed25519_key("ed25519 #1"), ed25519_key("ed25519 #2 (not in the keyring)")
+    rsa = rsa_key(keydir / "test-only-rsa3072.pem")
+    for name, k in (("test-only-ed25519.pem", ed), ("test-only-ed25519-unknown.pem", stranger)):
+        (keydir / name).write_bytes(k.private_pem(None))
+    for name, k in (("test-only-ed25519", ed), ("test-only-rsa3072", rsa)):
+        (keydir / f"{name}.pub.pem").write_bytes(k.public_pem())
+    (OUT / "vector_keys.py").write_text(export_keyring([ed, rsa]))
+    for old in mdir.glob("*.bin"):
+        old.unlink()
+    index: list[dict[str, Any]] = []
+    for name, data in valid_vectors(ed, rsa).items():
+        key = ed if data[5] == 1 else rsa
+        index.append({"file": f"{name}.bin", "expect": "OK", "fields": expected_fields(data, key)})
+        (mdir / f"{name}.bin").write_bytes(data)
+    for name, (data, reason) in envelope_vectors(ed, rsa, stranger).items():
+        index.append({"file": f"{name}.bin", "expect": reason})
+        (mdir / f"{name}.bin").write_bytes(data)
+    for name, body in body_vectors().items():
+        index.append({"file": f"body-{name}.bin", "expect": "BAD_BODY"})
+        (mdir / f"body-{name}.bin").write_bytes(signed(ed, body))
+    doc = {"comment": "otakit manifest vectors (docs/format.md); keys are TEST-ONLY. "
+                      "Regenerate with `make vectors`.",
+           "domain": DOMAIN.decode("latin-1"), "keyring": "vector_keys.py",
+           "manifest_dir": "manifests", "vectors": index}
+    (OUT / "index.json").write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+    print(f"wrote {len(index)} vectors to {OUT.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
