@@ -61,7 +61,8 @@ def _compress(hs, blk, w, k):
     a, b, c, d, e, f, g, h = hs
     for i in range(80):
         ee = e | e << 64
-        t1 = h + (((ee >> 14) ^ (ee >> 18) ^ (ee >> 41)) & _M64) + (g ^ (e & (f ^ g))) + k[i] + w[i]
+        t1 = h + (((ee >> 14) ^ (ee >> 18) ^ (ee >> 41)) & _M64) + (g ^ (e & (f ^ g)))
+        t1 += k[i] + w[i]
         aa = a | a << 64
         t2 = (((aa >> 28) ^ (aa >> 34) ^ (aa >> 39)) & _M64) + ((a & b) | (c & (a | b)))
         h = g
