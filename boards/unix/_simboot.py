@@ -1,0 +1,260 @@
+# otakit simulated ESP32: one boot = the 2nd-stage bootloader, then the firmware's startup.
+# MIT license; Copyright (c) 2026 otakit contributors
+"""Run as `micropython -m _simboot` by the host runner (otakit.sim.runner), once per boot.
+
+OTAKIT_SIM_RESET says why we boot: poweron | reset | wdt | panic (full bootloader, ground truth
+4.2), deepsleep (RTC fast boot of the last fully booted partition, otadata untouched), soft (no
+bootloader at all). Then: mount littlefs on "vfs" at /flash (mkfs on first boot), cwd /flash,
+run boot.py and main.py (or OTAKIT_SIM_SCRIPT) from OTAKIT_SIM_APP_DIR, falling back to the
+vfs. The exit record (<state>/exit: "event ops extra") tells the host how the boot ended.
+"""
+
+import os
+import sys
+
+import _simflash as fl
+import _simota as ota
+
+_SLOT_NAMES = {0x00: "Factory", 0x20: "Test"}
+
+
+def log(level, tag, msg):
+    print("%s (%d) %s: %s" % (level, fl.ops_total(), tag, msg))
+
+
+def _read_text(name):
+    try:
+        with open(fl.state_dir + "/" + name) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def _write_text(name, text):
+    with open(fl.state_dir + "/" + name, "w") as f:
+        f.write(text)
+
+
+def _apps():
+    # The bootloader's view: factory, ota[0..15] by subtype, test.
+    ota_parts = {}
+    for p in ota.find(ota.TYPE_APP):
+        if 0x10 <= p[1] < 0x20:
+            ota_parts[p[1] & 0x0F] = p
+    n = len(ota_parts)
+    return ota.factory(), [ota_parts.get(i) for i in range(n)], (ota.find(ota.TYPE_APP, 0x20)
+                                                                 or [None])[0]
+
+
+def _try_load(part, what):
+    if part is None:
+        return False
+    err = ota.check_image(part, boot=True)
+    if err is None:
+        log("I", "boot", "Loaded app from partition at offset 0x%x" % part[2])
+        return True
+    log("E", "esp_image", err)
+    log("E", "boot", "%s is not bootable" % what)
+    return False
+
+
+def _select(od, slots):
+    # Steps 2-4: PENDING -> ABORTED, then the start index. Returns (index, initial).
+    e = ota.read_entries(od)
+    for i in (0, 1):
+        if e[i][1] == ota.PENDING:
+            log("W", "boot", "otadata[%d] seq=%d PENDING_VERIFY -> ABORTED (not confirmed)" % (
+                i, e[i][0]))
+            ota.rewrite_state(od, i, ota.ABORTED)
+    e = ota.read_entries(od)
+    if not slots or (not ota.entry_valid(e[0]) and not ota.entry_valid(e[1])):
+        if ota.factory() is not None:
+            log("I", "boot", "Defaulting to factory image")
+            return -1, False
+        log("I", "boot", "No factory image, trying OTA 0")
+        return 0, ota.entry_initial(e[0]) and ota.entry_initial(e[1])
+    a = ota.active(e)
+    idx = ota.slot_of_seq(e[a][0], len(slots))
+    log("I", "boot", "otadata[%d] seq=%d %s is active -> ota_%d" % (
+        a, e[a][0], ota.STATE_NAMES.get(e[a][1], "?"), idx))
+    if e[a][1] == ota.NEW:
+        log("I", "boot", "otadata[%d] NEW -> PENDING_VERIFY (trial boot)" % a)
+        ota.rewrite_state(od, a, ota.PENDING)
+    return idx, False
+
+
+def _load_with_fallback(start, factory, slots, test):
+    # Step 5: start, down to factory, then up, then the test app.
+    def name(i):
+        return "Factory app partition" if i < 0 else "OTA app partition slot %d" % i
+
+    for i in range(start, -2, -1):
+        if _try_load(factory if i < 0 else slots[i], name(i)):
+            return i
+    for i in range(start + 1, len(slots)):
+        if _try_load(slots[i], name(i)):
+            return i
+    if _try_load(test, "Test app partition"):
+        return 99
+    return None
+
+
+def bootloader(reason):
+    # Returns the partition tuple that boots, or None (no bootable app: a boot loop).
+    log("I", "boot", "ESP-IDF v5.5.2 2nd stage bootloader (otakit simulated, reset=%s)" % reason)
+    if reason == "deepsleep":
+        addr = _read_text("rtc")
+        for p in ota.table():
+            if addr and p[2] == int(addr) and p[0] == ota.TYPE_APP:
+                log("I", "boot", "Fast booting app from partition at offset 0x%x "
+                    "(deep-sleep wake: otadata not read, image not verified)" % p[2])
+                return p
+    if not ota.table_md5_ok():
+        log("E", "flash_parts", "partition table MD5 mismatch or no valid partition table")
+        return None
+    factory, slots, test = _apps()
+    od = ota.otadata()
+    if od is None:
+        start, initial = -1, False
+    else:
+        start, initial = _select(od, slots)
+    idx = _load_with_fallback(start, factory, slots, test)
+    if idx is None:
+        log("E", "boot", "No bootable app partitions in the partition table")
+        return None
+    part = factory if idx < 0 else (test if idx == 99 else slots[idx])
+    if initial and 0 <= idx < 99:
+        log("I", "boot", "otadata blank: writing otadata[0] seq=%d VALID" % (idx + 1))
+        ota.write_entry(od, 0, idx + 1, ota.VALID)
+    _write_text("rtc", str(part[2]))
+    return part
+
+
+def _identify(part):
+    d = ota.app_desc(part) or ("", "")
+    behaviour = d[1][len("otakit-sim:"):] if d[1].startswith("otakit-sim:") else ""
+    ota.running = part[2]
+    ota.booted = (part[4], d[0], behaviour)
+    _write_text("boot", "slot=%s\naddr=%d\nversion=%s\nbehaviour=%s\n" % (
+        part[4], part[2], d[0], behaviour))
+    return behaviour
+
+
+_mount_cost = 0
+
+
+def _mount():
+    global _mount_cost
+    import gc
+    import vfs
+    import esp32
+
+    bdev = esp32.Partition.find(esp32.Partition.TYPE_DATA, label="vfs")
+    if not bdev:
+        return
+    try:
+        fs = vfs.VfsLfs2(bdev[0])
+    except OSError:
+        print("Performing initial setup")
+        vfs.VfsLfs2.mkfs(bdev[0])
+        fs = vfs.VfsLfs2(bdev[0])
+    gc.collect()
+    before = gc.mem_alloc()
+    vfs.mount(fs, "/flash")
+    gc.collect()
+    _mount_cost = gc.mem_alloc() - before + 64 * len(bdev)
+    os.chdir("/flash")
+    sys.path.append("/flash/lib")
+
+
+_heap_ballast = None
+
+
+def _ballast():
+    # Leave device code OTAKIT_SIM_HEAP_BUDGET bytes of free heap minus what the mounted VFS
+    # takes (as on a board, where the sim's modules are C and cost no GC heap).
+    global _heap_ballast
+    import gc
+    import _simnvs  # noqa: F401 - resident like the C module it stands for
+
+    budget = int(os.getenv("OTAKIT_SIM_HEAP_BUDGET") or 0)
+    if not budget:
+        return
+    gc.collect()
+    extra = gc.mem_free() - (budget - _mount_cost)
+    if extra > 64:
+        _heap_ballast = bytearray(extra - 16)
+    gc.collect()
+
+
+def _run_file(path):
+    with open(path) as f:
+        src = f.read()
+    g = {"__name__": "__main__", "__file__": path}
+    exec(src, g)
+
+
+def _find(name):
+    app = os.getenv("OTAKIT_SIM_APP_DIR")
+    for p in ((app + "/" + name) if app else None, "/flash/" + name):
+        if p:
+            try:
+                os.stat(p)
+                return p
+            except OSError:
+                pass
+    return None
+
+
+def _firmware():
+    # boot.py, then main.py or the script. Returns the exit event.
+    import machine
+
+    script = os.getenv("OTAKIT_SIM_SCRIPT")
+    for path in (_find("boot.py"), script or _find("main.py")):
+        if not path:
+            continue
+        try:
+            _run_file(path)
+        except SystemExit:
+            if machine.sim_soft_reset_requested:
+                return "soft"
+            return "done"
+        except BaseException as e:  # noqa: BLE001 - the board prints it and drops to the REPL
+            sys.print_exception(e)
+            return "error"
+    return "done"
+
+
+def main():
+    fl.open_flash()
+    reason = os.getenv("OTAKIT_SIM_RESET") or "poweron"
+    if reason == "soft":
+        addr = _read_text("rtc")
+        part = [p for p in ota.table() if addr and p[2] == int(addr)]
+        part = part[0] if part else bootloader("poweron")
+    else:
+        part = bootloader(reason)
+    if part is None:
+        fl.write_exit("nobootable")
+        return
+    behaviour = _identify(part)
+    if behaviour == "crash":
+        print("Guru Meditation Error: Core  0 panic'ed (simulated: otakit-sim:crash before boot.py)")
+        fl.die("panic")
+    if behaviour == "hang":
+        print("(simulated: otakit-sim:hang, the firmware stops before boot.py)")
+        import time
+
+        while True:
+            time.sleep(1)
+    _mount()
+    _ballast()
+    fl.write_exit(_firmware())
+
+
+try:
+    main()
+except BaseException as e:  # noqa: BLE001 - a simulator fault: report it with the op count
+    sys.print_exception(e)
+    fl.write_exit("error", "simulator")

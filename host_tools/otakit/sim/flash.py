@@ -1,0 +1,155 @@
+"""Build the flash image of a simulated board, as esptool would leave a freshly flashed ESP32.
+
+The image is one file of the board's flash size. Layout (docs/simulator.md):
+
+- ``bootloader_offset`` (0x1000 on ESP32): a stand-in 2nd-stage bootloader image (a real ESP
+  image whose first segment loads at 0x3FFF0030, with the bootloader descriptor magic 0x50 at
+  0x20). The simulated bootloader is Python code; this image only makes the region realistic and
+  is what :func:`make_firmware_bin` puts first.
+- 0x7F00: the simulator's board record (``OTAKIT-SIM`` + ``key=value`` line: board, chip, chip
+  id, chip revision, unique id). It sits in bootloader space that a real bootloader never uses.
+- 0x8000: the binary partition table (``gen_esp32part.py`` format, MD5 entry, 0xC00 bytes).
+- the app image in the first app partition; everything else 0xFF (blank otadata, nvs and vfs),
+  which is what flashing a full ``firmware.bin`` does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+from pathlib import Path
+
+from esptool.bin_image import ELFSection, ESP32FirmwareImage
+
+from otakit.boards import Board, PartitionEntry, load_board
+from otakit.errors import ImageError
+
+PT_ADDR = 0x8000
+PT_SIZE = 0xC00
+MARKER_ADDR = 0x7F00
+MARKER_MAGIC = b"OTAKIT-SIM"
+CHIP_REV = {"esp32": 300, "esp32s3": 2, "esp32c3": 4}
+_ENTRY = struct.Struct("<2sBBLL16sL")
+
+
+def _board(board: Board | str) -> Board:
+    return load_board(board) if isinstance(board, str) else board
+
+
+def partition_table_bin(partitions: tuple[PartitionEntry, ...] | list[PartitionEntry]) -> bytes:
+    """The binary partition table (0xC00 bytes) for ``partitions``, MD5 entry included."""
+    body = b"".join(_ENTRY.pack(b"\xaa\x50", p.type, p.subtype, p.offset, p.size,
+                                p.label.encode()[:16], p.flags) for p in partitions)
+    md5 = b"\xeb\xeb" + b"\xff" * 14 + hashlib.md5(body).digest()  # noqa: S324 - format's MD5
+    table = body + md5
+    if len(table) > PT_SIZE:
+        raise ImageError("partition table too long", reason="BAD_TABLE")
+    return table + b"\xff" * (PT_SIZE - len(table))
+
+
+def parse_partition_table(data: bytes) -> tuple[list[PartitionEntry], bool]:
+    """Parse a binary partition table; return the entries and whether its MD5 entry matches."""
+    parts: list[PartitionEntry] = []
+    for off in range(0, min(len(data), PT_SIZE), 32):
+        entry = data[off:off + 32]
+        if entry[:2] == b"\xeb\xeb":
+            md5_ok = hashlib.md5(data[:off]).digest() == entry[16:]  # noqa: S324
+            return parts, md5_ok
+        if entry[:2] != b"\xaa\x50":
+            break
+        _, ptype, sub, addr, size, label, flags = _ENTRY.unpack(entry)
+        parts.append(PartitionEntry(label.split(b"\0")[0].decode(), ptype, sub, addr, size,
+                                    flags))
+    return parts, False
+
+
+def bootloader_image(chip: str = "esp32") -> bytes:
+    """A stand-in ESP32 2nd-stage bootloader image (valid ESP image, loads into bootloader RAM)."""
+    desc = bytes([0x50, 0, 0, 0]) + struct.pack("<I", 1) + b"v5.5.2".ljust(32, b"\0")
+    desc += b"Jan  1 2026 00:00:00".ljust(24, b"\0") + b"\0" * 64
+    img = ESP32FirmwareImage()
+    img.entrypoint = 0x40080400
+    img.flash_mode, img.flash_size_freq = 2, 0x20
+    img.min_rev_full, img.max_rev_full = 0, 399
+    img.segments = [
+        ELFSection(b".dram0.bss", 0x3FFF0030, desc + b"\x5a" * (0x1010 - len(desc)), 0),
+        ELFSection(b".iram_loader.text", 0x40078000, b"\xa5" * 0x400, 0),
+        ELFSection(b".iram.text", 0x40080400, b"\x3c" * 0x800, 0),
+    ]
+    if chip != "esp32":
+        raise ImageError(f"no simulated bootloader for chip {chip}", reason="UNKNOWN_CHIP")
+    return img.save(None)
+
+
+def board_record(board: Board, uid: bytes) -> bytes:
+    """The 256-byte board record stored at 0x7F00."""
+    line = (f"board={board.name} chip={board.chip} chip_id={board.chip_id} "
+            f"rev={CHIP_REV.get(board.chip, 0)} uid={uid.hex()} flash={board.flash_size}")
+    rec = MARKER_MAGIC + b"\n" + line.encode() + b"\n"
+    return rec + b"\xff" * (256 - len(rec))
+
+
+def read_board_record(image: bytes | Path | str) -> dict[str, str]:
+    """The board record of a flash image as a dict (empty if the image has none)."""
+    if isinstance(image, (str, Path)):
+        with open(image, "rb") as f:
+            f.seek(MARKER_ADDR)
+            raw = f.read(256)
+    else:
+        raw = image[MARKER_ADDR:MARKER_ADDR + 256]
+    lines = raw.split(b"\n")
+    if lines[0] != MARKER_MAGIC or len(lines) < 2:
+        return {}
+    return dict(item.split("=", 1) for item in lines[1].decode().split())
+
+
+def make_firmware_bin(board: Board | str, app_image: bytes) -> bytes:
+    """What MicroPython's makeimg.py makes: bootloader, table, app (file offset 0 = bootloader)."""
+    b = _board(board)
+    app_off = min(p.offset for p in b.partitions if p.type == 0)
+    out = bytearray(b"\xff" * (app_off - b.bootloader_offset))
+    boot = bootloader_image(b.chip)
+    out[0:len(boot)] = boot
+    pt = PT_ADDR - b.bootloader_offset
+    out[pt:pt + PT_SIZE] = partition_table_bin(b.partitions)
+    return bytes(out) + app_image
+
+
+def create_flash(board: Board | str, app_image: bytes, path: str | os.PathLike[str], *,
+                 uid: bytes | None = None) -> Path:
+    """Write a fresh flash image: as if the full firmware had been flashed with esptool.
+
+    Args:
+        board: a board name (``boards/<name>``) or a loaded `Board`.
+        app_image: the app image (``micropython.bin`` / ``.app-bin``) for the first app slot.
+        path: the image file to write (overwritten).
+        uid: the 6-byte ``machine.unique_id()``; random (Espressif OUI) when omitted.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ImageError: the app is not an ESP image or does not fit the first app slot.
+        BoardError: the board is unknown.
+    """
+    b = _board(board)
+    apps = [p for p in b.partitions if p.type == 0]
+    if not apps:
+        raise ImageError(f"board {b.name} has no app partition", reason="NO_SLOT")
+    slot = min(apps, key=lambda p: p.offset)
+    if not app_image or app_image[0] != 0xE9:
+        raise ImageError("not an ESP app image (magic byte is not 0xE9)", reason="BAD_IMAGE")
+    if len(app_image) > slot.size:
+        raise ImageError(f"app image ({len(app_image)} bytes) does not fit {slot.label} "
+                         f"({slot.size} bytes)", reason="TOO_LARGE")
+    uid = uid if uid is not None else b"\x24\x0a\xc4" + os.urandom(3)
+    flash = bytearray(b"\xff" * b.flash_size)
+    boot = bootloader_image(b.chip)
+    flash[b.bootloader_offset:b.bootloader_offset + len(boot)] = boot
+    flash[MARKER_ADDR:MARKER_ADDR + 256] = board_record(b, uid)
+    flash[PT_ADDR:PT_ADDR + PT_SIZE] = partition_table_bin(b.partitions)
+    flash[slot.offset:slot.offset + len(app_image)] = app_image
+    out = Path(path)
+    out.write_bytes(flash)
+    return out
