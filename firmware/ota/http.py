@@ -358,7 +358,7 @@ class HTTPClient:
             ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
             ctx.verify_mode = tls.CERT_REQUIRED
             try:
-                ctx.load_verify_locations(cadata=self._ca)
+                ctx.load_verify_locations(self._ca)  # MicroPython: cadata, positional
             except (OSError, ValueError) as e:
                 raise FetchError("NETWORK", "bad CA certificate: " + str(e))
             self._ctx = ctx
@@ -370,8 +370,8 @@ class HTTPClient:
             return await asyncio.wait_for(aw, self._timeout)
         except asyncio.TimeoutError:
             raise FetchError("TIMEOUT", what)
-        except (OSError, EOFError) as e:
-            raise FetchError("NETWORK", what + ": " + str(e))
+        except (OSError, EOFError, ValueError) as e:  # mbedtls reports a bad certificate as
+            raise FetchError("NETWORK", what + ": " + str(e).strip())  # ValueError
 
     # GET url; return a Response whose status is 200, 206 or 304 with its headers read.
     #   max_body  bound on the resource: range_start + length (and total) must not exceed it
