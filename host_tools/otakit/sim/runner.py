@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -173,7 +174,8 @@ def run(flash_path: str | os.PathLike[str], *, script: str | os.PathLike[str] | 
         app_dir: str | os.PathLike[str] | None = None, max_boots: int = 10,
         cut_at: int | None = None, heapsize: str | int | None = DEFAULT_HEAPSIZE,
         env: dict[str, str] | None = None, timeout: float = 60,
-        restart_after_cut: bool = True) -> RunResult:
+        restart_after_cut: bool = True,
+        on_boot: Callable[[Boot], None] | None = None) -> RunResult:
     """Power on the simulated board and run it until the firmware finishes.
 
     Args:
@@ -188,6 +190,7 @@ def run(flash_path: str | os.PathLike[str], *, script: str | os.PathLike[str] | 
         env: extra environment variables for the device process (``os.getenv`` on the device).
         timeout: seconds one boot may take before it is killed (the run then ends "timeout").
         restart_after_cut: power on again after a cut (default), or end the run there.
+        on_boot: called with each `Boot` as soon as it ends (e.g. to print the log live).
 
     Returns:
         A `RunResult`.
@@ -219,6 +222,8 @@ def run(flash_path: str | os.PathLike[str], *, script: str | os.PathLike[str] | 
             boot, ops = _boot_once(setup, index, reason, ops)
             result.boots.append(boot)
             logs.append(f"--- boot {index} ({reason}) ---\n{boot.log}")
+            if on_boot:
+                on_boot(boot)
             reason = _next(boot, result, restart_after_cut)
             if reason is None:
                 break
