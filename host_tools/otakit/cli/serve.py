@@ -34,11 +34,16 @@ def serve(repo: str, host: str, port: int, tls_cert: str | None, tls_key: str | 
     if (tls_cert is None) != (tls_key is None):
         raise OtakitError("--tls-cert and --tls-key go together", reason="BAD_ARGUMENT")
     ctx = server.tls_context(tls_cert, tls_key) if tls_cert and tls_key else None
+
+    def announce(url: str) -> None:
+        click.echo(f"serving {repo} on {url}")
+        sys.stdout.flush()  # tests and the demo read the port from this line
+
     with ExitStack() as stack:
         log = sys.stdout if access_log == "-" else stack.enter_context(
             open(access_log, "a", encoding="utf-8"))  # noqa: SIM115
         server.run(repo, host=host, port=port, ssl_context=ctx, access_log=log,
-                   on_start=lambda url: click.echo(f"serving {repo} on {url}") or sys.stdout.flush())
+                   on_start=announce)
 
 
 COMMANDS = [serve]
