@@ -243,10 +243,5 @@ def verify(public_key, message, signature):
     c, d = _halfsize(k)
     t = c * s % _L
     # [t]B - [c]R - [d]A == 0, with c > 0; the sign of d picks A or -A
-    xa = a[0]
-    if d < 0:
-        d = -d
-    else:
-        xa = -xa
-    tabs = (_TB, _TB128, _table(-r[0], r[1]), _table(xa, a[1]))
-    return _is_zero((t & _M128, t >> 128, c, d), tabs)
+    tabs = (_TB, _TB128, _table(-r[0], r[1]), _table(a[0] if d < 0 else -a[0], a[1]))
+    return _is_zero((t & _M128, t >> 128, c, abs(d)), tabs)
