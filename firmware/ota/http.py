@@ -280,7 +280,9 @@ class Response:
             self.range_start, self.total = start, cr[2]
         else:
             self.total = self.length
-        if self.range_start + self.length > max_body or self.total > max_body:
+        # the caller bounds the resource at start + max_body bytes (a 200 to a Range request
+        # carries the whole resource)
+        if self.range_start + self.length > start + max_body or self.total > start + max_body:
             raise FetchError("BAD_RESPONSE", "body too large: " + str(self.length))
         self._left = self.length
 
@@ -374,7 +376,8 @@ class HTTPClient:
             raise FetchError("NETWORK", what + ": " + str(e).strip())  # ValueError
 
     # GET url; return a Response whose status is 200, 206 or 304 with its headers read.
-    #   max_body  bound on the resource: range_start + length (and total) must not exceed it
+    #   max_body  bound on the body asked for: a 206 body is at most max_body bytes; the whole
+    #             resource (a 200 body, a 206's total) at most start + max_body bytes
     #   etag      sent as If-None-Match; a 304 answer is returned as status 304
     #   start     > 0 sends "Range: bytes=start-"; the server may answer 206 (range_start ==
     #             start) or 200 (range_start == 0: it ignored the Range, start over)
