@@ -1,0 +1,1 @@
+"""Benchmarks: measured figures, as ratios against a baseline in the same run."""
