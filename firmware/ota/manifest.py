@@ -206,7 +206,7 @@ def parse(data, keyring):
     try:
         body = json.loads(bytes(mv[_HDR:end]))
     except (ValueError, UnicodeError):  # CPython's JSONDecodeError is a ValueError
-        raise ManifestError("BAD_BODY", "not UTF-8 JSON")
+        raise ManifestError("BAD_BODY", "not UTF-8 JSON") from None
     if type(body) is not dict:
         _bad("not an object")
     return Manifest(alg, key_id, body)
@@ -214,13 +214,13 @@ def parse(data, keyring):
 
 # For the agent, after parse(): refuses a manifest this device must not install, whatever its
 # state. Raises ManifestError WRONG_PRODUCT, WRONG_BOARD (board name or chip id),
-# UNSUPPORTED_ENCODING or PAYLOAD_TOO_LARGE.
-def check_target(m, product, board, chip_id, slot_size, encodings=ENCODINGS):
+# UNSUPPORTED_ENCODING (not in ENCODINGS) or PAYLOAD_TOO_LARGE.
+def check_target(m, product, board, chip_id, slot_size):
     if m.product != product:
         raise ManifestError("WRONG_PRODUCT", m.product)
     if m.board != board or m.chip_id != chip_id:
         raise ManifestError("WRONG_BOARD", "%s (chip id %d)" % (m.board, m.chip_id))
-    if m.encoding not in encodings:
+    if m.encoding not in ENCODINGS:
         raise ManifestError("UNSUPPORTED_ENCODING", m.encoding)
     if m.size > slot_size:
         raise ManifestError("PAYLOAD_TOO_LARGE", "%d > %d" % (m.size, slot_size))

@@ -92,6 +92,7 @@ def check_app_image(data: bytes, board: Board) -> AppImageInfo:
         raise ImageError(f"image is {len(data)} bytes, board {board.name}'s OTA slot holds "
                          f"{slot} (over by {len(data) - slot})", reason="PAYLOAD_TOO_LARGE")
     desc = data[0x20:0x20 + 256]
-    return AppImageInfo(size=len(data), sha256=hashlib.sha256(data).hexdigest(), chip_id=im.chip_id,
+    return AppImageInfo(size=len(data), sha256=hashlib.sha256(data).hexdigest(),
+                        chip_id=im.chip_id,
                         app_version=_cstr(desc[16:48]), project_name=_cstr(desc[48:80]),
                         idf_version=_cstr(desc[112:144]))

@@ -113,7 +113,8 @@ def test_release_refusals_are_one_line_and_exit_1(env: Path,
         (("--support-end", "2031-12-31"), "c3.bin", "chip id 5"),
         (("--support-end", "2031-12-31"), "big.bin", "OTA slot holds 1572864"),
         (("--support-end", "2031-12-31", "--severity", "high"), "app.bin", "--security"),
-        (("--support-end", "2031-12-31", "--expires", "2001-01-01"), "app.bin", "not in the future"),
+        (("--support-end", "2031-12-31", "--expires", "2001-01-01"), "app.bin",
+         "not in the future"),
     ]
     for extra, image, msg in cases:
         capsys.readouterr()

@@ -196,7 +196,8 @@ def test_support_end_required_first_inherited_after_never_shortened(tmp_path: Pa
     with pytest.raises(RepoError, match="--support-end"):
         repo.publish(_req(1), make_app_image("a"), key, now=NOW)
     repo.publish(_req(1, support_end="2030-12-31"), make_app_image("a"), key, now=NOW)
-    assert repo.publish(_req(2), make_app_image("b"), key, now=NOW).body.support_end == "2030-12-31"
+    res = repo.publish(_req(2), make_app_image("b"), key, now=NOW)
+    assert res.body.support_end == "2030-12-31"
     with pytest.raises(RepoError, match="shorten"):
         repo.publish(_req(3, support_end="2030-12-30"), make_app_image("c"), key, now=NOW)
     with pytest.raises(RepoError, match="in the past"):

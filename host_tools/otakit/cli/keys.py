@@ -42,7 +42,7 @@ def load_any_key(path: str) -> keys.PublicKey:
 
 @click.command()
 @click.option("--alg", type=click.Choice(ALG_CHOICES), default="rsa3072-pss", show_default=True,
-              help="rsa3072-pss: RSA-3072 PSS (ESP32 Secure Boot v2 scheme); ed25519: small, fast.")
+              help="rsa3072-pss: RSA-3072 PSS (the ESP32 Secure Boot v2 scheme); ed25519: small.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Directory for NAME.pem (private, 0600) and NAME.pub.pem (public).")
 @click.option("--name", default="release", show_default=True, help="File name stem.")
@@ -73,9 +73,10 @@ def key() -> None:
 
 @key.command("export")
 @click.option("--micropython", "micropython", is_flag=True, required=True,
-              help="Write the device keyring module (ota/keys.py); the only format so far.")
-@click.option("--out", "out", type=click.Path(dir_okay=False), default="firmware/ota/keys.py",
-              show_default=True, help="Where to write the keyring module ('-' for stdout).")
+              help="Write the device keyring module (ota_keys.py); the only format so far.")
+@click.option("--out", "out", type=click.Path(dir_okay=False), default="ota_keys.py",
+              show_default=True, help="Where to write the keyring module, frozen as the top-level "
+              "module ota_keys ('-' for stdout).")
 @click.argument("key_files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 def export(micropython: bool, out: str, key_files: tuple[str, ...]) -> None:
     """Write the keyring module for KEY_FILES (public or private key PEM files).
