@@ -280,7 +280,7 @@ def _bytes_literal(b: bytes) -> str:
 
 
 def export_keyring(keys: Iterable[PublicKey]) -> str:
-    """The device keyring module ``ota/keys.py`` (docs/format.md §3) for ``keys``, deduplicated.
+    """The device keyring module ``ota_keys.py`` (docs/format.md §3) for ``keys``, deduplicated.
 
     Raises:
         KeyFileError: no keys given.
@@ -299,7 +299,7 @@ def export_keyring(keys: Iterable[PublicKey]) -> str:
 
 
 def load_keyring_module(path: str | os.PathLike[str]) -> dict[bytes, PublicKey]:
-    """Read a keyring module (``ota/keys.py``) without executing it.
+    """Read a keyring module (``ota_keys.py``) without executing it.
 
     Returns:
         key id -> `PublicKey`.

@@ -242,27 +242,25 @@ def parse_body(body: bytes) -> ManifestBody:
     return body_from_dict(obj)
 
 
-def _get(d: Mapping[str, Any], name: str, required: bool = True) -> Any:
+def _get(d: Mapping[str, Any], name: str) -> Any:
     if name not in d:
-        if required:
-            raise _bad(f"missing {name}")
-        return None
+        raise _bad(f"missing {name}")
     return d[name]
 
 
 def _int(d: Mapping[str, Any], name: str, lo: int, hi: int, required: bool = True) -> int | None:
-    v = _get(d, name, required)
-    if v is None and not required:
+    if not required and name not in d:
         return None
+    v = _get(d, name)
     if type(v) is not int or not lo <= v <= hi:
         raise _bad(f"{name} must be an integer {lo}..{hi}")
     return v
 
 
 def _str(d: Mapping[str, Any], name: str, hi: int, required: bool = True) -> str | None:
-    v = _get(d, name, required)
-    if v is None and not required:
+    if not required and name not in d:
         return None
+    v = _get(d, name)
     if type(v) is not str or len(v) > hi:
         raise _bad(f"{name} must be a string of at most {hi} characters")
     return v
@@ -306,18 +304,18 @@ def _payload(d: Mapping[str, Any]) -> Payload:
 
 
 def _security(d: Mapping[str, Any]) -> dict[str, str] | None:
-    v = _get(d, "security", required=False)
-    if v is None:
+    if "security" not in d:
         return None
+    v = d["security"]
     if type(v) is not dict or v.get("severity") not in SEVERITIES:
         raise _bad("security must be an object with severity " + "|".join(SEVERITIES))
     return {"severity": v["severity"], "risk": _str(v, "risk", 512)}  # type: ignore[dict-item]
 
 
 def _disruption(d: Mapping[str, Any]) -> dict[str, Any] | None:
-    v = _get(d, "disruption", required=False)
-    if v is None:
+    if "disruption" not in d:
         return None
+    v = d["disruption"]
     if type(v) is not dict or type(v.get("reboot")) is not bool:
         raise _bad("disruption must be an object with a boolean reboot")
     return {"reboot": v["reboot"], "seconds": _int(v, "seconds", 0, 86400)}

@@ -24,7 +24,7 @@ def _keyring(key_files: tuple[str, ...], keyring: str | None) -> dict[bytes, key
         ring.update(keys.load_keyring_module(keyring))
     if not ring:
         raise KeyFileError("give the trusted public keys: --key PUBKEY... or --keyring "
-                           "firmware/ota/keys.py", reason="NO_KEY")
+                           "ota_keys.py", reason="NO_KEY")
     return ring
 
 
@@ -88,7 +88,7 @@ def release(**o: object) -> None:
 @click.option("--key", "key_files", multiple=True, type=click.Path(dir_okay=False),
               help="A trusted public key (repeatable).")
 @click.option("--keyring", type=click.Path(dir_okay=False),
-              help="A keyring module such as firmware/ota/keys.py.")
+              help="A keyring module such as ota_keys.py.")
 def verify(repo: str, key_files: tuple[str, ...], keyring: str | None) -> None:
     """Check every manifest's signature and body and every payload's size and SHA-256."""
     report = Repository(repo).verify(_keyring(key_files, keyring))
