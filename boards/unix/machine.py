@@ -155,12 +155,17 @@ class Pin:
         return self.value(v)
 
     def _input(self):
-        # A button: the level in <state dir>/pin_<id> ("0"/"1"), else the pull level.
+        # A button: <state dir>/pin_<id> ("0"/"1", see sim_set), else the env var
+        # OTAKIT_SIM_PIN_<id>, else the pull level.
         try:
             with open("%s/pin_%d" % (_fl.state_dir, self._id)) as f:
                 return 1 if f.read().strip() == "1" else 0
         except OSError:
-            return 1 if self._pull == self.PULL_UP else (self._v if self._pull == -1 else 0)
+            pass
+        v = os.getenv("OTAKIT_SIM_PIN_%d" % self._id)
+        if v:
+            return 1 if v.strip() == "1" else 0
+        return 1 if self._pull == self.PULL_UP else (self._v if self._pull == -1 else 0)
 
     def on(self):
         self._v = 1
