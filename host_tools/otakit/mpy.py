@@ -70,3 +70,27 @@ def run_micropython(args: Sequence[str], *, path: Sequence[str | os.PathLike[str
     cmd += list(args)
     return subprocess.run(cmd, env=micropython_env(path, env), cwd=cwd, timeout=timeout,
                           capture_output=True, input=input_data, check=False)
+
+
+def compile_to_mpy(sources: Sequence[Path], out_dir: Path, *, march: str = "x64") -> list[Path]:
+    """Compile MicroPython sources to ``out_dir/<stem>.mpy`` with mpy-cross.
+
+    This is how device code ships (frozen or .mpy): compiled on the host, so loading it does not
+    spend the device heap on the compiler. ``march`` matters only for native/viper code; x64 is
+    the unix port on this machine.
+
+    Raises:
+        ToolError: mpy-cross is missing or refuses a source file.
+    """
+    exe = mpy_cross_binary()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for src in sources:
+        dst = out_dir / (src.stem + ".mpy")
+        proc = subprocess.run([exe, f"-march={march}", "-o", str(dst), str(src)],
+                              capture_output=True, text=True, check=False)
+        if proc.returncode:
+            raise ToolError(f"mpy-cross failed on {src.name}: {proc.stderr.strip()}",
+                            reason="MPY_CROSS_FAILED")
+        written.append(dst)
+    return written

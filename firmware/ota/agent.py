@@ -1,0 +1,256 @@
+# ota/agent.py: the update agent: check -> verify -> stream -> read back -> set_boot.
+# MIT license; Copyright (c) 2026 otakit contributors
+#
+# One object owns the flow; trusted state only moves forward. The agent never raises into the
+# app for network or data errors: every refusal is a reason code plus a message, kept in
+# status(). It owns one 4 KB buffer for its whole life: the manifest is read into it, then every
+# payload block passes through it, so memory does not grow with the image.
+import hashlib
+import time
+
+from . import manifest
+from .errors import FetchError, FlashError, ManifestError, OTAError
+from .slot import Slot, app_header_problem
+from .state import State
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+_BLOCK = const(4096)
+_SAVE_EVERY = const(16)  # persist the download offset every 16 blocks (64 KB)
+_CLOCK_VALID = const(1704067200)  # 2024-01-01: before this the clock is not set
+
+
+class Offer:
+    # A verified manifest the device may install, plus the decisions taken about it.
+    def __init__(self, m, security):
+        self.manifest = m
+        self.version = m.version
+        self.sequence = m.sequence
+        self.size = m.size
+        self.security = security
+
+
+class Agent:
+    def __init__(self, config, esp32=None, http=None, state=None):
+        if esp32 is None:
+            import esp32
+        self.cfg = config
+        self.esp32 = esp32
+        self.state = state or State(esp32)
+        if http is None:
+            from .http import HTTPClient
+            http = HTTPClient(timeout_ms=config.timeout_ms, ca=config.ca)
+        self.http = http
+        self.buf = bytearray(_BLOCK)
+        self.on_progress = None  # callable(done_bytes, total_bytes)
+        self._etag = None
+        self._verdict = None  # (offer, state, reason, detail) of the manifest behind _etag
+        self._status = {"state": "idle", "reason": None, "detail": "", "progress": 0}
+
+    # --- status --------------------------------------------------------------------------
+    def status(self):
+        st = self.state
+        s = dict(self._status)
+        s["installed_sequence"] = st.get("seq")
+        s["security_floor"] = st.get("floor")
+        s["bad_sequences"] = st.bad_sequences()
+        if s["reason"] is None:
+            s["reason"], s["detail"] = st.last()
+        return s
+
+    def _set(self, state, reason=None, detail=""):
+        self._status["state"] = state
+        self._status["reason"] = reason
+        self._status["detail"] = detail
+
+    def _fail(self, e):
+        self._set("failed", e.reason, e.detail)
+        if not isinstance(e, FetchError):  # network trouble is retried, not worth a flash write
+            self.state.set_last(e.reason, e.detail)
+            self.state.commit()
+
+    # --- check -----------------------------------------------------------------------------
+    async def check(self):
+        # Returns an Offer, or None (up to date, or refused: see status()).
+        self._set("checking")
+        try:
+            status, etag, n = await self.http.get_small(self.cfg.manifest_url(), self.buf,
+                                                       etag=self._etag)
+            if status == 304 and self._verdict:
+                # Not Modified: the verdict on the manifest verified before stands.
+                offer, state, reason, detail = self._verdict
+                self._set(state, reason, detail)
+                return offer
+            self._etag = None
+            m = manifest.parse(memoryview(self.buf)[:n], self.cfg.keys)
+            offer = self._vet(m)
+        except ManifestError as e:
+            self._fail(e)
+            self._remember(etag, None)
+            return None
+        except OTAError as e:
+            self._fail(e)
+            return None
+        if offer is None:
+            self._set("up_to_date")
+        else:
+            self._set("offered", None, "%s (sequence %d)" % (m.version, m.sequence))
+        self._remember(etag, offer)
+        return offer
+
+    def _remember(self, etag, offer):
+        self._etag = etag
+        s = self._status
+        self._verdict = (offer, s["state"], s["reason"], s["detail"]) if etag else None
+
+    def _vet(self, m):
+        # Policy checks that need device state. Raises ManifestError; None means up to date.
+        cfg = self.cfg
+        st = self.state
+        slot_size = Slot(self.esp32).size
+        manifest.check_target(m, cfg.product, cfg.board, cfg.chip_id, slot_size)
+        installed = st.get("seq")
+        if m.sequence == installed:
+            return None
+        if m.sequence < installed:
+            raise ManifestError("ROLLBACK", "sequence %d is older than the installed %d"
+                                % (m.sequence, installed))
+        if m.sequence in st.bad_sequences():
+            raise ManifestError("KNOWN_BAD", "sequence %d failed its trial boot before"
+                                % m.sequence)
+        floor = st.get("floor")
+        if m.security_version < floor:
+            raise ManifestError("SECURITY_FLOOR", "security version %d is below the floor %d"
+                                % (m.security_version, floor))
+        now = time.time()
+        if m.expires and now > _CLOCK_VALID and now > m.expires:
+            raise ManifestError("EXPIRED", "the manifest expired at %d" % m.expires)
+        return Offer(m, m.security)
+
+    # --- install ---------------------------------------------------------------------------
+    async def install(self, offer):
+        # Streams, verifies, set_boot()s. Returns True when a reboot is needed to try it.
+        m = offer.manifest
+        st = self.state
+        try:
+            slot = Slot(self.esp32)
+            if m.size > slot.size:
+                raise ManifestError("PAYLOAD_TOO_LARGE", "%d bytes do not fit %s (%d bytes)"
+                                    % (m.size, slot.label, slot.size))
+            self._set("downloading")
+            await self._download(m, slot)
+            self._set("verifying")
+            slot.verify(m.size, m.sha256, self.cfg.chip_id, self.buf)
+            st.set("t_seq", m.sequence)
+            st.set("t_sv", m.security_version)
+            st.set("t_addr", slot.address)
+            st.set("t_armed", 0)
+            st.erase("t_fail")
+            st.commit()
+            slot.switch()
+            st.set("t_armed", 1)
+            st.erase("d_id", "d_off", "last")
+            st.commit()
+        except OTAError as e:
+            self._fail(e)
+            return False
+        self._set("installed", None, "%s in %s; reboot to try it" % (m.version, slot.label))
+        return True
+
+    async def _download(self, m, slot):
+        st = self.state
+        size = m.size
+        tag = m.sha256[:8]
+        start = 0
+        h = hashlib.sha256()
+        if st.get_blob("d_id") == tag:
+            start = st.get("d_off")
+            if 0 < start < size and start % _BLOCK == 0:
+                slot.hash_range(start, self.buf, h)  # hash state can't be saved: re-hash flash
+            else:
+                start = 0
+        else:
+            st.set_blob("d_id", tag)
+            st.set("d_off", 0)
+            st.commit()
+        resp = await self.http.get(self.cfg.payload_url(m.path), start=start,
+                                   max_body=size - start)
+        try:
+            if start and resp.status == 200:  # the server ignored Range: start again
+                start = 0
+                h = hashlib.sha256()
+            if resp.length != size - start:
+                raise ManifestError("HASH_MISMATCH", "the server sent %d bytes, the manifest "
+                                    "signs %d" % (start + resp.length, size))
+            await self._stream(resp, slot, start, size, h)
+        finally:
+            await resp.close()
+        if h.digest() != m.sha256:
+            raise FlashError("HASH_MISMATCH", "the downloaded payload's SHA-256 differs from "
+                             "the signed one")
+
+    async def _stream(self, resp, slot, done, size, h):
+        buf = self.buf
+        mv = memoryview(buf)
+        st = self.state
+        block = done // _BLOCK
+        while done < size:
+            n = size - done if size - done < _BLOCK else _BLOCK
+            got = 0
+            while got < n:
+                k = await resp.readinto(mv[got:n])
+                if not k:
+                    raise FetchError("SHORT_READ", "the payload ended at %d of %d bytes"
+                                     % (done + got, size))
+                got += k
+            if block == 0:
+                problem = app_header_problem(buf, self.cfg.chip_id)
+                if problem:
+                    raise FlashError("BAD_IMAGE", problem)
+            for i in range(n, _BLOCK):  # only in the last block: keep the slot's tail erased
+                buf[i] = 0xFF
+            h.update(mv[:n])
+            slot.write_block(block, buf)
+            done += n
+            block += 1
+            if block % _SAVE_EVERY == 0:
+                st.set("d_off", done)
+                st.commit()
+            self._status["progress"] = done
+            if self.on_progress:
+                self.on_progress(done, size)
+
+
+    # --- loops and synchronous wrappers -----------------------------------------------------
+    async def update(self):
+        # check, then install what is offered. Returns True when a reboot is needed.
+        offer = await self.check()
+        return bool(offer) and await self.install(offer)
+
+    async def run(self, interval_s=3600, reboot=None):
+        # A simple periodic loop (policy comes later): check, install, then call reboot()
+        # (default: machine.reset()) so the bootloader tries the new image.
+        import asyncio
+        while True:
+            if await self.update():
+                if reboot is None:
+                    import machine
+                    reboot = machine.reset
+                reboot()
+            await asyncio.sleep(interval_s)
+
+    def check_sync(self):
+        import asyncio
+        return asyncio.run(self.check())
+
+    def install_sync(self, offer):
+        import asyncio
+        return asyncio.run(self.install(offer))
+
+    def update_sync(self):
+        import asyncio
+        return asyncio.run(self.update())

@@ -1,0 +1,39 @@
+# ota/config.py: what the agent needs to know about its product, board and server.
+# MIT license; Copyright (c) 2026 otakit contributors
+
+
+class Config:
+    # url        base URL of the release repository, e.g. "https://updates.example.com/repo"
+    # product    product name as in the signed manifests
+    # board      board name as in the signed manifests (boards/<board> on the host)
+    # chip_id    the chip id app images for this board carry (ESP32 0, C3 5, S3 9)
+    # channel    release channel ("stable"); a user setting may override it
+    # keys       keyring {key_id: (alg, public_key)}; default: the frozen ota_keys.KEYS
+    # device_id  stable pseudonymous id; default: machine.unique_id() in hex
+    # ca         DER bytes of the CA certificate for https (required for https URLs)
+    # timeout_ms per network operation
+    # health_timeout_ms  deadline for the health checks of a trial boot
+    def __init__(self, url, product, board, chip_id=0, channel="stable", keys=None,
+                 device_id=None, ca=None, timeout_ms=15000, health_timeout_ms=30000):
+        self.url = url.rstrip("/")
+        self.product = product
+        self.board = board
+        self.chip_id = chip_id
+        self.channel = channel
+        if keys is None:
+            from ota_keys import KEYS as keys
+        self.keys = keys
+        if device_id is None:
+            import binascii
+            import machine
+            device_id = binascii.hexlify(machine.unique_id()).decode()
+        self.device_id = device_id
+        self.ca = ca
+        self.timeout_ms = timeout_ms
+        self.health_timeout_ms = health_timeout_ms
+
+    def manifest_url(self):
+        return "%s/%s/%s/%s/manifest" % (self.url, self.product, self.board, self.channel)
+
+    def payload_url(self, path):
+        return self.url + "/" + path

@@ -1,0 +1,152 @@
+"""One update scenario on the simulated board: keys, a release repository served on loopback, and
+a flashed board running the real agent.
+
+`make demo`, the agent's end-to-end tests and the benchmarks all build their scenarios from this,
+so there is one way to stand up a signed release and a device that updates from it.
+
+Invariants: everything lives under one work directory; the server runs only inside the `Lab`
+context (``with Lab(...) as lab``) and is stopped on exit. The board's app directory
+``lab.device_dir`` holds what a real board would have: the agent compiled to .mpy (as if frozen),
+the lab's own keyring module ``ota_keys.py``, and the example app's boot.py and main.py (links to
+``firmware/``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+from types import TracebackType
+
+from otakit.boards import Board, load_board
+from otakit.keys import RSA_PSS, PrivateKey, export_keyring, generate_key
+from otakit.mpy import compile_to_mpy
+from otakit.paths import FIRMWARE_DIR
+from otakit.repo import PublishResult, ReleaseRequest, Repository
+from otakit.server import Faults, serve_in_thread
+from otakit.sim.flash import create_flash
+from otakit.sim.inspect import FlashState, read_state
+from otakit.sim.runner import RunResult, run
+
+PRODUCT = "doorlock"
+SUPPORT_END = "2031-12-31"
+
+# Written onto the board's filesystem at provisioning, read by firmware/main.py.
+_PROVISION = """\
+import json, os
+cfg = json.loads(os.getenv("OTAKIT_LAB_CONFIG"))
+with open("ota_config.json", "w") as f:
+    json.dump(cfg, f)
+print("provisioned ota_config.json:", cfg)
+"""
+
+
+class _LogBuffer(io.StringIO):
+    """The server's access log, kept for assertions on what the device asked for."""
+
+    def requests(self) -> list[tuple[str, str, int]]:
+        """(method, path, status) of every request so far."""
+        out = []
+        for line in self.getvalue().splitlines():
+            parts = line.split()
+            if len(parts) >= 5:
+                out.append((parts[2], parts[3], int(parts[4])))
+        return out
+
+
+class Lab:
+    """Keys, a repository, a server and one simulated board in ``work``.
+
+    Args:
+        work: the work directory (created).
+        board: the board definition name.
+        alg: the signing algorithm of the lab's key.
+        channel: the release channel the device follows.
+    """
+
+    def __init__(self, work: str | Path, *, board: str = "esp32", alg: str = RSA_PSS,
+                 channel: str = "stable") -> None:
+        self.work = Path(work)
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.board: Board = load_board(board)
+        self.channel = channel
+        self.key: PrivateKey = generate_key(alg)
+        self.device_dir = self.work / "device"
+        self.device_dir.mkdir(exist_ok=True)
+        (self.device_dir / "ota_keys.py").write_text(export_keyring([self.key.public_key()]))
+        # The agent as a real board has it: compiled (frozen), not compiled on the device heap.
+        compile_to_mpy(sorted((FIRMWARE_DIR / "ota").glob("*.py")), self.device_dir / "ota")
+        for name in ("boot.py", "main.py"):
+            link = self.device_dir / name
+            if not link.exists():
+                link.symlink_to(FIRMWARE_DIR / name)
+        self.repo = Repository(self.work / "repo")
+        (self.work / "repo").mkdir(exist_ok=True)
+        self.flash_path = self.work / "flash.img"
+        self.faults = Faults()
+        self.access_log = _LogBuffer()
+        self.url = ""
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> Lab:
+        self.url = self._stack.enter_context(
+            serve_in_thread(self.repo.root, access_log=self.access_log, faults=self.faults))
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._stack.close()
+
+    # --- host side -------------------------------------------------------------------------
+    def publish(self, image: bytes, version: str, sequence: int, *,
+                security_version: int | None = None, **kw: object) -> PublishResult:
+        """Sign and publish ``image`` to the lab's channel (see `ReleaseRequest`)."""
+        req = ReleaseRequest(product=PRODUCT, board=self.board, channel=self.channel,
+                             version=version, sequence=sequence,
+                             security_version=security_version,
+                             support_end=kw.pop("support_end", SUPPORT_END),  # type: ignore[arg-type]
+                             **kw)  # type: ignore[arg-type]
+        return self.repo.publish(req, image, self.key)
+
+    @property
+    def manifest_path(self) -> Path:
+        """The channel's manifest file in the repository."""
+        return self.repo.manifest_path(PRODUCT, self.board.name, self.channel)
+
+    def requests(self) -> list[tuple[str, str, int]]:
+        """(method, path, status) of every request the server has seen."""
+        return self.access_log.requests()
+
+    # --- device side -----------------------------------------------------------------------
+    def flash(self, image: bytes, **settings: object) -> RunResult:
+        """Flash ``image`` as a fresh board and provision its settings file (one boot)."""
+        create_flash(self.board, image, self.flash_path)
+        return self.provision(**settings)
+
+    def provision(self, **settings: object) -> RunResult:
+        """Write ota_config.json (url, product, board, channel + ``settings``) on the board."""
+        cfg = {"url": self.url.rstrip("/"), "product": PRODUCT, "board": self.board.name,
+               "channel": self.channel, "max_checks": 1, **settings}
+        script = self.work / "provision.py"
+        script.write_text(_PROVISION)
+        result = self.boot(script=script, max_boots=1,
+                           env={"OTAKIT_LAB_CONFIG": json.dumps(cfg)})
+        if result.ended != "finished" or result.error:
+            raise RuntimeError("provisioning failed:\n" + result.log)
+        return result
+
+    def boot(self, script: str | Path | None = None, *, max_boots: int = 8,
+             **kw: object) -> RunResult:
+        """Power the board on and run it (see `otakit.sim.runner.run`)."""
+        return run(self.flash_path, script=script, app_dir=self.device_dir,
+                   max_boots=max_boots, **kw)  # type: ignore[arg-type]
+
+    def state(self) -> FlashState:
+        """The decoded flash image."""
+        return read_state(self.flash_path, self.board.name)
+
+    def nvs(self) -> dict[str, int | bytes]:
+        """The agent's NVS namespace."""
+        return self.state().nvs.get("otakit", {})
+
