@@ -1,0 +1,116 @@
+"""machine on the simulated board: resets, watchdog, deep sleep, unique_id, Pin, heap budget."""
+
+from __future__ import annotations
+
+import ast
+
+from conftest import UID, lines
+
+
+def results(r) -> list:
+    return [ast.literal_eval(x) for x in lines(r, "R:")]
+
+
+STEP = """
+try:
+    with open("step") as f:
+        step = int(f.read())
+except OSError:
+    step = 0
+with open("step", "w") as f:
+    f.write(str(step + 1))
+"""
+
+
+def test_reset_cannot_be_caught(flash, device):
+    r = device(flash, STEP + """
+if step == 0:
+    try:
+        machine.reset()
+    except BaseException:
+        R("caught")
+    R("after")
+R(("boot", step, machine.reset_cause()))
+""")
+    assert results(r) == [("boot", 1, 5)]
+    assert [b.ended for b in r.boots] == ["reset", "done"]
+
+
+def test_wdt_timeout_resets_even_in_a_busy_loop(flash, device):
+    r = device(flash, STEP + """
+R(("boot", step, machine.reset_cause()))
+if step == 0:
+    w = machine.WDT(timeout=300)
+    for i in range(5):
+        import time; time.sleep_ms(100); w.feed()
+    R("fed")
+    while True:
+        pass
+""")
+    assert results(r) == [("boot", 0, 1), "fed", ("boot", 1, 3)]
+    assert [b.ended for b in r.boots] == ["wdt", "done"]
+
+
+def test_unique_id_is_stable_per_image(flash, device):
+    r = device(flash, STEP + "R(machine.unique_id())\nif step == 0:\n    machine.reset()\n")
+    assert results(r) == [UID, UID]
+
+
+def test_pins_led_and_button(flash, device):
+    r = device(flash, """
+        led = machine.Pin(2, machine.Pin.OUT)
+        led.on(); a = led.value(); led.off(); R((a, led.value()))
+        btn = machine.Pin(0, machine.Pin.IN, machine.Pin.PULL_UP)
+        R(btn.value())
+        b4 = machine.Pin(4, machine.Pin.IN, machine.Pin.PULL_UP)
+        R(b4.value())
+        b4.sim_set(0); R(b4())
+        try:
+            machine.Pin(99)
+        except ValueError:
+            R("invalid")
+    """, env={"OTAKIT_SIM_PIN_0": "0"})
+    assert results(r) == [(1, 0), 0, 1, 0, "invalid"]
+
+
+def test_device_sees_its_heap_budget(flash, device):
+    r = device(flash, "import gc\ngc.collect()\nR(gc.mem_free())\n", heapsize="56K")
+    free = results(r)[0]
+    assert 48 * 1024 < free <= 56 * 1024
+
+
+def test_env_vars_reach_the_device_and_vfs_is_cwd(flash, device):
+    r = device(flash, """
+        import os
+        R((os.getenv("SERVER_URL"), os.getcwd()))
+        with open("/flash/user.cfg", "w") as f:
+            f.write("x")
+        R(os.listdir("/flash"))
+    """, env={"SERVER_URL": "http://127.0.0.1:1"})
+    assert results(r) == [("http://127.0.0.1:1", "/flash"), ["user.cfg"]]
+
+
+def test_app_dir_boot_and_main_run_in_order(flash, tmp_path):
+    from otakit.sim.runner import run
+
+    app = tmp_path / "fw"
+    app.mkdir()
+    (app / "boot.py").write_text("print('R:', repr('boot'))\n")
+    (app / "helper.py").write_text("X = 'helper'\n")
+    (app / "main.py").write_text("import helper\nprint('R:', repr(helper.X))\n")
+    r = run(flash, app_dir=app)
+    assert results(r) == ["boot", "helper"] and r.ended == "finished"
+
+
+def test_script_exception_is_reported(flash, device):
+    r = device(flash, "raise ValueError('boom')\n")
+    assert r.error and "ValueError: boom" in r.log and r.ended == "finished"
+
+
+def test_hang_image_times_out(tmp_path, device):
+    from otakit.appimage import make_app_image
+    from otakit.sim.flash import create_flash
+
+    flash = create_flash("esp32", make_app_image("1.0.0", behaviour="hang"), tmp_path / "h.img")
+    r = device(flash, "R('never')\n", timeout=2)
+    assert r.ended == "timeout" and r.boots[0].version == "1.0.0"
