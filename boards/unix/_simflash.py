@@ -138,6 +138,23 @@ def erase(addr, length):
         _er_hi = end
 
 
+def erase_program(addr, buf):
+    # erase(addr, len(buf)) then write(addr, buf): len(buf) sectors + 1 ops. When no cut falls
+    # inside, the result (the data itself) is stored with one syscall. No allocation.
+    global _ops, _er_lo, _er_hi
+    n = len(buf)
+    ops = n // _SECTOR + 1
+    if _cut > 0 and _base + _ops < _cut <= _base + _ops + ops:
+        erase(addr, n)
+        write(addr, buf)
+        return
+    _ops += ops
+    _f.seek(addr)
+    _f.write(buf)
+    if addr < _er_hi and addr + n > _er_lo:
+        _er_lo = _er_hi = 0
+
+
 def write_exit(event, extra=""):
     # Record how this boot ended, for the host runner. Allocates.
     with open(state_dir + "/exit", "w") as f:

@@ -182,8 +182,15 @@ class Partition:
         if self._bs < _SECTOR:
             self._write_rmw(off, buf)
             return
-        self._erase(off, len(buf))
-        _fl.write(self._addr + off, buf)
+        n = len(buf)
+        if self._p[5] & 2:
+            raise _esp_err(_NOT_ALLOWED)
+        self._range(off, n)
+        if n % _SECTOR:
+            raise _esp_err(_INVALID_SIZE)
+        if off % _SECTOR:
+            raise _esp_err(_INVALID_ARG)
+        _fl.erase_program(self._addr + off, buf)
 
     def _write_rmw(self, off, buf):
         # block_size < 4096: read-modify-erase-write each touched sector through the cache.
