@@ -58,6 +58,7 @@ class Agent:
         s["installed_sequence"] = st.get("seq")
         s["security_floor"] = st.get("floor")
         s["bad_sequences"] = st.bad_sequences()
+        s["rollback"] = st.get_blob("rb").decode() or None
         if s["reason"] is None:
             s["reason"], s["detail"] = st.last()
         return s

@@ -14,6 +14,7 @@
 #   d_id     blob first 8 bytes of the SHA-256 of the payload being downloaded
 #   d_off    i32  bytes of it written and durable in the slot (resume point)
 #   last     blob "REASON detail" of the last failure, for reporting
+#   rb       blob "SEQUENCE REASON detail" of the last rollback (kept until a newer confirm)
 # The otadata boot flags stay the single source of truth for which slot boots; nothing here
 # duplicates them. User settings live in one JSON file on the vfs (settings.json), written to a
 # temporary file and renamed.
