@@ -164,6 +164,12 @@ def _mount():
     gc.collect()
     _mount_cost = gc.mem_alloc() - before + 64 * len(bdev)
     os.chdir("/flash")
+    # The board modules and the app directory first (on a board they are built in / frozen),
+    # then the cwd and /flash/lib as on a board.
+    while "" in sys.path:
+        sys.path.remove("")
+    at = sys.path.index(".frozen") if ".frozen" in sys.path else len(sys.path)
+    sys.path.insert(at, "")
     sys.path.append("/flash/lib")
 
 

@@ -114,3 +114,14 @@ def test_hang_image_times_out(tmp_path, device):
     flash = create_flash("esp32", make_app_image("1.0.0", behaviour="hang"), tmp_path / "h.img")
     r = device(flash, "R('never')\n", timeout=2)
     assert r.ended == "timeout" and r.boots[0].version == "1.0.0"
+
+
+def test_vfs_file_cannot_shadow_board_modules(flash, device):
+    r = device(flash, """
+        import sys
+        with open("esp32.py", "w") as f:
+            f.write("SHADOW = 1\\n")
+        R(sys.path[-3:])
+    """)
+    r2 = device(flash, "R(hasattr(esp32, 'SHADOW'))\n")
+    assert results(r)[0] == ["", ".frozen", "/flash/lib"] and results(r2) == [False]
