@@ -81,7 +81,8 @@ def write_docs(flash_us: float, file_us: float, rounds: int) -> None:
         f"median of {rounds} rounds.\n\n"
         "| writeblocks, 1.5 MB (median) | plain file, 1.5 MB (median) | ratio | target |\n"
         "|---|---|---|---|\n"
-        f"| {flash_us / 1000:.1f} ms | {file_us / 1000:.1f} ms | {ratio:.2f} | ≤ {TARGET:g} |\n\n"
+        f"| {flash_us / 1000:.1f} ms | {file_us / 1000:.1f} ms | {ratio:.2f} "
+        f"| ≤ {TARGET:g} |\n\n"
         f"Measured {datetime.date.today().isoformat()} with "
         "`.venv/bin/python -m bench.flash_write --write-docs`.\n")
     pattern = re.compile(r"## Simulated flash\n.*?(?=\n## |\Z)", re.S)

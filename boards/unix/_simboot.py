@@ -181,7 +181,7 @@ def _ballast():
     # takes (as on a board, where the sim's modules are C and cost no GC heap).
     global _heap_ballast
     import gc
-    import _simnvs  # noqa: F401 - resident like the C module it stands for
+    import _simimage  # noqa: F401 - resident like the C code it stands for
 
     budget = int(os.getenv("OTAKIT_SIM_HEAP_BUDGET") or 0)
     if not budget:
@@ -246,7 +246,8 @@ def main():
         return
     behaviour = _identify(part)
     if behaviour == "crash":
-        print("Guru Meditation Error: Core  0 panic'ed (simulated: otakit-sim:crash before boot.py)")
+        print("Guru Meditation Error: Core  0 panic'ed "
+              "(simulated: otakit-sim:crash before boot.py)")
         fl.die("panic")
     if behaviour == "hang":
         print("(simulated: otakit-sim:hang, the firmware stops before boot.py)")

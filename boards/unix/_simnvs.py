@@ -1,6 +1,7 @@
 # otakit simulated ESP32: NVS storage for esp32.NVS, in the nvs partition of the flash image.
 # MIT license; Copyright (c) 2026 otakit contributors
-"""A small power-safe key/value log (not ESP-IDF's page format; see docs/simulator.md).
+"""esp32.NVS over a small power-safe key/value log (not ESP-IDF's page format; see
+docs/simulator.md).
 
 Layout: the nvs partition is split into two halves. A half starts with a 16-byte header
 `b"OSNV" + gen:u32 + crc32(first 8 bytes):u32 + 4 x 0xFF`; the valid header with the higher gen
@@ -206,3 +207,36 @@ def erase(ns, key):
     if (ns, key) not in _items:
         raise err(NOT_FOUND)
     _append(ns, key, 0, None)
+
+
+class NVS:
+    # esp32.NVS(namespace): each set/erase is persisted atomically at once; commit() is a
+    # no-op, as in ESP-IDF's NVSHandleSimple::commit (see docs/simulator.md).
+    def __init__(self, namespace):
+        check_name(namespace)
+        self._ns = namespace
+
+    def __repr__(self):
+        return "<NVS namespace>"
+
+    def set_i32(self, key, value):
+        put(self._ns, key, 1, int(value))
+
+    def get_i32(self, key):
+        return get(self._ns, key, 1)
+
+    def set_blob(self, key, value):
+        put(self._ns, key, 2, bytes(value))
+
+    def get_blob(self, key, buf):
+        v = get(self._ns, key, 2)
+        if len(v) > len(buf):
+            raise err(INVALID_LENGTH)
+        buf[:len(v)] = v
+        return len(v)
+
+    def erase_key(self, key):
+        erase(self._ns, key)
+
+    def commit(self):
+        pass

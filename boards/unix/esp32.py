@@ -16,6 +16,7 @@ from micropython import const
 
 import _simflash as _fl
 import _simota as _ota
+from _simnvs import NVS  # noqa: F401 - esp32.NVS
 
 _SECTOR = const(4096)
 _ENOENT = const(2)
@@ -46,54 +47,17 @@ def _by_addr(addr):
     return None
 
 
-def _boot_part():
-    # esp_ota_get_boot_partition(): the active entry's slot, else factory, else ota_0.
-    od = _ota.otadata()
-    if od is None:
-        return None
-    slots = _ota.ota_slots()
-    e = _ota.read_entries(od)
-    a = _ota.active(e)
-    if a >= 0 and slots:
-        return slots[_ota.slot_of_seq(e[a][0], len(slots))]
-    f = _ota.factory()
-    return f if f else (slots[0] if slots else None)
-
-
 def _running_part():
     # What the simulated bootloader actually booted (the boot partition outside `otakit sim`).
     if _ota.running is not None:
         return _by_addr(_ota.running)
-    return _boot_part()
+    return _ota.boot_partition()
 
 
 def _make(p, block_size):
     o = object.__new__(Partition)
     o._init(p, block_size)
     return o
-
-
-def _rewrite_ota_data(subtype):
-    # esp_rewrite_ota_data(): write {new_seq, NEW} into the non-active sector.
-    if not 0x10 <= subtype < 0x20:
-        raise _esp_err(_INVALID_ARG)
-    od = _ota.otadata()
-    if od is None:
-        raise _esp_err(_NOT_FOUND)
-    n = len(_ota.ota_slots())
-    slot = subtype & 0x0F
-    if slot >= n:
-        raise _esp_err(_INVALID_ARG)
-    e = _ota.read_entries(od)
-    a = _ota.active(e)
-    if a >= 0:
-        seq = e[a][0]
-        i = 0
-        while (slot + 1) % n + i * n < seq:
-            i += 1
-        _ota.write_entry(od, (~a) & 1, (slot + 1) % n + i * n, _ota.NEW)
-    else:
-        _ota.write_entry(od, 0, slot + 1, _ota.NEW)
 
 
 class Partition:
@@ -111,7 +75,7 @@ class Partition:
         pid = args[0]
         if isinstance(pid, int):
             if pid == 0:
-                p = _boot_part()
+                p = _ota.boot_partition()
             elif pid == 1:
                 p = _running_part()
             else:
@@ -235,7 +199,7 @@ class Partition:
                 raise _esp_err(_NOT_FOUND)
             _fl.erase(od[2], od[3])
             return
-        _rewrite_ota_data(p[1])
+        _ota.rewrite_ota_data(p[1], _esp_err)
 
     def get_next_update(self):
         # esp_ota_get_next_update_partition(): the OTA slot after this one, else the first.
@@ -259,42 +223,6 @@ class Partition:
             raise _esp_err(_ESP_FAIL)
         if e[a][1] != _ota.VALID:
             _ota.write_entry(od, a, e[a][0], _ota.VALID)
-
-
-class NVS:
-    # esp32.NVS(namespace): each set/erase is persisted atomically at once; commit() is a
-    # no-op, as in ESP-IDF's NVSHandleSimple::commit (see docs/simulator.md).
-    def __init__(self, namespace):
-        import _simnvs
-
-        self._nvs = _simnvs
-        _simnvs.check_name(namespace)
-        self._ns = namespace
-
-    def __repr__(self):
-        return "<NVS namespace>"
-
-    def set_i32(self, key, value):
-        self._nvs.put(self._ns, key, 1, int(value))
-
-    def get_i32(self, key):
-        return self._nvs.get(self._ns, key, 1)
-
-    def set_blob(self, key, value):
-        self._nvs.put(self._ns, key, 2, bytes(value))
-
-    def get_blob(self, key, buf):
-        v = self._nvs.get(self._ns, key, 2)
-        if len(v) > len(buf):
-            raise self._nvs.err(self._nvs.INVALID_LENGTH)
-        buf[:len(v)] = v
-        return len(v)
-
-    def erase_key(self, key):
-        self._nvs.erase(self._ns, key)
-
-    def commit(self):
-        pass
 
 
 def idf_heap_info(capabilities):

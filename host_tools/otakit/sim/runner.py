@@ -204,7 +204,8 @@ def run(flash_path: str | os.PathLike[str], *, script: str | os.PathLike[str] | 
     if app_dir is None and FIRMWARE_DIR.is_dir():
         app_dir = FIRMWARE_DIR
     state = Path(tempfile.mkdtemp(prefix="otakit-sim-"))
-    setup = _Setup(flash=flash, state=state, script=str(Path(script).resolve()) if script else None,
+    setup = _Setup(flash=flash, state=state,
+                   script=str(Path(script).resolve()) if script else None,
                    app_dir=str(Path(app_dir).resolve()) if app_dir else None,
                    cut_at=cut_at or 0,
                    heapsize=heap_bytes(heapsize) + SIM_HEAP_HEADROOM if heapsize else None,
