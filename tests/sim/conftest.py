@@ -15,7 +15,7 @@ from otakit.appimage import make_app_image
 from otakit.sim.flash import create_flash, make_firmware_bin
 from otakit.sim.runner import RunResult, run
 
-UID = bytes.fromhex("240ac4123456")
+from simhelpers import UID
 
 
 @pytest.fixture(scope="session")
@@ -91,8 +91,3 @@ def device(tmp_path: Path):
         return run(flash_path, script=script, **kw)
 
     return _run
-
-
-def lines(result: RunResult, prefix: str) -> list[str]:
-    """The payloads of the log lines that start with ``prefix``."""
-    return [ln[len(prefix):].strip() for ln in result.log.splitlines() if ln.startswith(prefix)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 
-from conftest import lines
+from simhelpers import lines
 
 
 def results(r) -> list:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 
-from conftest import UID, lines
+from simhelpers import UID, lines
 
 
 def results(r) -> list:

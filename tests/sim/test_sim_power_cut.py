@@ -12,7 +12,7 @@ from __future__ import annotations
 import ast
 
 import pytest
-from conftest import lines
+from simhelpers import lines
 
 from otakit.sim.inspect import read_state
 

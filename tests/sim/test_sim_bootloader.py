@@ -6,7 +6,7 @@ import ast
 import struct
 from pathlib import Path
 
-from conftest import lines
+from simhelpers import lines
 
 from otakit.sim.inspect import ABORTED, NEW, PENDING, VALID, ota_crc, otadata_entry, read_state
 

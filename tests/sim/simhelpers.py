@@ -1,0 +1,12 @@
+"""Helpers shared by the tests/sim modules (a unique name: no clash with other conftest.py)."""
+
+from __future__ import annotations
+
+from otakit.sim.runner import RunResult
+
+UID = bytes.fromhex("240ac4123456")
+
+
+def lines(result: RunResult, prefix: str) -> list[str]:
+    """The payloads of the log lines that start with ``prefix``."""
+    return [ln[len(prefix):].strip() for ln in result.log.splitlines() if ln.startswith(prefix)]
