@@ -53,7 +53,8 @@ def test_constructor_errors_and_no_eq(flash, device):
         R(P("nvs").info()[4], label(P(P.BOOT)), label(P(P.RUNNING)))
     """)
     assert results(r) == [("OSError", (2,)), ("ValueError", ()),
-                          ("TypeError", ("function takes 2 positional arguments but 3 were given",)),
+                          ("TypeError",
+                           ("function takes 2 positional arguments but 3 were given",)),
                           "TypeError", (False, True), ("nvs", "ota_0", "ota_0")]
 
 
