@@ -187,9 +187,18 @@ def _ballast():
     if not budget:
         return
     gc.collect()
-    extra = gc.mem_free() - (budget - _mount_cost)
-    if extra > 64:
-        _heap_ballast = bytearray(extra - 16)
+    target = budget - _mount_cost
+    # One block when the free heap is contiguous; after the first boot's mkfs it may not be,
+    # so take the largest blocks that fit until only the budget is left free.
+    _heap_ballast = []
+    size = gc.mem_free() - target - 16
+    while size > 64:
+        try:
+            _heap_ballast.append(bytearray(size))
+        except MemoryError:
+            size //= 2
+            continue
+        size = gc.mem_free() - target - 16
     gc.collect()
 
 

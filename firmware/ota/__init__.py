@@ -11,7 +11,22 @@ __version__ = "0.1.0"
 
 def boot(checks=(), timeout_ms=30000, **kw):
     from .trial import boot as _boot
-    return _boot(checks, timeout_ms, **kw)
+    try:
+        return _boot(checks, timeout_ms, **kw)
+    finally:
+        release("trial", "state")
+
+
+def release(*names):
+    # Forget ota submodules that are no longer needed, so their code can be collected when the
+    # package is loaded as .mpy (interned names stay). The next import loads them again.
+    import sys
+    ota = sys.modules[__name__]
+    for name in names:
+        if sys.modules.pop(__name__ + "." + name, None) is not None and hasattr(ota, name):
+            delattr(ota, name)
+    import gc
+    gc.collect()
 
 
 def Config(*args, **kw):  # noqa: N802 - reads like the class it makes

@@ -5,10 +5,15 @@
 # app for network or data errors: every refusal is a reason code plus a message, kept in
 # status(). It owns one 4 KB buffer for its whole life: the manifest is read into it, then every
 # payload block passes through it, so memory does not grow with the image.
+#
+# RAM: each phase imports what it needs and releases it afterwards (fetch: ota.http; verify:
+# ota.manifest and ota.crypto; install: ota.http), so the code of the phases is never in the heap
+# at once when the agent is loaded as .mpy. Frozen into firmware, its code costs no heap at all.
 import hashlib
+import sys
 import time
 
-from . import manifest
+from . import release
 from .errors import FetchError, FlashError, ManifestError, OTAError
 from .slot import Slot, app_header_problem
 from .state import State
@@ -22,6 +27,7 @@ except ImportError:  # CPython
 _BLOCK = const(4096)
 _SAVE_EVERY = const(16)  # persist the download offset every 16 blocks (64 KB)
 _CLOCK_VALID = const(1704067200)  # 2024-01-01: before this the clock is not set
+
 
 
 class Offer:
@@ -41,10 +47,7 @@ class Agent:
         self.cfg = config
         self.esp32 = esp32
         self.state = state or State(esp32)
-        if http is None:
-            from .http import HTTPClient
-            http = HTTPClient(timeout_ms=config.timeout_ms, ca=config.ca)
-        self.http = http
+        self.http = http  # None: a client is made for each phase and released after it
         self.buf = bytearray(_BLOCK)
         self.on_progress = None  # callable(done_bytes, total_bytes)
         self._etag = None
@@ -79,15 +82,14 @@ class Agent:
         # Returns an Offer, or None (up to date, or refused: see status()).
         self._set("checking")
         try:
-            status, etag, n = await self.http.get_small(self.cfg.manifest_url(), self.buf,
-                                                       etag=self._etag)
+            status, etag, n = await self._fetch_manifest()
             if status == 304 and self._verdict:
                 # Not Modified: the verdict on the manifest verified before stands.
                 offer, state, reason, detail = self._verdict
                 self._set(state, reason, detail)
                 return offer
             self._etag = None
-            m = manifest.parse(memoryview(self.buf)[:n], self.cfg.keys)
+            m = self._verify(n)
             offer = self._vet(m)
         except ManifestError as e:
             self._fail(e)
@@ -108,12 +110,44 @@ class Agent:
         s = self._status
         self._verdict = (offer, s["state"], s["reason"], s["detail"]) if etag else None
 
+    def _client(self):
+        if self.http is not None:
+            return self.http
+        import gc
+        gc.collect()  # before the phase's code and buffers are allocated
+        from .http import HTTPClient
+        return HTTPClient(self.cfg.timeout_ms, self.cfg.ca)
+
+    def _done_with(self, client):
+        if client is not self.http:
+            release("http")
+
+    async def _fetch_manifest(self):
+        client = self._client()
+        try:
+            return await client.get_small(self.cfg.manifest_url(), self.buf, self._etag)
+        finally:
+            self._done_with(client)
+
+    def _verify(self, n):
+        # Signature first, then the body, then what needs no device state (ota.manifest).
+        from . import manifest
+        cfg = self.cfg
+        try:
+            keys = cfg.keys
+            if keys is None:
+                from ota_keys import KEYS as keys
+            m = manifest.parse(memoryview(self.buf)[:n], keys)
+            manifest.check_target(m, cfg.product, cfg.board, cfg.chip_id, Slot(self.esp32).size)
+            return m
+        finally:
+            keys = None
+            sys.modules.pop("ota_keys", None)
+            release("manifest", "crypto", "ed25519", "sha512")
+
     def _vet(self, m):
         # Policy checks that need device state. Raises ManifestError; None means up to date.
-        cfg = self.cfg
         st = self.state
-        slot_size = Slot(self.esp32).size
-        manifest.check_target(m, cfg.product, cfg.board, cfg.chip_id, slot_size)
         installed = st.get("seq")
         if m.sequence == installed:
             return None
@@ -178,8 +212,12 @@ class Agent:
             st.set_blob("d_id", tag)
             st.set("d_off", 0)
             st.commit()
-        resp = await self.http.get(self.cfg.payload_url(m.path), start=start,
-                                   max_body=size - start)
+        client = self._client()
+        try:
+            resp = await client.get(self.cfg.payload_url(m.path), size - start, None, start)
+        except BaseException:
+            self._done_with(client)
+            raise
         try:
             if start and resp.status == 200:  # the server ignored Range: start again
                 start = 0
@@ -190,6 +228,7 @@ class Agent:
             await self._stream(resp, slot, start, size, h)
         finally:
             await resp.close()
+            self._done_with(client)
         if h.digest() != m.sha256:
             raise FlashError("HASH_MISMATCH", "the downloaded payload's SHA-256 differs from "
                              "the signed one")

@@ -8,7 +8,8 @@ class Config:
     # board      board name as in the signed manifests (boards/<board> on the host)
     # chip_id    the chip id app images for this board carry (ESP32 0, C3 5, S3 9)
     # channel    release channel ("stable"); a user setting may override it
-    # keys       keyring {key_id: (alg, public_key)}; default: the frozen ota_keys.KEYS
+    # keys       keyring {key_id: (alg, public_key)}; default (None): the frozen module
+    #            ota_keys, imported only while a manifest is verified
     # device_id  stable pseudonymous id; default: machine.unique_id() in hex
     # ca         DER bytes of the CA certificate for https (required for https URLs)
     # timeout_ms per network operation
@@ -20,8 +21,6 @@ class Config:
         self.board = board
         self.chip_id = chip_id
         self.channel = channel
-        if keys is None:
-            from ota_keys import KEYS as keys
         self.keys = keys
         if device_id is None:
             import binascii

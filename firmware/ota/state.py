@@ -16,8 +16,7 @@
 #   last     blob "REASON detail" of the last failure, for reporting
 #   rb       blob "SEQUENCE REASON detail" of the last rollback (kept until a newer confirm)
 # The otadata boot flags stay the single source of truth for which slot boots; nothing here
-# duplicates them. User settings live in one JSON file on the vfs (settings.json), written to a
-# temporary file and renamed.
+# duplicates them.
 import struct
 
 try:
@@ -88,22 +87,3 @@ class State:
         i = text.find(" ")
         return (text, "") if i < 0 else (text[:i], text[i + 1:])
 
-
-def load_settings(path="settings.json"):
-    # User settings on the vfs; a missing or unreadable file gives {} (defaults apply).
-    import json
-    try:
-        with open(path) as f:
-            value = json.load(f)
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def save_settings(settings, path="settings.json"):
-    import json
-    import os
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(settings, f)
-    os.rename(tmp, path)

@@ -10,7 +10,8 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from otakit.errors import ToolError
@@ -52,7 +53,9 @@ def micropython_env(path: Sequence[str | os.PathLike[str]],
 def run_micropython(args: Sequence[str], *, path: Sequence[str | os.PathLike[str]] = (),
                     heapsize: str | int | None = None, env: dict[str, str] | None = None,
                     cwd: str | os.PathLike[str] | None = None, timeout: float = 120,
-                    input_data: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+                    input_data: bytes | None = None,
+                    on_line: Callable[[str], None] | None = None,
+                    ) -> subprocess.CompletedProcess[bytes]:
     """Run ``micropython [-X heapsize=H] ARGS...`` and return the completed process.
 
     Args:
@@ -63,13 +66,47 @@ def run_micropython(args: Sequence[str], *, path: Sequence[str | os.PathLike[str
         cwd: working directory.
         timeout: seconds before the process is killed (TimeoutExpired propagates).
         input_data: bytes for stdin.
+        on_line: called with each line of output as it is printed (stderr merged into
+            stdout); the completed process then carries all of it in ``stdout``.
     """
     cmd = [micropython_binary()]
     if heapsize is not None:
         cmd += ["-X", f"heapsize={heapsize}"]
     cmd += list(args)
-    return subprocess.run(cmd, env=micropython_env(path, env), cwd=cwd, timeout=timeout,
-                          capture_output=True, input=input_data, check=False)
+    if on_line is None:
+        return subprocess.run(cmd, env=micropython_env(path, env), cwd=cwd, timeout=timeout,
+                              capture_output=True, input=input_data, check=False)
+    return _run_streaming(cmd, micropython_env(path, env), cwd, timeout, on_line)
+
+
+def _run_streaming(cmd: list[str], env: dict[str, str], cwd: str | os.PathLike[str] | None,
+                   timeout: float, on_line: Callable[[str], None],
+                   ) -> subprocess.CompletedProcess[bytes]:
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    fired = threading.Event()
+
+    def kill() -> None:
+        fired.set()
+        proc.kill()
+
+    timer = threading.Timer(timeout, kill)
+    timer.start()
+    out = bytearray()
+    try:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            out += raw
+            on_line(raw.decode(errors="replace").rstrip("\n"))
+        proc.wait()
+    finally:
+        timer.cancel()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if fired.is_set():
+        raise subprocess.TimeoutExpired(cmd, timeout, output=bytes(out))
+    return subprocess.CompletedProcess(cmd, proc.returncode, bytes(out), b"")
 
 
 def compile_to_mpy(sources: Sequence[Path], out_dir: Path, *, march: str = "x64") -> list[Path]:

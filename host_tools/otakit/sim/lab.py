@@ -6,9 +6,9 @@ so there is one way to stand up a signed release and a device that updates from 
 
 Invariants: everything lives under one work directory; the server runs only inside the `Lab`
 context (``with Lab(...) as lab``) and is stopped on exit. The board's app directory
-``lab.device_dir`` holds what a real board would have: the agent compiled to .mpy (as if frozen),
-the lab's own keyring module ``ota_keys.py``, and the example app's boot.py and main.py (links to
-``firmware/``).
+``lab.device_dir`` holds what a real board would have: the agent, the example app (``doorlock``) and
+the lab's own keyring module ``ota_keys`` compiled to .mpy (as if frozen), and boot.py and main.py
+(links to ``firmware/``).
 """
 
 from __future__ import annotations
@@ -74,9 +74,13 @@ class Lab:
         self.key: PrivateKey = generate_key(alg)
         self.device_dir = self.work / "device"
         self.device_dir.mkdir(exist_ok=True)
-        (self.device_dir / "ota_keys.py").write_text(export_keyring([self.key.public_key()]))
-        # The agent as a real board has it: compiled (frozen), not compiled on the device heap.
+        # The agent and the keyring as a real board has them: compiled (frozen), not compiled
+        # on the device heap.
+        keyring = self.work / "ota_keys.py"
+        keyring.write_text(export_keyring([self.key.public_key()]))
+        compile_to_mpy([keyring], self.device_dir)
         compile_to_mpy(sorted((FIRMWARE_DIR / "ota").glob("*.py")), self.device_dir / "ota")
+        compile_to_mpy([FIRMWARE_DIR / "doorlock.py"], self.device_dir)
         for name in ("boot.py", "main.py"):
             link = self.device_dir / name
             if not link.exists():

@@ -117,6 +117,7 @@ class _Setup:
     heapsize: str | int | None
     env: dict[str, str]
     timeout: float
+    on_output: Callable[[str], None] | None = None
 
 
 def _boot_once(s: _Setup, index: int, reason: str, ops_before: int) -> tuple[Boot, int]:
@@ -134,7 +135,7 @@ def _boot_once(s: _Setup, index: int, reason: str, ops_before: int) -> tuple[Boo
     path = [sim_module_dir()] + ([s.app_dir] if s.app_dir else [])
     try:
         proc = run_micropython(["-m", "_simboot"], path=path, heapsize=s.heapsize, env=env,
-                               timeout=s.timeout)
+                               timeout=s.timeout, on_line=s.on_output)
         log = (proc.stdout + proc.stderr).decode(errors="replace")
         event, total = _read_exit(s.state / "exit")
         if not event:
@@ -175,7 +176,8 @@ def run(flash_path: str | os.PathLike[str], *, script: str | os.PathLike[str] | 
         cut_at: int | None = None, heapsize: str | int | None = DEFAULT_HEAPSIZE,
         env: dict[str, str] | None = None, timeout: float = 60,
         restart_after_cut: bool = True,
-        on_boot: Callable[[Boot], None] | None = None) -> RunResult:
+        on_boot: Callable[[Boot], None] | None = None,
+        on_output: Callable[[str], None] | None = None) -> RunResult:
     """Power on the simulated board and run it until the firmware finishes.
 
     Args:
@@ -190,7 +192,8 @@ def run(flash_path: str | os.PathLike[str], *, script: str | os.PathLike[str] | 
         env: extra environment variables for the device process (``os.getenv`` on the device).
         timeout: seconds one boot may take before it is killed (the run then ends "timeout").
         restart_after_cut: power on again after a cut (default), or end the run there.
-        on_boot: called with each `Boot` as soon as it ends (e.g. to print the log live).
+        on_boot: called with each `Boot` as soon as it ends.
+        on_output: called with each line the device prints, as it prints it.
 
     Returns:
         A `RunResult`.
@@ -211,7 +214,7 @@ def run(flash_path: str | os.PathLike[str], *, script: str | os.PathLike[str] | 
                    heapsize=heap_bytes(heapsize) + SIM_HEAP_HEADROOM if heapsize else None,
                    env={**(env or {}), "OTAKIT_SIM_HEAP_BUDGET":
                         str(heap_bytes(heapsize)) if heapsize else ""},
-                   timeout=timeout)
+                   timeout=timeout, on_output=on_output)
     result = RunResult()
     reason: str | None = "poweron"
     ops = 0
