@@ -37,7 +37,7 @@ print("INSTALLED" if agent.update_sync() else "FAILED " + json.dumps(agent.statu
 """
 
 SPEED = """\
-import asyncio, esp32, json, socket, time, ota
+import asyncio, esp32, hashlib, json, socket, time, ota
 cfg = json.load(open("ota_config.json"))
 host, port = cfg["url"].split("//")[1].split(":")
 path = cfg["blob"]
@@ -45,37 +45,48 @@ part = esp32.Partition(esp32.Partition.RUNNING).get_next_update()
 buf = bytearray(4096)
 mv = memoryview(buf)
 
-def bare():
+def bare(check):
+    # socket -> 4 KB buffer -> writeblocks; with check, also the two SHA-256 passes the agent
+    # must make (while receiving, and over the slot read back from flash)
+    h = hashlib.sha256()
     s = socket.socket()
     s.connect(socket.getaddrinfo(host, int(port))[0][-1])
     s.send(("GET /%s HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n" % path).encode())
-    f = s.makefile("rb")
-    while f.readline() not in (b"\\r\\n", b""):
+    while s.readline() not in (b"\\r\\n", b""):
         pass
     blk = 0
     while True:
         n = 0
         while n < 4096:
-            k = f.readinto(mv[n:])
+            k = s.readinto(mv[n:])
             if not k:
                 break
             n += k
         if not n:
             break
+        if check:
+            h.update(mv[:n])
         part.writeblocks(blk, buf)
         blk += 1
     s.close()
+    if check:
+        h = hashlib.sha256()
+        for b in range(blk):
+            part.readblocks(b, buf)
+            h.update(buf)
+
+def timed(f, *a):
+    t = time.ticks_us()
+    r = f(*a)
+    return time.ticks_diff(time.ticks_us(), t), r
 
 agent = ota.Agent(ota.Config(cfg["url"], cfg["product"], cfg["board"]))
 offer = agent.check_sync()
-for r in range(%d):
-    t = time.ticks_us()
-    bare()
-    t_bare = time.ticks_diff(time.ticks_us(), t)
-    t = time.ticks_us()
-    ok = agent.install_sync(offer)
-    t_agent = time.ticks_diff(time.ticks_us(), t)
-    print("SPEED", t_bare, t_agent, ok)
+for r in range(ROUNDS):
+    t_bare = timed(bare, False)[0]
+    t_hashed = timed(bare, True)[0]
+    t_agent, ok = timed(agent.install_sync, offer)
+    print("SPEED", t_bare, t_hashed, t_agent, ok)
 """
 
 
@@ -102,27 +113,27 @@ def min_heap(board: str, size: int, lo: int = 24, hi: int = 256) -> int:
         return hi
 
 
-def throughput(size: int, rounds: int) -> tuple[float, float]:
-    """Median microseconds of (bare loop, agent install) for a ``size``-byte image."""
+def throughput(size: int, rounds: int) -> tuple[float, float, float]:
+    """Median microseconds of (bare loop, bare loop + both hash passes, agent install)."""
     with tempfile.TemporaryDirectory() as d, Lab(Path(d)) as lab:
         pub = lab.publish(make_app_image("1.1.0", size=size), "1.1.0", 2)
         blob = pub.payload_path.relative_to(lab.repo.root).as_posix()
         lab.flash(make_app_image("1.0.0", size=64 * 1024), blob=blob)
-        (lab.work / "speed.py").write_text(SPEED % rounds)
+        (lab.work / "speed.py").write_text(SPEED.replace("ROUNDS", str(rounds)))
         result = lab.boot(script=lab.work / "speed.py", heapsize="256K", max_boots=1,
                           timeout=600)
-        rows = re.findall(r"^SPEED (\d+) (\d+) True$", result.log, re.M)
+        rows = re.findall(r"^SPEED (\d+) (\d+) (\d+) True$", result.log, re.M)
         if len(rows) != rounds:
             raise RuntimeError("throughput run failed:\n" + result.log[-3000:])
-        return (statistics.median(int(r[0]) for r in rows),
-                statistics.median(int(r[1]) for r in rows))
+        return tuple(statistics.median(int(r[i]) for r in rows)  # type: ignore[return-value]
+                     for i in range(3))
 
 
 def report(write_docs: bool, rounds: int) -> str:
     small = min_heap("esp32", 1_000_000)
     large = min_heap("esp32-8mb", 3_000_000)
-    bare_us, agent_us = throughput(1_400_000, rounds)
-    speed = bare_us / agent_us
+    bare_us, hashed_us, agent_us = throughput(1_400_000, rounds)
+    speed, fair = bare_us / agent_us, hashed_us / agent_us
     date = datetime.date.today().isoformat()
     text = f"""## Whole update (agent)
 
@@ -140,10 +151,21 @@ are an upper bound for a board.
 | difference | | {large - small} KB | | ≤ {GROWTH_LIMIT} KB |
 
 Throughput, 1.4 MB image, median of {rounds} interleaved rounds in one device process over the
-same loopback server and simulated flash: a bare loop (socket → 4 KB buffer → `writeblocks`)
-took {bare_us / 1000:.0f} ms, the agent's `install()` (download, SHA-256, progress saved to NVS,
-header check, full read-back and hash, `set_boot`) {agent_us / 1000:.0f} ms:
-bare ÷ agent = **{speed:.2f}** (goal ≥ {SPEED_GOAL}).
+same loopback server and simulated flash:
+
+| what | time | bare ÷ this |
+|---|---|---|
+| bare loop: socket → 4 KB buffer → `writeblocks` | {bare_us / 1000:.1f} ms | 1.00 |
+| bare loop plus the two SHA-256 passes the agent must make (while receiving; over the slot read back from flash) | {hashed_us / 1000:.1f} ms | {bare_us / hashed_us:.2f} |
+| the agent's `install()`: the above through the asyncio HTTP client, progress saved to NVS every 64 KB, header checks, `set_boot()` | {agent_us / 1000:.1f} ms | **{speed:.2f}** |
+
+The goal, bare ÷ agent ≥ {SPEED_GOAL}, is not met here: on loopback with a simulated flash the
+bare loop is so fast that the two SHA-256 passes alone, which the agent cannot skip (the signed
+hash is checked on the bytes received and again on the bytes read back), cost more than the whole
+bare loop. Against the bare loop that makes the same two passes, the agent reaches
+**{fair:.2f}**; most of the rest is `set_boot()` itself, which verifies the whole image once
+more (ESP-IDF's `esp_image_verify`, modelled by the simulator), and the asyncio event loop.
+On a board the radio and the flash, not the CPU, set the pace; that has not been measured here.
 
 Measured {date} with `.venv/bin/python -m bench.agent --write-docs`.
 """

@@ -304,14 +304,37 @@ class Response:
             mv[0:n] = self._client._lmv[self._p : self._p + n]
             self._p += n
         if n < want:
+            n += self._poll(mv[n:want])
+        if n < want and not self._eof:
             try:
                 n += await self._client._timed(self._fill(mv[n:want]), "reading the body")
             except BaseException:
                 await self.close()
                 raise
+        elif self._eof and not n:
+            await self.close()
+            raise FetchError("SHORT_READ", str(self._left) + " body bytes missing")
         self._left -= n
         if not self._left:
             await self.close()
+        return n
+
+    # Take what the socket already holds without waiting (its fd is non-blocking under
+    # asyncio): a read that does not block needs no trip through the event loop and no timer.
+    def _poll(self, mv):
+        sock = getattr(self._r, "s", None)
+        n = 0
+        while sock is not None and n < len(mv):
+            try:
+                k = sock.readinto(mv[n:])
+            except OSError:
+                return n  # let the timed path report it
+            if k is None:
+                break  # nothing buffered: wait for it in _fill
+            if not k:
+                self._eof = True
+                break
+            n += k
         return n
 
     async def _fill(self, mv):

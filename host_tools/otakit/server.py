@@ -213,7 +213,10 @@ async def _copy(request: web.Request, resp: web.StreamResponse, f: IO[bytes], fi
         data = await loop.run_in_executor(None, f.read, min(CHUNK, limit - sent))
         if not data:
             break  # the file shrank under us: the client sees a short body
-        await resp.write(data)
+        try:
+            await resp.write(data)
+        except ConnectionError:  # the client went away (a device reset mid-download)
+            return
         sent += len(data)
         request[_SENT] = sent
     if sent < length and request.transport is not None:

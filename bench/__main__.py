@@ -1,0 +1,21 @@
+"""`make bench`: every benchmark, each writing its section of docs/performance.md."""
+
+from __future__ import annotations
+
+import sys
+
+from bench import agent, flash_write, verify
+
+
+def main() -> int:
+    """Run the benchmarks in turn; each prints its table and updates docs/performance.md."""
+    for module in (verify, flash_write, agent):
+        print(f"== {module.__name__} ==", flush=True)
+        rc = module.main(["--write-docs"])
+        if rc:
+            return rc
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
