@@ -1,4 +1,4 @@
-"""Shared fixtures: the repository's trees, ../shared, and a runner for the real MicroPython port."""
+"""Shared fixtures: the repository's trees, ../shared, and the real MicroPython port."""
 
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ class KeyFileError(OtakitError):
 
 
 class ImageError(OtakitError):
-    """An app image is not one a device would boot (bad magic, wrong chip, firmware.bin, too big)."""
+    """An app image a device would not boot (bad magic, wrong chip, firmware.bin, too big)."""
 
 
 class ManifestError(OtakitError):

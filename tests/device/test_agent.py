@@ -144,6 +144,47 @@ def test_rollback_reason_is_kept_for_reporting(lab: Lab) -> None:
     assert lab.nvs()["rb"].startswith(b"2 ROLLED_BACK")
 
 
+HEALTH = """\
+import asyncio, esp32, json, machine, ota
+P = esp32.Partition
+on_new_image = P(P.RUNNING).info()[4] == "ota_1"
+
+def lock_works():  # fails on the new image
+    return not on_new_image
+
+async def network_up():  # hangs on the new image
+    while on_new_image:
+        await asyncio.sleep_ms(50)
+    return True
+
+checks = {"fails": (lock_works,), "hangs": (network_up,)}[FAULT]
+outcome, detail = ota.boot(checks=checks, timeout_ms=300)
+print("BOOT " + outcome)
+cfg = json.load(open("ota_config.json"))
+agent = ota.Agent(ota.Config(cfg["url"], cfg["product"], cfg["board"]))
+installed = agent.update_sync()
+print("STATUS " + json.dumps(agent.status()))
+if installed:
+    machine.reset()
+"""
+
+
+@pytest.mark.parametrize("fault", ["fails", "hangs"])
+def test_failed_health_check_rolls_back(lab: Lab, fault: str) -> None:
+    lab.publish(make_app_image("1.1.0", size=SIZE), "1.1.0", 2)
+    script = lab.work / "health.py"
+    script.write_text(HEALTH.replace("FAULT", repr(fault)))
+    result = lab.boot(script=script, heapsize=HEAP)
+    assert [b.version for b in result.boots] == ["1.0.0", "1.1.0", "1.0.0"], result.log
+    assert result.boots[1].ended == "reset"  # ota.boot() reset without confirming
+    assert "BOOT rolled_back" in result.log
+    why = "returned False" if fault == "fails" else "did not finish within 300 ms"
+    assert "(HEALTH_FAILED" in result.log and why in result.log
+    last = statuses(result)[-1]
+    assert last["rollback"].startswith("2 HEALTH_FAILED") and last["reason"] == "KNOWN_BAD"
+    assert "seq" not in lab.nvs()  # 1.1.0 never became the installed release
+
+
 def test_altered_payload_is_refused_and_boot_target_unchanged(lab: Lab) -> None:
     pub = lab.publish(make_app_image("1.1.0", size=SIZE), "1.1.0", 2)
     data = bytearray(pub.payload_path.read_bytes())
