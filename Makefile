@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test demo demo-real bench clean vectors
+.PHONY: setup test demo demo-real bench clean vectors hil typecheck
 
 # Create .venv and install the host package plus everything the tests need. Re-runs when
 # pyproject.toml changes.
@@ -18,6 +18,19 @@ setup: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest -q tests
+
+# Hardware-in-the-loop suite on a real board (tests/hw/test_hil.py says what it needs).
+PORT ?=
+hil: $(STAMP)
+	@if [ -z "$(PORT)" ]; then \
+	  echo "make hil: no PORT given (e.g. make hil PORT=/dev/ttyUSB0): the real-board suite is"; \
+	  echo "skipped; it needs an ESP32 on a serial port and cannot run without one."; \
+	fi
+	OTAKIT_HIL_PORT=$(PORT) $(BIN)/pytest -q -rs tests/hw
+
+typecheck: $(STAMP)
+	$(BIN)/python scripts/typecheck.py firmware
+	$(BIN)/python scripts/typecheck.py host
 
 demo: $(STAMP)
 	$(BIN)/python -m otakit.demo

@@ -19,7 +19,7 @@ from .slot import Slot, app_header_problem
 from .state import State
 
 try:
-    from micropython import const
+    from micropython import const  # pyright: ignore[reportAssignmentType] - CPython fallback below
 except ImportError:  # CPython
     def const(x):
         return x

@@ -13,7 +13,7 @@ check_target() and the agent do that.
 """
 
 try:
-    from micropython import const
+    from micropython import const  # pyright: ignore[reportAssignmentType] - CPython fallback below
 except ImportError:
 
     def const(x):

@@ -12,7 +12,7 @@ import hashlib
 from .errors import FlashError
 
 try:
-    from micropython import const
+    from micropython import const  # pyright: ignore[reportAssignmentType] - CPython fallback below
 except ImportError:  # CPython, for host-side tests and fuzzing
     def const(x):
         return x

@@ -54,10 +54,11 @@ def boot(checks=(), timeout_ms=30000, esp32=None, machine=None, log=print):
     if not seq:
         return NORMAL, ""
     part = esp32.Partition
-    running = part(part.RUNNING).info()
+    # The stubs type Partition(id) as a label only; BOOT/RUNNING are the documented int ids.
+    running = part(part.RUNNING).info()  # pyright: ignore[reportArgumentType]
     if running[2] == st.get("t_addr"):
         failure = _run_checks(checks, timeout_ms)
-        if failure is None and part(part.BOOT).info() != running:
+        if failure is None and part(part.BOOT).info() != running:  # pyright: ignore
             failure = "HEALTH_FAILED the running slot is not the boot slot; not confirming"
         if failure is not None:
             log("ota: trial of sequence %d failed: %s; resetting to roll back" % (seq, failure))

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Literal, cast
 from urllib.parse import unquote
 
 from aiohttp import web
@@ -39,7 +39,7 @@ from aiohttp import web
 from otakit.errors import OtakitError, RepoError
 
 CHUNK = 64 * 1024
-_FAULTS = web.AppKey("faults", "Faults")
+_FAULTS = web.AppKey("faults", "Faults")  # pyright: ignore[reportArgumentType] - defined below
 _LOG = web.AppKey("access_log", object)
 _ROOT = web.AppKey("root", Path)
 _SENT = web.RequestKey("otakit_bytes", int)
@@ -109,7 +109,7 @@ def make_etag(st: os.stat_result) -> str:
     return f'"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"'
 
 
-def parse_range(value: str, size: int) -> tuple[int, int] | None | bool:
+def parse_range(value: str, size: int) -> tuple[int, int] | None | Literal[False]:
     """Parse one ``bytes=`` range against ``size``.
 
     Returns:
@@ -161,7 +161,7 @@ async def _handle(request: web.Request) -> web.StreamResponse:
 
 
 def _choose_range(request: web.Request, size: int, etag: str,
-                  faults: Faults) -> tuple[int, int] | None | bool:
+                  faults: Faults) -> tuple[int, int] | None | Literal[False]:
     """The byte range to send (None = whole file, False = unsatisfiable)."""
     value = request.headers.get("Range")
     if value is None or faults.ignore_range:
@@ -237,7 +237,7 @@ async def _log_middleware(request: web.Request,
         status = e.status
         raise
     finally:
-        log = request.app[_LOG]
+        log = cast("AccessLog | None", request.app[_LOG])
         if log is not None:
             log.write(request, status, request.get(_SENT, 0),
                       (time.perf_counter() - t0) * 1000)
