@@ -177,11 +177,8 @@ class Agent:
                 raise ManifestError("PAYLOAD_TOO_LARGE", "%d bytes do not fit %s (%d bytes)"
                                     % (m.size, slot.label, slot.size))
             self._set("downloading")
-            rep = self._choose(m)
-            if rep is None:
+            if not (m.payloads and await self._encoded(m, slot)):
                 await self._download(m, slot)
-            else:
-                await self._decode(m, rep, slot)
             self._set("verifying")
             slot.verify(m.size, m.sha256, self.cfg.chip_id, self.buf)
             st.set("t_seq", m.sequence)
@@ -199,6 +196,15 @@ class Agent:
             return False
         self._set("installed", None, "%s in %s; reboot to try it" % (m.version, slot.label))
         return True
+
+    async def _encoded(self, m, slot):
+        # A smaller representation than the raw payload, when this device can use one
+        # (docs/format.md §2.2). Returns False to take the raw payload.
+        from .encoded import download
+        try:
+            return await download(self, m, slot)
+        finally:
+            release("encoded", "delta", "fastadd")
 
     async def _download(self, m, slot):
         st = self.state
@@ -236,41 +242,6 @@ class Agent:
         if h.digest() != m.sha256:
             raise FlashError("HASH_MISMATCH", "the downloaded payload's SHA-256 differs from "
                              "the signed one")
-
-    def _choose(self, m):
-        # The smallest representation this device can use (docs/format.md §2.2), None for raw.
-        if not m.payloads:
-            return None
-        from . import encoded
-        try:
-            return encoded.choose(m, self.esp32, self.buf, self.cfg.max_wbits)
-        finally:
-            release("encoded")
-
-    async def _decode(self, m, rep, slot):
-        # A deflate or delta representation, decoded into the slot as it streams in (ota.encoded).
-        # It is not resumed: an interrupted one starts again (docs/format.md §2.2).
-        st = self.state
-        if st.get_blob("d_id"):  # a raw download's resume point; this one overwrites the slot
-            st.erase("d_id", "d_off")
-            st.commit()
-        client = self._client()
-        try:
-            resp = await client.get(self.cfg.payload_url(rep[1]), rep[2])
-            try:
-                from .encoded import install
-                await install(resp, rep, m, slot, self.buf, self.esp32, self.cfg.chip_id,
-                              self._progress)
-            finally:
-                await resp.close()
-        finally:
-            self._done_with(client)
-            release("encoded", "delta", "fastadd")
-
-    def _progress(self, done, size):
-        self._status["progress"] = done
-        if self.on_progress:
-            self.on_progress(done, size)
 
     async def _stream(self, resp, slot, done, size, h):
         buf = self.buf

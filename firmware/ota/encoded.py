@@ -1,11 +1,13 @@
 # ota/encoded.py: install a deflate or delta representation of an image while it streams in.
 # MIT license; Copyright (c) 2026 otakit contributors
 #
-# docs/format.md §2.2 (representations) and §6 (patches). The agent calls two things:
-#   choose(m, esp32, buf, max_wbits) -> the smallest representation this device can use, or None
-#     for the raw payload (hashes the running slot only when a delta is the best candidate);
-#   install(resp, rep, m, slot, buf, esp32, chip_id, progress) -> decodes the response into the
-#     spare slot through the agent's 4 KB block buffer; raises FlashError/FetchError.
+# docs/format.md §2.2 (representations) and §6 (patches). The agent calls download(agent, m,
+# slot): it picks the smallest representation this device can use (choose: the running slot is
+# hashed only when a delta is the best candidate), returns False when that is the raw payload,
+# else downloads it and decodes it into the spare slot through the agent's 4 KB block buffer
+# (install) and returns True; it raises FlashError/FetchError like the raw download. An encoded
+# download is not resumed: after an interruption it starts again from its first byte.
+# The code lives here, not in ota.agent, so that it costs no RAM during a raw update.
 #
 # deflate.DeflateIO pulls its source one byte per call, so it never sees the socket: it reads an
 # io.BytesIO of _CAP bytes that Source refills from the HTTP response (Response.readinto) before
@@ -195,3 +197,31 @@ async def install(resp, rep, m, slot, buf, esp32, chip_id, progress):
     await src.finish(size, sha256)
     if w.h.digest() != m.sha256:
         raise _bad("the decoded image's SHA-256 differs from the signed one")
+
+
+async def download(agent, m, slot):
+    rep = choose(m, agent.esp32, agent.buf, agent.cfg.max_wbits)
+    if rep is None:
+        return False
+    st = agent.state
+    if st.get_blob("d_id"):  # a raw download's resume point; this one overwrites the slot
+        st.erase("d_id", "d_off")
+        st.commit()
+    status = agent._status
+
+    def progress(done, size):
+        status["progress"] = done
+        if agent.on_progress:
+            agent.on_progress(done, size)
+
+    client = agent._client()
+    try:
+        resp = await client.get(agent.cfg.payload_url(rep[1]), rep[2])
+        try:
+            await install(resp, rep, m, slot, agent.buf, agent.esp32, agent.cfg.chip_id,
+                          progress)
+        finally:
+            await resp.close()
+    finally:
+        agent._done_with(client)
+    return True
