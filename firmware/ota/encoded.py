@@ -11,10 +11,10 @@
 #
 # deflate.DeflateIO pulls its source one byte per call, so it never sees the socket: it reads an
 # io.BytesIO of _CAP bytes that Source refills from the HTTP response (Response.readinto) before
-# each decode step. Only [0, e) of that BytesIO holds received bytes; the decoder is never asked for
-# more than _STEP bytes with fewer than _LOW unread bytes left (a DEFLATE stream needs at most 2
-# input bytes per output byte plus a block header of at most ~560 bytes), and a read past e is
-# caught after each step and refused. Every received byte is hashed and counted against the
+# each decode step. Only [0, e) of that BytesIO holds received bytes; the decoder is never asked
+# for more than _STEP bytes with fewer than _LOW unread bytes left (a DEFLATE stream needs at
+# most 2 input bytes per output byte plus a block header of at most ~560 bytes), and a read past
+# e is caught after each step and refused. Every received byte is hashed and counted against the
 # representation's signed size and SHA-256; the decoded bytes are hashed against the image's.
 #
 # RAM (allocated once per install): 2 KB staging buffer, the BytesIO's 2 KB, the decoder's window

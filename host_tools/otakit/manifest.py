@@ -352,9 +352,10 @@ def _representation(r: object) -> Representation | None:
     if enc == "delta":
         base_size = _int(r, "base_size", 1, INT31)
         base_sha = _sha_field(r, "base_sha256")
-    return Representation(enc, r["path"], _int(r, "size", 1, INT31),  # type: ignore[arg-type]
-                          _sha_field(r, "sha256"), _int(r, "wbits", 9, 15),  # type: ignore[arg-type]
-                          base_size, base_sha)
+    size = _int(r, "size", 1, INT31)
+    wbits = _int(r, "wbits", 9, 15)
+    return Representation(enc, r["path"], size, _sha_field(r, "sha256"),  # type: ignore[arg-type]
+                          wbits, base_size, base_sha)  # type: ignore[arg-type]
 
 
 def _payloads(d: Mapping[str, Any]) -> tuple[Representation, ...]:
