@@ -41,6 +41,15 @@ BASE: dict[str, Any] = {
                 "encoding": "raw"},
     "created": 1767225600, "support_end": "2031-12-31",
 }
+DEFLATED_SHA = hashlib.sha256(b"otakit test vector payload, deflated").hexdigest()
+DELTA_SHA = hashlib.sha256(b"otakit test vector payload, delta").hexdigest()
+BASE_SHA = hashlib.sha256(b"otakit test vector base image").hexdigest()
+DEFLATE_REP = {"encoding": "deflate", "path": f"blobs/sha256/{DEFLATED_SHA}", "size": 45120,
+               "sha256": DEFLATED_SHA, "wbits": 12}
+DELTA_REP = {"encoding": "delta", "path": f"blobs/sha256/{DELTA_SHA}", "size": 812,
+             "sha256": DELTA_SHA, "wbits": 12, "base_size": 65536, "base_sha256": BASE_SHA}
+FUTURE_REP = {"encoding": "zstd-x", "path": "x", "size": "anything", "level": 19}
+REPS = {**BASE, "payloads": [DEFLATE_REP, DELTA_REP]}
 FULL = {**BASE, "expires": 1798761600, "notes": "Türschloss: faster unlock ✓\nsecond line",
         "security": {"severity": "high", "risk": "CVE-2026-0001: BLE pairing bypass"},
         "disruption": {"reboot": True, "seconds": 45}}
@@ -112,6 +121,8 @@ def expected_fields(data: bytes, key: PrivateKey) -> dict[str, Any]:
         out[k] = b[k]
     for k in ("expires", "notes", "security", "disruption"):
         out[k] = b.get(k)
+    out["payloads"] = [{"base_size": None, "base_sha256": None, **r}
+                       for r in b.get("payloads", []) if r["encoding"] in ("deflate", "delta")]
     return out
 
 
@@ -130,6 +141,10 @@ def valid_vectors(ed: PrivateKey, rsa: PrivateKey) -> dict[str, bytes]:
                                  "security": {"severity": "critical", "risk": "r" * 512},
                                  "disruption": {"reboot": False, "seconds": 86400}}),
         "ok-encoding-deflate-parses": signed(ed, with_(BASE, "payload.encoding", "deflate")),
+        "ok-payloads-deflate-delta": signed(ed, REPS),
+        "ok-payloads-rsa-four": signed(rsa, {**FULL, "payloads": [DEFLATE_REP, DELTA_REP,
+                                                                  FUTURE_REP, DELTA_REP]}),
+        "ok-payloads-unknown-encoding-skipped": signed(ed, {**BASE, "payloads": [FUTURE_REP]}),
     }
     filler = 4096 - len(signed(ed, {**BASE, "pad": ""}))
     v["ok-exactly-4096-bytes"] = signed(ed, {**BASE, "pad": "p" * filler})
@@ -253,6 +268,38 @@ def body_vectors() -> dict[str, dict[str, Any] | bytes]:
     return v
 
 
+def representation_vectors() -> dict[str, dict[str, Any]]:
+    """Bodies whose ``payloads`` list (docs/format.md §2.2) is wrong: all BAD_BODY."""
+    v: dict[str, dict[str, Any]] = {
+        "payloads-null": {**BASE, "payloads": None},
+        "payloads-empty": {**BASE, "payloads": []},
+        "payloads-object": {**BASE, "payloads": DEFLATE_REP},
+        "payloads-five": {**BASE, "payloads": [DEFLATE_REP] * 5},
+        "payloads-entry-string": {**BASE, "payloads": ["deflate"]},
+        "payloads-entry-null": {**BASE, "payloads": [None]},
+    }
+    bad: list[tuple[str, dict[str, Any], str, Any]] = [
+        ("missing-encoding", DEFLATE_REP, "encoding", DELETE),
+        ("encoding-uppercase", DEFLATE_REP, "encoding", "DEFLATE"),
+        ("missing-path", DEFLATE_REP, "path", DELETE),
+        ("path-traversal", DEFLATE_REP, "path", "../x"),
+        ("missing-size", DEFLATE_REP, "size", DELETE), ("size-0", DEFLATE_REP, "size", 0),
+        ("size-bool", DEFLATE_REP, "size", True), ("size-2-31", DEFLATE_REP, "size", 2**31),
+        ("sha256-uppercase", DEFLATE_REP, "sha256", DEFLATED_SHA.upper()),
+        ("missing-sha256", DEFLATE_REP, "sha256", DELETE),
+        ("missing-wbits", DEFLATE_REP, "wbits", DELETE), ("wbits-8", DEFLATE_REP, "wbits", 8),
+        ("wbits-16", DEFLATE_REP, "wbits", 16), ("wbits-float", DEFLATE_REP, "wbits", 12.0),
+        ("delta-missing-base-size", DELTA_REP, "base_size", DELETE),
+        ("delta-base-size-0", DELTA_REP, "base_size", 0),
+        ("delta-missing-base-sha256", DELTA_REP, "base_sha256", DELETE),
+        ("delta-base-sha256-63", DELTA_REP, "base_sha256", BASE_SHA[:63]),
+        ("delta-base-sha256-null", DELTA_REP, "base_sha256", None),
+    ]
+    for name, rep, field, value in bad:
+        v[f"payloads-{name}"] = {**BASE, "payloads": [with_(rep, field, value)]}
+    return v
+
+
 def main() -> int:
     keydir = OUT / "keys"
     mdir = OUT / "manifests"
@@ -275,6 +322,9 @@ def main() -> int:
     for name, (data, reason) in envelope_vectors(ed, rsa, stranger).items():
         index.append({"file": f"{name}.bin", "expect": reason})
         (mdir / f"{name}.bin").write_bytes(data)
+    for name, body in representation_vectors().items():
+        index.append({"file": f"body-{name}.bin", "expect": "BAD_BODY"})
+        (mdir / f"body-{name}.bin").write_bytes(signed(ed, body))
     for name, body in body_vectors().items():
         index.append({"file": f"body-{name}.bin", "expect": "BAD_BODY"})
         (mdir / f"body-{name}.bin").write_bytes(signed(ed, body))

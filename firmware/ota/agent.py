@@ -177,7 +177,8 @@ class Agent:
                 raise ManifestError("PAYLOAD_TOO_LARGE", "%d bytes do not fit %s (%d bytes)"
                                     % (m.size, slot.label, slot.size))
             self._set("downloading")
-            await self._download(m, slot)
+            if not (m.payloads and await self._encoded(m, slot)):
+                await self._download(m, slot)
             self._set("verifying")
             slot.verify(m.size, m.sha256, self.cfg.chip_id, self.buf)
             st.set("t_seq", m.sequence)
@@ -195,6 +196,15 @@ class Agent:
             return False
         self._set("installed", None, "%s in %s; reboot to try it" % (m.version, slot.label))
         return True
+
+    async def _encoded(self, m, slot):
+        # A smaller representation than the raw payload, when this device can use one
+        # (docs/format.md §2.2). Returns False to take the raw payload.
+        from .encoded import download
+        try:
+            return await download(self, m, slot)
+        finally:
+            release("encoded", "delta", "fastadd")
 
     async def _download(self, m, slot):
         st = self.state

@@ -35,6 +35,8 @@ _PATH_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~
 _HEX = "0123456789abcdef"
 _SEVERITIES = ("low", "medium", "high", "critical")
 ENCODINGS = ("raw",)
+REPRESENTATIONS = ("deflate", "delta")  # payloads[] entries this parser knows; others are skipped
+_REPS_MAX = const(4)
 
 
 class Manifest:
@@ -45,6 +47,9 @@ class Manifest:
     #   security (None | {"severity": str, "risk": str}),
     #   disruption (None | {"reboot": bool, "seconds": int}),
     #   path (str), size (int), sha256 (32 bytes, the raw digest), encoding (str) - payload
+    #   payloads: list of the known alternative representations (docs/format.md §2.2), each a
+    #     tuple (encoding, path, size, sha256, wbits, base_size, base_sha256); the last two are
+    #     None for deflate; digests are 32 raw bytes
     def __init__(self, alg, key_id, b):
         self.alg = alg
         self.key_id = key_id
@@ -74,6 +79,7 @@ class Manifest:
         self.size = _int(p, "size", 1, _INT31)
         self.sha256 = _sha256(_get(p, "sha256"))
         self.encoding = _name(p, "encoding")
+        self.payloads = _payloads(b)
 
 
 def _bad(field):
@@ -148,6 +154,28 @@ def _sha256(v):
     from binascii import unhexlify
 
     return unhexlify(v)
+
+
+def _payloads(b):
+    if "payloads" not in b:
+        return []
+    v = b["payloads"]
+    if type(v) is not list or not 1 <= len(v) <= _REPS_MAX:
+        _bad("payloads")
+    out = []
+    for r in v:
+        if type(r) is not dict:
+            _bad("payloads")
+        enc = _name(r, "encoding")
+        if enc not in REPRESENTATIONS:
+            continue  # a later revision's encoding: this device cannot use it
+        base_size = base_sha = None
+        if enc == "delta":
+            base_size = _int(r, "base_size", 1, _INT31)
+            base_sha = _sha256(_get(r, "base_sha256"))
+        out.append((enc, _path(_get(r, "path")), _int(r, "size", 1, _INT31),
+                    _sha256(_get(r, "sha256")), _int(r, "wbits", 9, 15), base_size, base_sha))
+    return out
 
 
 def _security(b):
