@@ -12,13 +12,13 @@
 from .errors import FlashError
 
 try:
-    from micropython import const
+    from micropython import const  # pyright: ignore[reportAssignmentType] - CPython fallback below
 except ImportError:  # CPython
     def const(x):
         return x
 
 try:
-    from .fastadd import add as _add  # @micropython.viper inner loop
+    from .fastadd import add as _add  # pyright: ignore[reportAssignmentType] - viper inner loop
 except (ImportError, SyntaxError, ValueError):  # no native emitter on this port
     def _add(out, o, base, b, n):
         for i in range(n):

@@ -20,6 +20,9 @@
 # RAM (allocated once per install): 2 KB staging buffer, the BytesIO's 2 KB, the decoder's window
 # (2**wbits bytes) and state (~1.3 KB), and for a delta a 1 KB cache of the base. Nothing is
 # allocated per byte; each decode step allocates one memoryview slice.
+# pyright: reportAttributeAccessIssue=false
+# (micropython-stdlib-stubs' io.BytesIO lacks the stream methods MicroPython's has: tell,
+# readinto, seek, write.)
 import hashlib
 import io
 
@@ -27,7 +30,7 @@ from .errors import FetchError, FlashError
 from .slot import app_header_problem
 
 try:
-    from micropython import const
+    from micropython import const  # pyright: ignore[reportAssignmentType] - CPython fallback below
 except ImportError:  # CPython
     def const(x):
         return x
@@ -51,7 +54,8 @@ class Source:
         self.h = hashlib.sha256()
         self.stage = bytearray(_CAP)
         self.smv = memoryview(self.stage)
-        self.io = io.BytesIO(self.stage)  # _CAP bytes long from the start; [0, e) is valid
+        # _CAP bytes long from the start; [0, e) is valid
+        self.io = io.BytesIO(self.stage)  # pyright: ignore[reportCallIssue, reportArgumentType]
         self.e = 0
         self.z = deflate.DeflateIO(self.io, deflate.RAW, wbits)
 

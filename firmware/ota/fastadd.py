@@ -7,7 +7,7 @@ import micropython
 
 
 # out[o:o+n] += base[b:b+n], byte-wise modulo 256 (a ptr8 store keeps the low byte)
-@micropython.viper
+@micropython.viper  # pyright: ignore[reportArgumentType] - the stubs type viper as () -> ...
 def add(out: ptr8, o: int, base: ptr8, b: int, n: int):
     i = 0
     while i < n:

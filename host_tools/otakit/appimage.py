@@ -47,6 +47,14 @@ def _filler(seed: str, n: int) -> bytes:
     return bytes(out[:n])
 
 
+def _saved(img: ESP32FirmwareImage) -> bytes:
+    """The image's bytes, as esptool writes them (``save(None)`` returns bytes)."""
+    data = img.save(None)
+    if not isinstance(data, bytes):
+        raise TypeError("esptool's save(None) did not return bytes")
+    return data
+
+
 def app_descriptor(version: str = "", project: str = "", idf: str = "v5.5.2") -> bytes:
     """The 256-byte esp_app_desc_t that ESP-IDF places at image offset 0x20."""
     return struct.pack(APP_DESC_FORMAT, APP_DESC_MAGIC, 0, b"\0" * 8, version.encode()[:31],
@@ -90,7 +98,7 @@ def make_app_image(version: str, *, chip: str = "esp32", size: int = 64 * 1024,
         ELFSection(b".iram0.text", iram, _filler("iram" + version, 128), 0),
         ELFSection(b".flash.text", irom, _filler("text" + version, 256), 0),
     ]
-    return img.save(None)
+    return _saved(img)
 
 
 def rebuild_with_module(image: bytes, *, at: float = 0.6, removed: int = 1536,
@@ -103,6 +111,8 @@ def rebuild_with_module(image: bytes, *, at: float = 0.6, removed: int = 1536,
     by the size difference. esptool rewrites the checksum and the appended SHA-256.
     """
     img = LoadFirmwareImage("esp32", image)
+    if not isinstance(img, ESP32FirmwareImage):
+        raise ValueError("not an ESP32 app image")
     drom = img.segments[0]
     data = bytes(drom.data)
     cut = int(len(data) * at) & ~3
@@ -120,4 +130,4 @@ def rebuild_with_module(image: bytes, *, at: float = 0.6, removed: int = 1536,
         seg.data = words.tobytes() + d[len(d) // 4 * 4:]
         if not hasattr(seg, "name"):
             seg.name = b""  # esptool's save() wants it; a loaded image's segments lack it
-    return img.save(None)
+    return _saved(img)

@@ -92,7 +92,7 @@ def release(**o: object) -> None:
     click.echo(f"  manifest: {res.manifest_path} ({len(res.manifest)} bytes)")
     click.echo(f"  payload:  {res.payload_path} ({b.payload.size} bytes)")
     for r in b.payloads:
-        what = r.encoding if r.encoding != "delta" else f"delta from {r.base_sha256[:12]}"
+        what = r.encoding if r.encoding != "delta" else f"delta from {(r.base_sha256 or '')[:12]}"
         click.echo(f"  {what}: {res.blobs[r.sha256]} ({r.size} bytes, "
                    f"{r.size / b.payload.size:.3f} of the image)")
 
