@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from otakit.appimage import make_app_image
+from otakit.keys import ED25519
 from otakit.mpy import run_micropython
 from otakit.sim.build import sim_module_dir
 from otakit.sim.inspect import VALID, read_state
@@ -164,7 +165,7 @@ class Bench:
     def __init__(self, work: Path, scenario: Scenario) -> None:
         self.scenario = scenario
         self.work = work
-        self.lab = Lab(work / "lab")
+        self.lab = Lab(work / "lab", alg=ED25519)
         self.lab.__enter__()
         try:
             self._setup(scenario)
