@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test demo demo-real bench clean vectors hil typecheck
+.PHONY: setup test demo demo-real bench campaign clean vectors hil typecheck
 
 # Create .venv and install the host package plus everything the tests need. Re-runs when
 # pyproject.toml changes.
@@ -40,6 +40,12 @@ demo-real: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# A power cut at every flash operation of an update (docs/reliability.md); the JSON report goes to
+# build/campaign.json.
+campaign: $(STAMP)
+	mkdir -p build
+	$(BIN)/otakit sim campaign --full --json build/campaign.json
 
 vectors: $(STAMP)
 	$(BIN)/python scripts/make_vectors.py

@@ -25,9 +25,18 @@ except ImportError:  # CPython
         return x
 
 _BLOCK = const(4096)
-_SAVE_EVERY = const(16)  # persist the download offset every 16 blocks (64 KB)
+# The download offset is persisted after every block, so an interruption costs at most one 4 KB
+# block downloaded again (docs/reliability.md): one NVS write per 4 KB flash block written.
 _CLOCK_VALID = const(1704067200)  # 2024-01-01: before this the clock is not set
 
+
+
+def _seconds(text):
+    # Retry-After as delta-seconds (an HTTP date is ignored), bounded to a day; 0 if absent.
+    if not text or not text.isdigit() or len(text) > 6:
+        return 0
+    n = int(text)
+    return n if n < 86400 else 86400
 
 
 class Offer:
@@ -53,6 +62,9 @@ class Agent:
         self._etag = None
         self._verdict = None  # (offer, state, reason, detail) of the manifest behind _etag
         self._status = {"state": "idle", "reason": None, "detail": "", "progress": 0}
+        self._transient = False  # the last failure was the network's: retry with backoff
+        self._retry_after = 0  # seconds the server asked for (Retry-After), 0: none
+        self.failures = 0  # consecutive transient failures
 
     # --- status --------------------------------------------------------------------------
     def status(self):
@@ -73,6 +85,8 @@ class Agent:
 
     def _fail(self, e):
         self._set("failed", e.reason, e.detail)
+        self._retry_after = _seconds(getattr(e, "retry_after", None))
+        self._transient = isinstance(e, FetchError)
         if not isinstance(e, FetchError):  # network trouble is retried, not worth a flash write
             self.state.set_last(e.reason, e.detail)
             self.state.commit()
@@ -177,20 +191,26 @@ class Agent:
                 raise ManifestError("PAYLOAD_TOO_LARGE", "%d bytes do not fit %s (%d bytes)"
                                     % (m.size, slot.label, slot.size))
             self._set("downloading")
-            if not (m.payloads and await self._encoded(m, slot)):
-                await self._download(m, slot)
-            self._set("verifying")
-            slot.verify(m.size, m.sha256, self.cfg.chip_id, self.buf)
-            st.set("t_seq", m.sequence)
-            st.set("t_sv", m.security_version)
-            st.set("t_addr", slot.address)
+            try:
+                if not (m.payloads and await self._encoded(m, slot)):
+                    await self._download(m, slot)
+                self._set("verifying")
+                slot.verify(m.size, m.sha256, self.cfg.chip_id, self.buf)
+            except (ManifestError, FlashError):
+                st.erase("d_off")  # what is in the slot is not the signed image: start over
+                raise
+            # Every NVS set is durable on its own (there is no transaction), so the order is
+            # the protocol: the trial's details first, t_seq (its marker) last, then set_boot(),
+            # then t_armed. A cut after any prefix leaves a state ota.boot() handles.
+            st.erase("t_seq")
             st.set("t_armed", 0)
             st.erase("t_fail")
-            st.commit()
+            st.set("t_sv", m.security_version)
+            st.set("t_addr", slot.address)
+            st.set("t_seq", m.sequence)
             slot.switch()
             st.set("t_armed", 1)
-            st.erase("d_id", "d_off", "last")
-            st.commit()
+            st.erase("last")  # d_id/d_off stay until the trial ends: a retry re-verifies only
         except OTAError as e:
             self._fail(e)
             return False
@@ -207,38 +227,46 @@ class Agent:
             release("encoded", "delta", "fastadd")
 
     async def _download(self, m, slot):
+        # Resumes from the persisted offset when d_id names this payload: hashlib state cannot
+        # be saved, so the blocks already in the slot are hashed again from flash, and the rest
+        # is asked for with a Range. A server that ignores the Range (200) means starting over.
         st = self.state
         size = m.size
         tag = m.sha256[:8]
-        start = 0
         h = hashlib.sha256()
+        start = 0
         if st.get_blob("d_id") == tag:
             start = st.get("d_off")
-            if 0 < start < size and start % _BLOCK == 0:
-                slot.hash_range(start, self.buf, h)  # hash state can't be saved: re-hash flash
-            else:
+            if not 0 < start <= size or (start % _BLOCK and start != size):
                 start = 0
         else:
+            # Another payload (or none): forget its offset before naming this one, so a cut
+            # between the two writes never pairs this payload with another one's progress.
+            st.erase("d_off")
             st.set_blob("d_id", tag)
-            st.set("d_off", 0)
-            st.commit()
-        client = self._client()
-        try:
-            resp = await client.get(self.cfg.payload_url(m.path), size - start, None, start)
-        except BaseException:
-            self._done_with(client)
-            raise
-        try:
-            if start and resp.status == 200:  # the server ignored Range: start again
-                start = 0
-                h = hashlib.sha256()
-            if resp.length != size - start:
-                raise ManifestError("HASH_MISMATCH", "the server sent %d bytes, the manifest "
-                                    "signs %d" % (start + resp.length, size))
-            await self._stream(resp, slot, start, size, h)
-        finally:
-            await resp.close()
-            self._done_with(client)
+        if start:
+            slot.hash_range(start, self.buf, h)
+        self._status["resumed_from"] = start
+        if start < size:
+            client = self._client()
+            try:
+                resp = await client.get(self.cfg.payload_url(m.path), size - start, None, start)
+            except BaseException:
+                self._done_with(client)
+                raise
+            try:
+                if start and resp.range_start == 0:  # the server ignored Range: start again
+                    start = 0
+                    h = hashlib.sha256()
+                    st.erase("d_off")
+                    self._status["resumed_from"] = 0
+                if resp.length != size - start:
+                    raise ManifestError("HASH_MISMATCH", "the server sent %d bytes, the manifest "
+                                        "signs %d" % (start + resp.length, size))
+                await self._stream(resp, slot, start, size, h)
+            finally:
+                await resp.close()
+                self._done_with(client)
         if h.digest() != m.sha256:
             raise FlashError("HASH_MISMATCH", "the downloaded payload's SHA-256 differs from "
                              "the signed one")
@@ -267,13 +295,10 @@ class Agent:
             slot.write_block(block, buf)
             done += n
             block += 1
-            if block % _SAVE_EVERY == 0:
-                st.set("d_off", done)
-                st.commit()
+            st.set("d_off", done)  # after the block is in flash: the offset never runs ahead
             self._status["progress"] = done
             if self.on_progress:
                 self.on_progress(done, size)
-
 
     # --- loops and synchronous wrappers -----------------------------------------------------
     async def update(self):
@@ -281,9 +306,26 @@ class Agent:
         offer = await self.check()
         return bool(offer) and await self.install(offer)
 
-    async def run(self, interval_s=3600, reboot=None):
+    def next_delay(self, interval_s=3600, retry_s=15):
+        # Seconds until the next attempt: after a network failure a bounded exponential backoff
+        # (retry_s, 2*retry_s, ... up to interval_s) with jitter (a random 50-100 % of it), never
+        # sooner than the server's Retry-After; otherwise interval_s. Counts the failures.
+        if self._status["state"] != "failed" or not self._transient:
+            self.failures = 0
+            return interval_s
+        self.failures += 1
+        d = retry_s << min(self.failures - 1, 16)
+        if d > interval_s:
+            d = interval_s
+        import random
+        d = d // 2 + d * random.getrandbits(8) // 512
+        ra = self._retry_after
+        return ra if ra > d else d
+
+    async def run(self, interval_s=3600, reboot=None, retry_s=15):
         # A simple periodic loop (policy comes later): check, install, then call reboot()
-        # (default: machine.reset()) so the bootloader tries the new image.
+        # (default: machine.reset()) so the bootloader tries the new image; network failures
+        # are retried sooner, with backoff (next_delay).
         import asyncio
         while True:
             if await self.update():
@@ -291,7 +333,7 @@ class Agent:
                     import machine
                     reboot = machine.reset
                 reboot()
-            await asyncio.sleep(interval_s)
+            await asyncio.sleep(self.next_delay(interval_s, retry_s))
 
     def check_sync(self):
         import asyncio

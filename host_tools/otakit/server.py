@@ -54,12 +54,27 @@ class Faults:
         ignore_range: answer 200 with the whole file even when a Range is asked for.
         fail_status: answer every request with this status (e.g. 500, 503) and no body.
         stall_seconds: sleep this long after sending the headers, before the body.
+        reset: end a dropped connection with a TCP reset (abort) instead of a close.
+        drip: send the body ``n`` bytes at a time, sleeping ``s`` seconds between: ``(n, s)``.
+        truncate_to: announce and send only this many bytes of the body (a lying
+            Content-Length: the headers agree with the short body).
+        retry_after: the Retry-After header sent with ``fail_status``.
+        garbage_at: replace 64 body bytes from this resource offset with garbage.
+        redirect_loop: answer every request with a 302 to itself.
+        only: apply the faults only to request paths containing this text (None: all).
     """
 
     drop_after: int | None = None
     ignore_range: bool = False
     fail_status: int | None = None
     stall_seconds: float = 0.0
+    reset: bool = False
+    drip: tuple[int, float] | None = None
+    truncate_to: int | None = None
+    retry_after: str | None = None
+    garbage_at: int | None = None
+    redirect_loop: bool = False
+    only: str | None = None
 
 
 class AccessLog:
@@ -146,8 +161,13 @@ def _etag_matches(header: str, etag: str) -> bool:
 async def _handle(request: web.Request) -> web.StreamResponse:
     """GET/HEAD one file of the repository."""
     faults: Faults = request.app[_FAULTS]
+    if faults.only is not None and faults.only not in request.raw_path:
+        faults = Faults()
     if faults.fail_status:
-        return web.Response(status=faults.fail_status, text="")
+        headers = {"Retry-After": faults.retry_after} if faults.retry_after else None
+        return web.Response(status=faults.fail_status, text="", headers=headers)
+    if faults.redirect_loop:
+        return web.Response(status=302, headers={"Location": request.raw_path})
     path = resolve(request.app[_ROOT], request.raw_path.split("?", 1)[0])
     if path is None:
         raise web.HTTPNotFound()
@@ -188,6 +208,8 @@ async def _send(request: web.Request, f: IO[bytes], st: os.stat_result,
         return web.Response(status=416, headers=headers)
     first, last = rng if rng else (0, size - 1)
     length = last - first + 1
+    if faults.truncate_to is not None:
+        length = min(length, faults.truncate_to)
     resp = web.StreamResponse(status=206 if rng else 200, headers=headers)
     if rng:
         resp.headers["Content-Range"] = f"bytes {first}-{last}/{size}"
@@ -198,29 +220,46 @@ async def _send(request: web.Request, f: IO[bytes], st: os.stat_result,
         return resp
     if faults.stall_seconds:
         await asyncio.sleep(faults.stall_seconds)
-    await _copy(request, resp, f, first, length, faults.drop_after)
+    await _copy(request, resp, f, first, length, faults)
     return resp
 
 
+def _garble(data: bytes, offset: int, at: int | None) -> bytes:
+    """``data`` (at resource ``offset``) with 64 bytes from ``at`` inverted (a fault)."""
+    if at is None or not offset - 64 < at < offset + len(data):
+        return data
+    b = bytearray(data)
+    for i in range(max(0, at - offset), min(len(b), at - offset + 64)):
+        b[i] ^= 0xFF
+    return bytes(b)
+
+
 async def _copy(request: web.Request, resp: web.StreamResponse, f: IO[bytes], first: int,
-                length: int, drop_after: int | None) -> None:
+                length: int, faults: Faults) -> None:
     """Copy ``length`` bytes from ``first`` to the response, counting them for the log."""
     loop = asyncio.get_running_loop()
     f.seek(first)
     sent = 0
+    drop_after = faults.drop_after
     limit = length if drop_after is None else min(length, drop_after)
+    step = faults.drip[0] if faults.drip else CHUNK
     while sent < limit:
-        data = await loop.run_in_executor(None, f.read, min(CHUNK, limit - sent))
+        data = await loop.run_in_executor(None, f.read, min(step, limit - sent))
         if not data:
             break  # the file shrank under us: the client sees a short body
         try:
-            await resp.write(data)
+            await resp.write(_garble(data, first + sent, faults.garbage_at))
         except ConnectionError:  # the client went away (a device reset mid-download)
             return
         sent += len(data)
         request[_SENT] = sent
+        if faults.drip and sent < limit:
+            await asyncio.sleep(faults.drip[1])
     if sent < length and request.transport is not None:
-        request.transport.close()  # injected drop, or a truncated file
+        if faults.reset:
+            request.transport.abort()  # injected connection reset
+        else:
+            request.transport.close()  # injected drop, or a truncated file
 
 
 @web.middleware
