@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import ssl
 from pathlib import Path
 from types import TracebackType
 
@@ -67,11 +68,13 @@ class Lab:
             release key is still baked as KEYS (trusted until a keyring document is accepted).
         threshold: root signatures a keyring document needs.
         env: the firmware's environment ("production" or "development").
+        ssl_context: serve the repository over https with this context.
     """
 
     def __init__(self, work: str | Path, *, board: str = "esp32", alg: str = RSA_PSS,
                  channel: str = "stable", roots: list[PrivateKey] | None = None,
-                 threshold: int = 1, env: str = "production") -> None:
+                 threshold: int = 1, env: str = "production",
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.work = Path(work)
         self.work.mkdir(parents=True, exist_ok=True)
         self.board: Board = load_board(board)
@@ -93,13 +96,15 @@ class Lab:
         (self.work / "repo").mkdir(exist_ok=True)
         self.flash_path = self.work / "flash.img"
         self.faults = Faults()
+        self.ssl_context = ssl_context
         self.access_log = _LogBuffer()
         self.url = ""
         self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> Lab:
         self.url = self._stack.enter_context(
-            serve_in_thread(self.repo.root, access_log=self.access_log, faults=self.faults))
+            serve_in_thread(self.repo.root, access_log=self.access_log, faults=self.faults,
+                            ssl_context=self.ssl_context))
         return self
 
     def __exit__(self, et: type[BaseException] | None, e: BaseException | None,
@@ -107,7 +112,8 @@ class Lab:
         self._stack.close()
 
     def bake_keys(self, keys: list[PrivateKey], roots: list[PrivateKey] = (),  # type: ignore[assignment]
-                  threshold: int = 1, env: str = "production") -> None:
+                  threshold: int = 1, env: str = "production",
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         """(Re)write the board's frozen keyring module ``ota_keys`` (a firmware change)."""
         keyring = self.work / "ota_keys.py"
         keyring.write_text(export_keyring(keys, roots, threshold, env))
