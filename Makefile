@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test demo demo-real bench clean vectors
+.PHONY: setup test demo demo-real bench clean vectors fuzz
 
 # Create .venv and install the host package plus everything the tests need. Re-runs when
 # pyproject.toml changes.
@@ -27,6 +27,10 @@ demo-real: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# Fuzz the device parsers on the MicroPython unix port (docs/security.md); SEED=n to repeat a run.
+fuzz: $(STAMP)
+	$(BIN)/python -m otakit.sim.fuzz --cases $(or $(CASES),10000) $(if $(SEED),--seed $(SEED))
 
 vectors: $(STAMP)
 	$(BIN)/python scripts/make_vectors.py

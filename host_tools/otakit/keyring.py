@@ -27,7 +27,7 @@ from typing import Any
 
 from otakit.errors import ManifestError
 from otakit.keys import ALG_IDS, ENVS, PrivateKey, PublicKey
-from otakit.manifest import INT31, TIME_MAX, _NAME_RE
+from otakit.manifest import _NAME_RE, INT31, MAX_DEPTH, TIME_MAX, json_depth
 
 MAGIC = b"OTAK"
 FORMAT_VERSION = 1
@@ -163,6 +163,8 @@ def _strict_json(raw: bytes) -> Any:
         raise ValueError(name)
     if raw.startswith(b"\xef\xbb\xbf"):
         raise _bad("BOM")
+    if json_depth(raw) > MAX_DEPTH:
+        raise _bad(f"nested deeper than {MAX_DEPTH}")
     try:
         return json.loads(raw.decode("utf-8"), parse_constant=reject)
     except (UnicodeDecodeError, ValueError) as e:
