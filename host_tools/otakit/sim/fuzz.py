@@ -49,7 +49,7 @@ BATCH = 400
 CASE_TIMEOUT_MS = 1500  # the HTTP client's timeout: a case never legitimately takes longer
 
 HARNESS = r"""
-import sys, struct, asyncio
+import sys, struct, asyncio, gc
 import ota.crypto
 from ota import manifest, keyring
 from ota.errors import OTAError
@@ -57,11 +57,12 @@ from ota.http import HTTPClient
 from ota_fuzz_keys import KEYS, ROOTS
 REAL = manifest._verify
 PORT = int(sys.argv[2])
+BUF = bytearray(4096)  # one buffer for the process, as the agent owns one
 
 async def http(i, mode):
     c = HTTPClient(%d)
     url = "http://127.0.0.1:%%d/case/%%d" %% (PORT, i)
-    buf = bytearray(4096)
+    buf = BUF
     if mode == 0:
         await c.get_small(url, buf)
         return
@@ -99,6 +100,7 @@ while True:
         break
     i, kind, n = struct.unpack("<IBI", hdr)
     data = f.read(n)
+    gc.collect()  # each case starts from the same heap, as each check of the agent does
     try:
         one(i, chr(kind), data)
         print(i, "OK")
