@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test demo demo-real bench campaign clean vectors hil typecheck
+.PHONY: setup test demo demo-real bench campaign clean vectors hil typecheck fuzz
 
 # Create .venv and install the host package plus everything the tests need. Re-runs when
 # pyproject.toml changes.
@@ -46,6 +46,10 @@ bench: $(STAMP)
 campaign: $(STAMP)
 	mkdir -p build
 	$(BIN)/otakit sim campaign --full --json build/campaign.json
+
+# Fuzz the device parsers on the MicroPython unix port (docs/security.md); SEED=n to repeat a run.
+fuzz: $(STAMP)
+	$(BIN)/python -m otakit.sim.fuzz --cases $(or $(CASES),10000) $(if $(SEED),--seed $(SEED))
 
 vectors: $(STAMP)
 	$(BIN)/python scripts/make_vectors.py

@@ -10,6 +10,7 @@
 # ota.manifest and ota.crypto; install: ota.http), so the code of the phases is never in the heap
 # at once when the agent is loaded as .mpy. Frozen into firmware, its code costs no heap at all.
 import hashlib
+import struct
 import sys
 import time
 
@@ -61,6 +62,9 @@ class Agent:
         self.on_progress = None  # callable(done_bytes, total_bytes)
         self._etag = None
         self._verdict = None  # (offer, state, reason, detail) of the manifest behind _etag
+        self._kr_etag = None  # ETag of the keyring document accepted (or found unchanged)
+        self._date = None  # Date (Unix s) of the last response from a TLS-verified server
+        self.clock = time.time  # the device clock (RTC, set by NTP); tests replace it
         self._status = {"state": "idle", "reason": None, "detail": "", "progress": 0}
         self._transient = False  # the last failure was the network's: retry with backoff
         self._retry_after = 0  # seconds the server asked for (Retry-After), 0: none
@@ -72,6 +76,8 @@ class Agent:
         s = dict(self._status)
         s["installed_sequence"] = st.get("seq")
         s["security_floor"] = st.get("floor")
+        kr = st.get_blob("kr_v")  # see ota.keyring
+        s["keyring_version"] = struct.unpack_from("<I", kr)[0] if len(kr) >= 40 else 0
         s["bad_sequences"] = st.bad_sequences()
         s["rollback"] = st.get_blob("rb").decode() or None
         if s["reason"] is None:
@@ -95,7 +101,10 @@ class Agent:
     async def check(self):
         # Returns an Offer, or None (up to date, or refused: see status()).
         self._set("checking")
+        self._date = None
+        etag = None
         try:
+            keys = await self._trusted_keys()
             status, etag, n = await self._fetch_manifest()
             if status == 304 and self._verdict:
                 # Not Modified: the verdict on the manifest verified before stands.
@@ -103,7 +112,8 @@ class Agent:
                 self._set(state, reason, detail)
                 return offer
             self._etag = None
-            m = self._verify(n)
+            m = self._verify(n, keys)
+            keys = None
             offer = self._vet(m)
         except ManifestError as e:
             self._fail(e)
@@ -136,32 +146,58 @@ class Agent:
         if client is not self.http:
             release("http")
 
-    async def _fetch_manifest(self):
+    async def _fetch(self, url, etag):
         client = self._client()
         try:
-            return await client.get_small(self.cfg.manifest_url(), self.buf, self._etag)
+            r = await client.get_small(url, self.buf, etag)
+            if url.startswith("https://"):  # only a TLS-verified server's Date is believed
+                from .httpdate import http_time
+                self._date = http_time(getattr(client, "date", None))
+                release("httpdate")
+            return r
         finally:
             self._done_with(client)
 
-    def _verify(self, n):
+    async def _fetch_manifest(self):
+        return await self._fetch(self.cfg.manifest_url(), self._etag)
+
+    # --- time ------------------------------------------------------------------------------
+    def now(self):
+        # Unix seconds if the device knows the time, else None: its clock (RTC, NTP) once set,
+        # or the Date of the last response of a TLS-verified server in this check.
+        t = self.clock()
+        if t > _CLOCK_VALID:
+            return t
+        t = self._date
+        return t if t is not None and t > _CLOCK_VALID else None
+
+    # --- keys (ota.keyring) ------------------------------------------------------------------
+    async def _trusted_keys(self):
+        from .keyring import trusted_keys
+        try:
+            return await trusted_keys(self)
+        finally:
+            release("keyring", "crypto", "ed25519", "sha512")
+
+    def _verify(self, n, keys):
         # Signature first, then the body, then what needs no device state (ota.manifest).
         from . import manifest
         cfg = self.cfg
         try:
-            keys = cfg.keys
-            if keys is None:
-                from ota_keys import KEYS as keys
             m = manifest.parse(memoryview(self.buf)[:n], keys)
             manifest.check_target(m, cfg.product, cfg.board, cfg.chip_id, Slot(self.esp32).size)
             return m
         finally:
             keys = None
-            sys.modules.pop("ota_keys", None)
             release("manifest", "crypto", "ed25519", "sha512")
 
     def _vet(self, m):
         # Policy checks that need device state. Raises ManifestError; None means up to date.
         st = self.state
+        now = self.now()
+        if m.expires is not None and now is not None and now > m.expires:
+            # also at the installed sequence: a frozen (replayed, stale) channel is reported
+            raise ManifestError("EXPIRED", "the manifest expired at %d" % m.expires)
         installed = st.get("seq")
         if m.sequence == installed:
             return None
@@ -175,9 +211,6 @@ class Agent:
         if m.security_version < floor:
             raise ManifestError("SECURITY_FLOOR", "security version %d is below the floor %d"
                                 % (m.security_version, floor))
-        now = time.time()
-        if m.expires and now > _CLOCK_VALID and now > m.expires:
-            raise ManifestError("EXPIRED", "the manifest expired at %d" % m.expires)
         return Offer(m, m.security)
 
     # --- install ---------------------------------------------------------------------------

@@ -38,5 +38,8 @@ class Config:
     def manifest_url(self):
         return "%s/%s/%s/%s/manifest" % (self.url, self.product, self.board, self.channel)
 
+    def keyring_url(self):
+        return "%s/%s/keyring" % (self.url, self.product)
+
     def payload_url(self, path):
         return self.url + "/" + path

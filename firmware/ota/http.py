@@ -373,6 +373,7 @@ class HTTPClient:
         self._lbuf = bytearray(_LINE_MAX)
         self._lmv = memoryview(self._lbuf)
         self._resp = None
+        self.date = None  # the Date header of the last response (str or None)
 
     def _tls_context(self):
         if self._ctx is None:
@@ -426,6 +427,7 @@ class HTTPClient:
                     await resp.close()
                     continue
                 resp._check(max_body, etag, start)
+                self.date = resp.date
                 return resp
             except BaseException:
                 await resp.close()

@@ -29,6 +29,7 @@ _MAX = const(4096)
 _HDR = const(18)
 _INT31 = const(0x7FFFFFFF)
 _TIME_MAX = const(0xFFFFFFFF)
+_DEPTH = const(16)  # deepest JSON nesting accepted in a body
 _DOMAIN = b"otakit-manifest-v1\x00"
 _NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789._-"
 _PATH_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~/-"
@@ -196,6 +197,31 @@ def _disruption(b):
     return {"reboot": v["reboot"], "seconds": _int(v, "seconds", 0, 86400)}
 
 
+# Whether the JSON text in data[s:e] nests arrays/objects at most `limit` deep (strings skipped).
+# Checked before json.loads, whose parser stack grows with the nesting (docs/format.md §2).
+def _shallow(data, s, e, limit):
+    depth = 0
+    in_str = esc = False
+    for i in range(s, e):
+        c = data[i]
+        if in_str:
+            if esc:
+                esc = False
+            elif c == 0x5C:
+                esc = True
+            elif c == 0x22:
+                in_str = False
+        elif c == 0x22:
+            in_str = True
+        elif c == 0x5B or c == 0x7B:
+            depth += 1
+            if depth > limit:
+                return False
+        elif c == 0x5D or c == 0x7D:
+            depth -= 1
+    return True
+
+
 # The envelope: returns (alg, key id, body end). Allocates only the 8-byte key id.
 def _envelope(data):
     n = len(data)
@@ -229,6 +255,8 @@ def parse(data, keyring):
     h.update(mv[:end])
     if not _verify(alg, key[1], h.digest(), mv[end:]):
         raise ManifestError("BAD_SIGNATURE", "")
+    if not _shallow(mv, _HDR, end, _DEPTH):
+        _bad("nested deeper than %d" % _DEPTH)
     import json  # only once the signature holds
 
     try:

@@ -33,6 +33,7 @@ ALG_NAMES = {v: k for k, v in ALG_IDS.items()}
 
 INT31 = 2**31 - 1
 TIME_MAX = 2**32 - 1
+MAX_DEPTH = 16  # deepest JSON nesting accepted in a manifest or keyring body
 SEVERITIES = ("low", "medium", "high", "critical")
 _NAME_RE = re.compile(r"[a-z0-9._-]{1,32}")
 _HEX64_RE = re.compile(r"[0-9a-f]{64}")
@@ -265,11 +266,36 @@ def parse_body(body: bytes) -> ManifestBody:
     Raises:
         ManifestError: ``BAD_BODY``.
     """
+    if json_depth(body) > MAX_DEPTH:
+        raise _bad(f"nested deeper than {MAX_DEPTH}")
     try:
         obj = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError) as e:
         raise _bad(f"not UTF-8 JSON ({e})") from e
     return body_from_dict(obj)
+
+
+def json_depth(text: bytes) -> int:
+    """The deepest nesting of arrays/objects in JSON ``text`` (strings skipped), as the device
+    counts it before parsing (docs/format.md §2)."""
+    depth = deepest = 0
+    in_str = esc = False
+    for c in text:
+        if in_str:
+            if esc:
+                esc = False
+            elif c == 0x5C:
+                esc = True
+            elif c == 0x22:
+                in_str = False
+        elif c == 0x22:
+            in_str = True
+        elif c in (0x5B, 0x7B):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
 
 
 def _get(d: Mapping[str, Any], name: str) -> Any:

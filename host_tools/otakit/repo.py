@@ -35,6 +35,7 @@ from otakit.manifest import (MAX_REPRESENTATIONS, ManifestBody, Payload, Represe
 from otakit.payloads import DEFAULT_WBITS, deflate, encode_delta
 
 MANIFEST_NAME = "manifest"
+KEYRING_NAME = "keyring"
 BLOB_DIR = "blobs/sha256"
 _DURATION_RE = re.compile(r"([0-9]+)([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -256,6 +257,55 @@ class Repository:
         mpath = self.manifest_path(req.product, req.board.name, req.channel)
         write_atomic(mpath, manifest)
         return PublishResult(mpath, blob, body, manifest, blobs)
+
+    def refresh(self, product: str, board: str, channel: str, expires: int, key: PrivateKey,
+                now: int | None = None) -> PublishResult:
+        """Re-sign the channel's current manifest with a later ``expires``; nothing else changes.
+
+        The sequence stays: a device that installed it stays up to date, one that did not is
+        offered the same release. The new manifest replaces the old one atomically.
+
+        Raises:
+            RepoError: no current release (``NO_REPO``), or ``expires`` not later than the
+                current expiry and in the future (``BAD_ARGUMENT``).
+        """
+        now = int(time.time()) if now is None else now
+        cur = self.current(product, board, channel)
+        where = f"{product}/{board}/{channel}"
+        if cur is None:
+            raise RepoError(f"{where} has no release to refresh", reason="NO_REPO")
+        if expires <= now or (cur.expires is not None and expires <= cur.expires):
+            raise RepoError(f"the new expiry must be in the future and later than the current "
+                            f"one ({cur.expires})", reason="BAD_ARGUMENT")
+        body = dataclasses.replace(cur, expires=expires)
+        manifest = sign_manifest(body, key)
+        mpath = self.manifest_path(product, board, channel)
+        write_atomic(mpath, manifest)
+        return PublishResult(mpath, self.root / cur.payload.path, body, manifest)
+
+    def keyring_path(self, product: str) -> Path:
+        """``<root>/<product>/keyring`` (docs/format.md §7.4)."""
+        return self.root / product / KEYRING_NAME
+
+    def publish_keyring(self, doc: bytes) -> Path:
+        """Write a keyring document for its product; trust only moves forward.
+
+        Raises:
+            ManifestError: the document is malformed.
+            RepoError: its version is lower than the current one, or equal with another body
+                (``ROLLBACK``).
+        """
+        from otakit.keyring import parse_unverified as parse_keyring
+        new = parse_keyring(doc)
+        path = self.keyring_path(new.body.product)
+        if path.is_file():
+            cur = parse_keyring(path.read_bytes())
+            if new.body.version < cur.body.version or (
+                    new.body.version == cur.body.version and new.body_bytes != cur.body_bytes):
+                raise RepoError(f"keyring version {new.body.version} does not follow the "
+                                f"published version {cur.body.version}", reason="ROLLBACK")
+        write_atomic(path, doc)
+        return path
 
     def manifests(self) -> list[Path]:
         """Every ``<product>/<board>/<channel>/manifest`` in the repository, sorted."""

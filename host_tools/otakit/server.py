@@ -13,6 +13,9 @@ Invariants:
   ignored (200), as RFC 9110 allows. ``If-Range`` with a different ETag (or a date) ignores Range.
 - ``If-None-Match`` matching the ETag (or ``*``) gives 304 with no body.
 - One access-log line per request: time, peer, method, raw path, status, body bytes, ms.
+- Hardening (`otakit.guard`): ``/admin/`` needs the bearer token generated at first start;
+  no other method than GET/HEAD outside it; request lines and header fields ≤ 4 KiB, bodies
+  ≤ 64 KiB; a rate limit per client (429); an unexpected error is a bare 500, never a traceback.
 
 Fault injection for tests lives in `Faults`; the CLI never enables it.
 """
@@ -36,6 +39,7 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from otakit import guard
 from otakit.errors import OtakitError, RepoError
 
 CHUNK = 64 * 1024
@@ -43,6 +47,7 @@ _FAULTS = web.AppKey("faults", "Faults")  # pyright: ignore[reportArgumentType] 
 _LOG = web.AppKey("access_log", object)
 _ROOT = web.AppKey("root", Path)
 _SENT = web.RequestKey("otakit_bytes", int)
+_STARTED = web.AppKey("started", float)
 
 
 @dataclass
@@ -62,6 +67,7 @@ class Faults:
         garbage_at: replace 64 body bytes from this resource offset with garbage.
         redirect_loop: answer every request with a 302 to itself.
         only: apply the faults only to request paths containing this text (None: all).
+        raise_error: the handler raises an unexpected exception (what the client sees of it).
     """
 
     drop_after: int | None = None
@@ -75,6 +81,7 @@ class Faults:
     garbage_at: int | None = None
     redirect_loop: bool = False
     only: str | None = None
+    raise_error: bool = False
 
 
 class AccessLog:
@@ -168,6 +175,8 @@ async def _handle(request: web.Request) -> web.StreamResponse:
         return web.Response(status=faults.fail_status, text="", headers=headers)
     if faults.redirect_loop:
         return web.Response(status=302, headers={"Location": request.raw_path})
+    if faults.raise_error:
+        raise RuntimeError(f"injected failure in {__file__} (a detail clients must not see)")
     path = resolve(request.app[_ROOT], request.raw_path.split("?", 1)[0])
     if path is None:
         raise web.HTTPNotFound()
@@ -282,14 +291,27 @@ async def _log_middleware(request: web.Request,
                       (time.perf_counter() - t0) * 1000)
 
 
+async def _admin_status(request: web.Request) -> web.Response:
+    """GET /admin/status (token required): what is served, and for how long."""
+    root = request.app[_ROOT]
+    return web.json_response({
+        "repo": str(root), "manifests": len(list(root.glob("*/*/*/manifest"))),
+        "keyrings": len(list(root.glob("*/keyring"))),
+        "uptime_s": round(time.monotonic() - request.app[_STARTED], 1)})
+
+
 def make_app(repo: str | os.PathLike[str], *, access_log: IO[str] | None = None,
-             faults: Faults | None = None) -> web.Application:
+             faults: Faults | None = None, admin_token: str | None = None,
+             rate: guard.RateLimiter | None = None) -> web.Application:
     """The aiohttp application serving ``repo`` read-only.
 
     Args:
         repo: the release repository directory.
         access_log: a text stream for one line per request, or None for no log.
         faults: test-only fault injection (see `Faults`).
+        admin_token: the token ``/admin/`` endpoints need (see `otakit.guard`); None disables
+            them (401).
+        rate: a per-client rate limit (default: 20 requests/s, bursts of 40).
 
     Raises:
         RepoError: ``repo`` is not a directory.
@@ -297,10 +319,15 @@ def make_app(repo: str | os.PathLike[str], *, access_log: IO[str] | None = None,
     root = Path(repo).resolve()
     if not root.is_dir():
         raise RepoError(f"not a directory: {repo}", reason="NO_REPO")
-    app = web.Application(middlewares=[_log_middleware])
+    app = web.Application(client_max_size=guard.MAX_BODY, middlewares=[
+        _log_middleware, guard.error_middleware,
+        guard.rate_middleware(rate or guard.RateLimiter()),
+        guard.token_middleware(admin_token)])
     app[_ROOT] = root
+    app[_STARTED] = time.monotonic()
     app[_LOG] = AccessLog(access_log) if access_log is not None else None
     app[_FAULTS] = faults or Faults()
+    app.router.add_get("/admin/status", _admin_status)
     app.router.add_get("/{tail:.*}", _handle)  # HEAD is routed here too
     return app
 
@@ -327,7 +354,7 @@ def _url(host: str, port: int, tls: bool) -> str:
 async def _start(app: web.Application, host: str, port: int,
                  ssl_context: ssl.SSLContext | None) -> tuple[web.AppRunner, str]:
     """Start listening; return the runner and the URL actually bound (port 0 → a free one)."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, **guard.RUNNER_LIMITS)
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
     try:
@@ -342,7 +369,7 @@ async def _start(app: web.Application, host: str, port: int,
 
 def run(repo: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int = 8080,
         ssl_context: ssl.SSLContext | None = None, access_log: IO[str] | None = None,
-        on_start: Callable[[str], None] | None = None) -> None:
+        on_start: Callable[[str], None] | None = None, admin_token: str | None = None) -> None:
     """Serve until SIGINT or SIGTERM, then shut down cleanly.
 
     Args:
@@ -357,7 +384,7 @@ def run(repo: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int = 80
         RepoError: ``repo`` is not a directory.
         OtakitError: the address cannot be bound.
     """
-    app = make_app(repo, access_log=access_log)
+    app = make_app(repo, access_log=access_log, admin_token=admin_token)
 
     async def main() -> None:
         runner, url = await _start(app, host, port, ssl_context)
@@ -379,7 +406,8 @@ def run(repo: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int = 80
 def serve_in_thread(repo: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 0, *,
                     ssl_context: ssl.SSLContext | None = None,
                     access_log: IO[str] | None = None,
-                    faults: Faults | None = None) -> Iterator[str]:
+                    faults: Faults | None = None, admin_token: str | None = None,
+                    rate: guard.RateLimiter | None = None) -> Iterator[str]:
     """Run the server in a background thread; yield its base URL (ends with ``/``).
 
     Example::
@@ -391,7 +419,8 @@ def serve_in_thread(repo: str | os.PathLike[str], host: str = "127.0.0.1", port:
         RepoError: ``repo`` is not a directory.
         OtakitError: the address cannot be bound.
     """
-    app = make_app(repo, access_log=access_log, faults=faults)
+    app = make_app(repo, access_log=access_log, faults=faults, admin_token=admin_token,
+                   rate=rate or guard.RateLimiter(rate=1000, burst=1000))
     loop = asyncio.new_event_loop()
     started: dict[str, object] = {}
     ready = threading.Event()

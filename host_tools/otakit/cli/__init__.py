@@ -29,9 +29,11 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from otakit.cli import build, device, keys, layout, release, serve, sim  # noqa: PLC0415
+    from otakit.cli import (  # noqa: PLC0415
+        build, device, keyring, keys, layout, release, serve, sim,
+    )
 
-    for module in (keys, release, serve, sim, build, device, layout):
+    for module in (keys, keyring, release, serve, sim, build, device, layout):
         for command in module.COMMANDS:
             cli.add_command(command)
 
