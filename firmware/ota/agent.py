@@ -9,14 +9,13 @@
 # RAM: each phase imports what it needs and releases it afterwards (fetch: ota.http; verify:
 # ota.manifest and ota.crypto; install: ota.http), so the code of the phases is never in the heap
 # at once when the agent is loaded as .mpy. Frozen into firmware, its code costs no heap at all.
-import hashlib
 import struct
 import sys
 import time
 
 from . import release
 from .errors import FetchError, FlashError, ManifestError, OTAError
-from .slot import Slot, app_header_problem
+from .slot import Slot
 from .state import State
 
 try:
@@ -26,10 +25,7 @@ except ImportError:  # CPython
         return x
 
 _BLOCK = const(4096)
-# The download offset is persisted after every block, so an interruption costs at most one 4 KB
-# block downloaded again (docs/reliability.md): one NVS write per 4 KB flash block written.
 _CLOCK_VALID = const(1704067200)  # 2024-01-01: before this the clock is not set
-
 
 
 def _seconds(text):
@@ -257,81 +253,15 @@ class Agent:
         try:
             return await download(self, m, slot)
         finally:
-            release("encoded", "delta", "fastadd")
+            release("encoded", "delta", "fastadd", "download")
 
     async def _download(self, m, slot):
-        # Resumes from the persisted offset when d_id names this payload: hashlib state cannot
-        # be saved, so the blocks already in the slot are hashed again from flash, and the rest
-        # is asked for with a Range. A server that ignores the Range (200) means starting over.
-        st = self.state
-        size = m.size
-        tag = m.sha256[:8]
-        h = hashlib.sha256()
-        start = 0
-        if st.get_blob("d_id") == tag:
-            start = st.get("d_off")
-            if not 0 < start <= size or (start % _BLOCK and start != size):
-                start = 0
-        else:
-            # Another payload (or none): forget its offset before naming this one, so a cut
-            # between the two writes never pairs this payload with another one's progress.
-            st.erase("d_off")
-            st.set_blob("d_id", tag)
-        if start:
-            slot.hash_range(start, self.buf, h)
-        self._status["resumed_from"] = start
-        if start < size:
-            client = self._client()
-            try:
-                resp = await client.get(self.cfg.payload_url(m.path), size - start, None, start)
-            except BaseException:
-                self._done_with(client)
-                raise
-            try:
-                if start and resp.range_start == 0:  # the server ignored Range: start again
-                    start = 0
-                    h = hashlib.sha256()
-                    st.erase("d_off")
-                    self._status["resumed_from"] = 0
-                if resp.length != size - start:
-                    raise ManifestError("HASH_MISMATCH", "the server sent %d bytes, the manifest "
-                                        "signs %d" % (start + resp.length, size))
-                await self._stream(resp, slot, start, size, h)
-            finally:
-                await resp.close()
-                self._done_with(client)
-        if h.digest() != m.sha256:
-            raise FlashError("HASH_MISMATCH", "the downloaded payload's SHA-256 differs from "
-                             "the signed one")
-
-    async def _stream(self, resp, slot, done, size, h):
-        buf = self.buf
-        mv = memoryview(buf)
-        st = self.state
-        block = done // _BLOCK
-        while done < size:
-            n = size - done if size - done < _BLOCK else _BLOCK
-            got = 0
-            while got < n:
-                k = await resp.readinto(mv[got:n])
-                if not k:
-                    raise FetchError("SHORT_READ", "the payload ended at %d of %d bytes"
-                                     % (done + got, size))
-                got += k
-            if block == 0:
-                problem = app_header_problem(buf, self.cfg.chip_id)
-                if problem:
-                    raise FlashError("BAD_IMAGE", problem)
-            for i in range(n, _BLOCK):  # only in the last block: keep the slot's tail erased
-                buf[i] = 0xFF
-            h.update(mv[:n])
-            slot.write_block(block, buf)
-            done += n
-            block += 1
-            st.set("d_off", done)  # after the block is in flash: the offset never runs ahead
-            self._status["progress"] = done
-            if self.on_progress:
-                self.on_progress(done, size)
+        # The raw payload, resumed where an interrupted download stopped (ota.download).
+        from .download import raw
+        try:
+            await raw(self, m, slot)
+        finally:
+            release("download")
 
     # --- loops and synchronous wrappers -----------------------------------------------------
     async def update(self):

@@ -26,8 +26,9 @@
 import hashlib
 import io
 
+from .download import Writer, reporter
 from .errors import FetchError, FlashError
-from .slot import app_header_problem
+from .slot import hash_partition
 
 try:
     from micropython import const  # pyright: ignore[reportAssignmentType] - CPython fallback below
@@ -111,48 +112,6 @@ class Source:
             raise _bad("the downloaded payload's SHA-256 differs from the signed one")
 
 
-class Writer:
-    # Decoded image bytes go into buf (the agent's 4 KB block buffer) at offset o; each full
-    # block (and the last, padded with 0xFF) is header-checked (block 0), hashed and written.
-    def __init__(self, slot, buf, size, chip_id, progress):
-        self.slot = slot
-        self.buf = buf
-        self.mv = memoryview(buf)
-        self.size = size
-        self.chip_id = chip_id
-        self.progress = progress
-        self.h = hashlib.sha256()
-        self.o = 0
-        self.block = 0
-        self.done = 0  # bytes written to the slot
-
-    def room(self):
-        # bytes that still fit in this block (never past the image's end)
-        n = self.size - self.done - self.o
-        k = _BLOCK - self.o
-        return n if n < k else k
-
-    def advance(self, n):
-        self.o += n
-        if self.o == _BLOCK or self.done + self.o == self.size:
-            self._flush()
-
-    def _flush(self):
-        buf, n = self.buf, self.o
-        if self.block == 0:
-            problem = app_header_problem(buf, self.chip_id)
-            if problem:
-                raise FlashError("BAD_IMAGE", problem)
-        for i in range(n, _BLOCK):
-            buf[i] = 0xFF
-        self.h.update(self.mv[:n])
-        self.slot.write_block(self.block, buf)
-        self.block += 1
-        self.done += n
-        self.o = 0
-        self.progress(self.done, self.size)
-
-
 def _size(r):
     return r[2]
 
@@ -169,18 +128,7 @@ def choose(m, esp32, buf, max_wbits):
 def _base_is(esp32, size, sha256, buf):
     # Whether the running slot starts with the `size`-byte image whose SHA-256 is sha256.
     part = esp32.Partition(esp32.Partition.RUNNING)
-    if size > part.info()[3]:
-        return False
-    h = hashlib.sha256()
-    mv = memoryview(buf)
-    block = 0
-    while size > 0:
-        n = _BLOCK if size >= _BLOCK else size
-        part.readblocks(block, buf)
-        h.update(mv[:n])
-        size -= n
-        block += 1
-    return h.digest() == sha256
+    return size <= part.info()[3] and hash_partition(part, size, buf).digest() == sha256
 
 
 async def install(resp, rep, m, slot, buf, esp32, chip_id, progress):
@@ -211,13 +159,7 @@ async def download(agent, m, slot):
     if st.get_blob("d_id"):  # a raw download's resume point; this one overwrites the slot
         st.erase("d_id", "d_off")
         st.commit()
-    status = agent._status
-
-    def progress(done, size):
-        status["progress"] = done
-        if agent.on_progress:
-            agent.on_progress(done, size)
-
+    progress = reporter(agent, False)
     client = agent._client()
     try:
         resp = await client.get(agent.cfg.payload_url(rep[1]), rep[2])

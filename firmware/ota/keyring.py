@@ -17,7 +17,7 @@ in NVS: alg id u8 | key id 8 | raw public key, repeated.
 """
 
 try:
-    from micropython import const
+    from micropython import const  # pyright: ignore[reportAssignmentType] - CPython fallback below
 except ImportError:
 
     def const(x):
@@ -187,7 +187,7 @@ def parse(data, roots, threshold, product, env, accepted=None):
     if type(keys) is not list or not 1 <= len(keys) <= _MAX_KEYS:
         _bad("keys")
     k.keys = {}
-    for e in keys:
+    for e in keys:  # pyright: ignore[reportOptionalIterable] - checked above
         if type(e) is not dict or e.get("alg") not in _IDS:
             _bad("keys")
         raw = _hex(e.get("public"), 32 if e["alg"] == "ed25519" else 384)

@@ -51,36 +51,42 @@ class Manifest:
     #   payloads: list of the known alternative representations (docs/format.md §2.2), each a
     #     tuple (encoding, path, size, sha256, wbits, base_size, base_sha256); the last two are
     #     None for deflate; digests are 32 raw bytes
-    def __init__(self, alg, key_id, b):
-        self.alg = alg
-        self.key_id = key_id
-        self.product = _name(b, "product")
-        self.board = _name(b, "board")
-        self.chip_id = _int(b, "chip_id", 0, 0xFFFF)
-        self.channel = _name(b, "channel")
-        v = _get(b, "version")
-        if not (type(v) is str and 1 <= len(v) <= 32 and _printable(v)):
-            _bad("version")
-        self.version = v
-        self.sequence = _int(b, "sequence", 1, _INT31)
-        self.security_version = _int(b, "security_version", 0, _INT31)
-        self.created = _int(b, "created", 0, _TIME_MAX)
-        self.expires = _int(b, "expires", 0, _TIME_MAX, False)
-        self.notes = _str(b, "notes", 1024, False)
-        v = _get(b, "support_end")
-        if not _date(v):
-            _bad("support_end")
-        self.support_end = v
-        self.security = _security(b)
-        self.disruption = _disruption(b)
-        p = _get(b, "payload")
-        if type(p) is not dict:
-            _bad("payload")
-        self.path = _path(_get(p, "path"))
-        self.size = _int(p, "size", 1, _INT31)
-        self.sha256 = _sha256(_get(p, "sha256"))
-        self.encoding = _name(p, "encoding")
-        self.payloads = _payloads(b)
+    # It has no methods on purpose: an instance then keeps only this small class alive, not
+    # this module's code, which the agent releases after verifying (ota.release).
+    pass
+
+
+def _fill(m, alg, key_id, b):
+    # The checked fields of body b onto m (a Manifest).
+    m.alg = alg
+    m.key_id = key_id
+    m.product = _name(b, "product")
+    m.board = _name(b, "board")
+    m.chip_id = _int(b, "chip_id", 0, 0xFFFF)
+    m.channel = _name(b, "channel")
+    v = _get(b, "version")
+    if not (type(v) is str and 1 <= len(v) <= 32 and _printable(v)):
+        _bad("version")
+    m.version = v
+    m.sequence = _int(b, "sequence", 1, _INT31)
+    m.security_version = _int(b, "security_version", 0, _INT31)
+    m.created = _int(b, "created", 0, _TIME_MAX)
+    m.expires = _int(b, "expires", 0, _TIME_MAX, False)
+    m.notes = _str(b, "notes", 1024, False)
+    v = _get(b, "support_end")
+    if not _date(v):
+        _bad("support_end")
+    m.support_end = v
+    m.security = _security(b)
+    m.disruption = _disruption(b)
+    p = _get(b, "payload")
+    if type(p) is not dict:
+        _bad("payload")
+    m.path = _path(_get(p, "path"))
+    m.size = _int(p, "size", 1, _INT31)
+    m.sha256 = _sha256(_get(p, "sha256"))
+    m.encoding = _name(p, "encoding")
+    m.payloads = _payloads(b)
 
 
 def _bad(field):
@@ -265,7 +271,9 @@ def parse(data, keyring):
         raise ManifestError("BAD_BODY", "not UTF-8 JSON") from None
     if type(body) is not dict:
         _bad("not an object")
-    return Manifest(alg, key_id, body)
+    m = Manifest()
+    _fill(m, alg, key_id, body)
+    return m
 
 
 # For the agent, after parse(): refuses a manifest this device must not install, whatever its

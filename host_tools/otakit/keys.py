@@ -370,6 +370,6 @@ def load_trust_module(path: str | os.PathLike[str]) -> tuple[dict[bytes, PublicK
                     values[t.id] = ast.literal_eval(n.value)
     roots = {}
     for kid, (alg, raw) in dict(values.get("ROOTS", {})).items():  # type: ignore[call-overload]
-        roots[kid] = PublicKey.from_raw(alg, raw)
+        roots[kid] = PublicKey.from_raw(alg, raw)  # pyright: ignore[reportArgumentType]
     return (keys, roots, int(values.get("THRESHOLD", 1)),  # type: ignore[call-overload]
             str(values.get("ENV", "production")))

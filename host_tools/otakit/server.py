@@ -319,7 +319,7 @@ def make_app(repo: str | os.PathLike[str], *, access_log: IO[str] | None = None,
     root = Path(repo).resolve()
     if not root.is_dir():
         raise RepoError(f"not a directory: {repo}", reason="NO_REPO")
-    app = web.Application(client_max_size=guard.MAX_BODY, middlewares=[
+    app = web.Application(client_max_size=guard.MAX_BODY, middlewares=[  # pyright: ignore[reportArgumentType]
         _log_middleware, guard.error_middleware,
         guard.rate_middleware(rate or guard.RateLimiter()),
         guard.token_middleware(admin_token)])
@@ -354,7 +354,8 @@ def _url(host: str, port: int, tls: bool) -> str:
 async def _start(app: web.Application, host: str, port: int,
                  ssl_context: ssl.SSLContext | None) -> tuple[web.AppRunner, str]:
     """Start listening; return the runner and the URL actually bound (port 0 → a free one)."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, **guard.RUNNER_LIMITS)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                           **guard.RUNNER_LIMITS)  # pyright: ignore[reportArgumentType]
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
     try:

@@ -282,7 +282,7 @@ def generate(n: int, seed_value: int, keys: _Keys) -> list[tuple[str, bytes]]:
 
         @seed(seed_value + i)
         @settings(max_examples=count, database=None, phases=[Phase.generate], deadline=None,
-                  suppress_health_check=list(HealthCheck))
+                  suppress_health_check=list(HealthCheck))  # pyright: ignore[reportArgumentType]
         @given(strat)
         def collect(data: bytes) -> None:
             got.append(data)
@@ -403,7 +403,7 @@ def run(n: int, seed_value: int, *, heap: str = HEAP, batch: int = BATCH,
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--cases", type=int, default=10000)
     ap.add_argument("--seed", type=int, default=None, help="default: random (printed)")
     ap.add_argument("--heap", default=HEAP)
