@@ -32,7 +32,7 @@ def _cuts(ctx: click.Context, param: click.Parameter, value: str | None) -> tupl
 @click.option("--every", default=10, show_default=True, type=click.IntRange(1),
               help="Reduced campaign: cut at every N-th op plus every op of the install phase.")
 @click.option("--doubles", type=click.IntRange(0),
-              help="Runs per scenario with a second cut during the recovery [default: 50 with "
+              help="Runs per scenario with a second cut during the recovery [default: 100 with "
                    "--full, else 5].")
 @click.option("--scenario", "scenarios", multiple=True, type=click.Choice(list(camp.SCENARIOS)),
               help="Scenario(s) to run [default: small and rollback; with --full: all].")
@@ -58,7 +58,7 @@ def campaign_cmd(full: bool, every: int, doubles: int | None,  # noqa: PLR0913
         return
     names = list(scenarios) or (list(camp.SCENARIOS) if full else ["small", "rollback"])
     report = camp.run_campaign(names, full=full, every=every,
-                               doubles=(50 if full else 5) if doubles is None else doubles,
+                               doubles=(100 if full else 5) if doubles is None else doubles,
                                workers=workers, progress=click.echo)
     d = report.to_dict()
     if json_out:
