@@ -9,6 +9,7 @@
 # RAM: each phase imports what it needs and releases it afterwards (fetch: ota.http; verify:
 # ota.manifest and ota.crypto; install: ota.http), so the code of the phases is never in the heap
 # at once when the agent is loaded as .mpy. Frozen into firmware, its code costs no heap at all.
+import asyncio
 import hashlib
 import sys
 import time
@@ -62,6 +63,9 @@ class Agent:
         s["security_floor"] = st.get("floor")
         s["bad_sequences"] = st.bad_sequences()
         s["rollback"] = st.get_blob("rb").decode() or None
+        eos = st.get("eos") or self.cfg.support_end  # the signed date, else the firmware's own
+        s["support_end"] = ("%04d-%02d-%02d" % (eos // 10000, eos // 100 % 100, eos % 100)
+                            if type(eos) is int and eos else eos)
         if s["reason"] is None:
             s["reason"], s["detail"] = st.last()
         return s
@@ -73,6 +77,7 @@ class Agent:
 
     def _fail(self, e):
         self._set("failed", e.reason, e.detail)
+        self._status["retry_after"] = getattr(e, "retry_after", None)  # for the policy's backoff
         if not isinstance(e, FetchError):  # network trouble is retried, not worth a flash write
             self.state.set_last(e.reason, e.detail)
             self.state.commit()
@@ -148,6 +153,7 @@ class Agent:
     def _vet(self, m):
         # Policy checks that need device state. Raises ManifestError; None means up to date.
         st = self.state
+        st.set("eos", int(m.support_end.replace("-", "")))  # signed; no write when unchanged
         installed = st.get("seq")
         if m.sequence == installed:
             return None
@@ -179,7 +185,12 @@ class Agent:
             self._set("downloading")
             await self._download(m, slot)
             self._set("verifying")
-            slot.verify(m.size, m.sha256, self.cfg.chip_id, self.buf)
+            # Read the written range back from flash (yielding between blocks) and compare.
+            if (await self._hash_slot(slot, m.size, hashlib.sha256())).digest() != m.sha256:
+                raise FlashError("READBACK_MISMATCH", "the image read back from %s differs "
+                                 "from the signed SHA-256" % slot.label)
+            slot.check_header(self.cfg.chip_id, self.buf)
+            await asyncio.sleep_ms(0)
             st.set("t_seq", m.sequence)
             st.set("t_sv", m.security_version)
             st.set("t_addr", slot.address)
@@ -205,7 +216,7 @@ class Agent:
         if st.get_blob("d_id") == tag:
             start = st.get("d_off")
             if 0 < start < size and start % _BLOCK == 0:
-                slot.hash_range(start, self.buf, h)  # hash state can't be saved: re-hash flash
+                await self._hash_slot(slot, start, h)  # hash state can't be saved: re-hash
             else:
                 start = 0
         else:
@@ -263,6 +274,20 @@ class Agent:
             self._status["progress"] = done
             if self.on_progress:
                 self.on_progress(done, size)
+            await asyncio.sleep_ms(0)  # buffered reads need not yield: let the app run
+
+    async def _hash_slot(self, slot, size, h):
+        # SHA-256 of the slot's first `size` bytes, one 4 KB block at a time, yielding between.
+        mv = memoryview(self.buf)
+        block = 0
+        while size > 0:
+            n = _BLOCK if size >= _BLOCK else size
+            slot.part.readblocks(block, self.buf)
+            h.update(mv[:n])
+            size -= n
+            block += 1
+            await asyncio.sleep_ms(0)
+        return h
 
 
     # --- loops and synchronous wrappers -----------------------------------------------------
@@ -271,17 +296,20 @@ class Agent:
         offer = await self.check()
         return bool(offer) and await self.install(offer)
 
-    async def run(self, interval_s=3600, reboot=None):
-        # A simple periodic loop (policy comes later): check, install, then call reboot()
-        # (default: machine.reset()) so the bootloader tries the new image.
-        import asyncio
-        while True:
-            if await self.update():
-                if reboot is None:
-                    import machine
-                    reboot = machine.reset
-                reboot()
-            await asyncio.sleep(interval_s)
+    async def run(self, policy=None, **kw):
+        # The automatic update loop with the user's policy (ota/updater.py): checks after a
+        # short random delay, then periodically with jitter, backs off on failure, installs when
+        # the settings allow and restarts at a safe moment with notice. kw: on_notice,
+        # can_reboot, reboot, notice_s (see Updater). Returns the Updater when max_checks ends.
+        from .updater import Updater
+        if policy is None:
+            from .policy import Policy
+            from .settings import Settings
+            policy = Policy(Settings())
+        max_checks = kw.pop("max_checks", 0)
+        up = Updater(self, policy, **kw)
+        await up.run(max_checks)
+        return up
 
     def check_sync(self):
         import asyncio

@@ -14,8 +14,11 @@ class Config:
     # ca         DER bytes of the CA certificate for https (required for https URLs)
     # timeout_ms per network operation
     # health_timeout_ms  deadline for the health checks of a trial boot
+    # support_end  "YYYY-MM-DD": the end of the support period the firmware was sold with,
+    #            reported by status() until a signed manifest tells a (never earlier) date
     def __init__(self, url, product, board, chip_id=0, channel="stable", keys=None,
-                 device_id=None, ca=None, timeout_ms=15000, health_timeout_ms=30000):
+                 device_id=None, ca=None, timeout_ms=15000, health_timeout_ms=30000,
+                 support_end=None):
         self.url = url.rstrip("/")
         self.product = product
         self.board = board
@@ -30,6 +33,7 @@ class Config:
         self.ca = ca
         self.timeout_ms = timeout_ms
         self.health_timeout_ms = health_timeout_ms
+        self.support_end = support_end
 
     def manifest_url(self):
         return "%s/%s/%s/%s/manifest" % (self.url, self.product, self.board, self.channel)

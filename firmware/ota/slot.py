@@ -75,6 +75,10 @@ class Slot:
         if self.hash_range(size, buf).digest() != sha256:
             raise FlashError("READBACK_MISMATCH", "the image read back from %s differs from the "
                              "signed SHA-256" % self.label)
+        self.check_header(chip_id, buf)
+
+    def check_header(self, chip_id, buf):
+        # The written image's header, read back from flash, is an app for this chip.
         self.part.readblocks(0, buf)
         problem = app_header_problem(buf, chip_id)
         if problem:

@@ -87,3 +87,15 @@ def boot(checks=(), timeout_ms=30000, esp32=None, machine=None, log=print):
     st.commit()
     log("ota: rolled back from sequence %d (%s); it will not be retried" % (seq, reason))
     return ROLLED_BACK, reason
+
+
+def pending(esp32=None):
+    # True while the running image is a trial that ota.boot() has not confirmed yet (settings
+    # and config migrations wait until it has).
+    if esp32 is None:
+        import esp32
+    st = State(esp32)
+    if not st.get("t_seq"):
+        return False
+    part = esp32.Partition
+    return part(part.RUNNING).info()[2] == st.get("t_addr")
