@@ -54,12 +54,14 @@ class Faults:
         ignore_range: answer 200 with the whole file even when a Range is asked for.
         fail_status: answer every request with this status (e.g. 500, 503) and no body.
         stall_seconds: sleep this long after sending the headers, before the body.
+        rate: send bodies at about this many bytes per second (a slow link).
     """
 
     drop_after: int | None = None
     ignore_range: bool = False
     fail_status: int | None = None
     stall_seconds: float = 0.0
+    rate: int | None = None
 
 
 class AccessLog:
@@ -198,12 +200,12 @@ async def _send(request: web.Request, f: IO[bytes], st: os.stat_result,
         return resp
     if faults.stall_seconds:
         await asyncio.sleep(faults.stall_seconds)
-    await _copy(request, resp, f, first, length, faults.drop_after)
+    await _copy(request, resp, f, first, length, faults.drop_after, rate=faults.rate)
     return resp
 
 
 async def _copy(request: web.Request, resp: web.StreamResponse, f: IO[bytes], first: int,
-                length: int, drop_after: int | None) -> None:
+                length: int, drop_after: int | None, *, rate: int | None = None) -> None:
     """Copy ``length`` bytes from ``first`` to the response, counting them for the log."""
     loop = asyncio.get_running_loop()
     f.seek(first)
@@ -218,6 +220,8 @@ async def _copy(request: web.Request, resp: web.StreamResponse, f: IO[bytes], fi
         except ConnectionError:  # the client went away (a device reset mid-download)
             return
         sent += len(data)
+        if rate:
+            await asyncio.sleep(len(data) / rate)
         request[_SENT] = sent
     if sent < length and request.transport is not None:
         request.transport.close()  # injected drop, or a truncated file
