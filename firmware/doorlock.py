@@ -153,8 +153,8 @@ def make_updater(agent, cfg, lock, led):
         led.show(n.kind)
         if later and n.kind == "available":
             until = up.postpone(later)
-            print("app: the user chose 'later': postponed until %d (%d s from now)"
-                  % (until, until - policy.clock.time()))
+            print("app: the user chose 'later' (%d s): postponed for %d s (the bound)"
+                  % (later, until - policy.clock.time()))
 
     def reboot():
         print("app: restarting into the new firmware")
