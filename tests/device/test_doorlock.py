@@ -43,7 +43,7 @@ def test_button_served_during_whole_update(lab: Lab, record_property) -> None:
     out.write_text(json.dumps(summary, indent=1))
     assert "notice downloaded" in log and "PHASE restart" in log
     assert summary["presses_update"] >= 10  # pressed, and served, all through the update
-    assert max(lat.update) < 5000  # no press was lost (the presser gives up after 10 s)
+    assert max(lat.update) < 2000  # served, not given up on (the presser retries after 2 s)
 
 
 # Boots: 1.0.0 (ota_0) writes the lock's v1 config and the user's settings, then updates; the new

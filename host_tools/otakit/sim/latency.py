@@ -97,10 +97,13 @@ def seen():
 
 button.write_text("1")
 while not stop.exists():
-    n = len(seen())
+    now = seen()
+    if "end" in now:  # the update is installed: stop pressing
+        break
+    n = len(now)
     pressed = time.time_ns()
     button.write_text("0")
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 2  # a press the app missed (it was starting): retry
     got = None
     while not stop.exists() and time.monotonic() < deadline:
         s = seen()
@@ -134,6 +137,8 @@ class Latency:
     def summary(self) -> dict[str, float]:
         """p50/p99/max of both runs and the p99 ratio (update ÷ baseline)."""
         b, u = self.baseline, self.update
+        if not b or not u:
+            raise RuntimeError(f"too few presses served: {len(b)} baseline, {len(u)} update")
         return {"presses_baseline": len(b), "presses_update": len(u),
                 "p50_baseline_ms": self.pct(b, 50), "p99_baseline_ms": self.pct(b, 99),
                 "p50_update_ms": self.pct(u, 50), "p99_update_ms": self.pct(u, 99),
