@@ -151,7 +151,7 @@ def make_updater(agent, cfg, lock, led):
     def on_notice(n):
         print("app: notice %s: %s" % (n.kind, n.text))
         led.show(n.kind)
-        if later and n.kind == "available":
+        if later and n.kind == "available" and up is not None:
             until = up.postpone(later)
             print("app: the user chose 'later' (%d s): postponed for %d s (the bound)"
                   % (later, until - policy.clock.time()))
@@ -182,7 +182,7 @@ def main():
     agent = ota.Agent(ota.Config(cfg["url"], cfg.get("product", "doorlock"),
                                  cfg.get("board", "esp32"), channel=cfg.get("channel", "stable"),
                                  support_end=cfg.get("support_end")))
-    agent.on_progress = progress
+    agent.on_progress = progress  # pyright: ignore[reportAttributeAccessIssue] - starts as None
     led = StatusLED()
     up = make_updater(agent, cfg, lock, led)
     up.boot_notice(outcome, detail)

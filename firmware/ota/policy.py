@@ -13,7 +13,7 @@
 import time
 
 try:
-    from micropython import const
+    from micropython import const  # pyright: ignore[reportAssignmentType] - CPython fallback below
 except ImportError:  # CPython
     def const(x):
         return x
@@ -71,8 +71,15 @@ class Policy:
     def first_delay(self):
         return self.first_s * (0.1 + 0.9 * self.rand())
 
+    def after(self, status):
+        # Seconds until the next check after an attempt whose outcome is the agent's status():
+        # a failure that was the network's (status["transient"]) backs off, honouring the
+        # server's Retry-After; anything else (up to date, offered, a refusal) waits check_s.
+        failed = status["state"] == "failed" and bool(status.get("transient"))
+        return self.next_delay(failed, status.get("retry_after"))
+
     def next_delay(self, failed=False, retry_after=None):
-        # Seconds until the next check.
+        # Seconds until the next check (the one backoff of the agent: Agent.run, Updater).
         if not failed:
             self.failures = 0
             return self.check_s * (1 + self.jitter * (2 * self.rand() - 1))

@@ -53,6 +53,18 @@ def parse_hhmm(text):
     return h * 60 + m
 
 
+def _valid(key, v):
+    if key in _BOOLS:
+        return type(v) is bool
+    if key == "tz_min":
+        return type(v) is int and -840 <= v <= 840
+    if key == "window":
+        return v is None or (type(v) in (list, tuple) and len(v) == 2 and
+                             all(type(x) is int and 0 <= x < 1440 for x in v) and
+                             v[0] != v[1])
+    return False
+
+
 class Settings:
     # The user's update settings. Read them as attributes (auto_check, auto_install, notify,
     # window: None or (start_min, end_min) in local time, tz_min: local time minus UTC in
@@ -63,7 +75,7 @@ class Settings:
         data = read_json(path)
         self.data = data if type(data) is dict else {}
         for k, v in DEFAULTS.items():
-            if k not in self.data or not self._valid(k, self.data[k]):
+            if k not in self.data or not _valid(k, self.data[k]):
                 self.data[k] = v
         if type(self.data.get("postponed")) is not dict:
             self.data["postponed"] = {}
@@ -74,23 +86,11 @@ class Settings:
             return tuple(v) if name == "window" and v else v
         raise AttributeError(name)
 
-    @staticmethod
-    def _valid(key, v):
-        if key in _BOOLS:
-            return type(v) is bool
-        if key == "tz_min":
-            return type(v) is int and -840 <= v <= 840
-        if key == "window":
-            return v is None or (type(v) in (list, tuple) and len(v) == 2 and
-                                 all(type(x) is int and 0 <= x < 1440 for x in v) and
-                                 v[0] != v[1])
-        return False
-
     def set(self, **kw):
         # e.g. set(auto_install=False). Unknown names or bad values raise ValueError, and
         # nothing is written.
         for k, v in kw.items():
-            if k not in DEFAULTS or not self._valid(k, v):
+            if k not in DEFAULTS or not _valid(k, v):
                 raise ValueError("bad setting %s=%r" % (k, v))
         for k, v in kw.items():
             self.data[k] = list(v) if k == "window" and v else v

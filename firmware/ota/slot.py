@@ -12,7 +12,7 @@ import hashlib
 from .errors import FlashError
 
 try:
-    from micropython import const
+    from micropython import const  # pyright: ignore[reportAssignmentType] - CPython fallback below
 except ImportError:  # CPython, for host-side tests and fuzzing
     def const(x):
         return x
@@ -37,6 +37,24 @@ def app_header_problem(b, chip_id):
     return None
 
 
+async def hash_partition(part, size, buf, h=None):
+    # SHA-256 of the first `size` bytes of a partition, read through buf (4 KB); adds to h.
+    # Yields after every block, so the app's tasks run while a slot is read back.
+    import asyncio
+    if h is None:
+        h = hashlib.sha256()
+    mv = memoryview(buf)
+    block = 0
+    while size > 0:
+        n = _BLOCK if size >= _BLOCK else size
+        part.readblocks(block, buf)
+        h.update(mv[:n])
+        size -= n
+        block += 1
+        await asyncio.sleep_ms(0)
+    return h
+
+
 class Slot:
     # The spare OTA partition, opened for one install.
     def __init__(self, esp32):
@@ -56,23 +74,13 @@ class Slot:
         except OSError as e:
             raise FlashError("WRITE_FAILED", "block %d: %s" % (block_num, e))
 
-    def hash_range(self, size, buf, h=None):
+    async def hash_range(self, size, buf, h=None):
         # SHA-256 of the first `size` bytes of the slot, read back through buf (4 KB).
-        if h is None:
-            h = hashlib.sha256()
-        mv = memoryview(buf)
-        block = 0
-        while size > 0:
-            n = _BLOCK if size >= _BLOCK else size
-            self.part.readblocks(block, buf)
-            h.update(mv[:n])
-            size -= n
-            block += 1
-        return h
+        return await hash_partition(self.part, size, buf, h)
 
-    def verify(self, size, sha256, chip_id, buf):
+    async def verify(self, size, sha256, chip_id, buf):
         # Read the written range back from flash and check it is the signed, bootable image.
-        if self.hash_range(size, buf).digest() != sha256:
+        if (await self.hash_range(size, buf)).digest() != sha256:
             raise FlashError("READBACK_MISMATCH", "the image read back from %s differs from the "
                              "signed SHA-256" % self.label)
         self.check_header(chip_id, buf)

@@ -5,6 +5,7 @@
 #   up = Updater(agent, policy, on_notice=show, can_reboot=lock.idle)
 #   up.boot_notice(outcome, detail)     after ota.boot(): APPLIED or ROLLED_BACK
 #   await up.run()                      forever (max_checks > 0: stop after that many)
+#   await run(agent, policy, **kw)      the same, what Agent.run() calls
 #   up.postpone(seconds)                the user says "later" to the offered update (bounded)
 #   up.install_now()                    the user says "now" (also with auto_install off)
 # Invariants: the restart is announced (DISRUPTION) at least notice_s seconds before it happens,
@@ -12,7 +13,6 @@
 # between its steps; notices are skipped when the user turned them off (settings.notify).
 from .policy import INSTALL, MANUAL, POSTPONED, date_number
 
-_NET = ("HTTP", "NETWORK", "TIMEOUT", "BAD_RESPONSE", "SHORT_READ")
 _CLOCK_VALID = 1704067200  # 2024-01-01: before this the clock is not set
 
 
@@ -101,8 +101,7 @@ class Updater:
         s = self.agent.status()
         if offer is None:
             self.offer = None
-            failed = s["state"] == "failed" and s["reason"] in _NET
-            return p.next_delay(failed, s.get("retry_after"))
+            return p.after(s)
         self.offer = offer
         m = offer.manifest
         if self._told is None or self._told[0] != offer.sequence:
@@ -117,7 +116,7 @@ class Updater:
         if not await self.agent.install(offer):
             s = self.agent.status()
             self.notice("failed", version=offer.version, reason=s["reason"], detail=s["detail"])
-            return p.next_delay(s["reason"] in _NET, s.get("retry_after"))
+            return p.after(s)
         self.notice("downloaded", version=offer.version, sequence=offer.sequence)
         await self.restart(offer)
         return p.next_delay()
@@ -156,6 +155,23 @@ class Updater:
             import machine
             reboot = machine.reset
         reboot()
+
+
+async def run(agent, policy=None, interval_s=None, retry_s=None, max_checks=0, **kw):
+    # Agent.run(): the loop with `policy`, else one over the stored Settings whose period is
+    # interval_s and whose backoff starts at retry_s (then capped at interval_s). kw: on_notice,
+    # can_reboot, reboot, notice_s, downtime_s. Returns the Updater when max_checks ends.
+    if policy is None:
+        from .policy import Policy
+        from .settings import Settings
+        policy = Policy(Settings())
+        if interval_s:
+            policy.check_s = interval_s
+        if retry_s:
+            policy.backoff_s = (retry_s, interval_s or policy.backoff_s[1])
+    up = Updater(agent, policy, **kw)
+    await up.run(max_checks)
+    return up
 
 
 def _local(t, tz_min):

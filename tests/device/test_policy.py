@@ -50,16 +50,16 @@ class Offer:
         self.manifest = M(security, disruption)
 
 class Agent:
-    # results: a list of Offer | ("fail", reason, retry_after) | None, served in turn (the
-    # last one repeats); install() records the time and succeeds
+    # results: a list of Offer | ("fail", reason, retry_after) (a network failure: transient)
+    # | None, served in turn (the last one repeats); install() records the time and succeeds
     def __init__(self, clock, results, support_end=None):
         self.clock = clock
         self.results = results
         self.i = 0
         self.installs = []
         self.checks = []
-        self.s = {{"state": "idle", "reason": None, "detail": "", "retry_after": None,
-                  "installed_sequence": 1, "support_end": support_end}}
+        self.s = {{"state": "idle", "reason": None, "detail": "", "retry_after": 0,
+                  "transient": False, "installed_sequence": 1, "support_end": support_end}}
     def status(self):
         return dict(self.s)
     async def check(self):
@@ -67,9 +67,10 @@ class Agent:
         r = self.results[min(self.i, len(self.results) - 1)]
         self.i += 1
         if isinstance(r, tuple):
-            self.s.update(state="failed", reason=r[1], retry_after=r[2])
+            self.s.update(state="failed", reason=r[1], retry_after=r[2], transient=True)
             return None
-        self.s.update(state="offered" if r else "up_to_date", reason=None, retry_after=None)
+        self.s.update(state="offered" if r else "up_to_date", reason=None, retry_after=0,
+                      transient=False)
         return r
     async def install(self, offer):
         self.installs.append(self.clock.time() - T0)

@@ -144,6 +144,9 @@ def test_compliance_report_statuses(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert rows["5.3-14"]["status"] == "not applicable" and "cannot be updated" in \
         rows["5.3-14"]["note"]
     assert rows["5.3-8"]["status"] == "not met"  # depends on the manufacturer's process
+    assert rows["5.9-1"]["status"] == "met"  # network faults, resume and the power-cut campaign
+    campaign = "tests/sim/test_sim_campaign.py::test_reduced_campaign_survives_every_cut"
+    assert rows["5.9-1"]["tests"][campaign] == rows["5.9-2"]["tests"][campaign] == "passed"
     md = (out / "report.md").read_text()
     assert "IXIT 7-UpdMech" in md and "auto_install=True" in md
     assert "https://updates.example.com/repo" in md and "43200 s" in md

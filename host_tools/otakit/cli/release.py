@@ -40,7 +40,9 @@ def _request(o: dict, now: int) -> ReleaseRequest:
         product=o["product"], board=load_board(o["board"]), channel=o["channel"],
         version=o["version"], sequence=o["sequence"], security_version=o["security_version"],
         expires=parse_expiry(o["expires"], now) if o["expires"] else None, notes=o["notes"],
-        support_end=o["support_end"], security=security, disruption=disruption)
+        support_end=o["support_end"], security=security, disruption=disruption,
+        deflate="deflate" in o["encoding"], wbits=o["wbits"],  # type: ignore[arg-type]
+        delta_bases=tuple(Path(str(p)).read_bytes() for p in o["delta_base"]))
 
 
 @click.command()
@@ -65,6 +67,14 @@ def _request(o: dict, now: int) -> ReleaseRequest:
               "(≤ 512 characters); required with --security.")
 @click.option("--disruption-seconds", type=click.IntRange(0, 86400),
               help="Expected downtime, announced to the user.")
+@click.option("--encoding", multiple=True, type=click.Choice(["raw", "deflate"]),
+              default=("raw",), show_default=True,
+              help="Also offer the image DEFLATE-compressed (repeatable; raw is always offered).")
+@click.option("--wbits", type=click.IntRange(9, 15), default=12, show_default=True,
+              help="DEFLATE window of encoded payloads: the device needs 2**WBITS bytes of RAM.")
+@click.option("--delta-base", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="An app image devices may be running: also offer a patch from it "
+                   "(repeatable; devices running anything else take the full image).")
 @click.argument("app_image", type=click.Path(exists=True, dir_okay=False))
 def release(**o: object) -> None:
     """Check APP_IMAGE, sign a manifest and publish both into the repository.
@@ -83,6 +93,10 @@ def release(**o: object) -> None:
                f"{b.sequence} (security version {b.security_version}), signed by {key.key_id_hex}")
     click.echo(f"  manifest: {res.manifest_path} ({len(res.manifest)} bytes)")
     click.echo(f"  payload:  {res.payload_path} ({b.payload.size} bytes)")
+    for r in b.payloads:
+        what = r.encoding if r.encoding != "delta" else f"delta from {(r.base_sha256 or '')[:12]}"
+        click.echo(f"  {what}: {res.blobs[r.sha256]} ({r.size} bytes, "
+                   f"{r.size / b.payload.size:.3f} of the image)")
 
 
 @click.command()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import ExitStack
+from pathlib import Path
 
 import click
 
 from otakit import server
-from otakit.errors import OtakitError
+from otakit.errors import OtakitError, RepoError
+from otakit.guard import load_or_create_token
 
 
 @click.command()
@@ -24,8 +27,11 @@ from otakit.errors import OtakitError
               help="PEM private key of --tls-cert.")
 @click.option("--access-log", default="-", show_default=True,
               help="Access log file (appended), or - for stdout.")
+@click.option("--token-file", type=click.Path(dir_okay=False),
+              help="The admin token for /admin/ endpoints, created (mode 0600) at first start "
+              "[default: ~/.config/otakit/admin-token].")
 def serve(repo: str, host: str, port: int, tls_cert: str | None, tls_key: str | None,
-          access_log: str) -> None:
+          access_log: str, token_file: str | None) -> None:
     """Serve a release repository over HTTP/1.1 until Ctrl-C or SIGTERM.
 
     GET and HEAD with exact Content-Length, Range (206/416) and ETag/If-None-Match (304).
@@ -34,16 +40,24 @@ def serve(repo: str, host: str, port: int, tls_cert: str | None, tls_key: str | 
     if (tls_cert is None) != (tls_key is None):
         raise OtakitError("--tls-cert and --tls-key go together", reason="BAD_ARGUMENT")
     ctx = server.tls_context(tls_cert, tls_key) if tls_cert and tls_key else None
+    token_path = Path(token_file) if token_file else (
+        Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "otakit"
+        / "admin-token")
+    if not Path(repo).is_dir():
+        raise RepoError(f"not a directory: {repo}", reason="NO_REPO")
+    token, created = load_or_create_token(token_path)
 
     def announce(url: str) -> None:
         click.echo(f"serving {repo} on {url}")
+        click.echo(f"admin token {'created in' if created else 'in'} {token_path} (for "
+                   f"{url}admin/)")
         sys.stdout.flush()  # tests and the demo read the port from this line
 
     with ExitStack() as stack:
         log = sys.stdout if access_log == "-" else stack.enter_context(
             open(access_log, "a", encoding="utf-8"))  # noqa: SIM115
         server.run(repo, host=host, port=port, ssl_context=ctx, access_log=log,
-                   on_start=announce)
+                   on_start=announce, admin_token=token)
 
 
 COMMANDS = [serve]
