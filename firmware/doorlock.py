@@ -4,13 +4,20 @@
 # Frozen into the firmware with the agent (so its code costs no heap); main.py only starts it.
 # 1. ota.boot() first: on a trial boot of a new image it runs the health checks below and
 #    confirms the image, or resets so the bootloader rolls back.
-# 2. Then the lock's own work (a button that locks/unlocks by hand, an LED showing the bolt) runs
-#    beside the update agent's periodic check, so the essential function stays alive while an
-#    update downloads.
-# Device settings come from ota_config.json on the filesystem (written at provisioning):
-#   {"url": "http://updates.example.com/repo", "product": "doorlock", "board": "esp32",
-#    "channel": "stable", "interval_s": 3600, "max_checks": 0}
-# max_checks > 0 stops the app after that many update checks (used by the simulated demo).
+# 2. Then, on asyncio: the lock (a button that locks/unlocks by hand, polled every 20 ms, and an
+#    LED showing the bolt) and the update loop (ota.updater.Updater) side by side. The agent
+#    yields between blocks, so the button is served while an update is checked, downloaded,
+#    verified and installed; the restart waits until the bolt is not moving (can_reboot).
+# 3. Notices (update available, postponed, downloaded, restart ahead, applied, failed, rolled
+#    back, end of support) are printed and shown as a pattern on the status LED.
+# Files on the filesystem:
+#   ota_config.json    written at provisioning (manufacturer): url, product, board, channel and
+#                      the update policy (check_s, first_s, security_postpone_max_s, notice_s);
+#                      max_checks > 0 ends the app after that many checks (simulated demo);
+#                      user_postpone_s > 0 answers every update notice with "later" (simulates a
+#                      user, for the demo)
+#   ota_settings.json  the user's update settings (ota.settings.Settings)
+#   lock_config.json   the lock's own user configuration, versioned (ota.appconfig.ConfigStore)
 import asyncio
 import json
 
@@ -19,6 +26,21 @@ import ota
 
 LED_PIN = 2  # the bolt indicator
 BUTTON_PIN = 0  # lock/unlock by hand
+STATUS_PIN = 4  # the update status LED
+BOLT_MS = 300  # how long the bolt takes to move
+LOCK_SCHEMA = 1
+
+# Status LED patterns: (on ms, off ms, repeats); repeats 0 = until the next notice.
+PATTERNS = {
+    "available": (100, 900, 0),  # a short blink every second: an update is waiting
+    "postponed": (100, 2900, 0),
+    "downloaded": (500, 500, 3),
+    "disruption": (100, 100, 0),  # fast blinking: about to restart
+    "applied": (2000, 0, 1),
+    "failed": (100, 100, 5),
+    "rolled_back": (100, 100, 5),
+    "end_of_support": (1000, 1000, 0),
+}
 
 
 class Lock:
@@ -26,11 +48,22 @@ class Lock:
         self.led = machine.Pin(LED_PIN, machine.Pin.OUT)
         self.button = machine.Pin(BUTTON_PIN, machine.Pin.IN)
         self.locked = True
+        self.moving_until = 0
+        self.on_toggle = None  # callable(locked): for logging and measurement
         self.led.value(1)
 
     def toggle(self):
+        import time
         self.locked = not self.locked
         self.led.value(1 if self.locked else 0)
+        self.moving_until = time.ticks_add(time.ticks_ms(), BOLT_MS)
+        if self.on_toggle:
+            self.on_toggle(self.locked)
+
+    def can_reboot(self):
+        # Not while the bolt moves.
+        import time
+        return time.ticks_diff(self.moving_until, time.ticks_ms()) <= 0
 
     def selftest(self):
         # The bolt indicator must follow the bolt state: drive it both ways and read it back.
@@ -51,6 +84,30 @@ class Lock:
             await asyncio.sleep_ms(20)
 
 
+class StatusLED:
+    def __init__(self):
+        self.pin = machine.Pin(STATUS_PIN, machine.Pin.OUT, value=0)
+        self.pattern = None
+
+    def show(self, kind):
+        self.pattern = PATTERNS.get(kind)
+
+    async def run(self):
+        while True:
+            p = self.pattern
+            if not p:
+                await asyncio.sleep_ms(100)
+                continue
+            on, off, n = p
+            for _ in range(n or 1):
+                self.pin.value(1)
+                await asyncio.sleep_ms(on)
+                self.pin.value(0)
+                await asyncio.sleep_ms(off or 1)
+            if n and self.pattern is p:
+                self.pattern = None
+
+
 def load_config():
     try:
         with open("ota_config.json") as f:
@@ -59,8 +116,15 @@ def load_config():
         return None
 
 
+def lock_store():
+    from ota.appconfig import ConfigStore
+    return ConfigStore("lock_config.json", LOCK_SCHEMA,
+                       defaults={"name": "Front door", "auto_lock_s": 30})
+
+
 def settings_readable():
-    return load_config() is not None
+    # A health check: the lock's configuration loads (migrated in RAM if it is older).
+    return load_config() is not None and "name" in lock_store().load()
 
 
 def report(agent):
@@ -69,43 +133,66 @@ def report(agent):
                                         if s["reason"] else ""))
 
 
-async def updates(agent, interval_s, max_checks):
-    checks = 0
-    while True:
-        agent.on_progress = progress
-        if await agent.update():
-            print("app: update installed; restarting to try it")
-            await asyncio.sleep_ms(100)
-            machine.reset()
-        report(agent)
-        checks += 1
-        if max_checks and checks >= max_checks:
-            return
-        await asyncio.sleep(interval_s)
-
-
 def progress(done, total):
     if done == total or done % 65536 == 0:
         print("app: progress %d/%d" % (done, total))
+
+
+def make_updater(agent, cfg, lock, led):
+    from ota.policy import Policy
+    from ota.settings import Settings
+    from ota.updater import Updater
+    policy = Policy(Settings(), check_s=cfg.get("check_s", cfg.get("interval_s", 86400)),
+                    first_s=cfg.get("first_s", 60),
+                    security_postpone_max_s=cfg.get("security_postpone_max_s", 7 * 86400))
+    up = None
+    later = cfg.get("user_postpone_s", 0)
+
+    def on_notice(n):
+        print("app: notice %s: %s" % (n.kind, n.text))
+        led.show(n.kind)
+        if later and n.kind == "available" and up is not None:
+            until = up.postpone(later)
+            print("app: the user chose 'later' (%d s): postponed for %d s (the bound)"
+                  % (later, until - policy.clock.time()))
+
+    def reboot():
+        print("app: restarting into the new firmware")
+        machine.reset()
+
+    up = Updater(agent, policy, on_notice=on_notice, can_reboot=lock.can_reboot, reboot=reboot,
+                 notice_s=cfg.get("notice_s", 60))
+    return up
 
 
 def main():
     lock = Lock()
     outcome, detail = ota.boot(checks=(lock.selftest, settings_readable), timeout_ms=10000)
     print("app: boot %s %s" % (outcome, detail))
+    store = lock_store()
+    store.load()
+    store.commit()  # a schema migration is written only now that this firmware is confirmed
+    store = None
+    ota.release("appconfig", "settings")
     cfg = load_config()
     if cfg is None:
         print("app: no ota_config.json; running without updates")
         asyncio.run(lock.run())
         return
     agent = ota.Agent(ota.Config(cfg["url"], cfg.get("product", "doorlock"),
-                                 cfg.get("board", "esp32"), channel=cfg.get("channel", "stable")))
+                                 cfg.get("board", "esp32"), channel=cfg.get("channel", "stable"),
+                                 support_end=cfg.get("support_end")))
+    agent.on_progress = progress  # pyright: ignore[reportAttributeAccessIssue] - starts as None
+    led = StatusLED()
+    up = make_updater(agent, cfg, lock, led)
+    up.boot_notice(outcome, detail)
     report(agent)
 
     async def both():
-        lock_task = asyncio.create_task(lock.run())
-        await updates(agent, cfg.get("interval_s", 3600), cfg.get("max_checks", 0))
-        lock_task.cancel()
+        tasks = [asyncio.create_task(lock.run()), asyncio.create_task(led.run())]
+        await up.run(cfg.get("max_checks", 0))
+        report(agent)
+        for t in tasks:
+            t.cancel()
 
     asyncio.run(both())
-

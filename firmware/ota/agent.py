@@ -62,9 +62,6 @@ class Agent:
         self._date = None  # Date (Unix s) of the last response from a TLS-verified server
         self.clock = time.time  # the device clock (RTC, set by NTP); tests replace it
         self._status = {"state": "idle", "reason": None, "detail": "", "progress": 0}
-        self._transient = False  # the last failure was the network's: retry with backoff
-        self._retry_after = 0  # seconds the server asked for (Retry-After), 0: none
-        self.failures = 0  # consecutive transient failures
 
     # --- status --------------------------------------------------------------------------
     def status(self):
@@ -76,6 +73,8 @@ class Agent:
         s["keyring_version"] = struct.unpack_from("<I", kr)[0] if len(kr) >= 40 else 0
         s["bad_sequences"] = st.bad_sequences()
         s["rollback"] = st.get_blob("rb").decode() or None
+        # the signed date, else the firmware's own
+        s["support_end"] = st.get_blob("eos").decode() or self.cfg.support_end
         if s["reason"] is None:
             s["reason"], s["detail"] = st.last()
         return s
@@ -87,8 +86,8 @@ class Agent:
 
     def _fail(self, e):
         self._set("failed", e.reason, e.detail)
-        self._retry_after = _seconds(getattr(e, "retry_after", None))
-        self._transient = isinstance(e, FetchError)
+        self._status["retry_after"] = _seconds(getattr(e, "retry_after", None))
+        self._status["transient"] = isinstance(e, FetchError)
         if not isinstance(e, FetchError):  # network trouble is retried, not worth a flash write
             self.state.set_last(e.reason, e.detail)
             self.state.commit()
@@ -194,6 +193,7 @@ class Agent:
         if m.expires is not None and now is not None and now > m.expires:
             # also at the installed sequence: a frozen (replayed, stale) channel is reported
             raise ManifestError("EXPIRED", "the manifest expired at %d" % m.expires)
+        st.set_blob("eos", m.support_end.encode())  # signed; no write when unchanged
         installed = st.get("seq")
         if m.sequence == installed:
             return None
@@ -224,7 +224,7 @@ class Agent:
                 if not (m.payloads and await self._encoded(m, slot)):
                     await self._download(m, slot)
                 self._set("verifying")
-                slot.verify(m.size, m.sha256, self.cfg.chip_id, self.buf)
+                await slot.verify(m.size, m.sha256, self.cfg.chip_id, self.buf)  # yields
             except (ManifestError, FlashError):
                 st.erase("d_off")  # what is in the slot is not the signed image: start over
                 raise
@@ -269,34 +269,12 @@ class Agent:
         offer = await self.check()
         return bool(offer) and await self.install(offer)
 
-    def next_delay(self, interval_s=3600, retry_s=15):
-        # Seconds until the next attempt: after a network failure a bounded exponential backoff
-        # (retry_s, 2*retry_s, ... up to interval_s) with jitter (a random 50-100 % of it), never
-        # sooner than the server's Retry-After; otherwise interval_s. Counts the failures.
-        if self._status["state"] != "failed" or not self._transient:
-            self.failures = 0
-            return interval_s
-        self.failures += 1
-        d = retry_s << min(self.failures - 1, 16)
-        if d > interval_s:
-            d = interval_s
-        import random
-        d = d // 2 + d * random.getrandbits(8) // 512
-        ra = self._retry_after
-        return ra if ra > d else d
-
-    async def run(self, interval_s=3600, reboot=None, retry_s=15):
-        # A simple periodic loop (policy comes later): check, install, then call reboot()
-        # (default: machine.reset()) so the bootloader tries the new image; network failures
-        # are retried sooner, with backoff (next_delay).
-        import asyncio
-        while True:
-            if await self.update():
-                if reboot is None:
-                    import machine
-                    reboot = machine.reset
-                reboot()
-            await asyncio.sleep(self.next_delay(interval_s, retry_s))
+    async def run(self, policy=None, **kw):
+        # The automatic update loop under the user's policy (ota.updater.run, docs/agent.md):
+        # checks with jitter, the one backoff for network failures (Policy.after), installs when
+        # the settings allow, restarts at a safe moment with notice. Its code lives there.
+        from .updater import run
+        return await run(self, policy, **kw)
 
     def check_sync(self):
         import asyncio

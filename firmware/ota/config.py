@@ -16,9 +16,11 @@ class Config:
     # health_timeout_ms  deadline for the health checks of a trial boot
     # max_wbits  the largest DEFLATE window (2**max_wbits bytes of RAM) this device decodes;
     #            representations needing more are skipped (docs/format.md §2.2)
+    # support_end  "YYYY-MM-DD": the end of the support period the firmware was sold with,
+    #            reported by status() until a signed manifest tells a (never earlier) date
     def __init__(self, url, product, board, chip_id=0, channel="stable", keys=None,
                  device_id=None, ca=None, timeout_ms=15000, health_timeout_ms=30000,
-                 max_wbits=12):
+                 max_wbits=12, support_end=None):
         self.url = url.rstrip("/")
         self.product = product
         self.board = board
@@ -34,6 +36,7 @@ class Config:
         self.timeout_ms = timeout_ms
         self.health_timeout_ms = health_timeout_ms
         self.max_wbits = max_wbits
+        self.support_end = support_end
 
     def manifest_url(self):
         return "%s/%s/%s/%s/manifest" % (self.url, self.product, self.board, self.channel)

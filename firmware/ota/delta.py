@@ -9,6 +9,8 @@
 # base_size bytes. A malformed patch raises FlashError(HASH_MISMATCH).
 #
 # Allocates the 1 KB cache and a 16-byte scratch buffer once, nothing per byte.
+import asyncio
+
 from .errors import FlashError
 
 try:
@@ -85,7 +87,8 @@ async def apply(src, w, base, base_size):
             if await src.readinto(w.mv[o:], n) != n:
                 raise _bad("it ends inside an operation")
             _add(w.buf, o, cache, off, n)
-            w.advance(n)
+            if w.advance(n):
+                await asyncio.sleep_ms(0)
             pos += n
             add -= n
         while copy:
@@ -94,6 +97,7 @@ async def apply(src, w, base, base_size):
                 n = copy
             if await src.readinto(w.mv[w.o:], n) != n:
                 raise _bad("it ends inside an operation")
-            w.advance(n)
+            if w.advance(n):
+                await asyncio.sleep_ms(0)
             copy -= n
         pos += (z >> 1) ^ -(z & 1)

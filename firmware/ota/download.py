@@ -13,6 +13,7 @@
 # offset is persisted after every block, once that block is in flash, so an interruption costs
 # at most one 4 KB block downloaded again (docs/reliability.md).
 # The code lives here, not in ota.agent, so that it is in the heap only while an install runs.
+import asyncio
 import hashlib
 
 from .errors import FetchError, FlashError, ManifestError
@@ -49,9 +50,13 @@ class Writer:
         return n if n < k else k
 
     def advance(self, n):
+        # True when a block was written: the caller yields then (await asyncio.sleep_ms(0)),
+        # so the app's tasks run during an install even when reads never block.
         self.o += n
         if self.o == _BLOCK or self.done + self.o == self.size:
             self._flush()
+            return True
+        return False
 
     def _flush(self):
         buf, n = self.buf, self.o
@@ -100,7 +105,7 @@ async def raw(agent, m, slot):
         st.set_blob("d_id", tag)
     w = Writer(slot, agent.buf, size, agent.cfg.chip_id, reporter(agent, True), start)
     if start:
-        slot.hash_range(start, agent.buf, w.h)
+        await slot.hash_range(start, agent.buf, w.h)
     agent._status["resumed_from"] = start
     if start < size:
         client = agent._client()
@@ -122,7 +127,8 @@ async def raw(agent, m, slot):
                 if not k:
                     raise FetchError("SHORT_READ", "the payload ended at %d of %d bytes"
                                      % (w.done + w.o, size))
-                w.advance(k)
+                if w.advance(k):
+                    await asyncio.sleep_ms(0)
         finally:
             await resp.close()
             agent._done_with(client)

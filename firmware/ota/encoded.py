@@ -23,6 +23,7 @@
 # pyright: reportAttributeAccessIssue=false
 # (micropython-stdlib-stubs' io.BytesIO lacks the stream methods MicroPython's has: tell,
 # readinto, seek, write.)
+import asyncio
 import hashlib
 import io
 
@@ -116,19 +117,19 @@ def _size(r):
     return r[2]
 
 
-def choose(m, esp32, buf, max_wbits):
+async def choose(m, esp32, buf, max_wbits):
     for r in sorted(m.payloads, key=_size):
         if r[2] >= m.size:
             break  # no smaller than the raw payload
-        if r[4] <= max_wbits and (r[0] != "delta" or _base_is(esp32, r[5], r[6], buf)):
+        if r[4] <= max_wbits and (r[0] != "delta" or await _base_is(esp32, r[5], r[6], buf)):
             return r
     return None
 
 
-def _base_is(esp32, size, sha256, buf):
+async def _base_is(esp32, size, sha256, buf):
     # Whether the running slot starts with the `size`-byte image whose SHA-256 is sha256.
     part = esp32.Partition(esp32.Partition.RUNNING)
-    return size <= part.info()[3] and hash_partition(part, size, buf).digest() == sha256
+    return size <= part.info()[3] and (await hash_partition(part, size, buf)).digest() == sha256
 
 
 async def install(resp, rep, m, slot, buf, esp32, chip_id, progress):
@@ -145,14 +146,15 @@ async def install(resp, rep, m, slot, buf, esp32, chip_id, progress):
             n = w.room()
             if await src.readinto(w.mv[w.o:], n) != n:
                 raise _bad("the payload decodes to fewer bytes than the image")
-            w.advance(n)
+            if w.advance(n):
+                await asyncio.sleep_ms(0)
     await src.finish(size, sha256)
     if w.h.digest() != m.sha256:
         raise _bad("the decoded image's SHA-256 differs from the signed one")
 
 
 async def download(agent, m, slot):
-    rep = choose(m, agent.esp32, agent.buf, agent.cfg.max_wbits)
+    rep = await choose(m, agent.esp32, agent.buf, agent.cfg.max_wbits)
     if rep is None:
         return False
     st = agent.state

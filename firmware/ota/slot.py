@@ -37,8 +37,10 @@ def app_header_problem(b, chip_id):
     return None
 
 
-def hash_partition(part, size, buf, h=None):
+async def hash_partition(part, size, buf, h=None):
     # SHA-256 of the first `size` bytes of a partition, read through buf (4 KB); adds to h.
+    # Yields after every block, so the app's tasks run while a slot is read back.
+    import asyncio
     if h is None:
         h = hashlib.sha256()
     mv = memoryview(buf)
@@ -49,6 +51,7 @@ def hash_partition(part, size, buf, h=None):
         h.update(mv[:n])
         size -= n
         block += 1
+        await asyncio.sleep_ms(0)
     return h
 
 
@@ -71,15 +74,19 @@ class Slot:
         except OSError as e:
             raise FlashError("WRITE_FAILED", "block %d: %s" % (block_num, e))
 
-    def hash_range(self, size, buf, h=None):
+    async def hash_range(self, size, buf, h=None):
         # SHA-256 of the first `size` bytes of the slot, read back through buf (4 KB).
-        return hash_partition(self.part, size, buf, h)
+        return await hash_partition(self.part, size, buf, h)
 
-    def verify(self, size, sha256, chip_id, buf):
+    async def verify(self, size, sha256, chip_id, buf):
         # Read the written range back from flash and check it is the signed, bootable image.
-        if self.hash_range(size, buf).digest() != sha256:
+        if (await self.hash_range(size, buf)).digest() != sha256:
             raise FlashError("READBACK_MISMATCH", "the image read back from %s differs from the "
                              "signed SHA-256" % self.label)
+        self.check_header(chip_id, buf)
+
+    def check_header(self, chip_id, buf):
+        # The written image's header, read back from flash, is an app for this chip.
         self.part.readblocks(0, buf)
         problem = app_header_problem(buf, chip_id)
         if problem:

@@ -18,6 +18,7 @@
 #                 4 KB block; erased before d_id names another payload
 #   last     blob "REASON detail" of the last failure, for reporting
 #   rb       blob "SEQUENCE REASON detail" of the last rollback (kept until a newer confirm)
+#   eos      blob support_end "YYYY-MM-DD" of the last verified manifest (for status())
 # The otadata boot flags stay the single source of truth for which slot boots; nothing here
 # duplicates them.
 import struct

@@ -108,3 +108,16 @@ def boot(checks=(), timeout_ms=30000, esp32=None, machine=None, log=print):
     st.erase("t_seq", "t_sv", "t_addr", "t_armed", "t_fail", "t_intr", "d_off", "d_id")
     log("ota: rolled back from sequence %d (%s); it will not be retried" % (seq, reason))
     return ROLLED_BACK, reason
+
+
+def pending(esp32=None):
+    # True while the running image is a trial that ota.boot() has not confirmed yet (settings
+    # and config migrations wait until it has).
+    if esp32 is None:
+        import esp32
+    st = State(esp32)
+    if not st.get("t_seq"):
+        return False
+    part = esp32.Partition
+    running = part(part.RUNNING).info()  # pyright: ignore[reportArgumentType] - an int id
+    return running[2] == st.get("t_addr")

@@ -4,7 +4,10 @@ Development keys, three synthetic app images (1.0.0; 1.1.0; 1.2.0 whose firmware
 a release repository served on loopback by the real server, and a simulated board running the
 real agent and example app on the MicroPython unix port:
 
-1. 1.0.0 is flashed; the agent finds 1.1.0, downloads it, reboots into it and confirms it;
+1. 1.0.0 is flashed; 1.1.0 is published as a security update. The device tells the user (severity
+   and risk in plain words, an LED pattern); the user says "later"; the postponement is honoured
+   up to its bound (a few seconds here, 7 days by default), then the update downloads, the
+   restart is announced, the device reboots into 1.1.0 and confirms it;
 2. 1.2.0 is published; it installs, its trial boot crashes, the bootloader rolls back to 1.1.0,
    the agent reports why and refuses 1.2.0 from then on.
 
@@ -32,13 +35,16 @@ from otakit.sim.lab import PRODUCT, Lab
 from otakit.sim.runner import RunResult
 
 IMAGE_SIZE = 1_400_000  # about a real MicroPython ESP32 app image
-DEVICE_HEAP = "96K"  # the ESP32 heap starts at 56 KB and grows on demand (not simulated); the
+DEVICE_HEAP = "112K"  # the ESP32 heap starts at 56 KB and grows on demand (not simulated). The
 # agent alone completes an update in 62 KB, see docs/performance.md
 REAL_DIR = ROOT.parent / "shared" / "firmware"
 REAL_OLD = "ESP32_GENERIC-OTA-v1.21.0.app.bin"
 REAL_NEW = "ESP32_GENERIC-OTA-20250415-v1.25.0.app.bin"
+POSTPONE_MAX = 3  # seconds a security update may be postponed in the demo
+RISK = "someone near the door could unlock it over Bluetooth"
 _PROGRESS = re.compile(r"app: progress (\d+)/(\d+)")
-_SHOWN = ("app:", "ota:")  # the device's own lines, and the bootloader's decisions:
+_SHOWN = ("app: boot", "app: notice", "app: the user", "app: restarting", "app: update",
+          "ota:")  # the device's own lines, and the bootloader's decisions:
 _SHOWN_BOOT = ("is active", "PENDING", "ABORTED", "not bootable", "Loaded app", "panic")
 
 
@@ -98,14 +104,21 @@ class Demo:
                      f"{lab.key.key_id_hex}, baked into the device's keyring (ota_keys.py)")
             self.say(f"[bold]2. images[/]   {v_old} ({len(old):,} B), {v_new} ({len(new):,} B), "
                      f"{v_bad} ({len(bad):,} B, its firmware crashes at boot)")
-            lab.publish(new, v_new, 2, notes=f"{v_new}: a better lock")
-            self.say(f"[bold]3. publish[/]  {v_new} as sequence 2 to "
+            lab.publish(new, v_new, 2, notes=f"{v_new}: a better lock",
+                        security={"severity": "high", "risk": RISK},
+                        disruption={"reboot": True, "seconds": 20})
+            self.say(f"[bold]3. publish[/]  {v_new} as sequence 2, a security update, to "
                      f"{PRODUCT}/{lab.board.name}/{lab.channel}; serving {lab.url}")
-            lab.flash(old)
+            lab.flash(old, user_postpone_s=3600, security_postpone_max_s=POSTPONE_MAX,
+                      check_s=0.5, notice_s=1, max_checks=10)
             self.say(f"[bold]4. flash[/]    {v_old} into ota_0 of a fresh simulated "
-                     f"{lab.board.name} ({lab.board.flash_size // (1 << 20)} MB flash)")
-            self.update(lab, f"5. update to {v_new}")
+                     f"{lab.board.name} ({lab.board.flash_size // (1 << 20)} MB flash); its "
+                     f"user answers every update notice with 'later' (1 hour), and security "
+                     f"updates may wait at most {POSTPONE_MAX} s (7 days on a real product)")
+            result = self.update(lab, f"5. update to {v_new}")
             ok = self.expect(lab, v_new, "confirmed")
+            ok = self.expect_postponement(lab, result) and ok
+            lab.provision()
             lab.publish(bad, v_bad, 3, notes=f"{v_bad}: crashes at boot")
             self.say(f"[bold]6. publish[/]  {v_bad} as sequence 3 (its firmware crashes)")
             self.update(lab, f"7. update to {v_bad}")
@@ -172,6 +185,26 @@ class Demo:
             return "up to date"
         return result.ended
 
+    def expect_postponement(self, lab: Lab, result: RunResult) -> bool:
+        """The user was told (with the risk), postponed, and nothing downloaded before the
+        bound; the restart was announced."""
+        log = result.log
+        told = "notice available: A security update" in log and RISK in log
+        later = log.find("app: the user chose 'later'")
+        first_blob = log.find("app: progress")
+        stamps = [(m, p) for m, p, s in lab.requests()]
+        checks_before = 0
+        for _, path in stamps:
+            if "/blobs/" in path:
+                break
+            checks_before += path.endswith("/manifest")
+        good = (told and 0 <= later < first_blob and "notice postponed" in log and
+                "notice disruption" in log and checks_before >= 3)
+        mark = "[green]ok[/]" if good else "[red]unexpected[/]"
+        self.say(f"   {mark}: notice with the risk shown, postponement honoured for "
+                 f"{checks_before} checks before the download, restart announced first")
+        return good
+
     def expect(self, lab: Lab, version: str, what: str) -> bool:
         step = self.steps[-1]
         good = step.running == version and what.split()[0] in step.outcome
@@ -200,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.real and not (REAL_DIR / REAL_NEW).is_file():
         console.print(f"otakit demo: --real needs {REAL_DIR} (absent here)")
         return 1
-    console.print("[bold]otakit demo[/]: a signed update and a rollback on a simulated ESP32\n")
+    console.print("[bold]otakit demo[/]: a signed security update (with a notice and an honoured "
+                  "postponement) and a rollback, on a simulated ESP32\n")
     if args.keep:
         return Demo(Path(args.keep), console, args.real).run()
     with tempfile.TemporaryDirectory(prefix="otakit-demo-") as tmp:

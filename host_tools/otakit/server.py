@@ -68,6 +68,7 @@ class Faults:
         redirect_loop: answer every request with a 302 to itself.
         only: apply the faults only to request paths containing this text (None: all).
         raise_error: the handler raises an unexpected exception (what the client sees of it).
+        rate: send bodies at about this many bytes per second (a slow link).
     """
 
     drop_after: int | None = None
@@ -82,6 +83,7 @@ class Faults:
     redirect_loop: bool = False
     only: str | None = None
     raise_error: bool = False
+    rate: int | None = None
 
 
 class AccessLog:
@@ -261,6 +263,8 @@ async def _copy(request: web.Request, resp: web.StreamResponse, f: IO[bytes], fi
         except ConnectionError:  # the client went away (a device reset mid-download)
             return
         sent += len(data)
+        if faults.rate:
+            await asyncio.sleep(len(data) / faults.rate)
         request[_SENT] = sent
         if faults.drip and sent < limit:
             await asyncio.sleep(faults.drip[1])

@@ -27,20 +27,25 @@ HEAP = "128K"
 SIZE = 96 * 1024
 BLOCK = 4096
 
-# Confirm/roll back, then up to `attempts` update attempts, waiting next_delay() between failed
-# ones (seconds scaled to ms); `sleep` deep-sleeps between attempts instead (one per boot).
+# Confirm/roll back, then up to `attempts` update attempts, waiting the policy's delay
+# (Policy.after: the agent's one backoff, here from 2 s up to the 3600 s period, no jitter on the
+# period) between failed ones (seconds scaled to ms); `sleep` deep-sleeps between attempts
+# instead (one per boot).
 SCRIPT = """\
 import json, machine, ota, time
+from ota.policy import Policy
+from ota.settings import Settings
 outcome, detail = ota.boot(checks=(), timeout_ms=5000)
 print("BOOT " + outcome)
 cfg = json.load(open("ota_config.json"))
 ca = open(cfg["ca"], "rb").read() if cfg.get("ca") else None
 agent = ota.Agent(ota.Config(cfg["url"], cfg["product"], cfg["board"], ca=ca,
                              timeout_ms=cfg.get("timeout_ms", 2000)))
+policy = Policy(Settings(), check_s=3600, jitter=0, backoff_s=(2, 3600))
 for i in range(cfg.get("attempts", 3)):
     installed = agent.update_sync()
     s = agent.status()
-    s["delay"] = agent.next_delay(3600, 2)
+    s["delay"] = int(policy.after(s))
     print("STATUS " + json.dumps(s))
     if installed:
         machine.reset()

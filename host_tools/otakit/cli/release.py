@@ -29,10 +29,11 @@ def _keyring(key_files: tuple[str, ...], keyring: str | None) -> dict[bytes, key
 
 
 def _request(o: dict, now: int) -> ReleaseRequest:
-    if o["security"] != bool(o["severity"]) or (o["risk"] and not o["security"]):
-        raise OtakitError("--security needs --severity (and --risk); they go together",
-                          reason="BAD_ARGUMENT")
-    security = {"severity": o["severity"], "risk": o["risk"] or ""} if o["security"] else None
+    given = (bool(o["security"]), bool(o["severity"]), bool(o["risk"] and o["risk"].strip()))
+    if any(given) and not all(given):
+        raise OtakitError("a security update needs --security, --severity and --risk (what it "
+                          "fixes, in plain words); they go together", reason="BAD_ARGUMENT")
+    security = {"severity": o["severity"], "risk": o["risk"].strip()} if o["security"] else None
     disruption = ({"reboot": True, "seconds": o["disruption_seconds"]}
                   if o["disruption_seconds"] is not None else None)
     return ReleaseRequest(
@@ -62,7 +63,8 @@ def _request(o: dict, now: int) -> ReleaseRequest:
               "channel's first release, inherited after, never shortened).")
 @click.option("--security", is_flag=True, help="Mark as a security update.")
 @click.option("--severity", type=click.Choice(SEVERITIES), help="Security update severity.")
-@click.option("--risk", help="What the security update fixes (≤ 512 characters).")
+@click.option("--risk", help="What the security update fixes, in plain words for the user "
+              "(≤ 512 characters); required with --security.")
 @click.option("--disruption-seconds", type=click.IntRange(0, 86400),
               help="Expected downtime, announced to the user.")
 @click.option("--encoding", multiple=True, type=click.Choice(["raw", "deflate"]),

@@ -165,9 +165,14 @@ class Lab:
         return self.provision(**settings)
 
     def provision(self, **settings: object) -> RunResult:
-        """Write ota_config.json (url, product, board, channel + ``settings``) on the board."""
+        """Write ota_config.json (url, product, board, channel + ``settings``) on the board.
+
+        The example app's update policy defaults to a quick simulation: first check at once,
+        checks a second apart, no wait between the restart notice and the restart.
+        """
         cfg = {"url": self.url.rstrip("/"), "product": PRODUCT, "board": self.board.name,
-               "channel": self.channel, "max_checks": 1, **settings}
+               "channel": self.channel, "max_checks": 1, "first_s": 0, "check_s": 1,
+               "notice_s": 0, **settings}
         script = self.work / "provision.py"
         script.write_text(_PROVISION)
         result = self.boot(script=script, max_boots=1,

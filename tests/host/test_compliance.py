@@ -1,0 +1,161 @@
+"""Security release notices, the published support period, and the §5.3 evidence report."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+
+from otakit import compliance
+from otakit.appimage import make_app_image
+from otakit.cli import main
+from otakit.errors import RepoError
+from otakit.repo import Repository
+from otakit.support import plan_support, publish_support
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("OTAKIT_KEY_PASSPHRASE", "pw")
+    monkeypatch.chdir(tmp_path)
+    assert main(["keygen", "--alg", "ed25519", "--out", "keys"]) == 0
+    Path("app.bin").write_bytes(make_app_image("1.1.0"))
+    return tmp_path
+
+
+def _release(*extra: str, seq: str = "1") -> int:
+    return main(["release", "--key", "keys/release.pem", "--repo", "repo", "--product", "door",
+                 "--board", "esp32", "--version", "1.1.0", "--sequence", seq,
+                 "--support-end", "2033-12-31", *extra, "app.bin"])
+
+
+def test_release_security_needs_severity_and_risk(env: Path,
+                                                  capsys: pytest.CaptureFixture) -> None:
+    for extra in (("--security",), ("--security", "--severity", "high"),
+                  ("--security", "--risk", "remote unlock"),
+                  ("--severity", "high", "--risk", "remote unlock"),
+                  ("--security", "--severity", "high", "--risk", "   ")):
+        capsys.readouterr()
+        assert _release(*extra) == 1, extra
+        err = capsys.readouterr().err
+        assert "--severity and --risk" in err and err.count("\n") == 1
+    assert _release("--security", "--severity", "high", "--risk",
+                    "someone nearby could unlock the door") == 0
+
+
+def _repo_with_release(env: Path, end: str = "2033-12-31") -> Repository:
+    assert main(["release", "--key", "keys/release.pem", "--repo", "repo", "--product", "door",
+                 "--board", "esp32", "--version", "1.0.0", "--sequence", "1",
+                 "--support-end", end, "app.bin"]) == 0
+    return Repository("repo")
+
+
+def test_support_publish_writes_page_json_and_label(env: Path,
+                                                    capsys: pytest.CaptureFixture) -> None:
+    _repo_with_release(env, "2033-12-31")
+    assert main(["support", "publish", "--repo", "repo", "--product", "door", "--model",
+                 "Acme SmartLock DL-100", "--manufacturer", "Acme Ltd",
+                 "--contact", "security@example.com"]) == 0
+    d = Path("repo/door/support")
+    page = (d / "index.html").read_text()
+    assert '<html lang="en">' in page and "Acme SmartLock DL-100" in page
+    assert "December 2033" in page and "2033-12-31" in page
+    assert "How to turn automatic updates off" in page and "auto_install" in page
+    assert "<script" not in page and "<form" not in page and "cookie" not in page.lower()
+    facts = json.loads((d / "support.json").read_text())
+    assert facts["support_end"] == "2033-12-31" and facts["model"] == "Acme SmartLock DL-100"
+    assert facts["how_updates_are_delivered"] and facts["how_to_turn_automatic_updates_off"]
+    label = (d / "label.txt").read_text()
+    assert label.splitlines()[0] == "Acme SmartLock DL-100"
+    assert "Security updates until: December 2033" in label
+    assert capsys.readouterr().err == ""  # 2026 + 5 years < 2033: no warning
+
+
+def test_support_page_is_served_without_login(env: Path) -> None:
+    import urllib.request
+
+    from otakit.server import serve_in_thread
+
+    _repo_with_release(env)
+    assert main(["support", "publish", "--repo", "repo", "--product", "door", "--model",
+                 "DL-100"]) == 0
+    with serve_in_thread(Path("repo")) as url:
+        with urllib.request.urlopen(url.rstrip("/") + "/door/support/index.html") as r:
+            assert r.status == 200 and "Set-Cookie" not in r.headers
+            assert b"DL-100" in r.read()
+
+
+def test_support_never_shortened(env: Path, capsys: pytest.CaptureFixture) -> None:
+    repo = _repo_with_release(env, "2033-12-31")
+    # earlier than the date signed in the manifest
+    assert main(["support", "publish", "--repo", "repo", "--product", "door", "--model", "X",
+                 "--end", "2032-01-01"]) == 1
+    assert "would shorten" in capsys.readouterr().err
+    assert main(["support", "publish", "--repo", "repo", "--product", "door", "--model", "X",
+                 "--end", "2035-06-30"]) == 0
+    # earlier than the one published before (read from the repository's history)
+    with pytest.raises(RepoError) as e:
+        plan_support(repo, "door", "X", "2034-01-01")
+    assert e.value.reason == "SHORTENED" and "published on" in str(e.value)
+    st = plan_support(repo, "door", "X", "2036-01-01")  # extending is fine
+    publish_support(repo, st)
+    hist = json.loads(Path("repo/door/support/history.json").read_text())
+    assert [h["end"] for h in hist] == ["2035-06-30", "2036-01-01"]
+
+
+def test_support_under_five_years_warns(env: Path, capsys: pytest.CaptureFixture) -> None:
+    soon = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=3 * 365)).isoformat()
+    _repo_with_release(env, soon)
+    capsys.readouterr()
+    assert main(["support", "publish", "--repo", "repo", "--product", "door", "--model",
+                 "X"]) == 0
+    err = capsys.readouterr().err
+    assert "warning:" in err and "under 5 years" in err and "Art. 13(8)" in err
+
+
+def _junit(path: Path, failed: set[str] = frozenset()) -> Path:
+    cases = []
+    for t in compliance.mapped_tests():
+        file, name = t.split("::")
+        cls = file.removesuffix(".py").replace("/", ".")
+        inner = "<failure message='x'/>" if name in failed else ""
+        cases.append(f'<testcase classname="{cls}" name="{name}">{inner}</testcase>')
+    path.write_text(f"<testsuites><testsuite>{''.join(cases)}</testsuite></testsuites>")
+    return path
+
+
+def test_compliance_report_statuses(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    junit = _junit(tmp_path / "j.xml", failed={"test_factory_defaults_auto_on"})
+    cfg = tmp_path / "ota_config.json"
+    cfg.write_text(json.dumps({"url": "https://updates.example.com/repo", "check_s": 43200,
+                               "notice_s": 60}))
+    out = tmp_path / "report"
+    assert main(["compliance", "report", "--out", str(out), "--junit", str(junit),
+                 "--device-config", str(cfg)]) == 0
+    rows = {r["provision"]: r for r in json.loads((out / "report.json").read_text())}
+    ids = {f"5.3-{i}" for i in range(1, 17)} | {"5.5-1", "5.9-1", "5.9-2", "5.13-1",
+                                                 "CRA I(2)(c)"}
+    assert set(rows) == ids
+    assert rows["5.3-2"]["status"] == "met"
+    assert rows["5.3-4"]["status"] == "not met"  # its test failed
+    assert "test_factory_defaults_auto_on" in rows["5.3-4"]["note"]
+    assert rows["5.3-14"]["status"] == "not applicable" and "cannot be updated" in \
+        rows["5.3-14"]["note"]
+    assert rows["5.3-8"]["status"] == "not met"  # depends on the manufacturer's process
+    assert rows["5.9-1"]["status"] == "met"  # network faults, resume and the power-cut campaign
+    campaign = "tests/sim/test_sim_campaign.py::test_reduced_campaign_survives_every_cut"
+    assert rows["5.9-1"]["tests"][campaign] == rows["5.9-2"]["tests"][campaign] == "passed"
+    md = (out / "report.md").read_text()
+    assert "IXIT 7-UpdMech" in md and "auto_install=True" in md
+    assert "https://updates.example.com/repo" in md and "43200 s" in md
+    assert "604800 s (7 days)" in md  # the security postponement bound, from policy.py
+    assert "<table>" in (out / "report.html").read_text()
+
+
+def test_compliance_report_unrun_tests_are_not_met(tmp_path: Path) -> None:
+    empty = tmp_path / "j.xml"
+    empty.write_text("<testsuites/>")
+    rows = compliance.write_report(tmp_path / "r", compliance.read_junit(empty), "none")
+    assert all(r.status != compliance.MET for r in rows)
