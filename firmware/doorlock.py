@@ -99,7 +99,8 @@ def main():
         asyncio.run(lock.run())
         return
     agent = ota.Agent(ota.Config(cfg["url"], cfg.get("product", "doorlock"),
-                                 cfg.get("board", "esp32"), channel=cfg.get("channel", "stable")))
+                                 cfg.get("board", "esp32"), channel=cfg.get("channel", "stable"),
+                                 telemetry=cfg.get("telemetry", True)))
     report(agent)
 
     async def both():

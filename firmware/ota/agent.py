@@ -27,6 +27,22 @@ except ImportError:  # CPython
 _BLOCK = const(4096)
 _SAVE_EVERY = const(16)  # persist the download offset every 16 blocks (64 KB)
 _CLOCK_VALID = const(1704067200)  # 2024-01-01: before this the clock is not set
+_MAX_EVENTS = const(8)  # telemetry events kept for the next report (oldest dropped)
+
+try:
+    _ticks, _diff = time.ticks_ms, time.ticks_diff
+except AttributeError:  # CPython
+    def _ticks():
+        return int(time.time() * 1000)
+
+    def _diff(a, b):
+        return a - b
+
+
+# A device's bucket 0..99 in a staged rollout (docs/format.md section 2.2).
+def bucket(salt, device_id):
+    d = hashlib.sha256(salt.encode() + b":" + device_id.encode()).digest()
+    return ((d[0] << 24) | (d[1] << 16) | (d[2] << 8) | d[3]) % 100
 
 
 
@@ -53,6 +69,7 @@ class Agent:
         self._etag = None
         self._verdict = None  # (offer, state, reason, detail) of the manifest behind _etag
         self._status = {"state": "idle", "reason": None, "detail": "", "progress": 0}
+        self._events = []  # telemetry: (event, sequence, reason, ms, version), see ota.report
 
     # --- status --------------------------------------------------------------------------
     def status(self):
@@ -62,7 +79,7 @@ class Agent:
         s["security_floor"] = st.get("floor")
         s["bad_sequences"] = st.bad_sequences()
         s["rollback"] = st.get_blob("rb").decode() or None
-        if s["reason"] is None:
+        if s["reason"] is None and s["state"] != "held":
             s["reason"], s["detail"] = st.last()
         return s
 
@@ -79,8 +96,25 @@ class Agent:
 
     # --- check -----------------------------------------------------------------------------
     async def check(self):
-        # Returns an Offer, or None (up to date, or refused: see status()).
+        # Returns an Offer, or None (up to date, held back by a staged rollout, or refused: see
+        # status()). Reports the outcome (ota.report) unless an offer awaits install().
+        t0 = _ticks()
+        offer = await self._check()
+        st = self._status
+        if offer is not None:
+            self._note("offered", offer.sequence, None, t0, offer.version)
+        elif st["state"] == "failed":
+            self._note("failed", 0, st["reason"], t0)
+        else:
+            self._note("checked", 0, st["state"], t0)
+        if offer is None:
+            await self._report()
+        return offer
+
+    async def _check(self):
         self._set("checking")
+        self._boot_event()
+        etag = None
         try:
             status, etag, n = await self._fetch_manifest()
             if status == 304 and self._verdict:
@@ -100,6 +134,11 @@ class Agent:
             return None
         if offer is None:
             self._set("up_to_date")
+        elif offer is False:
+            r = m.rollout
+            self._set("held", None, "%s is in a %s rollout to %d%%; not yet for this device"
+                      % (m.version, r["state"], r["percent"]))
+            offer = None
         else:
             self._set("offered", None, "%s (sequence %d)" % (m.version, m.sequence))
         self._remember(etag, offer)
@@ -146,7 +185,8 @@ class Agent:
             release("manifest", "crypto", "ed25519", "sha512")
 
     def _vet(self, m):
-        # Policy checks that need device state. Raises ManifestError; None means up to date.
+        # Policy checks that need device state. Raises ManifestError; None means up to date,
+        # False held back by a staged rollout.
         st = self.state
         installed = st.get("seq")
         if m.sequence == installed:
@@ -164,12 +204,22 @@ class Agent:
         now = time.time()
         if m.expires and now > _CLOCK_VALID and now > m.expires:
             raise ManifestError("EXPIRED", "the manifest expired at %d" % m.expires)
+        r = m.rollout
+        if r and (r["state"] != "active" or bucket(r["salt"], self.cfg.device_id) >= r["percent"]):
+            return False  # held back by a staged rollout (docs/format.md section 2.2)
         return Offer(m, m.security)
 
     # --- install ---------------------------------------------------------------------------
     async def install(self, offer):
         # Streams, verifies, set_boot()s. Returns True when a reboot is needed to try it.
+        # Reports the outcome (ota.report) before returning.
+        ok = await self._install(offer)
+        await self._report()
+        return ok
+
+    async def _install(self, offer):
         m = offer.manifest
+        t0 = _ticks()
         st = self.state
         try:
             slot = Slot(self.esp32)
@@ -178,6 +228,7 @@ class Agent:
                                     % (m.size, slot.label, slot.size))
             self._set("downloading")
             await self._download(m, slot)
+            self._note("downloaded", m.sequence, None, t0, m.version)
             self._set("verifying")
             slot.verify(m.size, m.sha256, self.cfg.chip_id, self.buf)
             st.set("t_seq", m.sequence)
@@ -192,7 +243,9 @@ class Agent:
             st.commit()
         except OTAError as e:
             self._fail(e)
+            self._note("failed", m.sequence, e.reason, t0, m.version)
             return False
+        self._note("installed", m.sequence, None, t0, m.version)
         self._set("installed", None, "%s in %s; reboot to try it" % (m.version, slot.label))
         return True
 
@@ -264,6 +317,37 @@ class Agent:
             if self.on_progress:
                 self.on_progress(done, size)
 
+
+    # --- telemetry (docs/fleet.md) ------------------------------------------------------------
+    def _note(self, event, seq, reason, t0, version=None):
+        if self.cfg.telemetry:
+            ev = self._events
+            ev.append((event, seq, reason, _diff(_ticks(), t0), version))
+            if len(ev) > _MAX_EVENTS:
+                ev.pop(0)
+
+    def _boot_event(self):
+        # The trial boot's outcome, left in NVS by ota.boot(): reported once, then forgotten.
+        b = self.state.get_blob("rpt")
+        if b and self.cfg.telemetry and not any(e[0] in ("confirmed", "rolled_back")
+                                                for e in self._events):
+            parts = b.decode().split(" ")
+            reason = parts[2] if len(parts) > 2 else None
+            self._events.append((parts[0], int(parts[1]), reason, 0, None))
+
+    async def _report(self):
+        # Best effort, bounded (ota.report); never raises, never blocks an update for long.
+        if not (self.cfg.telemetry and self._events):
+            return
+        events, self._events = self._events, []
+        from . import report
+        try:
+            ok = await report.send(self.cfg, self.state.get("seq"), events)
+        finally:
+            release("report", "http")
+        if ok and any(e[0] in ("confirmed", "rolled_back") for e in events):
+            self.state.erase("rpt")
+            self.state.commit()
 
     # --- loops and synchronous wrappers -----------------------------------------------------
     async def update(self):

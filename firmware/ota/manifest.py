@@ -34,6 +34,7 @@ _NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789._-"
 _PATH_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~/-"
 _HEX = "0123456789abcdef"
 _SEVERITIES = ("low", "medium", "high", "critical")
+_ROLLOUT_STATES = ("active", "paused", "aborted")
 ENCODINGS = ("raw",)
 
 
@@ -44,6 +45,8 @@ class Manifest:
     #   created (int), expires (int|None), notes (str|None), support_end ("YYYY-MM-DD"),
     #   security (None | {"severity": str, "risk": str}),
     #   disruption (None | {"reboot": bool, "seconds": int}),
+    #   rollout (None | {"percent": 0-100, "salt": str, "state": "active"|"paused"|"aborted"}),
+    #   sbom (None | {"path": str, "size": int, "sha256": str}) - checked, not used on the device
     #   path (str), size (int), sha256 (32 bytes, the raw digest), encoding (str) - payload
     def __init__(self, alg, key_id, b):
         self.alg = alg
@@ -67,6 +70,8 @@ class Manifest:
         self.support_end = v
         self.security = _security(b)
         self.disruption = _disruption(b)
+        self.rollout = _rollout(b)
+        self.sbom = _sbom(b)
         p = _get(b, "payload")
         if type(p) is not dict:
             _bad("payload")
@@ -133,12 +138,12 @@ def _date(v):
     return 1 <= int(v[5:7]) <= 12 and 1 <= int(v[8:]) <= 31
 
 
-def _path(v):
+def _path(v, k="payload.path"):
     if type(v) is not str or not 1 <= len(v) <= 255 or not _only(v, _PATH_CHARS):
-        _bad("payload.path")
+        _bad(k)
     for seg in v.split("/"):  # also refuses a leading "/", "//", "." and ".."
         if seg in ("", ".", ".."):
-            _bad("payload.path")
+            _bad(k)
     return v
 
 
@@ -166,6 +171,27 @@ def _disruption(b):
     if type(v) is not dict or type(v.get("reboot")) is not bool:
         _bad("disruption")
     return {"reboot": v["reboot"], "seconds": _int(v, "seconds", 0, 86400)}
+
+
+def _rollout(b):
+    if "rollout" not in b:
+        return None
+    v = b["rollout"]
+    if type(v) is not dict or v.get("state") not in _ROLLOUT_STATES:
+        _bad("rollout")
+    return {"percent": _int(v, "percent", 0, 100), "salt": _name(v, "salt"), "state": v["state"]}
+
+
+def _sbom(b):
+    if "sbom" not in b:
+        return None
+    v = b["sbom"]
+    if type(v) is not dict:
+        _bad("sbom")
+    s = _get(v, "sha256")
+    if type(s) is not str or len(s) != 64 or not _only(s, _HEX):
+        _bad("sbom.sha256")
+    return {"path": _path(_get(v, "path"), "sbom.path"), "size": _int(v, "size", 1, _INT31), "sha256": s}
 
 
 # The envelope: returns (alg, key id, body end). Allocates only the 8-byte key id.

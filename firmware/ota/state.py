@@ -15,6 +15,7 @@
 #   d_off    i32  bytes of it written and durable in the slot (resume point)
 #   last     blob "REASON detail" of the last failure, for reporting
 #   rb       blob "SEQUENCE REASON detail" of the last rollback (kept until a newer confirm)
+#   rpt      blob "confirmed SEQ" / "rolled_back SEQ REASON": a trial's outcome not yet reported
 # The otadata boot flags stay the single source of truth for which slot boots; nothing here
 # duplicates them.
 import struct

@@ -15,6 +15,7 @@ Invariants:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import os
@@ -57,6 +58,7 @@ class ReleaseRequest:
     support_end: str | None = None
     security: dict[str, str] | None = None
     disruption: dict[str, object] | None = None
+    rollout: dict[str, object] | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ class PublishResult:
     payload_path: Path
     body: ManifestBody
     manifest: bytes
+    sbom_path: Path | None = None
 
 
 @dataclass
@@ -196,11 +199,15 @@ class Repository:
             channel=req.channel, version=req.version, sequence=req.sequence,
             security_version=sec, payload=payload, created=now,
             support_end=support_end, expires=req.expires,  # type: ignore[arg-type]
-            notes=req.notes, security=req.security, disruption=req.disruption)
+            notes=req.notes, security=req.security, disruption=req.disruption,
+            rollout=req.rollout)  # type: ignore[arg-type]
 
     def publish(self, req: ReleaseRequest, image: bytes, key: PrivateKey,
-                now: int | None = None) -> PublishResult:
+                now: int | None = None, sbom: bytes | None = None) -> PublishResult:
         """Check ``image`` for the board, sign a manifest and write payload then manifest.
+
+        ``sbom`` (a CycloneDX JSON document, `otakit.sbom`) is stored as a blob beside the payload
+        and bound into the manifest by path, size and SHA-256 (docs/format.md §2.3).
 
         Raises:
             ImageError: the image is not a bootable app for the board, or too large.
@@ -211,13 +218,20 @@ class Repository:
         info = check_app_image(image, req.board)
         payload = Payload(f"{BLOB_DIR}/{info.sha256}", info.size, info.sha256, "raw")
         body = self.plan(req, payload, now)
+        sbom_path = None
+        if sbom is not None:
+            digest = hashlib.sha256(sbom).hexdigest()
+            body = dataclasses.replace(body, sbom={"path": f"{BLOB_DIR}/{digest}",
+                                                   "size": len(sbom), "sha256": digest})
+            sbom_path = self.payload_path(digest)
+            write_atomic(sbom_path, sbom)
         manifest = sign_manifest(body, key)
         blob = self.payload_path(info.sha256)
         if not blob.is_file() or sha256_file(blob) != (info.size, info.sha256):
             write_atomic(blob, image)
         mpath = self.manifest_path(req.product, req.board.name, req.channel)
         write_atomic(mpath, manifest)
-        return PublishResult(mpath, blob, body, manifest)
+        return PublishResult(mpath, blob, body, manifest, sbom_path)
 
     def manifests(self) -> list[Path]:
         """Every ``<product>/<board>/<channel>/manifest`` in the repository, sorted."""

@@ -12,7 +12,8 @@ Invariants:
   past the end gives 416 with ``Content-Range: bytes */size``; a multi-range or malformed Range is
   ignored (200), as RFC 9110 allows. ``If-Range`` with a different ETag (or a date) ignores Range.
 - ``If-None-Match`` matching the ETag (or ``*``) gives 304 with no body.
-- One access-log line per request: time, peer, method, raw path, status, body bytes, ms.
+- One access-log line per request: time, peer, method, raw path, status, body bytes, ms; the
+  fleet routes (``/.otakit/``, `otakit.fleet`) are logged without the peer address.
 
 Fault injection for tests lives in `Faults`; the CLI never enables it.
 """
@@ -37,6 +38,7 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from otakit.errors import OtakitError, RepoError
+from otakit.fleet import Fleet, add_routes
 
 CHUNK = 64 * 1024
 _FAULTS = web.AppKey("faults", "Faults")
@@ -71,7 +73,7 @@ class AccessLog:
     def write(self, request: web.BaseRequest, status: int, nbytes: int, ms: float) -> None:
         """Log one request."""
         now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        peer = request.remote or "-"
+        peer = "-" if request.path.startswith("/.otakit/") else request.remote or "-"
         self._stream.write(f"{now} {peer} {request.method} {request.raw_path} {status} "
                            f"{nbytes} {ms:.1f}ms\n")
         self._stream.flush()
@@ -244,13 +246,14 @@ async def _log_middleware(request: web.Request,
 
 
 def make_app(repo: str | os.PathLike[str], *, access_log: IO[str] | None = None,
-             faults: Faults | None = None) -> web.Application:
+             faults: Faults | None = None, fleet: Fleet | None = None) -> web.Application:
     """The aiohttp application serving ``repo`` read-only.
 
     Args:
         repo: the release repository directory.
         access_log: a text stream for one line per request, or None for no log.
         faults: test-only fault injection (see `Faults`).
+        fleet: telemetry ingest and dashboard (`otakit.fleet`); None: neither.
 
     Raises:
         RepoError: ``repo`` is not a directory.
@@ -262,6 +265,7 @@ def make_app(repo: str | os.PathLike[str], *, access_log: IO[str] | None = None,
     app[_ROOT] = root
     app[_LOG] = AccessLog(access_log) if access_log is not None else None
     app[_FAULTS] = faults or Faults()
+    add_routes(app, root, fleet or Fleet())
     app.router.add_get("/{tail:.*}", _handle)  # HEAD is routed here too
     return app
 
@@ -303,7 +307,7 @@ async def _start(app: web.Application, host: str, port: int,
 
 def run(repo: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int = 8080,
         ssl_context: ssl.SSLContext | None = None, access_log: IO[str] | None = None,
-        on_start: Callable[[str], None] | None = None) -> None:
+        on_start: Callable[[str], None] | None = None, fleet: Fleet | None = None) -> None:
     """Serve until SIGINT or SIGTERM, then shut down cleanly.
 
     Args:
@@ -313,12 +317,13 @@ def run(repo: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int = 80
         ssl_context: serve https with this context.
         access_log: a text stream for the access log, or None.
         on_start: called with the URL once listening.
+        fleet: telemetry ingest and dashboard (`otakit.fleet`).
 
     Raises:
         RepoError: ``repo`` is not a directory.
         OtakitError: the address cannot be bound.
     """
-    app = make_app(repo, access_log=access_log)
+    app = make_app(repo, access_log=access_log, fleet=fleet)
 
     async def main() -> None:
         runner, url = await _start(app, host, port, ssl_context)
@@ -340,7 +345,8 @@ def run(repo: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int = 80
 def serve_in_thread(repo: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 0, *,
                     ssl_context: ssl.SSLContext | None = None,
                     access_log: IO[str] | None = None,
-                    faults: Faults | None = None) -> Iterator[str]:
+                    faults: Faults | None = None,
+                    fleet: Fleet | None = None) -> Iterator[str]:
     """Run the server in a background thread; yield its base URL (ends with ``/``).
 
     Example::
@@ -352,7 +358,7 @@ def serve_in_thread(repo: str | os.PathLike[str], host: str = "127.0.0.1", port:
         RepoError: ``repo`` is not a directory.
         OtakitError: the address cannot be bound.
     """
-    app = make_app(repo, access_log=access_log, faults=faults)
+    app = make_app(repo, access_log=access_log, faults=faults, fleet=fleet)
     loop = asyncio.new_event_loop()
     started: dict[str, object] = {}
     ready = threading.Event()

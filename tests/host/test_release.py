@@ -52,6 +52,7 @@ def test_host_parser_gives_each_vector_its_expected_result(vector: dict, ring: d
         f["path"], f["size"], f["sha256"], f["encoding"])
     assert (b.expires, b.notes, b.security, b.disruption) == (
         f["expires"], f["notes"], f["security"], f["disruption"])
+    assert (b.rollout, b.sbom) == (f["rollout"], f["sbom"])
 
 
 def test_signature_is_checked_before_the_body_is_parsed(ring: dict) -> None:

@@ -28,9 +28,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from otakit.cli import keys, release, serve, sim  # noqa: PLC0415
+    from otakit.cli import fleet, keys, release, serve, sim  # noqa: PLC0415
 
-    for module in (keys, release, serve, sim):
+    for module in (keys, release, serve, sim, fleet):
         for command in module.COMMANDS:
             cli.add_command(command)
 

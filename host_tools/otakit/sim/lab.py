@@ -20,6 +20,7 @@ from pathlib import Path
 from types import TracebackType
 
 from otakit.boards import Board, load_board
+from otakit.fleet import Fleet
 from otakit.keys import RSA_PSS, PrivateKey, export_keyring, generate_key
 from otakit.mpy import compile_to_mpy
 from otakit.paths import FIRMWARE_DIR
@@ -63,10 +64,11 @@ class Lab:
         board: the board definition name.
         alg: the signing algorithm of the lab's key.
         channel: the release channel the device follows.
+        fleet: telemetry ingest and dashboard for the lab's server (`otakit.fleet`).
     """
 
     def __init__(self, work: str | Path, *, board: str = "esp32", alg: str = RSA_PSS,
-                 channel: str = "stable") -> None:
+                 channel: str = "stable", fleet: Fleet | None = None) -> None:
         self.work = Path(work)
         self.work.mkdir(parents=True, exist_ok=True)
         self.board: Board = load_board(board)
@@ -91,11 +93,13 @@ class Lab:
         self.faults = Faults()
         self.access_log = _LogBuffer()
         self.url = ""
+        self.fleet = fleet
         self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> Lab:
         self.url = self._stack.enter_context(
-            serve_in_thread(self.repo.root, access_log=self.access_log, faults=self.faults))
+            serve_in_thread(self.repo.root, access_log=self.access_log, faults=self.faults,
+                            fleet=self.fleet))
         return self
 
     def __exit__(self, et: type[BaseException] | None, e: BaseException | None,
@@ -123,9 +127,10 @@ class Lab:
         return self.access_log.requests()
 
     # --- device side -----------------------------------------------------------------------
-    def flash(self, image: bytes, **settings: object) -> RunResult:
-        """Flash ``image`` as a fresh board and provision its settings file (one boot)."""
-        create_flash(self.board, image, self.flash_path)
+    def flash(self, image: bytes, *, uid: bytes | None = None, **settings: object) -> RunResult:
+        """Flash ``image`` as a fresh board (``uid``: its ``machine.unique_id()``, random when
+        None) and provision its settings file (one boot)."""
+        create_flash(self.board, image, self.flash_path, uid=uid)
         return self.provision(**settings)
 
     def provision(self, **settings: object) -> RunResult:
