@@ -29,22 +29,6 @@ _SAVE_EVERY = const(16)  # persist the download offset every 16 blocks (64 KB)
 _CLOCK_VALID = const(1704067200)  # 2024-01-01: before this the clock is not set
 _MAX_EVENTS = const(8)  # telemetry events kept for the next report (oldest dropped)
 
-try:
-    _ticks, _diff = time.ticks_ms, time.ticks_diff
-except AttributeError:  # CPython
-    def _ticks():
-        return int(time.time() * 1000)
-
-    def _diff(a, b):
-        return a - b
-
-
-# A device's bucket 0..99 in a staged rollout (docs/format.md section 2.2).
-def bucket(salt, device_id):
-    d = hashlib.sha256(salt.encode() + b":" + device_id.encode()).digest()
-    return ((d[0] << 24) | (d[1] << 16) | (d[2] << 8) | d[3]) % 100
-
-
 
 class Offer:
     # A verified manifest the device may install, plus the decisions taken about it.
@@ -98,51 +82,40 @@ class Agent:
     async def check(self):
         # Returns an Offer, or None (up to date, held back by a staged rollout, or refused: see
         # status()). Reports the outcome (ota.report) unless an offer awaits install().
-        t0 = _ticks()
-        offer = await self._check()
-        st = self._status
-        if offer is not None:
-            self._note("offered", offer.sequence, None, t0, offer.version)
-        elif st["state"] == "failed":
-            self._note("failed", 0, st["reason"], t0)
-        else:
-            self._note("checked", 0, st["state"], t0)
-        if offer is None:
-            await self._report()
-        return offer
-
-    async def _check(self):
         self._set("checking")
-        self._boot_event()
-        etag = None
+        t0 = time.ticks_ms()
+        etag = offer = None
         try:
             status, etag, n = await self._fetch_manifest()
             if status == 304 and self._verdict:
                 # Not Modified: the verdict on the manifest verified before stands.
                 offer, state, reason, detail = self._verdict
                 self._set(state, reason, detail)
-                return offer
-            self._etag = None
-            m = self._verify(n)
-            offer = self._vet(m)
+            else:
+                self._etag = None
+                m = self._verify(n)
+                offer = self._vet(m)
+                if offer is None:
+                    self._set("up_to_date")
+                elif offer is False:
+                    self._set("held", None, m.held)
+                    offer = None
+                else:
+                    self._set("offered", None, "%s (sequence %d)" % (m.version, m.sequence))
+                self._remember(etag, offer)
         except ManifestError as e:
             self._fail(e)
             self._remember(etag, None)
-            return None
         except OTAError as e:
             self._fail(e)
-            return None
-        if offer is None:
-            self._set("up_to_date")
-        elif offer is False:
-            r = m.rollout
-            self._set("held", None, "%s is in a %s rollout to %d%%; not yet for this device"
-                      % (m.version, r["state"], r["percent"]))
-            offer = None
-        else:
-            self._set("offered", None, "%s (sequence %d)" % (m.version, m.sequence))
-        self._remember(etag, offer)
-        return offer
+        st = self._status
+        if offer:
+            self._note("offered", offer.sequence, None, t0, offer.version)
+            return offer
+        failed = st["state"] == "failed"
+        self._note("failed" if failed else "checked", 0, st["reason" if failed else "state"], t0)
+        await self._report()
+        return None
 
     def _remember(self, etag, offer):
         self._etag = etag
@@ -178,11 +151,13 @@ class Agent:
                 from ota_keys import KEYS as keys
             m = manifest.parse(memoryview(self.buf)[:n], keys)
             manifest.check_target(m, cfg.product, cfg.board, cfg.chip_id, Slot(self.esp32).size)
+            from .ident import device_id
+            m.held = manifest.held(m, device_id(cfg))
             return m
         finally:
             keys = None
             sys.modules.pop("ota_keys", None)
-            release("manifest", "crypto", "ed25519", "sha512")
+            release("manifest", "crypto", "ed25519", "sha512", "ident")
 
     def _vet(self, m):
         # Policy checks that need device state. Raises ManifestError; None means up to date,
@@ -204,8 +179,7 @@ class Agent:
         now = time.time()
         if m.expires and now > _CLOCK_VALID and now > m.expires:
             raise ManifestError("EXPIRED", "the manifest expired at %d" % m.expires)
-        r = m.rollout
-        if r and (r["state"] != "active" or bucket(r["salt"], self.cfg.device_id) >= r["percent"]):
+        if m.held:
             return False  # held back by a staged rollout (docs/format.md section 2.2)
         return Offer(m, m.security)
 
@@ -219,7 +193,7 @@ class Agent:
 
     async def _install(self, offer):
         m = offer.manifest
-        t0 = _ticks()
+        t0 = time.ticks_ms()
         st = self.state
         try:
             slot = Slot(self.esp32)
@@ -322,32 +296,18 @@ class Agent:
     def _note(self, event, seq, reason, t0, version=None):
         if self.cfg.telemetry:
             ev = self._events
-            ev.append((event, seq, reason, _diff(_ticks(), t0), version))
+            ev.append((event, seq, reason, time.ticks_diff(time.ticks_ms(), t0), version))
             if len(ev) > _MAX_EVENTS:
                 ev.pop(0)
 
-    def _boot_event(self):
-        # The trial boot's outcome, left in NVS by ota.boot(): reported once, then forgotten.
-        b = self.state.get_blob("rpt")
-        if b and self.cfg.telemetry and not any(e[0] in ("confirmed", "rolled_back")
-                                                for e in self._events):
-            parts = b.decode().split(" ")
-            reason = parts[2] if len(parts) > 2 else None
-            self._events.append((parts[0], int(parts[1]), reason, 0, None))
-
     async def _report(self):
-        # Best effort, bounded (ota.report); never raises, never blocks an update for long.
-        if not (self.cfg.telemetry and self._events):
-            return
-        events, self._events = self._events, []
-        from . import report
-        try:
-            ok = await report.send(self.cfg, self.state.get("seq"), events)
-        finally:
-            release("report", "http")
-        if ok and any(e[0] in ("confirmed", "rolled_back") for e in events):
-            self.state.erase("rpt")
-            self.state.commit()
+        # Best effort and bounded (ota.report); never raises, never holds an update up for long.
+        if self.cfg.telemetry:
+            from . import report
+            try:
+                await report.flush(self)
+            finally:
+                release("report", "http", "ident")
 
     # --- loops and synchronous wrappers -----------------------------------------------------
     async def update(self):

@@ -10,14 +10,13 @@ class Config:
     # channel    release channel ("stable"); a user setting may override it
     # keys       keyring {key_id: (alg, public_key)}; default (None): the frozen module
     #            ota_keys, imported only while a manifest is verified
-    # device_id  stable pseudonymous id (rollout bucket, telemetry); default: the first 12 bytes
-    #            of SHA-256(b"otakit-device-id\0" + product + b"\0" + machine.unique_id()) in hex,
-    #            never the MAC itself (docs/format.md section 2.2)
+    # device_id  stable pseudonymous id (rollout bucket, telemetry); default (None): derived from
+    #            machine.unique_id() on first use by ota.ident, never the MAC itself
     # ca         DER bytes of the CA certificate for https (required for https URLs)
     # timeout_ms per network operation
     # health_timeout_ms  deadline for the health checks of a trial boot
     # telemetry  report update events to the fleet server (setting "telemetry"; False opts out)
-    # report_url where reports go; default: url + "/.otakit/events" (docs/fleet.md)
+    # report_url where reports go; default (None): url + "/.otakit/events" (docs/fleet.md)
     def __init__(self, url, product, board, chip_id=0, channel="stable", keys=None,
                  device_id=None, ca=None, timeout_ms=15000, health_timeout_ms=30000,
                  telemetry=True, report_url=None):
@@ -27,12 +26,9 @@ class Config:
         self.chip_id = chip_id
         self.channel = channel
         self.keys = keys
-        if device_id is None:
-            import machine
-            device_id = pseudonym(product, machine.unique_id())
         self.device_id = device_id
         self.telemetry = telemetry
-        self.report_url = report_url or self.url + "/.otakit/events"
+        self.report_url = report_url
         self.ca = ca
         self.timeout_ms = timeout_ms
         self.health_timeout_ms = health_timeout_ms
@@ -43,10 +39,3 @@ class Config:
     def payload_url(self, path):
         return self.url + "/" + path
 
-
-# The default device id: pseudonymous, stable, 24 hex digits; the MAC cannot be read back from it.
-def pseudonym(product, uid):
-    import binascii
-    import hashlib
-    h = hashlib.sha256(b"otakit-device-id\x00" + product.encode() + b"\x00" + uid)
-    return binascii.hexlify(h.digest()[:12]).decode()

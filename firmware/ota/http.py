@@ -1,7 +1,6 @@
 # ota/http.py: a small streaming HTTP/1.1 client for the update agent.
 # MIT license; Copyright (c) 2026 otakit contributors
-"""Streaming HTTP/1.1 GET over asyncio streams (plain TCP, or TLS with a pinned CA), and one
-small bounded POST for telemetry reports.
+"""Streaming HTTP/1.1 GET over asyncio streams (plain TCP, or TLS with a pinned CA).
 
 Invariants:
 - Only `FetchError` escapes (reason HTTP, NETWORK, TIMEOUT, BAD_RESPONSE or SHORT_READ, see
@@ -52,7 +51,6 @@ _LINE_MAX = const(512)  # longest status/header line, CRLF included
 _HEADERS_MAX = const(32)  # most header fields in one response
 _REDIRECTS_MAX = const(3)
 _DIGITS_MAX = const(12)  # longest decimal number accepted in Content-Length/Content-Range
-_POST_MAX = const(2048)  # largest POST body (telemetry reports)
 
 
 
@@ -176,8 +174,7 @@ class Response:
                 return n
 
     # Connect, send the request and read the status line and headers (one timed operation).
-    # body (bytes) makes it a JSON POST.
-    async def _begin(self, tls, host, port, path, etag, start, body=None):
+    async def _begin(self, tls, host, port, path, etag, start):
         ctx = self._client._tls_context() if tls else None
         self._r, self._w = await asyncio.open_connection(host, port, ssl=ctx)
         if not hasattr(self._r, "readinto"):
@@ -185,17 +182,13 @@ class Response:
         hosthdr = host
         if port != (443 if tls else 80):
             hosthdr += ":" + str(port)
-        req = ("POST " if body else "GET ") + path + " HTTP/1.1\r\nHost: " + hosthdr
+        req = "GET " + path + " HTTP/1.1\r\nHost: " + hosthdr
         req += "\r\nUser-Agent: otakit\r\nAccept-Encoding: identity\r\nConnection: close\r\n"
         if start:
             req += "Range: bytes=" + str(start) + "-\r\n"
         if etag:
             req += "If-None-Match: " + etag + "\r\n"
-        if body:
-            req += "Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
         self._w.write((req + "\r\n").encode())
-        if body:
-            self._w.write(body)
         await self._w.drain()
         s, e = await self._line()
         self.status = parse_status(self._client._lbuf, s, e)
@@ -448,25 +441,6 @@ class HTTPClient:
         if tls and not t[0]:
             raise FetchError("BAD_RESPONSE", "redirect from https to http refused")
         return t
-
-    # POST a small JSON body (bytes, at most _POST_MAX) to url; return the 2xx status. No redirect
-    # is followed and the response body is not read. Raises FetchError like get().
-    async def post(self, url, body):
-        if self._resp is not None:
-            raise RuntimeError("HTTPClient: the previous response is still open")
-        if not 0 < len(body) <= _POST_MAX:
-            raise FetchError("BAD_RESPONSE", "POST body of %d bytes" % len(body))
-        tls, host, port, path = parse_url(url)
-        resp = Response(self)
-        self._resp = resp
-        try:
-            await self._timed(resp._begin(tls, host, port, path, None, 0, body),
-                              "posting to " + host)
-            if not 200 <= resp.status < 300:
-                raise FetchError("HTTP", "server answered " + str(resp.status), resp.status)
-            return resp.status
-        finally:
-            await resp.close()
 
     # Read a whole small body (e.g. the manifest) into the caller's preallocated buf.
     # Returns (status, etag, n): status 200 with n body bytes in buf[:n], or 304 with n == 0.

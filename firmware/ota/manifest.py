@@ -255,3 +255,18 @@ def check_target(m, product, board, chip_id, slot_size):
 # Whether the manifest has expired at Unix time now (the caller knows whether its clock is set).
 def expired(m, now):
     return m.expires is not None and now > m.expires
+
+
+# A device's bucket 0..99 in a staged rollout (docs/format.md section 2.2).
+def bucket(salt, device_id):
+    d = hashlib.sha256(salt.encode() + b":" + device_id.encode()).digest()
+    return ((d[0] << 24) | (d[1] << 16) | (d[2] << 8) | d[3]) % 100
+
+
+# None when the manifest's rollout (if any) offers it to this device, else why not (a message).
+def held(m, device_id):
+    r = m.rollout
+    if r is None or r["state"] == "active" and bucket(r["salt"], device_id) < r["percent"]:
+        return None
+    return "%s is in a %s rollout to %d%%; not yet for this device" % (
+        m.version, r["state"], r["percent"])

@@ -24,9 +24,9 @@ outcome, detail = ota.boot(checks=(), timeout_ms=5000)
 print("BOOT " + outcome)
 agent = ota.Agent(ota.Config(cfg["url"], cfg["product"], cfg["board"], channel=cfg["channel"],
                              telemetry=cfg.get("telemetry", True)))
-print("DEVICE " + agent.cfg.device_id)
 for i in range(cfg.get("checks", 1)):
     installed = agent.update_sync()
+    print("DEVICE " + agent.cfg.device_id)
     print("STATUS " + json.dumps(agent.status()))
     if installed:
         machine.reset()
