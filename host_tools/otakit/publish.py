@@ -113,14 +113,15 @@ def nginx_config(root: str | os.PathLike[str], port: int, *, host: str = "127.0.
     head = ""
     if rd is not None:
         head = (f"daemon off;\npid {rd}/nginx.pid;\nerror_log {rd}/error.log warn;\n"
-                "worker_processes 1;\n")
+                "worker_processes 1;\nworker_rlimit_nofile 8192;\n")
+        if os.geteuid() == 0:  # workers would drop to "nobody", who cannot read a private tmp
+            head += "user root root;\n"
     temps = "".join(f"    {name}_temp_path {rd}/{name};\n" for name in (
         "client_body", "proxy", "fastcgi", "uwsgi", "scgi")) if rd else ""
     log = f"    access_log {rd}/access.log;\n" if rd else ""
     return f"""{head}events {{ worker_connections 4096; }}
 http {{
-{temps}{log}    types {{ application/octet-stream manifest; }}
-    default_type application/octet-stream;
+{temps}{log}    default_type application/octet-stream;
     sendfile on;
     gzip off;
     keepalive_timeout 30;

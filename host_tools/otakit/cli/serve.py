@@ -9,6 +9,9 @@ import click
 
 from otakit import server
 from otakit.errors import OtakitError
+from otakit.fleet import Fleet
+from otakit.server_auth import TokenAuth, token_from_env_or_file
+from otakit.telemetry import open_store
 
 
 @click.command()
@@ -24,12 +27,26 @@ from otakit.errors import OtakitError
               help="PEM private key of --tls-cert.")
 @click.option("--access-log", default="-", show_default=True,
               help="Access log file (appended), or - for stdout.")
+@click.option("--telemetry", "telemetry_db", metavar="DB",
+              help="Take device reports into DB: a SQLite file, or a postgresql:// URL "
+              "(needs psycopg). Without it, reports are refused (404).")
+@click.option("--retention-days", default=90, show_default=True, type=click.IntRange(1, 3650),
+              help="Delete telemetry older than this.")
+@click.option("--admin-token-file", type=click.Path(dir_okay=False, exists=True),
+              help="File whose first line is the admin token of /.otakit/dashboard "
+              "[default: $OTAKIT_ADMIN_TOKEN; neither: no dashboard].")
+@click.option("--flag-threshold", default=0.2, show_default=True, type=click.FloatRange(0, 1),
+              help="Flag a release when this share of the devices offered it failed or rolled "
+              "back.")
+@click.option("--flag-min-devices", default=5, show_default=True, type=click.IntRange(1),
+              help="...once at least this many devices were offered it.")
 def serve(repo: str, host: str, port: int, tls_cert: str | None, tls_key: str | None,
-          access_log: str) -> None:
+          access_log: str, **fleet_opts: object) -> None:
     """Serve a release repository over HTTP/1.1 until Ctrl-C or SIGTERM.
 
     GET and HEAD with exact Content-Length, Range (206/416) and ETag/If-None-Match (304).
-    Prints `serving DIR on URL` once listening.
+    Prints `serving DIR on URL` once listening. With --telemetry it takes device reports at
+    /.otakit/events; with an admin token it serves the fleet dashboard at /.otakit/dashboard.
     """
     if (tls_cert is None) != (tls_key is None):
         raise OtakitError("--tls-cert and --tls-key go together", reason="BAD_ARGUMENT")
@@ -42,8 +59,20 @@ def serve(repo: str, host: str, port: int, tls_cert: str | None, tls_key: str | 
     with ExitStack() as stack:
         log = sys.stdout if access_log == "-" else stack.enter_context(
             open(access_log, "a", encoding="utf-8"))  # noqa: SIM115
+        fleet = _fleet(stack, fleet_opts)
         server.run(repo, host=host, port=port, ssl_context=ctx, access_log=log,
-                   on_start=announce)
+                   on_start=announce, fleet=fleet)
+
+
+def _fleet(stack: ExitStack, o: dict[str, object]) -> Fleet:
+    store = None
+    if o["telemetry_db"]:
+        store = open_store(str(o["telemetry_db"]), int(o["retention_days"]))  # type: ignore[call-overload]
+        stack.callback(store.close)
+    token = token_from_env_or_file(o["admin_token_file"])  # type: ignore[arg-type]
+    return Fleet(store=store, auth=TokenAuth(token) if token else None,
+                 threshold=float(o["flag_threshold"]),  # type: ignore[arg-type]
+                 min_devices=int(o["flag_min_devices"]))  # type: ignore[call-overload]
 
 
 COMMANDS = [serve]
