@@ -269,6 +269,10 @@ class Repository:
         if (body.product, body.board, body.channel) != rel.parts[:3]:
             report.problems.append(f"{rel}: WRONG_PLACE: the manifest is for "
                                    f"{body.product}/{body.board}/{body.channel}")
+        if body.sbom is not None and (not (self.root / body.sbom["path"]).is_file() or sha256_file(
+                self.root / body.sbom["path"]) != (body.sbom["size"], body.sbom["sha256"])):
+            report.problems.append(f"{rel}: MISSING_SBOM: {body.sbom['path']} is absent or does "
+                                   "not match the signed size and SHA-256")
         blob = self.root / body.payload.path
         if not blob.is_file():
             report.problems.append(f"{rel}: MISSING_PAYLOAD: {body.payload.path} is absent")
