@@ -54,6 +54,10 @@ class Agent:
         self._verdict = None  # (offer, state, reason, detail) of the manifest behind _etag
         self._status = {"state": "idle", "reason": None, "detail": "", "progress": 0}
         self._events = []  # telemetry: (event, sequence, reason, ms, version), see ota.report
+        if config.device_id is None:  # now, while the heap is fresh: it lives as long as we do
+            from .ident import device_id
+            device_id(config)
+            release("ident")
 
     # --- status --------------------------------------------------------------------------
     def status(self):
@@ -151,13 +155,12 @@ class Agent:
                 from ota_keys import KEYS as keys
             m = manifest.parse(memoryview(self.buf)[:n], keys)
             manifest.check_target(m, cfg.product, cfg.board, cfg.chip_id, Slot(self.esp32).size)
-            from .ident import device_id
-            m.held = manifest.held(m, device_id(cfg))
+            m.held = manifest.held(m, cfg.device_id)
             return m
         finally:
             keys = None
             sys.modules.pop("ota_keys", None)
-            release("manifest", "crypto", "ed25519", "sha512", "ident")
+            release("manifest", "crypto", "ed25519", "sha512")
 
     def _vet(self, m):
         # Policy checks that need device state. Raises ManifestError; None means up to date,

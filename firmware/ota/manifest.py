@@ -191,7 +191,8 @@ def _sbom(b):
     s = _get(v, "sha256")
     if type(s) is not str or len(s) != 64 or not _only(s, _HEX):
         _bad("sbom.sha256")
-    return {"path": _path(_get(v, "path"), "sbom.path"), "size": _int(v, "size", 1, _INT31), "sha256": s}
+    path = _path(_get(v, "path"), "sbom.path")
+    return {"path": path, "size": _int(v, "size", 1, _INT31), "sha256": s}
 
 
 # The envelope: returns (alg, key id, body end). Allocates only the 8-byte key id.

@@ -147,7 +147,8 @@ def render(s: dict[str, Any]) -> str:
         _td(f"{c['product']}/{c['board']}"), _td(c["channel"]), _td(c["version"]),
         _td(c["seq"], True), _td(c["rollout"]), _td(f"{c['percent']}%", True),
         _td("security" if c["security"] else ""),
-        '<td class="flag">FLAGGED</td>' if c["flagged"] else "<td>ok</td>"]) for c in s["channels"]]
+        '<td class="flag">FLAGGED</td>' if c["flagged"] else "<td>ok</td>"])
+        for c in s["channels"]]
     total = sum(v["devices"] for v in s["versions"]) or 1
     vers = [(f' data-version="{_e(v["version"])}"', [
         _td(f"{v['product']}/{v['board']}"), _td(v["version"]), _td(v["seq"], True),

@@ -371,7 +371,8 @@ def body_from_dict(d: object) -> ManifestBody:
         payload=_payload(d), created=_int(d, "created", 0, TIME_MAX),  # type: ignore[arg-type]
         support_end=d["support_end"], expires=_int(d, "expires", 0, TIME_MAX, required=False),
         notes=_str(d, "notes", 1024, required=False), security=_security(d),
-        disruption=_disruption(d), rollout=_rollout(d), sbom=_sbom(d), extra={k: v for k, v in d.items() if k not in known})
+        disruption=_disruption(d), rollout=_rollout(d), sbom=_sbom(d),
+        extra={k: v for k, v in d.items() if k not in known})
 
 
 def rollout_bucket(salt: str, device_id: str) -> int:
@@ -390,4 +391,5 @@ def rollout_offers(rollout: Mapping[str, Any] | None, device_id: str) -> bool:
 
 __all__ = ["DOMAIN", "MAX_MANIFEST", "Envelope", "ManifestBody", "Payload", "SignedManifest",
            "body_from_dict", "parse_body", "parse_envelope", "parse_unverified", "rollout_bucket",
-           "rollout_offers", "safe_path", "sign_manifest", "signed_digest", "valid_date", "verify_manifest"]
+           "rollout_offers", "safe_path", "sign_manifest", "signed_digest", "valid_date",
+           "verify_manifest"]

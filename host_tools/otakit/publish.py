@@ -128,9 +128,9 @@ http {{
     server {{
         listen {host}:{port} backlog=4096;
         root {Path(root).resolve()};
-        location ~ /\\.            {{ deny all; }}
-        location /blobs/          {{ add_header Cache-Control "public, max-age=31536000, immutable"; }}
-        location ~ /manifest$     {{ add_header Cache-Control "max-age=60"; }}
+        location ~ /\\. {{ deny all; }}
+        location /blobs/ {{ add_header Cache-Control "public, max-age=31536000, immutable"; }}
+        location ~ /manifest$ {{ add_header Cache-Control "max-age=60"; }}
     }}
 }}
 """

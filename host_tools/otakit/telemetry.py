@@ -125,9 +125,9 @@ def parse_report(data: bytes) -> Report:
     events = d.get("events")
     if type(events) is not list or len(events) > MAX_EVENTS:
         raise _bad(f"events must be a list of at most {MAX_EVENTS}")
-    return Report(_match(d, "id", _ID_RE), _match(d, "product", _NAME_RE),  # type: ignore[arg-type]
-                  _match(d, "board", _NAME_RE), _match(d, "channel", _NAME_RE),  # type: ignore[arg-type]
-                  _int(d, "seq", INT31), tuple(_event(e) for e in events))
+    names = [_match(d, k, _NAME_RE) for k in ("product", "board", "channel")]
+    return Report(_match(d, "id", _ID_RE), *names,  # type: ignore[arg-type]
+                  seq=_int(d, "seq", INT31), events=tuple(_event(e) for e in events))
 
 
 class TelemetryStore(Protocol):

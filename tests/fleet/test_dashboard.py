@@ -41,8 +41,9 @@ def _fleet_history(repo: Repository, store: object) -> None:
     now = int(time.time())
 
     def report(i: int, channel: str, installed: int, *events: Event) -> None:
-        store.add(Report(hashlib.sha256(b"%d" % i).hexdigest()[:24], "doorlock", "esp32", channel, installed,  # type: ignore[attr-defined]
-                         events), now - 60 * (40 - i))
+        dev = hashlib.sha256(b"%d" % i).hexdigest()[:24]
+        r = Report(dev, "doorlock", "esp32", channel, installed, events)
+        store.add(r, now - 60 * (40 - i))  # type: ignore[attr-defined]
 
     for i in range(8):  # stable 1.4.0: 5 confirm, 2 roll back, 1 fails to download
         offered = Event("offered", 4, 40, None, "1.4.0")
@@ -75,7 +76,8 @@ def server(tmp_path: Path):
 def _cells(driver: object, table: str) -> list[list[str]]:
     from selenium.webdriver.common.by import By  # noqa: PLC0415
 
-    rows = driver.find_elements(By.CSS_SELECTOR, f"#{table} tbody tr")  # type: ignore[attr-defined]
+    rows = driver.find_elements(  # type: ignore[attr-defined]
+        By.CSS_SELECTOR, f"#{table} tbody tr")
     return [[td.text for td in r.find_elements(By.TAG_NAME, "td")] for r in rows]
 
 
@@ -87,7 +89,8 @@ def test_dashboard_in_a_real_browser(server: str) -> None:
     with chromium() as driver:
         driver.get(server + ".otakit/dashboard")  # type: ignore[attr-defined]
         assert driver.current_url.endswith("/.otakit/login")  # type: ignore[attr-defined]
-        driver.find_element(By.ID, "token").send_keys("wrong-token-wrong-token")  # type: ignore[attr-defined]
+        token = driver.find_element(By.ID, "token")  # type: ignore[attr-defined]
+        token.send_keys("wrong-token-wrong-token")
         driver.find_element(By.ID, "login").click()  # type: ignore[attr-defined]
         wait = WebDriverWait(driver, 20)
         error = wait.until(ec.presence_of_element_located((By.ID, "error")))

@@ -28,7 +28,7 @@ def where(lab: Lab) -> tuple[str, str, str]:
 
 
 def run_device(lab: Lab, uid: bytes, **settings: object) -> tuple[str, list[dict]]:
-    """Flash a fresh board with 1.0.0 and this uid; one update step; (version running, statuses)."""
+    """Flash a fresh board (1.0.0, this uid), run one update step: (version running, statuses)."""
     lab.flash(make_app_image("1.0.0", size=SIZE), uid=uid, **settings)
     result = step(lab)
     assert f"DEVICE {device_id(uid)}" in result.log, result.log

@@ -37,7 +37,8 @@ def test_release_attaches_a_bound_sbom(env: Path, capsys: pytest.CaptureFixture)
     body = parse_unverified(Path("repo/door/esp32/stable/manifest").read_bytes()).body
     assert body.sbom is not None
     data = (Path("repo") / body.sbom["path"]).read_bytes()
-    assert hashlib.sha256(data).hexdigest() == body.sbom["sha256"] and len(data) == body.sbom["size"]
+    assert hashlib.sha256(data).hexdigest() == body.sbom["sha256"]
+    assert len(data) == body.sbom["size"]
     doc = json.loads(data)
     assert (doc["bomFormat"], doc["specVersion"], doc["version"]) == ("CycloneDX", "1.5", 1)
     assert doc["serialNumber"].startswith("urn:uuid:")

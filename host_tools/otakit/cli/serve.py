@@ -67,7 +67,8 @@ def serve(repo: str, host: str, port: int, tls_cert: str | None, tls_key: str | 
 def _fleet(stack: ExitStack, o: dict[str, object]) -> Fleet:
     store = None
     if o["telemetry_db"]:
-        store = open_store(str(o["telemetry_db"]), int(o["retention_days"]))  # type: ignore[call-overload]
+        days = int(o["retention_days"])  # type: ignore[call-overload]
+        store = open_store(str(o["telemetry_db"]), days)
         stack.callback(store.close)
     token = token_from_env_or_file(o["admin_token_file"])  # type: ignore[arg-type]
     return Fleet(store=store, auth=TokenAuth(token) if token else None,
