@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test demo demo-real bench clean vectors
+.PHONY: setup test demo demo-real bench campaign clean vectors hil typecheck fuzz
 
 # Create .venv and install the host package plus everything the tests need (and, as root, the
 # Debian packages of scripts/install-system-deps.sh). Re-runs when either file changes.
@@ -21,6 +21,19 @@ test: $(STAMP)
 	bash scripts/install-system-deps.sh
 	$(BIN)/pytest -q tests
 
+# Hardware-in-the-loop suite on a real board (tests/hw/test_hil.py says what it needs).
+PORT ?=
+hil: $(STAMP)
+	@if [ -z "$(PORT)" ]; then \
+	  echo "make hil: no PORT given (e.g. make hil PORT=/dev/ttyUSB0): the real-board suite is"; \
+	  echo "skipped; it needs an ESP32 on a serial port and cannot run without one."; \
+	fi
+	OTAKIT_HIL_PORT=$(PORT) $(BIN)/pytest -q -rs tests/hw
+
+typecheck: $(STAMP)
+	$(BIN)/python scripts/typecheck.py firmware
+	$(BIN)/python scripts/typecheck.py host
+
 demo: $(STAMP)
 	$(BIN)/python -m otakit.demo
 
@@ -29,6 +42,16 @@ demo-real: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# A power cut at every flash operation of an update (docs/reliability.md); the JSON report goes to
+# build/campaign.json.
+campaign: $(STAMP)
+	mkdir -p build
+	$(BIN)/otakit sim campaign --full --json build/campaign.json
+
+# Fuzz the device parsers on the MicroPython unix port (docs/security.md); SEED=n to repeat a run.
+fuzz: $(STAMP)
+	$(BIN)/python -m otakit.sim.fuzz --cases $(or $(CASES),10000) $(if $(SEED),--seed $(SEED))
 
 vectors: $(STAMP)
 	$(BIN)/python scripts/make_vectors.py

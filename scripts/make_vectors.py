@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding
 
 from otakit.keys import ALG_IDS, SIG_LENGTHS, PrivateKey, export_keyring, generate_key, load_key
+from otakit.keyring import body_digest as kr_digest
 from otakit.manifest import DOMAIN, signed_digest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,6 +42,15 @@ BASE: dict[str, Any] = {
                 "encoding": "raw"},
     "created": 1767225600, "support_end": "2031-12-31",
 }
+DEFLATED_SHA = hashlib.sha256(b"otakit test vector payload, deflated").hexdigest()
+DELTA_SHA = hashlib.sha256(b"otakit test vector payload, delta").hexdigest()
+BASE_SHA = hashlib.sha256(b"otakit test vector base image").hexdigest()
+DEFLATE_REP = {"encoding": "deflate", "path": f"blobs/sha256/{DEFLATED_SHA}", "size": 45120,
+               "sha256": DEFLATED_SHA, "wbits": 12}
+DELTA_REP = {"encoding": "delta", "path": f"blobs/sha256/{DELTA_SHA}", "size": 812,
+             "sha256": DELTA_SHA, "wbits": 12, "base_size": 65536, "base_sha256": BASE_SHA}
+FUTURE_REP = {"encoding": "zstd-x", "path": "x", "size": "anything", "level": 19}
+REPS = {**BASE, "payloads": [DEFLATE_REP, DELTA_REP]}
 FULL = {**BASE, "expires": 1798761600, "notes": "Türschloss: faster unlock ✓\nsecond line",
         "security": {"severity": "high", "risk": "CVE-2026-0001: BLE pairing bypass"},
         "disruption": {"reboot": True, "seconds": 45}}
@@ -117,6 +127,8 @@ def expected_fields(data: bytes, key: PrivateKey) -> dict[str, Any]:
         out[k] = b[k]
     for k in ("expires", "notes", "security", "disruption", "rollout", "sbom"):
         out[k] = b.get(k)
+    out["payloads"] = [{"base_size": None, "base_sha256": None, **r}
+                       for r in b.get("payloads", []) if r["encoding"] in ("deflate", "delta")]
     return out
 
 
@@ -140,6 +152,11 @@ def valid_vectors(ed: PrivateKey, rsa: PrivateKey) -> dict[str, bytes]:
         "ok-rollout-paused-0": signed(ed, {**BASE, "rollout": {"percent": 0, "salt": "a",
                                                                "state": "paused"}}),
         "ok-encoding-deflate-parses": signed(ed, with_(BASE, "payload.encoding", "deflate")),
+        "ok-payloads-deflate-delta": signed(ed, REPS),
+        "ok-payloads-rsa-four": signed(rsa, {**FULL, "payloads": [DEFLATE_REP, DELTA_REP,
+                                                                  FUTURE_REP, DELTA_REP]}),
+        "ok-payloads-unknown-encoding-skipped": signed(ed, {**BASE, "payloads": [FUTURE_REP]}),
+        "ok-payloads-rollout-sbom": signed(ed, {**REPS, "rollout": ROLLOUT, "sbom": SBOM}),
     }
     filler = 4096 - len(signed(ed, {**BASE, "pad": ""}))
     v["ok-exactly-4096-bytes"] = signed(ed, {**BASE, "pad": "p" * filler})
@@ -202,6 +219,7 @@ def body_vectors() -> dict[str, dict[str, Any] | bytes]:
         "utf8-bom": b"\xef\xbb\xbf" + base_text,
         "nan-value": base_text[:-1] + b',"x":NaN}',
         "trailing-garbage": base_text + b"x",
+        "deep-nesting": base_text[:-1] + b',"x":' + b"[" * 17 + b"]" * 17 + b"}",
     }
     for f in ("product", "board", "chip_id", "channel", "version", "sequence",
               "security_version", "payload", "created", "support_end", "payload.path",
@@ -279,6 +297,102 @@ def body_vectors() -> dict[str, dict[str, Any] | bytes]:
     return v
 
 
+def representation_vectors() -> dict[str, dict[str, Any]]:
+    """Bodies whose ``payloads`` list (docs/format.md §2.2) is wrong: all BAD_BODY."""
+    v: dict[str, dict[str, Any]] = {
+        "payloads-null": {**BASE, "payloads": None},
+        "payloads-empty": {**BASE, "payloads": []},
+        "payloads-object": {**BASE, "payloads": DEFLATE_REP},
+        "payloads-five": {**BASE, "payloads": [DEFLATE_REP] * 5},
+        "payloads-entry-string": {**BASE, "payloads": ["deflate"]},
+        "payloads-entry-null": {**BASE, "payloads": [None]},
+    }
+    bad: list[tuple[str, dict[str, Any], str, Any]] = [
+        ("missing-encoding", DEFLATE_REP, "encoding", DELETE),
+        ("encoding-uppercase", DEFLATE_REP, "encoding", "DEFLATE"),
+        ("missing-path", DEFLATE_REP, "path", DELETE),
+        ("path-traversal", DEFLATE_REP, "path", "../x"),
+        ("missing-size", DEFLATE_REP, "size", DELETE), ("size-0", DEFLATE_REP, "size", 0),
+        ("size-bool", DEFLATE_REP, "size", True), ("size-2-31", DEFLATE_REP, "size", 2**31),
+        ("sha256-uppercase", DEFLATE_REP, "sha256", DEFLATED_SHA.upper()),
+        ("missing-sha256", DEFLATE_REP, "sha256", DELETE),
+        ("missing-wbits", DEFLATE_REP, "wbits", DELETE), ("wbits-8", DEFLATE_REP, "wbits", 8),
+        ("wbits-16", DEFLATE_REP, "wbits", 16), ("wbits-float", DEFLATE_REP, "wbits", 12.0),
+        ("delta-missing-base-size", DELTA_REP, "base_size", DELETE),
+        ("delta-base-size-0", DELTA_REP, "base_size", 0),
+        ("delta-missing-base-sha256", DELTA_REP, "base_sha256", DELETE),
+        ("delta-base-sha256-63", DELTA_REP, "base_sha256", BASE_SHA[:63]),
+        ("delta-base-sha256-null", DELTA_REP, "base_sha256", None),
+    ]
+    for name, rep, field, value in bad:
+        v[f"payloads-{name}"] = {**BASE, "payloads": [with_(rep, field, value)]}
+    return v
+
+
+KR_BASE: dict[str, Any] = {"product": "door-lock", "env": "production", "version": 7,
+                           "created": 1767225600, "expires": 1798761600}
+
+
+def keyring_doc(body: dict[str, Any] | bytes, signers: list[PrivateKey],
+                extra: list[tuple[int, bytes, bytes]] = (),  # type: ignore[assignment]
+                **hdr: Any) -> bytes:
+    """A keyring document (docs/format.md §7.1); extra: raw (alg id, key id, sig) records."""
+    raw = body_bytes(body)
+    d = kr_digest(raw)
+    recs = [(ALG_IDS[k.alg], k.key_id, k.sign(d)) for k in signers] + list(extra)
+    out = struct.pack("<4sBBH", hdr.get("magic", b"OTAK"), hdr.get("version", 1),
+                      hdr.get("count", len(recs)), hdr.get("n", len(raw))) + raw
+    for alg_id, kid, sig in recs:
+        out += struct.pack("<B8sH", alg_id, kid, len(sig)) + sig
+    return out
+
+
+def keyring_vectors(ed: PrivateKey, rsa: PrivateKey, stranger: PrivateKey
+                    ) -> list[tuple[str, bytes, int, str]]:
+    """(name, document, threshold, expected) with roots = {ed, rsa}."""
+    keys = [{"alg": "ed25519", "public": stranger.raw.hex()}, {"alg": rsa.alg,
+                                                                "public": rsa.raw.hex()}]
+    base = {**KR_BASE, "keys": keys}
+    good = keyring_doc(base, [ed])
+    n = len(body_bytes(base))
+    v = [
+        ("ok-ed25519-root", good, 1, "OK"),
+        ("ok-rsa-root", keyring_doc(base, [rsa]), 1, "OK"),
+        ("ok-two-roots-threshold-2", keyring_doc(base, [rsa, ed]), 2, "OK"),
+        ("ok-unknown-signer-skipped", keyring_doc(base, [stranger, ed]), 1, "OK"),
+        ("ok-unknown-algorithm-record-skipped", keyring_doc(base, [ed], [(9, b"x" * 8, b"s")]),
+         1, "OK"),
+        ("too-large", keyring_doc({**base, "pad": "p" * 4000}, [ed]), 1, "TOO_LARGE"),
+        ("empty", b"", 1, "BAD_FORMAT"),
+        ("bad-magic", keyring_doc(base, [ed], magic=b"OTAM"), 1, "BAD_FORMAT"),
+        ("version-2", keyring_doc(base, [ed], version=2), 1, "UNSUPPORTED_VERSION"),
+        ("count-0", keyring_doc(base, [ed], count=0), 1, "BAD_FORMAT"),
+        ("count-too-high", keyring_doc(base, [ed], count=2), 1, "BAD_FORMAT"),
+        ("truncated", good[:-1], 1, "BAD_FORMAT"),
+        ("trailing-byte", good + b"\0", 1, "BAD_FORMAT"),
+        ("body-length-too-long", keyring_doc(base, [ed], n=n + 1), 1, "BAD_FORMAT"),
+        ("unknown-root", keyring_doc(base, [stranger]), 1, "UNKNOWN_KEY"),
+        ("flipped-body-bit", flip(good, 8 + n // 2), 1, "BAD_SIGNATURE"),
+        ("flipped-sig-bit", flip(good, len(good) - 10), 1, "BAD_SIGNATURE"),
+        ("one-of-threshold-2", good, 2, "BAD_SIGNATURE"),
+        ("same-root-twice-threshold-2", keyring_doc(base, [ed, ed]), 2, "BAD_SIGNATURE"),
+        ("wrong-product", keyring_doc({**base, "product": "other"}, [ed]), 1, "WRONG_PRODUCT"),
+        ("development-env", keyring_doc({**base, "env": "development"}, [ed]), 1, "WRONG_ENV"),
+    ]
+    bad_bodies: list[tuple[str, Any]] = [
+        ("not-json", b"{x"), ("array", b"[1]"), ("version-0", {**base, "version": 0}),
+        ("version-bool", {**base, "version": True}), ("no-expires", with_(base, "expires", DELETE)),
+        ("keys-empty", {**base, "keys": []}), ("keys-9", {**base, "keys": keys * 4 + keys[:1]}),
+        ("key-bad-hex", {**base, "keys": [{"alg": "ed25519", "public": "G" * 64}]}),
+        ("key-short", {**base, "keys": [{"alg": "ed25519", "public": "ab" * 31}]}),
+        ("key-unknown-alg", {**base, "keys": [{"alg": "dsa", "public": "ab" * 32}]}),
+        ("product-uppercase", {**base, "product": "Door"}),
+        ("deep-nesting", body_bytes(base)[:-1] + b',"x":' + b"[" * 17 + b"]" * 17 + b"}"),
+    ]
+    v += [(f"body-{name}", keyring_doc(b, [ed]), 1, "BAD_BODY") for name, b in bad_bodies]
+    return v
+
+
 def main() -> int:
     keydir = OUT / "keys"
     mdir = OUT / "manifests"
@@ -301,15 +415,33 @@ def main() -> int:
     for name, (data, reason) in envelope_vectors(ed, rsa, stranger).items():
         index.append({"file": f"{name}.bin", "expect": reason})
         (mdir / f"{name}.bin").write_bytes(data)
+    for name, body in representation_vectors().items():
+        index.append({"file": f"body-{name}.bin", "expect": "BAD_BODY"})
+        (mdir / f"body-{name}.bin").write_bytes(signed(ed, body))
     for name, body in body_vectors().items():
         index.append({"file": f"body-{name}.bin", "expect": "BAD_BODY"})
         (mdir / f"body-{name}.bin").write_bytes(signed(ed, body))
+    kdir = OUT / "keyrings"
+    kdir.mkdir(exist_ok=True)
+    for old in kdir.glob("*.bin"):
+        old.unlink()
+    (OUT / "vector_roots.py").write_text(export_keyring([], [ed, rsa], 1))
+    kr_index = []
+    for name, data, threshold, expect in keyring_vectors(ed, rsa, stranger):
+        kr_index.append({"file": f"{name}.bin", "threshold": threshold, "expect": expect})
+        (kdir / f"{name}.bin").write_bytes(data)
+    (OUT / "keyrings.json").write_text(json.dumps(
+        {"comment": "otakit keyring document vectors (docs/format.md §7); roots in "
+                    "vector_roots.py (TEST-ONLY); product door-lock, env production.",
+         "roots": "vector_roots.py", "product": "door-lock", "env": "production",
+         "keyring_dir": "keyrings", "vectors": kr_index}, indent=1) + "\n")
     doc = {"comment": "otakit manifest vectors (docs/format.md); keys are TEST-ONLY. "
                       "Regenerate with `make vectors`.",
            "domain": DOMAIN.decode("latin-1"), "keyring": "vector_keys.py",
            "manifest_dir": "manifests", "vectors": index}
     (OUT / "index.json").write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
-    print(f"wrote {len(index)} vectors to {OUT.relative_to(ROOT)}")
+    print(f"wrote {len(index)} manifest and {len(kr_index)} keyring vectors to "
+          f"{OUT.relative_to(ROOT)}")
     return 0
 
 

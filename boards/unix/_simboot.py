@@ -135,8 +135,15 @@ def _identify(part):
     behaviour = d[1][len("otakit-sim:"):] if d[1].startswith("otakit-sim:") else ""
     ota.running = part[2]
     ota.booted = (part[4], d[0], behaviour)
-    _write_text("boot", "slot=%s\naddr=%d\nversion=%s\nbehaviour=%s\n" % (
-        part[4], part[2], d[0], behaviour))
+    # The booted image's own bytes, hashed before the firmware runs, for the host's oracle
+    # (docs/reliability.md): which exact image ran at this boot.
+    import _simimage
+    import binascii
+
+    img = _simimage.image_sha256(part)
+    sha = binascii.hexlify(img[1]).decode() if img else ""
+    _write_text("boot", "slot=%s\naddr=%d\nversion=%s\nbehaviour=%s\nsha256=%s\n" % (
+        part[4], part[2], d[0], behaviour, sha))
     return behaviour
 
 

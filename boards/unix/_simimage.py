@@ -122,3 +122,35 @@ def check(part, boot=False):
         if h.digest() != bytes(stored):
             return "Image hash failed - image is corrupt"
     return None
+
+
+def image_sha256(part):
+    # (length, SHA-256) of the image bytes at the start of `part` as its header lays them out
+    # (segments, padding, checksum byte, appended hash), for the host's oracle; None when the
+    # header does not describe an image that fits. Allocates small objects only.
+    import hashlib
+
+    hdr = bytearray(24)
+    fl.read(part[2], hdr)
+    if hdr[0] != 0xE9 or hdr[1] > 16:
+        return None
+    pos = 24
+    sh = bytearray(8)
+    for _ in range(hdr[1]):
+        if pos + 8 > part[3]:
+            return None
+        fl.read(part[2] + pos, sh)
+        pos += 8 + struct.unpack("<II", sh)[1]
+    n = pos + 15 - pos % 16 + 1 + (32 if hdr[23] == 1 else 0)
+    if n > part[3]:
+        return None
+    buf = fl._scratch
+    h = hashlib.sha256()
+    done = 0
+    while done < n:
+        k = min(n - done, _SECTOR)
+        mv = memoryview(buf)[:k]
+        fl.read(part[2] + done, mv)
+        h.update(mv)
+        done += k
+    return n, h.digest()

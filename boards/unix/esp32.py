@@ -117,8 +117,8 @@ class Partition:
         if n > self._size - off:
             raise _esp_err(_INVALID_SIZE)
 
-    def _erase(self, off, n):
-        # esp_partition_erase_range(): the checks, in ESP-IDF's order, then the erase.
+    def _check_erase(self, off, n):
+        # esp_partition_erase_range()'s checks, in ESP-IDF's order.
         if self._p[5] & 2:
             raise _esp_err(_NOT_ALLOWED)
         self._range(off, n)
@@ -126,6 +126,9 @@ class Partition:
             raise _esp_err(_INVALID_SIZE)
         if off % _SECTOR:
             raise _esp_err(_INVALID_ARG)
+
+    def _erase(self, off, n):
+        self._check_erase(off, n)
         _fl.erase(self._addr + off, n)
 
     def readblocks(self, block_num, buf, offset=0):
@@ -146,14 +149,7 @@ class Partition:
         if self._bs < _SECTOR:
             self._write_rmw(off, buf)
             return
-        n = len(buf)
-        if self._p[5] & 2:
-            raise _esp_err(_NOT_ALLOWED)
-        self._range(off, n)
-        if n % _SECTOR:
-            raise _esp_err(_INVALID_SIZE)
-        if off % _SECTOR:
-            raise _esp_err(_INVALID_ARG)
+        self._check_erase(off, len(buf))
         _fl.erase_program(self._addr + off, buf)
 
     def _write_rmw(self, off, buf):

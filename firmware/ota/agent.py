@@ -9,25 +9,32 @@
 # RAM: each phase imports what it needs and releases it afterwards (fetch: ota.http; verify:
 # ota.manifest and ota.crypto; install: ota.http), so the code of the phases is never in the heap
 # at once when the agent is loaded as .mpy. Frozen into firmware, its code costs no heap at all.
-import hashlib
+import struct
 import sys
 import time
 
 from . import release
 from .errors import FetchError, FlashError, ManifestError, OTAError
-from .slot import Slot, app_header_problem
+from .slot import Slot
 from .state import State
 
 try:
-    from micropython import const
+    from micropython import const  # pyright: ignore[reportAssignmentType] - CPython fallback below
 except ImportError:  # CPython
     def const(x):
         return x
 
 _BLOCK = const(4096)
-_SAVE_EVERY = const(16)  # persist the download offset every 16 blocks (64 KB)
 _CLOCK_VALID = const(1704067200)  # 2024-01-01: before this the clock is not set
 _MAX_EVENTS = const(8)  # telemetry events kept for the next report (oldest dropped)
+
+
+def _seconds(text):
+    # Retry-After as delta-seconds (an HTTP date is ignored), bounded to a day; 0 if absent.
+    if not text or not text.isdigit() or len(text) > 6:
+        return 0
+    n = int(text)
+    return n if n < 86400 else 86400
 
 
 class Offer:
@@ -52,7 +59,13 @@ class Agent:
         self.on_progress = None  # callable(done_bytes, total_bytes)
         self._etag = None
         self._verdict = None  # (offer, state, reason, detail) of the manifest behind _etag
+        self._kr_etag = None  # ETag of the keyring document accepted (or found unchanged)
+        self._date = None  # Date (Unix s) of the last response from a TLS-verified server
+        self.clock = time.time  # the device clock (RTC, set by NTP); tests replace it
         self._status = {"state": "idle", "reason": None, "detail": "", "progress": 0}
+        self._transient = False  # the last failure was the network's: retry with backoff
+        self._retry_after = 0  # seconds the server asked for (Retry-After), 0: none
+        self.failures = 0  # consecutive transient failures
         self._events = []  # telemetry: (event, sequence, reason, ms, version), see ota.report
         if config.device_id is None:  # now, while the heap is fresh: it lives as long as we do
             from .ident import device_id
@@ -65,6 +78,8 @@ class Agent:
         s = dict(self._status)
         s["installed_sequence"] = st.get("seq")
         s["security_floor"] = st.get("floor")
+        kr = st.get_blob("kr_v")  # see ota.keyring
+        s["keyring_version"] = struct.unpack_from("<I", kr)[0] if len(kr) >= 40 else 0
         s["bad_sequences"] = st.bad_sequences()
         s["rollback"] = st.get_blob("rb").decode() or None
         if s["reason"] is None and s["state"] != "held":
@@ -78,6 +93,8 @@ class Agent:
 
     def _fail(self, e):
         self._set("failed", e.reason, e.detail)
+        self._retry_after = _seconds(getattr(e, "retry_after", None))
+        self._transient = isinstance(e, FetchError)
         if not isinstance(e, FetchError):  # network trouble is retried, not worth a flash write
             self.state.set_last(e.reason, e.detail)
             self.state.commit()
@@ -87,9 +104,11 @@ class Agent:
         # Returns an Offer, or None (up to date, held back by a staged rollout, or refused: see
         # status()). Reports the outcome (ota.report) unless an offer awaits install().
         self._set("checking")
+        self._date = None
         t0 = time.ticks_ms()
-        etag = offer = None
+        etag = offer = keys = None
         try:
+            keys = await self._trusted_keys()
             status, etag, n = await self._fetch_manifest()
             if status == 304 and self._verdict:
                 # Not Modified: the verdict on the manifest verified before stands.
@@ -97,7 +116,8 @@ class Agent:
                 self._set(state, reason, detail)
             else:
                 self._etag = None
-                m = self._verify(n)
+                m = self._verify(n, keys)
+                keys = None
                 offer = self._vet(m)
                 if offer is None:
                     self._set("up_to_date")
@@ -112,6 +132,7 @@ class Agent:
             self._remember(etag, None)
         except OTAError as e:
             self._fail(e)
+        keys = None  # not kept through the report
         st = self._status
         if offer:
             self._note("offered", offer.sequence, None, t0, offer.version)
@@ -138,34 +159,59 @@ class Agent:
         if client is not self.http:
             release("http")
 
-    async def _fetch_manifest(self):
+    async def _fetch(self, url, etag):
         client = self._client()
         try:
-            return await client.get_small(self.cfg.manifest_url(), self.buf, self._etag)
+            r = await client.get_small(url, self.buf, etag)
+            if url.startswith("https://"):  # only a TLS-verified server's Date is believed
+                from .httpdate import http_time
+                self._date = http_time(getattr(client, "date", None))
+                release("httpdate")
+            return r
         finally:
             self._done_with(client)
 
-    def _verify(self, n):
+    async def _fetch_manifest(self):
+        return await self._fetch(self.cfg.manifest_url(), self._etag)
+
+    # --- time ------------------------------------------------------------------------------
+    def now(self):
+        # Unix seconds if the device knows the time, else None: its clock (RTC, NTP) once set,
+        # or the Date of the last response of a TLS-verified server in this check.
+        t = self.clock()
+        if t > _CLOCK_VALID:
+            return t
+        t = self._date
+        return t if t is not None and t > _CLOCK_VALID else None
+
+    # --- keys (ota.keyring) ------------------------------------------------------------------
+    async def _trusted_keys(self):
+        from .keyring import trusted_keys
+        try:
+            return await trusted_keys(self)
+        finally:
+            release("keyring", "crypto", "ed25519", "sha512")
+
+    def _verify(self, n, keys):
         # Signature first, then the body, then what needs no device state (ota.manifest).
         from . import manifest
         cfg = self.cfg
         try:
-            keys = cfg.keys
-            if keys is None:
-                from ota_keys import KEYS as keys
             m = manifest.parse(memoryview(self.buf)[:n], keys)
             manifest.check_target(m, cfg.product, cfg.board, cfg.chip_id, Slot(self.esp32).size)
-            m.held = manifest.held(m, cfg.device_id)
             return m
         finally:
             keys = None
-            sys.modules.pop("ota_keys", None)
-            release("manifest", "crypto", "ed25519", "sha512")
+            release("manifest", "fleet", "crypto", "ed25519", "sha512")
 
     def _vet(self, m):
         # Policy checks that need device state. Raises ManifestError; None means up to date,
         # False held back by a staged rollout.
         st = self.state
+        now = self.now()
+        if m.expires is not None and now is not None and now > m.expires:
+            # also at the installed sequence: a frozen (replayed, stale) channel is reported
+            raise ManifestError("EXPIRED", "the manifest expired at %d" % m.expires)
         installed = st.get("seq")
         if m.sequence == installed:
             return None
@@ -179,11 +225,12 @@ class Agent:
         if m.security_version < floor:
             raise ManifestError("SECURITY_FLOOR", "security version %d is below the floor %d"
                                 % (m.security_version, floor))
-        now = time.time()
-        if m.expires and now > _CLOCK_VALID and now > m.expires:
-            raise ManifestError("EXPIRED", "the manifest expired at %d" % m.expires)
-        if m.held:
-            return False  # held back by a staged rollout (docs/format.md section 2.2)
+        if m.rollout is not None:  # a staged rollout (docs/format.md §2.3)
+            from .fleet import held
+            m.held = held(m, self.cfg.device_id)
+            release("fleet")
+            if m.held:
+                return False
         return Offer(m, m.security)
 
     # --- install ---------------------------------------------------------------------------
@@ -204,20 +251,27 @@ class Agent:
                 raise ManifestError("PAYLOAD_TOO_LARGE", "%d bytes do not fit %s (%d bytes)"
                                     % (m.size, slot.label, slot.size))
             self._set("downloading")
-            await self._download(m, slot)
-            self._note("downloaded", m.sequence, None, t0, m.version)
-            self._set("verifying")
-            slot.verify(m.size, m.sha256, self.cfg.chip_id, self.buf)
-            st.set("t_seq", m.sequence)
-            st.set("t_sv", m.security_version)
-            st.set("t_addr", slot.address)
+            try:
+                if not (m.payloads and await self._encoded(m, slot)):
+                    await self._download(m, slot)
+                self._note("downloaded", m.sequence, None, t0, m.version)
+                self._set("verifying")
+                slot.verify(m.size, m.sha256, self.cfg.chip_id, self.buf)
+            except (ManifestError, FlashError):
+                st.erase("d_off")  # what is in the slot is not the signed image: start over
+                raise
+            # Every NVS set is durable on its own (there is no transaction), so the order is
+            # the protocol: the trial's details first, t_seq (its marker) last, then set_boot(),
+            # then t_armed. A cut after any prefix leaves a state ota.boot() handles.
+            st.erase("t_seq")
             st.set("t_armed", 0)
             st.erase("t_fail")
-            st.commit()
+            st.set("t_sv", m.security_version)
+            st.set("t_addr", slot.address)
+            st.set("t_seq", m.sequence)
             slot.switch()
             st.set("t_armed", 1)
-            st.erase("d_id", "d_off", "last")
-            st.commit()
+            st.erase("last")  # d_id/d_off stay until the trial ends: a retry re-verifies only
         except OTAError as e:
             self._fail(e)
             self._note("failed", m.sequence, e.reason, t0, m.version)
@@ -226,74 +280,22 @@ class Agent:
         self._set("installed", None, "%s in %s; reboot to try it" % (m.version, slot.label))
         return True
 
-    async def _download(self, m, slot):
-        st = self.state
-        size = m.size
-        tag = m.sha256[:8]
-        start = 0
-        h = hashlib.sha256()
-        if st.get_blob("d_id") == tag:
-            start = st.get("d_off")
-            if 0 < start < size and start % _BLOCK == 0:
-                slot.hash_range(start, self.buf, h)  # hash state can't be saved: re-hash flash
-            else:
-                start = 0
-        else:
-            st.set_blob("d_id", tag)
-            st.set("d_off", 0)
-            st.commit()
-        client = self._client()
+    async def _encoded(self, m, slot):
+        # A smaller representation than the raw payload, when this device can use one
+        # (docs/format.md §2.2). Returns False to take the raw payload.
+        from .encoded import download
         try:
-            resp = await client.get(self.cfg.payload_url(m.path), size - start, None, start)
-        except BaseException:
-            self._done_with(client)
-            raise
-        try:
-            if start and resp.status == 200:  # the server ignored Range: start again
-                start = 0
-                h = hashlib.sha256()
-            if resp.length != size - start:
-                raise ManifestError("HASH_MISMATCH", "the server sent %d bytes, the manifest "
-                                    "signs %d" % (start + resp.length, size))
-            await self._stream(resp, slot, start, size, h)
+            return await download(self, m, slot)
         finally:
-            await resp.close()
-            self._done_with(client)
-        if h.digest() != m.sha256:
-            raise FlashError("HASH_MISMATCH", "the downloaded payload's SHA-256 differs from "
-                             "the signed one")
+            release("encoded", "delta", "fastadd", "download")
 
-    async def _stream(self, resp, slot, done, size, h):
-        buf = self.buf
-        mv = memoryview(buf)
-        st = self.state
-        block = done // _BLOCK
-        while done < size:
-            n = size - done if size - done < _BLOCK else _BLOCK
-            got = 0
-            while got < n:
-                k = await resp.readinto(mv[got:n])
-                if not k:
-                    raise FetchError("SHORT_READ", "the payload ended at %d of %d bytes"
-                                     % (done + got, size))
-                got += k
-            if block == 0:
-                problem = app_header_problem(buf, self.cfg.chip_id)
-                if problem:
-                    raise FlashError("BAD_IMAGE", problem)
-            for i in range(n, _BLOCK):  # only in the last block: keep the slot's tail erased
-                buf[i] = 0xFF
-            h.update(mv[:n])
-            slot.write_block(block, buf)
-            done += n
-            block += 1
-            if block % _SAVE_EVERY == 0:
-                st.set("d_off", done)
-                st.commit()
-            self._status["progress"] = done
-            if self.on_progress:
-                self.on_progress(done, size)
-
+    async def _download(self, m, slot):
+        # The raw payload, resumed where an interrupted download stopped (ota.download).
+        from .download import raw
+        try:
+            await raw(self, m, slot)
+        finally:
+            release("download")
 
     # --- telemetry (docs/fleet.md) ------------------------------------------------------------
     def _note(self, event, seq, reason, t0, version=None):
@@ -318,9 +320,26 @@ class Agent:
         offer = await self.check()
         return bool(offer) and await self.install(offer)
 
-    async def run(self, interval_s=3600, reboot=None):
+    def next_delay(self, interval_s=3600, retry_s=15):
+        # Seconds until the next attempt: after a network failure a bounded exponential backoff
+        # (retry_s, 2*retry_s, ... up to interval_s) with jitter (a random 50-100 % of it), never
+        # sooner than the server's Retry-After; otherwise interval_s. Counts the failures.
+        if self._status["state"] != "failed" or not self._transient:
+            self.failures = 0
+            return interval_s
+        self.failures += 1
+        d = retry_s << min(self.failures - 1, 16)
+        if d > interval_s:
+            d = interval_s
+        import random
+        d = d // 2 + d * random.getrandbits(8) // 512
+        ra = self._retry_after
+        return ra if ra > d else d
+
+    async def run(self, interval_s=3600, reboot=None, retry_s=15):
         # A simple periodic loop (policy comes later): check, install, then call reboot()
-        # (default: machine.reset()) so the bootloader tries the new image.
+        # (default: machine.reset()) so the bootloader tries the new image; network failures
+        # are retried sooner, with backoff (next_delay).
         import asyncio
         while True:
             if await self.update():
@@ -328,7 +347,7 @@ class Agent:
                     import machine
                     reboot = machine.reset
                 reboot()
-            await asyncio.sleep(interval_s)
+            await asyncio.sleep(self.next_delay(interval_s, retry_s))
 
     def check_sync(self):
         import asyncio

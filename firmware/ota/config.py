@@ -15,11 +15,13 @@ class Config:
     # ca         DER bytes of the CA certificate for https (required for https URLs)
     # timeout_ms per network operation
     # health_timeout_ms  deadline for the health checks of a trial boot
+    # max_wbits  the largest DEFLATE window (2**max_wbits bytes of RAM) this device decodes;
+    #            representations needing more are skipped (docs/format.md §2.2)
     # telemetry  report update events to the fleet server (setting "telemetry"; False opts out)
     # report_url where reports go; default (None): url + "/.otakit/events" (docs/fleet.md)
     def __init__(self, url, product, board, chip_id=0, channel="stable", keys=None,
                  device_id=None, ca=None, timeout_ms=15000, health_timeout_ms=30000,
-                 telemetry=True, report_url=None):
+                 max_wbits=12, telemetry=True, report_url=None):
         self.url = url.rstrip("/")
         self.product = product
         self.board = board
@@ -32,9 +34,13 @@ class Config:
         self.ca = ca
         self.timeout_ms = timeout_ms
         self.health_timeout_ms = health_timeout_ms
+        self.max_wbits = max_wbits
 
     def manifest_url(self):
         return "%s/%s/%s/%s/manifest" % (self.url, self.product, self.board, self.channel)
+
+    def keyring_url(self):
+        return "%s/%s/keyring" % (self.url, self.product)
 
     def payload_url(self, path):
         return self.url + "/" + path

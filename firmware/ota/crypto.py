@@ -9,7 +9,7 @@
 # Pure Python; runs on MicroPython (ESP32 and unix) and on CPython >= 3.11. The Ed25519 code is
 # imported only when an Ed25519 signature is checked, so RSA-only devices never load its tables.
 try:
-    from micropython import const
+    from micropython import const  # pyright: ignore[reportAssignmentType] - CPython fallback below
 except ImportError:
 
     def const(x):

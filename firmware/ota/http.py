@@ -29,7 +29,7 @@ The module imports under CPython too (for fuzzing the parsers); there a reader w
 import asyncio
 
 try:
-    from micropython import const
+    from micropython import const  # pyright: ignore[reportAssignmentType] - CPython fallback below
 except ImportError:  # CPython (tests, fuzzing): no const, and StreamReader has no readinto
 
     def const(x):
@@ -169,7 +169,7 @@ class Response:
     async def _recv(self, mv):
         r = self._r
         while True:
-            n = await r.readinto(mv)
+            n = await r.readinto(mv)  # pyright: ignore[reportOptionalMemberAccess] - set by _begin
             if n is not None:  # None: a TLS record is not complete yet
                 return n
 
@@ -265,7 +265,7 @@ class Response:
             return
         if st != 200 and st != 206:
             e = FetchError("HTTP", "server answered " + str(st), st)
-            e.retry_after = self.retry_after
+            e.retry_after = self.retry_after  # pyright: ignore[reportAttributeAccessIssue]
             raise e
         if self._chunked:
             raise FetchError("BAD_RESPONSE", "chunked or encoded body")
@@ -373,6 +373,7 @@ class HTTPClient:
         self._lbuf = bytearray(_LINE_MAX)
         self._lmv = memoryview(self._lbuf)
         self._resp = None
+        self.date = None  # the Date header of the last response (str or None)
 
     def _tls_context(self):
         if self._ctx is None:
@@ -381,7 +382,8 @@ class HTTPClient:
             import tls
 
             ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
-            ctx.verify_mode = tls.CERT_REQUIRED
+            # verify_mode exists on the device's tls.SSLContext; the esp32 stubs lack it
+            ctx.verify_mode = tls.CERT_REQUIRED  # pyright: ignore[reportAttributeAccessIssue]
             try:
                 ctx.load_verify_locations(self._ca)  # MicroPython: cadata, positional
             except (OSError, ValueError) as e:
@@ -425,6 +427,7 @@ class HTTPClient:
                     await resp.close()
                     continue
                 resp._check(max_body, etag, start)
+                self.date = resp.date
                 return resp
             except BaseException:
                 await resp.close()

@@ -1,12 +1,13 @@
 # ota/ident.py: the device's pseudonymous id (rollout bucket, telemetry reports).
 # MIT license; Copyright (c) 2026 otakit contributors
 #
-# Loaded only when the id is first needed, then released: Config.device_id is filled in once.
+# Loaded only when the id is first needed (when the agent is made, or by ota.report), then
+# released: Config.device_id is filled in once.
 
 
 # cfg.device_id, computed on first use when the configuration gave none: the first 12 bytes of
 # SHA-256(b"otakit-device-id\0" + product + b"\0" + machine.unique_id()) in hex (docs/format.md
-# section 2.2). The MAC cannot be read back from it.
+# section 2.3). The MAC cannot be read back from it.
 def device_id(cfg):
     if cfg.device_id is None:
         import binascii

@@ -13,7 +13,7 @@ check_target() and the agent do that.
 """
 
 try:
-    from micropython import const
+    from micropython import const  # pyright: ignore[reportAssignmentType] - CPython fallback below
 except ImportError:
 
     def const(x):
@@ -29,13 +29,15 @@ _MAX = const(4096)
 _HDR = const(18)
 _INT31 = const(0x7FFFFFFF)
 _TIME_MAX = const(0xFFFFFFFF)
+_DEPTH = const(16)  # deepest JSON nesting accepted in a body
 _DOMAIN = b"otakit-manifest-v1\x00"
 _NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789._-"
 _PATH_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~/-"
 _HEX = "0123456789abcdef"
 _SEVERITIES = ("low", "medium", "high", "critical")
-_ROLLOUT_STATES = ("active", "paused", "aborted")
 ENCODINGS = ("raw",)
+REPRESENTATIONS = ("deflate", "delta")  # payloads[] entries this parser knows; others are skipped
+_REPS_MAX = const(4)
 
 
 class Manifest:
@@ -46,39 +48,52 @@ class Manifest:
     #   security (None | {"severity": str, "risk": str}),
     #   disruption (None | {"reboot": bool, "seconds": int}),
     #   rollout (None | {"percent": 0-100, "salt": str, "state": "active"|"paused"|"aborted"}),
-    #   sbom (None | {"path": str, "size": int, "sha256": str}) - checked, not used on the device
+    #   sbom (None | {"path": str, "size": int, "sha256": str}) - checked by ota.fleet
     #   path (str), size (int), sha256 (32 bytes, the raw digest), encoding (str) - payload
-    def __init__(self, alg, key_id, b):
-        self.alg = alg
-        self.key_id = key_id
-        self.product = _name(b, "product")
-        self.board = _name(b, "board")
-        self.chip_id = _int(b, "chip_id", 0, 0xFFFF)
-        self.channel = _name(b, "channel")
-        v = _get(b, "version")
-        if not (type(v) is str and 1 <= len(v) <= 32 and _printable(v)):
-            _bad("version")
-        self.version = v
-        self.sequence = _int(b, "sequence", 1, _INT31)
-        self.security_version = _int(b, "security_version", 0, _INT31)
-        self.created = _int(b, "created", 0, _TIME_MAX)
-        self.expires = _int(b, "expires", 0, _TIME_MAX, False)
-        self.notes = _str(b, "notes", 1024, False)
-        v = _get(b, "support_end")
-        if not _date(v):
-            _bad("support_end")
-        self.support_end = v
-        self.security = _security(b)
-        self.disruption = _disruption(b)
-        self.rollout = _rollout(b)
-        self.sbom = _sbom(b)
-        p = _get(b, "payload")
-        if type(p) is not dict:
-            _bad("payload")
-        self.path = _path(_get(p, "path"))
-        self.size = _int(p, "size", 1, _INT31)
-        self.sha256 = _sha256(_get(p, "sha256"))
-        self.encoding = _name(p, "encoding")
+    #   payloads: list of the known alternative representations (docs/format.md §2.2), each a
+    #     tuple (encoding, path, size, sha256, wbits, base_size, base_sha256); the last two are
+    #     None for deflate; digests are 32 raw bytes
+    # It has no methods on purpose: an instance then keeps only this small class alive, not
+    # this module's code, which the agent releases after verifying (ota.release).
+    pass
+
+
+def _fill(m, alg, key_id, b):
+    # The checked fields of body b onto m (a Manifest).
+    m.alg = alg
+    m.key_id = key_id
+    m.product = _name(b, "product")
+    m.board = _name(b, "board")
+    m.chip_id = _int(b, "chip_id", 0, 0xFFFF)
+    m.channel = _name(b, "channel")
+    v = _get(b, "version")
+    if not (type(v) is str and 1 <= len(v) <= 32 and _printable(v)):
+        _bad("version")
+    m.version = v
+    m.sequence = _int(b, "sequence", 1, _INT31)
+    m.security_version = _int(b, "security_version", 0, _INT31)
+    m.created = _int(b, "created", 0, _TIME_MAX)
+    m.expires = _int(b, "expires", 0, _TIME_MAX, False)
+    m.notes = _str(b, "notes", 1024, False)
+    v = _get(b, "support_end")
+    if not _date(v):
+        _bad("support_end")
+    m.support_end = v
+    m.security = _security(b)
+    m.disruption = _disruption(b)
+    m.rollout = m.sbom = None
+    if "rollout" in b or "sbom" in b:  # the fleet fields (docs/format.md §2.3, §2.4)
+        from .fleet import check
+
+        check(m, b)
+    p = _get(b, "payload")
+    if type(p) is not dict:
+        _bad("payload")
+    m.path = _path(_get(p, "path"))
+    m.size = _int(p, "size", 1, _INT31)
+    m.sha256 = _sha256(_get(p, "sha256"))
+    m.encoding = _name(p, "encoding")
+    m.payloads = _payloads(b)
 
 
 def _bad(field):
@@ -138,12 +153,12 @@ def _date(v):
     return 1 <= int(v[5:7]) <= 12 and 1 <= int(v[8:]) <= 31
 
 
-def _path(v, k="payload.path"):
+def _path(v):
     if type(v) is not str or not 1 <= len(v) <= 255 or not _only(v, _PATH_CHARS):
-        _bad(k)
+        _bad("payload.path")
     for seg in v.split("/"):  # also refuses a leading "/", "//", "." and ".."
         if seg in ("", ".", ".."):
-            _bad(k)
+            _bad("payload.path")
     return v
 
 
@@ -153,6 +168,28 @@ def _sha256(v):
     from binascii import unhexlify
 
     return unhexlify(v)
+
+
+def _payloads(b):
+    if "payloads" not in b:
+        return []
+    v = b["payloads"]
+    if type(v) is not list or not 1 <= len(v) <= _REPS_MAX:
+        _bad("payloads")
+    out = []
+    for r in v:
+        if type(r) is not dict:
+            _bad("payloads")
+        enc = _name(r, "encoding")
+        if enc not in REPRESENTATIONS:
+            continue  # a later revision's encoding: this device cannot use it
+        base_size = base_sha = None
+        if enc == "delta":
+            base_size = _int(r, "base_size", 1, _INT31)
+            base_sha = _sha256(_get(r, "base_sha256"))
+        out.append((enc, _path(_get(r, "path")), _int(r, "size", 1, _INT31),
+                    _sha256(_get(r, "sha256")), _int(r, "wbits", 9, 15), base_size, base_sha))
+    return out
 
 
 def _security(b):
@@ -173,26 +210,29 @@ def _disruption(b):
     return {"reboot": v["reboot"], "seconds": _int(v, "seconds", 0, 86400)}
 
 
-def _rollout(b):
-    if "rollout" not in b:
-        return None
-    v = b["rollout"]
-    if type(v) is not dict or v.get("state") not in _ROLLOUT_STATES:
-        _bad("rollout")
-    return {"percent": _int(v, "percent", 0, 100), "salt": _name(v, "salt"), "state": v["state"]}
-
-
-def _sbom(b):
-    if "sbom" not in b:
-        return None
-    v = b["sbom"]
-    if type(v) is not dict:
-        _bad("sbom")
-    s = _get(v, "sha256")
-    if type(s) is not str or len(s) != 64 or not _only(s, _HEX):
-        _bad("sbom.sha256")
-    path = _path(_get(v, "path"), "sbom.path")
-    return {"path": path, "size": _int(v, "size", 1, _INT31), "sha256": s}
+# Whether the JSON text in data[s:e] nests arrays/objects at most `limit` deep (strings skipped).
+# Checked before json.loads, whose parser stack grows with the nesting (docs/format.md §2).
+def _shallow(data, s, e, limit):
+    depth = 0
+    in_str = esc = False
+    for i in range(s, e):
+        c = data[i]
+        if in_str:
+            if esc:
+                esc = False
+            elif c == 0x5C:
+                esc = True
+            elif c == 0x22:
+                in_str = False
+        elif c == 0x22:
+            in_str = True
+        elif c == 0x5B or c == 0x7B:
+            depth += 1
+            if depth > limit:
+                return False
+        elif c == 0x5D or c == 0x7D:
+            depth -= 1
+    return True
 
 
 # The envelope: returns (alg, key id, body end). Allocates only the 8-byte key id.
@@ -228,6 +268,8 @@ def parse(data, keyring):
     h.update(mv[:end])
     if not _verify(alg, key[1], h.digest(), mv[end:]):
         raise ManifestError("BAD_SIGNATURE", "")
+    if not _shallow(mv, _HDR, end, _DEPTH):
+        _bad("nested deeper than %d" % _DEPTH)
     import json  # only once the signature holds
 
     try:
@@ -236,7 +278,9 @@ def parse(data, keyring):
         raise ManifestError("BAD_BODY", "not UTF-8 JSON") from None
     if type(body) is not dict:
         _bad("not an object")
-    return Manifest(alg, key_id, body)
+    m = Manifest()
+    _fill(m, alg, key_id, body)
+    return m
 
 
 # For the agent, after parse(): refuses a manifest this device must not install, whatever its
@@ -256,18 +300,3 @@ def check_target(m, product, board, chip_id, slot_size):
 # Whether the manifest has expired at Unix time now (the caller knows whether its clock is set).
 def expired(m, now):
     return m.expires is not None and now > m.expires
-
-
-# A device's bucket 0..99 in a staged rollout (docs/format.md section 2.2).
-def bucket(salt, device_id):
-    d = hashlib.sha256(salt.encode() + b":" + device_id.encode()).digest()
-    return ((d[0] << 24) | (d[1] << 16) | (d[2] << 8) | d[3]) % 100
-
-
-# None when the manifest's rollout (if any) offers it to this device, else why not (a message).
-def held(m, device_id):
-    r = m.rollout
-    if r is None or r["state"] == "active" and bucket(r["salt"], device_id) < r["percent"]:
-        return None
-    return "%s is in a %s rollout to %d%%; not yet for this device" % (
-        m.version, r["state"], r["percent"])

@@ -15,7 +15,7 @@ Allocates: the report dict and its JSON text (< 1 KB) and an HTTP client, only w
 """
 
 try:
-    from micropython import const
+    from micropython import const  # pyright: ignore[reportAssignmentType] - CPython fallback below
 except ImportError:  # CPython
 
     def const(x):

@@ -5,7 +5,7 @@
 # this. Ed25519 verification of a manifest digest hashes R || A || D = 96 bytes: one block.
 # Allocates: the 80-word schedule list, and a big int per 64-bit operation (unavoidable in Python).
 try:
-    from micropython import const
+    from micropython import const  # pyright: ignore[reportAssignmentType] - CPython fallback below
 except ImportError:
 
     def const(x):

@@ -12,7 +12,7 @@ import hashlib
 from .errors import FlashError
 
 try:
-    from micropython import const
+    from micropython import const  # pyright: ignore[reportAssignmentType] - CPython fallback below
 except ImportError:  # CPython, for host-side tests and fuzzing
     def const(x):
         return x
@@ -37,6 +37,21 @@ def app_header_problem(b, chip_id):
     return None
 
 
+def hash_partition(part, size, buf, h=None):
+    # SHA-256 of the first `size` bytes of a partition, read through buf (4 KB); adds to h.
+    if h is None:
+        h = hashlib.sha256()
+    mv = memoryview(buf)
+    block = 0
+    while size > 0:
+        n = _BLOCK if size >= _BLOCK else size
+        part.readblocks(block, buf)
+        h.update(mv[:n])
+        size -= n
+        block += 1
+    return h
+
+
 class Slot:
     # The spare OTA partition, opened for one install.
     def __init__(self, esp32):
@@ -58,17 +73,7 @@ class Slot:
 
     def hash_range(self, size, buf, h=None):
         # SHA-256 of the first `size` bytes of the slot, read back through buf (4 KB).
-        if h is None:
-            h = hashlib.sha256()
-        mv = memoryview(buf)
-        block = 0
-        while size > 0:
-            n = _BLOCK if size >= _BLOCK else size
-            self.part.readblocks(block, buf)
-            h.update(mv[:n])
-            size -= n
-            block += 1
-        return h
+        return hash_partition(self.part, size, buf, h)
 
     def verify(self, size, sha256, chip_id, buf):
         # Read the written range back from flash and check it is the signed, bootable image.

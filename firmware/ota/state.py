@@ -11,8 +11,11 @@
 #   t_armed  i32  1 once set_boot() returned for it
 #   t_fail   blob reason recorded by a failed trial before it reset
 #   bad      blob up to 8 sequences that failed their trial boot, 4 bytes each (never retried)
-#   d_id     blob first 8 bytes of the SHA-256 of the payload being downloaded
-#   d_off    i32  bytes of it written and durable in the slot (resume point)
+#   t_intr   i32  trials of the staged release cut short by a power loss (retried, at most 3)
+#   d_id     blob first 8 bytes of the SHA-256 of the payload being downloaded (kept until its
+#                 trial ends, so a retry after an interrupted trial only re-verifies)
+#   d_off    i32  bytes of it written and durable in the slot (resume point), set after every
+#                 4 KB block; erased before d_id names another payload
 #   last     blob "REASON detail" of the last failure, for reporting
 #   rb       blob "SEQUENCE REASON detail" of the last rollback (kept until a newer confirm)
 #   rpt      blob "confirmed SEQ" / "rolled_back SEQ REASON": a trial's outcome not yet reported
@@ -21,7 +24,7 @@
 import struct
 
 try:
-    from micropython import const
+    from micropython import const  # pyright: ignore[reportAssignmentType] - CPython fallback below
 except ImportError:  # CPython
     def const(x):
         return x

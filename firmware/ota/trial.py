@@ -12,9 +12,17 @@
 # - running another slot although set_boot() had returned: the bootloader rolled back (the image
 #   failed to load, crashed, hung, or failed its checks); remember the sequence as bad so it is
 #   never retried, and keep the reason for reporting;
+# - running another slot after set_boot() returned, but this boot follows a power-on (or an
+#   external hard reset) and the trial recorded no failure: the power was lost during the trial
+#   (or while the bootloader or mark-valid rewrote otadata), which says nothing against the image:
+#   forget the trial, so the next check installs it again, up to _MAX_INTERRUPTED times;
 # - running another slot and set_boot() never returned (power cut mid-install): forget the trial;
 #   the next check offers the release again.
+# NVS sets are durable one by one (no transaction): t_seq is the marker of a trial, erased first
+# and written last, so a cut after any prefix of these writes leaves a state handled here.
 from .state import State
+
+_MAX_INTERRUPTED = 3
 
 CONFIRMED = "confirmed"
 ROLLED_BACK = "rolled_back"
@@ -42,6 +50,14 @@ def _run_checks(checks, timeout_ms):
         return "HEALTH_FAILED %s: %s" % (type(e).__name__, e)
 
 
+def _power_lost(machine):
+    # This boot follows a power-on or brown-out (or the reset pin), not a crash, a watchdog or
+    # a software reset: whatever ran before was stopped from outside.
+    cause = machine.reset_cause()
+    return cause in (machine.PWRON_RESET, machine.HARD_RESET,
+                     getattr(machine, "BROWNOUT_RESET", -1))
+
+
 def boot(checks=(), timeout_ms=30000, esp32=None, machine=None, log=print):
     # Returns (outcome, detail): outcome is NORMAL, CONFIRMED or ROLLED_BACK. On a failed trial
     # it does not return: it resets the board.
@@ -54,38 +70,43 @@ def boot(checks=(), timeout_ms=30000, esp32=None, machine=None, log=print):
     if not seq:
         return NORMAL, ""
     part = esp32.Partition
-    running = part(part.RUNNING).info()
+    # The stubs type Partition(id) as a label only; BOOT/RUNNING are the documented int ids.
+    running = part(part.RUNNING).info()  # pyright: ignore[reportArgumentType]
     if running[2] == st.get("t_addr"):
         failure = _run_checks(checks, timeout_ms)
-        if failure is None and part(part.BOOT).info() != running:
+        if failure is None and part(part.BOOT).info() != running:  # pyright: ignore
             failure = "HEALTH_FAILED the running slot is not the boot slot; not confirming"
         if failure is not None:
             log("ota: trial of sequence %d failed: %s; resetting to roll back" % (seq, failure))
             st.set_blob("t_fail", failure.encode())
-            st.commit()
             machine.reset()
         part.mark_app_valid_cancel_rollback()
         st.set("seq", seq)
         sv = st.get("t_sv")
         if sv > st.get("floor"):
             st.set("floor", sv)
-        st.erase("t_seq", "t_sv", "t_addr", "t_armed", "t_fail", "last", "rb")
         st.set_blob("rpt", ("confirmed %d" % seq).encode())  # for the agent's next report
-        st.commit()
+        st.erase("t_seq", "t_sv", "t_addr", "t_armed", "t_fail", "t_intr", "last", "rb", "d_off",
+                 "d_id")
         log("ota: sequence %d confirmed in %s" % (seq, running[4]))
         return CONFIRMED, running[4]
     if not st.get("t_armed"):
         st.erase("t_seq", "t_sv", "t_addr", "t_armed", "t_fail")
-        st.commit()
         return NORMAL, "an interrupted install was discarded"
-    reason = st.get_blob("t_fail").decode() or "ROLLED_BACK the new image did not confirm its boot"
+    failed = st.get_blob("t_fail").decode()
+    if not failed and _power_lost(machine) and st.get("t_intr") + 1 < _MAX_INTERRUPTED:
+        st.set("t_intr", st.get("t_intr") + 1)
+        st.erase("t_seq", "t_sv", "t_addr", "t_armed")
+        log("ota: the trial of sequence %d was cut short by a power loss; it will be retried"
+            % seq)
+        return NORMAL, "an interrupted trial was discarded"
+    reason = failed or "ROLLED_BACK the new image did not confirm its boot"
     st.add_bad(seq)
     i = reason.find(" ")
     code, detail = (reason, "") if i < 0 else (reason[:i], reason[i + 1:])
     st.set_last(code, "sequence %d: %s" % (seq, detail))
     st.set_blob("rb", ("%d %s" % (seq, reason)).encode()[:96])
     st.set_blob("rpt", ("rolled_back %d %s" % (seq, code)).encode()[:96])
-    st.erase("t_seq", "t_sv", "t_addr", "t_armed", "t_fail")
-    st.commit()
+    st.erase("t_seq", "t_sv", "t_addr", "t_armed", "t_fail", "t_intr", "d_off", "d_id")
     log("ota: rolled back from sequence %d (%s); it will not be retried" % (seq, reason))
     return ROLLED_BACK, reason

@@ -13,6 +13,7 @@ leave both empty):
 
 from __future__ import annotations
 
+import array
 import hashlib
 import struct
 
@@ -21,6 +22,7 @@ from esptool.bin_image import (
     ESP32FirmwareImage,
     ESP32S3FirmwareImage,
     ELFSection,
+    LoadFirmwareImage,
 )
 
 APP_DESC_MAGIC = 0xABCD5432
@@ -45,6 +47,14 @@ def _filler(seed: str, n: int) -> bytes:
     return bytes(out[:n])
 
 
+def _saved(img: ESP32FirmwareImage) -> bytes:
+    """The image's bytes, as esptool writes them (``save(None)`` returns bytes)."""
+    data = img.save(None)
+    if not isinstance(data, bytes):
+        raise TypeError("esptool's save(None) did not return bytes")
+    return data
+
+
 def app_descriptor(version: str = "", project: str = "", idf: str = "v5.5.2") -> bytes:
     """The 256-byte esp_app_desc_t that ESP-IDF places at image offset 0x20."""
     return struct.pack(APP_DESC_FORMAT, APP_DESC_MAGIC, 0, b"\0" * 8, version.encode()[:31],
@@ -53,7 +63,8 @@ def app_descriptor(version: str = "", project: str = "", idf: str = "v5.5.2") ->
 
 
 def make_app_image(version: str, *, chip: str = "esp32", size: int = 64 * 1024,
-                   behaviour: str = "", seed: str | None = None) -> bytes:
+                   behaviour: str = "", seed: str | None = None,
+                   compressible: bool = False) -> bytes:
     """Build a valid app image of about ``size`` bytes (within a few hundred bytes).
 
     Args:
@@ -62,6 +73,8 @@ def make_app_image(version: str, *, chip: str = "esp32", size: int = 64 * 1024,
         size: the approximate image size; the filler goes into the flash-mapped rodata segment.
         behaviour: empty for a normal image, or a simulator behaviour such as ``crash``.
         seed: varies the filler bytes; two images with the same arguments are identical.
+        compressible: a filler that DEFLATE shrinks (random words from a small vocabulary, as
+            code and tables are), instead of incompressible bytes.
     """
     if chip not in _CHIPS:
         raise ValueError(f"unknown chip {chip!r}")
@@ -70,7 +83,11 @@ def make_app_image(version: str, *, chip: str = "esp32", size: int = 64 * 1024,
     desc = app_descriptor(version, project)
     filler_len = max(0, size - 1024 - len(desc))
     filler_len -= filler_len % 4
-    rodata = desc + _filler(seed or f"{chip}:{version}:{behaviour}", filler_len)
+    filler = _filler(seed or f"{chip}:{version}:{behaviour}", filler_len)
+    if compressible:
+        words = [filler[i:i + 4] for i in range(0, 1024, 4)]
+        filler = b"".join(words[b] for b in filler[:filler_len // 4])
+    rodata = desc + filler
     img = cls()
     img.entrypoint = iram + 0x400
     img.flash_mode, img.flash_size_freq = 2, 0x20
@@ -81,4 +98,36 @@ def make_app_image(version: str, *, chip: str = "esp32", size: int = 64 * 1024,
         ELFSection(b".iram0.text", iram, _filler("iram" + version, 128), 0),
         ELFSection(b".flash.text", irom, _filler("text" + version, 256), 0),
     ]
-    return img.save(None)
+    return _saved(img)
+
+
+def rebuild_with_module(image: bytes, *, at: float = 0.6, removed: int = 1536,
+                        added: int = 2048, seed: str = "module") -> bytes:
+    """A synthetic "rebuild" of a real app image in which one frozen module changed.
+
+    The bytes ``removed`` long at fraction ``at`` of the flash rodata segment (where MicroPython
+    keeps frozen modules) are replaced by ``added`` new bytes, and, as a linker would, every
+    32-bit word in any segment that points into the part of the rodata behind the change is moved
+    by the size difference. esptool rewrites the checksum and the appended SHA-256.
+    """
+    img = LoadFirmwareImage("esp32", image)
+    if not isinstance(img, ESP32FirmwareImage):
+        raise ValueError("not an ESP32 app image")
+    drom = img.segments[0]
+    data = bytes(drom.data)
+    cut = int(len(data) * at) & ~3
+    shift = added - removed
+    if shift % 4:
+        raise ValueError("added - removed must be a multiple of 4")
+    lo, hi = drom.addr + cut + removed, drom.addr + len(data)
+    module = _filler(seed, added)
+    for seg in img.segments:
+        d = data[:cut] + module + data[cut + removed:] if seg is drom else bytes(seg.data)
+        words = array.array("I", d[:len(d) // 4 * 4])
+        for k, v in enumerate(words):
+            if lo <= v < hi:
+                words[k] = v + shift
+        seg.data = words.tobytes() + d[len(d) // 4 * 4:]
+        if not hasattr(seg, "name"):
+            seg.name = b""  # esptool's save() wants it; a loaded image's segments lack it
+    return _saved(img)

@@ -9,13 +9,18 @@ never served):
 - ``GET /.otakit/dashboard``: the dashboard (HTML, no script), admin only.
 - ``GET /.otakit/api/summary``: the same figures as JSON, admin only.
 
-Invariants: without an `Authorizer` the admin pages are 404; without a store the ingest is 404
-and the dashboard shows only the repository.
+Admin access is the server's one admin token (`otakit serve --token-file`, `otakit.guard`):
+``Authorization: Bearer <token>``, or the session cookie the login form sets for it.
+
+Invariants: without an admin token the admin pages are 404; without a store the ingest is 404
+and the dashboard shows only the repository. The ingest is bounded (`MAX_REPORT` bytes, checked
+before parsing) and rate-limited per client with every other request (`otakit.guard`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 import html
 import time
 from dataclasses import dataclass
@@ -24,10 +29,10 @@ from typing import Any
 
 from aiohttp import web
 
+from otakit import guard
 from otakit.errors import ManifestError, OtakitError
 from otakit.manifest import parse_unverified
 from otakit.repo import Repository
-from otakit.server_auth import COOKIE, Authorizer
 from otakit.telemetry import MAX_REPORT, TelemetryStore, parse_report
 
 PREFIX = "/.otakit"
@@ -39,14 +44,12 @@ class Fleet:
 
     Attributes:
         store: where reports go (None: no ingest).
-        auth: admin access (None: no dashboard).
         threshold: a release whose failure rate (failed or rolled back ÷ offered) reaches this is
             flagged.
         min_devices: ...once at least this many devices were offered it.
     """
 
     store: TelemetryStore | None = None
-    auth: Authorizer | None = None
     threshold: float = 0.2
     min_devices: int = 3
 
@@ -192,6 +195,7 @@ _LOGIN = """<!doctype html><html lang=en><head><meta charset=utf-8><title>otakit
 
 _FLEET = web.AppKey("fleet", Fleet)
 _REPO = web.AppKey("fleet_root", Path)
+_TOKEN = web.AppKey("fleet_admin_token", str)
 
 
 def _login_page(error: str = "", status: int = 200) -> web.Response:
@@ -200,11 +204,16 @@ def _login_page(error: str = "", status: int = 200) -> web.Response:
                         content_type="text/html", status=status)
 
 
+def _token(request: web.Request) -> str:
+    token = request.app.get(_TOKEN)
+    if not token:
+        raise web.HTTPNotFound()
+    return token
+
+
 def _admin(request: web.Request) -> Fleet:
     fleet = request.app[_FLEET]
-    if fleet.auth is None:
-        raise web.HTTPNotFound()
-    if not fleet.auth.allows(request):
+    if not guard.is_admin(request, _token(request), cookie=True):
         if request.path.endswith("/dashboard"):
             raise web.HTTPSeeOther(PREFIX + "/login")
         raise web.HTTPUnauthorized(headers={"WWW-Authenticate": "Bearer"})
@@ -213,7 +222,7 @@ def _admin(request: web.Request) -> Fleet:
 
 async def _events(request: web.Request) -> web.Response:
     fleet = request.app[_FLEET]
-    if fleet.store is None or fleet.auth is not None and not fleet.auth.allows_ingest(request):
+    if fleet.store is None:
         raise web.HTTPNotFound()
     if request.content_type != "application/json":
         raise web.HTTPUnsupportedMediaType()
@@ -229,18 +238,16 @@ async def _events(request: web.Request) -> web.Response:
 
 
 async def _login(request: web.Request) -> web.Response:
-    fleet = request.app[_FLEET]
-    if fleet.auth is None:
-        raise web.HTTPNotFound()
+    token = _token(request)
     if request.method == "GET":
         return _login_page()
     form = await request.post()
-    cookie = fleet.auth.login(str(form.get("token", ""))[:256])
-    if cookie is None:
+    given = str(form.get("token", ""))[:256]
+    if not hmac.compare_digest(given.encode(), token.encode()):
         return _login_page("wrong admin token", 403)
     resp = web.HTTPSeeOther(PREFIX + "/dashboard")
-    resp.set_cookie(COOKIE, cookie, path=PREFIX + "/", httponly=True, samesite="Strict",
-                    secure=request.secure)
+    resp.set_cookie(guard.SESSION_COOKIE, guard.session_value(token), path=PREFIX + "/",
+                    httponly=True, samesite="Strict", secure=request.secure)
     raise resp
 
 
@@ -259,10 +266,17 @@ async def _api(request: web.Request) -> web.Response:
                              headers={"Cache-Control": "no-store"})
 
 
-def add_routes(app: web.Application, root: Path, fleet: Fleet) -> None:
-    """Register the fleet routes (before the repository's catch-all route)."""
+OPEN_POSTS = (PREFIX + "/events", PREFIX + "/login")  # writes that need no token (guard)
+
+
+def add_routes(app: web.Application, root: Path, fleet: Fleet,
+               admin_token: str | None = None) -> None:
+    """Register the fleet routes (before the repository's catch-all route); the admin pages
+    need ``admin_token`` (None: they are 404)."""
     app[_FLEET] = fleet
     app[_REPO] = root
+    if admin_token:
+        app[_TOKEN] = admin_token
     app.router.add_post(PREFIX + "/events", _events)
     app.router.add_get(PREFIX + "/login", _login)
     app.router.add_post(PREFIX + "/login", _login)
@@ -270,4 +284,4 @@ def add_routes(app: web.Application, root: Path, fleet: Fleet) -> None:
     app.router.add_get(PREFIX + "/api/summary", _api)
 
 
-__all__ = ["PREFIX", "Fleet", "add_routes", "channels", "render", "summary"]
+__all__ = ["OPEN_POSTS", "PREFIX", "Fleet", "add_routes", "channels", "render", "summary"]

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote
 
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
@@ -131,7 +132,8 @@ class HSMKey(PrivateKey):
 
         with _session(self.ref) as s:
             kt = KeyType.RSA if self.alg == RSA_PSS else KeyType.EC_EDWARDS
-            priv = s.get_key(ObjectClass.PRIVATE_KEY, kt, label=self.ref.label)
+            # get_key is typed as returning the base Key; a PRIVATE_KEY object can sign
+            priv: Any = s.get_key(ObjectClass.PRIVATE_KEY, kt, label=self.ref.label)
             if self.alg == RSA_PSS:
                 return bytes(priv.sign(digest, mechanism=Mechanism.SHA256_RSA_PKCS_PSS,
                                        mechanism_param=(Mechanism.SHA256, MGF.SHA256, 32)))

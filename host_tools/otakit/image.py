@@ -12,7 +12,7 @@ import hashlib
 import struct
 from dataclasses import dataclass
 
-from esptool.bin_image import LoadFirmwareImage
+from esptool.bin_image import ESP32FirmwareImage, LoadFirmwareImage
 
 from otakit.boards import Board
 from otakit.errors import ImageError
@@ -75,6 +75,8 @@ def check_app_image(data: bytes, board: Board) -> AppImageInfo:
         im = LoadFirmwareImage(board.chip, data)
     except Exception as e:  # noqa: BLE001 - esptool raises FatalError, struct.error, ...
         raise ImageError(f"esptool cannot parse the image: {e}", reason="BAD_IMAGE") from e
+    if not isinstance(im, ESP32FirmwareImage):  # every ESP32-family chip's image class is one
+        raise ImageError(f"{board.chip} is not an ESP32-family chip", reason="BAD_IMAGE")
     if im.checksum != im.calculate_checksum():
         raise ImageError("image checksum is wrong (corrupted image)", reason="BAD_IMAGE")
     if not im.append_digest:
@@ -83,7 +85,7 @@ def check_app_image(data: bytes, board: Board) -> AppImageInfo:
     if im.stored_digest != im.calc_digest:
         raise ImageError("image's appended SHA-256 does not match (corrupted image)",
                          reason="BAD_IMAGE")
-    end = im.data_length + DIGEST_LEN
+    end = (im.data_length or 0) + DIGEST_LEN  # set by the loader
     if end != len(data):
         raise ImageError(f"{len(data) - end} bytes follow the image's end at {end}: not a bare "
                          "app image", reason="BAD_IMAGE")

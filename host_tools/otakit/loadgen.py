@@ -127,8 +127,10 @@ class OtakitServe:
     def __enter__(self) -> str:
         port = free_port()
         self.proc = subprocess.Popen(  # type: ignore[assignment]
+            # every simulated device comes from 127.0.0.1: no per-client rate limit here
             [sys.executable, "-m", "otakit", "serve", "--repo", str(self.repo), "--port",
-             str(port), "--access-log", str(self.log)], stdout=subprocess.PIPE,
+             str(port), "--access-log", str(self.log), "--rate-limit", "0", "--token-file",
+             str(self.log.with_name("admin-token"))], stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT)
         line = self.proc.stdout.readline().decode()  # type: ignore[union-attr]
         if "serving" not in line:

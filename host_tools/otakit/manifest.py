@@ -33,6 +33,7 @@ ALG_NAMES = {v: k for k, v in ALG_IDS.items()}
 
 INT31 = 2**31 - 1
 TIME_MAX = 2**32 - 1
+MAX_DEPTH = 16  # deepest JSON nesting accepted in a manifest or keyring body
 SEVERITIES = ("low", "medium", "high", "critical")
 ROLLOUT_STATES = ("active", "paused", "aborted")
 _NAME_RE = re.compile(r"[a-z0-9._-]{1,32}")
@@ -55,14 +56,42 @@ class Payload:
     encoding: str = "raw"
 
 
+REPRESENTATIONS = ("deflate", "delta")
+MAX_REPRESENTATIONS = 4
+
+
+@dataclass(frozen=True)
+class Representation:
+    """One entry of the body's ``payloads`` list (docs/format.md §2.2): the same image as
+    ``payload``, encoded. ``base_size``/``base_sha256`` are set for ``delta`` only."""
+
+    encoding: str
+    path: str
+    size: int
+    sha256: str
+    wbits: int
+    base_size: int | None = None
+    base_sha256: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object."""
+        d: dict[str, Any] = {"encoding": self.encoding, "path": self.path, "size": self.size,
+                             "sha256": self.sha256, "wbits": self.wbits}
+        if self.encoding == "delta":
+            d["base_size"] = self.base_size
+            d["base_sha256"] = self.base_sha256
+        return d
+
+
 @dataclass(frozen=True)
 class ManifestBody:
     """The manifest body (docs/format.md §2). Optional fields are None when absent.
 
     ``security`` is ``{"severity": ..., "risk": ...}``; ``disruption`` is
     ``{"reboot": bool, "seconds": int}``; ``rollout`` is ``{"percent", "salt", "state"}``
-    (§2.2); ``sbom`` is ``{"path", "size", "sha256"}`` (§2.3). ``extra`` keeps unknown fields (ignored, but kept so
-    that `to_dict` round-trips).
+    (§2.3); ``sbom`` is ``{"path", "size", "sha256"}`` (§2.4); ``payloads`` holds the encoded
+    representations (§2.2). ``extra`` keeps unknown fields (ignored, but kept so that `to_dict`
+    round-trips).
     """
 
     product: str
@@ -82,6 +111,7 @@ class ManifestBody:
     rollout: dict[str, Any] | None = None
     sbom: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    payloads: tuple[Representation, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object, optional fields omitted when None."""
@@ -96,6 +126,8 @@ class ManifestBody:
         for name in ("expires", "notes", "security", "disruption", "rollout", "sbom"):
             if getattr(self, name) is not None:
                 d[name] = getattr(self, name)
+        if self.payloads:
+            d["payloads"] = [r.to_dict() for r in self.payloads]
         d.update({k: v for k, v in self.extra.items() if k not in d})
         return d
 
@@ -239,11 +271,36 @@ def parse_body(body: bytes) -> ManifestBody:
     Raises:
         ManifestError: ``BAD_BODY``.
     """
+    if json_depth(body) > MAX_DEPTH:
+        raise _bad(f"nested deeper than {MAX_DEPTH}")
     try:
         obj = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError) as e:
         raise _bad(f"not UTF-8 JSON ({e})") from e
     return body_from_dict(obj)
+
+
+def json_depth(text: bytes) -> int:
+    """The deepest nesting of arrays/objects in JSON ``text`` (strings skipped), as the device
+    counts it before parsing (docs/format.md §2)."""
+    depth = deepest = 0
+    in_str = esc = False
+    for c in text:
+        if in_str:
+            if esc:
+                esc = False
+            elif c == 0x5C:
+                esc = True
+            elif c == 0x22:
+                in_str = False
+        elif c == 0x22:
+            in_str = True
+        elif c in (0x5B, 0x7B):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
 
 
 def _get(d: Mapping[str, Any], name: str) -> Any:
@@ -307,6 +364,40 @@ def _payload(d: Mapping[str, Any]) -> Payload:
                    _name(p, "encoding"))
 
 
+def _sha_field(d: Mapping[str, Any], name: str) -> str:
+    sha = _get(d, name)
+    if type(sha) is not str or not _HEX64_RE.fullmatch(sha):
+        raise _bad(f"{name} must be 64 lowercase hex digits")
+    return sha
+
+
+def _representation(r: object) -> Representation | None:
+    if type(r) is not dict:
+        raise _bad("payloads entries must be objects")
+    enc = _name(r, "encoding")
+    if enc not in REPRESENTATIONS:
+        return None  # a later revision's encoding: ignored
+    if not safe_path(_get(r, "path")):
+        raise _bad("payloads[].path must be a safe relative path")
+    base_size = base_sha = None
+    if enc == "delta":
+        base_size = _int(r, "base_size", 1, INT31)
+        base_sha = _sha_field(r, "base_sha256")
+    size = _int(r, "size", 1, INT31)
+    wbits = _int(r, "wbits", 9, 15)
+    return Representation(enc, r["path"], size, _sha_field(r, "sha256"),  # type: ignore[arg-type]
+                          wbits, base_size, base_sha)  # type: ignore[arg-type]
+
+
+def _payloads(d: Mapping[str, Any]) -> tuple[Representation, ...]:
+    if "payloads" not in d:
+        return ()
+    v = d["payloads"]
+    if type(v) is not list or not 1 <= len(v) <= MAX_REPRESENTATIONS:
+        raise _bad(f"payloads must be a list of 1-{MAX_REPRESENTATIONS} objects")
+    return tuple(r for r in map(_representation, v) if r is not None)
+
+
 def _security(d: Mapping[str, Any]) -> dict[str, str] | None:
     if "security" not in d:
         return None
@@ -362,7 +453,7 @@ def body_from_dict(d: object) -> ManifestBody:
         raise _bad("support_end must be a YYYY-MM-DD date")
     known = {"product", "board", "chip_id", "channel", "version", "sequence", "security_version",
              "payload", "created", "support_end", "expires", "notes", "security", "disruption",
-             "rollout", "sbom"}
+             "payloads", "rollout", "sbom"}
     return ManifestBody(
         product=_name(d, "product"), board=_name(d, "board"),
         chip_id=_int(d, "chip_id", 0, 65535), channel=_name(d, "channel"),  # type: ignore[arg-type]
@@ -371,25 +462,26 @@ def body_from_dict(d: object) -> ManifestBody:
         payload=_payload(d), created=_int(d, "created", 0, TIME_MAX),  # type: ignore[arg-type]
         support_end=d["support_end"], expires=_int(d, "expires", 0, TIME_MAX, required=False),
         notes=_str(d, "notes", 1024, required=False), security=_security(d),
-        disruption=_disruption(d), rollout=_rollout(d), sbom=_sbom(d),
-        extra={k: v for k, v in d.items() if k not in known})
+        disruption=_disruption(d), extra={k: v for k, v in d.items() if k not in known},
+        payloads=_payloads(d), rollout=_rollout(d), sbom=_sbom(d))
 
 
 def rollout_bucket(salt: str, device_id: str) -> int:
-    """A device's stable bucket 0-99 in a staged rollout (docs/format.md §2.2)."""
+    """A device's stable bucket 0-99 in a staged rollout (docs/format.md §2.3)."""
     h = hashlib.sha256(salt.encode() + b":" + device_id.encode()).digest()
     return int.from_bytes(h[:4], "big") % 100
 
 
 def rollout_offers(rollout: Mapping[str, Any] | None, device_id: str) -> bool:
-    """Whether a manifest with this ``rollout`` is offered to ``device_id`` (§2.2)."""
+    """Whether a manifest with this ``rollout`` is offered to ``device_id`` (§2.3)."""
     if rollout is None:
         return True
     return (rollout["state"] == "active"
             and rollout_bucket(rollout["salt"], device_id) < rollout["percent"])
 
 
-__all__ = ["DOMAIN", "MAX_MANIFEST", "Envelope", "ManifestBody", "Payload", "SignedManifest",
+__all__ = ["DOMAIN", "MAX_MANIFEST", "REPRESENTATIONS", "Envelope", "ManifestBody", "Payload",
+           "Representation", "SignedManifest",
            "body_from_dict", "parse_body", "parse_envelope", "parse_unverified", "rollout_bucket",
            "rollout_offers", "safe_path", "sign_manifest", "signed_digest", "valid_date",
            "verify_manifest"]

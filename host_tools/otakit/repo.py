@@ -30,10 +30,12 @@ from otakit.boards import Board
 from otakit.errors import ManifestError, RepoError
 from otakit.image import check_app_image
 from otakit.keys import PrivateKey, PublicKey
-from otakit.manifest import (ManifestBody, Payload, parse_unverified, sign_manifest, valid_date,
-                             verify_manifest)
+from otakit.manifest import (MAX_REPRESENTATIONS, ManifestBody, Payload, Representation,
+                             parse_unverified, sign_manifest, valid_date, verify_manifest)
+from otakit.payloads import DEFAULT_WBITS, deflate, encode_delta
 
 MANIFEST_NAME = "manifest"
+KEYRING_NAME = "keyring"
 BLOB_DIR = "blobs/sha256"
 _DURATION_RE = re.compile(r"([0-9]+)([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -44,7 +46,9 @@ class ReleaseRequest:
     """What to publish. None means: inherit from the channel's current release (or default).
 
     ``security`` is ``{"severity", "risk"}``; ``disruption`` is ``{"reboot", "seconds"}``.
-    ``support_end`` is required on a channel's first release.
+    ``support_end`` is required on a channel's first release. ``deflate`` and ``delta_bases``
+    (the exact app images devices may be running) add representations (docs/format.md §2.2),
+    each a DEFLATE stream with a ``2**wbits``-byte window, beside the raw payload.
     """
 
     product: str
@@ -59,6 +63,9 @@ class ReleaseRequest:
     security: dict[str, str] | None = None
     disruption: dict[str, object] | None = None
     rollout: dict[str, object] | None = None
+    deflate: bool = False
+    delta_bases: tuple[bytes, ...] = ()
+    wbits: int = DEFAULT_WBITS
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,7 @@ class PublishResult:
     body: ManifestBody
     manifest: bytes
     sbom_path: Path | None = None
+    blobs: dict[str, Path] = field(default_factory=dict)  # representation sha256 -> file
 
 
 @dataclass
@@ -202,12 +210,41 @@ class Repository:
             notes=req.notes, security=req.security, disruption=req.disruption,
             rollout=req.rollout)  # type: ignore[arg-type]
 
+    def encode(self, req: ReleaseRequest, image: bytes) -> list[tuple[Representation, bytes]]:
+        """The representations ``req`` asks for, with their bytes (not written yet).
+
+        Raises:
+            ImageError: a delta base is not an app image for the board.
+            RepoError: more than four representations (``BAD_ARGUMENT``).
+        """
+        if req.deflate + len(req.delta_bases) > MAX_REPRESENTATIONS:
+            raise RepoError(f"at most {MAX_REPRESENTATIONS} encoded payloads per release",
+                            reason="BAD_ARGUMENT")
+        out = []
+        if req.deflate:
+            z = deflate(image, req.wbits)
+            sha = hashlib.sha256(z).hexdigest()
+            out.append((Representation("deflate", f"{BLOB_DIR}/{sha}", len(z), sha, req.wbits), z))
+        for base in req.delta_bases:
+            info = check_app_image(base, req.board)
+            d = encode_delta(base, image, req.wbits)
+            sha = hashlib.sha256(d).hexdigest()
+            out.append((Representation("delta", f"{BLOB_DIR}/{sha}", len(d), sha, req.wbits,
+                                       info.size, info.sha256), d))
+        return out
+
+    def _write_blob(self, sha: str, data: bytes) -> Path:
+        blob = self.payload_path(sha)
+        if not blob.is_file() or sha256_file(blob) != (len(data), sha):
+            write_atomic(blob, data)
+        return blob
+
     def publish(self, req: ReleaseRequest, image: bytes, key: PrivateKey,
                 now: int | None = None, sbom: bytes | None = None) -> PublishResult:
         """Check ``image`` for the board, sign a manifest and write payload then manifest.
 
         ``sbom`` (a CycloneDX JSON document, `otakit.sbom`) is stored as a blob beside the payload
-        and bound into the manifest by path, size and SHA-256 (docs/format.md §2.3).
+        and bound into the manifest by path, size and SHA-256 (docs/format.md §2.4).
 
         Raises:
             ImageError: the image is not a bootable app for the board, or too large.
@@ -217,21 +254,70 @@ class Repository:
         now = int(time.time()) if now is None else now
         info = check_app_image(image, req.board)
         payload = Payload(f"{BLOB_DIR}/{info.sha256}", info.size, info.sha256, "raw")
-        body = self.plan(req, payload, now)
+        encoded = self.encode(req, image)
+        body = dataclasses.replace(self.plan(req, payload, now),
+                                   payloads=tuple(r for r, _ in encoded))
         sbom_path = None
         if sbom is not None:
             digest = hashlib.sha256(sbom).hexdigest()
             body = dataclasses.replace(body, sbom={"path": f"{BLOB_DIR}/{digest}",
                                                    "size": len(sbom), "sha256": digest})
-            sbom_path = self.payload_path(digest)
-            write_atomic(sbom_path, sbom)
+            sbom_path = self._write_blob(digest, sbom)
         manifest = sign_manifest(body, key)
-        blob = self.payload_path(info.sha256)
-        if not blob.is_file() or sha256_file(blob) != (info.size, info.sha256):
-            write_atomic(blob, image)
+        blob = self._write_blob(info.sha256, image)
+        blobs = {r.sha256: self._write_blob(r.sha256, data) for r, data in encoded}
         mpath = self.manifest_path(req.product, req.board.name, req.channel)
         write_atomic(mpath, manifest)
-        return PublishResult(mpath, blob, body, manifest, sbom_path)
+        return PublishResult(mpath, blob, body, manifest, sbom_path, blobs)
+
+    def refresh(self, product: str, board: str, channel: str, expires: int, key: PrivateKey,
+                now: int | None = None) -> PublishResult:
+        """Re-sign the channel's current manifest with a later ``expires``; nothing else changes.
+
+        The sequence stays: a device that installed it stays up to date, one that did not is
+        offered the same release. The new manifest replaces the old one atomically.
+
+        Raises:
+            RepoError: no current release (``NO_REPO``), or ``expires`` not later than the
+                current expiry and in the future (``BAD_ARGUMENT``).
+        """
+        now = int(time.time()) if now is None else now
+        cur = self.current(product, board, channel)
+        where = f"{product}/{board}/{channel}"
+        if cur is None:
+            raise RepoError(f"{where} has no release to refresh", reason="NO_REPO")
+        if expires <= now or (cur.expires is not None and expires <= cur.expires):
+            raise RepoError(f"the new expiry must be in the future and later than the current "
+                            f"one ({cur.expires})", reason="BAD_ARGUMENT")
+        body = dataclasses.replace(cur, expires=expires)
+        manifest = sign_manifest(body, key)
+        mpath = self.manifest_path(product, board, channel)
+        write_atomic(mpath, manifest)
+        return PublishResult(mpath, self.root / cur.payload.path, body, manifest)
+
+    def keyring_path(self, product: str) -> Path:
+        """``<root>/<product>/keyring`` (docs/format.md §7.4)."""
+        return self.root / product / KEYRING_NAME
+
+    def publish_keyring(self, doc: bytes) -> Path:
+        """Write a keyring document for its product; trust only moves forward.
+
+        Raises:
+            ManifestError: the document is malformed.
+            RepoError: its version is lower than the current one, or equal with another body
+                (``ROLLBACK``).
+        """
+        from otakit.keyring import parse_unverified as parse_keyring
+        new = parse_keyring(doc)
+        path = self.keyring_path(new.body.product)
+        if path.is_file():
+            cur = parse_keyring(path.read_bytes())
+            if new.body.version < cur.body.version or (
+                    new.body.version == cur.body.version and new.body_bytes != cur.body_bytes):
+                raise RepoError(f"keyring version {new.body.version} does not follow the "
+                                f"published version {cur.body.version}", reason="ROLLBACK")
+        write_atomic(path, doc)
+        return path
 
     def manifests(self) -> list[Path]:
         """Every ``<product>/<board>/<channel>/manifest`` in the repository, sorted."""
@@ -273,15 +359,16 @@ class Repository:
                 self.root / body.sbom["path"]) != (body.sbom["size"], body.sbom["sha256"])):
             report.problems.append(f"{rel}: MISSING_SBOM: {body.sbom['path']} is absent or does "
                                    "not match the signed size and SHA-256")
-        blob = self.root / body.payload.path
-        if not blob.is_file():
-            report.problems.append(f"{rel}: MISSING_PAYLOAD: {body.payload.path} is absent")
-            return
-        size, digest = sha256_file(blob)
-        if (size, digest) != (body.payload.size, body.payload.sha256):
-            report.problems.append(f"{rel}: HASH_MISMATCH: {body.payload.path} is {size} bytes "
-                                   f"sha256 {digest[:16]}..., signed {body.payload.size} bytes "
-                                   f"sha256 {body.payload.sha256[:16]}...")
+        for p in (body.payload, *body.payloads):
+            blob = self.root / p.path
+            if not blob.is_file():
+                report.problems.append(f"{rel}: MISSING_PAYLOAD: {p.path} is absent")
+                continue
+            size, digest = sha256_file(blob)
+            if (size, digest) != (p.size, p.sha256):
+                report.problems.append(f"{rel}: HASH_MISMATCH: {p.path} is {size} bytes sha256 "
+                                       f"{digest[:16]}..., signed {p.size} bytes sha256 "
+                                       f"{p.sha256[:16]}...")
 
 
 def _real_date(s: str) -> bool:

@@ -1,4 +1,4 @@
-"""Staged rollouts (docs/format.md §2.2): re-sign a channel's manifest with a new ``rollout``.
+"""Staged rollouts (docs/format.md §2.3): re-sign a channel's manifest with a new ``rollout``.
 
 A rollout is part of the signed manifest, so it works on any static host or CDN: the device
 decides from its own bucket. The operations keep the release (sequence, payload) and its salt and

@@ -14,6 +14,10 @@ Invariants:
 - ``If-None-Match`` matching the ETag (or ``*``) gives 304 with no body.
 - One access-log line per request: time, peer, method, raw path, status, body bytes, ms; the
   fleet routes (``/.otakit/``, `otakit.fleet`) are logged without the peer address.
+- Hardening (`otakit.guard`): ``/admin/`` (and the fleet dashboard) needs the admin token
+  generated at first start; no other method than GET/HEAD outside it, except the device
+  telemetry POST and the dashboard's login form; request lines and header fields ≤ 4 KiB, bodies
+  ≤ 64 KiB; a rate limit per client (429); an unexpected error is a bare 500, never a traceback.
 
 Fault injection for tests lives in `Faults`; the CLI never enables it.
 """
@@ -32,20 +36,22 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Literal, cast
 from urllib.parse import unquote
 
 from aiohttp import web
 
+from otakit import guard
 from otakit.errors import OtakitError, RepoError
-from otakit.fleet import Fleet, add_routes
+from otakit.fleet import OPEN_POSTS, Fleet, add_routes
 
 CHUNK = 64 * 1024
 SMALL = 16 * 1024  # bodies up to this size go out with their headers in one write
-_FAULTS = web.AppKey("faults", "Faults")
+_FAULTS = web.AppKey("faults", "Faults")  # pyright: ignore[reportArgumentType] - defined below
 _LOG = web.AppKey("access_log", object)
 _ROOT = web.AppKey("root", Path)
 _SENT = web.RequestKey("otakit_bytes", int)
+_STARTED = web.AppKey("started", float)
 
 
 @dataclass
@@ -57,12 +63,29 @@ class Faults:
         ignore_range: answer 200 with the whole file even when a Range is asked for.
         fail_status: answer every request with this status (e.g. 500, 503) and no body.
         stall_seconds: sleep this long after sending the headers, before the body.
+        reset: end a dropped connection with a TCP reset (abort) instead of a close.
+        drip: send the body ``n`` bytes at a time, sleeping ``s`` seconds between: ``(n, s)``.
+        truncate_to: announce and send only this many bytes of the body (a lying
+            Content-Length: the headers agree with the short body).
+        retry_after: the Retry-After header sent with ``fail_status``.
+        garbage_at: replace 64 body bytes from this resource offset with garbage.
+        redirect_loop: answer every request with a 302 to itself.
+        only: apply the faults only to request paths containing this text (None: all).
+        raise_error: the handler raises an unexpected exception (what the client sees of it).
     """
 
     drop_after: int | None = None
     ignore_range: bool = False
     fail_status: int | None = None
     stall_seconds: float = 0.0
+    reset: bool = False
+    drip: tuple[int, float] | None = None
+    truncate_to: int | None = None
+    retry_after: str | None = None
+    garbage_at: int | None = None
+    redirect_loop: bool = False
+    only: str | None = None
+    raise_error: bool = False
 
 
 _NO_FAULTS = Faults()
@@ -115,7 +138,7 @@ def make_etag(st: os.stat_result) -> str:
     return f'"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"'
 
 
-def parse_range(value: str, size: int) -> tuple[int, int] | None | bool:
+def parse_range(value: str, size: int) -> tuple[int, int] | None | Literal[False]:
     """Parse one ``bytes=`` range against ``size``.
 
     Returns:
@@ -152,8 +175,15 @@ def _etag_matches(header: str, etag: str) -> bool:
 async def _handle(request: web.Request) -> web.StreamResponse:
     """GET/HEAD one file of the repository."""
     faults: Faults = request.app[_FAULTS]
+    if faults.only is not None and faults.only not in request.raw_path:
+        faults = Faults()
     if faults.fail_status:
-        return web.Response(status=faults.fail_status, text="")
+        headers = {"Retry-After": faults.retry_after} if faults.retry_after else None
+        return web.Response(status=faults.fail_status, text="", headers=headers)
+    if faults.redirect_loop:
+        return web.Response(status=302, headers={"Location": request.raw_path})
+    if faults.raise_error:
+        raise RuntimeError(f"injected failure in {__file__} (a detail clients must not see)")
     path = resolve(request.app[_ROOT], request.raw_path.split("?", 1)[0])
     if path is None:
         raise web.HTTPNotFound()
@@ -167,7 +197,7 @@ async def _handle(request: web.Request) -> web.StreamResponse:
 
 
 def _choose_range(request: web.Request, size: int, etag: str,
-                  faults: Faults) -> tuple[int, int] | None | bool:
+                  faults: Faults) -> tuple[int, int] | None | Literal[False]:
     """The byte range to send (None = whole file, False = unsatisfiable)."""
     value = request.headers.get("Range")
     if value is None or faults.ignore_range:
@@ -194,6 +224,8 @@ async def _send(request: web.Request, f: IO[bytes], st: os.stat_result,
         return web.Response(status=416, headers=headers)
     first, last = rng if rng else (0, size - 1)
     length = last - first + 1
+    if faults.truncate_to is not None:
+        length = min(length, faults.truncate_to)
     if rng:
         headers["Content-Range"] = f"bytes {first}-{last}/{size}"
     if length <= SMALL and request.method == "GET" and faults == _NO_FAULTS:
@@ -211,30 +243,47 @@ async def _send(request: web.Request, f: IO[bytes], st: os.stat_result,
         return resp
     if faults.stall_seconds:
         await asyncio.sleep(faults.stall_seconds)
-    await _copy(request, resp, f, first, length, faults.drop_after)
+    await _copy(request, resp, f, first, length, faults)
     return resp
 
 
+def _garble(data: bytes, offset: int, at: int | None) -> bytes:
+    """``data`` (at resource ``offset``) with 64 bytes from ``at`` inverted (a fault)."""
+    if at is None or not offset - 64 < at < offset + len(data):
+        return data
+    b = bytearray(data)
+    for i in range(max(0, at - offset), min(len(b), at - offset + 64)):
+        b[i] ^= 0xFF
+    return bytes(b)
+
+
 async def _copy(request: web.Request, resp: web.StreamResponse, f: IO[bytes], first: int,
-                length: int, drop_after: int | None) -> None:
+                length: int, faults: Faults) -> None:
     """Copy ``length`` bytes from ``first`` to the response, counting them for the log."""
     f.seek(first)
     sent = 0
+    drop_after = faults.drop_after
     limit = length if drop_after is None else min(length, drop_after)
+    step = faults.drip[0] if faults.drip else CHUNK
     while sent < limit:
         # a 64 KB read from the page cache is faster than a hop to a thread (repositories are
         # local files; nginx reads them the same way)
-        data = f.read(min(CHUNK, limit - sent))
+        data = f.read(min(step, limit - sent))
         if not data:
             break  # the file shrank under us: the client sees a short body
         try:
-            await resp.write(data)
+            await resp.write(_garble(data, first + sent, faults.garbage_at))
         except ConnectionError:  # the client went away (a device reset mid-download)
             return
         sent += len(data)
         request[_SENT] = sent
+        if faults.drip and sent < limit:
+            await asyncio.sleep(faults.drip[1])
     if sent < length and request.transport is not None:
-        request.transport.close()  # injected drop, or a truncated file
+        if faults.reset:
+            request.transport.abort()  # injected connection reset
+        else:
+            request.transport.close()  # injected drop, or a truncated file
 
 
 @web.middleware
@@ -251,20 +300,34 @@ async def _log_middleware(request: web.Request,
         status = e.status
         raise
     finally:
-        log = request.app[_LOG]
+        log = cast("AccessLog | None", request.app[_LOG])
         if log is not None:
             log.write(request, status, request.get(_SENT, 0),
                       (time.perf_counter() - t0) * 1000)
 
 
+async def _admin_status(request: web.Request) -> web.Response:
+    """GET /admin/status (token required): what is served, and for how long."""
+    root = request.app[_ROOT]
+    return web.json_response({
+        "repo": str(root), "manifests": len(list(root.glob("*/*/*/manifest"))),
+        "keyrings": len(list(root.glob("*/keyring"))),
+        "uptime_s": round(time.monotonic() - request.app[_STARTED], 1)})
+
+
 def make_app(repo: str | os.PathLike[str], *, access_log: IO[str] | None = None,
-             faults: Faults | None = None, fleet: Fleet | None = None) -> web.Application:
+             faults: Faults | None = None, admin_token: str | None = None,
+             rate: guard.RateLimiter | None = None,
+             fleet: Fleet | None = None) -> web.Application:
     """The aiohttp application serving ``repo`` read-only.
 
     Args:
         repo: the release repository directory.
         access_log: a text stream for one line per request, or None for no log.
         faults: test-only fault injection (see `Faults`).
+        admin_token: the token ``/admin/`` endpoints and the fleet dashboard need (see
+            `otakit.guard`); None disables them (401 and 404).
+        rate: a per-client rate limit (default: 20 requests/s, bursts of 40).
         fleet: telemetry ingest and dashboard (`otakit.fleet`); None: neither.
 
     Raises:
@@ -273,11 +336,16 @@ def make_app(repo: str | os.PathLike[str], *, access_log: IO[str] | None = None,
     root = Path(repo).resolve()
     if not root.is_dir():
         raise RepoError(f"not a directory: {repo}", reason="NO_REPO")
-    app = web.Application(middlewares=[_log_middleware])
+    app = web.Application(client_max_size=guard.MAX_BODY, middlewares=[  # pyright: ignore[reportArgumentType]
+        _log_middleware, guard.error_middleware,
+        guard.rate_middleware(rate or guard.RateLimiter()),
+        guard.token_middleware(admin_token, open_posts=OPEN_POSTS)])
     app[_ROOT] = root
+    app[_STARTED] = time.monotonic()
     app[_LOG] = AccessLog(access_log) if access_log is not None else None
     app[_FAULTS] = faults or Faults()
-    add_routes(app, root, fleet or Fleet())
+    app.router.add_get("/admin/status", _admin_status)
+    add_routes(app, root, fleet or Fleet(), admin_token)
     app.router.add_get("/{tail:.*}", _handle)  # HEAD is routed here too
     return app
 
@@ -304,7 +372,8 @@ def _url(host: str, port: int, tls: bool) -> str:
 async def _start(app: web.Application, host: str, port: int,
                  ssl_context: ssl.SSLContext | None) -> tuple[web.AppRunner, str]:
     """Start listening; return the runner and the URL actually bound (port 0 → a free one)."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                           **guard.RUNNER_LIMITS)  # pyright: ignore[reportArgumentType]
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True,
                        backlog=1024)  # a fleet checking at once must not overflow the queue
@@ -320,7 +389,8 @@ async def _start(app: web.Application, host: str, port: int,
 
 def run(repo: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int = 8080,
         ssl_context: ssl.SSLContext | None = None, access_log: IO[str] | None = None,
-        on_start: Callable[[str], None] | None = None, fleet: Fleet | None = None) -> None:
+        on_start: Callable[[str], None] | None = None, admin_token: str | None = None,
+        rate: guard.RateLimiter | None = None, fleet: Fleet | None = None) -> None:
     """Serve until SIGINT or SIGTERM, then shut down cleanly.
 
     Args:
@@ -330,13 +400,15 @@ def run(repo: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int = 80
         ssl_context: serve https with this context.
         access_log: a text stream for the access log, or None.
         on_start: called with the URL once listening.
+        admin_token: the admin token (`otakit.guard`).
+        rate: the per-client rate limit (default: 20 requests/s, bursts of 40).
         fleet: telemetry ingest and dashboard (`otakit.fleet`).
 
     Raises:
         RepoError: ``repo`` is not a directory.
         OtakitError: the address cannot be bound.
     """
-    app = make_app(repo, access_log=access_log, fleet=fleet)
+    app = make_app(repo, access_log=access_log, admin_token=admin_token, rate=rate, fleet=fleet)
 
     async def main() -> None:
         runner, url = await _start(app, host, port, ssl_context)
@@ -358,7 +430,8 @@ def run(repo: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int = 80
 def serve_in_thread(repo: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 0, *,
                     ssl_context: ssl.SSLContext | None = None,
                     access_log: IO[str] | None = None,
-                    faults: Faults | None = None,
+                    faults: Faults | None = None, admin_token: str | None = None,
+                    rate: guard.RateLimiter | None = None,
                     fleet: Fleet | None = None) -> Iterator[str]:
     """Run the server in a background thread; yield its base URL (ends with ``/``).
 
@@ -371,7 +444,8 @@ def serve_in_thread(repo: str | os.PathLike[str], host: str = "127.0.0.1", port:
         RepoError: ``repo`` is not a directory.
         OtakitError: the address cannot be bound.
     """
-    app = make_app(repo, access_log=access_log, faults=faults, fleet=fleet)
+    app = make_app(repo, access_log=access_log, faults=faults, admin_token=admin_token,
+                   rate=rate or guard.RateLimiter(rate=1000, burst=1000), fleet=fleet)
     loop = asyncio.new_event_loop()
     started: dict[str, object] = {}
     ready = threading.Event()

@@ -135,21 +135,27 @@ class TelemetryStore(Protocol):
 
     def add(self, report: Report, now: int) -> None:
         """Record a report received at Unix time ``now``."""
+        ...
 
     def purge(self, now: int) -> int:
         """Delete what is older than the retention limit; return the rows deleted."""
+        ...
 
     def device_versions(self) -> list[tuple[str, str, int, int]]:
         """(product, board, installed sequence, devices) for every version seen."""
+        ...
 
     def funnel(self) -> list[dict[str, Any]]:
         """Per release (product, board, channel, seq): distinct devices per event."""
+        ...
 
     def recent_failures(self, limit: int = 20) -> list[dict[str, Any]]:
         """The latest failed / rolled-back events, newest first."""
+        ...
 
     def versions(self) -> dict[tuple[str, str, int], str]:
         """(product, board, seq) -> the human version reported for it."""
+        ...
 
 
 _SCHEMA = (

@@ -43,6 +43,10 @@ for name in sys.stdin.read().split():
     out = {k: getattr(m, k) for k in FIELDS}
     out["sha256"] = hexlify(m.sha256).decode()
     out["key_id"] = hexlify(m.key_id).decode()
+    out["payloads"] = [{"encoding": r[0], "path": r[1], "size": r[2],
+                        "sha256": hexlify(r[3]).decode(), "wbits": r[4], "base_size": r[5],
+                        "base_sha256": hexlify(r[6]).decode() if r[6] else None}
+                       for r in m.payloads]
     print(name, "OK", json.dumps(out))
 """
 

@@ -34,7 +34,7 @@ for i in range(cfg.get("checks", 1)):
 
 
 def device_id(uid: bytes, product: str = PRODUCT) -> str:
-    """The agent's default pseudonymous id for a board (docs/format.md §2.2)."""
+    """The agent's default pseudonymous id for a board (docs/format.md §2.3)."""
     h = hashlib.sha256(b"otakit-device-id\x00" + product.encode() + b"\x00" + uid)
     return h.hexdigest()[:24]
 

@@ -22,7 +22,6 @@ from otakit.paths import DOCS_DIR
 from otakit.repo import ReleaseRequest, Repository
 from otakit.rollout import start
 from otakit.server import serve_in_thread
-from otakit.server_auth import TokenAuth
 from otakit.telemetry import Event, Report, open_store
 
 TOKEN = "dashboard-admin-token-0123456789"
@@ -68,8 +67,8 @@ def server(tmp_path: Path):
     repo = Repository(tmp_path / "repo")
     store = open_store(str(tmp_path / "fleet.sqlite3"))
     _fleet_history(repo, store)
-    fleet = Fleet(store=store, auth=TokenAuth(TOKEN), threshold=0.2, min_devices=5)
-    with serve_in_thread(repo.root, fleet=fleet) as url:
+    fleet = Fleet(store=store, threshold=0.2, min_devices=5)
+    with serve_in_thread(repo.root, fleet=fleet, admin_token=TOKEN) as url:
         yield url
     store.close()
 
@@ -144,3 +143,16 @@ def test_admin_pages_need_the_token(server: str) -> None:
         doc = json.load(resp)
     flagged = [f for f in doc["funnel"] if f["flagged"]]
     assert [(f["channel"], f["seq"], f["failure_rate"]) for f in flagged] == [("stable", 4, 0.375)]
+    # one admin token mechanism (otakit.guard): the same token opens /admin/, the session
+    # cookie does not (it is the dashboard's, and only bearer tokens reach /admin/)
+    req = urllib.request.Request(server + "admin/status",
+                                 headers={"Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert json.load(resp)["manifests"] >= 1
+    from otakit.guard import session_value  # noqa: PLC0415
+
+    req = urllib.request.Request(server + "admin/status",
+                                 headers={"Cookie": f"otakit_admin={session_value(TOKEN)}"})
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=10)
+    assert e.value.code == 401

@@ -16,7 +16,6 @@ from otakit.appimage import make_app_image
 from otakit.errors import OtakitError
 from otakit.fleet import Fleet
 from otakit.server import serve_in_thread
-from otakit.server_auth import TokenAuth
 from otakit.sim.lab import Lab
 from otakit.telemetry import MAX_REPORT, open_store, parse_report
 
@@ -27,7 +26,7 @@ TOKEN = "admin-token-for-tests-0123456789"
 @pytest.fixture
 def lab(tmp_path: Path):
     store = open_store(str(tmp_path / "fleet.sqlite3"))
-    with Lab(tmp_path / "lab", fleet=Fleet(store=store, auth=TokenAuth(TOKEN))) as the_lab:
+    with Lab(tmp_path / "lab", fleet=Fleet(store=store), admin_token=TOKEN) as the_lab:
         (the_lab.work / "step.py").write_text(STEP)
         yield the_lab
     store.close()
@@ -153,7 +152,13 @@ def test_ingest_over_http_statuses_and_retention(tmp_path: Path) -> None:
         assert _post(url, good, "text/plain") == 415
         assert _post(url, b"x" * (MAX_REPORT + 1)) == 413
         assert _post(url, json.dumps(_with(seq="3")).encode()) == 400
-        # no admin auth configured: the dashboard does not exist
+        # only the ingest (and the login form) take a POST without the token (otakit.guard)
+        req = urllib.request.Request(url + ".otakit/other", data=good, method="POST",
+                                     headers={"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(req, timeout=10)
+        assert e.value.code == 405
+        # no admin token configured: the dashboard does not exist
         with pytest.raises(urllib.error.HTTPError) as e:
             urllib.request.urlopen(url + ".otakit/dashboard", timeout=10)
         assert e.value.code == 404

@@ -223,7 +223,8 @@ def _start_cli(args: list[str]) -> tuple[subprocess.Popen[str], str]:
 def test_cli_serves_on_a_free_port_and_exits_cleanly_on_sigterm(repo: Path,
                                                                  tmp_path: Path) -> None:
     access = tmp_path / "access.log"
-    proc, line = _start_cli(["--repo", str(repo), "--port", "0", "--access-log", str(access)])
+    proc, line = _start_cli(["--repo", str(repo), "--port", "0", "--access-log", str(access),
+                             "--token-file", str(tmp_path / "token")])
     try:
         assert line.startswith(f"serving {repo} on http://127.0.0.1:"), line
         url = line.split()[-1]
@@ -250,7 +251,7 @@ def test_cli_refuses_a_port_in_use(repo: Path) -> None:
         s.listen()
         port = s.getsockname()[1]
         r = subprocess.run([sys.executable, "-m", "otakit", "serve", "--repo", str(repo),
-                            "--port", str(port)],
+                            "--port", str(port), "--token-file", str(repo.parent / "token")],
                            capture_output=True, text=True, timeout=30, check=False)
     assert r.returncode == 1
     assert r.stderr.startswith("otakit: cannot listen on 127.0.0.1:")

@@ -10,3 +10,16 @@ UID = bytes.fromhex("240ac4123456")
 def lines(result: RunResult, prefix: str) -> list[str]:
     """The payloads of the log lines that start with ``prefix``."""
     return [ln[len(prefix):].strip() for ln in result.log.splitlines() if ln.startswith(prefix)]
+
+
+# Device code that counts boots: `step` is 0 on the first boot of a run, 1 on the next, ...
+# (the counter lives in a file on the simulated vfs).
+STEP_COUNTER = """
+try:
+    with open("step") as f:
+        step = int(f.read())
+except OSError:
+    step = 0
+with open("step", "w") as f:
+    f.write(str(step + 1))
+"""

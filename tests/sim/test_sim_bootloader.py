@@ -6,22 +6,14 @@ import ast
 import struct
 from pathlib import Path
 
-from simhelpers import lines
+from simhelpers import STEP_COUNTER, lines
 
 from otakit.sim.inspect import ABORTED, NEW, PENDING, VALID, ota_crc, otadata_entry, read_state
 
 OTADATA = 0xD000
 
 # A script that does one step per boot; the step number lives in a file on the vfs.
-STEPS = """
-try:
-    with open("step") as f:
-        step = int(f.read())
-except OSError:
-    step = 0
-with open("step", "w") as f:
-    f.write(str(step + 1))
-R((step, label(P(P.RUNNING)), label(P(P.BOOT)), esp32.sim_firmware()[1], otadata()))
+STEPS = STEP_COUNTER + """R((step, label(P(P.RUNNING)), label(P(P.BOOT)), esp32.sim_firmware()[1], otadata()))
 """
 
 

@@ -4,22 +4,14 @@ from __future__ import annotations
 
 import ast
 
-from simhelpers import UID, lines
+from simhelpers import STEP_COUNTER, UID, lines
 
 
 def results(r) -> list:
     return [ast.literal_eval(x) for x in lines(r, "R:")]
 
 
-STEP = """
-try:
-    with open("step") as f:
-        step = int(f.read())
-except OSError:
-    step = 0
-with open("step", "w") as f:
-    f.write(str(step + 1))
-"""
+STEP = STEP_COUNTER
 
 
 def test_reset_cannot_be_caught(flash, device):

@@ -23,14 +23,17 @@ def cli() -> None:
     """otakit: signed, power-safe OTA updates for MicroPython on ESP32.
 
     Make keys, sign releases into a release repository, serve it, and try it all on a simulated
-    ESP32 board. Run `otakit COMMAND --help` for each command.
+    ESP32 board; build firmware with the agent and keys frozen in, check partition layouts, flash
+    and deploy real boards. Run `otakit COMMAND --help` for each command.
     """
 
 
 def _register() -> None:
-    from otakit.cli import fleet, keys, release, serve, sim  # noqa: PLC0415
+    from otakit.cli import (  # noqa: PLC0415
+        build, device, fleet, keyring, keys, layout, release, serve, sim,
+    )
 
-    for module in (keys, release, serve, sim, fleet):
+    for module in (keys, keyring, release, serve, sim, build, device, layout, fleet):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -105,20 +105,31 @@ def key() -> None:
 @click.option("--out", "out", type=click.Path(dir_okay=False), default="ota_keys.py",
               show_default=True, help="Where to write the keyring module, frozen as the top-level "
               "module ota_keys ('-' for stdout).")
-@click.argument("key_files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-def export(micropython: bool, out: str, key_files: tuple[str, ...]) -> None:
+@click.option("--root", "root_files", multiple=True, type=click.Path(dir_okay=False),
+              help="A root key whose signatures on keyring documents the device accepts "
+              "(repeatable; docs/format.md §7).")
+@click.option("--threshold", type=click.IntRange(1, 8), default=1, show_default=True,
+              help="Root signatures a keyring document needs.")
+@click.option("--env", type=click.Choice(keys.ENVS), default="production", show_default=True,
+              help="The firmware's environment: it accepts only keyrings of the same env.")
+@click.argument("key_files", nargs=-1, type=click.Path(dir_okay=False))
+def export(micropython: bool, out: str, root_files: tuple[str, ...], threshold: int, env: str,
+           key_files: tuple[str, ...]) -> None:
     """Write the keyring module for KEY_FILES (public or private key PEM files).
 
-    Keys are deduplicated by key id; the device trusts exactly the keys listed.
+    Keys are deduplicated by key id. Without --root the device trusts exactly the keys listed;
+    with --root it trusts them until it accepts a keyring document signed by THRESHOLD roots.
     """
     ring = keys.dedupe(load_any_key(f) for f in key_files)
-    text = keys.export_keyring(ring)
+    roots = keys.dedupe(load_any_key(f) for f in root_files)
+    text = keys.export_keyring(ring, roots, threshold, env)
     if out == "-":
         click.echo(text, nl=False)
         return
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(text)
-    click.echo(f"wrote {out} ({len(ring)} key(s))")
+    extra = f", {len(roots)} root(s), threshold {threshold}, {env}" if roots else ""
+    click.echo(f"wrote {out} ({len(ring)} key(s){extra})")
 
 
 @key.command("id")

@@ -42,7 +42,9 @@ def _request(o: dict, now: int) -> ReleaseRequest:
         product=o["product"], board=load_board(o["board"]), channel=o["channel"],
         version=o["version"], sequence=o["sequence"], security_version=o["security_version"],
         expires=parse_expiry(o["expires"], now) if o["expires"] else None, notes=o["notes"],
-        support_end=o["support_end"], security=security, disruption=disruption, rollout=staged)
+        support_end=o["support_end"], security=security, disruption=disruption, rollout=staged,
+        deflate="deflate" in o["encoding"], wbits=o["wbits"],  # type: ignore[arg-type]
+        delta_bases=tuple(Path(str(p)).read_bytes() for p in o["delta_base"]))
 
 
 @click.command()
@@ -66,6 +68,14 @@ def _request(o: dict, now: int) -> ReleaseRequest:
 @click.option("--risk", help="What the security update fixes (≤ 512 characters).")
 @click.option("--disruption-seconds", type=click.IntRange(0, 86400),
               help="Expected downtime, announced to the user.")
+@click.option("--encoding", multiple=True, type=click.Choice(["raw", "deflate"]),
+              default=("raw",), show_default=True,
+              help="Also offer the image DEFLATE-compressed (repeatable; raw is always offered).")
+@click.option("--wbits", type=click.IntRange(9, 15), default=12, show_default=True,
+              help="DEFLATE window of encoded payloads: the device needs 2**WBITS bytes of RAM.")
+@click.option("--delta-base", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="An app image devices may be running: also offer a patch from it "
+                   "(repeatable; devices running anything else take the full image).")
 @click.option("--rollout", type=click.IntRange(0, 100),
               help="Stage the release: offer it to this percentage of devices first "
               "[default: the channel's policy, see `otakit rollout policy`].")
@@ -106,6 +116,10 @@ def release(**o: object) -> None:
         click.echo(f"  sbom:     {res.sbom_path} (CycloneDX JSON)")
     if b.rollout is not None:
         click.echo(f"  rollout:  staged at {b.rollout['percent']}% (salt {b.rollout['salt']})")
+    for r in b.payloads:
+        what = r.encoding if r.encoding != "delta" else f"delta from {(r.base_sha256 or '')[:12]}"
+        click.echo(f"  {what}: {res.blobs[r.sha256]} ({r.size} bytes, "
+                   f"{r.size / b.payload.size:.3f} of the image)")
 
 
 @click.command()

@@ -111,3 +111,12 @@ def inspect_cmd(image: str, as_json: bool) -> None:
 
 
 COMMANDS = [sim]
+
+
+def _add_campaign() -> None:
+    from otakit.cli.campaign import campaign_cmd  # noqa: PLC0415
+
+    sim.add_command(campaign_cmd)
+
+
+_add_campaign()

@@ -20,7 +20,12 @@ import os
 import struct
 from pathlib import Path
 
-from esptool.bin_image import ELFSection, ESP32FirmwareImage
+from esptool.bin_image import (
+    ELFSection,
+    ESP32C3FirmwareImage,
+    ESP32FirmwareImage,
+    ESP32S3FirmwareImage,
+)
 
 from otakit.boards import Board, PartitionEntry, load_board
 from otakit.errors import ImageError
@@ -64,22 +69,38 @@ def parse_partition_table(data: bytes) -> tuple[list[PartitionEntry], bool]:
     return parts, False
 
 
+# chip -> (image class, bootloader data/bss address, loader text address, max_rev_full): where
+# ESP-IDF v5.5.2 links each chip's 2nd-stage bootloader (its RAM, not the app's).
+_BOOTLOADERS = {
+    "esp32": (ESP32FirmwareImage, 0x3FFF0030, 0x40078000, 399),
+    "esp32s3": (ESP32S3FirmwareImage, 0x3FCE2700, 0x403C8700, 99),
+    "esp32c3": (ESP32C3FirmwareImage, 0x3FCD5700, 0x403CC700, 199),
+}
+
+
 def bootloader_image(chip: str = "esp32") -> bytes:
-    """A stand-in ESP32 2nd-stage bootloader image (valid ESP image, loads into bootloader RAM)."""
+    """A stand-in 2nd-stage bootloader image for ``chip`` (valid ESP image, loads into RAM).
+
+    Raises:
+        ImageError: ``UNKNOWN_CHIP`` for a chip with no board definition here.
+    """
+    if chip not in _BOOTLOADERS:
+        raise ImageError(f"no simulated bootloader for chip {chip}", reason="UNKNOWN_CHIP")
+    cls, data_addr, text_addr, max_rev = _BOOTLOADERS[chip]
     desc = bytes([0x50, 0, 0, 0]) + struct.pack("<I", 1) + b"v5.5.2".ljust(32, b"\0")
     desc += b"Jan  1 2026 00:00:00".ljust(24, b"\0") + b"\0" * 64
-    img = ESP32FirmwareImage()
-    img.entrypoint = 0x40080400
+    img = cls()
+    img.entrypoint = text_addr + 0x400
     img.flash_mode, img.flash_size_freq = 2, 0x20
-    img.min_rev_full, img.max_rev_full = 0, 399
+    img.min_rev_full, img.max_rev_full = 0, max_rev
     img.segments = [
-        ELFSection(b".dram0.bss", 0x3FFF0030, desc + b"\x5a" * (0x1010 - len(desc)), 0),
-        ELFSection(b".iram_loader.text", 0x40078000, b"\xa5" * 0x400, 0),
-        ELFSection(b".iram.text", 0x40080400, b"\x3c" * 0x800, 0),
+        ELFSection(b".dram0.bss", data_addr, desc + b"\x5a" * (0x1010 - len(desc)), 0),
+        ELFSection(b".iram_loader.text", text_addr, b"\xa5" * 0x400, 0),
+        ELFSection(b".iram.text", text_addr + 0x400, b"\x3c" * 0x800, 0),
     ]
-    if chip != "esp32":
-        raise ImageError(f"no simulated bootloader for chip {chip}", reason="UNKNOWN_CHIP")
-    return img.save(None)
+    data = img.save(None)
+    assert data is not None  # save(None) returns the bytes
+    return data
 
 
 def board_record(board: Board, uid: bytes) -> bytes:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import ssl
 from pathlib import Path
 from types import TracebackType
 
@@ -64,11 +65,20 @@ class Lab:
         board: the board definition name.
         alg: the signing algorithm of the lab's key.
         channel: the release channel the device follows.
+        roots: root keys to bake into the firmware (docs/format.md §7); with roots the lab's
+            release key is still baked as KEYS (trusted until a keyring document is accepted).
+        threshold: root signatures a keyring document needs.
+        env: the firmware's environment ("production" or "development").
+        ssl_context: serve the repository over https with this context.
         fleet: telemetry ingest and dashboard for the lab's server (`otakit.fleet`).
+        admin_token: the lab server's admin token (`otakit.guard`: /admin/, the dashboard).
     """
 
     def __init__(self, work: str | Path, *, board: str = "esp32", alg: str = RSA_PSS,
-                 channel: str = "stable", fleet: Fleet | None = None) -> None:
+                 channel: str = "stable", roots: list[PrivateKey] | None = None,
+                 threshold: int = 1, env: str = "production",
+                 ssl_context: ssl.SSLContext | None = None, fleet: Fleet | None = None,
+                 admin_token: str | None = None) -> None:
         self.work = Path(work)
         self.work.mkdir(parents=True, exist_ok=True)
         self.board: Board = load_board(board)
@@ -78,9 +88,8 @@ class Lab:
         self.device_dir.mkdir(exist_ok=True)
         # The agent and the keyring as a real board has them: compiled (frozen), not compiled
         # on the device heap.
-        keyring = self.work / "ota_keys.py"
-        keyring.write_text(export_keyring([self.key.public_key()]))
-        compile_to_mpy([keyring], self.device_dir)
+        self.roots = list(roots or [])
+        self.bake_keys([self.key], self.roots, threshold, env)
         compile_to_mpy(sorted((FIRMWARE_DIR / "ota").glob("*.py")), self.device_dir / "ota")
         compile_to_mpy([FIRMWARE_DIR / "doorlock.py"], self.device_dir)
         for name in ("boot.py", "main.py"):
@@ -91,31 +100,61 @@ class Lab:
         (self.work / "repo").mkdir(exist_ok=True)
         self.flash_path = self.work / "flash.img"
         self.faults = Faults()
+        self.ssl_context = ssl_context
         self.access_log = _LogBuffer()
         self.url = ""
         self.fleet = fleet
+        self.admin_token = admin_token
         self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> Lab:
         self.url = self._stack.enter_context(
             serve_in_thread(self.repo.root, access_log=self.access_log, faults=self.faults,
-                            fleet=self.fleet))
+                            ssl_context=self.ssl_context, fleet=self.fleet,
+                            admin_token=self.admin_token))
         return self
 
     def __exit__(self, et: type[BaseException] | None, e: BaseException | None,
                  tb: TracebackType | None) -> None:
         self._stack.close()
 
+    def bake_keys(self, keys: list[PrivateKey], roots: list[PrivateKey] = (),  # type: ignore[assignment]
+                  threshold: int = 1, env: str = "production",
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        """(Re)write the board's frozen keyring module ``ota_keys`` (a firmware change)."""
+        keyring = self.work / "ota_keys.py"
+        keyring.write_text(export_keyring(keys, roots, threshold, env))
+        compile_to_mpy([keyring], self.device_dir)
+
     # --- host side -------------------------------------------------------------------------
+    def sign_keyring(self, keys: list[PrivateKey], version: int, *,
+                     roots: list[PrivateKey] | None = None, env: str = "production",
+                     expires: int | None = None, publish: bool = True) -> bytes:
+        """A keyring document trusting ``keys``, signed by ``roots`` (default: the lab's)."""
+        import time
+
+        from otakit.keyring import new_body, sign_keyring
+        now = int(time.time())
+        body = new_body(PRODUCT, [k.public_key() for k in keys], version, now,
+                        expires if expires is not None else now + 86400, env)
+        doc = sign_keyring(body, self.roots if roots is None else roots)
+        if publish:
+            path = self.repo.keyring_path(PRODUCT)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(doc)  # by hand: tests replay old documents too
+        return doc
+
     def publish(self, image: bytes, version: str, sequence: int, *,
-                security_version: int | None = None, **kw: object) -> PublishResult:
-        """Sign and publish ``image`` to the lab's channel (see `ReleaseRequest`)."""
+                security_version: int | None = None, key: PrivateKey | None = None,
+                **kw: object) -> PublishResult:
+        """Sign (with ``key``, default the lab's) and publish ``image`` to the lab's channel
+        (see `ReleaseRequest`)."""
         req = ReleaseRequest(product=PRODUCT, board=self.board, channel=self.channel,
                              version=version, sequence=sequence,
                              security_version=security_version,
                              support_end=kw.pop("support_end", SUPPORT_END),  # type: ignore[arg-type]
                              **kw)  # type: ignore[arg-type]
-        return self.repo.publish(req, image, self.key)
+        return self.repo.publish(req, image, key or self.key)
 
     @property
     def manifest_path(self) -> Path:

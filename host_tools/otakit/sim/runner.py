@@ -19,7 +19,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +49,8 @@ class Boot:
             nobootable or timeout.
         ops: mutating flash operations performed during this boot.
         log: this boot's console output.
+        image_sha256: hex SHA-256 of the booted image's bytes (as its header lays them out),
+            hashed by the simulated bootloader before the firmware ran; "" if none booted.
     """
 
     index: int
@@ -59,6 +61,7 @@ class Boot:
     ended: str
     ops: int
     log: str
+    image_sha256: str = ""
 
 
 @dataclass
@@ -113,7 +116,7 @@ class _Setup:
     state: Path
     script: str | None
     app_dir: str | None
-    cut_at: int
+    cut_at: tuple[int, ...]
     heapsize: str | int | None
     env: dict[str, str]
     timeout: float
@@ -124,8 +127,9 @@ def _boot_once(s: _Setup, index: int, reason: str, ops_before: int) -> tuple[Boo
     for name in ("exit", "boot"):
         (s.state / name).unlink(missing_ok=True)
     env = dict(s.env)
+    cut_at = next((c for c in s.cut_at if c > ops_before), 0)  # the next cut still to come
     env.update({"OTAKIT_SIM_FLASH": str(s.flash), "OTAKIT_SIM_STATE": str(s.state),
-                "OTAKIT_SIM_OPS": str(ops_before), "OTAKIT_SIM_CUT_AT": str(s.cut_at),
+                "OTAKIT_SIM_OPS": str(ops_before), "OTAKIT_SIM_CUT_AT": str(cut_at),
                 "OTAKIT_SIM_RESET": reason, "OTAKIT_SIM_BOOT": str(index),
                 "OTAKIT_SIM_RESET_CAUSE": str(_RESET_CAUSE.get(reason, 5))})
     if s.script:
@@ -148,7 +152,8 @@ def _boot_once(s: _Setup, index: int, reason: str, ops_before: int) -> tuple[Boo
     info = _read_kv(s.state / "boot")
     boot = Boot(index=index, reason=reason, slot=info.get("slot"),
                 version=info.get("version", ""), behaviour=info.get("behaviour", ""),
-                ended=event, ops=max(0, total - ops_before), log=log)
+                ended=event, ops=max(0, total - ops_before), log=log,
+                image_sha256=info.get("sha256", ""))
     return boot, max(total, ops_before)
 
 
@@ -173,7 +178,7 @@ def _next(boot: Boot, result: RunResult, restart_after_cut: bool) -> str | None:
 
 def run(flash_path: str | os.PathLike[str], *, script: str | os.PathLike[str] | None = None,
         app_dir: str | os.PathLike[str] | None = None, max_boots: int = 10,
-        cut_at: int | None = None, heapsize: str | int | None = DEFAULT_HEAPSIZE,
+        cut_at: int | Sequence[int] | None = None, heapsize: str | int | None = DEFAULT_HEAPSIZE,
         env: dict[str, str] | None = None, timeout: float = 60,
         restart_after_cut: bool = True,
         on_boot: Callable[[Boot], None] | None = None,
@@ -186,7 +191,8 @@ def run(flash_path: str | os.PathLike[str], *, script: str | os.PathLike[str] | 
         app_dir: the directory with boot.py/main.py and the app's modules (also on sys.path);
             default ``firmware/`` when it exists.
         max_boots: stop after this many boots.
-        cut_at: cut power at this mutating flash operation (1-based, counted over the run).
+        cut_at: cut power at this mutating flash operation (1-based, counted over the run), or
+            at each of several (a second cut during the recovery from the first).
         heapsize: the MicroPython heap for device code (``-X heapsize``, e.g. ``"56K"``); the
             simulator's own modules are added on top (docs/simulator.md); None = port default.
         env: extra environment variables for the device process (``os.getenv`` on the device).
@@ -210,7 +216,7 @@ def run(flash_path: str | os.PathLike[str], *, script: str | os.PathLike[str] | 
     setup = _Setup(flash=flash, state=state,
                    script=str(Path(script).resolve()) if script else None,
                    app_dir=str(Path(app_dir).resolve()) if app_dir else None,
-                   cut_at=cut_at or 0,
+                   cut_at=_cut_points(cut_at),
                    heapsize=heap_bytes(heapsize) + SIM_HEAP_HEADROOM if heapsize else None,
                    env={**(env or {}), "OTAKIT_SIM_HEAP_BUDGET":
                         str(heap_bytes(heapsize)) if heapsize else ""},
@@ -239,6 +245,12 @@ def run(flash_path: str | os.PathLike[str], *, script: str | os.PathLike[str] | 
     result.log = "".join(logs) + f"--- {result.ended}: {len(result.boots)} boot(s), {ops} " \
                                  f"mutating flash operation(s) ---\n"
     return result
+
+
+def _cut_points(cut_at: int | Sequence[int] | None) -> tuple[int, ...]:
+    if not cut_at:
+        return ()
+    return tuple(sorted({cut_at} if isinstance(cut_at, int) else set(cut_at)))
 
 
 def heap_bytes(heapsize: str | int) -> int:

@@ -1,0 +1,99 @@
+# ota/delta.py: apply a sequential patch (docs/format.md §6) against the running slot.
+# MIT license; Copyright (c) 2026 otakit contributors
+#
+# apply(src, w, base, base_size): src is the decoded patch stream (encoded.Source), w the image
+# Writer (encoded.Writer), base the running Partition. The base is only ever read (through a
+# 1 KB cache, with 3-argument readblocks); every output byte goes through w into the spare slot,
+# so a power cut during an apply leaves the running image as it was. Every operation is bounded
+# before it runs: it never writes past the image's size, never reads outside the base's first
+# base_size bytes. A malformed patch raises FlashError(HASH_MISMATCH).
+#
+# Allocates the 1 KB cache and a 16-byte scratch buffer once, nothing per byte.
+from .errors import FlashError
+
+try:
+    from micropython import const  # pyright: ignore[reportAssignmentType] - CPython fallback below
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+try:
+    from .fastadd import add as _add  # pyright: ignore[reportAssignmentType] - viper inner loop
+except (ImportError, SyntaxError, ValueError):  # no native emitter on this port
+    def _add(out, o, base, b, n):
+        for i in range(n):
+            out[o + i] = (out[o + i] + base[b + i]) & 0xFF
+
+_CACHE = const(1024)
+_BLOCK = const(4096)
+_HDR = const(13)  # b"OTPD", version 1, u32 image size, u32 base size
+
+
+def _bad(detail):
+    return FlashError("HASH_MISMATCH", "bad patch: " + detail)
+
+
+async def _uvarint(src, one):
+    n = 0
+    shift = 0
+    for _ in range(5):
+        if await src.readinto(one, 1) != 1:
+            raise _bad("it ends inside an operation")
+        b = one[0]
+        n |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return n
+        shift += 7
+    raise _bad("a number is longer than 5 bytes")
+
+
+async def apply(src, w, base, base_size):
+    scratch = bytearray(16)
+    hdr = memoryview(scratch)
+    if await src.readinto(hdr, _HDR) != _HDR or scratch[:5] != b"OTPD\x01":
+        raise _bad("not an otakit patch")
+    if int.from_bytes(scratch[5:9], "little") != w.size:
+        raise _bad("it makes an image of another size")
+    if int.from_bytes(scratch[9:13], "little") != base_size:
+        raise _bad("it is for a base of another size")
+    cache = bytearray(_CACHE)
+    cached = -1  # base offset of the cache's first byte
+    one = hdr[:1]
+    pos = 0
+    size = w.size
+    while w.done + w.o < size:
+        add = await _uvarint(src, one)
+        copy = await _uvarint(src, one)
+        z = await _uvarint(src, one)
+        if add + copy > size - w.done - w.o:
+            raise _bad("an operation runs past the image's end")
+        if add and (pos < 0 or pos + add > base_size):
+            raise _bad("an operation reads outside the base")
+        while add:
+            at = pos & ~(_CACHE - 1)
+            if at != cached:
+                base.readblocks(at // _BLOCK, cache, at % _BLOCK)
+                cached = at
+            off = pos - at
+            n = _CACHE - off
+            if n > add:
+                n = add
+            k = w.room()
+            if n > k:
+                n = k
+            o = w.o
+            if await src.readinto(w.mv[o:], n) != n:
+                raise _bad("it ends inside an operation")
+            _add(w.buf, o, cache, off, n)
+            w.advance(n)
+            pos += n
+            add -= n
+        while copy:
+            n = w.room()
+            if n > copy:
+                n = copy
+            if await src.readinto(w.mv[w.o:], n) != n:
+                raise _bad("it ends inside an operation")
+            w.advance(n)
+            copy -= n
+        pos += (z >> 1) ^ -(z & 1)

@@ -1,0 +1,173 @@
+# ota/encoded.py: install a deflate or delta representation of an image while it streams in.
+# MIT license; Copyright (c) 2026 otakit contributors
+#
+# docs/format.md §2.2 (representations) and §6 (patches). The agent calls download(agent, m,
+# slot): it picks the smallest representation this device can use (choose: the running slot is
+# hashed only when a delta is the best candidate), returns False when that is the raw payload,
+# else downloads it and decodes it into the spare slot through the agent's 4 KB block buffer
+# (install) and returns True; it raises FlashError/FetchError like the raw download. An encoded
+# download is not resumed: after an interruption it starts again from its first byte.
+# The code lives here, not in ota.agent, so that it costs no RAM during a raw update.
+#
+# deflate.DeflateIO pulls its source one byte per call, so it never sees the socket: it reads an
+# io.BytesIO of _CAP bytes that Source refills from the HTTP response (Response.readinto) before
+# each decode step. Only [0, e) of that BytesIO holds received bytes; the decoder is never asked
+# for more than _STEP bytes with fewer than _LOW unread bytes left (a DEFLATE stream needs at
+# most 2 input bytes per output byte plus a block header of at most ~560 bytes), and a read past
+# e is caught after each step and refused. Every received byte is hashed and counted against the
+# representation's signed size and SHA-256; the decoded bytes are hashed against the image's.
+#
+# RAM (allocated once per install): 2 KB staging buffer, the BytesIO's 2 KB, the decoder's window
+# (2**wbits bytes) and state (~1.3 KB), and for a delta a 1 KB cache of the base. Nothing is
+# allocated per byte; each decode step allocates one memoryview slice.
+# pyright: reportAttributeAccessIssue=false
+# (micropython-stdlib-stubs' io.BytesIO lacks the stream methods MicroPython's has: tell,
+# readinto, seek, write.)
+import hashlib
+import io
+
+from .download import Writer, reporter
+from .errors import FetchError, FlashError
+from .slot import hash_partition
+
+try:
+    from micropython import const  # pyright: ignore[reportAssignmentType] - CPython fallback below
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+_BLOCK = const(4096)
+_CAP = const(2048)  # compressed bytes held in RAM
+_STEP = const(256)  # decoded bytes per DeflateIO call
+_LOW = const(1280)  # refill below this many unread bytes (>= 2 * _STEP + a block header)
+
+
+def _bad(detail):
+    return FlashError("HASH_MISMATCH", detail)
+
+
+class Source:
+    # The decoded stream of a raw-DEFLATE HTTP body of `size` bytes.
+    def __init__(self, resp, size, wbits):
+        import deflate
+        self.resp = resp
+        self.left = size  # body bytes not received yet
+        self.h = hashlib.sha256()
+        self.stage = bytearray(_CAP)
+        self.smv = memoryview(self.stage)
+        # _CAP bytes long from the start; [0, e) is valid
+        self.io = io.BytesIO(self.stage)  # pyright: ignore[reportCallIssue, reportArgumentType]
+        self.e = 0
+        self.z = deflate.DeflateIO(self.io, deflate.RAW, wbits)
+
+    async def _refill(self):
+        bio, smv = self.io, self.smv
+        u = self.e - bio.tell()
+        if u:
+            bio.readinto(smv[:u])  # the unread bytes go to the front
+        want = _CAP - u
+        if want > self.left:
+            want = self.left
+        n = await self.resp.readinto(smv[u:u + want])
+        if not n:
+            raise FetchError("SHORT_READ", "the payload ended %d bytes early" % self.left)
+        self.h.update(smv[u:u + n])
+        self.left -= n
+        bio.seek(0)
+        bio.write(smv[:u + n])
+        bio.seek(0)
+        self.e = u + n
+
+    # Decode exactly n bytes into mv (n <= len(mv)); returns fewer only at the stream's end.
+    async def readinto(self, mv, n):
+        got = 0
+        z, bio = self.z, self.io
+        while got < n:
+            if self.left and self.e - bio.tell() < _LOW:
+                await self._refill()
+            k = n - got
+            if k > _STEP:
+                k = _STEP
+            try:
+                r = z.readinto(mv[got:got + k])
+            except (OSError, EOFError, ValueError):
+                raise _bad("the payload is not a valid deflate stream")
+            if bio.tell() > self.e:
+                raise _bad("the payload's deflate stream runs past its end")
+            if not r:
+                break
+            got += r
+        return got
+
+    # After the last decoded byte: the stream must end here, and the received bytes must be the
+    # signed ones.
+    async def finish(self, size, sha256):
+        while self.left:
+            if self.e - self.io.tell() >= _CAP:
+                raise _bad("the payload continues after its deflate stream")
+            await self._refill()
+        if await self.readinto(self.smv, 1) or self.io.tell() != self.e:
+            raise _bad("the payload continues after the image")
+        if self.h.digest() != sha256:
+            raise _bad("the downloaded payload's SHA-256 differs from the signed one")
+
+
+def _size(r):
+    return r[2]
+
+
+def choose(m, esp32, buf, max_wbits):
+    for r in sorted(m.payloads, key=_size):
+        if r[2] >= m.size:
+            break  # no smaller than the raw payload
+        if r[4] <= max_wbits and (r[0] != "delta" or _base_is(esp32, r[5], r[6], buf)):
+            return r
+    return None
+
+
+def _base_is(esp32, size, sha256, buf):
+    # Whether the running slot starts with the `size`-byte image whose SHA-256 is sha256.
+    part = esp32.Partition(esp32.Partition.RUNNING)
+    return size <= part.info()[3] and hash_partition(part, size, buf).digest() == sha256
+
+
+async def install(resp, rep, m, slot, buf, esp32, chip_id, progress):
+    enc, _, size, sha256, wbits, base_size, _ = rep
+    if resp.length != size:
+        raise _bad("the server sent %d bytes, the manifest signs %d" % (resp.length, size))
+    src = Source(resp, size, wbits)
+    w = Writer(slot, buf, m.size, chip_id, progress)
+    if enc == "delta":
+        from .delta import apply
+        await apply(src, w, esp32.Partition(esp32.Partition.RUNNING), base_size)
+    else:
+        while w.done < w.size:
+            n = w.room()
+            if await src.readinto(w.mv[w.o:], n) != n:
+                raise _bad("the payload decodes to fewer bytes than the image")
+            w.advance(n)
+    await src.finish(size, sha256)
+    if w.h.digest() != m.sha256:
+        raise _bad("the decoded image's SHA-256 differs from the signed one")
+
+
+async def download(agent, m, slot):
+    rep = choose(m, agent.esp32, agent.buf, agent.cfg.max_wbits)
+    if rep is None:
+        return False
+    st = agent.state
+    if st.get_blob("d_id"):  # a raw download's resume point; this one overwrites the slot
+        st.erase("d_id", "d_off")
+        st.commit()
+    progress = reporter(agent, False)
+    client = agent._client()
+    try:
+        resp = await client.get(agent.cfg.payload_url(rep[1]), rep[2])
+        try:
+            await install(resp, rep, m, slot, agent.buf, agent.esp32, agent.cfg.chip_id,
+                          progress)
+        finally:
+            await resp.close()
+    finally:
+        agent._done_with(client)
+    return True

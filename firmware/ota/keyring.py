@@ -1,0 +1,299 @@
+# ota/keyring.py: verify a signed keyring document against the root keys (docs/format.md §7).
+# MIT license; Copyright (c) 2026 otakit contributors
+"""Keyring documents: root keys (frozen in ota_keys) delegate to release keys.
+
+parse(data, roots, threshold, product, env) -> Keyring, in the order of docs/format.md §7.3:
+  size <= 4096 -> magic, version, framing of the signature records -> at least `threshold`
+  distinct root keys (known to this firmware, same algorithm) whose signature over
+  D = SHA-256(domain || body) verifies -> only then json.loads of the body -> every field
+  checked -> product and env must be this device's. Raises ManifestError.
+Signatures by keys this firmware does not know (e.g. a new root during a root rotation) are
+skipped unverified, so verifying costs at most `threshold` + (bad signatures) verifications.
+State (the version already accepted, expiry against the clock) is the agent's business.
+
+trusted_keys(agent) is the agent's keyring phase (kept here so its code is loaded only while
+it runs). pack(keys) / unpack(blob) turn the release keys into the compact record form the agent keeps
+in NVS: alg id u8 | key id 8 | raw public key, repeated.
+"""
+
+try:
+    from micropython import const  # pyright: ignore[reportAssignmentType] - CPython fallback below
+except ImportError:
+
+    def const(x):
+        return x
+
+
+import hashlib
+import struct
+import sys
+
+from ota.errors import FetchError, ManifestError
+
+_MAX = const(4096)
+_HDR = const(8)
+_MAX_SIGS = const(8)
+_MAX_KEYS = const(8)
+_INT31 = const(0x7FFFFFFF)
+_TIME_MAX = const(0xFFFFFFFF)
+_DOMAIN = b"otakit-keyring-v1\x00"
+_NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789._-"
+_ALGS = {1: ("ed25519", 32), 2: ("rsa3072-pss-sha256", 384)}
+_IDS = {"ed25519": 1, "rsa3072-pss-sha256": 2}
+
+
+class Keyring:
+    # version (int), expires (int), created (int), product, env (str),
+    # keys {key_id: (alg, raw)}, signers [root key ids that verified], digest (D, 32 bytes)
+    pass
+
+
+def _bad(field):
+    raise ManifestError("BAD_BODY", "keyring " + field)
+
+
+def _int(d, k, lo, hi):
+    v = d.get(k)
+    if type(v) is not int or not lo <= v <= hi:
+        _bad(k)
+    return v
+
+
+def _name(d, k):
+    v = d.get(k)
+    if type(v) is not str or not 1 <= len(v) <= 32:
+        _bad(k)
+    for c in v:
+        if c not in _NAME_CHARS:
+            _bad(k)
+    return v
+
+
+def _hex(v, n):
+    if type(v) is not str or len(v) != 2 * n:
+        return None
+    for c in v:
+        if c not in "0123456789abcdef":
+            return None
+    from binascii import unhexlify
+
+    return unhexlify(v)
+
+
+def _records(data, n, count, start):
+    # The signature records as [(alg or None, key id, offset, length)]; framing errors raise.
+    out = []
+    p = start
+    for _ in range(count):
+        if p + 11 > n:
+            raise ManifestError("BAD_FORMAT", "keyring signature record")
+        s = data[p + 9] | data[p + 10] << 8
+        if s < 1 or p + 11 + s > n:
+            raise ManifestError("BAD_FORMAT", "keyring signature length")
+        a = _ALGS.get(data[p])
+        out.append((a[0] if a else None, bytes(data[p + 1 : p + 9]), p + 11, s))
+        p += 11 + s
+    if p != n:
+        raise ManifestError("BAD_FORMAT", "keyring length")
+    return out
+
+
+# Whether the JSON text in data[s:e] nests arrays/objects at most `limit` deep (strings skipped).
+# Checked before json.loads, whose parser stack grows with the nesting (docs/format.md §7.2; as in ota.manifest).
+def _shallow(data, s, e, limit):
+    depth = 0
+    in_str = esc = False
+    for i in range(s, e):
+        c = data[i]
+        if in_str:
+            if esc:
+                esc = False
+            elif c == 0x5C:
+                esc = True
+            elif c == 0x22:
+                in_str = False
+        elif c == 0x22:
+            in_str = True
+        elif c == 0x5B or c == 0x7B:
+            depth += 1
+            if depth > limit:
+                return False
+        elif c == 0x5D or c == 0x7D:
+            depth -= 1
+    return True
+
+
+def parse(data, roots, threshold, product, env, accepted=None):
+    # accepted: the body digest of the keyring this device holds; the same body again returns
+    # None without verifying anything (it was verified when it was accepted).
+    n = len(data)
+    if n > _MAX:
+        raise ManifestError("TOO_LARGE", "keyring %d bytes" % n)
+    if n < _HDR or bytes(data[0:4]) != b"OTAK":
+        raise ManifestError("BAD_FORMAT", "keyring magic")
+    if data[4] != 1:
+        raise ManifestError("UNSUPPORTED_VERSION", "keyring %d" % data[4])
+    count = data[5]
+    body_len = data[6] | data[7] << 8
+    if not 1 <= count <= _MAX_SIGS or body_len < 1 or _HDR + body_len > n:
+        raise ManifestError("BAD_FORMAT", "keyring lengths")
+    end = _HDR + body_len
+    sigs = _records(data, n, count, end)
+    mv = memoryview(data)
+    h = hashlib.sha256(_DOMAIN)
+    h.update(mv[_HDR:end])
+    d = h.digest()
+    if d == accepted:
+        return None
+    if threshold < 1:
+        threshold = 1
+    from ota.crypto import verify as _verify
+
+    good = []
+    known = False
+    for alg, kid, off, s in sigs:
+        if kid in good:
+            continue  # one root counts once, however many times it signed
+        key = roots.get(kid)
+        if key is None or key[0] != alg:
+            continue
+        known = True
+        if _verify(alg, key[1], d, mv[off : off + s]):
+            good.append(kid)
+            if len(good) >= threshold:
+                break
+    if len(good) < threshold:
+        if not known:
+            raise ManifestError("UNKNOWN_KEY", "no signature by a root key of this firmware")
+        raise ManifestError("BAD_SIGNATURE", "keyring: %d of %d root signatures"
+                            % (len(good), threshold))
+    if not _shallow(mv, _HDR, end, 16):
+        _bad("nested deeper than 16")
+    import json  # only once the signatures hold
+
+    try:
+        body = json.loads(bytes(mv[_HDR:end]))
+    except (ValueError, UnicodeError):
+        raise ManifestError("BAD_BODY", "keyring not UTF-8 JSON") from None
+    if type(body) is not dict:
+        _bad("not an object")
+    k = Keyring()
+    k.product = _name(body, "product")
+    k.env = _name(body, "env")
+    k.version = _int(body, "version", 1, _INT31)
+    k.created = _int(body, "created", 0, _TIME_MAX)
+    k.expires = _int(body, "expires", 0, _TIME_MAX)
+    keys = body.get("keys")
+    if type(keys) is not list or not 1 <= len(keys) <= _MAX_KEYS:
+        _bad("keys")
+    k.keys = {}
+    for e in keys:  # pyright: ignore[reportOptionalIterable] - checked above
+        if type(e) is not dict or e.get("alg") not in _IDS:
+            _bad("keys")
+        raw = _hex(e.get("public"), 32 if e["alg"] == "ed25519" else 384)
+        if raw is None:
+            _bad("keys")
+        k.keys[hashlib.sha256(raw).digest()[:8]] = (e["alg"], raw)
+    k.signers = good
+    k.digest = d
+    if k.product != product:
+        raise ManifestError("WRONG_PRODUCT", "keyring for " + k.product)
+    if k.env != env:
+        raise ManifestError("WRONG_ENV", "a %s keyring on %s firmware" % (k.env, env))
+    return k
+
+
+def pack(keys):
+    out = bytearray()
+    for kid, (alg, raw) in keys.items():
+        out.append(_IDS[alg])
+        out += kid
+        out += raw
+    return bytes(out)
+
+
+def unpack(blob):
+    keys = {}
+    p = 0
+    while p + 9 <= len(blob):
+        a = _ALGS.get(blob[p])
+        if a is None:
+            break
+        keys[bytes(blob[p + 1 : p + 9])] = (a[0], bytes(blob[p + 9 : p + 9 + a[1]]))
+        p += 9 + a[1]
+    return keys
+
+
+# --- the agent's keyring phase ------------------------------------------------------------------
+# NVS (namespace otakit): kr_k blob = pack(keys) of the accepted keyring; kr_v blob = version u32,
+# expires u32, body digest (32), env (ASCII): written after kr_k, so it is the commit point.
+def stored(state, env=None):
+    # (version, expires, body digest) of the keyring accepted last, (0, 0, b"") if none (or,
+    # given env, if it was accepted for another env: development -> production firmware).
+    b = state.get_blob("kr_v")
+    if len(b) < 40 or (env is not None and b[40:] != env.encode()):
+        return 0, 0, b""
+    v, e = struct.unpack_from("<II", b)
+    return v, e, b[8:40]
+
+
+async def trusted_keys(agent):
+    # The release keys manifests are checked against: the frozen KEYS (or Config.keys) until
+    # a keyring document signed by the frozen ROOTS has been accepted, then that keyring's keys.
+    # With ROOTS, fetches <url>/<product>/keyring at every check (ETag: usually a 304).
+    cfg = agent.cfg
+    try:
+        import ota_keys
+
+        keys = cfg.keys if cfg.keys is not None else ota_keys.KEYS
+        roots = getattr(ota_keys, "ROOTS", None)
+        threshold = getattr(ota_keys, "THRESHOLD", 1)
+        env = getattr(ota_keys, "ENV", "production")
+    except ImportError:
+        if cfg.keys is None:
+            raise
+        keys, roots = cfg.keys, None
+    finally:
+        sys.modules.pop("ota_keys", None)
+    if not roots:
+        return keys
+    try:
+        status, etag, n = await agent._fetch(cfg.keyring_url(), agent._kr_etag)
+    except FetchError as e:
+        if e.status != 404:
+            raise
+        status, etag, n = 404, None, 0  # none published: keep what was accepted before
+    if status == 200:
+        _accept(agent, n, roots, threshold, env)
+        agent._kr_etag = etag
+    roots = None
+    version, expires, _ = stored(agent.state, env)
+    if not version:
+        return keys
+    now = agent.now()
+    if now is not None and now > expires:
+        raise ManifestError("EXPIRED", "the keyring (version %d) expired at %d"
+                            % (version, expires))
+    n = agent.state.nvs.get_blob("kr_k", agent.buf)
+    return unpack(memoryview(agent.buf)[:n])
+
+
+def _accept(agent, n, roots, threshold, env):
+    # Verify the keyring document in agent.buf[:n]; store it when newer than the one held.
+    st = agent.state
+    version, _, digest = stored(st, env)
+    k = parse(memoryview(agent.buf)[:n], roots, threshold, agent.cfg.product, env, digest)
+    if k is None:
+        return  # the keyring this device holds
+    if k.version < version or (k.version == version and k.digest != digest):
+        raise ManifestError("KEYRING_ROLLBACK", "keyring version %d, this device accepted "
+                            "version %d" % (k.version, version))
+    now = agent.now()
+    if now is not None and now > k.expires:
+        raise ManifestError("EXPIRED", "the keyring (version %d) expired at %d"
+                            % (k.version, k.expires))
+    st.set_blob("kr_k", pack(k.keys))  # keys first: kr_v is the commit point
+    st.set_blob("kr_v", struct.pack("<II", k.version, k.expires) + k.digest + env.encode())
+    st.commit()
+    agent._etag = None  # judge the manifest again under the new keys
+    agent._verdict = None

@@ -1,0 +1,237 @@
+"""Payload encodings (docs/format.md §2.2, §6): raw deflate, and delta patches against a base.
+
+The device decodes these while streaming them into its spare slot (``firmware/ota/inflate.py``,
+``firmware/ota/delta.py``); this module makes them and holds a reference decoder for the tests.
+
+- ``deflate``: the image as a raw DEFLATE stream (RFC 1951, no zlib or gzip framing) whose
+  back-references stay within ``2**wbits`` bytes, so a decoder with a ``2**wbits`` window
+  (MicroPython's ``deflate.DeflateIO(s, deflate.RAW, wbits)``) can decode it.
+- ``delta``: a sequential patch (§6) from one exact base image to the new image, itself stored as
+  a raw DEFLATE stream like the above.
+
+Invariants: every function is deterministic (same input, same bytes), so a republished release
+gets the same content-addressed blobs; `apply_patch` refuses any patch that reads outside the base
+or produces other than the announced size (`PatchError`).
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+from otakit.errors import OtakitError
+
+PATCH_MAGIC = b"OTPD"
+PATCH_VERSION = 1
+PATCH_HEADER = struct.Struct("<4sBII")  # magic, version, target size, base size
+DEFAULT_WBITS = 12
+MIN_WBITS, MAX_WBITS = 9, 15
+
+_SEED = 12  # bytes an exact seed match must have
+_STRIDE = 4  # base positions indexed: every 4th (a match of >= 15 bytes is always found)
+_GIVE_UP = 24  # a fuzzy extension stops once it is this far below its best score
+_MIN_MATCH = 24  # shorter matches are sent as literal bytes
+
+
+class PatchError(OtakitError):
+    """A patch is malformed or does not fit its base (reason ``BAD_PATCH``)."""
+
+    def __init__(self, message: str) -> None:
+        """Carry the reason ``BAD_PATCH``."""
+        super().__init__(message, reason="BAD_PATCH")
+
+
+def deflate(data: bytes, wbits: int = DEFAULT_WBITS) -> bytes:
+    """``data`` as a raw DEFLATE stream (zlib level 9) with a ``2**wbits``-byte window."""
+    if not MIN_WBITS <= wbits <= MAX_WBITS:
+        raise ValueError(f"wbits must be {MIN_WBITS}..{MAX_WBITS}")
+    c = zlib.compressobj(9, zlib.DEFLATED, -wbits, 9)
+    return c.compress(data) + c.flush()
+
+
+def inflate(data: bytes, wbits: int = DEFAULT_WBITS, limit: int = 1 << 31) -> bytes:
+    """Decode a raw DEFLATE stream; refuses trailing bytes and output over ``limit``.
+
+    Raises:
+        PatchError: the stream is corrupt, truncated, followed by garbage or too large.
+    """
+    d = zlib.decompressobj(-wbits)
+    try:
+        out = d.decompress(data, limit + 1)
+    except zlib.error as e:
+        raise PatchError(f"the deflate stream is corrupt ({e})") from e
+    if not d.eof or d.unused_data or d.unconsumed_tail or len(out) > limit:
+        raise PatchError("the deflate stream is truncated, too large or followed by garbage")
+    return out
+
+
+@dataclass(frozen=True)
+class Op:
+    """One patch operation: ``add`` diff bytes against the base, ``copy`` literal bytes, then
+    move the base position by ``seek``."""
+
+    add: int
+    copy: int
+    seek: int
+
+
+def _uvarint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _svarint(n: int) -> bytes:
+    return _uvarint((n << 1) if n >= 0 else ((-n << 1) - 1))
+
+
+def _extend(old: bytes, new: bytes, i: int, j: int, step: int, limit: int) -> int:
+    """How far (0..limit bytes) the alignment old[i]~new[j] extends in direction ``step``
+    (+1 forward from i, j; -1 backward from i-1, j-1), allowing mismatches as long as equal
+    bytes outnumber them (bsdiff's criterion): the length with the best score
+    (+1 per equal byte, -1 per other byte)."""
+    score = best = best_len = 0
+    k = 0
+    while k < limit:
+        if step > 0:
+            a, b = i + k, j + k
+            if k + 32 <= limit and old[a:a + 32] == new[b:b + 32]:
+                k += 32
+                score += 32
+                best, best_len = score, k
+                continue
+            eq = old[a] == new[b]
+        else:
+            eq = old[i - 1 - k] == new[j - 1 - k]
+        k += 1
+        score += 1 if eq else -1
+        if score > best:
+            best, best_len = score, k
+        elif score < best - _GIVE_UP:
+            break
+    return best_len
+
+
+def _matches(old: bytes, new: bytes) -> list[tuple[int, int, int]]:
+    """Aligned regions (new start, old start, length), in new order, not overlapping in new."""
+    index: dict[bytes, int] = {}
+    for i in range(0, len(old) - _SEED + 1, _STRIDE):
+        index.setdefault(old[i:i + _SEED], i)
+    out: list[tuple[int, int, int]] = []
+    j, diag, done = 0, 0, 0  # diag: old - new of the last match; done: end of it in new
+    n = len(new)
+    while j <= n - _SEED:
+        key = new[j:j + _SEED]
+        i = j + diag
+        if not (0 <= i <= len(old) - _SEED and old[i:i + _SEED] == key):
+            found = index.get(key)
+            if found is None:
+                j += 1
+                continue
+            i = found
+        back = _extend(old, new, i, j, -1, min(i, j - done))
+        fwd = _extend(old, new, i, j, 1, min(len(old) - i, n - j))
+        start, length = j - back, back + fwd
+        if length < _MIN_MATCH:
+            j += 1
+            continue
+        out.append((start, i - back, length))
+        diag, done, j = i - j, start + length, start + length
+    return out
+
+
+def make_ops(old: bytes, new: bytes) -> list[Op]:
+    """The patch operations that rebuild ``new`` from ``old``."""
+    found = _matches(old, new)
+    first_new, first_old = (found[0][0], found[0][1]) if found else (len(new), 0)
+    ops = [Op(0, first_new, first_old)]  # literal bytes before the first match, seek to it
+    for k, (start, ostart, length) in enumerate(found):
+        nxt_new, nxt_old = ((found[k + 1][0], found[k + 1][1]) if k + 1 < len(found)
+                            else (len(new), ostart + length))
+        ops.append(Op(length, nxt_new - start - length, nxt_old - ostart - length))
+    return [o for o in ops if o.add or o.copy or o.seek]
+
+
+def make_patch(old: bytes, new: bytes) -> bytes:
+    """The uncompressed patch stream (docs/format.md §6) from ``old`` to ``new``."""
+    out = bytearray(PATCH_HEADER.pack(PATCH_MAGIC, PATCH_VERSION, len(new), len(old)))
+    pos = at = 0
+    for op in make_ops(old, new):
+        out += _uvarint(op.add) + _uvarint(op.copy) + _svarint(op.seek)
+        if op.add:
+            a, b = old[pos:pos + op.add], new[at:at + op.add]
+            out += bytes((x - y) & 0xFF for x, y in zip(b, a))
+        out += new[at + op.add:at + op.add + op.copy]
+        pos += op.add + op.seek
+        at += op.add + op.copy
+    return bytes(out)
+
+
+def encode_delta(old: bytes, new: bytes, wbits: int = DEFAULT_WBITS) -> bytes:
+    """A ``delta`` payload: the patch from ``old`` to ``new``, deflated with ``wbits``."""
+    return deflate(make_patch(old, new), wbits)
+
+
+def _read_uvarint(p: bytes, k: int) -> tuple[int, int]:
+    n = shift = 0
+    for _ in range(5):
+        if k >= len(p):
+            raise PatchError("the patch ends inside an operation")
+        b = p[k]
+        k += 1
+        n |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return n, k
+        shift += 7
+    raise PatchError("a patch number is longer than 5 bytes")
+
+
+def apply_patch(old: bytes, patch: bytes) -> bytes:
+    """Rebuild the new image from ``old`` and an uncompressed patch (the reference decoder).
+
+    Raises:
+        PatchError: bad header, base of another size, reads outside the base, output of another
+            size than announced, or bytes after the end.
+    """
+    if len(patch) < PATCH_HEADER.size:
+        raise PatchError("the patch is shorter than its header")
+    magic, version, target, base = PATCH_HEADER.unpack_from(patch)
+    if magic != PATCH_MAGIC or version != PATCH_VERSION:
+        raise PatchError("not an otakit patch (magic or version)")
+    if base != len(old):
+        raise PatchError(f"the patch is for a {base}-byte base, this one has {len(old)}")
+    out = bytearray()
+    k, pos = PATCH_HEADER.size, 0
+    while len(out) < target:
+        add, k = _read_uvarint(patch, k)
+        copy, k = _read_uvarint(patch, k)
+        z, k = _read_uvarint(patch, k)
+        seek = (z >> 1) ^ -(z & 1)
+        if add + copy > target - len(out) or k + add + copy > len(patch):
+            raise PatchError("an operation runs past the end of the image or the patch")
+        if add and (pos < 0 or pos + add > len(old)):
+            raise PatchError("an operation reads outside the base")
+        out += bytes((x + y) & 0xFF for x, y in zip(patch[k:k + add], old[pos:pos + add]))
+        out += patch[k + add:k + add + copy]
+        k += add + copy
+        pos += add + seek
+    if k != len(patch):
+        raise PatchError("bytes after the end of the patch")
+    return bytes(out)
+
+
+def decode_delta(old: bytes, payload: bytes, wbits: int = DEFAULT_WBITS) -> bytes:
+    """Inflate and apply a ``delta`` payload (reference decoder)."""
+    return apply_patch(old, inflate(payload, wbits))
+
+
+__all__ = ["DEFAULT_WBITS", "MAX_WBITS", "MIN_WBITS", "PATCH_MAGIC", "Op", "PatchError",
+           "apply_patch", "decode_delta", "deflate", "encode_delta", "inflate", "make_ops",
+           "make_patch"]

@@ -1,0 +1,429 @@
+"""Power-cut campaign: cut the power at every flash operation of an update and judge the result.
+
+A scenario is one whole update cycle on the simulated board, served by a `Lab`: check, download,
+install, `set_boot`, reboot, trial, confirm, floor and state writes (or, for ``rollback``, a
+release whose image crashes, the bootloader's rollback and the agent noticing it). Its golden run
+(no cut) counts the mutating flash operations N; then each cut point k in 1..N is one run from the
+same starting flash image with the power cut at operation k (torn), the board powered on again
+and left to run until the device script ends, with the network up.
+
+The oracle sits outside the agent: it reads only the simulated bootloader's record of each boot
+(the SHA-256 of the booted image's bytes, hashed before the firmware ran) and the flash image:
+  (a) every boot ran a signed release, byte for byte (the old or the new image);
+  (b) no boot loop, never a boot without a bootable slot, and the slot the next reset boots
+      holds a signed release;
+  (c) the board ends on the new release with its otadata entry VALID (or, for ``rollback``,
+      on the old one with the bad release refused); if it ends on the old one after the cut,
+      the next check (one more power-on) must complete the update;
+  (d) the anti-rollback floor and the installed sequence never decrease from one boot to the
+      next, the old image never runs once the new sequence is recorded, and the recorded
+      sequence is the running release's at the end;
+  (e) the user's files on the vfs are intact: ota_config.json byte for byte, and the app's own
+      lock.json (rewritten at every boot, temp file + rename) parses.
+
+Invariants: each run works on its own copy of the scenario's starting image; runs are independent,
+so they are spread over worker threads (each run is a chain of device processes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from otakit.appimage import make_app_image
+from otakit.keys import ED25519
+from otakit.mpy import run_micropython
+from otakit.sim.build import sim_module_dir
+from otakit.sim.inspect import VALID, read_state
+from otakit.sim.lab import Lab
+from otakit.sim.runner import Boot, RunResult, run
+
+HEAP = "128K"
+NEW_SEQ = 2
+NEW_SV = 1
+
+# The device: confirm or roll back, save the app's own state as an app would, then check for
+# updates until one attempt does not fail (at most 3), resetting after an install.
+DEVICE_SCRIPT = """\
+import json, machine, os, ota, _simflash
+
+def settings_ok():
+    return json.load(open("ota_config.json"))["product"] == "doorlock"
+
+outcome, detail = ota.boot(checks=(settings_ok,), timeout_ms=5000)
+print("BOOT " + outcome)
+try:
+    boots = json.load(open("lock.json"))["boots"]
+except (OSError, ValueError, KeyError):
+    boots = 0
+with open("lock.tmp", "w") as f:
+    json.dump({"locked": True, "boots": boots + 1}, f)
+os.rename("lock.tmp", "lock.json")
+cfg = json.load(open("ota_config.json"))
+agent = ota.Agent(ota.Config(cfg["url"], cfg["product"], cfg["board"], channel=cfg["channel"]))
+
+def progress(done, total):
+    if done == total:
+        print("DOWNLOADED %d" % _simflash.ops_total())
+
+agent.on_progress = progress
+for i in range(3):
+    installed = agent.update_sync()
+    print("STATUS " + json.dumps(agent.status()))
+    if installed:
+        machine.reset()
+    if agent.status()["state"] != "failed":
+        break
+"""
+
+# Reads files from the vfs of a copy of a flash image (littlefs mounted read-only), outside the
+# agent and without booting it.
+_VFS_READER = """\
+import binascii, esp32, vfs
+p = esp32.Partition.find(esp32.Partition.TYPE_DATA, label="vfs")[0]
+vfs.mount(vfs.VfsLfs2(p), "/flash", readonly=True)
+for name in NAMES:
+    try:
+        with open("/flash/" + name, "rb") as f:
+            print("FILE", name, binascii.hexlify(f.read()).decode() or "=")
+    except OSError as e:
+        print("FILE", name, "-")
+"""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One update cycle to cut: ``size`` bytes per image; ``crash``: the new image crashes."""
+
+    name: str
+    size: int
+    crash: bool = False
+
+
+SCENARIOS = {s.name: s for s in (Scenario("small", 256 * 1024),
+                                 Scenario("large", 1_500_000),
+                                 Scenario("rollback", 64 * 1024, crash=True))}
+
+
+@dataclass
+class Outcome:
+    """The verdict on one run."""
+
+    scenario: str
+    cuts: tuple[int, ...]
+    problems: list[str]
+    boots: int
+    retried: bool = False
+    recovery_ops: int = 0
+
+    @property
+    def survived(self) -> bool:
+        """Whether the oracle found nothing wrong."""
+        return not self.problems
+
+
+@dataclass
+class Report:
+    """A campaign's figures (see `to_dict` for the JSON form)."""
+
+    mode: str
+    scenarios: dict[str, dict] = field(default_factory=dict)
+    outcomes: list[Outcome] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        """JSON-ready: cut_points, survived, failures (each with its command), per scenario."""
+        failures = [{"scenario": o.scenario, "cut_at": list(o.cuts), "problems": o.problems,
+                     "command": repro_command(o.scenario, o.cuts)}
+                    for o in self.outcomes if not o.survived]
+        return {"mode": self.mode, "cut_points": len(self.outcomes),
+                "survived": sum(o.survived for o in self.outcomes),
+                "double_cuts": sum(len(o.cuts) > 1 for o in self.outcomes),
+                "retried": sum(o.retried for o in self.outcomes),
+                "seconds": round(self.seconds, 1), "scenarios": self.scenarios,
+                "failures": failures}
+
+
+def repro_command(scenario: str, cuts: tuple[int, ...]) -> str:
+    """The command that reruns one cut point and prints its log."""
+    return (f"otakit sim campaign --scenario {scenario} --cut "
+            f"{','.join(str(c) for c in cuts)} --verbose")
+
+
+class Bench:
+    """One scenario set up on a `Lab`: the old image flashed and provisioned, the new published."""
+
+    def __init__(self, work: Path, scenario: Scenario) -> None:
+        self.scenario = scenario
+        self.work = work
+        self.lab = Lab(work / "lab", alg=ED25519)
+        self.lab.__enter__()
+        try:
+            self._setup(scenario)
+        except BaseException:
+            self.close()
+            raise
+
+    def _setup(self, scenario: Scenario) -> None:
+        work = self.work
+        self.old = make_app_image("1.0.0", size=scenario.size, seed="old")
+        self.new = make_app_image("1.1.0", size=scenario.size, seed="new",
+                                  behaviour="crash" if scenario.crash else "")
+        self.shas = {hashlib.sha256(self.old).hexdigest(): "old",
+                     hashlib.sha256(self.new).hexdigest(): "new"}
+        self.script = work / "device.py"
+        self.script.write_text(DEVICE_SCRIPT)
+        self.lab.flash(self.old)
+        self.config = _vfs_files(self.lab.flash_path, ["ota_config.json"])["ota_config.json"]
+        self.base = work / "base.img"
+        shutil.copyfile(self.lab.flash_path, self.base)
+        self.lab.publish(self.new, "1.1.0", NEW_SEQ, security_version=NEW_SV)
+        self.runs = work / "runs"
+        self.runs.mkdir(exist_ok=True)
+
+    def close(self) -> None:
+        """Stop the server."""
+        self.lab.__exit__(None, None, None)
+
+    def run(self, cuts: tuple[int, ...], log: Callable[[str], None] | None = None) -> tuple[
+            Outcome, RunResult]:
+        """Run from the starting image with power cuts at ``cuts``; judge the result."""
+        name = "-".join(str(c) for c in cuts) or "golden"
+        flash = self.runs / f"{name}.img"
+        shutil.copyfile(self.base, flash)
+        judge = _Judge(self, flash)
+        try:
+            result = self._boot(flash, cuts, judge)
+            retried = False
+            if not judge.problems and not self._settled(flash, result) and cuts:
+                retried = True  # the next check (one more power-on) must complete it
+                judge.note_power_on()
+                result2 = self._boot(flash, (), judge)
+                result.log += result2.log
+                result.boots += result2.boots
+                result.ended = result2.ended
+            judge.final(result)
+            if log:
+                log(result.log)
+            first = cuts[0] if cuts else 0
+            return Outcome(self.scenario.name, cuts, judge.problems, len(result.boots),
+                           retried, max(0, result.ops - first)), result
+        finally:
+            flash.unlink(missing_ok=True)
+
+    def _boot(self, flash: Path, cuts: tuple[int, ...], judge: _Judge) -> RunResult:
+        return run(flash, script=self.script, app_dir=self.lab.device_dir, max_boots=10,
+                   cut_at=cuts or None, heapsize=HEAP, timeout=60, on_boot=judge.boot)
+
+    def _settled(self, flash: Path, result: RunResult) -> bool:
+        status = _last_status(result)
+        if not result.boots or result.ended != "finished":
+            return False
+        if self.scenario.crash:
+            return self.shas.get(result.last.image_sha256) == "old" and \
+                NEW_SEQ in status.get("bad_sequences", [])
+        return self.shas.get(result.last.image_sha256) == "new" and \
+            status.get("state") == "up_to_date"
+
+
+def _last_status(result: RunResult) -> dict:
+    found = re.findall(r"^STATUS (.*)$", result.log, re.M)
+    return json.loads(found[-1]) if found else {}
+
+
+class _Judge:
+    """The oracle: watches each boot as it ends and the flash image after it."""
+
+    def __init__(self, bench: Bench, flash: Path) -> None:
+        self.bench = bench
+        self.flash = flash
+        self.problems: list[str] = []
+        self.floor = 0
+        self.seq = 0
+        self.new_recorded = False
+
+    def fail(self, text: str) -> None:
+        if text not in self.problems:
+            self.problems.append(text)
+
+    def note_power_on(self) -> None:
+        pass
+
+    def boot(self, b: Boot) -> None:
+        # (a) the booted image is a signed release, byte for byte
+        which = self.bench.shas.get(b.image_sha256)
+        if b.ended == "nobootable" or (b.slot is None and b.ended != "cut"):
+            self.fail(f"(b) boot {b.index}: nothing bootable")
+        elif b.slot is None:
+            return  # the power was cut inside the bootloader, before any app ran
+        elif which is None:
+            self.fail(f"(a) boot {b.index}: {b.slot} ran an image that is no signed release "
+                      f"(sha256 {b.image_sha256[:16] or 'none'})")
+        if which == "old" and self.new_recorded:
+            self.fail(f"(d) boot {b.index}: the old image runs after sequence {NEW_SEQ} was "
+                      "recorded as installed")
+        # (d) floor and installed sequence never decrease
+        nvs = read_state(self.flash).nvs.get("otakit", {})
+        floor, seq = int(nvs.get("floor", 0)), int(nvs.get("seq", 0))
+        if floor < self.floor:
+            self.fail(f"(d) boot {b.index}: the floor went down from {self.floor} to {floor}")
+        if seq < self.seq:
+            self.fail(f"(d) boot {b.index}: the installed sequence went down from {self.seq} "
+                      f"to {seq}")
+        if seq == NEW_SEQ and which != "new":
+            self.fail(f"(d) boot {b.index}: sequence {seq} recorded while {which} runs")
+        self.floor, self.seq = max(floor, self.floor), max(seq, self.seq)
+        self.new_recorded = self.new_recorded or seq == NEW_SEQ
+
+    def final(self, result: RunResult) -> None:
+        if result.ended != "finished":
+            self.fail(f"(b) the run ended {result.ended} after {len(result.boots)} boots")
+        if result.error:
+            self.fail("the device script raised:\n" + result.last.log[-600:])
+        st = read_state(self.flash)
+        crash = self.bench.scenario.crash
+        want = "old" if crash else "new"
+        image = self.bench.old if crash else self.bench.new
+        slot = next((s for s in st.slots if s.label == st.next_boot), None)
+        data = self.flash.read_bytes()
+        # (b) the slot the next reset boots holds a signed release
+        if slot is None or data[slot.offset:slot.offset + len(image)] != image:
+            self.fail(f"(b)/(c) the next reset boots {st.next_boot}, which does not hold the "
+                      f"{want} image")
+        last = result.boots[-1] if result.boots else None
+        if last is None or self.bench.shas.get(last.image_sha256) != want:
+            self.fail(f"(c) the board ends on the {'new' if want == 'old' else 'old'} image")
+        if st.active < 0 or st.otadata[st.active].state != VALID:
+            self.fail(f"(c) the active otadata entry is not VALID: {st.otadata}")
+        nvs = st.nvs.get("otakit", {})
+        status = _last_status(result)
+        if crash:
+            if NEW_SEQ not in status.get("bad_sequences", []) or nvs.get("seq", 0) != 0:
+                self.fail(f"(c) the crashing release is not refused: {status}")
+        else:
+            if nvs.get("seq") != NEW_SEQ or nvs.get("floor") != NEW_SV:
+                self.fail(f"(d) installed sequence/floor {nvs.get('seq')}/{nvs.get('floor')} "
+                          f"while {want} runs")
+            if status.get("state") != "up_to_date":
+                self.fail(f"(c) the last check says {status.get('state')} "
+                          f"({status.get('reason')})")
+        if "t_seq" in nvs:
+            self.fail("(c) a trial is still recorded in NVS")
+        # (e) the user's files
+        files = _vfs_files(self.flash, ["ota_config.json", "lock.json"])
+        if files.get("ota_config.json") != self.bench.config:
+            self.fail("(e) ota_config.json changed")
+        try:
+            if json.loads(files.get("lock.json") or b"")["boots"] < 1:
+                raise ValueError
+        except (ValueError, KeyError, TypeError):
+            self.fail(f"(e) lock.json is damaged: {files.get('lock.json')!r}")
+
+
+def _vfs_files(flash: Path, names: list[str]) -> dict[str, bytes | None]:
+    """The named files on the vfs of ``flash`` (None if missing), read from a copy."""
+    with tempfile.TemporaryDirectory(prefix="otakit-vfs-") as tmp:
+        copy = Path(tmp) / "flash.img"
+        shutil.copyfile(flash, copy)
+        script = Path(tmp) / "read.py"
+        script.write_text(f"NAMES = {names!r}\n" + _VFS_READER)
+        proc = run_micropython([str(script)], path=[sim_module_dir()],
+                               env={"OTAKIT_SIM_FLASH": str(copy), "OTAKIT_SIM_STATE": tmp},
+                               timeout=60)
+    out: dict[str, bytes | None] = {}
+    for line in proc.stdout.decode(errors="replace").splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == "FILE":
+            out[parts[1]] = None if parts[2] == "-" else (
+                b"" if parts[2] == "=" else bytes.fromhex(parts[2]))
+    return out
+
+
+def golden(bench: Bench) -> tuple[int, int, Outcome]:
+    """Run the scenario without a cut: (ops, op count when the download ended, verdict)."""
+    outcome, result = bench.run(())
+    m = re.search(r"^DOWNLOADED (\d+)$", result.log, re.M)
+    if outcome.problems:
+        raise RuntimeError(f"the golden run of {bench.scenario.name} fails the oracle: "
+                           f"{outcome.problems}\n{result.log}")
+    return result.ops, int(m[1]) if m else 0, outcome
+
+
+def cut_plan(ops: int, downloaded: int, full: bool, every: int) -> list[int]:
+    """Every op (full), else every ``every``-th op plus every op after the download."""
+    if full:
+        return list(range(1, ops + 1))
+    return sorted(set(range(1, ops + 1, every)) | set(range(max(1, downloaded), ops + 1)))
+
+
+def run_campaign(names: list[str], *, full: bool, every: int = 10, doubles: int = 0,
+                 workers: int = 2, work: Path | None = None,
+                 progress: Callable[[str], None] | None = None) -> Report:
+    """Run the campaign over the named scenarios.
+
+    Args:
+        names: scenario names (see `SCENARIOS`).
+        full: cut at every operation; otherwise every ``every``-th plus the install phase.
+        every: the sampling step of a reduced campaign.
+        doubles: per scenario, this many runs with a second cut during the recovery from a
+            first one (both sampled with a fixed seed).
+        workers: runs in parallel.
+        work: the work directory (default: a temporary one, removed afterwards).
+        progress: called with a line of progress now and then.
+
+    Returns:
+        A `Report`.
+    """
+    t0 = time.monotonic()
+    report = Report("full" if full else f"every {every}th + install phase")
+    tmp = Path(tempfile.mkdtemp(prefix="otakit-campaign-")) if work is None else Path(work)
+    rng = random.Random(5)
+    try:
+        for name in names:
+            bench = Bench(tmp / name, SCENARIOS[name])
+            try:
+                ops, downloaded, _ = golden(bench)
+                plan = cut_plan(ops, downloaded, full, every)
+                if progress:
+                    progress(f"{name}: golden run {ops} flash ops (download done at op "
+                             f"{downloaded}); {len(plan)} cut points")
+                single = _map(bench, [(k,) for k in plan], workers, progress)
+                firsts = rng.sample(single, min(doubles, len(single)))
+                pairs = [(o.cuts[0], o.cuts[0] + rng.randint(1, o.recovery_ops))
+                         for o in firsts if o.recovery_ops > 0]
+                double = _map(bench, pairs, workers, progress)
+                report.outcomes += single + double
+                report.scenarios[name] = {
+                    "image_bytes": len(bench.new), "golden_ops": ops,
+                    "download_done_at_op": downloaded, "cut_points": len(single) + len(double),
+                    "double_cuts": len(double),
+                    "survived": sum(o.survived for o in single + double)}
+            finally:
+                bench.close()
+    finally:
+        if work is None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    report.seconds = time.monotonic() - t0
+    return report
+
+
+def _map(bench: Bench, cuts: list[tuple[int, ...]], workers: int,
+         progress: Callable[[str], None] | None) -> list[Outcome]:
+    out: list[Outcome] = []
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for i, o in enumerate(pool.map(lambda c: bench.run(c)[0], cuts), 1):
+            out.append(o)
+            if progress and not o.survived:
+                progress(f"  FAILED {repro_command(o.scenario, o.cuts)}: {o.problems}")
+            if progress and i % 100 == 0:
+                progress(f"  {bench.scenario.name}: {i}/{len(cuts)}")
+    return out

@@ -1,0 +1,194 @@
+"""ota.encoded and ota.delta on the real MicroPython unix port, against payloads the host makes.
+
+One MicroPython process decodes a whole batch: each case is a payload file served by a fake HTTP
+response (odd read sizes), a base image behind a fake running partition, and a fake slot; the
+script prints the decoded image's SHA-256 or the reason code of the refusal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from otakit.appimage import make_app_image
+from otakit.mpy import compile_to_mpy, run_micropython
+from otakit.paths import FIRMWARE_DIR
+from otakit.payloads import deflate, encode_delta, make_patch
+
+SCRIPT = r"""
+import asyncio, hashlib, json, sys
+from binascii import hexlify, unhexlify
+from ota.encoded import install
+from ota.errors import OTAError
+
+class Resp:
+    def __init__(self, data, sizes):
+        self.data, self.p, self.sizes, self.k = data, 0, sizes, 0
+        self.length = len(data)
+    async def readinto(self, mv):
+        n = min(len(mv), len(self.data) - self.p)
+        mv[:n] = self.data[self.p:self.p + n]
+        self.p += n
+        return n
+
+class Part:
+    RUNNING = 0
+    data = b""
+    def __init__(self, which):
+        pass
+    def info(self):
+        return (0, 0, 0x10000, 0x180000, "ota_0", False)
+    def readblocks(self, blk, buf, off=0):
+        at = blk * 4096 + off
+        chunk = self.data[at:at + len(buf)]
+        buf[:len(chunk)] = chunk
+        for i in range(len(chunk), len(buf)):
+            buf[i] = 0xFF
+
+class Esp32:
+    Partition = Part
+
+class Slot:
+    def __init__(self):
+        self.out = bytearray()
+    def write_block(self, n, buf):
+        assert n * 4096 == len(self.out)
+        self.out += buf
+
+class M:
+    pass
+
+for case in json.loads(sys.stdin.read()):
+    base = open(case["base"], "rb").read() if case["base"] else b""
+    data = open(case["payload"], "rb").read()
+    m = M()
+    m.size, m.sha256 = case["size"], unhexlify(case["sha256"])
+    rep = (case["encoding"], "x", case["rep_size"], unhexlify(case["rep_sha256"]), case["wbits"],
+           case["base_size"], None)
+    slot = Slot()
+    Part.data = base
+    try:
+        asyncio.run(install(Resp(data, None), rep, m, slot, bytearray(4096), Esp32, 0,
+                            lambda done, size: None))
+        print(case["name"], "OK", hashlib.sha256(slot.out[:m.size]).digest() == m.sha256)
+    except OTAError as e:
+        print(case["name"], e.reason, e.detail)
+"""
+
+
+def _edit(image: bytes, rng: random.Random, edits: int) -> bytes:
+    """A near copy of ``image``: replaced, inserted and deleted runs past the header."""
+    b = bytearray(image)
+    for _ in range(edits):
+        at = rng.randrange(0x100, len(b) - 64)
+        n = rng.randrange(1, 300)
+        kind = rng.choice("rid")
+        if kind == "r":
+            b[at:at + n] = rng.randbytes(min(n, len(b) - at))
+        elif kind == "i":
+            b[at:at] = rng.randbytes(n)
+        else:
+            del b[at:at + n]
+    return bytes(b)
+
+
+def _compressible(seed: int, size: int) -> bytes:
+    """An app image whose body looks like code: a small alphabet of repeated words."""
+    rng = random.Random(seed)
+    head = make_app_image("1.0.0", size=4096)[:0x200]
+    words = [rng.randbytes(4) for _ in range(64)]
+    return head + b"".join(rng.choice(words) for _ in range((size - len(head)) // 4))
+
+
+class Batch:
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.cases: list[dict] = []
+
+    def add(self, name: str, image: bytes, payload: bytes, encoding: str, wbits: int = 12,
+            base: bytes | None = None, signed_payload: bytes | None = None) -> None:
+        pf = self.tmp / f"{name}.payload"
+        pf.write_bytes(payload)
+        bf = None
+        if base is not None:
+            bf = self.tmp / f"{name}.base"
+            bf.write_bytes(base)
+        signed = payload if signed_payload is None else signed_payload
+        self.cases.append({
+            "name": name, "payload": str(pf), "base": str(bf) if bf else None,
+            "size": len(image), "sha256": hashlib.sha256(image).hexdigest(),
+            "encoding": encoding, "wbits": wbits, "rep_size": len(signed),
+            "rep_sha256": hashlib.sha256(signed).hexdigest(),
+            "base_size": len(base) if base is not None else None})
+
+    def run(self, mpy: bool = False) -> dict[str, str]:
+        path = [FIRMWARE_DIR]
+        if mpy:  # as a board loads it: compiled, fastadd as native code
+            compile_to_mpy(sorted((FIRMWARE_DIR / "ota").glob("*.py")), self.tmp / "ota")
+            path = [self.tmp]
+        script = self.tmp / "decode.py"
+        script.write_text(SCRIPT)
+        r = run_micropython([str(script)], path=path, input_data=json.dumps(self.cases).encode(),
+                            timeout=300)
+        assert r.returncode == 0, r.stdout.decode() + r.stderr.decode()
+        out = {}
+        for line in r.stdout.decode().splitlines():
+            name, verdict = line.split(" ", 1)
+            out[name] = verdict
+        return out
+
+
+@pytest.mark.parametrize("mpy", [False, True], ids=["source", "mpy-native"])
+def test_device_decodes_host_made_payloads(tmp_path: Path, mpy: bool) -> None:
+    rng = random.Random(10)
+    batch = Batch(tmp_path)
+    img = _compressible(1, 70_000)
+    for wbits in (9, 12, 15):
+        batch.add(f"deflate-{wbits}", img, deflate(img, wbits), "deflate", wbits)
+    noisy = make_app_image("1.1.0", size=40_000)  # incompressible filler
+    batch.add("deflate-incompressible", noisy, deflate(noisy), "deflate")
+    tiny = noisy[:100]
+    batch.add("deflate-tiny", tiny, deflate(tiny), "deflate")
+    for i in range(12):
+        old = _compressible(100 + i, rng.randrange(5_000, 60_000))
+        new = _edit(old, rng, rng.randrange(0, 30))
+        batch.add(f"delta-{i}", new, encode_delta(old, new), "delta", base=old)
+    old = make_app_image("1.0.0", size=50_000, seed="s")
+    new = make_app_image("1.1.0", size=50_000, seed="s")
+    batch.add("delta-same-seed", new, encode_delta(old, new), "delta", base=old)
+    batch.add("delta-identical", old, encode_delta(old, old, 15), "delta", 15, base=old)
+    out = batch.run(mpy)
+    assert out and all(v == "OK True" for v in out.values()), out
+
+
+def test_device_refuses_bad_payloads(tmp_path: Path) -> None:
+    batch = Batch(tmp_path)
+    img = _compressible(2, 30_000)
+    z = deflate(img)
+    flipped = bytearray(z)
+    flipped[len(z) // 2] ^= 0x10
+    batch.add("deflate-flipped", img, bytes(flipped), "deflate", signed_payload=z)
+    batch.add("deflate-trailing", img, z + b"\0\0", "deflate")
+    batch.add("deflate-other-image", _compressible(3, 30_000), z, "deflate")
+    old = _compressible(4, 30_000)
+    new = _edit(old, random.Random(1), 10)
+    d = encode_delta(old, new)
+    flipped = bytearray(d)
+    flipped[len(d) // 3] ^= 0x01
+    batch.add("delta-flipped", new, bytes(flipped), "delta", base=old, signed_payload=d)
+    batch.add("delta-flipped-resigned", new, bytes(flipped), "delta", base=old)
+    batch.add("delta-wrong-base", new, d, "delta", base=_edit(old, random.Random(2), 5)[:30_000])
+    batch.add("delta-short-base", new, d, "delta", base=old[:-1])
+    batch.add("delta-not-a-patch", new, deflate(b"XXXX" + new), "delta", base=old)
+    patch = bytearray(make_patch(old, new))
+    patch[13] = 0x7F  # the first op's add length now reads far past the image
+    batch.add("delta-op-past-end", new, deflate(bytes(patch)), "delta", base=old)
+    out = batch.run()
+    assert all(v.startswith("HASH_MISMATCH") for v in out.values()), out
+    assert "another size" in out["delta-short-base"]
+    assert "outside the base" in out["delta-op-past-end"] or "past the image" in (
+        out["delta-op-past-end"])
