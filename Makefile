@@ -6,9 +6,10 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: setup test demo demo-real bench campaign clean vectors hil typecheck fuzz
 
-# Create .venv and install the host package plus everything the tests need. Re-runs when
-# pyproject.toml changes.
-$(STAMP): pyproject.toml
+# Create .venv and install the host package plus everything the tests need (and, as root, the
+# Debian packages of scripts/install-system-deps.sh). Re-runs when either file changes.
+$(STAMP): pyproject.toml scripts/install-system-deps.sh
+	bash scripts/install-system-deps.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
@@ -17,6 +18,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 test: $(STAMP)
+	bash scripts/install-system-deps.sh
 	$(BIN)/pytest -q tests
 
 # Hardware-in-the-loop suite on a real board (tests/hw/test_hil.py says what it needs).

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import sys
 
-from bench import agent, flash_write, latency, payloads, verify
+from bench import agent, fleet_load, flash_write, latency, payloads, verify
 
 
 def main() -> int:
     """Run the benchmarks in turn; each prints its table and updates docs/performance.md."""
-    for module in (verify, flash_write, agent, payloads, latency):
+    for module in (verify, flash_write, agent, payloads, latency, fleet_load):
         print(f"== {module.__name__} ==", flush=True)
         rc = module.main(["--write-docs"])
         if rc:

@@ -181,7 +181,8 @@ def main():
         return
     agent = ota.Agent(ota.Config(cfg["url"], cfg.get("product", "doorlock"),
                                  cfg.get("board", "esp32"), channel=cfg.get("channel", "stable"),
-                                 support_end=cfg.get("support_end")))
+                                 support_end=cfg.get("support_end"),
+                                 telemetry=cfg.get("telemetry", True)))
     agent.on_progress = progress  # pyright: ignore[reportAttributeAccessIssue] - starts as None
     led = StatusLED()
     up = make_updater(agent, cfg, lock, led)

@@ -56,6 +56,11 @@ FULL = {**BASE, "expires": 1798761600, "notes": "Türschloss: faster unlock ✓\
         "disruption": {"reboot": True, "seconds": 45}}
 
 
+SBOM_SHA = hashlib.sha256(b"otakit test vector sbom").hexdigest()
+ROLLOUT = {"percent": 25, "salt": "r12-7f3a", "state": "active"}
+SBOM = {"path": f"blobs/sha256/{SBOM_SHA}", "size": 2048, "sha256": SBOM_SHA}
+
+
 def ed25519_key(label: str) -> PrivateKey:
     seed = hashlib.sha256(b"otakit TEST-ONLY vector key: " + label.encode()).digest()
     return PrivateKey(ed25519.Ed25519PrivateKey.from_private_bytes(seed))
@@ -120,7 +125,7 @@ def expected_fields(data: bytes, key: PrivateKey) -> dict[str, Any]:
     for k in ("product", "board", "chip_id", "channel", "version", "sequence",
               "security_version", "created", "support_end"):
         out[k] = b[k]
-    for k in ("expires", "notes", "security", "disruption"):
+    for k in ("expires", "notes", "security", "disruption", "rollout", "sbom"):
         out[k] = b.get(k)
     out["payloads"] = [{"base_size": None, "base_sha256": None, **r}
                        for r in b.get("payloads", []) if r["encoding"] in ("deflate", "delta")]
@@ -141,11 +146,17 @@ def valid_vectors(ed: PrivateKey, rsa: PrivateKey) -> dict[str, bytes]:
                                  "notes": "n" * 1024, "version": "é" * 32,
                                  "security": {"severity": "critical", "risk": "r" * 512},
                                  "disruption": {"reboot": False, "seconds": 86400}}),
+        "ok-rollout-and-sbom": signed(ed, {**BASE, "rollout": ROLLOUT, "sbom": SBOM}),
+        "ok-rollout-limits": signed(ed, {**BASE, "rollout": {"percent": 100, "salt": "s" * 32,
+                                                             "state": "aborted"}}),
+        "ok-rollout-paused-0": signed(ed, {**BASE, "rollout": {"percent": 0, "salt": "a",
+                                                               "state": "paused"}}),
         "ok-encoding-deflate-parses": signed(ed, with_(BASE, "payload.encoding", "deflate")),
         "ok-payloads-deflate-delta": signed(ed, REPS),
         "ok-payloads-rsa-four": signed(rsa, {**FULL, "payloads": [DEFLATE_REP, DELTA_REP,
                                                                   FUTURE_REP, DELTA_REP]}),
         "ok-payloads-unknown-encoding-skipped": signed(ed, {**BASE, "payloads": [FUTURE_REP]}),
+        "ok-payloads-rollout-sbom": signed(ed, {**REPS, "rollout": ROLLOUT, "sbom": SBOM}),
     }
     filler = 4096 - len(signed(ed, {**BASE, "pad": ""}))
     v["ok-exactly-4096-bytes"] = signed(ed, {**BASE, "pad": "p" * filler})
@@ -265,6 +276,22 @@ def body_vectors() -> dict[str, dict[str, Any] | bytes]:
         ("encoding-uppercase", "payload.encoding", "RAW"),
         ("encoding-empty", "payload.encoding", ""),
     ]
+    bad += [
+        ("rollout-null", "rollout", None), ("rollout-as-int", "rollout", 25),
+        ("rollout-percent-101", "rollout", {**ROLLOUT, "percent": 101}),
+        ("rollout-percent-negative", "rollout", {**ROLLOUT, "percent": -1}),
+        ("rollout-percent-float", "rollout", {**ROLLOUT, "percent": 25.0}),
+        ("rollout-percent-bool", "rollout", {**ROLLOUT, "percent": True}),
+        ("rollout-missing-salt", "rollout", {"percent": 5, "state": "active"}),
+        ("rollout-missing-state", "rollout", {"percent": 5, "salt": "x"}),
+        ("rollout-state-unknown", "rollout", {**ROLLOUT, "state": "running"}),
+        ("rollout-salt-uppercase", "rollout", {**ROLLOUT, "salt": "ABC"}),
+        ("rollout-salt-empty", "rollout", {**ROLLOUT, "salt": ""}),
+        ("sbom-null", "sbom", None), ("sbom-path-traversal", "sbom", {**SBOM, "path": "../x"}),
+        ("sbom-missing-sha256", "sbom", {"path": SBOM["path"], "size": 1}),
+        ("sbom-size-0", "sbom", {**SBOM, "size": 0}),
+        ("sbom-sha256-short", "sbom", {**SBOM, "sha256": SBOM_SHA[:10]}),
+    ]
     for name, field, value in bad:
         v[name] = with_(BASE, field, value)
     return v
@@ -299,6 +326,7 @@ def representation_vectors() -> dict[str, dict[str, Any]]:
     ]
     for name, rep, field, value in bad:
         v[f"payloads-{name}"] = {**BASE, "payloads": [with_(rep, field, value)]}
+    return v
 
 
 KR_BASE: dict[str, Any] = {"product": "door-lock", "env": "production", "version": 7,

@@ -26,6 +26,7 @@ except ImportError:  # CPython
 
 _BLOCK = const(4096)
 _CLOCK_VALID = const(1704067200)  # 2024-01-01: before this the clock is not set
+_MAX_EVENTS = const(8)  # telemetry events kept for the next report (oldest dropped)
 
 
 def _seconds(text):
@@ -62,6 +63,11 @@ class Agent:
         self._date = None  # Date (Unix s) of the last response from a TLS-verified server
         self.clock = time.time  # the device clock (RTC, set by NTP); tests replace it
         self._status = {"state": "idle", "reason": None, "detail": "", "progress": 0}
+        self._events = []  # telemetry: (event, sequence, reason, ms, version), see ota.report
+        if config.device_id is None:  # now, while the heap is fresh: it lives as long as we do
+            from .ident import device_id
+            device_id(config)
+            release("ident")
 
     # --- status --------------------------------------------------------------------------
     def status(self):
@@ -75,7 +81,7 @@ class Agent:
         s["rollback"] = st.get_blob("rb").decode() or None
         # the signed date, else the firmware's own
         s["support_end"] = st.get_blob("eos").decode() or self.cfg.support_end
-        if s["reason"] is None:
+        if s["reason"] is None and s["state"] != "held":
             s["reason"], s["detail"] = st.last()
         return s
 
@@ -94,10 +100,12 @@ class Agent:
 
     # --- check -----------------------------------------------------------------------------
     async def check(self):
-        # Returns an Offer, or None (up to date, or refused: see status()).
+        # Returns an Offer, or None (up to date, held back by a staged rollout, or refused: see
+        # status()). Reports the outcome (ota.report) unless an offer awaits install().
         self._set("checking")
         self._date = None
-        etag = None
+        t0 = time.ticks_ms()
+        etag = offer = keys = None
         try:
             keys = await self._trusted_keys()
             status, etag, n = await self._fetch_manifest()
@@ -105,24 +113,33 @@ class Agent:
                 # Not Modified: the verdict on the manifest verified before stands.
                 offer, state, reason, detail = self._verdict
                 self._set(state, reason, detail)
-                return offer
-            self._etag = None
-            m = self._verify(n, keys)
-            keys = None
-            offer = self._vet(m)
+            else:
+                self._etag = None
+                m = self._verify(n, keys)
+                keys = None
+                offer = self._vet(m)
+                if offer is None:
+                    self._set("up_to_date")
+                elif offer is False:
+                    self._set("held", None, m.held)
+                    offer = None
+                else:
+                    self._set("offered", None, "%s (sequence %d)" % (m.version, m.sequence))
+                self._remember(etag, offer)
         except ManifestError as e:
             self._fail(e)
             self._remember(etag, None)
-            return None
         except OTAError as e:
             self._fail(e)
-            return None
-        if offer is None:
-            self._set("up_to_date")
-        else:
-            self._set("offered", None, "%s (sequence %d)" % (m.version, m.sequence))
-        self._remember(etag, offer)
-        return offer
+        keys = None  # not kept through the report
+        st = self._status
+        if offer:
+            self._note("offered", offer.sequence, None, t0, offer.version)
+            return offer
+        failed = st["state"] == "failed"
+        self._note("failed" if failed else "checked", 0, st["reason" if failed else "state"], t0)
+        await self._report()
+        return None
 
     def _remember(self, etag, offer):
         self._etag = etag
@@ -184,10 +201,11 @@ class Agent:
             return m
         finally:
             keys = None
-            release("manifest", "crypto", "ed25519", "sha512")
+            release("manifest", "fleet", "crypto", "ed25519", "sha512")
 
     def _vet(self, m):
-        # Policy checks that need device state. Raises ManifestError; None means up to date.
+        # Policy checks that need device state. Raises ManifestError; None means up to date,
+        # False held back by a staged rollout.
         st = self.state
         now = self.now()
         if m.expires is not None and now is not None and now > m.expires:
@@ -207,12 +225,25 @@ class Agent:
         if m.security_version < floor:
             raise ManifestError("SECURITY_FLOOR", "security version %d is below the floor %d"
                                 % (m.security_version, floor))
+        if m.rollout is not None:  # a staged rollout (docs/format.md §2.3)
+            from .fleet import held
+            m.held = held(m, self.cfg.device_id)
+            release("fleet")
+            if m.held:
+                return False
         return Offer(m, m.security)
 
     # --- install ---------------------------------------------------------------------------
     async def install(self, offer):
         # Streams, verifies, set_boot()s. Returns True when a reboot is needed to try it.
+        # Reports the outcome (ota.report) before returning.
+        ok = await self._install(offer)
+        await self._report()
+        return ok
+
+    async def _install(self, offer):
         m = offer.manifest
+        t0 = time.ticks_ms()
         st = self.state
         try:
             slot = Slot(self.esp32)
@@ -223,6 +254,7 @@ class Agent:
             try:
                 if not (m.payloads and await self._encoded(m, slot)):
                     await self._download(m, slot)
+                self._note("downloaded", m.sequence, None, t0, m.version)
                 self._set("verifying")
                 await slot.verify(m.size, m.sha256, self.cfg.chip_id, self.buf)  # yields
             except (ManifestError, FlashError):
@@ -242,7 +274,9 @@ class Agent:
             st.erase("last")  # d_id/d_off stay until the trial ends: a retry re-verifies only
         except OTAError as e:
             self._fail(e)
+            self._note("failed", m.sequence, e.reason, t0, m.version)
             return False
+        self._note("installed", m.sequence, None, t0, m.version)
         self._set("installed", None, "%s in %s; reboot to try it" % (m.version, slot.label))
         return True
 
@@ -262,6 +296,23 @@ class Agent:
             await raw(self, m, slot)
         finally:
             release("download")
+
+    # --- telemetry (docs/fleet.md) ------------------------------------------------------------
+    def _note(self, event, seq, reason, t0, version=None):
+        if self.cfg.telemetry:
+            ev = self._events
+            ev.append((event, seq, reason, time.ticks_diff(time.ticks_ms(), t0), version))
+            if len(ev) > _MAX_EVENTS:
+                ev.pop(0)
+
+    async def _report(self):
+        # Best effort and bounded (ota.report); never raises, never holds an update up for long.
+        if self.cfg.telemetry:
+            from . import report
+            try:
+                await report.flush(self)
+            finally:
+                release("report", "http", "ident")
 
     # --- loops and synchronous wrappers -----------------------------------------------------
     async def update(self):

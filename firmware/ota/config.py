@@ -10,7 +10,8 @@ class Config:
     # channel    release channel ("stable"); a user setting may override it
     # keys       keyring {key_id: (alg, public_key)}; default (None): the frozen module
     #            ota_keys, imported only while a manifest is verified
-    # device_id  stable pseudonymous id; default: machine.unique_id() in hex
+    # device_id  stable pseudonymous id (rollout bucket, telemetry); default (None): derived from
+    #            machine.unique_id() on first use by ota.ident, never the MAC itself
     # ca         DER bytes of the CA certificate for https (required for https URLs)
     # timeout_ms per network operation
     # health_timeout_ms  deadline for the health checks of a trial boot
@@ -18,20 +19,20 @@ class Config:
     #            representations needing more are skipped (docs/format.md §2.2)
     # support_end  "YYYY-MM-DD": the end of the support period the firmware was sold with,
     #            reported by status() until a signed manifest tells a (never earlier) date
+    # telemetry  report update events to the fleet server (setting "telemetry"; False opts out)
+    # report_url where reports go; default (None): url + "/.otakit/events" (docs/fleet.md)
     def __init__(self, url, product, board, chip_id=0, channel="stable", keys=None,
                  device_id=None, ca=None, timeout_ms=15000, health_timeout_ms=30000,
-                 max_wbits=12, support_end=None):
+                 max_wbits=12, support_end=None, telemetry=True, report_url=None):
         self.url = url.rstrip("/")
         self.product = product
         self.board = board
         self.chip_id = chip_id
         self.channel = channel
         self.keys = keys
-        if device_id is None:
-            import binascii
-            import machine
-            device_id = binascii.hexlify(machine.unique_id()).decode()
         self.device_id = device_id
+        self.telemetry = telemetry
+        self.report_url = report_url
         self.ca = ca
         self.timeout_ms = timeout_ms
         self.health_timeout_ms = health_timeout_ms
@@ -46,3 +47,4 @@ class Config:
 
     def payload_url(self, path):
         return self.url + "/" + path
+

@@ -47,6 +47,8 @@ class Manifest:
     #   created (int), expires (int|None), notes (str|None), support_end ("YYYY-MM-DD"),
     #   security (None | {"severity": str, "risk": str}),
     #   disruption (None | {"reboot": bool, "seconds": int}),
+    #   rollout (None | {"percent": 0-100, "salt": str, "state": "active"|"paused"|"aborted"}),
+    #   sbom (None | {"path": str, "size": int, "sha256": str}) - checked by ota.fleet
     #   path (str), size (int), sha256 (32 bytes, the raw digest), encoding (str) - payload
     #   payloads: list of the known alternative representations (docs/format.md §2.2), each a
     #     tuple (encoding, path, size, sha256, wbits, base_size, base_sha256); the last two are
@@ -79,6 +81,11 @@ def _fill(m, alg, key_id, b):
     m.support_end = v
     m.security = _security(b)
     m.disruption = _disruption(b)
+    m.rollout = m.sbom = None
+    if "rollout" in b or "sbom" in b:  # the fleet fields (docs/format.md §2.3, §2.4)
+        from .fleet import check
+
+        check(m, b)
     p = _get(b, "payload")
     if type(p) is not dict:
         _bad("payload")

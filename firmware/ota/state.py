@@ -19,6 +19,7 @@
 #   last     blob "REASON detail" of the last failure, for reporting
 #   rb       blob "SEQUENCE REASON detail" of the last rollback (kept until a newer confirm)
 #   eos      blob support_end "YYYY-MM-DD" of the last verified manifest (for status())
+#   rpt      blob "confirmed SEQ" / "rolled_back SEQ REASON": a trial's outcome not yet reported
 # The otadata boot flags stay the single source of truth for which slot boots; nothing here
 # duplicates them.
 import struct

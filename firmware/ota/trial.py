@@ -85,6 +85,7 @@ def boot(checks=(), timeout_ms=30000, esp32=None, machine=None, log=print):
         sv = st.get("t_sv")
         if sv > st.get("floor"):
             st.set("floor", sv)
+        st.set_blob("rpt", ("confirmed %d" % seq).encode())  # for the agent's next report
         st.erase("t_seq", "t_sv", "t_addr", "t_armed", "t_fail", "t_intr", "last", "rb", "d_off",
                  "d_id")
         log("ota: sequence %d confirmed in %s" % (seq, running[4]))
@@ -105,6 +106,7 @@ def boot(checks=(), timeout_ms=30000, esp32=None, machine=None, log=print):
     code, detail = (reason, "") if i < 0 else (reason[:i], reason[i + 1:])
     st.set_last(code, "sequence %d: %s" % (seq, detail))
     st.set_blob("rb", ("%d %s" % (seq, reason)).encode()[:96])
+    st.set_blob("rpt", ("rolled_back %d %s" % (seq, code)).encode()[:96])
     st.erase("t_seq", "t_sv", "t_addr", "t_armed", "t_fail", "t_intr", "d_off", "d_id")
     log("ota: rolled back from sequence %d (%s); it will not be retried" % (seq, reason))
     return ROLLED_BACK, reason

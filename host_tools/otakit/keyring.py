@@ -126,7 +126,7 @@ def sign_keyring(body: KeyringBody | bytes, roots: Iterable[PrivateKey],
 
 
 def parse_unverified(data: bytes) -> ParsedKeyring:
-    """Split a keyring document and check its framing and body, in the order of §6.3 (but
+    """Split a keyring document and check its framing and body, in the order of §7.3 (but
     without signatures).
 
     Raises:
@@ -179,7 +179,7 @@ def _int(d: Mapping[str, Any], k: str, lo: int, hi: int) -> int:
 
 
 def parse_body(raw: bytes) -> KeyringBody:
-    """Check a keyring body (§6.2). Raises ManifestError(BAD_BODY)."""
+    """Check a keyring body (§7.2). Raises ManifestError(BAD_BODY)."""
     d = _strict_json(raw)
     if not isinstance(d, dict):
         raise _bad("not an object")
@@ -211,10 +211,10 @@ def parse_body(raw: bytes) -> KeyringBody:
 
 def verify_keyring(data: bytes, roots: Mapping[bytes, PublicKey], threshold: int,
                    product: str | None = None, env: str | None = None) -> ParsedKeyring:
-    """Parse and verify: ``threshold`` distinct ``roots`` signed the body (§6.3).
+    """Parse and verify: ``threshold`` distinct ``roots`` signed the body (§7.3).
 
     Raises:
-        ManifestError: any §6.3 refusal (UNKNOWN_KEY, BAD_SIGNATURE, WRONG_PRODUCT, WRONG_ENV...).
+        ManifestError: any §7.3 refusal (UNKNOWN_KEY, BAD_SIGNATURE, WRONG_PRODUCT, WRONG_ENV...).
     """
     # Framing first, then the signatures, then the body: the device's order.
     pk = _split_for_signatures(data)

@@ -35,6 +35,7 @@ INT31 = 2**31 - 1
 TIME_MAX = 2**32 - 1
 MAX_DEPTH = 16  # deepest JSON nesting accepted in a manifest or keyring body
 SEVERITIES = ("low", "medium", "high", "critical")
+ROLLOUT_STATES = ("active", "paused", "aborted")
 _NAME_RE = re.compile(r"[a-z0-9._-]{1,32}")
 _HEX64_RE = re.compile(r"[0-9a-f]{64}")
 _PATH_RE = re.compile(r"[A-Za-z0-9._~/-]{1,255}")
@@ -87,8 +88,10 @@ class ManifestBody:
     """The manifest body (docs/format.md §2). Optional fields are None when absent.
 
     ``security`` is ``{"severity": ..., "risk": ...}``; ``disruption`` is
-    ``{"reboot": bool, "seconds": int}``. ``extra`` keeps unknown fields (ignored, but kept so
-    that `to_dict` round-trips).
+    ``{"reboot": bool, "seconds": int}``; ``rollout`` is ``{"percent", "salt", "state"}``
+    (§2.3); ``sbom`` is ``{"path", "size", "sha256"}`` (§2.4); ``payloads`` holds the encoded
+    representations (§2.2). ``extra`` keeps unknown fields (ignored, but kept so that `to_dict`
+    round-trips).
     """
 
     product: str
@@ -105,6 +108,8 @@ class ManifestBody:
     notes: str | None = None
     security: dict[str, str] | None = None
     disruption: dict[str, Any] | None = None
+    rollout: dict[str, Any] | None = None
+    sbom: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     payloads: tuple[Representation, ...] = ()
 
@@ -118,7 +123,7 @@ class ManifestBody:
                         "sha256": self.payload.sha256, "encoding": self.payload.encoding},
             "created": self.created, "support_end": self.support_end,
         }
-        for name in ("expires", "notes", "security", "disruption"):
+        for name in ("expires", "notes", "security", "disruption", "rollout", "sbom"):
             if getattr(self, name) is not None:
                 d[name] = getattr(self, name)
         if self.payloads:
@@ -411,6 +416,28 @@ def _disruption(d: Mapping[str, Any]) -> dict[str, Any] | None:
     return {"reboot": v["reboot"], "seconds": _int(v, "seconds", 0, 86400)}
 
 
+def _rollout(d: Mapping[str, Any]) -> dict[str, Any] | None:
+    if "rollout" not in d:
+        return None
+    v = d["rollout"]
+    if type(v) is not dict or v.get("state") not in ROLLOUT_STATES:
+        raise _bad("rollout must be an object with state " + "|".join(ROLLOUT_STATES))
+    return {"percent": _int(v, "percent", 0, 100), "salt": _name(v, "salt"),
+            "state": v["state"]}
+
+
+def _sbom(d: Mapping[str, Any]) -> dict[str, Any] | None:
+    if "sbom" not in d:
+        return None
+    v = d["sbom"]
+    if type(v) is not dict or not safe_path(v.get("path")):
+        raise _bad("sbom must be an object with a safe relative path")
+    sha = _get(v, "sha256")
+    if type(sha) is not str or not _HEX64_RE.fullmatch(sha):
+        raise _bad("sbom.sha256 must be 64 lowercase hex digits")
+    return {"path": v["path"], "size": _int(v, "size", 1, INT31), "sha256": sha}
+
+
 def body_from_dict(d: object) -> ManifestBody:
     """Check a decoded body object and build a `ManifestBody` (unknown fields kept in extra).
 
@@ -426,7 +453,7 @@ def body_from_dict(d: object) -> ManifestBody:
         raise _bad("support_end must be a YYYY-MM-DD date")
     known = {"product", "board", "chip_id", "channel", "version", "sequence", "security_version",
              "payload", "created", "support_end", "expires", "notes", "security", "disruption",
-             "payloads"}
+             "payloads", "rollout", "sbom"}
     return ManifestBody(
         product=_name(d, "product"), board=_name(d, "board"),
         chip_id=_int(d, "chip_id", 0, 65535), channel=_name(d, "channel"),  # type: ignore[arg-type]
@@ -436,10 +463,25 @@ def body_from_dict(d: object) -> ManifestBody:
         support_end=d["support_end"], expires=_int(d, "expires", 0, TIME_MAX, required=False),
         notes=_str(d, "notes", 1024, required=False), security=_security(d),
         disruption=_disruption(d), extra={k: v for k, v in d.items() if k not in known},
-        payloads=_payloads(d))
+        payloads=_payloads(d), rollout=_rollout(d), sbom=_sbom(d))
+
+
+def rollout_bucket(salt: str, device_id: str) -> int:
+    """A device's stable bucket 0-99 in a staged rollout (docs/format.md §2.3)."""
+    h = hashlib.sha256(salt.encode() + b":" + device_id.encode()).digest()
+    return int.from_bytes(h[:4], "big") % 100
+
+
+def rollout_offers(rollout: Mapping[str, Any] | None, device_id: str) -> bool:
+    """Whether a manifest with this ``rollout`` is offered to ``device_id`` (§2.3)."""
+    if rollout is None:
+        return True
+    return (rollout["state"] == "active"
+            and rollout_bucket(rollout["salt"], device_id) < rollout["percent"])
 
 
 __all__ = ["DOMAIN", "MAX_MANIFEST", "REPRESENTATIONS", "Envelope", "ManifestBody", "Payload",
            "Representation", "SignedManifest",
-           "body_from_dict", "parse_body", "parse_envelope", "parse_unverified", "safe_path",
-           "sign_manifest", "signed_digest", "valid_date", "verify_manifest"]
+           "body_from_dict", "parse_body", "parse_envelope", "parse_unverified", "rollout_bucket",
+           "rollout_offers", "safe_path", "sign_manifest", "signed_digest", "valid_date",
+           "verify_manifest"]

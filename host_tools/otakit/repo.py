@@ -62,6 +62,7 @@ class ReleaseRequest:
     support_end: str | None = None
     security: dict[str, str] | None = None
     disruption: dict[str, object] | None = None
+    rollout: dict[str, object] | None = None
     deflate: bool = False
     delta_bases: tuple[bytes, ...] = ()
     wbits: int = DEFAULT_WBITS
@@ -75,6 +76,7 @@ class PublishResult:
     payload_path: Path
     body: ManifestBody
     manifest: bytes
+    sbom_path: Path | None = None
     blobs: dict[str, Path] = field(default_factory=dict)  # representation sha256 -> file
 
 
@@ -205,7 +207,8 @@ class Repository:
             channel=req.channel, version=req.version, sequence=req.sequence,
             security_version=sec, payload=payload, created=now,
             support_end=support_end, expires=req.expires,  # type: ignore[arg-type]
-            notes=req.notes, security=req.security, disruption=req.disruption)
+            notes=req.notes, security=req.security, disruption=req.disruption,
+            rollout=req.rollout)  # type: ignore[arg-type]
 
     def encode(self, req: ReleaseRequest, image: bytes) -> list[tuple[Representation, bytes]]:
         """The representations ``req`` asks for, with their bytes (not written yet).
@@ -237,8 +240,11 @@ class Repository:
         return blob
 
     def publish(self, req: ReleaseRequest, image: bytes, key: PrivateKey,
-                now: int | None = None) -> PublishResult:
+                now: int | None = None, sbom: bytes | None = None) -> PublishResult:
         """Check ``image`` for the board, sign a manifest and write payload then manifest.
+
+        ``sbom`` (a CycloneDX JSON document, `otakit.sbom`) is stored as a blob beside the payload
+        and bound into the manifest by path, size and SHA-256 (docs/format.md §2.4).
 
         Raises:
             ImageError: the image is not a bootable app for the board, or too large.
@@ -251,12 +257,18 @@ class Repository:
         encoded = self.encode(req, image)
         body = dataclasses.replace(self.plan(req, payload, now),
                                    payloads=tuple(r for r, _ in encoded))
+        sbom_path = None
+        if sbom is not None:
+            digest = hashlib.sha256(sbom).hexdigest()
+            body = dataclasses.replace(body, sbom={"path": f"{BLOB_DIR}/{digest}",
+                                                   "size": len(sbom), "sha256": digest})
+            sbom_path = self._write_blob(digest, sbom)
         manifest = sign_manifest(body, key)
         blob = self._write_blob(info.sha256, image)
         blobs = {r.sha256: self._write_blob(r.sha256, data) for r, data in encoded}
         mpath = self.manifest_path(req.product, req.board.name, req.channel)
         write_atomic(mpath, manifest)
-        return PublishResult(mpath, blob, body, manifest, blobs)
+        return PublishResult(mpath, blob, body, manifest, sbom_path, blobs)
 
     def refresh(self, product: str, board: str, channel: str, expires: int, key: PrivateKey,
                 now: int | None = None) -> PublishResult:
@@ -343,6 +355,10 @@ class Repository:
         if (body.product, body.board, body.channel) != rel.parts[:3]:
             report.problems.append(f"{rel}: WRONG_PLACE: the manifest is for "
                                    f"{body.product}/{body.board}/{body.channel}")
+        if body.sbom is not None and (not (self.root / body.sbom["path"]).is_file() or sha256_file(
+                self.root / body.sbom["path"]) != (body.sbom["size"], body.sbom["sha256"])):
+            report.problems.append(f"{rel}: MISSING_SBOM: {body.sbom['path']} is absent or does "
+                                   "not match the signed size and SHA-256")
         for p in (body.payload, *body.payloads):
             blob = self.root / p.path
             if not blob.is_file():

@@ -12,9 +12,11 @@ Invariants:
   past the end gives 416 with ``Content-Range: bytes */size``; a multi-range or malformed Range is
   ignored (200), as RFC 9110 allows. ``If-Range`` with a different ETag (or a date) ignores Range.
 - ``If-None-Match`` matching the ETag (or ``*``) gives 304 with no body.
-- One access-log line per request: time, peer, method, raw path, status, body bytes, ms.
-- Hardening (`otakit.guard`): ``/admin/`` needs the bearer token generated at first start;
-  no other method than GET/HEAD outside it; request lines and header fields ≤ 4 KiB, bodies
+- One access-log line per request: time, peer, method, raw path, status, body bytes, ms; the
+  fleet routes (``/.otakit/``, `otakit.fleet`) are logged without the peer address.
+- Hardening (`otakit.guard`): ``/admin/`` (and the fleet dashboard) needs the admin token
+  generated at first start; no other method than GET/HEAD outside it, except the device
+  telemetry POST and the dashboard's login form; request lines and header fields ≤ 4 KiB, bodies
   ≤ 64 KiB; a rate limit per client (429); an unexpected error is a bare 500, never a traceback.
 
 Fault injection for tests lives in `Faults`; the CLI never enables it.
@@ -41,8 +43,10 @@ from aiohttp import web
 
 from otakit import guard
 from otakit.errors import OtakitError, RepoError
+from otakit.fleet import OPEN_POSTS, Fleet, add_routes
 
 CHUNK = 64 * 1024
+SMALL = 16 * 1024  # bodies up to this size go out with their headers in one write
 _FAULTS = web.AppKey("faults", "Faults")  # pyright: ignore[reportArgumentType] - defined below
 _LOG = web.AppKey("access_log", object)
 _ROOT = web.AppKey("root", Path)
@@ -86,6 +90,9 @@ class Faults:
     rate: int | None = None
 
 
+_NO_FAULTS = Faults()
+
+
 class AccessLog:
     """Writes one line per request to a text stream (flushed, so tails and tests see it)."""
 
@@ -95,7 +102,7 @@ class AccessLog:
     def write(self, request: web.BaseRequest, status: int, nbytes: int, ms: float) -> None:
         """Log one request."""
         now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        peer = request.remote or "-"
+        peer = "-" if request.path.startswith("/.otakit/") else request.remote or "-"
         self._stream.write(f"{now} {peer} {request.method} {request.raw_path} {status} "
                            f"{nbytes} {ms:.1f}ms\n")
         self._stream.flush()
@@ -221,9 +228,16 @@ async def _send(request: web.Request, f: IO[bytes], st: os.stat_result,
     length = last - first + 1
     if faults.truncate_to is not None:
         length = min(length, faults.truncate_to)
-    resp = web.StreamResponse(status=206 if rng else 200, headers=headers)
     if rng:
-        resp.headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+        headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+    if length <= SMALL and request.method == "GET" and faults == _NO_FAULTS:
+        # a manifest: headers and body in one write
+        f.seek(first)
+        body = f.read(length)
+        request[_SENT] = len(body)
+        return web.Response(status=206 if rng else 200, headers=headers, body=body,
+                            content_type="application/octet-stream")
+    resp = web.StreamResponse(status=206 if rng else 200, headers=headers)
     resp.content_type = "application/octet-stream"
     resp.content_length = length
     await resp.prepare(request)
@@ -248,14 +262,15 @@ def _garble(data: bytes, offset: int, at: int | None) -> bytes:
 async def _copy(request: web.Request, resp: web.StreamResponse, f: IO[bytes], first: int,
                 length: int, faults: Faults) -> None:
     """Copy ``length`` bytes from ``first`` to the response, counting them for the log."""
-    loop = asyncio.get_running_loop()
     f.seek(first)
     sent = 0
     drop_after = faults.drop_after
     limit = length if drop_after is None else min(length, drop_after)
     step = faults.drip[0] if faults.drip else CHUNK
     while sent < limit:
-        data = await loop.run_in_executor(None, f.read, min(step, limit - sent))
+        # a 64 KB read from the page cache is faster than a hop to a thread (repositories are
+        # local files; nginx reads them the same way)
+        data = f.read(min(step, limit - sent))
         if not data:
             break  # the file shrank under us: the client sees a short body
         try:
@@ -306,16 +321,18 @@ async def _admin_status(request: web.Request) -> web.Response:
 
 def make_app(repo: str | os.PathLike[str], *, access_log: IO[str] | None = None,
              faults: Faults | None = None, admin_token: str | None = None,
-             rate: guard.RateLimiter | None = None) -> web.Application:
+             rate: guard.RateLimiter | None = None,
+             fleet: Fleet | None = None) -> web.Application:
     """The aiohttp application serving ``repo`` read-only.
 
     Args:
         repo: the release repository directory.
         access_log: a text stream for one line per request, or None for no log.
         faults: test-only fault injection (see `Faults`).
-        admin_token: the token ``/admin/`` endpoints need (see `otakit.guard`); None disables
-            them (401).
+        admin_token: the token ``/admin/`` endpoints and the fleet dashboard need (see
+            `otakit.guard`); None disables them (401 and 404).
         rate: a per-client rate limit (default: 20 requests/s, bursts of 40).
+        fleet: telemetry ingest and dashboard (`otakit.fleet`); None: neither.
 
     Raises:
         RepoError: ``repo`` is not a directory.
@@ -326,12 +343,13 @@ def make_app(repo: str | os.PathLike[str], *, access_log: IO[str] | None = None,
     app = web.Application(client_max_size=guard.MAX_BODY, middlewares=[  # pyright: ignore[reportArgumentType]
         _log_middleware, guard.error_middleware,
         guard.rate_middleware(rate or guard.RateLimiter()),
-        guard.token_middleware(admin_token)])
+        guard.token_middleware(admin_token, open_posts=OPEN_POSTS)])
     app[_ROOT] = root
     app[_STARTED] = time.monotonic()
     app[_LOG] = AccessLog(access_log) if access_log is not None else None
     app[_FAULTS] = faults or Faults()
     app.router.add_get("/admin/status", _admin_status)
+    add_routes(app, root, fleet or Fleet(), admin_token)
     app.router.add_get("/{tail:.*}", _handle)  # HEAD is routed here too
     return app
 
@@ -361,7 +379,8 @@ async def _start(app: web.Application, host: str, port: int,
     runner = web.AppRunner(app, access_log=None, handle_signals=False,
                            **guard.RUNNER_LIMITS)  # pyright: ignore[reportArgumentType]
     await runner.setup()
-    site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True,
+                       backlog=1024)  # a fleet checking at once must not overflow the queue
     try:
         await site.start()
     except OSError as e:
@@ -374,7 +393,8 @@ async def _start(app: web.Application, host: str, port: int,
 
 def run(repo: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int = 8080,
         ssl_context: ssl.SSLContext | None = None, access_log: IO[str] | None = None,
-        on_start: Callable[[str], None] | None = None, admin_token: str | None = None) -> None:
+        on_start: Callable[[str], None] | None = None, admin_token: str | None = None,
+        rate: guard.RateLimiter | None = None, fleet: Fleet | None = None) -> None:
     """Serve until SIGINT or SIGTERM, then shut down cleanly.
 
     Args:
@@ -384,12 +404,15 @@ def run(repo: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int = 80
         ssl_context: serve https with this context.
         access_log: a text stream for the access log, or None.
         on_start: called with the URL once listening.
+        admin_token: the admin token (`otakit.guard`).
+        rate: the per-client rate limit (default: 20 requests/s, bursts of 40).
+        fleet: telemetry ingest and dashboard (`otakit.fleet`).
 
     Raises:
         RepoError: ``repo`` is not a directory.
         OtakitError: the address cannot be bound.
     """
-    app = make_app(repo, access_log=access_log, admin_token=admin_token)
+    app = make_app(repo, access_log=access_log, admin_token=admin_token, rate=rate, fleet=fleet)
 
     async def main() -> None:
         runner, url = await _start(app, host, port, ssl_context)
@@ -412,7 +435,8 @@ def serve_in_thread(repo: str | os.PathLike[str], host: str = "127.0.0.1", port:
                     ssl_context: ssl.SSLContext | None = None,
                     access_log: IO[str] | None = None,
                     faults: Faults | None = None, admin_token: str | None = None,
-                    rate: guard.RateLimiter | None = None) -> Iterator[str]:
+                    rate: guard.RateLimiter | None = None,
+                    fleet: Fleet | None = None) -> Iterator[str]:
     """Run the server in a background thread; yield its base URL (ends with ``/``).
 
     Example::
@@ -425,7 +449,7 @@ def serve_in_thread(repo: str | os.PathLike[str], host: str = "127.0.0.1", port:
         OtakitError: the address cannot be bound.
     """
     app = make_app(repo, access_log=access_log, faults=faults, admin_token=admin_token,
-                   rate=rate or guard.RateLimiter(rate=1000, burst=1000))
+                   rate=rate or guard.RateLimiter(rate=1000, burst=1000), fleet=fleet)
     loop = asyncio.new_event_loop()
     started: dict[str, object] = {}
     ready = threading.Event()

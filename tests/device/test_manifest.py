@@ -31,7 +31,7 @@ from ota.manifest import parse
 from ota.errors import ManifestError
 FIELDS = ("alg", "product", "board", "chip_id", "channel", "version", "sequence",
           "security_version", "created", "expires", "notes", "support_end", "security",
-          "disruption", "path", "size", "encoding")
+          "disruption", "rollout", "sbom", "path", "size", "encoding")
 for name in sys.stdin.read().split():
     with open(name, "rb") as f:
         data = f.read()

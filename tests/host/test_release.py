@@ -52,6 +52,7 @@ def test_host_parser_gives_each_vector_its_expected_result(vector: dict, ring: d
         f["path"], f["size"], f["sha256"], f["encoding"])
     assert (b.expires, b.notes, b.security, b.disruption) == (
         f["expires"], f["notes"], f["security"], f["disruption"])
+    assert (b.rollout, b.sbom) == (f["rollout"], f["sbom"])
     assert [{"base_size": None, "base_sha256": None, **r.to_dict()} for r in b.payloads] == (
         f["payloads"])
 

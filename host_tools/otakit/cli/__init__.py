@@ -30,10 +30,11 @@ def cli() -> None:
 
 def _register() -> None:
     from otakit.cli import (  # noqa: PLC0415
-        build, compliance, device, keyring, keys, layout, release, serve, sim,
+        build, compliance, device, fleet, keyring, keys, layout, release, serve, sim,
     )
 
-    for module in (keys, keyring, release, serve, sim, build, device, layout, compliance):
+    for module in (keys, keyring, release, serve, sim, build, device, layout, compliance,
+                   fleet):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -29,7 +29,12 @@ def new_passphrase(insecure: bool) -> bytes | None:
 
 
 def load_any_key(path: str) -> keys.PublicKey:
-    """Load a key file; an encrypted private key uses $OTAKIT_KEY_PASSPHRASE or a prompt."""
+    """Load a key file, or a token key by its ``pkcs11:`` URI (`otakit.hsm`); an encrypted
+    private key file uses $OTAKIT_KEY_PASSPHRASE or a prompt."""
+    if path.startswith("pkcs11:"):
+        from otakit.hsm import load_pkcs11_key  # noqa: PLC0415
+
+        return load_pkcs11_key(path)
     try:
         return keys.load_key(path, keys.passphrase_from_env())
     except KeyFileError as e:
@@ -48,13 +53,23 @@ def load_any_key(path: str) -> keys.PublicKey:
 @click.option("--name", default="release", show_default=True, help="File name stem.")
 @click.option("--insecure-no-passphrase", is_flag=True,
               help="Write the private key unencrypted (tests only).")
-def keygen(alg: str, out_dir: str, name: str, insecure_no_passphrase: bool) -> None:
+@click.option("--pkcs11", "pkcs11_uri", metavar="URI",
+              help="Generate the key inside a PKCS#11 token instead, e.g. "
+              "'pkcs11:token=otakit;object=release' (module from ?module-path= or "
+              "$OTAKIT_PKCS11_MODULE, PIN from $OTAKIT_PKCS11_PIN); only NAME.pub.pem is written. "
+              "Sign with --key URI.")
+def keygen(alg: str, out_dir: str, name: str, insecure_no_passphrase: bool,
+           pkcs11_uri: str | None) -> None:
     """Make a signing key pair and print its key id.
 
     The private key is PKCS#8 PEM encrypted with the passphrase from $OTAKIT_KEY_PASSPHRASE or
-    a prompt. Existing files are never overwritten.
+    a prompt, or stays inside a PKCS#11 token (--pkcs11), sensitive and non-extractable.
+    Existing files are never overwritten.
     """
     priv, pub = keys.key_paths(out_dir, name)
+    if pkcs11_uri:
+        _keygen_pkcs11(pkcs11_uri, alg, Path(out_dir), pub)
+        return
     for p in (priv, pub):
         if p.exists():
             raise KeyFileError(f"{p} exists; refusing to overwrite a key", reason="EXISTS")
@@ -64,6 +79,19 @@ def keygen(alg: str, out_dir: str, name: str, insecure_no_passphrase: bool) -> N
     click.echo(f"private key: {priv}{'' if passphrase else ' (UNENCRYPTED)'}")
     click.echo(f"public key:  {pub}")
     click.echo(f"key id:      {key.key_id_hex} ({key.alg})")
+
+
+def _keygen_pkcs11(uri: str, alg: str, out_dir: Path, pub: Path) -> None:
+    from otakit.hsm import generate_in_token  # noqa: PLC0415
+
+    if pub.exists():
+        raise KeyFileError(f"{pub} exists; refusing to overwrite a key", reason="EXISTS")
+    k = generate_in_token(uri, keys.normalize_alg(alg))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pub.write_bytes(k.public_pem())
+    click.echo(f"private key: in the token ({uri.split('?')[0]}), non-extractable")
+    click.echo(f"public key:  {pub}")
+    click.echo(f"key id:      {k.key_id_hex} ({k.alg})")
 
 
 @click.group()

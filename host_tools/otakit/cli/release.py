@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from otakit import keys
+from otakit import keys, rollout
 from otakit.boards import load_board
 from otakit.cli.keys import load_any_key
 from otakit.errors import KeyFileError, OtakitError, RepoError
@@ -36,11 +36,14 @@ def _request(o: dict, now: int) -> ReleaseRequest:
     security = {"severity": o["severity"], "risk": o["risk"].strip()} if o["security"] else None
     disruption = ({"reboot": True, "seconds": o["disruption_seconds"]}
                   if o["disruption_seconds"] is not None else None)
+    staged = rollout.initial_rollout(Path(str(o["repo"])),
+                                     (o["product"], o["board"], o["channel"]), o["sequence"],
+                                     o["rollout"], bool(o["security"]), bool(o["skip_staging"]))
     return ReleaseRequest(
         product=o["product"], board=load_board(o["board"]), channel=o["channel"],
         version=o["version"], sequence=o["sequence"], security_version=o["security_version"],
         expires=parse_expiry(o["expires"], now) if o["expires"] else None, notes=o["notes"],
-        support_end=o["support_end"], security=security, disruption=disruption,
+        support_end=o["support_end"], security=security, disruption=disruption, rollout=staged,
         deflate="deflate" in o["encoding"], wbits=o["wbits"],  # type: ignore[arg-type]
         delta_bases=tuple(Path(str(p)).read_bytes() for p in o["delta_base"]))
 
@@ -75,6 +78,17 @@ def _request(o: dict, now: int) -> ReleaseRequest:
 @click.option("--delta-base", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="An app image devices may be running: also offer a patch from it "
                    "(repeatable; devices running anything else take the full image).")
+@click.option("--rollout", type=click.IntRange(0, 100),
+              help="Stage the release: offer it to this percentage of devices first "
+              "[default: the channel's policy, see `otakit rollout policy`].")
+@click.option("--skip-staging", is_flag=True,
+              help="A security release (--security) goes to every device at once, whatever "
+              "the channel's staging policy.")
+@click.option("--sbom", is_flag=True,
+              help="Attach a CycloneDX SBOM (stored beside the payload, bound by hash).")
+@click.option("--frozen", "frozen_dir", type=click.Path(file_okay=False, exists=True),
+              help="With --sbom: the directory of the modules frozen into the image (hashed "
+              "into the SBOM) [default: the agent shipped with otakit].")
 @click.argument("app_image", type=click.Path(exists=True, dir_okay=False))
 def release(**o: object) -> None:
     """Check APP_IMAGE, sign a manifest and publish both into the repository.
@@ -87,12 +101,23 @@ def release(**o: object) -> None:
     if not isinstance(key, keys.PrivateKey):
         raise KeyFileError(f"{o['key_file']} is a public key; signing needs the private key",
                            reason="NOT_PRIVATE")
-    res = Repository(str(o["repo"])).publish(req, Path(str(o["app_image"])).read_bytes(), key, now)
+    image = Path(str(o["app_image"])).read_bytes()
+    sbom = None
+    if o["sbom"]:
+        from otakit.sbom import make_sbom  # noqa: PLC0415
+
+        sbom = make_sbom(image, req.board, req.product, req.version,
+                         Path(str(o["frozen_dir"])) if o["frozen_dir"] else None, now)
+    res = Repository(str(o["repo"])).publish(req, image, key, now, sbom=sbom)
     b = res.body
     click.echo(f"released {b.product}/{b.board}/{b.channel} version {b.version} sequence "
                f"{b.sequence} (security version {b.security_version}), signed by {key.key_id_hex}")
     click.echo(f"  manifest: {res.manifest_path} ({len(res.manifest)} bytes)")
     click.echo(f"  payload:  {res.payload_path} ({b.payload.size} bytes)")
+    if res.sbom_path is not None:
+        click.echo(f"  sbom:     {res.sbom_path} (CycloneDX JSON)")
+    if b.rollout is not None:
+        click.echo(f"  rollout:  staged at {b.rollout['percent']}% (salt {b.rollout['salt']})")
     for r in b.payloads:
         what = r.encoding if r.encoding != "delta" else f"delta from {(r.base_sha256 or '')[:12]}"
         click.echo(f"  {what}: {res.blobs[r.sha256]} ({r.size} bytes, "

@@ -11,7 +11,9 @@ import click
 
 from otakit import server
 from otakit.errors import OtakitError, RepoError
-from otakit.guard import load_or_create_token
+from otakit.fleet import Fleet
+from otakit.guard import RateLimiter, load_or_create_token
+from otakit.telemetry import open_store
 
 
 @click.command()
@@ -28,14 +30,31 @@ from otakit.guard import load_or_create_token
 @click.option("--access-log", default="-", show_default=True,
               help="Access log file (appended), or - for stdout.")
 @click.option("--token-file", type=click.Path(dir_okay=False),
-              help="The admin token for /admin/ endpoints, created (mode 0600) at first start "
+              help="The admin token for /admin/ endpoints and the fleet dashboard "
+              "(/.otakit/dashboard), created (mode 0600) at first start "
               "[default: ~/.config/otakit/admin-token].")
+@click.option("--rate-limit", default=20.0, show_default=True, type=click.FloatRange(0),
+              help="Requests per second per client address (bursts of twice that; over it: "
+              "429); 0: no limit.")
+@click.option("--telemetry", "telemetry_db", metavar="DB",
+              help="Take device reports into DB: a SQLite file, or a postgresql:// URL "
+              "(needs psycopg). Without it, reports are refused (404).")
+@click.option("--retention-days", default=90, show_default=True, type=click.IntRange(1, 3650),
+              help="Delete telemetry older than this.")
+@click.option("--flag-threshold", default=0.2, show_default=True, type=click.FloatRange(0, 1),
+              help="Flag a release when this share of the devices offered it failed or rolled "
+              "back.")
+@click.option("--flag-min-devices", default=5, show_default=True, type=click.IntRange(1),
+              help="...once at least this many devices were offered it.")
 def serve(repo: str, host: str, port: int, tls_cert: str | None, tls_key: str | None,
-          access_log: str, token_file: str | None) -> None:
+          access_log: str, token_file: str | None, rate_limit: float,
+          **fleet_opts: object) -> None:
     """Serve a release repository over HTTP/1.1 until Ctrl-C or SIGTERM.
 
     GET and HEAD with exact Content-Length, Range (206/416) and ETag/If-None-Match (304).
-    Prints `serving DIR on URL` once listening.
+    Prints `serving DIR on URL` once listening. With --telemetry it takes device reports at
+    /.otakit/events; the admin token (--token-file) opens /admin/ and the fleet dashboard at
+    /.otakit/dashboard.
     """
     if (tls_cert is None) != (tls_key is None):
         raise OtakitError("--tls-cert and --tls-key go together", reason="BAD_ARGUMENT")
@@ -50,14 +69,26 @@ def serve(repo: str, host: str, port: int, tls_cert: str | None, tls_key: str | 
     def announce(url: str) -> None:
         click.echo(f"serving {repo} on {url}")
         click.echo(f"admin token {'created in' if created else 'in'} {token_path} (for "
-                   f"{url}admin/)")
+                   f"{url}admin/ and {url}.otakit/dashboard)")
         sys.stdout.flush()  # tests and the demo read the port from this line
 
     with ExitStack() as stack:
         log = sys.stdout if access_log == "-" else stack.enter_context(
             open(access_log, "a", encoding="utf-8"))  # noqa: SIM115
+        fleet = _fleet(stack, fleet_opts)
         server.run(repo, host=host, port=port, ssl_context=ctx, access_log=log,
-                   on_start=announce, admin_token=token)
+                   on_start=announce, admin_token=token, fleet=fleet,
+                   rate=RateLimiter(rate=rate_limit, burst=max(1, round(2 * rate_limit))))
+
+
+def _fleet(stack: ExitStack, o: dict[str, object]) -> Fleet:
+    store = None
+    if o["telemetry_db"]:
+        days = int(o["retention_days"])  # type: ignore[call-overload]
+        store = open_store(str(o["telemetry_db"]), days)
+        stack.callback(store.close)
+    return Fleet(store=store, threshold=float(o["flag_threshold"]),  # type: ignore[arg-type]
+                 min_devices=int(o["flag_min_devices"]))  # type: ignore[call-overload]
 
 
 COMMANDS = [serve]

@@ -21,6 +21,7 @@ from pathlib import Path
 from types import TracebackType
 
 from otakit.boards import Board, load_board
+from otakit.fleet import Fleet
 from otakit.keys import RSA_PSS, PrivateKey, export_keyring, generate_key
 from otakit.mpy import compile_to_mpy
 from otakit.paths import FIRMWARE_DIR
@@ -69,12 +70,15 @@ class Lab:
         threshold: root signatures a keyring document needs.
         env: the firmware's environment ("production" or "development").
         ssl_context: serve the repository over https with this context.
+        fleet: telemetry ingest and dashboard for the lab's server (`otakit.fleet`).
+        admin_token: the lab server's admin token (`otakit.guard`: /admin/, the dashboard).
     """
 
     def __init__(self, work: str | Path, *, board: str = "esp32", alg: str = RSA_PSS,
                  channel: str = "stable", roots: list[PrivateKey] | None = None,
                  threshold: int = 1, env: str = "production",
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None, fleet: Fleet | None = None,
+                 admin_token: str | None = None) -> None:
         self.work = Path(work)
         self.work.mkdir(parents=True, exist_ok=True)
         self.board: Board = load_board(board)
@@ -99,12 +103,15 @@ class Lab:
         self.ssl_context = ssl_context
         self.access_log = _LogBuffer()
         self.url = ""
+        self.fleet = fleet
+        self.admin_token = admin_token
         self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> Lab:
         self.url = self._stack.enter_context(
             serve_in_thread(self.repo.root, access_log=self.access_log, faults=self.faults,
-                            ssl_context=self.ssl_context))
+                            ssl_context=self.ssl_context, fleet=self.fleet,
+                            admin_token=self.admin_token))
         return self
 
     def __exit__(self, et: type[BaseException] | None, e: BaseException | None,
@@ -159,9 +166,10 @@ class Lab:
         return self.access_log.requests()
 
     # --- device side -----------------------------------------------------------------------
-    def flash(self, image: bytes, **settings: object) -> RunResult:
-        """Flash ``image`` as a fresh board and provision its settings file (one boot)."""
-        create_flash(self.board, image, self.flash_path)
+    def flash(self, image: bytes, *, uid: bytes | None = None, **settings: object) -> RunResult:
+        """Flash ``image`` as a fresh board (``uid``: its ``machine.unique_id()``, random when
+        None) and provision its settings file (one boot)."""
+        create_flash(self.board, image, self.flash_path, uid=uid)
         return self.provision(**settings)
 
     def provision(self, **settings: object) -> RunResult:

@@ -1,0 +1,142 @@
+"""otakit CLI: ``rollout start|raise|pause|resume|abort|status|policy`` and ``publish``."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from otakit import keys, rollout
+from otakit.cli.keys import load_any_key
+from otakit.errors import KeyFileError
+from otakit.manifest import ManifestBody
+from otakit.repo import Repository
+
+
+def _where(f):  # type: ignore[no-untyped-def]
+    for opt in reversed([
+        click.option("--repo", required=True, type=click.Path(file_okay=False),
+                     help="Repository dir."),
+        click.option("--product", required=True), click.option("--board", required=True),
+        click.option("--channel", default="stable", show_default=True),
+    ]):
+        f = opt(f)
+    return f
+
+
+def _signer(key_file: str) -> keys.PrivateKey:
+    key = load_any_key(key_file)
+    if not isinstance(key, keys.PrivateKey):
+        raise KeyFileError(f"{key_file} is a public key; signing needs the private key",
+                           reason="NOT_PRIVATE")
+    return key
+
+
+_KEY = click.option("--key", "key_file", required=True,
+                    help="Signing key: a PEM file or a pkcs11: URI (the release's key).")
+
+
+def _show(b: ManifestBody) -> None:
+    r = b.rollout
+    state = "offered to every device" if r is None else f"{r['state']} at {r['percent']}%"
+    click.echo(f"{b.product}/{b.board}/{b.channel} version {b.version} sequence {b.sequence}: "
+               f"{state}" + (f" (salt {r['salt']})" if r else ""))
+
+
+@click.group("rollout")
+def rollout_group() -> None:
+    """Stage a channel's current release: re-sign its manifest with a rollout percentage.
+
+    Devices compute a stable bucket 0-99 from their pseudonymous id and the rollout's salt and
+    take the release when bucket < percent, so raising the percentage only adds devices.
+    """
+
+
+@rollout_group.command("start")
+@_where
+@_KEY
+@click.option("--percent", required=True, type=click.IntRange(0, 100))
+def start(repo: str, product: str, board: str, channel: str, key_file: str,
+          percent: int) -> None:
+    """Stage the current release at PERCENT with a fresh salt."""
+    _show(rollout.start(Repository(repo), (product, board, channel), _signer(key_file), percent))
+
+
+@rollout_group.command("raise")
+@_where
+@_KEY
+@click.option("--percent", required=True, type=click.IntRange(0, 100))
+def raise_(repo: str, product: str, board: str, channel: str, key_file: str,
+           percent: int) -> None:
+    """Raise the rollout to PERCENT (never lower; the salt is kept)."""
+    _show(rollout.raise_to(Repository(repo), (product, board, channel), _signer(key_file),
+                           percent))
+
+
+def _state_command(name: str, state: str, doc: str) -> click.Command:
+    @click.command(name, help=doc)
+    @_where
+    @_KEY
+    def cmd(repo: str, product: str, board: str, channel: str, key_file: str) -> None:
+        _show(rollout.set_state(Repository(repo), (product, board, channel),
+                                _signer(key_file), state))
+    return cmd
+
+
+for _name, _state, _doc in (
+        ("pause", "paused", "Stop offering the release to devices that do not have it yet."),
+        ("resume", "active", "Offer a paused rollout again, at its percentage."),
+        ("abort", "aborted", "Stop offering the release for good (updated devices stay).")):
+    rollout_group.add_command(_state_command(_name, _state, _doc))
+
+
+@rollout_group.command("status")
+@_where
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def status(repo: str, product: str, board: str, channel: str, as_json: bool) -> None:
+    """Show the channel's current release and its rollout (signature not checked)."""
+    b = Repository(repo).current(product, board, channel)
+    if b is None:
+        raise KeyFileError(f"{product}/{board}/{channel} has no release", reason="NO_REPO")
+    if as_json:
+        click.echo(json.dumps({"version": b.version, "sequence": b.sequence,
+                               "rollout": b.rollout}))
+        return
+    _show(b)
+
+
+@rollout_group.command("policy")
+@_where
+@click.option("--start-percent", type=click.IntRange(0, 100),
+              help="Stage every new release of the channel at this percentage.")
+@click.option("--off", is_flag=True, help="New releases are offered to every device at once.")
+def policy(repo: str, product: str, board: str, channel: str, start_percent: int | None,
+           off: bool) -> None:
+    """Make a channel staged (security releases may still skip staging with --skip-staging)."""
+    if off == (start_percent is not None):
+        raise click.UsageError("give --start-percent N or --off")
+    rollout.set_policy(Repository(repo).root, (product, board, channel), start_percent)
+    click.echo(f"{product}/{board}/{channel}: " + (
+        "not staged" if off else f"new releases start at {start_percent}%"))
+
+
+@click.command()
+@click.option("--repo", required=True, type=click.Path(file_okay=False, exists=True),
+              help="The release repository to publish.")
+@click.option("--to", "dest", required=True, type=click.Path(file_okay=False),
+              help="The directory a static host serves (nginx root, a bucket sync dir).")
+@click.option("--prune", is_flag=True, help="Delete manifests at DEST that REPO no longer has.")
+def publish(repo: str, dest: str, prune: bool) -> None:
+    """Lay a repository out for a static host: blobs first, then manifests, each atomically.
+
+    Dot-files (the repository's own state, e.g. .otakit/) are not published. Each manifest is
+    checked before it is copied; blobs already at DEST are kept.
+    """
+    from otakit.publish import publish_static  # noqa: PLC0415
+
+    r = publish_static(repo, dest, prune=prune)
+    click.echo(f"published {r.manifests} manifest(s), {r.blobs_copied} new blob(s) "
+               f"({r.blobs_kept} kept) to {dest}")
+
+
+COMMANDS = [rollout_group, publish]

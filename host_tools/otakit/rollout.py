@@ -1,0 +1,182 @@
+"""Staged rollouts (docs/format.md §2.3): re-sign a channel's manifest with a new ``rollout``.
+
+A rollout is part of the signed manifest, so it works on any static host or CDN: the device
+decides from its own bucket. The operations keep the release (sequence, payload) and its salt and
+change only ``percent`` / ``state`` (and ``created``, the signing time):
+
+- `start`: stage the current release at a percentage, with a fresh random salt;
+- `raise_to`: a higher percentage (never lower: that would take the release away from devices
+  that were offered it, while the ones that installed it keep it);
+- `pause` / `resume`: stop and restart offering it to devices that do not have it yet;
+- `abort`: stop offering it for good (devices that updated stay updated; publish a fixed release
+  with a higher sequence to move on).
+
+Channel policy: `set_policy` makes a channel staged; `otakit release` then starts every release
+there at the policy's percentage, unless it is a security release published with
+``--skip-staging``. The policy lives in ``<repo>/.otakit/policy.json`` (a dot-directory: never
+served, never published).
+
+Invariants: the current manifest must verify with the signing key before it is re-signed (so a
+tampered body is never signed again); files are replaced atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+from otakit.errors import ManifestError, RepoError
+from otakit.keys import PrivateKey
+from otakit.manifest import ManifestBody, sign_manifest, verify_manifest
+from otakit.repo import Repository, write_atomic
+
+POLICY_FILE = ".otakit/policy.json"
+
+
+def new_salt(sequence: int) -> str:
+    """A fresh salt for a release: ``r<sequence>-<8 random hex>``."""
+    return f"r{sequence}-{secrets.token_hex(4)}"
+
+
+def _current(repo: Repository, where: tuple[str, str, str], key: PrivateKey) -> ManifestBody:
+    path = repo.manifest_path(*where)
+    if not path.is_file():
+        raise RepoError(f"{'/'.join(where)} has no release", reason="NO_REPO")
+    try:
+        return verify_manifest(path.read_bytes(), {key.key_id: key}).body
+    except ManifestError as e:
+        raise RepoError(f"{path} does not verify with key {key.key_id_hex} ({e.reason}); "
+                        "re-sign rollouts with the key that signed the release",
+                        reason="VERIFY_FAILED") from e
+
+
+def _resign(repo: Repository, where: tuple[str, str, str], key: PrivateKey,
+            body: ManifestBody, rollout: dict[str, Any] | None, now: int | None) -> ManifestBody:
+    new = dataclasses.replace(body, rollout=rollout,
+                              created=int(time.time()) if now is None else now)
+    write_atomic(repo.manifest_path(*where), sign_manifest(new, key))
+    return new
+
+
+def _check_percent(percent: int) -> None:
+    if not 0 <= percent <= 100:
+        raise RepoError(f"percent {percent} is not 0..100", reason="BAD_ARGUMENT")
+
+
+def start(repo: Repository, where: tuple[str, str, str], key: PrivateKey, percent: int,
+          now: int | None = None) -> ManifestBody:
+    """Stage the channel's current release at ``percent`` with a fresh salt.
+
+    Raises:
+        RepoError: no release, it does not verify with ``key``, or percent out of range.
+    """
+    _check_percent(percent)
+    body = _current(repo, where, key)
+    if body.rollout is not None and body.rollout["state"] == "aborted":
+        raise RepoError(f"the rollout of sequence {body.sequence} was aborted; publish a new "
+                        "release", reason="BAD_ARGUMENT")
+    rollout = {"percent": percent, "salt": new_salt(body.sequence), "state": "active"}
+    return _resign(repo, where, key, body, rollout, now)
+
+
+def _staged(repo: Repository, where: tuple[str, str, str], key: PrivateKey) -> ManifestBody:
+    body = _current(repo, where, key)
+    if body.rollout is None:
+        raise RepoError(f"{'/'.join(where)} sequence {body.sequence} is not staged (it is "
+                        "offered to every device); `otakit rollout start` first",
+                        reason="BAD_ARGUMENT")
+    return body
+
+
+def raise_to(repo: Repository, where: tuple[str, str, str], key: PrivateKey, percent: int,
+             now: int | None = None) -> ManifestBody:
+    """Raise an active or paused rollout to ``percent`` (same salt: only adds devices).
+
+    Raises:
+        RepoError: not staged, aborted, or ``percent`` lower than the current one.
+    """
+    _check_percent(percent)
+    body = _staged(repo, where, key)
+    r = body.rollout
+    assert r is not None
+    if r["state"] == "aborted":
+        raise RepoError("the rollout was aborted; publish a new release", reason="BAD_ARGUMENT")
+    if percent < r["percent"]:
+        raise RepoError(f"percent {percent} is below the current {r['percent']}: a rollout only "
+                        "grows (pause or abort it instead)", reason="BAD_ARGUMENT")
+    return _resign(repo, where, key, body, {**r, "percent": percent}, now)
+
+
+def set_state(repo: Repository, where: tuple[str, str, str], key: PrivateKey, state: str,
+              now: int | None = None) -> ManifestBody:
+    """Pause (``paused``), resume (``active``) or abort (``aborted``) a staged rollout.
+
+    Raises:
+        RepoError: not staged, or resuming/pausing an aborted rollout.
+    """
+    body = _staged(repo, where, key)
+    r = body.rollout
+    assert r is not None
+    if r["state"] == "aborted" and state != "aborted":
+        raise RepoError("the rollout was aborted; publish a new release", reason="BAD_ARGUMENT")
+    return _resign(repo, where, key, body, {**r, "state": state}, now)
+
+
+def load_policy(root: Path) -> dict[str, int]:
+    """``product/board/channel`` -> start percent, for the staged channels."""
+    path = Path(root) / POLICY_FILE
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+        return {str(k): int(v) for k, v in data.get("staged", {}).items()}
+    except (ValueError, AttributeError, TypeError) as e:
+        raise RepoError(f"{path} is malformed", reason="BAD_REPO") from e
+
+
+def set_policy(root: Path, where: tuple[str, str, str], start_percent: int | None) -> None:
+    """Make a channel staged at ``start_percent`` (None: not staged)."""
+    if start_percent is not None:
+        _check_percent(start_percent)
+    policy = load_policy(root)
+    name = "/".join(where)
+    if start_percent is None:
+        policy.pop(name, None)
+    else:
+        policy[name] = start_percent
+    write_atomic(Path(root) / POLICY_FILE,
+                 (json.dumps({"staged": policy}, indent=1, sort_keys=True) + "\n").encode())
+
+
+def initial_rollout(root: Path, where: tuple[str, str, str], sequence: int,
+                    percent: int | None, security: bool,
+                    skip_staging: bool) -> dict[str, Any] | None:
+    """The ``rollout`` a new release gets: ``percent`` if given, else the channel's policy;
+    none for a security release published with ``skip_staging``.
+
+    Raises:
+        RepoError: ``skip_staging`` on a release that is not a security release, or together
+            with a percentage.
+    """
+    if skip_staging:
+        if not security:
+            raise RepoError("--skip-staging is for security releases only (--security)",
+                            reason="BAD_ARGUMENT")
+        if percent is not None:
+            raise RepoError("--skip-staging and --rollout contradict each other",
+                            reason="BAD_ARGUMENT")
+        return None
+    if percent is None:
+        percent = load_policy(root).get("/".join(where))
+    if percent is None:
+        return None
+    _check_percent(percent)
+    return {"percent": percent, "salt": new_salt(sequence), "state": "active"}
+
+
+__all__ = ["POLICY_FILE", "initial_rollout", "load_policy", "new_salt", "raise_to",
+           "set_policy", "set_state", "start"]

@@ -1,0 +1,171 @@
+"""Telemetry: the agent on simulated boards reports to `otakit serve`; the ingest validates and
+bounds every field; the store keeps no address and forgets after the retention limit."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from fleethelpers import SIZE, STEP, device_id, statuses, step
+from otakit.appimage import make_app_image
+from otakit.errors import OtakitError
+from otakit.fleet import Fleet
+from otakit.server import serve_in_thread
+from otakit.sim.lab import Lab
+from otakit.telemetry import MAX_REPORT, open_store, parse_report
+
+UID = b"\x24\x0a\xc4\x00\x00\x01"
+TOKEN = "admin-token-for-tests-0123456789"
+
+
+@pytest.fixture
+def lab(tmp_path: Path):
+    store = open_store(str(tmp_path / "fleet.sqlite3"))
+    with Lab(tmp_path / "lab", fleet=Fleet(store=store), admin_token=TOKEN) as the_lab:
+        (the_lab.work / "step.py").write_text(STEP)
+        yield the_lab
+    store.close()
+
+
+def events(lab: Lab) -> list[tuple]:
+    db = sqlite3.connect(lab.work.parent / "fleet.sqlite3")
+    return db.execute("SELECT device, seq, event, reason FROM events ORDER BY rowid").fetchall()
+
+
+def test_update_reports_the_whole_funnel(lab: Lab) -> None:
+    lab.flash(make_app_image("1.0.0", size=SIZE), uid=UID, checks=2)
+    lab.publish(make_app_image("1.1.0", size=SIZE), "1.1.0", 2)
+    result = step(lab)
+    assert result.last.version == "1.1.0", result.log
+    me = device_id(UID)
+    got = [(e, s, r) for d, s, e, r in events(lab) if d == me]
+    assert ("offered", 2, None) in got and ("downloaded", 2, None) in got
+    assert ("installed", 2, None) in got and ("confirmed", 2, None) in got
+    assert got[-1] == ("checked", 0, "up_to_date")
+    assert got.index(("installed", 2, None)) < got.index(("confirmed", 2, None))
+    assert lab.nvs().get("rpt") is None  # the confirm was reported, then forgotten
+    store = lab.fleet.store  # type: ignore[union-attr]
+    assert store.device_versions() == [("doorlock", "esp32", 2, 1)]
+    assert store.versions()[("doorlock", "esp32", 2)] == "1.1.0"
+    posts = [r for r in lab.requests() if r[0] == "POST"]
+    assert posts and all(r == ("POST", "/.otakit/events", 204) for r in posts)
+    log = lab.access_log.getvalue()
+    assert all(" - POST /.otakit/events" in line for line in log.splitlines() if "POST" in line)
+    dump = "\n".join(sqlite3.connect(lab.work.parent / "fleet.sqlite3").iterdump())
+    assert "127.0.0.1" not in dump and UID.hex() not in dump  # no address, no MAC
+
+
+def test_rollback_and_failure_are_reported_with_reasons(lab: Lab) -> None:
+    lab.flash(make_app_image("1.0.0", size=SIZE), uid=UID)
+    lab.publish(make_app_image("1.2.0", size=SIZE, behaviour="crash"), "1.2.0", 2)
+    step(lab)
+    got = [(e, s, r) for _, s, e, r in events(lab)]
+    assert ("rolled_back", 2, "ROLLED_BACK") in got
+    pub = lab.publish(make_app_image("1.3.0", size=SIZE), "1.3.0", 3)
+    data = bytearray(pub.payload_path.read_bytes())
+    data[SIZE // 2] ^= 1
+    pub.payload_path.write_bytes(bytes(data))
+    result = step(lab)
+    assert statuses(result)[-1]["reason"] == "HASH_MISMATCH"
+    got = [(e, s, r) for _, s, e, r in events(lab)]
+    assert ("failed", 3, "HASH_MISMATCH") in got
+    fails = lab.fleet.store.recent_failures()  # type: ignore[union-attr]
+    assert {"HASH_MISMATCH", "ROLLED_BACK"} <= {f["reason"] for f in fails}
+
+
+def test_opt_out_sends_nothing(lab: Lab) -> None:
+    lab.flash(make_app_image("1.0.0", size=SIZE), uid=UID, telemetry=False)
+    lab.publish(make_app_image("1.1.0", size=SIZE), "1.1.0", 2)
+    assert step(lab).last.version == "1.1.0"
+    assert [r for r in lab.requests() if r[0] == "POST"] == []
+    assert events(lab) == []
+
+
+def test_an_unreachable_or_refusing_server_never_breaks_an_update(tmp_path: Path) -> None:
+    with Lab(tmp_path / "lab") as lab:  # no fleet: the report gets a 404
+        (lab.work / "step.py").write_text(STEP)
+        lab.flash(make_app_image("1.0.0", size=SIZE), uid=UID)
+        lab.publish(make_app_image("1.1.0", size=SIZE), "1.1.0", 2)
+        result = step(lab)
+        assert [b.version for b in result.boots] == ["1.0.0", "1.1.0"]
+        assert statuses(result)[-1]["state"] == "up_to_date"
+        assert ("POST", "/.otakit/events", 404) in lab.requests()
+        assert lab.nvs()["rpt"] == b"confirmed 2"  # kept for a later report
+
+
+GOOD = {"v": 1, "id": "0123456789abcdef01234567", "product": "door", "board": "esp32",
+        "channel": "stable", "seq": 3,
+        "events": [{"e": "failed", "seq": 4, "ms": 1200, "reason": "HASH_MISMATCH"},
+                   {"e": "offered", "seq": 4, "ms": 30, "ver": "1.4.0"}]}
+
+
+def _with(**kw: object) -> dict:
+    return {**GOOD, **kw}
+
+
+@pytest.mark.parametrize("doc", [
+    _with(v=2), _with(v=True), _with(id="short"), _with(id="x" * 65), _with(id="a b c d e f g"),
+    _with(product="Door"), _with(board=""), _with(channel="a/b"), _with(seq=-1), _with(seq=2**31),
+    _with(seq=1.0), _with(seq=True), _with(events={}), _with(events=[{"e": "x"}] * 17),
+    _with(events=[{"e": "hacked", "seq": 1, "ms": 1}]),
+    _with(events=[{"e": "failed", "seq": 1, "ms": 86_400_001}]),
+    _with(events=[{"e": "failed", "seq": 1, "ms": 1, "reason": "<script>"}]),
+    _with(events=[{"e": "offered", "seq": 1, "ms": 1, "ver": "x" * 33}]),
+    _with(events=[{"e": "offered", "seq": 1, "ms": 1, "ver": "a\nb"}]),
+    _with(events=[{"e": "offered", "seq": 1}]), _with(events=["offered"]),
+], ids=lambda d: json.dumps(d)[-60:])
+def test_ingest_refuses_each_bad_field(doc: dict) -> None:
+    with pytest.raises(OtakitError) as e:
+        parse_report(json.dumps(doc).encode())
+    assert e.value.reason == "BAD_REPORT"
+
+
+def test_ingest_accepts_a_good_report_and_ignores_unknown_fields() -> None:
+    r = parse_report(json.dumps({**GOOD, "ip": "10.0.0.1", "mac": "24:0a"}).encode())
+    assert r.device == GOOD["id"] and len(r.events) == 2 and r.events[0].reason == "HASH_MISMATCH"
+    for raw in (b"{not json", b"[1]", b'{"v":1,"x":NaN}', b"\xff", b"x" * (MAX_REPORT + 1)):
+        with pytest.raises(OtakitError):
+            parse_report(raw)
+
+
+def _post(url: str, body: bytes, ctype: str = "application/json") -> int:
+    req = urllib.request.Request(url + ".otakit/events", data=body, method="POST",
+                                 headers={"Content-Type": ctype})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_ingest_over_http_statuses_and_retention(tmp_path: Path) -> None:
+    (tmp_path / "repo").mkdir()
+    store = open_store(str(tmp_path / "t.sqlite3"), retention_days=30)
+    with serve_in_thread(tmp_path / "repo", fleet=Fleet(store=store)) as url:
+        good = json.dumps(GOOD).encode()
+        assert _post(url, good) == 204
+        assert _post(url, good, "text/plain") == 415
+        assert _post(url, b"x" * (MAX_REPORT + 1)) == 413
+        assert _post(url, json.dumps(_with(seq="3")).encode()) == 400
+        # only the ingest (and the login form) take a POST without the token (otakit.guard)
+        req = urllib.request.Request(url + ".otakit/other", data=good, method="POST",
+                                     headers={"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(req, timeout=10)
+        assert e.value.code == 405
+        # no admin token configured: the dashboard does not exist
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(url + ".otakit/dashboard", timeout=10)
+        assert e.value.code == 404
+    assert store.device_versions() == [("door", "esp32", 3, 1)]
+    import time  # noqa: PLC0415
+
+    assert store.purge(int(time.time()) + 29 * 86400) == 0
+    assert store.purge(int(time.time()) + 31 * 86400) == 3  # 2 events + 1 device
+    assert store.device_versions() == [] and store.recent_failures() == []
+    store.close()
