@@ -150,6 +150,15 @@ are an upper bound for a board.
 | 3,000,000 B | esp32-8mb (8 MB) | {large} KB | | |
 | difference | | {large - small} KB | | ≤ {GROWTH_LIMIT} KB |
 
+How names count: every name in a loaded `.mpy` (identifiers, attribute names, short strings,
+module names) is interned on the heap, in qstr pools that double in size. The simulator's own
+modules are `.mpy` too, so their ~440 names sit in the same pools, although on a board they are
+C code with names in flash: when the agent's names push the total past a pool boundary (620
+names), the next pool (7.1 KB) is charged to the agent. That is what moved the figure from
+61-62 KB to 69-70 KB when the fleet code (telemetry, rollout) added about 25 names; the agent's
+working memory did not change. Frozen into firmware, as on a product, none of these names is in
+RAM. Making the simulator charge only the device's own names is an open task.
+
 Throughput, 1.4 MB image, median of {rounds} interleaved rounds in one device process over the
 same loopback server and simulated flash:
 
