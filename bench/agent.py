@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 from otakit.appimage import make_app_image
-from otakit.paths import DOCS_DIR
+from bench import write_section
 from otakit.sim.lab import Lab
 
 HEAP_GOAL, HEAP_LIMIT, GROWTH_LIMIT, SPEED_GOAL = 48, 64, 1, 0.8
@@ -179,19 +179,9 @@ On a board the radio and the flash, not the CPU, set the pace; that has not been
 Measured {date} with `.venv/bin/python -m bench.agent --write-docs`.
 """
     if write_docs:
-        _write_section(text)
+        write_section("Whole update (agent)", text)
     return text
 
-
-def _write_section(text: str) -> None:
-    doc = DOCS_DIR / "performance.md"
-    current = doc.read_text()
-    pattern = re.compile(r"## Whole update \(agent\)\n.*?(?=\n## |\Z)", re.S)
-    if pattern.search(current):
-        current = pattern.sub(lambda _: text.rstrip("\n") + "\n", current)
-    else:
-        current = current.rstrip("\n") + "\n\n" + text
-    doc.write_text(current)
 
 
 def main(argv: list[str] | None = None) -> int:

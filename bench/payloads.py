@@ -25,7 +25,8 @@ import zlib
 from pathlib import Path
 
 from otakit.appimage import make_app_image, rebuild_with_module
-from otakit.paths import DOCS_DIR, ROOT
+from bench import write_section
+from otakit.paths import ROOT
 from otakit.payloads import deflate, encode_delta
 from otakit.sim.lab import Lab
 
@@ -171,19 +172,9 @@ change moved, as a relink would.
 Measured {date} with `.venv/bin/python -m bench.payloads --write-docs`.
 """
     if write_docs:
-        _write_section(text)
+        write_section("Payload encodings (deflate, delta)", text)
     return text
 
-
-def _write_section(text: str) -> None:
-    doc = DOCS_DIR / "performance.md"
-    current = doc.read_text()
-    pattern = re.compile(r"## Payload encodings \(deflate, delta\)\n.*?(?=\n## |\Z)", re.S)
-    if pattern.search(current):
-        current = pattern.sub(lambda _: text.rstrip("\n") + "\n", current)
-    else:
-        current = current.rstrip("\n") + "\n\n" + text
-    doc.write_text(current)
 
 
 def main(argv: list[str] | None = None) -> int:
