@@ -8,82 +8,25 @@ asked the server for, and the reason code the agent reports.
 
 from __future__ import annotations
 
-import json
 import re
-import time
 from pathlib import Path
 
 import pytest
 
 from otakit.appimage import make_app_image
-from otakit.manifest import body_from_dict, sign_manifest
 from otakit.sim.flash import make_firmware_bin
-from otakit.sim.lab import PRODUCT, SUPPORT_END, Lab
-from otakit.sim.runner import RunResult
+from otakit.sim.lab import Lab
+from scenario import HEAP, blob_requests, otadata, prepare, publish_by_hand, statuses, step
 
-HEAP = "128K"
 SIZE = 96 * 1024
-
-# A device script: confirm/roll back at boot, then check (and install) `checks` times, printing
-# the agent's status as one JSON line after each, and reset when an install needs a reboot.
-STEP = """\
-import json, machine, ota
-cfg = json.load(open("ota_config.json"))
-outcome, detail = ota.boot(checks=(), timeout_ms=5000)
-print("BOOT " + outcome)
-agent = ota.Agent(ota.Config(cfg["url"], cfg["product"], cfg["board"], channel=cfg["channel"]))
-for i in range(cfg.get("checks", 1)):
-    installed = agent.update_sync()
-    print("STATUS " + json.dumps(agent.status()))
-    if installed:
-        machine.reset()
-"""
 
 
 @pytest.fixture
 def lab(tmp_path: Path):
     with Lab(tmp_path / "lab") as the_lab:
-        (the_lab.work / "step.py").write_text(STEP)
+        prepare(the_lab)
         the_lab.flash(make_app_image("1.0.0", size=SIZE))
         yield the_lab
-
-
-def step(lab: Lab, **kw: object) -> RunResult:
-    return lab.boot(script=lab.work / "step.py", heapsize=HEAP, **kw)  # type: ignore[arg-type]
-
-
-def statuses(result: RunResult) -> list[dict]:
-    return [json.loads(m) for m in re.findall(r"^STATUS (.*)$", result.log, re.M)]
-
-
-def blob_requests(lab: Lab) -> list[tuple[str, str, int]]:
-    return [r for r in lab.requests() if "/blobs/" in r[1]]
-
-
-def otadata(lab: Lab) -> list[tuple[int, str]]:
-    return [(e.seq, e.state_name) for e in lab.state().otadata if e.seq != 0xFFFFFFFF]
-
-
-def publish_by_hand(lab: Lab, image: bytes, **overrides: object) -> None:
-    """Sign a manifest the release command would refuse to make (bypassing its image checks)."""
-    import hashlib
-
-    sha = hashlib.sha256(image).hexdigest()
-    blob = lab.repo.payload_path(sha)
-    blob.parent.mkdir(parents=True, exist_ok=True)
-    blob.write_bytes(image)
-    body = {"product": PRODUCT, "board": lab.board.name, "chip_id": lab.board.chip_id,
-            "channel": lab.channel, "version": "9.9.9", "sequence": 9, "security_version": 0,
-            "payload": {"path": f"blobs/sha256/{sha}", "size": len(image), "sha256": sha,
-                        "encoding": "raw"},
-            "created": int(time.time()), "support_end": SUPPORT_END}
-    for k, v in overrides.items():
-        if k.startswith("payload_"):
-            body["payload"][k[8:]] = v  # type: ignore[index]
-        else:
-            body[k] = v
-    lab.manifest_path.parent.mkdir(parents=True, exist_ok=True)
-    lab.manifest_path.write_bytes(sign_manifest(body_from_dict(body), lab.key))
 
 
 def test_update_installs_and_confirms(lab: Lab) -> None:

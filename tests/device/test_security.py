@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from secharness import (SIZE, blob_requests, last, manifest_by_hand, otadata, prepare,
+from scenario import (SIZE, blob_requests, last, manifest_by_hand, otadata, prepare,
                         publish_by_hand, step, write)
 
 from otakit.appimage import make_app_image

@@ -16,7 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from secharness import (SIZE, blob_requests, last, otadata, prepare, publish_by_hand, statuses,
+from scenario import (SIZE, blob_requests, last, otadata, prepare, publish_by_hand, statuses,
                         step)
 
 from otakit.appimage import make_app_image

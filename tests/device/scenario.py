@@ -1,5 +1,6 @@
-"""Shared pieces of the security scenarios (tests/device/test_security*.py): a device step script
-with a settable clock and CA, and helpers to read what the board did."""
+"""Shared pieces of the end-to-end scenarios on the simulated board (tests/device/test_agent.py,
+test_security*.py): a device step script with a settable clock and CA, manifests signed by hand,
+and helpers to read what the board did."""
 
 from __future__ import annotations
 
@@ -79,7 +80,11 @@ def manifest_by_hand(lab: Lab, image: bytes, key: PrivateKey | None = None,
             "payload": {"path": f"blobs/sha256/{sha}", "size": len(image), "sha256": sha,
                         "encoding": "raw"},
             "created": int(time.time()), "support_end": SUPPORT_END}
-    body.update(overrides)
+    for k, v in overrides.items():  # payload_<field> overrides a field of the payload
+        if k.startswith("payload_"):
+            body["payload"][k[8:]] = v  # type: ignore[index]
+        else:
+            body[k] = v
     return sign_manifest(body_from_dict(body), key or lab.key)
 
 
