@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_agent import HEAP, SIZE, STEP, blob_requests, otadata, statuses, step
+from scenario import HEAP, blob_requests, otadata, prepare, statuses, step
+from test_agent import SIZE
 
 from otakit.appimage import make_app_image, rebuild_with_module
 from otakit.sim.lab import Lab
@@ -22,7 +23,7 @@ NEW = make_app_image("1.1.0", size=SIZE, seed="firmware")  # the same code, anot
 @pytest.fixture
 def lab(tmp_path: Path):
     with Lab(tmp_path / "lab") as the_lab:
-        (the_lab.work / "step.py").write_text(STEP)
+        prepare(the_lab)
         the_lab.flash(OLD)
         yield the_lab
 
