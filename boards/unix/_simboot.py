@@ -183,9 +183,77 @@ def _mount():
 _heap_ballast = None
 
 
+# Names (qstrs) interned at run time live on the heap, in pools that double in size: 20, 40,
+# 80, ... entries, each allocated when the last one is full. On a board the simulator's names are
+# in flash with the C code, and the device's names start in the first 20-entry pool; here the
+# simulator's own (~300) names come first. So that the device is not charged pools sized by them,
+# the simulator fills its pools up to the one before DEVICE_POOL: the device's names then start
+# in a fresh pool of DEVICE_POOL entries, which a board reaches with 300 < names <= 620 (it then
+# holds 620 entries in five pools; the simulator's one pool holds 640, within 20).
+DEVICE_POOL = 640
+
+
+def _intern(i):
+    # Intern a new name; return (its qstr number, heap bytes it took beyond the name itself).
+    import gc
+
+    name = "_sim_pad%d" % i
+    before = gc.mem_alloc()
+    getattr(None, name, None)  # interns name
+    return id(name.encode().decode()) >> 3, gc.mem_alloc() - before
+
+
+def _pad_names():
+    import gc
+    import machine  # noqa: F401 - resident before the device runs, its names with it
+
+    gc.collect()
+    i, pool = 0, 0
+    while True:
+        q, grew = _intern(i)
+        i += 1
+        if grew > 1024:  # a pool was allocated: q is its first entry
+            pool = 20
+            while pool * 16 < grew:  # entries are 9-16 bytes on any port: the nearest size
+                pool *= 2
+            if pool * 2 >= DEVICE_POOL:
+                break
+    last = q
+    while last < q + pool - 1:  # fill that pool: the device's first name opens the next one
+        last = _intern(i)[0]
+        i += 1
+
+
+def _fits(n):
+    # In a frame of its own, so that no stale reference to the trial block stays behind.
+    try:
+        bytearray(n)
+        return True
+    except MemoryError:
+        return False
+
+
+def _largest_free():
+    # The largest single allocation that succeeds now (binary search, in 16-byte blocks).
+    import gc
+
+    lo, hi = 0, gc.mem_free() // 16
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        gc.collect()
+        if _fits(mid * 16 - 32):
+            lo = mid
+        else:
+            hi = mid - 1
+    gc.collect()
+    return lo * 16
+
+
 def _ballast():
     # Leave device code OTAKIT_SIM_HEAP_BUDGET bytes of free heap minus what the mounted VFS
-    # takes (as on a board, where the sim's modules are C and cost no GC heap).
+    # takes, as one contiguous region, as on a board: there the simulator's modules are C code
+    # and its boot leaves no garbage, so the free heap at boot is neither smaller nor full of
+    # holes. The holes the simulator's own boot left are filled; the budget stays in one piece.
     global _heap_ballast
     import gc
     import _simimage  # noqa: F401 - resident like the C code it stands for
@@ -193,19 +261,37 @@ def _ballast():
     budget = int(os.getenv("OTAKIT_SIM_HEAP_BUDGET") or 0)
     if not budget:
         return
+    _pad_names()
+    slots = [None] * 1024
     gc.collect()
     target = budget - _mount_cost
-    # One block when the free heap is contiguous; after the first boot's mkfs it may not be,
-    # so take the largest blocks that fit until only the budget is left free.
-    _heap_ballast = []
-    size = gc.mem_free() - target - 16
-    while size > 64:
+    if _largest_free() < target + 64:
+        # Not that much in one piece (the first boot's mkfs can leave the heap so): take the
+        # largest blocks that fit until only the budget is left free.
+        i, size = 0, gc.mem_free() - target - 16
+        while size > 64 and i < 1024:
+            try:
+                slots[i] = bytearray(size)
+                i += 1
+            except MemoryError:
+                size //= 2
+                continue
+            size = gc.mem_free() - target - 16
+        _heap_ballast = slots
+        gc.collect()
+        return
+    # First fit: the budget is taken first (in the one run large enough), then every other free
+    # block is filled, largest pieces first, and the budget is freed again.
+    reserve = bytearray(target - 32)
+    i, size = 0, 1 << 15
+    while size >= 16 and i < 1024:
         try:
-            _heap_ballast.append(bytearray(size))
+            slots[i] = bytearray(size)
+            i += 1
         except MemoryError:
             size //= 2
-            continue
-        size = gc.mem_free() - target - 16
+    reserve = None  # noqa: F841 - the budget, free again
+    _heap_ballast = slots
     gc.collect()
 
 
