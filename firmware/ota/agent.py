@@ -6,11 +6,11 @@
 # status(). It owns one 4 KB buffer for its whole life: the manifest is read into it, then every
 # payload block passes through it, so memory does not grow with the image.
 #
-# RAM: each phase imports what it needs and releases it afterwards (fetch: ota.http; verify:
-# ota.manifest and ota.crypto; install: ota.http), so the code of the phases is never in the heap
-# at once when the agent is loaded as .mpy. Frozen into firmware, its code costs no heap at all.
+# RAM: each phase imports what it needs and releases it afterwards (check: ota.check, which
+# loads ota.keyring, ota.http, ota.manifest and ota.crypto in turn; install: ota.download and
+# ota.http), so the code of the phases is never in the heap at once when the agent is loaded as
+# .mpy. Frozen into firmware, its code costs no heap at all.
 import struct
-import sys
 import time
 
 from . import release
@@ -98,53 +98,25 @@ class Agent:
             self.state.set_last(e.reason, e.detail)
             self.state.commit()
 
-    # --- check -----------------------------------------------------------------------------
+    # --- check (ota.check) ------------------------------------------------------------------
     async def check(self):
         # Returns an Offer, or None (up to date, held back by a staged rollout, or refused: see
         # status()). Reports the outcome (ota.report) unless an offer awaits install().
-        self._set("checking")
-        self._date = None
+        # The phase's code (ota.check and what it loads) is in the heap only while it runs.
+        from .check import run
         t0 = time.ticks_ms()
-        etag = offer = keys = None
         try:
-            keys = await self._trusted_keys()
-            status, etag, n = await self._fetch_manifest()
-            if status == 304 and self._verdict:
-                # Not Modified: the verdict on the manifest verified before stands.
-                offer, state, reason, detail = self._verdict
-                self._set(state, reason, detail)
-            else:
-                self._etag = None
-                m = self._verify(n, keys)
-                keys = None
-                offer = self._vet(m)
-                if offer is None:
-                    self._set("up_to_date")
-                elif offer is False:
-                    self._set("held", None, m.held)
-                    offer = None
-                else:
-                    self._set("offered", None, "%s (sequence %d)" % (m.version, m.sequence))
-                self._remember(etag, offer)
-        except ManifestError as e:
-            self._fail(e)
-            self._remember(etag, None)
-        except OTAError as e:
-            self._fail(e)
-        keys = None  # not kept through the report
-        st = self._status
+            offer = await run(self)
+        finally:
+            release("check")
         if offer:
             self._note("offered", offer.sequence, None, t0, offer.version)
             return offer
+        st = self._status
         failed = st["state"] == "failed"
         self._note("failed" if failed else "checked", 0, st["reason" if failed else "state"], t0)
         await self._report()
         return None
-
-    def _remember(self, etag, offer):
-        self._etag = etag
-        s = self._status
-        self._verdict = (offer, s["state"], s["reason"], s["detail"]) if etag else None
 
     def _client(self):
         if self.http is not None:
@@ -158,21 +130,6 @@ class Agent:
         if client is not self.http:
             release("http")
 
-    async def _fetch(self, url, etag):
-        client = self._client()
-        try:
-            r = await client.get_small(url, self.buf, etag)
-            if url.startswith("https://"):  # only a TLS-verified server's Date is believed
-                from .httpdate import http_time
-                self._date = http_time(getattr(client, "date", None))
-                release("httpdate")
-            return r
-        finally:
-            self._done_with(client)
-
-    async def _fetch_manifest(self):
-        return await self._fetch(self.cfg.manifest_url(), self._etag)
-
     # --- time ------------------------------------------------------------------------------
     def now(self):
         # Unix seconds if the device knows the time, else None: its clock (RTC, NTP) once set,
@@ -182,56 +139,6 @@ class Agent:
             return t
         t = self._date
         return t if t is not None and t > _CLOCK_VALID else None
-
-    # --- keys (ota.keyring) ------------------------------------------------------------------
-    async def _trusted_keys(self):
-        from .keyring import trusted_keys
-        try:
-            return await trusted_keys(self)
-        finally:
-            release("keyring", "crypto", "ed25519", "sha512")
-
-    def _verify(self, n, keys):
-        # Signature first, then the body, then what needs no device state (ota.manifest).
-        from . import manifest
-        cfg = self.cfg
-        try:
-            m = manifest.parse(memoryview(self.buf)[:n], keys)
-            manifest.check_target(m, cfg.product, cfg.board, cfg.chip_id, Slot(self.esp32).size)
-            return m
-        finally:
-            keys = None
-            release("manifest", "fleet", "crypto", "ed25519", "sha512")
-
-    def _vet(self, m):
-        # Policy checks that need device state. Raises ManifestError; None means up to date,
-        # False held back by a staged rollout.
-        st = self.state
-        now = self.now()
-        if m.expires is not None and now is not None and now > m.expires:
-            # also at the installed sequence: a frozen (replayed, stale) channel is reported
-            raise ManifestError("EXPIRED", "the manifest expired at %d" % m.expires)
-        st.set_blob("eos", m.support_end.encode())  # signed; no write when unchanged
-        installed = st.get("seq")
-        if m.sequence == installed:
-            return None
-        if m.sequence < installed:
-            raise ManifestError("ROLLBACK", "sequence %d is older than the installed %d"
-                                % (m.sequence, installed))
-        if m.sequence in st.bad_sequences():
-            raise ManifestError("KNOWN_BAD", "sequence %d failed its trial boot before"
-                                % m.sequence)
-        floor = st.get("floor")
-        if m.security_version < floor:
-            raise ManifestError("SECURITY_FLOOR", "security version %d is below the floor %d"
-                                % (m.security_version, floor))
-        if m.rollout is not None:  # a staged rollout (docs/format.md §2.3)
-            from .fleet import held
-            m.held = held(m, self.cfg.device_id)
-            release("fleet")
-            if m.held:
-                return False
-        return Offer(m, m.security)
 
     # --- install ---------------------------------------------------------------------------
     async def install(self, offer):

@@ -258,7 +258,9 @@ async def trusted_keys(agent):
     if not roots:
         return keys
     try:
-        status, etag, n = await agent._fetch(cfg.keyring_url(), agent._kr_etag)
+        from .check import fetch  # loaded: this runs inside the check phase
+
+        status, etag, n = await fetch(agent, cfg.keyring_url(), agent._kr_etag)
     except FetchError as e:
         if e.status != 404:
             raise
