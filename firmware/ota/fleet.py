@@ -2,10 +2,10 @@
 # the staged-rollout decision.
 # MIT license; Copyright (c) 2026 otakit contributors
 #
-# Loaded only when needed, then released: by ota.manifest while it checks a body that has fleet
+# Loaded only when needed, then released: by ota.fields while it checks a body that has fleet
 # fields, and by the agent when the manifest is in a staged rollout. A plain update (no rollout,
-# no sbom) never loads it. Its own module, apart from ota.manifest, so that ota.manifest still
-# compiles from source in a 48 KB heap (tests/device/test_manifest.py).
+# no sbom) never loads it. Its own module, apart from ota.fields, so that the manifest checks
+# still compile from source in a 48 KB heap (tests/device/test_manifest.py).
 
 
 # A device's bucket 0..99 in a staged rollout (docs/format.md section 2.3).
@@ -25,11 +25,11 @@ def held(m, device_id):
         m.version, r["state"], r["percent"])
 
 
-# For ota.manifest (loaded, with its checks): the fleet fields of body b onto m, BAD_BODY when
+# For ota.fields (loaded, with its checks): the fleet fields of body b onto m, BAD_BODY when
 # malformed: rollout (docs/format.md section 2.3) and sbom (2.4; checked, not used on the device).
 def check(m, b):
     from ota.errors import ManifestError
-    from ota.manifest import _HEX, _bad, _get, _int, _name, _only, _path
+    from ota.fields import _HEX, _bad, _get, _int, _name, _only, _path
 
     if "rollout" in b:
         v = b["rollout"]

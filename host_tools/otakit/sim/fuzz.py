@@ -50,7 +50,6 @@ CASE_TIMEOUT_MS = 1500  # the HTTP client's timeout: a case never legitimately t
 
 HARNESS = r"""
 import sys, struct, asyncio, gc
-import ota.crypto
 from ota import manifest, keyring
 from ota.errors import OTAError
 from ota.http import HTTPClient
@@ -85,11 +84,14 @@ def one(i, kind, data):
     elif kind == "k":
         keyring.parse(data, ROOTS, 1, "door-lock", "production")
     elif kind == "K":
-        ota.crypto.verify = lambda *a: True
+        import ota.crypto  # again: ota.manifest releases it after every signature check
+        c = sys.modules["ota.crypto"]
+        real = c.verify
+        c.verify = lambda *a: True
         try:
             keyring.parse(data, ROOTS, 1, "door-lock", "production")
         finally:
-            ota.crypto.verify = REAL
+            c.verify = real
     elif kind == "h":
         asyncio.run(http(i, data[0]))
 
