@@ -112,6 +112,20 @@ if installed:
 """
 
 
+HEAP_LIMIT = "64K"  # issue 4: a whole update must complete in 64 KB (docs/performance.md)
+
+
+@pytest.mark.parametrize(("board", "size"), [("esp32", 1_000_000), ("esp32-8mb", 3_000_000)])
+def test_whole_update_completes_in_the_64_kb_heap(tmp_path: Path, board: str, size: int) -> None:
+    # the limit as a gate; bench.agent measures the smallest heap that works
+    with Lab(tmp_path / "lab", board=board) as lab:
+        lab.flash(make_app_image("1.0.0", size=SIZE))
+        lab.publish(make_app_image("1.1.0", size=size), "1.1.0", 2)
+        result = lab.install_once(HEAP_LIMIT)
+        assert "INSTALLED" in result.log, result.log[-3000:]
+        assert lab.state().next_boot == "ota_1"
+
+
 @pytest.mark.parametrize("fault", ["fails", "hangs"])
 def test_failed_health_check_rolls_back(lab: Lab, fault: str) -> None:
     lab.publish(make_app_image("1.1.0", size=SIZE), "1.1.0", 2)

@@ -43,6 +43,16 @@ with open("ota_config.json", "w") as f:
 print("provisioned ota_config.json:", cfg)
 """
 
+# One check and install by the agent, no reboot into the new release (the heap measurement);
+# then the interned names (qstr pools, see docs/simulator.md).
+_INSTALL_ONCE = """\
+import ota, json, micropython
+cfg = json.load(open("ota_config.json"))
+agent = ota.Agent(ota.Config(cfg["url"], cfg["product"], cfg["board"]))
+print("INSTALLED" if agent.update_sync() else "FAILED " + json.dumps(agent.status()))
+micropython.qstr_info()
+"""
+
 
 class _LogBuffer(io.StringIO):
     """The server's access log, kept for assertions on what the device asked for."""
@@ -194,6 +204,15 @@ class Lab:
         """Power the board on and run it (see `otakit.sim.runner.run`)."""
         return run(self.flash_path, script=script, app_dir=self.device_dir,
                    max_boots=max_boots, **kw)  # type: ignore[arg-type]
+
+    def install_once(self, heapsize: str | int) -> RunResult:
+        """Boot once with a ``heapsize`` heap and let the agent check and install what is
+        published, without rebooting into it: its log ends with ``INSTALLED`` when the whole
+        update (manifest, signature, payload streamed in, read back, ``set_boot``) completed,
+        followed by ``micropython.qstr_info()``."""
+        script = self.work / "install_once.py"
+        script.write_text(_INSTALL_ONCE)
+        return self.boot(script=script, heapsize=heapsize, max_boots=1)
 
     def state(self) -> FlashState:
         """The decoded flash image."""
