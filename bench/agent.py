@@ -162,8 +162,8 @@ How the simulator charges the device (docs/simulator.md): it leaves the budget a
 region, as on a board (its own boot no longer leaves it in holes), and it fills the qstr pools its
 own ~300 names use, so the device's names start in a fresh 640-entry pool (about 7 KB here): a
 board spends 620 entries on pools for 301-620 names. The agent interned **{names}** names in
-this update: {"so the pool charge matches a board's within 20 entries" if fair_pools else
-"OUTSIDE 301-620: the pool charge differs from a board's, see docs/simulator.md"}.
+this update, {"so the pool charge matches a board's within 20 entries" if fair_pools else
+"OUTSIDE 301-620, so the pool charge differs from a board's (docs/simulator.md)"}.
 
 Until 2026-11-28 this read 69-70 KB: the simulator charged the device pools sized by its own
 names (a 640-entry pool on top of a 320-entry one), and left the budget scattered over the holes
