@@ -48,7 +48,7 @@ print("provisioned ota_config.json:", cfg)
 _INSTALL_ONCE = """\
 import ota, json, micropython
 cfg = json.load(open("ota_config.json"))
-agent = ota.Agent(ota.Config(cfg["url"], cfg["product"], cfg["board"]))
+agent = ota.Agent(ota.Config(cfg["url"], cfg["product"], cfg["board"], **CONFIG))
 print("INSTALLED" if agent.update_sync() else "FAILED " + json.dumps(agent.status()))
 micropython.qstr_info()
 """
@@ -205,14 +205,15 @@ class Lab:
         return run(self.flash_path, script=script, app_dir=self.device_dir,
                    max_boots=max_boots, **kw)  # type: ignore[arg-type]
 
-    def install_once(self, heapsize: str | int) -> RunResult:
-        """Boot once with a ``heapsize`` heap and let the agent check and install what is
-        published, without rebooting into it: its log ends with ``INSTALLED`` when the whole
-        update (manifest, signature, payload streamed in, read back, ``set_boot``) completed,
-        followed by ``micropython.qstr_info()``."""
+    def install_once(self, heapsize: str | int, **config: object) -> RunResult:
+        """Boot once with a ``heapsize`` heap and let the agent (``ota.Config`` keywords
+        ``config``, e.g. ``max_wbits=15``) check and install what is published, without
+        rebooting into it: its log ends with ``INSTALLED`` when the whole update (manifest,
+        signature, payload streamed in, read back, ``set_boot``) completed, followed by
+        ``micropython.qstr_info()``."""
         script = self.work / "install_once.py"
-        script.write_text(_INSTALL_ONCE)
-        return self.boot(script=script, heapsize=heapsize, max_boots=1)
+        script.write_text(f"CONFIG = {config!r}\n" + _INSTALL_ONCE)
+        return self.boot(script=script, heapsize=heapsize, max_boots=1, timeout=900)
 
     def state(self) -> FlashState:
         """The decoded flash image."""
