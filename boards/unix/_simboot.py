@@ -194,13 +194,10 @@ DEVICE_POOL = 640
 
 
 def _intern(i):
-    # Intern a new name; return (its qstr number, heap bytes it took beyond the name itself).
-    import gc
-
+    # Intern a new name; return its qstr number.
     name = "_sim_pad%d" % i
-    before = gc.mem_alloc()
     getattr(None, name, None)  # interns name
-    return id(name.encode().decode()) >> 3, gc.mem_alloc() - before
+    return id(name.encode().decode()) >> 3
 
 
 def _pad_names():
@@ -208,11 +205,13 @@ def _pad_names():
     import machine  # noqa: F401 - resident before the device runs, its names with it
 
     gc.collect()
-    i, pool = 0, 0
-    while True:
-        q, grew = _intern(i)
+    i = 0
+    while True:  # until a pool is allocated, seen as a jump in the heap in use
+        before = gc.mem_alloc()
+        q = _intern(i)
+        grew = gc.mem_alloc() - before
         i += 1
-        if grew > 1024:  # a pool was allocated: q is its first entry
+        if grew > 1024:  # q is the first entry of a new pool: its size from its bytes
             pool = 20
             while pool * 16 < grew:  # entries are 9-16 bytes on any port: the nearest size
                 pool *= 2
@@ -220,33 +219,17 @@ def _pad_names():
                 break
     last = q
     while last < q + pool - 1:  # fill that pool: the device's first name opens the next one
-        last = _intern(i)[0]
+        last = _intern(i)
         i += 1
 
 
-def _fits(n):
-    # In a frame of its own, so that no stale reference to the trial block stays behind.
+def _reserve(n):
+    # The budget as one block, or None when no free run is that large. Returns a list holding it
+    # (from a frame of its own, so that no stale reference to a failed attempt stays behind).
     try:
-        bytearray(n)
-        return True
+        return [bytearray(n)]
     except MemoryError:
-        return False
-
-
-def _largest_free():
-    # The largest single allocation that succeeds now (binary search, in 16-byte blocks).
-    import gc
-
-    lo, hi = 0, gc.mem_free() // 16
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        gc.collect()
-        if _fits(mid * 16 - 32):
-            lo = mid
-        else:
-            hi = mid - 1
-    gc.collect()
-    return lo * 16
+        return None
 
 
 def _ballast():
@@ -265,31 +248,26 @@ def _ballast():
     slots = [None] * 1024
     gc.collect()
     target = budget - _mount_cost
-    if _largest_free() < target + 64:
-        # Not that much in one piece (the first boot's mkfs can leave the heap so): take the
-        # largest blocks that fit until only the budget is left free.
-        i, size = 0, gc.mem_free() - target - 16
-        while size > 64 and i < 1024:
-            try:
-                slots[i] = bytearray(size)
-                i += 1
-            except MemoryError:
-                size //= 2
-                continue
-            size = gc.mem_free() - target - 16
-        _heap_ballast = slots
-        gc.collect()
-        return
-    # First fit: the budget is taken first (in the one run large enough), then every other free
-    # block is filled, largest pieces first, and the budget is freed again.
-    reserve = bytearray(target - 32)
-    i, size = 0, 1 << 15
+    # First fit: the budget is taken first (in the one free run large enough), then every other
+    # free block is filled, largest pieces first, and the budget is freed again. With automatic
+    # collection off, an allocation that does not fit fails at once instead of collecting.
+    reserve = _reserve(target - 32)
+    gc.disable()
+    i, size = 0, 1 << 16 if reserve else gc.mem_free() - target - 16
     while size >= 16 and i < 1024:
         try:
             slots[i] = bytearray(size)
             i += 1
         except MemoryError:
-            size //= 2
+            size //= 4
+            continue
+        if not reserve:
+            # Not that much in one piece (the first boot's mkfs can leave the heap so): take
+            # the largest blocks that fit until only the budget is left free.
+            size = gc.mem_free() - target - 16
+            if size <= 64:
+                break
+    gc.enable()
     reserve = None  # noqa: F841 - the budget, free again
     _heap_ballast = slots
     gc.collect()

@@ -263,4 +263,4 @@ def heap_bytes(heapsize: str | int) -> int:
 # The simulator's own modules live on the MicroPython heap (on a board they are C code); the
 # process gets this much more, and _simboot pins the excess so device code sees its budget in
 # one piece. Generous: what the simulator's boot leaves behind must not split the budget.
-SIM_HEAP_HEADROOM = 192 * 1024
+SIM_HEAP_HEADROOM = 160 * 1024
