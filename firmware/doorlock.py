@@ -12,7 +12,9 @@
 #    back, end of support) are printed and shown as a pattern on the status LED.
 # Files on the filesystem:
 #   ota_config.json    written at provisioning (manufacturer): url, product, board, channel and
-#                      the update policy (check_s, first_s, security_postpone_max_s, notice_s);
+#                      the update policy (check_s, first_s, retry_s and retry_max_s: the first
+#                      and the longest wait after a network failure, security_postpone_max_s,
+#                      notice_s);
 #                      max_checks > 0 ends the app after that many checks (simulated demo);
 #                      user_postpone_s > 0 answers every update notice with "later" (simulates a
 #                      user, for the demo)
@@ -144,6 +146,7 @@ def make_updater(agent, cfg, lock, led):
     from ota.updater import Updater
     policy = Policy(Settings(), check_s=cfg.get("check_s", cfg.get("interval_s", 86400)),
                     first_s=cfg.get("first_s", 60),
+                    backoff_s=(cfg.get("retry_s", 60), cfg.get("retry_max_s", 21600)),
                     security_postpone_max_s=cfg.get("security_postpone_max_s", 7 * 86400))
     up = None
     later = cfg.get("user_postpone_s", 0)

@@ -115,3 +115,53 @@ def test_config_migrated_only_after_confirm(lab: Lab, fault: bool) -> None:
         assert last["outcome"] == "confirmed" and last["running"] == "new"
         assert last["file"] == {"schema": 2, "name": "Back door", "auto_lock_s": 120}
         assert not any(f.startswith("lock_config.json.") for f in last["files"])
+
+
+# The real app with its update loop, and no update server at all (nothing listens on the
+# configured port). A press is held for 40 ms in every 200 ms of wall-clock time, whatever the
+# app is doing: a press the lock does not see while it is held is missed. Every check is counted.
+OFFLINE = """\
+import time, doorlock, ota.agent
+
+class Button:
+    def value(self):
+        return 0 if time.ticks_ms() % 200 < 40 else 1
+
+toggles = []
+orig_init, orig_toggle = doorlock.Lock.__init__, doorlock.Lock.toggle
+orig_check = ota.agent.Agent.check
+
+def init(self):
+    orig_init(self)
+    self.button = Button()
+
+def toggle(self):
+    orig_toggle(self)
+    toggles.append(time.ticks_ms())
+
+async def check(self):
+    offer = await orig_check(self)
+    s = self.status()
+    print("CHECK %s %s" % (s["state"], s["reason"]))
+    return offer
+
+doorlock.Lock.__init__, doorlock.Lock.toggle = init, toggle
+ota.agent.Agent.check = check
+doorlock.main()
+print("OFFLINE %d %d" % (len(toggles), time.ticks_diff(toggles[-1], toggles[0])))
+"""
+
+
+def test_lock_works_with_no_update_server(lab: Lab) -> None:
+    # ETSI EN 303 645 5.9-2: locally functional without the network. Three checks fail (the
+    # retry comes after about a second), and the lock is served before, between and after.
+    lab.flash(make_app_image("1.0.0", size=SIZE), url="http://127.0.0.1:9", max_checks=3,
+              retry_s=1)
+    script = lab.work / "offline.py"
+    script.write_text(OFFLINE)
+    result = lab.boot(script=script, heapsize=HEAP, max_boots=1)
+    assert result.ended == "finished" and not result.error, result.log[-2000:]
+    assert re.findall(r"^CHECK (\w+) (\w+)$", result.log, re.M) == [("failed", "NETWORK")] * 3
+    toggles, span_ms = map(int, re.findall(r"^OFFLINE (\d+) (\d+)$", result.log, re.M)[0])
+    assert span_ms >= 1000  # from the first press served to the last, across the checks
+    assert toggles == round(span_ms / 200) + 1  # and none missed in between
