@@ -2,7 +2,8 @@
 
 A scenario is one whole update cycle on the simulated board, served by a `Lab`: check, download,
 install, `set_boot`, reboot, trial, confirm, floor and state writes (or, for ``rollback``, a
-release whose image crashes, the bootloader's rollback and the agent noticing it). Its golden run
+release whose image crashes, the bootloader's rollback and the agent noticing it; for ``second``,
+the update after one the agent installed and confirmed, from ota_1 back into ota_0). Its golden run
 (no cut) counts the mutating flash operations N; then each cut point k in 1..N is one run from the
 same starting flash image with the power cut at operation k (torn), the board powered on again
 and left to run until the device script ends, with the network up.
@@ -48,8 +49,6 @@ from otakit.sim.lab import Lab
 from otakit.sim.runner import Boot, RunResult, run
 
 HEAP = "128K"
-NEW_SEQ = 2
-NEW_SV = 1
 
 # The device: confirm or roll back, save the app's own state as an app would, then check for
 # updates until one attempt does not fail (at most 3), resetting after an install.
@@ -102,16 +101,20 @@ for name in NAMES:
 
 @dataclass(frozen=True)
 class Scenario:
-    """One update cycle to cut: ``size`` bytes per image; ``crash``: the new image crashes."""
+    """One update cycle to cut: ``size`` bytes per image; ``crash``: the new image crashes;
+    ``second``: the board already runs a release installed by the agent (1.1.0 in ota_1,
+    confirmed), and the update cut is the next one, 1.1.0 -> 1.2.0, back into ota_0."""
 
     name: str
     size: int
     crash: bool = False
+    second: bool = False
 
 
 SCENARIOS = {s.name: s for s in (Scenario("small", 256 * 1024),
                                  Scenario("large", 1_500_000),
-                                 Scenario("rollback", 64 * 1024, crash=True))}
+                                 Scenario("rollback", 64 * 1024, crash=True),
+                                 Scenario("second", 256 * 1024, second=True))}
 
 
 @dataclass
@@ -175,18 +178,32 @@ class Bench:
 
     def _setup(self, scenario: Scenario) -> None:
         work = self.work
-        self.old = make_app_image("1.0.0", size=scenario.size, seed="old")
-        self.new = make_app_image("1.1.0", size=scenario.size, seed="new",
-                                  behaviour="crash" if scenario.crash else "")
-        self.shas = {hashlib.sha256(self.old).hexdigest(): "old",
-                     hashlib.sha256(self.new).hexdigest(): "new"}
+        first = make_app_image("1.0.0", size=scenario.size, seed="old")
         self.script = work / "device.py"
         self.script.write_text(DEVICE_SCRIPT)
-        self.lab.flash(self.old)
+        self.lab.flash(first)
         self.config = _vfs_files(self.lab.flash_path, ["ota_config.json"])["ota_config.json"]
+        # old -> new: 1.0.0 (sequence 1, as flashed) -> 1.1.0 (2), or 1.1.0 -> 1.2.0 (3)
+        self.old, self.old_seq, self.new_seq, self.new_sv = first, 0, 2, 1
+        self.shas: dict[str, str] = {}
+        if scenario.second:
+            self.old, self.old_seq = make_app_image("1.1.0", size=scenario.size, seed="new"), 2
+            self.new_seq, self.new_sv = 3, 2
+            self.shas[hashlib.sha256(first).hexdigest()] = "older"
+            self.lab.publish(self.old, "1.1.0", self.old_seq, security_version=1)
+            result = run(self.lab.flash_path, script=self.script, app_dir=self.lab.device_dir,
+                         max_boots=10, heapsize=HEAP, timeout=60)
+            if "seq" not in read_state(self.lab.flash_path).nvs.get("otakit", {}):
+                raise RuntimeError("the first update of scenario second failed:\n" + result.log)
+        version = "1.%d.0" % (self.new_seq - 1)
+        self.new = make_app_image(version, size=scenario.size,
+                                  seed="newer" if scenario.second else "new",
+                                  behaviour="crash" if scenario.crash else "")
+        self.shas[hashlib.sha256(self.old).hexdigest()] = "old"
+        self.shas[hashlib.sha256(self.new).hexdigest()] = "new"
         self.base = work / "base.img"
         shutil.copyfile(self.lab.flash_path, self.base)
-        self.lab.publish(self.new, "1.1.0", NEW_SEQ, security_version=NEW_SV)
+        self.lab.publish(self.new, version, self.new_seq, security_version=self.new_sv)
         self.runs = work / "runs"
         self.runs.mkdir(exist_ok=True)
 
@@ -230,7 +247,7 @@ class Bench:
             return False
         if self.scenario.crash:
             return self.shas.get(result.last.image_sha256) == "old" and \
-                NEW_SEQ in status.get("bad_sequences", [])
+                self.new_seq in status.get("bad_sequences", [])
         return self.shas.get(result.last.image_sha256) == "new" and \
             status.get("state") == "up_to_date"
 
@@ -268,8 +285,11 @@ class _Judge:
         elif which is None:
             self.fail(f"(a) boot {b.index}: {b.slot} ran an image that is no signed release "
                       f"(sha256 {b.image_sha256[:16] or 'none'})")
+        elif which == "older":
+            self.fail(f"(d) boot {b.index}: {b.slot} ran 1.0.0, older than the installed release")
+        new_seq = self.bench.new_seq
         if which == "old" and self.new_recorded:
-            self.fail(f"(d) boot {b.index}: the old image runs after sequence {NEW_SEQ} was "
+            self.fail(f"(d) boot {b.index}: the old image runs after sequence {new_seq} was "
                       "recorded as installed")
         # (d) floor and installed sequence never decrease
         nvs = read_state(self.flash).nvs.get("otakit", {})
@@ -279,10 +299,10 @@ class _Judge:
         if seq < self.seq:
             self.fail(f"(d) boot {b.index}: the installed sequence went down from {self.seq} "
                       f"to {seq}")
-        if seq == NEW_SEQ and which != "new":
+        if seq == new_seq and which != "new":
             self.fail(f"(d) boot {b.index}: sequence {seq} recorded while {which} runs")
         self.floor, self.seq = max(floor, self.floor), max(seq, self.seq)
-        self.new_recorded = self.new_recorded or seq == NEW_SEQ
+        self.new_recorded = self.new_recorded or seq == new_seq
 
     def final(self, result: RunResult) -> None:
         if result.ended != "finished":
@@ -306,11 +326,13 @@ class _Judge:
             self.fail(f"(c) the active otadata entry is not VALID: {st.otadata}")
         nvs = st.nvs.get("otakit", {})
         status = _last_status(result)
+        bench = self.bench
         if crash:
-            if NEW_SEQ not in status.get("bad_sequences", []) or nvs.get("seq", 0) != 0:
+            if bench.new_seq not in status.get("bad_sequences", []) or \
+                    nvs.get("seq", 0) != bench.old_seq:
                 self.fail(f"(c) the crashing release is not refused: {status}")
         else:
-            if nvs.get("seq") != NEW_SEQ or nvs.get("floor") != NEW_SV:
+            if nvs.get("seq") != bench.new_seq or nvs.get("floor") != bench.new_sv:
                 self.fail(f"(d) installed sequence/floor {nvs.get('seq')}/{nvs.get('floor')} "
                           f"while {want} runs")
             if status.get("state") != "up_to_date":
