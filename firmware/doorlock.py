@@ -188,6 +188,7 @@ def main():
                                  telemetry=cfg.get("telemetry", True)))
     agent.on_progress = progress  # pyright: ignore[reportAttributeAccessIssue] - starts as None
     led = StatusLED()
+    print("app: device info:\n  " + agent.device_info().replace("\n", "\n  "))
     up = make_updater(agent, cfg, lock, led)
     up.boot_notice(outcome, detail)
     report(agent)

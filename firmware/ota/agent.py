@@ -85,6 +85,14 @@ class Agent:
             s["reason"], s["detail"] = st.last()
         return s
 
+    def device_info(self):
+        # What this device is, as plain text for a local interface (ota.ident.device_info).
+        from .ident import device_info
+        try:
+            return device_info(self)
+        finally:
+            release("ident")
+
     def _set(self, state, reason=None, detail=""):
         self._status["state"] = state
         self._status["reason"] = reason

@@ -141,10 +141,13 @@ PROVISIONS = [
               na="Only for devices whose software cannot be updated; otakit devices can."),
     Provision("5.3-16", "M", "The model designation is clearly recognizable (label or physical "
               "interface).",
-              "`otakit support publish` generates box-label text with the model designation.",
-              [S + "test_support_publish_writes_page_json_and_label"],
-              gap="Placing the label is the manufacturer's; the device has no device_info() "
-                  "readout of its model designation yet."),
+              "On the device, Agent.device_info() gives the model designation, the hardware, "
+              "the firmware read from the running image's app descriptor, the installed "
+              "release and the end of support as plain text; the example app prints it on the "
+              "serial console at every boot. `otakit support publish` generates box-label text "
+              "with the model designation (placing the label is the manufacturer's).",
+              [D + "test_device_info_names_model_and_running_firmware",
+               S + "test_support_publish_writes_page_json_and_label"]),
     Provision("5.5-1", "M", "Best practice cryptography to communicate securely.",
               "https with certificate and host name verification against a configured CA; "
               "https without a CA is refused.",

@@ -232,3 +232,18 @@ def test_real_micropython_v125_installs(lab: Lab, real_firmware_dir: Path) -> No
     assert otadata(lab) == [(1, "VALID"), (2, "VALID")]
     slot = lab.board.partition("ota_1")
     assert lab.flash_path.read_bytes()[slot.offset:slot.offset + len(image)] == image
+    # what the board now says it runs, read from the real image's app descriptor (MicroPython
+    # leaves its version and project name empty; its build date and ESP-IDF version are set)
+    info = lab.work / "info.py"
+    info.write_text(INFO)
+    shown = lab.boot(script=info, heapsize=HEAP, max_boots=1).log
+    assert "built: Apr 15 2025 15:01:47, ESP-IDF v5.2.2\n" in shown, shown
+    assert "release: 2\n" in shown
+    assert re.search(r"^firmware: MicroPython .* \(ota_1\)$", shown, re.M)
+
+
+INFO = """\
+import json, ota
+cfg = json.load(open("ota_config.json"))
+print(ota.Agent(ota.Config(cfg["url"], cfg["product"], cfg["board"])).device_info())
+"""

@@ -165,3 +165,20 @@ def test_lock_works_with_no_update_server(lab: Lab) -> None:
     toggles, span_ms = map(int, re.findall(r"^OFFLINE (\d+) (\d+)$", result.log, re.M)[0])
     assert span_ms >= 1000  # from the first press served to the last, across the checks
     assert toggles == round(span_ms / 200) + 1  # and none missed in between
+
+
+def test_device_info_names_model_and_running_firmware(lab: Lab) -> None:
+    # ETSI EN 303 645 5.3-16: the model designation on a local interface (the serial console).
+    # The app prints Agent.device_info() at every boot; after the update it names the new image.
+    lab.publish(make_app_image("1.1.0", size=SIZE), "1.1.0", 2)
+    lab.flash(make_app_image("1.0.0", size=SIZE), uid=bytes(range(6)))
+    result = lab.boot(heapsize=HEAP)
+    infos = re.findall(r"^app: device info:\n((?:  .*\n)+)", result.log, re.M)
+    assert len(infos) == 2, result.log[-3000:]
+    before, after = (dict(line.strip().split(": ", 1) for line in i.splitlines()) for i in infos)
+    assert before["model"] == after["model"] == "doorlock"
+    assert before["hardware"] == "esp32 (chip id 0)"
+    assert before["firmware"] == "1.0.0 (ota_0)" and after["firmware"] == "1.1.0 (ota_1)"
+    assert (before["release"], after["release"]) == ("0", "2")
+    assert after["support until"] == "2031-12-31"
+    assert len(before["device id"]) == 24 and before["device id"] == after["device id"]
