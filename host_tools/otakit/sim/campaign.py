@@ -3,8 +3,10 @@
 A scenario is one whole update cycle on the simulated board, served by a `Lab`: check, download,
 install, `set_boot`, reboot, trial, confirm, floor and state writes (or, for ``rollback``, a
 release whose image crashes, the bootloader's rollback and the agent noticing it; for ``second``,
-the update after one the agent installed and confirmed, from ota_1 back into ota_0). Its golden run
-(no cut) counts the mutating flash operations N; then each cut point k in 1..N is one run from the
+the update after one the agent installed and confirmed, from ota_1 back into ota_0; for ``app``,
+the example door-lock app's own update loop: its policy, settings and notices, the restart at a
+safe moment, its health checks and its configuration file). Its golden run (no cut) counts the
+mutating flash operations N; then each cut point k in 1..N is one run from the
 same starting flash image with the power cut at operation k (torn), the board powered on again
 and left to run until the device script ends, with the network up.
 
@@ -19,8 +21,9 @@ The oracle sits outside the agent: it reads only the simulated bootloader's reco
   (d) the anti-rollback floor and the installed sequence never decrease from one boot to the
       next, the old image never runs once the new sequence is recorded, and the recorded
       sequence is the running release's at the end;
-  (e) the user's files on the vfs are intact: ota_config.json byte for byte, and the app's own
-      lock.json (rewritten at every boot, temp file + rename) parses.
+  (e) the user's files on the vfs are intact: ota_config.json byte for byte (for ``app`` also
+      the door lock's lock_config.json and the user's ota_settings.json), and the bare script's
+      own lock.json (rewritten at every boot, temp file + rename) parses.
 
 Invariants: each run works on its own copy of the scenario's starting image; runs are independent,
 so they are spread over worker threads (each run is a chain of device processes).
@@ -84,6 +87,26 @@ for i in range(3):
         break
 """
 
+# The example app itself (firmware/doorlock.py, with the lab's policy: first check at once, one
+# check per boot, no notice delay), then the agent's status after one more check for the oracle.
+APP_SCRIPT = """\
+import json, ota, _simflash, doorlock
+
+progress = doorlock.progress
+
+def counted(done, total):
+    progress(done, total)
+    if done == total:
+        print("DOWNLOADED %d" % _simflash.ops_total())
+
+doorlock.progress = counted
+doorlock.main()
+cfg = json.load(open("ota_config.json"))
+agent = ota.Agent(ota.Config(cfg["url"], cfg["product"], cfg["board"], channel=cfg["channel"]))
+agent.check_sync()
+print("STATUS " + json.dumps(agent.status()))
+"""
+
 # Reads files from the vfs of a copy of a flash image (littlefs mounted read-only), outside the
 # agent and without booting it.
 _VFS_READER = """\
@@ -98,23 +121,41 @@ for name in NAMES:
         print("FILE", name, "-")
 """
 
+# Before the cut update of ``app``: the user names the lock and chooses update settings, as a
+# user would; these files must come through every run byte for byte.
+APP_USER_FILES = ["lock_config.json", "ota_settings.json"]
+APP_SETUP = """\
+import doorlock
+from ota.settings import Settings
+store = doorlock.lock_store()
+cfg = store.load()
+cfg["name"] = "Back door"
+store.save(cfg)
+Settings().set(notify=True, auto_install=True)
+Settings().set_window("00:00", "23:59", tz_min=60)
+print("SETUP done")
+"""
+
 
 @dataclass(frozen=True)
 class Scenario:
     """One update cycle to cut: ``size`` bytes per image; ``crash``: the new image crashes;
     ``second``: the board already runs a release installed by the agent (1.1.0 in ota_1,
-    confirmed), and the update cut is the next one, 1.1.0 -> 1.2.0, back into ota_0."""
+    confirmed), and the update cut is the next one, 1.1.0 -> 1.2.0, back into ota_0; ``app``:
+    the device runs the example door-lock app instead of a bare agent script."""
 
     name: str
     size: int
     crash: bool = False
     second: bool = False
+    app: bool = False
 
 
 SCENARIOS = {s.name: s for s in (Scenario("small", 256 * 1024),
                                  Scenario("large", 1_500_000),
                                  Scenario("rollback", 64 * 1024, crash=True),
-                                 Scenario("second", 256 * 1024, second=True))}
+                                 Scenario("second", 256 * 1024, second=True),
+                                 Scenario("app", 256 * 1024, app=True))}
 
 
 @dataclass
@@ -180,9 +221,16 @@ class Bench:
         work = self.work
         first = make_app_image("1.0.0", size=scenario.size, seed="old")
         self.script = work / "device.py"
-        self.script.write_text(DEVICE_SCRIPT)
+        self.script.write_text(APP_SCRIPT if scenario.app else DEVICE_SCRIPT)
         self.lab.flash(first)
-        self.config = _vfs_files(self.lab.flash_path, ["ota_config.json"])["ota_config.json"]
+        if scenario.app:
+            setup = work / "setup.py"
+            setup.write_text(APP_SETUP)
+            result = self.lab.boot(script=setup, max_boots=1, heapsize=HEAP)
+            if "SETUP done" not in result.log:
+                raise RuntimeError("the app scenario's setup failed:\n" + result.log)
+        names = ["ota_config.json", *(APP_USER_FILES if scenario.app else [])]
+        self.user_files = _vfs_files(self.lab.flash_path, names)
         # old -> new: 1.0.0 (sequence 1, as flashed) -> 1.1.0 (2), or 1.1.0 -> 1.2.0 (3)
         self.old, self.old_seq, self.new_seq, self.new_sv = first, 0, 2, 1
         self.shas: dict[str, str] = {}
@@ -340,15 +388,18 @@ class _Judge:
                           f"({status.get('reason')})")
         if "t_seq" in nvs:
             self.fail("(c) a trial is still recorded in NVS")
-        # (e) the user's files
-        files = _vfs_files(self.flash, ["ota_config.json", "lock.json"])
-        if files.get("ota_config.json") != self.bench.config:
-            self.fail("(e) ota_config.json changed")
-        try:
-            if json.loads(files.get("lock.json") or b"")["boots"] < 1:
-                raise ValueError
-        except (ValueError, KeyError, TypeError):
-            self.fail(f"(e) lock.json is damaged: {files.get('lock.json')!r}")
+        # (e) the user's files: unchanged, and the bare script's own state file parses
+        kept = self.bench.user_files
+        files = _vfs_files(self.flash, [*kept, "lock.json"])
+        for name, data in kept.items():
+            if files.get(name) != data:
+                self.fail(f"(e) {name} changed: {files.get(name)!r}")
+        if not self.bench.scenario.app:
+            try:
+                if json.loads(files.get("lock.json") or b"")["boots"] < 1:
+                    raise ValueError
+            except (ValueError, KeyError, TypeError):
+                self.fail(f"(e) lock.json is damaged: {files.get('lock.json')!r}")
 
 
 def _vfs_files(flash: Path, names: list[str]) -> dict[str, bytes | None]:
