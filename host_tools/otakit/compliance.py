@@ -158,7 +158,8 @@ PROVISIONS = [
               "progress is saved after every block and resumed; trial records are ordered so "
               "any prefix is safe and set_boot() is the single commit point. The power-cut "
               "campaign cuts the power during a whole update cycle (check, download, "
-              "set_boot, trial, confirm; and a rollback): in this report every 10th flash "
+              "set_boot, trial, confirm; a rollback; the update after one the agent "
+              "installed; the door-lock app's loop): in this report every 10th flash "
               "operation plus every operation from the end of the download on, plus second "
               "cuts during recovery; `make campaign` cuts at every operation "
               "(docs/reliability.md).",
@@ -174,9 +175,8 @@ PROVISIONS = [
               "with no update server at all (every press served while three checks fail); "
               "network failures never stop the app. After a power cut at any sampled point "
               "of an update the board boots a signed image, ends updated (or rolled back) "
-              "with no boot loop, and the user's files are intact (power-cut campaign; its "
-              "device script drives ota.boot() and Agent.update(), the calls the Updater "
-              "makes, beside an app state file).",
+              "with no boot loop, and the user's files are intact (power-cut campaign, over "
+              "a bare agent script and over the door-lock app's own update loop).",
               [D + "test_button_served_during_whole_update",
                D + "test_lock_works_with_no_update_server",
                A + "test_server_trouble_is_retried_later",
