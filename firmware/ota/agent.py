@@ -86,12 +86,12 @@ class Agent:
         return s
 
     def device_info(self):
-        # What this device is, as plain text for a local interface (ota.ident.device_info).
-        from .ident import device_info
+        # What this device is, as plain text for a local interface (ota.info).
+        from .info import device_info
         try:
             return device_info(self)
         finally:
-            release("ident")
+            release("info", "ident")
 
     def _set(self, state, reason=None, detail=""):
         self._status["state"] = state

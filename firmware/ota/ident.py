@@ -1,8 +1,7 @@
-# ota/ident.py: what the device is: its pseudonymous id (rollout bucket, telemetry reports) and
-# its identification for a local interface (Agent.device_info()).
+# ota/ident.py: the device's pseudonymous id (rollout bucket, telemetry reports).
 # MIT license; Copyright (c) 2026 otakit contributors
 #
-# Loaded only when needed (when the agent is made, by ota.report, by Agent.device_info()), then
+# Loaded only when the id is first needed (when the agent is made, or by ota.report), then
 # released: Config.device_id is filled in once.
 
 
@@ -20,39 +19,3 @@ def device_id(cfg):
                            + machine.unique_id())
         cfg.device_id = binascii.hexlify(h.digest()[:12]).decode()
     return cfg.device_id
-
-
-# Plain text for a local interface (ETSI EN 303 645 5.3-16, the model designation): the model
-# (the product), the hardware (board, chip id), the firmware the board runs, read from the app
-# descriptor of the running image (its version and project name when the build set them, else
-# MicroPython's own version; its build date and ESP-IDF version; its slot), the installed
-# release, the end of support and the device id. One "name: value" line each.
-def device_info(agent):
-    esp32, cfg = agent.esp32, agent.cfg
-    part = esp32.Partition(esp32.Partition.RUNNING)
-    b = bytearray(0xB0)  # the image header and the app descriptor (esp_app_desc_t) to idf_ver
-    part.readblocks(0, b)
-    version = built = ""
-    if b[0x20:0x24] == b"\x32\x54\xcd\xab":  # version 0x30, project_name 0x50, time 0x70,
-        version = (_text(b, 0x30, 32) + " " + _text(b, 0x50, 32)).strip()  # date 0x80, idf 0x90
-        built = "%s %s, ESP-IDF %s" % (_text(b, 0x80, 16), _text(b, 0x70, 16), _text(b, 0x90, 32))
-    if not version:  # e.g. "MicroPython v1.25.0 on 2025-04-15"
-        import sys
-        version = sys.version.split("; ")[-1]
-    s = agent.status()
-    return "\n".join((
-        "model: " + cfg.product,
-        "hardware: %s (chip id %d)" % (cfg.board, cfg.chip_id),
-        "firmware: %s (%s)" % (version, part.info()[4]),
-        "built: " + (built or "unknown"),
-        "release: %d" % s["installed_sequence"],
-        "support until: " + (s["support_end"] or "unknown"),
-        "device id: " + device_id(cfg)))
-
-
-def _text(b, at, n):
-    # A NUL-padded field of n bytes as printable text.
-    end = at
-    while end < at + n and 0x20 <= b[end] < 0x7F:
-        end += 1
-    return bytes(b[at:end]).decode()
