@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Debian packages the fleet tests need: nginx (static publishing and the load test), chromium and
-# its driver (the dashboard's browser test), SoftHSM2 (PKCS#11 signing). Idempotent: does nothing
+# its driver (the dashboard's browser test), SoftHSM2 (PKCS#11 signing), PostgreSQL (the
+# telemetry store on a real server). Idempotent: does nothing
 # when they are all present. Needs root (as in CI); elsewhere it says what to install and exits 0,
 # and the tests that need a missing program skip with the reason.
 set -euo pipefail
-PACKAGES=(nginx chromium chromium-driver softhsm2)
+PACKAGES=(nginx chromium chromium-driver softhsm2 postgresql)
 missing=()
 for p in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -286,7 +286,11 @@ def open_store(where: str, retention_days: int = DEFAULT_RETENTION_DAYS) -> SQLS
         except ImportError as e:
             raise OtakitError("a PostgreSQL telemetry store needs psycopg (pip install "
                               "'psycopg[binary]')", reason="BAD_ARGUMENT") from e
-        return SQLStore(lambda: psycopg.connect(where), "format", retention_days)
+        try:
+            return SQLStore(lambda: psycopg.connect(where), "format", retention_days)
+        except psycopg.Error as e:
+            raise OtakitError(f"cannot open the telemetry database {_redact(where)}: "
+                              f"{str(e).strip()}", reason="BAD_ARGUMENT") from e
     try:
         return SQLStore(lambda: sqlite3.connect(where, check_same_thread=False,
                                                 isolation_level="DEFERRED"),
@@ -294,6 +298,15 @@ def open_store(where: str, retention_days: int = DEFAULT_RETENTION_DAYS) -> SQLS
     except sqlite3.Error as e:
         raise OtakitError(f"cannot open the telemetry database {where}: {e}",
                           reason="BAD_ARGUMENT") from e
+
+
+def _redact(url: str) -> str:
+    """``url`` without the password of its user part, for messages."""
+    scheme, sep, rest = url.partition("://")
+    auth, at, host = rest.partition("@")
+    if not at or ":" not in auth:
+        return url
+    return f"{scheme}{sep}{auth.split(':', 1)[0]}:***@{host}"
 
 
 def now() -> int:

@@ -143,9 +143,17 @@ def _post(url: str, body: bytes, ctype: str = "application/json") -> int:
         return e.code
 
 
-def test_ingest_over_http_statuses_and_retention(tmp_path: Path) -> None:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def where(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a telemetry store lives: a SQLite file, or a database on a real PostgreSQL server."""
+    if request.param == "sqlite":
+        return str(tmp_path / "t.sqlite3")
+    return request.getfixturevalue("postgres_url")
+
+
+def test_ingest_over_http_statuses_and_retention(tmp_path: Path, where: str) -> None:
     (tmp_path / "repo").mkdir()
-    store = open_store(str(tmp_path / "t.sqlite3"), retention_days=30)
+    store = open_store(where, retention_days=30)
     with serve_in_thread(tmp_path / "repo", fleet=Fleet(store=store)) as url:
         good = json.dumps(GOOD).encode()
         assert _post(url, good) == 204
@@ -169,3 +177,52 @@ def test_ingest_over_http_statuses_and_retention(tmp_path: Path) -> None:
     assert store.purge(int(time.time()) + 31 * 86400) == 3  # 2 events + 1 device
     assert store.device_versions() == [] and store.recent_failures() == []
     store.close()
+
+
+def _fleet_reports() -> list[tuple[int, bytes]]:
+    # (arrival time, report): three devices, two releases, an offer, installs, a failure and a
+    # rollback, a device that moved on; the same bytes go to each backend
+    def doc(dev: int, seq: int, *events: dict) -> bytes:
+        return json.dumps({**GOOD, "id": f"{dev:024x}", "seq": seq, "events": list(events)}
+                          ).encode()
+    t = 1_790_000_000
+    return [
+        (t, doc(1, 3, {"e": "offered", "seq": 4, "ms": 20, "ver": "1.4.0"})),
+        (t + 1, doc(2, 3, {"e": "installed", "seq": 4, "ms": 9000})),
+        (t + 2, doc(1, 4, {"e": "confirmed", "seq": 4, "ms": 5})),
+        (t + 3, doc(3, 3, {"e": "failed", "seq": 4, "ms": 700, "reason": "HASH_MISMATCH"})),
+        (t + 4, doc(2, 3, {"e": "rolled_back", "seq": 4, "ms": 0, "reason": "HEALTH_FAILED"})),
+        (t + 5, doc(2, 3, {"e": "checked", "seq": 0, "ms": 3, "reason": "KNOWN_BAD"})),
+    ]
+
+
+def test_postgresql_store_gives_the_same_figures_as_sqlite(tmp_path: Path,
+                                                           postgres_url: str) -> None:
+    # docs/fleet.md: a fleet outgrowing one machine points the store at PostgreSQL
+    figures = []
+    for where in (str(tmp_path / "fleet.sqlite3"), postgres_url):
+        store = open_store(where, retention_days=30)
+        for t, raw in _fleet_reports():
+            store.add(parse_report(raw), t)
+        figures.append((store.device_versions(), store.funnel(), store.recent_failures(),
+                        store.versions(), store.purge(1_790_000_000 + 30 * 86400 + 3)))
+        store.close()
+    sqlite, postgres = figures
+    assert postgres == sqlite
+    versions, funnel, failures, names, purged = postgres
+    assert versions == [("door", "esp32", 4, 1), ("door", "esp32", 3, 2)]
+    assert [(f["seq"], f["offered"], f["installed"], f["confirmed"], f["failed"],
+             f["rolled_back"]) for f in funnel] == [(4, 1, 1, 1, 1, 1)]
+    assert [(f["device"][-1], f["event"], f["reason"]) for f in failures] == [
+        ("2", "rolled_back", "HEALTH_FAILED"), ("3", "failed", "HASH_MISMATCH")]
+    assert names == {("door", "esp32", 4): "1.4.0"}
+    assert purged == 3 + 1  # the events before t+3, and device 1, last seen at t+2
+
+
+def test_a_postgresql_database_that_cannot_be_opened_is_a_clear_error(
+        postgres_server: str) -> None:
+    url = postgres_server.format(db="no_such_database").replace("postgres@", "postgres:pw@")
+    with pytest.raises(OtakitError) as e:
+        open_store(url)
+    assert e.value.reason == "BAD_ARGUMENT"
+    assert "no_such_database" in str(e.value) and ":pw@" not in str(e.value)
