@@ -67,7 +67,7 @@ async def _trusted_keys(agent):
     try:
         return await trusted_keys(agent)
     finally:
-        release("keyring", "crypto", "ed25519", "sha512")
+        release("keyring", "crypto", "ed25519", "sha512", "shallow")
 
 
 def _verify(agent, n, keys):
@@ -80,7 +80,7 @@ def _verify(agent, n, keys):
         return m
     finally:
         keys = None
-        release("manifest", "fields", "fleet")
+        release("manifest", "shallow", "fields", "fleet")
 
 
 def _vet(agent, m):

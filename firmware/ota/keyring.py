@@ -98,31 +98,6 @@ def _records(data, n, count, start):
     return out
 
 
-# Whether the JSON text in data[s:e] nests arrays/objects at most `limit` deep (strings skipped).
-# Checked before json.loads, whose parser stack grows with the nesting (docs/format.md §7.2; as in ota.manifest).
-def _shallow(data, s, e, limit):
-    depth = 0
-    in_str = esc = False
-    for i in range(s, e):
-        c = data[i]
-        if in_str:
-            if esc:
-                esc = False
-            elif c == 0x5C:
-                esc = True
-            elif c == 0x22:
-                in_str = False
-        elif c == 0x22:
-            in_str = True
-        elif c == 0x5B or c == 0x7B:
-            depth += 1
-            if depth > limit:
-                return False
-        elif c == 0x5D or c == 0x7D:
-            depth -= 1
-    return True
-
-
 def parse(data, roots, threshold, product, env, accepted=None):
     # accepted: the body digest of the keyring this device holds; the same body again returns
     # None without verifying anything (it was verified when it was accepted).
@@ -167,7 +142,9 @@ def parse(data, roots, threshold, product, env, accepted=None):
             raise ManifestError("UNKNOWN_KEY", "no signature by a root key of this firmware")
         raise ManifestError("BAD_SIGNATURE", "keyring: %d of %d root signatures"
                             % (len(good), threshold))
-    if not _shallow(mv, _HDR, end, 16):
+    from ota.shallow import shallow
+
+    if not shallow(mv, _HDR, end, 16):
         _bad("nested deeper than 16")
     import json  # only once the signatures hold
 

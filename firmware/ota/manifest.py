@@ -50,31 +50,6 @@ class Manifest:
     pass
 
 
-# Whether the JSON text in data[s:e] nests arrays/objects at most `limit` deep (strings skipped).
-# Checked before json.loads, whose parser stack grows with the nesting (docs/format.md §2).
-def _shallow(data, s, e, limit):
-    depth = 0
-    in_str = esc = False
-    for i in range(s, e):
-        c = data[i]
-        if in_str:
-            if esc:
-                esc = False
-            elif c == 0x5C:
-                esc = True
-            elif c == 0x22:
-                in_str = False
-        elif c == 0x22:
-            in_str = True
-        elif c == 0x5B or c == 0x7B:
-            depth += 1
-            if depth > limit:
-                return False
-        elif c == 0x5D or c == 0x7D:
-            depth -= 1
-    return True
-
-
 # The envelope: returns (alg, key id, body end). Allocates only the 8-byte key id.
 def _envelope(data):
     n = len(data)
@@ -108,7 +83,9 @@ def parse(data, keyring):
     h.update(mv[:end])
     if not _verify(alg, key[1], h.digest(), mv[end:]):
         raise ManifestError("BAD_SIGNATURE", "")
-    if not _shallow(mv, _HDR, end, _DEPTH):
+    from ota.shallow import shallow
+
+    if not shallow(mv, _HDR, end, _DEPTH):
         raise ManifestError("BAD_BODY", "nested deeper than %d" % _DEPTH)
     import json  # only once the signature holds
 
