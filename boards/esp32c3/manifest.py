@@ -8,8 +8,12 @@ include("$(PORT_DIR)/boards/manifest.py")
 # The update agent: the package `ota`.
 package("ota", base_path="../../firmware")
 
-# The example app (main.py on the filesystem only starts it).
+# The example app, and the boot.py and main.py that start it. Frozen, they run instead of any
+# boot.py or main.py on the filesystem (MicroPython runs a frozen one first), and boot.py takes
+# the filesystem off sys.path, so no module written there is ever imported (docs/security.md).
 module("doorlock.py", base_path="../../firmware")
+module("boot.py", base_path="../../firmware")
+module("main.py", base_path="../../firmware")
 
 # The keyring: the top-level module `ota_keys` written by
 # `otakit key export --micropython KEY.pub.pem --out keyring/ota_keys.py` (docs/format.md §3).

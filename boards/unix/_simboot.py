@@ -171,12 +171,15 @@ def _mount():
     gc.collect()
     _mount_cost = gc.mem_alloc() - before + 64 * len(bdev)
     os.chdir("/flash")
-    # The board modules and the app directory first (on a board they are built in / frozen),
-    # then the cwd and /flash/lib as on a board.
+    # As on a board, where sys.path is ["", ".frozen", "/lib"]: the simulator's own modules
+    # first (built in on a board, found before any path), then the cwd (the filesystem), then
+    # the app directory and .frozen (frozen on a board), then /flash/lib. A module on the
+    # filesystem is found before a frozen one of the same name, as on a board.
     while "" in sys.path:
         sys.path.remove("")
-    at = sys.path.index(".frozen") if ".frozen" in sys.path else len(sys.path)
-    sys.path.insert(at, "")
+    app = os.getenv("OTAKIT_SIM_APP_DIR")
+    anchor = app if app in sys.path else ".frozen"
+    sys.path.insert(sys.path.index(anchor) if anchor in sys.path else len(sys.path), "")
     sys.path.append("/flash/lib")
 
 

@@ -158,7 +158,8 @@ def stage_sources(board: Board, keyring: Path, stage: Path, *,
         _copy(src_board / name, stage / "boards" / board.name / name)
     for src in sorted((firmware_dir / "ota").glob("*.py")):
         _copy(src, stage / "firmware" / "ota" / src.name)
-    _copy(firmware_dir / "doorlock.py", stage / "firmware" / "doorlock.py")
+    for name in ("doorlock.py", "boot.py", "main.py"):
+        _copy(firmware_dir / name, stage / "firmware" / name)
     _copy(keyring, stage / "keyring" / "ota_keys.py")
     return stage / "boards" / board.name / "manifest.py"
 

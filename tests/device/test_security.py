@@ -11,12 +11,15 @@ import time
 from pathlib import Path
 
 import pytest
-from scenario import (SIZE, blob_requests, last, manifest_by_hand, otadata, prepare,
+from scenario import (HEAP, SIZE, blob_requests, last, manifest_by_hand, otadata, prepare,
                         publish_by_hand, step, write)
 
 from otakit.appimage import make_app_image
 from otakit.keys import ED25519, RSA_PSS, PrivateKey, generate_key
+from otakit.paths import FIRMWARE_DIR
+from otakit.sim.flash import create_flash
 from otakit.sim.lab import PRODUCT, Lab
+from otakit.sim.runner import run
 
 
 @pytest.fixture(scope="module")
@@ -267,3 +270,61 @@ def test_production_firmware_refuses_development_signing(
     lab.bake_keys([lab.key], [dev_root], env="development")
     lab.sign_keyring([dev_rel], 1, roots=[dev_root], env="development")
     assert "BOOT confirmed" in step(lab).log
+
+
+# Written onto the board's filesystem by someone with file access (an app bug, a left-open REPL):
+# modules that would replace the agent, the keyring and the app, and a boot.py and main.py.
+PLANT = """\
+import os
+evil = 'print("PLANTED %s")\\nraise SystemExit\\n'
+for name in ("ota.py", "ota_keys.py", "doorlock.py", "boot.py", "main.py"):
+    with open(name, "w") as f:
+        f.write(evil % name)
+os.mkdir("lib")
+with open("lib/ota.py", "w") as f:
+    f.write(evil % "lib/ota.py")
+print("PLANTED:", sorted(os.listdir()))
+"""
+
+
+def test_code_on_the_filesystem_is_never_imported(lab: Lab) -> None:
+    # 5.3-1 / threat model "code injection through the filesystem": MicroPython looks on the
+    # filesystem before the frozen modules, so these would shadow the agent, its keys and the app.
+    # The firmware's frozen boot.py takes the filesystem off sys.path; its frozen main.py runs,
+    # not the planted one; the update goes through with the frozen agent and keys.
+    lab.publish(image("1.1.0"), "1.1.0", 2)
+    plant = lab.work / "plant.py"
+    plant.write_text(PLANT)
+    planted = lab.boot(script=plant, max_boots=1)
+    assert "PLANTED: [" in planted.log and "'ota_keys.py'" in planted.log, planted.log
+    result = lab.boot(heapsize=HEAP)  # boot.py and main.py as frozen in the firmware: the lock
+    assert "PLANTED " not in result.log, result.log[-2000:]
+    assert [b.version for b in result.boots] == ["1.0.0", "1.1.0"], result.log[-2000:]
+    assert "app: boot confirmed ota_1" in result.log
+
+
+DEV_BOARD = """\
+import os, sys
+if "lib" not in os.listdir():
+    os.mkdir("lib")
+    with open("lib/ota.py", "w") as f:
+        f.write('print("AGENT FROM THE FILESYSTEM")\\n')
+else:
+    import ota
+print("PATH", sys.path[sys.path.index(".frozen"):])
+"""
+
+
+def test_a_development_board_keeps_its_agent_on_the_filesystem(tmp_path: Path) -> None:
+    # Stock MicroPython with the agent copied to /lib (otakit deploy): nothing is frozen, so
+    # boot.py leaves sys.path as it was and the agent imports from the filesystem.
+    app = tmp_path / "app"  # the firmware: only the example boot.py is frozen
+    app.mkdir()
+    (app / "boot.py").write_bytes((FIRMWARE_DIR / "boot.py").read_bytes())
+    flash = create_flash("esp32", image("1.0.0"), tmp_path / "flash.img")
+    script = tmp_path / "dev.py"
+    script.write_text(DEV_BOARD)
+    for _ in range(2):  # the first boot writes /lib/ota.py, the second imports it
+        result = run(flash, script=script, app_dir=app, max_boots=1)
+    assert "AGENT FROM THE FILESYSTEM" in result.log, result.log
+    assert "PATH ['.frozen', '/flash/lib']" in result.log

@@ -90,12 +90,13 @@ def _manifest_calls(path: Path) -> list[tuple]:
 
 
 @pytest.mark.parametrize("name", TARGETS)
-def test_manifest_freezes_agent_keyring_and_app_on_the_stock_manifest(name: str,
+def test_manifest_freezes_agent_keyring_app_boot_and_main_on_the_stock_manifest(name: str,
                                                                        tmp_path: Path) -> None:
     calls = _manifest_calls(BOARDS_DIR / name / "manifest.py")
     assert calls[0] == ("include", ("$(PORT_DIR)/boards/manifest.py",), {})
     frozen = {(c[0], c[1][0]) for c in calls[1:]}
-    assert frozen == {("package", "ota"), ("module", "doorlock.py"), ("module", "ota_keys.py")}
+    assert frozen == {("package", "ota"), ("module", "doorlock.py"), ("module", "ota_keys.py"),
+                      ("module", "boot.py"), ("module", "main.py")}
     # Every path resolves in the tree `otakit build` stages (relative to the manifest's dir).
     keyring = tmp_path / "ota_keys.py"
     keyring.write_text(export_keyring([generate_key("ed25519")]))

@@ -151,7 +151,24 @@ def test_vfs_file_cannot_shadow_board_modules(flash, device):
         import sys
         with open("esp32.py", "w") as f:
             f.write("SHADOW = 1\\n")
-        R(sys.path[-3:])
+        R([p for p in sys.path if not p.startswith("/") or p.startswith("/flash")])
     """)
     r2 = device(flash, "R(hasattr(esp32, 'SHADOW'))\n")
     assert results(r)[0] == ["", ".frozen", "/flash/lib"] and results(r2) == [False]
+
+
+def test_filesystem_modules_are_found_before_frozen_ones(flash, device, tmp_path):
+    # On a board sys.path is ["", ".frozen", "/lib"]: a module on the filesystem shadows a frozen
+    # one of the same name (firmware/boot.py takes the filesystem off the path for that). The app
+    # directory stands for the frozen modules here, so it comes after the filesystem too.
+    (tmp_path / "app").mkdir(exist_ok=True)
+    (tmp_path / "app" / "shadowed.py").write_text("WHERE = 'frozen'\n")
+    r = device(flash, """
+import sys
+with open("shadowed.py", "w") as f:
+    f.write("WHERE = 'filesystem'\\n")
+import shadowed
+R(shadowed.WHERE)
+R(sys.path.index("") < sys.path.index(".frozen") < sys.path.index("/flash/lib"))
+""")
+    assert results(r) == ["filesystem", True]
