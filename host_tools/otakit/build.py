@@ -164,6 +164,35 @@ def stage_sources(board: Board, keyring: Path, stage: Path, *,
     return stage / "boards" / board.name / "manifest.py"
 
 
+def manifest_calls(board: Board, boards_dir: Path = BOARDS_DIR
+                   ) -> list[tuple[str, tuple[object, ...], dict[str, object]]]:
+    """The calls the board's frozen-module ``manifest.py`` makes, in order, as
+    ``(function, args, kwargs)``: the functions of MicroPython's tools/manifestfile.py, recorded
+    instead of run.
+
+    Raises:
+        BoardError: the board has no ``manifest.py``.
+    """
+    path = boards_dir / board.name / "manifest.py"
+    if not path.is_file():
+        raise BoardError(f"board {board.name} has no manifest.py", reason="NO_MANIFEST")
+    calls: list[tuple[str, tuple[object, ...], dict[str, object]]] = []
+
+    def record(kind: str) -> Callable[..., None]:
+        return lambda *args, **kwargs: calls.append((kind, args, kwargs))
+
+    names = ("include", "package", "module", "require", "freeze", "metadata", "add_library")
+    exec(compile(path.read_text(), str(path), "exec"), {n: record(n) for n in names})  # noqa: S102 - our own file
+    return calls
+
+
+def frozen_entries(board: Board, boards_dir: Path = BOARDS_DIR) -> list[tuple[str, str]]:
+    """What the board's manifest freezes besides the port's stock manifest: ``(kind, name)``
+    per ``package()``/``module()`` call, e.g. ``("package", "ota")``."""
+    return [(kind, str(args[0])) for kind, args, _ in manifest_calls(board, boards_dir)
+            if kind in ("package", "module")]
+
+
 def mp_board_files(board: Board, micropython: Path, stage: Path) -> dict[str, str]:
     """The files of the generated MicroPython board directory (name -> text)."""
     if not board.micropython_board:

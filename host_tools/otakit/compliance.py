@@ -23,6 +23,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from otakit.boards import Board, load_board
 from otakit.paths import FIRMWARE_DIR
 
 MET, NA, NOT_MET = "met", "not applicable", "not met"
@@ -57,10 +58,12 @@ PROVISIONS = [
     Provision("5.3-1", "R", "All software components should be securely updateable.",
               "The whole app image (MicroPython, the frozen app, its boot.py and main.py, and "
               "the frozen keyring) is one signed, updatable unit; the frozen boot.py takes the "
-              "writable filesystem off sys.path, so no code outside that unit is imported.",
+              "writable filesystem off sys.path, so no code outside that unit is imported. The "
+              "IXIT 6-SoftComp draft below lists every component of the board with how it is "
+              "updated, or why it is not (the bootloader and the partition table).",
               [A + "test_update_installs_and_confirms",
-               X + "test_code_on_the_filesystem_is_never_imported"],
-              gap="No component inventory (IXIT 6-SoftComp) is produced."),
+               X + "test_code_on_the_filesystem_is_never_imported",
+               S + "test_ixit_softcomp_names_every_component_and_how_it_changes"]),
     Provision("5.3-2", "M", "An update mechanism for the secure installation of updates.",
               "Signed manifest verified before anything is parsed or erased; payload hashed while "
               "streamed into the spare slot, read back and compared before set_boot(); trial "
@@ -338,6 +341,52 @@ def ixit_updmech(device_config: dict | None = None, algs: list[str] | None = Non
     return "\n".join(lines) + "\n"
 
 
+# What each kind of partition holds (ESP-IDF types: app 0, data 1; data subtypes), and how it
+# changes: the IXIT 6-SoftComp draft says this for every partition of the board's table.
+_DATA = {0: ("otadata", "data: which OTA slot boots, written by the bootloader and the agent"),
+         1: ("phy", "data: RF calibration"),
+         2: ("nvs", "data: the agent's security state (installed sequence, floor, trial) and "
+                    "other settings; not software")}
+_FROZEN = {"ota": "the update agent", "doorlock.py": "the example app",
+           "ota_keys.py": "the root and release keys",
+           "boot.py": "takes the filesystem off sys.path", "main.py": "starts the app"}
+
+
+def ixit_softcomp(board: Board) -> str:
+    """A draft IXIT 6-SoftComp entry (markdown) for ``board``: every software component, from
+    its partition table and frozen-module manifest, with how it is updated or why it is not."""
+    from otakit.build import frozen_entries  # noqa: PLC0415 - build pulls in the toolchain code
+
+    slots = board.ota_slots
+    frozen = ", ".join(f"`{name}`" + (f" ({_FROZEN[name]})" if name in _FROZEN else "")
+                       for _, name in frozen_entries(board))
+    lines = [
+        f"### IXIT 6-SoftComp: software components of board {board.name} (draft)",
+        "",
+        f"- **Application firmware** (partitions {', '.join(p.label for p in slots)}, "
+        f"{slots[0].size // 1024} KiB each): MicroPython and the ESP-IDF runtime with the frozen "
+        f"modules {frozen}. Updatable: as one signed image by the otakit agent (the spare slot, "
+        "read back, trial boot, rollback; IXIT 7-UpdMech).",
+        "- **Release keys**: updatable apart from the firmware by a keyring document signed by "
+        "a threshold of the frozen root keys (docs/format.md §7); the root keys change only "
+        "with a firmware update.",
+        f"- **Second-stage bootloader** (at {board.bootloader_offset:#x}) and **partition "
+        "table** (at 0x8000): not updatable over the air, written only over USB/serial "
+        "(esptool). Justification: a power loss while either is rewritten leaves no bootable "
+        "device, and the A/B slots need neither to change.",
+        "- **ROM bootloader**: immutable (mask ROM).",
+    ]
+    for p in board.partitions:
+        if p.type == 1 and p.subtype in _DATA:
+            lines.append(f"- `{p.label}` ({p.size // 1024} KiB): {_DATA[p.subtype][1]}.")
+    vfs = [p for p in board.partitions if p.label == "vfs"]
+    where = (f"partition `vfs`, {vfs[0].size // 1024} KiB" if vfs else
+             "`vfs`, the flash after the last partition, registered at run time")
+    lines.append(f"- **Filesystem** ({where}): user data; no code is imported from it (the "
+                 "frozen boot.py).")
+    return "\n".join(lines) + "\n"
+
+
 def render_markdown(rows: list[Row], ixit: str, source: str) -> str:
     """The report as markdown."""
     counts = {s: sum(r.status == s for r in rows) for s in (MET, NA, NOT_MET)}
@@ -366,8 +415,13 @@ def render_html(markdown_rows: list[Row], ixit: str, source: str) -> str:
         body.append(f"<tr><td><b>{e(p.pid)}</b> ({e(p.kind)}) {e(p.summary)}</td>"
                     f"<td class=\"{r.status.replace(' ', '-')}\">{e(r.status)}</td>"
                     f"<td>{e(p.mechanism)}</td><td>{tests or '-'}</td><td>{e(r.why)}</td></tr>")
-    ixit_html = "".join(f"<li>{e(line[2:])}</li>" for line in ixit.splitlines()
-                        if line.startswith("- "))
+    sections = []  # the IXIT drafts: a heading, then its bullets
+    for line in ixit.splitlines():
+        if line.startswith("#"):
+            sections.append([f"<h2>{e(line.lstrip('# '))}</h2>"])
+        elif line.startswith("- ") and sections:
+            sections[-1].append(f"<li>{e(line[2:])}</li>")
+    ixit_html = "".join(f"{sec[0]}<ul>{''.join(sec[1:])}</ul>" for sec in sections)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>otakit EN 303 645 §5.3 evidence report</title>
 <style>td{{vertical-align:top;border:1px solid #ccc;padding:4px}} .met{{color:green}}
@@ -375,17 +429,17 @@ def render_html(markdown_rows: list[Row], ixit: str, source: str) -> str:
 <h1>otakit: EN 303 645 §5.3 evidence report</h1><p>Test results: {e(source)}.</p>
 <table><tr><th>provision</th><th>status</th><th>mechanism</th><th>tests</th><th>note</th></tr>
 {''.join(body)}</table>
-<h2>IXIT 7-UpdMech: otakit over-the-air update (draft)</h2><ul>{ixit_html}</ul>
+{ixit_html}
 </body></html>
 """
 
 
 def write_report(out: Path, results: dict[str, str], source: str,
-                 device_config: dict | None = None, algs: list[str] | None = None
-                 ) -> list[Row]:
+                 device_config: dict | None = None, algs: list[str] | None = None,
+                 board: str = "esp32") -> list[Row]:
     """Write ``report.md``, ``report.html`` and ``report.json`` into ``out``."""
     rows = evaluate(results)
-    ixit = ixit_updmech(device_config, algs)
+    ixit = ixit_updmech(device_config, algs) + "\n" + ixit_softcomp(load_board(board))
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.md").write_text(render_markdown(rows, ixit, source))
     (out / "report.html").write_text(render_html(rows, ixit, source))

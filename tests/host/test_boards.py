@@ -9,10 +9,9 @@ import pytest
 
 from otakit.appimage import make_app_image
 from otakit.boards import available_boards, load_board
-from otakit.build import stage_sources
+from otakit.build import manifest_calls, stage_sources
 from otakit.cli import main
 from otakit.keys import export_keyring, generate_key
-from otakit.paths import BOARDS_DIR
 from otakit.sim.flash import make_firmware_bin, parse_partition_table, partition_table_bin
 
 TARGETS = ["esp32", "esp32s3", "esp32c3", "esp32-8mb"]
@@ -70,29 +69,10 @@ def test_esp32s3_has_an_explicit_vfs() -> None:
     assert (vfs.type, vfs.subtype, vfs.offset + vfs.size) == (1, 0x81, 8 << 20)
 
 
-class _Recorder:
-    """The manifest functions of MicroPython's tools/manifestfile.py, recording their calls."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple] = []
-
-    def namespace(self) -> dict:
-        def rec(name: str):  # noqa: ANN202
-            return lambda *a, **k: self.calls.append((name, a, k))
-        return {n: rec(n) for n in ("include", "package", "module", "require", "freeze",
-                                     "metadata", "add_library")}
-
-
-def _manifest_calls(path: Path) -> list[tuple]:
-    r = _Recorder()
-    exec(compile(path.read_text(), str(path), "exec"), r.namespace())  # noqa: S102 - our file
-    return r.calls
-
-
 @pytest.mark.parametrize("name", TARGETS)
 def test_manifest_freezes_agent_keyring_app_boot_and_main_on_the_stock_manifest(name: str,
                                                                        tmp_path: Path) -> None:
-    calls = _manifest_calls(BOARDS_DIR / name / "manifest.py")
+    calls = manifest_calls(load_board(name))
     assert calls[0] == ("include", ("$(PORT_DIR)/boards/manifest.py",), {})
     frozen = {(c[0], c[1][0]) for c in calls[1:]}
     assert frozen == {("package", "ota"), ("module", "doorlock.py"), ("module", "ota_keys.py"),

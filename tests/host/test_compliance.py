@@ -10,6 +10,8 @@ import pytest
 
 from otakit import compliance
 from otakit.appimage import make_app_image
+from otakit.boards import available_boards, load_board
+from otakit.build import frozen_entries
 from otakit.cli import main
 from otakit.errors import RepoError
 from otakit.repo import Repository
@@ -149,9 +151,11 @@ def test_compliance_report_statuses(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert rows["5.9-1"]["tests"][campaign] == rows["5.9-2"]["tests"][campaign] == "passed"
     md = (out / "report.md").read_text()
     assert "IXIT 7-UpdMech" in md and "auto_install=True" in md
+    assert "IXIT 6-SoftComp: software components of board esp32" in md
     assert "https://updates.example.com/repo" in md and "43200 s" in md
     assert "604800 s (7 days)" in md  # the security postponement bound, from policy.py
-    assert "<table>" in (out / "report.html").read_text()
+    page = (out / "report.html").read_text()
+    assert "<table>" in page and "<h2>IXIT 6-SoftComp" in page and "<h2>IXIT 7-UpdMech" in page
 
 
 def test_compliance_report_unrun_tests_are_not_met(tmp_path: Path) -> None:
@@ -159,3 +163,20 @@ def test_compliance_report_unrun_tests_are_not_met(tmp_path: Path) -> None:
     empty.write_text("<testsuites/>")
     rows = compliance.write_report(tmp_path / "r", compliance.read_junit(empty), "none")
     assert all(r.status != compliance.MET for r in rows)
+
+
+@pytest.mark.parametrize("name", available_boards())
+def test_ixit_softcomp_names_every_component_and_how_it_changes(name: str) -> None:
+    # EN 303 645 5.3-1 (IXIT 6-SoftComp): every software component of the board, each with how
+    # it is updated or why it is not; read from the board's partition table and manifest.
+    board = load_board(name)
+    text = compliance.ixit_softcomp(board)
+    bullets = [line for line in text.splitlines() if line.startswith("- ")]
+    for p in board.partitions:  # every partition is accounted for
+        assert any(f"`{p.label}`" in b or p.label in b.split(":")[0] for b in bullets), p.label
+    for _, module in frozen_entries(board):  # and every frozen module, in the updatable image
+        assert f"`{module}`" in bullets[0]
+    assert "Updatable" in bullets[0] and f"{board.bootloader_offset:#x}" in text
+    for b in bullets:  # updated how, or why not
+        assert any(w in b for w in ("Updatable", "updatable", "immutable", "data:",
+                                    "user data")), b

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from otakit import compliance
+from otakit.boards import available_boards
 from otakit.errors import OtakitError
 from otakit.manifest import parse_unverified
 from otakit.paths import ROOT
@@ -62,8 +63,11 @@ def compliance_group() -> None:
               help="The device's provisioning file (ota_config.json) for the IXIT draft.")
 @click.option("--repo", type=click.Path(file_okay=False),
               help="A release repository: its signature algorithms go into the IXIT draft.")
+@click.option("--board", default="esp32", show_default=True,
+              type=click.Choice(available_boards()),
+              help="The board whose components the IXIT 6-SoftComp draft lists.")
 def compliance_report(out: str, junit: str | None, device_config: str | None,
-                      repo: str | None) -> None:
+                      repo: str | None, board: str) -> None:
     """Write report.md, report.html and report.json (status, mechanism, tests per provision)."""
     outdir = Path(out)
     outdir.mkdir(parents=True, exist_ok=True)
@@ -78,7 +82,8 @@ def compliance_report(out: str, junit: str | None, device_config: str | None,
     if repo:
         algs = sorted({parse_unverified(p.read_bytes()).envelope.alg
                        for p in Repository(repo).manifests()})
-    rows = compliance.write_report(outdir, compliance.read_junit(Path(junit)), junit, cfg, algs)
+    rows = compliance.write_report(outdir, compliance.read_junit(Path(junit)), junit, cfg, algs,
+                                   board)
     counts = {s: sum(r.status == s for r in rows) for s in (compliance.MET, compliance.NA,
                                                            compliance.NOT_MET)}
     click.echo(f"{counts['met']} met, {counts['not applicable']} not applicable, "
