@@ -28,3 +28,4 @@ def test_reduced_campaign_survives_every_cut(tmp_path: Path) -> None:
     assert d["failures"] == [] and d["survived"] == d["cut_points"]
     for s in d["scenarios"].values():
         assert s["golden_ops"] > s["download_done_at_op"] > 0
+        assert 0 < s["seconds"] <= d["seconds"]

@@ -66,7 +66,7 @@ def campaign_cmd(full: bool, every: int, doubles: int | None,  # noqa: PLR0913
     for name, s in d["scenarios"].items():
         click.echo(f"{name}: {s['image_bytes']} B image, {s['golden_ops']} flash ops, "
                    f"{s['survived']}/{s['cut_points']} cut points survived "
-                   f"({s['double_cuts']} with a second cut)")
+                   f"({s['double_cuts']} with a second cut) in {s['seconds']} s")
     click.echo(f"total: {d['survived']}/{d['cut_points']} survived in {d['seconds']} s")
     for f in d["failures"]:
         click.echo(f"FAILED: {f['command']}\n  " + "\n  ".join(f["problems"]), err=True)

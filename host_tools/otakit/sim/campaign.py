@@ -462,6 +462,7 @@ def run_campaign(names: list[str], *, full: bool, every: int = 10, doubles: int 
     rng = random.Random(5)
     try:
         for name in names:
+            t_scenario = time.monotonic()
             bench = Bench(tmp / name, SCENARIOS[name])
             try:
                 ops, downloaded, _ = golden(bench)
@@ -479,7 +480,8 @@ def run_campaign(names: list[str], *, full: bool, every: int = 10, doubles: int 
                     "image_bytes": len(bench.new), "golden_ops": ops,
                     "download_done_at_op": downloaded, "cut_points": len(single) + len(double),
                     "double_cuts": len(double),
-                    "survived": sum(o.survived for o in single + double)}
+                    "survived": sum(o.survived for o in single + double),
+                    "seconds": round(time.monotonic() - t_scenario, 1)}
             finally:
                 bench.close()
     finally:
