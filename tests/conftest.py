@@ -1,4 +1,4 @@
-"""Shared fixtures: the repository's trees, ../shared, and the real MicroPython port."""
+"""Shared fixtures: ../shared (vectors, real firmware) and a working directory for CLI tests."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from otakit.appimage import make_app_image
+from otakit.cli import main
 from otakit.paths import ROOT
 
 SHARED = ROOT.parent / "shared"
@@ -26,3 +28,14 @@ def real_firmware_dir(shared_dir: Path) -> Path:
     if not d.is_dir():
         pytest.skip("../shared/firmware is absent: no real MicroPython images to test with")
     return d
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working directory for CLI tests: an Ed25519 key pair in keys/ (passphrase "pw", given
+    through OTAKIT_KEY_PASSPHRASE) and a 1.1.0 app image, app.bin."""
+    monkeypatch.setenv("OTAKIT_KEY_PASSPHRASE", "pw")
+    monkeypatch.chdir(tmp_path)
+    assert main(["keygen", "--alg", "ed25519", "--out", "keys"]) == 0
+    Path("app.bin").write_bytes(make_app_image("1.1.0"))
+    return tmp_path

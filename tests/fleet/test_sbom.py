@@ -16,15 +16,6 @@ from otakit.paths import FIRMWARE_DIR
 from otakit.sbom import make_sbom
 
 
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("OTAKIT_KEY_PASSPHRASE", "pw")
-    monkeypatch.chdir(tmp_path)
-    assert main(["keygen", "--alg", "ed25519", "--out", "keys"]) == 0
-    Path("app.bin").write_bytes(make_app_image("1.1.0"))
-    return tmp_path
-
-
 def _components(doc: dict) -> dict[str, dict]:
     return {c["bom-ref"]: c for c in doc["components"]}
 

@@ -54,15 +54,6 @@ def test_every_command_has_help(argv: list[str], capsys: pytest.CaptureFixture) 
     assert out.startswith("Usage: otakit " + " ".join(argv)) and len(out) > 80
 
 
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("OTAKIT_KEY_PASSPHRASE", "pw")
-    monkeypatch.chdir(tmp_path)
-    assert main(["keygen", "--alg", "ed25519", "--out", "keys"]) == 0
-    Path("app.bin").write_bytes(make_app_image("1.1.0"))
-    return tmp_path
-
-
 def _release(*extra: str, image: str = "app.bin", seq: str = "1") -> int:
     return main(["release", "--key", "keys/release.pem", "--repo", "repo", "--product", "door",
                  "--board", "esp32", "--version", "1.1.0", "--sequence", seq, *extra, image])

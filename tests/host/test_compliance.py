@@ -9,22 +9,12 @@ from pathlib import Path
 import pytest
 
 from otakit import compliance
-from otakit.appimage import make_app_image
 from otakit.boards import available_boards, load_board
 from otakit.build import frozen_entries
 from otakit.cli import main
 from otakit.errors import RepoError
 from otakit.repo import Repository
 from otakit.support import plan_support, publish_support
-
-
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("OTAKIT_KEY_PASSPHRASE", "pw")
-    monkeypatch.chdir(tmp_path)
-    assert main(["keygen", "--alg", "ed25519", "--out", "keys"]) == 0
-    Path("app.bin").write_bytes(make_app_image("1.1.0"))
-    return tmp_path
 
 
 def _release(*extra: str, seq: str = "1") -> int:
