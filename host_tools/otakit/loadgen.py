@@ -127,9 +127,11 @@ class OtakitServe:
     def __enter__(self) -> str:
         port = free_port()
         self.proc = subprocess.Popen(  # type: ignore[assignment]
-            # every simulated device comes from 127.0.0.1: no per-client rate limit here
+            # every simulated device comes from 127.0.0.1: no per-client rate or connection
+            # limit here
             [sys.executable, "-m", "otakit", "serve", "--repo", str(self.repo), "--port",
-             str(port), "--access-log", str(self.log), "--rate-limit", "0", "--token-file",
+             str(port), "--access-log", str(self.log), "--rate-limit", "0",
+             "--max-client-connections", "0", "--token-file",
              str(self.log.with_name("admin-token"))], stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT)
         line = self.proc.stdout.readline().decode()  # type: ignore[union-attr]

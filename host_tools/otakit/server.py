@@ -8,9 +8,12 @@ Invariants:
 - GET and HEAD only. Every 200/206 carries an exact ``Content-Length`` (never chunked, so the
   simplest device clients work), ``Accept-Ranges: bytes`` and a strong ``ETag`` derived from the
   file's inode, size and mtime (an atomic replace changes it).
-- ``Range: bytes=a-b | a- | -n`` (one range) gives 206 with ``Content-Range``; a range that starts
-  past the end gives 416 with ``Content-Range: bytes */size``; a multi-range or malformed Range is
-  ignored (200), as RFC 9110 allows. ``If-Range`` with a different ETag (or a date) ignores Range.
+- ``Range: bytes=a-b | a- | -n`` (one range, `otakit.http_request`) gives 206 with
+  ``Content-Range``; a range that starts past the end gives 416 with ``Content-Range: bytes */size``;
+  a multi-range or another unit is ignored (200), as RFC 9110 allows; a malformed ``bytes=`` range
+  (not ASCII digits, last < first, junk) is 400. ``If-Range`` with a different ETag (or a date)
+  ignores Range.
+- A path with bad percent-encoding (``%ff``, ``%zz``, a lone ``%``) is 400.
 - ``If-None-Match`` matching the ETag (or ``*``) gives 304 with no body.
 - One access-log line per request: time, peer, method, raw path, status, body bytes, ms; the
   fleet routes (``/.otakit/``, `otakit.fleet`) are logged without the peer address.
@@ -19,7 +22,8 @@ Invariants:
   telemetry POST and the dashboard's login form; request lines and header fields ≤ 4 KiB, bodies
   ≤ 64 KiB; a rate limit per client (429); an unexpected error is a bare 500, never a traceback.
 
-Fault injection for tests lives in `Faults`; the CLI never enables it.
+There is no test code on this path: the tests' fault injection (`otakit.sim.faults`) is a
+middleware they add through ``middlewares``.
 """
 
 from __future__ import annotations
@@ -30,67 +34,29 @@ import datetime as dt
 import os
 import signal
 import ssl
-import stat
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Literal, cast
-from urllib.parse import unquote
+from typing import IO, cast
 
 from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
 
 from otakit import guard
 from otakit.errors import OtakitError, RepoError
 from otakit.fleet import OPEN_POSTS, Fleet, add_routes
+from otakit.connguard import HEADER_TIMEOUT, CappedSite, ConnectionLimits, ProtocolLog
+from otakit.http_request import (MALFORMED, BadPath, choose_range, etag_matches, make_etag,
+                                 resolve)
 
-CHUNK = 64 * 1024
-SMALL = 16 * 1024  # bodies up to this size go out with their headers in one write
-_FAULTS = web.AppKey("faults", "Faults")  # pyright: ignore[reportArgumentType] - defined below
+CHUNK = 64 * 1024  # one read and one write per chunk; a body up to this goes out with its headers
+SENT = web.RequestKey("otakit_bytes", int)  # body bytes written, for the access log
 _LOG = web.AppKey("access_log", object)
 _ROOT = web.AppKey("root", Path)
-_SENT = web.RequestKey("otakit_bytes", int)
 _STARTED = web.AppKey("started", float)
-
-
-@dataclass
-class Faults:
-    """Test-only fault injection; fields may be changed while the server runs.
-
-    Attributes:
-        drop_after: close the connection after sending this many body bytes of each response.
-        ignore_range: answer 200 with the whole file even when a Range is asked for.
-        fail_status: answer every request with this status (e.g. 500, 503) and no body.
-        stall_seconds: sleep this long after sending the headers, before the body.
-        reset: end a dropped connection with a TCP reset (abort) instead of a close.
-        drip: send the body ``n`` bytes at a time, sleeping ``s`` seconds between: ``(n, s)``.
-        truncate_to: announce and send only this many bytes of the body (a lying
-            Content-Length: the headers agree with the short body).
-        retry_after: the Retry-After header sent with ``fail_status``.
-        garbage_at: replace 64 body bytes from this resource offset with garbage.
-        redirect_loop: answer every request with a 302 to itself.
-        only: apply the faults only to request paths containing this text (None: all).
-        raise_error: the handler raises an unexpected exception (what the client sees of it).
-        rate: send bodies at about this many bytes per second (a slow link).
-    """
-
-    drop_after: int | None = None
-    ignore_range: bool = False
-    fail_status: int | None = None
-    stall_seconds: float = 0.0
-    reset: bool = False
-    drip: tuple[int, float] | None = None
-    truncate_to: int | None = None
-    retry_after: str | None = None
-    garbage_at: int | None = None
-    redirect_loop: bool = False
-    only: str | None = None
-    raise_error: bool = False
-    rate: int | None = None
-
-
-_NO_FAULTS = Faults()
+Middleware = Callable[[web.Request, Callable[[web.Request], Awaitable[web.StreamResponse]]],
+                      Awaitable[web.StreamResponse]]
 
 
 class AccessLog:
@@ -108,186 +74,97 @@ class AccessLog:
         self._stream.flush()
 
 
-def resolve(root: Path, raw_path: str) -> Path | None:
-    """The regular file a raw request path names inside ``root``, or None (→ 404).
+class FileBody(web.StreamResponse):
+    """A 200/206 of an open file: ``length`` bytes from ``first``, written when prepared.
 
-    Args:
-        root: the repository directory, already resolved.
-        raw_path: the request path as sent (still percent-encoded), query string removed.
+    The handler returns it unprepared; the access-log middleware prepares it, which writes the
+    headers with the first chunk of the body (a manifest goes out in one write) and then the
+    rest, and closes the file. `send_body` is the one place the body is written.
     """
-    if not raw_path.startswith("/"):
-        return None
-    parts = []
-    for raw in raw_path[1:].split("/"):
-        part = unquote(raw, errors="strict") if "%" in raw else raw
-        if (not part or part.startswith(".") or "/" in part or "\\" in part or "\0" in part):
-            return None
-        parts.append(part)
-    if not parts:
-        return None
-    try:
-        real = root.joinpath(*parts).resolve(strict=True)
-        st = real.stat()
-    except (OSError, ValueError, RuntimeError):
-        return None
-    if not real.is_relative_to(root) or not stat.S_ISREG(st.st_mode):
-        return None
-    return real
 
+    _send_headers_immediately = False  # aiohttp: the headers go out with the first write
 
-def make_etag(st: os.stat_result) -> str:
-    """A strong ETag from inode, size and modification time (changes on any atomic replace)."""
-    return f'"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"'
+    def __init__(self, file: IO[bytes], first: int, length: int, *, status: int,
+                 headers: Mapping[str, str]) -> None:
+        super().__init__(status=status, headers=headers)
+        self.file, self.first, self.length = file, first, length
+        self.content_type = "application/octet-stream"
+        self.content_length = length
+        self._started = False
 
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        writer = await super().prepare(request)
+        if not self._started:
+            self._started = True
+            try:
+                if request.method != "HEAD":
+                    await self.send_body(request)
+            finally:
+                self.file.close()
+        return writer
 
-def parse_range(value: str, size: int) -> tuple[int, int] | None | Literal[False]:
-    """Parse one ``bytes=`` range against ``size``.
-
-    Returns:
-        (first, last) inclusive for a satisfiable range; False when unsatisfiable (→ 416);
-        None when the header is to be ignored (malformed, another unit, several ranges).
-    """
-    unit, _, spec = value.partition("=")
-    if unit.strip().lower() != "bytes" or "," in spec:
-        return None
-    first_s, dash, last_s = spec.strip().partition("-")
-    if not dash or not (first_s.isdigit() or first_s == "") or not (last_s.isdigit()
-                                                                    or last_s == ""):
-        return None
-    if first_s == "":  # suffix: the last n bytes
-        if last_s == "":
-            return None
-        n = int(last_s)
-        return (max(0, size - n), size - 1) if n > 0 and size > 0 else False
-    first = int(first_s)
-    last = int(last_s) if last_s else size - 1
-    if last_s and last < first:
-        return None
-    if first >= size:
-        return False
-    return first, min(last, size - 1)
-
-
-def _etag_matches(header: str, etag: str) -> bool:
-    """If-None-Match (weak comparison): a list of entity tags, or ``*``."""
-    tags = [t.strip() for t in header.split(",")]
-    return "*" in tags or any(t.removeprefix("W/") == etag for t in tags)
+    async def send_body(self, request: web.BaseRequest) -> None:
+        """Copy the range to the client, counting bytes for the log; a client that goes away
+        (a device reset mid-download) ends it; a file that shrank closes the connection."""
+        self.file.seek(self.first)
+        sent = 0
+        while sent < self.length:
+            # a 64 KB read from the page cache is faster than a hop to a thread (repositories
+            # are local files; nginx reads them the same way)
+            data = self.file.read(min(CHUNK, self.length - sent))
+            if not data:
+                break
+            try:
+                await self.write(data)
+            except ConnectionError:
+                return
+            sent += len(data)
+            request[SENT] = sent
+        if sent < self.length and request.transport is not None:
+            request.transport.close()  # the client sees a short body
 
 
 async def _handle(request: web.Request) -> web.StreamResponse:
     """GET/HEAD one file of the repository."""
-    faults: Faults = request.app[_FAULTS]
-    if faults.only is not None and faults.only not in request.raw_path:
-        faults = Faults()
-    if faults.fail_status:
-        headers = {"Retry-After": faults.retry_after} if faults.retry_after else None
-        return web.Response(status=faults.fail_status, text="", headers=headers)
-    if faults.redirect_loop:
-        return web.Response(status=302, headers={"Location": request.raw_path})
-    if faults.raise_error:
-        raise RuntimeError(f"injected failure in {__file__} (a detail clients must not see)")
-    path = resolve(request.app[_ROOT], request.raw_path.split("?", 1)[0])
+    try:
+        path = resolve(request.app[_ROOT], request.raw_path.split("?", 1)[0])
+    except BadPath as e:
+        raise web.HTTPBadRequest(text=f"400: {e}\n") from None
     if path is None:
         raise web.HTTPNotFound()
     try:
         f = path.open("rb")
     except OSError:
         raise web.HTTPNotFound() from None
-    with f:
-        st = os.fstat(f.fileno())
-        return await _send(request, f, st, faults)
+    try:
+        resp = _respond(request, f, os.fstat(f.fileno()))
+    except BaseException:
+        f.close()
+        raise
+    if not isinstance(resp, FileBody):
+        f.close()
+    return resp
 
 
-def _choose_range(request: web.Request, size: int, etag: str,
-                  faults: Faults) -> tuple[int, int] | None | Literal[False]:
-    """The byte range to send (None = whole file, False = unsatisfiable)."""
-    value = request.headers.get("Range")
-    if value is None or faults.ignore_range:
-        return None
-    if_range = request.headers.get("If-Range")
-    if if_range is not None and if_range.strip() != etag:
-        return None
-    return parse_range(value, size)
-
-
-async def _send(request: web.Request, f: IO[bytes], st: os.stat_result,
-                faults: Faults) -> web.StreamResponse:
-    """Write the status, headers and (for GET) the body of an open file."""
+def _respond(request: web.Request, f: IO[bytes], st: os.stat_result) -> web.StreamResponse:
+    """The response for an open file: 304, 416, 400 (a malformed Range) or a `FileBody`."""
     size, etag = st.st_size, make_etag(st)
     headers = {"ETag": etag, "Accept-Ranges": "bytes",
                "Last-Modified": dt.datetime.fromtimestamp(st.st_mtime, dt.UTC).strftime(
                    "%a, %d %b %Y %H:%M:%S GMT")}
     inm = request.headers.get("If-None-Match")
-    if inm is not None and _etag_matches(inm, etag):
+    if inm is not None and etag_matches(inm, etag):
         return web.Response(status=304, headers=headers)
-    rng = _choose_range(request, size, etag, faults)
+    rng = choose_range(request.headers.get("Range"), request.headers.get("If-Range"), size, etag)
+    if rng == MALFORMED:
+        return web.Response(status=400, text="400: malformed Range\n")
     if rng is False:
         headers["Content-Range"] = f"bytes */{size}"
         return web.Response(status=416, headers=headers)
     first, last = rng if rng else (0, size - 1)
-    length = last - first + 1
-    if faults.truncate_to is not None:
-        length = min(length, faults.truncate_to)
     if rng:
         headers["Content-Range"] = f"bytes {first}-{last}/{size}"
-    if length <= SMALL and request.method == "GET" and faults == _NO_FAULTS:
-        # a manifest: headers and body in one write
-        f.seek(first)
-        body = f.read(length)
-        request[_SENT] = len(body)
-        return web.Response(status=206 if rng else 200, headers=headers, body=body,
-                            content_type="application/octet-stream")
-    resp = web.StreamResponse(status=206 if rng else 200, headers=headers)
-    resp.content_type = "application/octet-stream"
-    resp.content_length = length
-    await resp.prepare(request)
-    if request.method == "HEAD":
-        return resp
-    if faults.stall_seconds:
-        await asyncio.sleep(faults.stall_seconds)
-    await _copy(request, resp, f, first, length, faults)
-    return resp
-
-
-def _garble(data: bytes, offset: int, at: int | None) -> bytes:
-    """``data`` (at resource ``offset``) with 64 bytes from ``at`` inverted (a fault)."""
-    if at is None or not offset - 64 < at < offset + len(data):
-        return data
-    b = bytearray(data)
-    for i in range(max(0, at - offset), min(len(b), at - offset + 64)):
-        b[i] ^= 0xFF
-    return bytes(b)
-
-
-async def _copy(request: web.Request, resp: web.StreamResponse, f: IO[bytes], first: int,
-                length: int, faults: Faults) -> None:
-    """Copy ``length`` bytes from ``first`` to the response, counting them for the log."""
-    f.seek(first)
-    sent = 0
-    drop_after = faults.drop_after
-    limit = length if drop_after is None else min(length, drop_after)
-    step = faults.drip[0] if faults.drip else CHUNK
-    while sent < limit:
-        # a 64 KB read from the page cache is faster than a hop to a thread (repositories are
-        # local files; nginx reads them the same way)
-        data = f.read(min(step, limit - sent))
-        if not data:
-            break  # the file shrank under us: the client sees a short body
-        try:
-            await resp.write(_garble(data, first + sent, faults.garbage_at))
-        except ConnectionError:  # the client went away (a device reset mid-download)
-            return
-        sent += len(data)
-        if faults.rate:
-            await asyncio.sleep(len(data) / faults.rate)
-        request[_SENT] = sent
-        if faults.drip and sent < limit:
-            await asyncio.sleep(faults.drip[1])
-    if sent < length and request.transport is not None:
-        if faults.reset:
-            request.transport.abort()  # injected connection reset
-        else:
-            request.transport.close()  # injected drop, or a truncated file
+    return FileBody(f, first, last - first + 1, status=206 if rng else 200, headers=headers)
 
 
 @web.middleware
@@ -299,6 +176,8 @@ async def _log_middleware(request: web.Request,
     try:
         resp = await handler(request)  # type: ignore[misc]
         status = resp.status
+        if isinstance(resp, FileBody):
+            await resp.prepare(request)  # writes the body, so the line has its size and time
         return resp
     except web.HTTPException as e:
         status = e.status
@@ -306,7 +185,7 @@ async def _log_middleware(request: web.Request,
     finally:
         log = cast("AccessLog | None", request.app[_LOG])
         if log is not None:
-            log.write(request, status, request.get(_SENT, 0),
+            log.write(request, status, request.get(SENT, 0),
                       (time.perf_counter() - t0) * 1000)
 
 
@@ -320,19 +199,20 @@ async def _admin_status(request: web.Request) -> web.Response:
 
 
 def make_app(repo: str | os.PathLike[str], *, access_log: IO[str] | None = None,
-             faults: Faults | None = None, admin_token: str | None = None,
-             rate: guard.RateLimiter | None = None,
-             fleet: Fleet | None = None) -> web.Application:
+             admin_token: str | None = None, rate: guard.RateLimiter | None = None,
+             fleet: Fleet | None = None, middlewares: Sequence[Middleware] = ()
+             ) -> web.Application:
     """The aiohttp application serving ``repo`` read-only.
 
     Args:
         repo: the release repository directory.
         access_log: a text stream for one line per request, or None for no log.
-        faults: test-only fault injection (see `Faults`).
         admin_token: the token ``/admin/`` endpoints and the fleet dashboard need (see
             `otakit.guard`); None disables them (401 and 404).
         rate: a per-client rate limit (default: 20 requests/s, bursts of 40).
         fleet: telemetry ingest and dashboard (`otakit.fleet`); None: neither.
+        middlewares: more middlewares, innermost (the tests' fault injection,
+            `otakit.sim.faults`); the product passes none.
 
     Raises:
         RepoError: ``repo`` is not a directory.
@@ -343,11 +223,10 @@ def make_app(repo: str | os.PathLike[str], *, access_log: IO[str] | None = None,
     app = web.Application(client_max_size=guard.MAX_BODY, middlewares=[  # pyright: ignore[reportArgumentType]
         _log_middleware, guard.error_middleware,
         guard.rate_middleware(rate or guard.RateLimiter()),
-        guard.token_middleware(admin_token, open_posts=OPEN_POSTS)])
+        guard.token_middleware(admin_token, open_posts=OPEN_POSTS), *middlewares])
     app[_ROOT] = root
     app[_STARTED] = time.monotonic()
     app[_LOG] = AccessLog(access_log) if access_log is not None else None
-    app[_FAULTS] = faults or Faults()
     app.router.add_get("/admin/status", _admin_status)
     add_routes(app, root, fleet or Fleet(), admin_token)
     app.router.add_get("/{tail:.*}", _handle)  # HEAD is routed here too
@@ -374,13 +253,22 @@ def _url(host: str, port: int, tls: bool) -> str:
 
 
 async def _start(app: web.Application, host: str, port: int,
-                 ssl_context: ssl.SSLContext | None) -> tuple[web.AppRunner, str]:
-    """Start listening; return the runner and the URL actually bound (port 0 → a free one)."""
+                 ssl_context: ssl.SSLContext | None, limits: ConnectionLimits | None = None,
+                 header_timeout: float = HEADER_TIMEOUT) -> tuple[web.AppRunner, str]:
+    """Start listening; return the runner and the URL actually bound (port 0 → a free one).
+
+    ``header_timeout`` and ``limits`` (`otakit.connguard`): a request head must be complete
+    within that many seconds of the connection opening or its last response; at most
+    ``limits.per_client`` open connections per client address.
+    """
+    limits = limits or ConnectionLimits()
     runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                           keepalive_timeout=header_timeout, logger=ProtocolLog(limits.refusals),
                            **guard.RUNNER_LIMITS)  # pyright: ignore[reportArgumentType]
     await runner.setup()
-    site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True,
-                       backlog=1024)  # a fleet checking at once must not overflow the queue
+    site = CappedSite(runner, host, port, limits, ssl_context=ssl_context,
+                      reuse_address=True,
+                      backlog=1024)  # a fleet checking at once must not overflow the queue
     try:
         await site.start()
     except OSError as e:
@@ -394,7 +282,8 @@ async def _start(app: web.Application, host: str, port: int,
 def run(repo: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int = 8080,
         ssl_context: ssl.SSLContext | None = None, access_log: IO[str] | None = None,
         on_start: Callable[[str], None] | None = None, admin_token: str | None = None,
-        rate: guard.RateLimiter | None = None, fleet: Fleet | None = None) -> None:
+        rate: guard.RateLimiter | None = None, fleet: Fleet | None = None,
+        limits: ConnectionLimits | None = None, header_timeout: float = HEADER_TIMEOUT) -> None:
     """Serve until SIGINT or SIGTERM, then shut down cleanly.
 
     Args:
@@ -407,6 +296,8 @@ def run(repo: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int = 80
         admin_token: the admin token (`otakit.guard`).
         rate: the per-client rate limit (default: 20 requests/s, bursts of 40).
         fleet: telemetry ingest and dashboard (`otakit.fleet`).
+        limits: the per-client connection cap (`otakit.connguard`; default 32 per address).
+        header_timeout: seconds a connection has to send a complete request head.
 
     Raises:
         RepoError: ``repo`` is not a directory.
@@ -415,7 +306,7 @@ def run(repo: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int = 80
     app = make_app(repo, access_log=access_log, admin_token=admin_token, rate=rate, fleet=fleet)
 
     async def main() -> None:
-        runner, url = await _start(app, host, port, ssl_context)
+        runner, url = await _start(app, host, port, ssl_context, limits, header_timeout)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -434,9 +325,10 @@ def run(repo: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int = 80
 def serve_in_thread(repo: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 0, *,
                     ssl_context: ssl.SSLContext | None = None,
                     access_log: IO[str] | None = None,
-                    faults: Faults | None = None, admin_token: str | None = None,
-                    rate: guard.RateLimiter | None = None,
-                    fleet: Fleet | None = None) -> Iterator[str]:
+                    admin_token: str | None = None, rate: guard.RateLimiter | None = None,
+                    fleet: Fleet | None = None, middlewares: Sequence[Middleware] = (),
+                    limits: ConnectionLimits | None = None,
+                    header_timeout: float = HEADER_TIMEOUT) -> Iterator[str]:
     """Run the server in a background thread; yield its base URL (ends with ``/``).
 
     Example::
@@ -448,8 +340,9 @@ def serve_in_thread(repo: str | os.PathLike[str], host: str = "127.0.0.1", port:
         RepoError: ``repo`` is not a directory.
         OtakitError: the address cannot be bound.
     """
-    app = make_app(repo, access_log=access_log, faults=faults, admin_token=admin_token,
-                   rate=rate or guard.RateLimiter(rate=1000, burst=1000), fleet=fleet)
+    app = make_app(repo, access_log=access_log, admin_token=admin_token,
+                   rate=rate or guard.RateLimiter(rate=1000, burst=1000), fleet=fleet,
+                   middlewares=middlewares)
     loop = asyncio.new_event_loop()
     started: dict[str, object] = {}
     ready = threading.Event()
@@ -458,7 +351,7 @@ def serve_in_thread(repo: str | os.PathLike[str], host: str = "127.0.0.1", port:
         asyncio.set_event_loop(loop)
         try:
             started["runner"], started["url"] = loop.run_until_complete(
-                _start(app, host, port, ssl_context))
+                _start(app, host, port, ssl_context, limits, header_timeout))
         except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
             started["error"] = e
             ready.set()

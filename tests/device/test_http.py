@@ -21,7 +21,8 @@ import pytest
 
 from otakit.mpy import mpy_cross_binary, run_micropython
 from otakit.paths import ROOT
-from otakit.server import Faults, serve_in_thread, tls_context
+from otakit.server import serve_in_thread, tls_context
+from otakit.sim.faults import Faults
 
 FIRMWARE = ROOT / "firmware"
 BIG = os.urandom(1 << 20)  # 1 MiB payload
@@ -113,7 +114,7 @@ def faults() -> Faults:
 
 @pytest.fixture(scope="module")
 def url(repo: Path, faults: Faults) -> Iterator[str]:
-    with serve_in_thread(repo, faults=faults) as u:
+    with serve_in_thread(repo, middlewares=[faults.middleware]) as u:
         yield u
 
 

@@ -1,7 +1,7 @@
 """Downloads that resume, and network faults at the agent level (docs/reliability.md).
 
 Each scenario runs the real agent on the simulated board against `otakit serve`'s server with a
-fault injected (`otakit.server.Faults`), and judges by what a user would see: the image that
+fault injected (`otakit.sim.faults.Faults`), and judges by what a user would see: the image that
 runs, the reason code, and what the device asked the server for (the access log, which records
 the body bytes sent for each request).
 """
@@ -19,7 +19,8 @@ import pytest
 
 from otakit.appimage import make_app_image
 from otakit.keys import ED25519
-from otakit.server import Faults, serve_in_thread, tls_context
+from otakit.server import serve_in_thread, tls_context
+from otakit.sim.faults import Faults
 from otakit.sim.lab import Lab
 from otakit.sim.runner import RunResult
 

@@ -16,7 +16,8 @@ import pytest
 
 from otakit.errors import OtakitError
 from otakit.guard import RateLimiter, load_or_create_token
-from otakit.server import Faults, serve_in_thread
+from otakit.server import serve_in_thread
+from otakit.sim.faults import Faults
 
 MANIFEST = b"OTAM manifest bytes"
 
@@ -66,7 +67,7 @@ def faults() -> Faults:
 
 @pytest.fixture
 def url(repo: Path, token: str, faults: Faults) -> Iterator[str]:
-    with serve_in_thread(repo, admin_token=token, faults=faults) as u:
+    with serve_in_thread(repo, admin_token=token, middlewares=[faults.middleware]) as u:
         yield u
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from otakit import server
+from otakit.connguard import HEADER_TIMEOUT, PER_CLIENT, ConnectionLimits
 from otakit.errors import OtakitError, RepoError
 from otakit.fleet import Fleet
 from otakit.guard import RateLimiter, load_or_create_token
@@ -36,6 +37,13 @@ from otakit.telemetry import open_store
 @click.option("--rate-limit", default=20.0, show_default=True, type=click.FloatRange(0),
               help="Requests per second per client address (bursts of twice that; over it: "
               "429); 0: no limit.")
+@click.option("--max-client-connections", default=PER_CLIENT, show_default=True,
+              type=click.IntRange(0), help="Open connections per client address; more are "
+              "closed at once (raise it for a fleet behind one NAT); 0: no cap.")
+@click.option("--header-timeout", default=HEADER_TIMEOUT, show_default=True,
+              type=click.FloatRange(0.1, 3600),
+              help="Seconds a connection has to send a complete request head (from opening, or "
+              "from its last response); then it is closed.")
 @click.option("--telemetry", "telemetry_db", metavar="DB",
               help="Take device reports into DB: a SQLite file, or a postgresql:// URL "
               "(needs psycopg). Without it, reports are refused (404).")
@@ -48,7 +56,7 @@ from otakit.telemetry import open_store
               help="...once at least this many devices were offered it.")
 def serve(repo: str, host: str, port: int, tls_cert: str | None, tls_key: str | None,
           access_log: str, token_file: str | None, rate_limit: float,
-          **fleet_opts: object) -> None:
+          max_client_connections: int, header_timeout: float, **fleet_opts: object) -> None:
     """Serve a release repository over HTTP/1.1 until Ctrl-C or SIGTERM.
 
     GET and HEAD with exact Content-Length, Range (206/416) and ETag/If-None-Match (304).
@@ -78,7 +86,9 @@ def serve(repo: str, host: str, port: int, tls_cert: str | None, tls_key: str | 
         fleet = _fleet(stack, fleet_opts)
         server.run(repo, host=host, port=port, ssl_context=ctx, access_log=log,
                    on_start=announce, admin_token=token, fleet=fleet,
-                   rate=RateLimiter(rate=rate_limit, burst=max(1, round(2 * rate_limit))))
+                   rate=RateLimiter(rate=rate_limit, burst=max(1, round(2 * rate_limit))),
+                   limits=ConnectionLimits(max_client_connections),
+                   header_timeout=header_timeout)
 
 
 def _fleet(stack: ExitStack, o: dict[str, object]) -> Fleet:

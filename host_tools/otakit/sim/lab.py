@@ -26,7 +26,8 @@ from otakit.keys import RSA_PSS, PrivateKey, export_keyring, generate_key
 from otakit.mpy import compile_to_mpy
 from otakit.paths import FIRMWARE_DIR
 from otakit.repo import PublishResult, ReleaseRequest, Repository
-from otakit.server import Faults, serve_in_thread
+from otakit.server import serve_in_thread
+from otakit.sim.faults import Faults
 from otakit.sim.flash import create_flash
 from otakit.sim.inspect import FlashState, read_state
 from otakit.sim.runner import RunResult, run
@@ -119,7 +120,8 @@ class Lab:
 
     def __enter__(self) -> Lab:
         self.url = self._stack.enter_context(
-            serve_in_thread(self.repo.root, access_log=self.access_log, faults=self.faults,
+            serve_in_thread(self.repo.root, access_log=self.access_log,
+                            middlewares=[self.faults.middleware],
                             ssl_context=self.ssl_context, fleet=self.fleet,
                             admin_token=self.admin_token))
         return self
