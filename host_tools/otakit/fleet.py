@@ -20,10 +20,13 @@ before parsing) and rate-limited per client with every other request (`otakit.gu
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import hmac
 import html
+import ipaddress
+import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,16 +45,41 @@ PREFIX = "/.otakit"
 class Fleet:
     """Telemetry and dashboard settings for `otakit.server.make_app`.
 
+    A release is **flagged** when all of these hold (reports are unauthenticated, so one client
+    must not be able to raise the alarm, docs/fleet.md):
+
+    - at least ``min_devices`` distinct devices reported it offered;
+    - at least ``min_failed`` distinct devices reported it failed or rolled back;
+    - those failed devices ÷ the devices offered it ≥ ``threshold``;
+    - the failure reports came from at least ``min_sources`` distinct source networks (the
+      client address's /24 for IPv4, /48 for IPv6), so forged device ids from one client or
+      one network count once.
+
     Attributes:
         store: where reports go (None: no ingest).
-        threshold: a release whose failure rate (failed or rolled back ÷ offered) reaches this is
-            flagged.
-        min_devices: ...once at least this many devices were offered it.
+        threshold: the share of offered devices that failed or rolled back.
+        min_devices: devices offered the release.
+        min_failed: devices that failed or rolled back.
+        min_sources: source networks the failures came from.
     """
 
     store: TelemetryStore | None = None
     threshold: float = 0.2
     min_devices: int = 3
+    min_failed: int = 3
+    min_sources: int = 2
+    _key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
+
+    def source(self, address: str | None) -> str:
+        """The pseudonymous tag of ``address``'s network: a keyed hash (the key lives only in
+        this process) of its /24 (IPv4) or /48 (IPv6), so equal networks compare equal and the
+        address itself is never stored."""
+        try:
+            ip = ipaddress.ip_address(address or "")
+            net = ipaddress.ip_network(f"{ip}/{24 if ip.version == 4 else 48}", strict=False)
+        except ValueError:
+            net = "unknown"
+        return hmac.new(self._key, str(net).encode(), hashlib.sha256).hexdigest()[:16]
 
 
 def channels(root: Path) -> list[dict[str, Any]]:
@@ -90,16 +118,19 @@ def summary(root: Path, fleet: Fleet) -> dict[str, Any]:
     flagged = set()
     for f in funnel:
         f["version"] = versions.get((f["product"], f["board"], f["seq"]), f"seq {f['seq']}")
-        bad = f["failed"] + f["rolled_back"]
+        bad = f.setdefault("failed_devices", f["failed"] + f["rolled_back"])
+        f.setdefault("failed_sources", bad)
         f["failure_rate"] = round(bad / f["offered"], 3) if f["offered"] else 0.0
-        f["flagged"] = (f["offered"] >= fleet.min_devices
-                        and f["failure_rate"] >= fleet.threshold)
+        f["flagged"] = (f["offered"] >= fleet.min_devices and bad >= fleet.min_failed
+                        and f["failure_rate"] >= fleet.threshold
+                        and f["failed_sources"] >= fleet.min_sources)
         if f["flagged"]:
             flagged.add((f["product"], f["board"], f["channel"], f["seq"]))
     for c in chans:
         c["flagged"] = (c["product"], c["board"], c["channel"], c["seq"]) in flagged
     return {"generated": int(time.time()), "threshold": fleet.threshold,
-            "min_devices": fleet.min_devices, "channels": chans, "versions": per_version,
+            "min_devices": fleet.min_devices, "min_failed": fleet.min_failed,
+            "min_sources": fleet.min_sources, "channels": chans, "versions": per_version,
             "funnel": funnel, "failures": failures}
 
 
@@ -162,7 +193,8 @@ def render(s: dict[str, Any]) -> str:
         _td(f"{f['product']}/{f['board']}/{f['channel']}"), _td(f["version"]),
         *(_td(f[k], True) for k in ("offered", "downloaded", "installed", "confirmed",
                                     "rolled_back", "failed")),
-        _td(f"{100 * f['failure_rate']:.0f}%", True),
+        _td(f"{100 * f['failure_rate']:.0f}% ({f['failed_devices']} of {f['offered']} devices, "
+            f"{f['failed_sources']} networks)", True),
         '<td class="flag">FLAGGED</td>' if f["flagged"] else "<td>ok</td>"]) for f in s["funnel"]]
     fails = [("", [_td(_time(f["ts"])), _td(f["device"][:12]),
                    _td(f"{f['product']}/{f['board']}/{f['channel']}"), _td(f["seq"], True),
@@ -172,8 +204,9 @@ def render(s: dict[str, Any]) -> str:
         "<title>otakit fleet</title><style>" + _CSS + "</style></head><body>"
         "<h1>otakit fleet</h1>"
         f'<p class="muted">generated {_e(_time(s["generated"]))}; a release is flagged when '
-        f'{100 * s["threshold"]:.0f}% or more of at least {s["min_devices"]} devices offered it '
-        "failed or rolled back</p>"
+        f'{100 * s["threshold"]:.0f}% or more of the devices offered it (at least '
+        f'{s["min_devices"]}) failed or rolled back, at least {s["min_failed"]} devices from at '
+        f'least {s["min_sources"]} networks</p>'
         "<h2>Releases per channel</h2>" + _table("channels", [
             "product/board", "channel", "version", "sequence", "rollout", "percent", "type",
             "health"], chans) +
@@ -233,7 +266,7 @@ async def _events(request: web.Request) -> web.Response:
         report = parse_report(data)
     except OtakitError as e:
         raise web.HTTPBadRequest(text=f"{e.reason}: {e}") from e
-    fleet.store.add(report, int(time.time()))
+    fleet.store.add(report, int(time.time()), fleet.source(request.remote))
     return web.Response(status=204)
 
 

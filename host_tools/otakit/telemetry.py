@@ -10,8 +10,9 @@ A report (docs/fleet.md) is one JSON object of at most `MAX_REPORT` bytes::
 Invariants:
 - Every field is type- and range-checked (`parse_report`); a report with any bad field is refused
   whole (``BAD_REPORT``). Unknown fields are ignored and never stored.
-- Privacy: the store keeps the device's pseudonymous id and what it reported, never an IP
-  address or a MAC; rows older than the retention limit are deleted (`SQLStore.purge`, run by
+- Privacy: the store keeps the device's pseudonymous id, what it reported and a pseudonymous
+  tag of the source network it came from (`otakit.fleet`: a keyed hash of the /24 or /48,
+  only ever compared for equality), never an IP address or a MAC; rows older than the retention limit are deleted (`SQLStore.purge`, run by
   `add` at most once a minute).
 - `TelemetryStore` is the interface the server uses; `SQLStore` implements it on any DB-API
   connection: SQLite by default (`open_store("fleet.sqlite3")`), PostgreSQL by a
@@ -133,8 +134,9 @@ def parse_report(data: bytes) -> Report:
 class TelemetryStore(Protocol):
     """What the server and the dashboard need from a telemetry store."""
 
-    def add(self, report: Report, now: int) -> None:
-        """Record a report received at Unix time ``now``."""
+    def add(self, report: Report, now: int, source: str | None = None) -> None:
+        """Record a report received at Unix time ``now`` from the pseudonymous source-network
+        tag ``source`` (None: the device counts as its own source)."""
         ...
 
     def purge(self, now: int) -> int:
@@ -146,7 +148,9 @@ class TelemetryStore(Protocol):
         ...
 
     def funnel(self) -> list[dict[str, Any]]:
-        """Per release (product, board, channel, seq): distinct devices per event."""
+        """Per release (product, board, channel, seq): distinct devices per event, distinct
+        devices that failed or rolled back (``failed_devices``) and the distinct sources they
+        reported from (``failed_sources``)."""
         ...
 
     def recent_failures(self, limit: int = 20) -> list[dict[str, Any]]:
@@ -163,7 +167,7 @@ _SCHEMA = (
     "board VARCHAR(32), channel VARCHAR(32), seq INTEGER, last_seen BIGINT)",
     "CREATE TABLE IF NOT EXISTS events (ts BIGINT, device VARCHAR(64), product VARCHAR(32), "
     "board VARCHAR(32), channel VARCHAR(32), seq INTEGER, event VARCHAR(16), "
-    "reason VARCHAR(32), ms INTEGER, version VARCHAR(32))",
+    "reason VARCHAR(32), ms INTEGER, version VARCHAR(32), source VARCHAR(32))",
     "CREATE INDEX IF NOT EXISTS events_ts ON events (ts)",
     "CREATE INDEX IF NOT EXISTS events_release ON events (product, board, channel, seq)",
 )
@@ -188,6 +192,12 @@ class SQLStore:
         for stmt in _SCHEMA:
             self._exec(stmt)
         self._db.commit()
+        try:
+            self._exec("SELECT source FROM events WHERE 1 = 0")
+        except Exception:  # noqa: BLE001 - a store made before sources were recorded
+            self._db.rollback()
+            self._exec("ALTER TABLE events ADD COLUMN source VARCHAR(32)")
+            self._db.commit()
 
     def _exec(self, sql: str, args: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
         return self._run(sql, args)[0]
@@ -202,8 +212,9 @@ class SQLStore:
         cur.close()
         return rows, count
 
-    def add(self, report: Report, now: int) -> None:
-        """Record ``report``; purge old rows at most once a minute."""
+    def add(self, report: Report, now: int, source: str | None = None) -> None:
+        """Record ``report`` (from source tag ``source``); purge old rows at most once a
+        minute."""
         r = report
         with self._lock:
             self._exec("INSERT INTO devices (id, product, board, channel, seq, last_seen) "
@@ -214,9 +225,9 @@ class SQLStore:
                        (r.device, r.product, r.board, r.channel, r.seq, now))
             for e in r.events:
                 self._exec("INSERT INTO events (ts, device, product, board, channel, seq, event, "
-                           "reason, ms, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           "reason, ms, version, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                            (now, r.device, r.product, r.board, r.channel, e.seq, e.event,
-                            e.reason, e.ms, e.version))
+                            e.reason, e.ms, e.version, source))
             self._db.commit()
         if now - self._purged >= 60:
             self.purge(now)
@@ -244,6 +255,12 @@ class SQLStore:
             rows = self._exec(
                 "SELECT product, board, channel, seq, event, COUNT(DISTINCT device) FROM events "
                 "WHERE seq > 0 GROUP BY product, board, channel, seq, event")
+            bad = self._exec(
+                "SELECT product, board, channel, seq, COUNT(DISTINCT device), "
+                "COUNT(DISTINCT COALESCE(source, 'device:' || device)) FROM events "
+                "WHERE seq > 0 AND event IN ('failed', 'rolled_back') "
+                "GROUP BY product, board, channel, seq")
+        failed = {(p, b, c, s): (d, n) for p, b, c, s, d, n in bad}
         out: dict[tuple[str, str, str, int], dict[str, Any]] = {}
         for product, board, channel, seq, event, n in rows:
             key = (product, board, channel, seq)
@@ -251,6 +268,7 @@ class SQLStore:
                                      "seq": seq, **dict.fromkeys(EVENTS[1:], 0)})
             if event in f:
                 f[event] = n
+            f["failed_devices"], f["failed_sources"] = failed.get(key, (0, 0))
         return [out[k] for k in sorted(out, reverse=True)]
 
     def recent_failures(self, limit: int = 20) -> list[dict[str, Any]]:

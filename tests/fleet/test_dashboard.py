@@ -110,7 +110,8 @@ def test_dashboard_in_a_real_browser(server: str, tmp_path: Path) -> None:
         assert versions == {"1.3.0": 15, "1.4.0": 5, "1.5.0-rc1": 4}
 
         funnel = {r[1]: r for r in _cells(driver, "funnel")}
-        assert funnel["1.4.0"][2:10] == ["8", "7", "7", "5", "2", "1", "38%", "FLAGGED"]
+        assert funnel["1.4.0"][2:10] == ["8", "7", "7", "5", "2", "1",
+                                        "38% (3 of 8 devices, 3 networks)", "FLAGGED"]
         assert funnel["1.5.0-rc1"][9] == "ok"
         flagged = driver.find_element(By.CSS_SELECTOR,  # type: ignore[attr-defined]
                                       '#funnel tr[data-release="doorlock/esp32/stable/4"]')

@@ -226,3 +226,52 @@ def test_a_postgresql_database_that_cannot_be_opened_is_a_clear_error(
         open_store(url)
     assert e.value.reason == "BAD_ARGUMENT"
     assert "no_such_database" in str(e.value) and ":pw@" not in str(e.value)
+
+
+def _post_from(url: str, source: str, doc: dict) -> int:
+    """POST a report from the loopback address ``source`` (a client on another network)."""
+    import http.client  # noqa: PLC0415
+    from urllib.parse import urlsplit  # noqa: PLC0415
+
+    u = urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10,
+                                      source_address=(source, 0))
+    conn.request("POST", "/.otakit/events", json.dumps(doc),
+                 {"Content-Type": "application/json"})
+    status = conn.getresponse().status
+    conn.close()
+    return status
+
+
+def test_attack_forged_telemetry(tmp_path: Path) -> None:
+    """Unauthenticated reports from one client, however many device ids they forge, never flag
+    a release; failures from enough devices on enough networks still do."""
+    from otakit.fleet import summary  # noqa: PLC0415
+
+    (tmp_path / "repo").mkdir()
+    store = open_store(str(tmp_path / "t.sqlite3"))
+    fleet = Fleet(store=store)  # the defaults: 20 %, 3 offered, 3 failed, 2 networks
+
+    def failing(i: int, seq: int) -> dict:
+        return {**GOOD, "id": f"forged-device-{i:04d}", "seq": 1,
+                "events": [{"e": "offered", "seq": seq, "ms": 30, "ver": "9.9.9"},
+                           {"e": "failed", "seq": seq, "ms": 40, "reason": "HASH_MISMATCH"}]}
+
+    def funnel(seq: int) -> dict:
+        return next(f for f in summary(tmp_path / "repo", fleet)["funnel"] if f["seq"] == seq)
+
+    with serve_in_thread(tmp_path / "repo", fleet=fleet) as url:
+        for _ in range(3):  # the same id three times
+            assert _post_from(url, "127.0.0.1", failing(0, 7)) == 204
+        for i in range(1, 40):  # forged ids, all from one client
+            assert _post_from(url, "127.0.0.1", failing(i, 7)) == 204
+        for i in range(40, 60):  # and from its neighbours on the same /24
+            assert _post_from(url, f"127.0.0.{i}", failing(i, 7)) == 204
+        f = funnel(7)
+        assert (f["offered"], f["failed_devices"], f["failed_sources"]) == (60, 60, 1)
+        assert not f["flagged"]
+        for i, net in enumerate((1, 2, 3)):  # three devices on three networks
+            assert _post_from(url, f"127.0.{net}.1", failing(100 + i, 8)) == 204
+        f = funnel(8)
+        assert (f["failed_devices"], f["failed_sources"], f["flagged"]) == (3, 3, True)
+    store.close()

@@ -54,6 +54,10 @@ from otakit.telemetry import open_store
               "back.")
 @click.option("--flag-min-devices", default=5, show_default=True, type=click.IntRange(1),
               help="...once at least this many devices were offered it.")
+@click.option("--flag-min-failed", default=3, show_default=True, type=click.IntRange(1),
+              help="...and at least this many distinct devices failed or rolled back.")
+@click.option("--flag-min-sources", default=2, show_default=True, type=click.IntRange(1),
+              help="...reporting from at least this many networks (/24, /48).")
 def serve(repo: str, host: str, port: int, tls_cert: str | None, tls_key: str | None,
           access_log: str, token_file: str | None, rate_limit: float,
           max_client_connections: int, header_timeout: float, **fleet_opts: object) -> None:
@@ -98,7 +102,9 @@ def _fleet(stack: ExitStack, o: dict[str, object]) -> Fleet:
         store = open_store(str(o["telemetry_db"]), days)
         stack.callback(store.close)
     return Fleet(store=store, threshold=float(o["flag_threshold"]),  # type: ignore[arg-type]
-                 min_devices=int(o["flag_min_devices"]))  # type: ignore[call-overload]
+                 min_devices=int(o["flag_min_devices"]),  # type: ignore[call-overload]
+                 min_failed=int(o["flag_min_failed"]),  # type: ignore[call-overload]
+                 min_sources=int(o["flag_min_sources"]))  # type: ignore[call-overload]
 
 
 COMMANDS = [serve]
