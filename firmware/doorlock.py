@@ -20,8 +20,10 @@
 #                      user, for the demo)
 #   ota_settings.json  the user's update settings (ota.settings.Settings)
 #   lock_config.json   the lock's own user configuration, versioned (ota.appconfig.ConfigStore)
+# All three are user data: read with a size bound, validated field by field; a bad file or field
+# is replaced by defaults with one "ota: BAD_SETTINGS|BAD_CONFIG: ..." line and a notice
+# (Settings.notice, ConfigStore.notice, config_notice), never an exception.
 import asyncio
-import json
 
 import machine
 import ota
@@ -110,23 +112,64 @@ class StatusLED:
                 self.pattern = None
 
 
+# ota_config.json's fields: (type, low, high); numbers are a range, strings a length.
+_CONFIG = {"url": (str, 8, 256), "product": (str, 1, 64), "board": (str, 1, 64),
+           "channel": (str, 1, 64), "support_end": (str, 8, 10), "telemetry": (bool, 0, 1),
+           "check_s": (int, 1, 31 * 86400), "interval_s": (int, 1, 31 * 86400),
+           "first_s": (int, 0, 86400), "retry_s": (int, 1, 86400),
+           "retry_max_s": (int, 1, 7 * 86400), "security_postpone_max_s": (int, 0, 30 * 86400),
+           "notice_s": (int, 0, 86400), "max_checks": (int, 0, 1000000),
+           "user_postpone_s": (int, 0, 30 * 86400)}
+config_notice = None  # "BAD_CONFIG: detail" when ota_config.json was (partly) replaced
+
+
+def _field_ok(v, spec):
+    t, lo, hi = spec
+    if type(v) is not t:
+        return False
+    if t is str:
+        return lo <= len(v) <= hi
+    return t is bool or lo <= v <= hi
+
+
 def load_config():
-    try:
-        with open("ota_config.json") as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
+    # The validated provisioning config, or None (no updates) when it is missing or unusable;
+    # a bad field is dropped, so its default applies (ota.settings.load_json bounds the read).
+    global config_notice
+    from ota.settings import load_json, notice
+    cfg, bad = load_json("ota_config.json")
+    if cfg is not None and type(cfg) is not dict:
+        cfg, bad = None, "ota_config.json is not a JSON object"
+    if cfg is not None:
+        for k in list(cfg):
+            if k in _CONFIG and not _field_ok(cfg[k], _CONFIG[k]):
+                bad = bad or "ota_config.json: bad %s" % k
+                del cfg[k]
+        if "url" not in cfg:
+            cfg, bad = None, bad or "ota_config.json has no url"
+    if bad:
+        config_notice = notice("BAD_CONFIG", bad)
+    return cfg
 
 
 def lock_store():
     from ota.appconfig import ConfigStore
+    # lock_config.json: a field of the wrong type or a string over 256 characters is replaced
+    # by its default (ConfigStore.load, BAD_CONFIG); auto_lock_s is clamped to 0..3600 below.
     return ConfigStore("lock_config.json", LOCK_SCHEMA,
                        defaults={"name": "Front door", "auto_lock_s": 30})
 
 
+def load_lock_config(store):
+    cfg = store.load()
+    if not 0 <= cfg["auto_lock_s"] <= 3600:
+        cfg["auto_lock_s"] = 30
+    return cfg
+
+
 def settings_readable():
     # A health check: the lock's configuration loads (migrated in RAM if it is older).
-    return load_config() is not None and "name" in lock_store().load()
+    return load_config() is not None and "name" in load_lock_config(lock_store())
 
 
 def report(agent):
@@ -173,7 +216,7 @@ def main():
     outcome, detail = ota.boot(checks=(lock.selftest, settings_readable), timeout_ms=10000)
     print("app: boot %s %s" % (outcome, detail))
     store = lock_store()
-    store.load()
+    load_lock_config(store)
     store.commit()  # a schema migration is written only now that this firmware is confirmed
     store = None
     ota.release("appconfig", "settings")

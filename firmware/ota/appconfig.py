@@ -8,10 +8,16 @@
 #   migrated copy in RAM, so after a rollback the old firmware finds its configuration intact;
 # - writes are temp file + rename (ota.settings.write_json); while a migration is written the old
 #   file is first copied to PATH.v<old schema>, removed only once the new file is in place.
+# - the file is user data: read with a size bound (ota.settings.MAX_FILE); a file that is not a
+#   JSON object, or a field whose type differs from its default's (a string longer than
+#   MAX_STR), is replaced by the default; .notice then holds "BAD_CONFIG: detail" and one line
+#   is printed (docs/format.md §5); load() never raises for the file's content.
 # Load it at boot and release it (ota.release("appconfig")) when done: it need not stay in RAM.
 import os
 
-from .settings import read_json, write_json
+from .settings import MAX_FILE, load_json, notice, write_json
+
+MAX_STR = 256  # characters in a string field
 
 
 def _remove(path):
@@ -37,17 +43,23 @@ class ConfigStore:
         self.migrate = migrate
         self.defaults = defaults or {}
         self.pending = None  # the old schema number while a migration is not yet written
+        self.notice = None  # "BAD_CONFIG: detail" after load() replaced a bad file or field
         self._trial_pending = trial_pending  # callable; default: ota.trial.pending
 
     def load(self):
-        cfg = read_json(self.path)
+        cfg, bad = load_json(self.path)
+        self.notice = None
+        self.pending = None
         if type(cfg) is not dict:
+            if cfg is not None:
+                bad = "%s is not a JSON object" % self.path
+            if bad:
+                self.notice = notice("BAD_CONFIG", bad)
             cfg = dict(self.defaults)
             cfg["schema"] = self.schema
             return cfg
         old = cfg.get("schema", 1)
-        self.pending = None
-        if type(old) is int and old < self.schema:
+        if type(old) is int and 0 < old < self.schema:
             for n in range(old, self.schema):
                 cfg = self.migrate(cfg, n) if self.migrate else cfg
                 cfg["schema"] = n + 1
@@ -55,6 +67,11 @@ class ConfigStore:
         for k, v in self.defaults.items():
             if k not in cfg:
                 cfg[k] = v
+            elif type(cfg[k]) is not type(v) or (type(v) is str and len(cfg[k]) > MAX_STR):
+                bad = bad or "%s: bad %s" % (self.path, k)
+                cfg[k] = v
+        if bad:
+            self.notice = notice("BAD_CONFIG", bad)
         return cfg
 
     def in_trial(self):
@@ -76,7 +93,7 @@ class ConfigStore:
         cfg = self.load()
         backup = "%s.v%d" % (self.path, self.pending)
         with open(self.path) as f:
-            old = f.read()
+            old = f.read(MAX_FILE + 1)  # load() refused a longer file, so none is pending
         with open(backup + ".tmp", "w") as f:
             f.write(old)
         os.rename(backup + ".tmp", backup)

@@ -2,14 +2,21 @@
 # MIT license; Copyright (c) 2026 otakit contributors
 #
 # apply(src, w, base, base_size): src is the decoded patch stream (encoded.Source), w the image
-# Writer (encoded.Writer), base the running Partition. The base is only ever read (through a
+# Writer (download.Writer), base the running Partition. The base is only ever read (through a
 # 1 KB cache, with 3-argument readblocks); every output byte goes through w into the spare slot,
 # so a power cut during an apply leaves the running image as it was. Every operation is bounded
 # before it runs: it never writes past the image's size, never reads outside the base's first
 # base_size bytes. A malformed patch raises FlashError(HASH_MISMATCH).
+# Bounded work per output byte (a few KB of DEFLATE can decode to millions of empty operations):
+# more than _IDLE_OPS operations in a row that write no image byte, or more than
+# _FREE_OPS + (bytes written) / _BYTES_PER_OP operations in all, raise FlashError(BAD_PATCH)
+# at once. The host's encoder writes at most one operation without output (the first) and
+# every later one writes at least 24 bytes, far inside both bounds. The loop yields to the app
+# whenever _SLICE_MS have passed since the last yield (src.t, shared with encoded.Source).
 #
 # Allocates the 1 KB cache and a 16-byte scratch buffer once, nothing per byte.
 import asyncio
+import time
 
 from .errors import FlashError
 
@@ -29,6 +36,10 @@ except (ImportError, SyntaxError, ValueError):  # no native emitter on this port
 _CACHE = const(1024)
 _BLOCK = const(4096)
 _HDR = const(13)  # b"OTPD", version 1, u32 image size, u32 base size
+_IDLE_OPS = const(64)  # operations in a row without an output byte
+_FREE_OPS = const(64)  # operations allowed before any output ...
+_BYTES_PER_OP = const(16)  # ... plus one per this many bytes written (64 per KB)
+_SLICE_MS = const(10)  # yield to the app at least this often
 
 
 def _bad(detail):
@@ -63,10 +74,23 @@ async def apply(src, w, base, base_size):
     one = hdr[:1]
     pos = 0
     size = w.size
+    ops = idle = 0
     while w.done + w.o < size:
+        if time.ticks_diff(time.ticks_ms(), src.t) >= _SLICE_MS:
+            await asyncio.sleep_ms(0)
+            src.t = time.ticks_ms()
+        ops += 1
+        if ops > _FREE_OPS + (w.done + w.o) // _BYTES_PER_OP:
+            raise FlashError("BAD_PATCH", "%d operations for %d image bytes" % (ops, w.done + w.o))
         add = await _uvarint(src, one)
         copy = await _uvarint(src, one)
         z = await _uvarint(src, one)
+        if add or copy:
+            idle = 0
+        else:
+            idle += 1
+            if idle > _IDLE_OPS:
+                raise FlashError("BAD_PATCH", "%d operations in a row write no byte" % idle)
         if add + copy > size - w.done - w.o:
             raise _bad("an operation runs past the image's end")
         if add and (pos < 0 or pos + add > base_size):

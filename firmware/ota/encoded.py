@@ -5,8 +5,13 @@
 # slot): it picks the smallest representation this device can use (choose: the running slot is
 # hashed only when a delta is the best candidate), returns False when that is the raw payload,
 # else downloads it and decodes it into the spare slot through the agent's 4 KB block buffer
-# (install) and returns True; it raises FlashError/FetchError like the raw download. An encoded
-# download is not resumed: after an interruption it starts again from its first byte.
+# (install) and returns True; it raises FetchError (and WRITE_FAILED) like the raw download.
+# When the representation's bytes are refused (HASH_MISMATCH, or BAD_PATCH: a delta doing more
+# work than its output allows, ota.delta) it prints one "ota: ..." line and returns False, so
+# the agent installs the signed raw payload in the same check instead of retrying a broken or
+# hostile encoding at every check. An encoded download is not resumed: after an interruption
+# it starts again from its first byte. The decode yields to the app whenever _SLICE_MS have
+# passed (Source.readinto, ota.delta), whether or not it makes output.
 # The code lives here, not in ota.agent, so that it costs no RAM during a raw update.
 #
 # deflate.DeflateIO pulls its source one byte per call, so it never sees the socket: it reads an
@@ -26,6 +31,7 @@
 import asyncio
 import hashlib
 import io
+import time
 
 from .download import Writer, reporter
 from .errors import FetchError, FlashError
@@ -41,6 +47,10 @@ _BLOCK = const(4096)
 _CAP = const(2048)  # compressed bytes held in RAM
 _STEP = const(256)  # decoded bytes per DeflateIO call
 _LOW = const(1280)  # refill below this many unread bytes (>= 2 * _STEP + a block header)
+_SLICE_MS = const(10)  # the decode yields to the app at least this often (ota.delta too)
+
+
+_REFUSED = ("HASH_MISMATCH", "BAD_PATCH")  # the representation's bytes, not the flash, are wrong
 
 
 def _bad(detail):
@@ -60,6 +70,7 @@ class Source:
         self.io = io.BytesIO(self.stage)  # pyright: ignore[reportCallIssue, reportArgumentType]
         self.e = 0
         self.z = deflate.DeflateIO(self.io, deflate.RAW, wbits)
+        self.t = time.ticks_ms()  # the last yield to the app (ota.delta shares it)
 
     async def _refill(self):
         bio, smv = self.io, self.smv
@@ -84,6 +95,9 @@ class Source:
         got = 0
         z, bio = self.z, self.io
         while got < n:
+            if time.ticks_diff(time.ticks_ms(), self.t) >= _SLICE_MS:
+                await asyncio.sleep_ms(0)
+                self.t = time.ticks_ms()
             if self.left and self.e - bio.tell() < _LOW:
                 await self._refill()
             k = n - got
@@ -168,6 +182,11 @@ async def download(agent, m, slot):
         try:
             await install(resp, rep, m, slot, agent.buf, agent.esp32, agent.cfg.chip_id,
                           progress)
+        except FlashError as e:
+            if e.reason not in _REFUSED:
+                raise
+            print("ota: %s payload refused (%s); taking the raw payload" % (rep[0], e))
+            return False
         finally:
             await resp.close()
     finally:

@@ -9,9 +9,21 @@
 # - every file carries its schema number ("v" for settings, "schema" for the app's config);
 #   readers are tolerant: unknown keys are kept and ignored, so an older firmware after a
 #   rollback still reads a file a newer one wrote;
-# - the app's own configuration has its own store with schema migrations (ota/appconfig.py).
+# - the app's own configuration has its own store with schema migrations (ota/appconfig.py);
+# - the files are the user's data, never trusted: each is read with a size bound (MAX_FILE) and
+#   validated field by field; a bad file or field is replaced by its default, never raised, and
+#   the reader keeps a notice ("BAD_SETTINGS: detail", docs/format.md §5) and prints it once.
 import json
 import os
+
+try:
+    from micropython import const  # pyright: ignore[reportAssignmentType] - CPython fallback below
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+MAX_FILE = const(4096)  # bytes; a longer settings or config file is refused as a whole
+_MAX_POSTPONED = const(8)  # postponement records kept (set_postponed keeps 4)
 
 SETTINGS_FILE = "ota_settings.json"
 SCHEMA = 1
@@ -22,13 +34,33 @@ DEFAULTS = {"auto_check": True, "auto_install": True, "notify": True,
 _BOOLS = ("auto_check", "auto_install", "notify")
 
 
-def read_json(path):
-    # The decoded file, or None when it is missing or unreadable.
+def load_json(path, limit=MAX_FILE):
+    # (decoded, None); (None, None) when the file is missing; (None, detail) when it is larger
+    # than limit bytes or not JSON. Never reads more than limit + 1 bytes.
     try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
+        size = os.stat(path)[6]
+    except OSError:
+        return None, None
+    if size > limit:
+        return None, "%s is %d bytes (at most %d)" % (path, size, limit)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+        return json.loads(data.decode()), None
+    except Exception:  # noqa: BLE001 - user data: any decode failure is "not JSON"
+        return None, "%s is not valid JSON" % path
+
+
+def read_json(path, limit=MAX_FILE):
+    # The decoded file, or None when it is missing, too large or unreadable.
+    return load_json(path, limit)[0]
+
+
+def notice(code, detail):
+    # One log line for a user file replaced by defaults; returns "CODE: detail".
+    n = code + ": " + detail
+    print("ota: %s; using defaults" % n)
+    return n
 
 
 def write_json(path, obj):
@@ -65,20 +97,45 @@ def _valid(key, v):
     return False
 
 
+def _postponed_ok(p):
+    # {"<sequence>": [first, until]} with at most _MAX_POSTPONED records of numbers.
+    if type(p) is not dict or len(p) > _MAX_POSTPONED:
+        return False
+    for k, v in p.items():
+        if not (type(k) is str and 0 < len(k) <= 10 and all("0" <= c <= "9" for c in k)):
+            return False
+        if not (type(v) is list and len(v) == 2 and
+                all(type(x) in (int, float) and 0 <= x < 1e11 for x in v)):
+            return False
+    return True
+
+
 class Settings:
     # The user's update settings. Read them as attributes (auto_check, auto_install, notify,
     # window: None or (start_min, end_min) in local time, tz_min: local time minus UTC in
     # minutes); change them with set(), set_window() and the postpone records (policy.py).
     # Every change is validated (ValueError on a bad value) and written at once.
+    # .notice is None, or "BAD_SETTINGS: detail" when the file (or a field of it) was bad and
+    # replaced by defaults as it was read (the file itself is rewritten at the next change).
     def __init__(self, path=SETTINGS_FILE):
         self.path = path
-        data = read_json(path)
+        self.notice = None
+        data, bad = load_json(path)
+        if data is not None and type(data) is not dict:
+            bad = "%s is not a JSON object" % path
         self.data = data if type(data) is dict else {}
         for k, v in DEFAULTS.items():
-            if k not in self.data or not _valid(k, self.data[k]):
+            if k not in self.data:
                 self.data[k] = v
-        if type(self.data.get("postponed")) is not dict:
+            elif not _valid(k, self.data[k]):
+                bad = bad or "%s: bad %s" % (path, k)
+                self.data[k] = v
+        if "postponed" in self.data and not _postponed_ok(self.data["postponed"]):
+            bad = bad or "%s: bad postponed" % path
             self.data["postponed"] = {}
+        self.data.setdefault("postponed", {})
+        if bad:
+            self.notice = notice("BAD_SETTINGS", bad)
 
     def __getattr__(self, name):
         if name in DEFAULTS:

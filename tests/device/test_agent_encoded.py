@@ -7,6 +7,9 @@ written).
 
 from __future__ import annotations
 
+import json
+import re
+import struct
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,7 @@ from scenario import HEAP, blob_requests, otadata, prepare, statuses, step
 from test_agent import SIZE
 
 from otakit.appimage import make_app_image, rebuild_with_module
+from otakit.payloads import deflate
 from otakit.sim.lab import Lab
 
 OLD = make_app_image("1.0.0", size=SIZE, seed="firmware")
@@ -71,13 +75,30 @@ def test_wrong_base_falls_back_to_the_full_image(lab: Lab, also_deflate: bool) -
     assert fetched(lab) == [want]
 
 
-def test_tampered_patch_is_refused_and_boot_target_unchanged(lab: Lab) -> None:
-    pub = lab.publish(NEW, "1.1.0", 2, delta_bases=(OLD,))
-    (delta,) = pub.body.payloads
-    blob = pub.blobs[delta.sha256]
+def _tamper(blob: Path) -> None:
     data = bytearray(blob.read_bytes())
     data[len(data) // 2] ^= 0x04
     blob.write_bytes(bytes(data))
+
+
+def test_tampered_patch_is_refused_and_the_raw_image_installs(lab: Lab) -> None:
+    pub = lab.publish(NEW, "1.1.0", 2, delta_bases=(OLD,))
+    (delta,) = pub.body.payloads
+    _tamper(pub.blobs[delta.sha256])
+    result = step(lab)
+    assert "ota: delta payload refused (HASH_MISMATCH" in result.log, result.log
+    # the signed raw payload in the same check, not the broken delta again at every check
+    assert fetched(lab) == [delta.sha256, pub.body.payload.sha256]
+    assert [b.version for b in result.boots] == ["1.0.0", "1.1.0"], result.log
+    assert slot_bytes(lab, "ota_1", len(NEW)) == NEW
+    assert slot_bytes(lab, "ota_0", len(OLD)) == OLD
+
+
+def test_tampered_patch_and_raw_payload_are_refused_and_boot_target_unchanged(lab: Lab) -> None:
+    pub = lab.publish(NEW, "1.1.0", 2, delta_bases=(OLD,))
+    (delta,) = pub.body.payloads
+    _tamper(pub.blobs[delta.sha256])
+    _tamper(lab.repo.payload_path(pub.body.payload.sha256))
     result = step(lab)
     assert len(result.boots) == 1
     last = statuses(result)[-1]
@@ -125,3 +146,61 @@ def test_real_micropython_rebuild_installs_as_a_delta(lab: Lab, real_firmware_di
     assert "BOOT confirmed" in result.log, result.log
     assert fetched(lab) == [delta.sha256]
     assert slot_bytes(lab, "ota_1", len(rebuilt)) == rebuilt
+
+
+# The app's side of an install: a task counting its turns while the agent checks and installs.
+# (The decode's pacing itself is judged in test_encoded.py, on a clock the test moves.)
+APP_STEP = """\
+import asyncio, json, machine, ota
+cfg = json.load(open("ota_config.json"))
+outcome, detail = ota.boot(checks=(), timeout_ms=5000)
+print("BOOT " + outcome)
+agent = ota.Agent(ota.Config(cfg["url"], cfg["product"], cfg["board"], channel=cfg["channel"]))
+ticks = [0]
+
+async def app():
+    while True:
+        ticks[0] += 1
+        await asyncio.sleep_ms(0)
+
+async def main():
+    t = asyncio.create_task(app())
+    installed = await agent.update()
+    t.cancel()
+    print("APP " + json.dumps({"ticks": ticks[0]}))
+    print("STATUS " + json.dumps(agent.status()))
+    return installed
+
+if asyncio.run(main()):
+    machine.reset()
+"""
+
+
+def _bomb(size: int) -> bytes:
+    """``size`` bytes of DEFLATE (the signed delta's length) that inflate to a patch header and
+    then about a thousand zero-length operations per byte: no output, all work."""
+    header = struct.pack("<4sBII", b"OTPD", 1, len(NEW), len(OLD))
+    bomb = deflate(header + b"\0" * (3 * 1_000_000))
+    assert len(bomb) > size  # truncated to the signed length: still ~size * 1000 operations
+    return bomb[:size]
+
+
+def test_attack_delta_cpu_bomb(lab: Lab) -> None:
+    pub = lab.publish(NEW, "1.1.0", 2, delta_bases=(OLD,))
+    (delta,) = pub.body.payloads
+    blob = pub.blobs[delta.sha256]
+    blob.write_bytes(_bomb(delta.size))  # a mirror serves the bomb in place of the delta
+    (lab.work / "app_step.py").write_text(APP_STEP)
+    result = lab.boot(script=lab.work / "app_step.py", heapsize=HEAP)
+    # refused at once, by its operation count: 65 empty operations, not a million
+    m = re.search(r"^ota: delta payload refused \(BAD_PATCH: (\d+) operations", result.log, re.M)
+    assert m and int(m.group(1)) <= 65, result.log
+    # the app's task kept running through the whole check and install
+    app = json.loads(re.search(r"^APP (.*)$", result.log, re.M).group(1))  # type: ignore[union-attr]
+    assert app["ticks"] >= 100, app
+    # then the signed raw image was installed in the same check: the bomb was fetched once
+    assert fetched(lab) == [delta.sha256, pub.body.payload.sha256]
+    assert [b.version for b in result.boots] == ["1.0.0", "1.1.0"], result.log
+    assert "BOOT confirmed" in result.log
+    assert slot_bytes(lab, "ota_1", len(NEW)) == NEW
+    assert slot_bytes(lab, "ota_0", len(OLD)) == OLD

@@ -182,3 +182,57 @@ def test_device_info_names_model_and_running_firmware(lab: Lab) -> None:
     assert (before["release"], after["release"]) == ("0", "2")
     assert after["support until"] == "2031-12-31"
     assert len(before["device id"]) == 24 and before["device id"] == after["device id"]
+
+
+# Writes ota_settings.json on the board's vfs: the bytes of the file OTAKIT_JUNK names, or, for
+# "MB1", a megabyte of "[" (as much of it as the vfs holds).
+JUNK = """\
+import os
+src = os.getenv("OTAKIT_JUNK")
+with open("ota_settings.json", "wb") as f:
+    if src.startswith("MB"):
+        try:
+            for _ in range(int(src[2:]) * 64):
+                f.write(b"[" * 16384)
+        except OSError:  # the vfs is full
+            pass
+    else:
+        f.write(open(src, "rb").read())
+print("JUNK %d" % os.stat("ota_settings.json")[6])
+"""
+
+_POSTPONED = {str(n): [1_700_000_000, 1_800_000_000] for n in range(199)}
+_BAD_SETTINGS = {
+    "postponed-199": json.dumps({"v": 1, "postponed": _POSTPONED}).encode(),
+    "postponed-shapes": json.dumps({"postponed": {"x": 1, "2": "a", "3": [None, []]}}).encode(),
+    "wrong-types": json.dumps({"auto_install": "yes", "window": [1, "2"], "tz_min": 1e9,
+                               "notify": None, "auto_check": [], "v": "1"}).encode(),
+    "huge-strings": json.dumps({"window": "x" * 3000, "auto_install": "y" * 1000}).encode(),
+    "not-an-object": b"[1, 2, 3]",
+    "invalid-json": b'{"auto_install": tru',
+    "binary-junk": bytes(range(256)) * 4,
+    "one-megabyte": b"MB1",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_BAD_SETTINGS))
+def test_attack_malformed_settings(lab: Lab, kind: str) -> None:
+    # Issue 15, attack 7: the user's settings file is data. The real app (doorlock.main with the
+    # agent) boots on a malformed ota_settings.json, says so, keeps serving the lock and still
+    # installs the offered update.
+    lab.publish(make_app_image("1.1.0", size=SIZE), "1.1.0", 2)
+    lab.flash(make_app_image("1.0.0", size=SIZE))
+    data = _BAD_SETTINGS[kind]
+    junk = lab.work / "junk.bin"
+    junk.write_bytes(data)
+    script = lab.work / "junk.py"
+    script.write_text(JUNK)
+    src = data.decode() if kind == "one-megabyte" else str(junk)
+    w = lab.boot(script=script, max_boots=1, env={"OTAKIT_JUNK": src})
+    assert w.ended == "finished" and not w.error, w.log
+    result = lab.boot(heapsize=HEAP)
+    assert not result.error and "Traceback" not in result.log, result.log[-3000:]
+    assert re.search(r"^ota: BAD_SETTINGS: ota_settings.json[ :].*; using defaults$", result.log,
+                     re.M), result.log[-3000:]
+    assert [b.version for b in result.boots] == ["1.0.0", "1.1.0"], result.log[-3000:]
+    assert "app: boot confirmed" in result.log

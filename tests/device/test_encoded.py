@@ -17,7 +17,7 @@ import pytest
 from otakit.appimage import make_app_image
 from otakit.mpy import compile_to_mpy, run_micropython
 from otakit.paths import FIRMWARE_DIR
-from otakit.payloads import deflate, encode_delta, make_patch
+from otakit.payloads import deflate, encode_delta, make_ops, make_patch
 
 SCRIPT = r"""
 import asyncio, hashlib, json, sys
@@ -185,10 +185,107 @@ def test_device_refuses_bad_payloads(tmp_path: Path) -> None:
     batch.add("delta-short-base", new, d, "delta", base=old[:-1])
     batch.add("delta-not-a-patch", new, deflate(b"XXXX" + new), "delta", base=old)
     patch = bytearray(make_patch(old, new))
-    patch[13] = 0x7F  # the first op's add length now reads far past the image
+    patch[13:14] = b"\xff\xff\x7f"  # the first op's add length now reads far past the image
     batch.add("delta-op-past-end", new, deflate(bytes(patch)), "delta", base=old)
     out = batch.run()
     assert all(v.startswith("HASH_MISMATCH") for v in out.values()), out
     assert "another size" in out["delta-short-base"]
     assert "outside the base" in out["delta-op-past-end"] or "past the image" in (
         out["delta-op-past-end"])
+
+
+# The decode's pacing, judged without a wall clock: ota.encoded and ota.delta see a clock that
+# moves 1 ms per reading, the HTTP response never yields, and an app task counts the turns it
+# gets while install() decodes.
+PACED = r"""
+import asyncio, sys
+class Clock:
+    now = 0
+    def ticks_ms(self):
+        Clock.now += 1
+        return Clock.now
+    def ticks_diff(self, a, b):
+        return a - b
+sys.modules["time"] = Clock()  # asyncio keeps the real clock: it was imported first
+exec(open(sys.argv[1]).read().split("for case in")[0])  # the fakes of SCRIPT
+import json
+case = json.loads(sys.stdin.read())
+base = open(case["base"], "rb").read()
+data = open(case["payload"], "rb").read()
+m = M()
+m.size, m.sha256 = case["size"], unhexlify(case["sha256"])
+rep = ("delta", "x", len(data), unhexlify(case["rep_sha256"]), 12, len(base), None)
+Part.data = base
+turns = [0]
+async def app():
+    while True:
+        turns[0] += 1
+        await asyncio.sleep_ms(0)
+async def main():
+    t = asyncio.create_task(app())
+    await asyncio.sleep_ms(0)
+    t0 = turns[0]
+    try:
+        await install(Resp(data, None), rep, m, Slot(), bytearray(4096), Esp32, 0,
+                      lambda done, size: None)
+        out = "OK"
+    except OTAError as e:
+        out = e.reason + " " + e.detail
+    print(json.dumps({"out": out, "turns": turns[0] - t0, "ms": Clock.now}))
+asyncio.run(main())
+"""
+
+
+def _paced(tmp: Path, base: bytes, image: bytes, payload: bytes) -> dict:
+    (tmp / "script.py").write_text(SCRIPT)
+    (tmp / "paced.py").write_text(PACED)
+    (tmp / "base").write_bytes(base)
+    (tmp / "payload").write_bytes(payload)
+    case = {"base": str(tmp / "base"), "payload": str(tmp / "payload"), "size": len(image),
+            "sha256": hashlib.sha256(image).hexdigest(),
+            "rep_sha256": hashlib.sha256(payload).hexdigest()}
+    r = run_micropython([str(tmp / "paced.py"), str(tmp / "script.py")], path=[FIRMWARE_DIR],
+                        input_data=json.dumps(case).encode(), timeout=300)
+    assert r.returncode == 0, r.stdout.decode() + r.stderr.decode()
+    return json.loads(r.stdout.decode().strip().splitlines()[-1])
+
+
+def test_patch_without_output_progress_is_refused_and_the_decode_yields(tmp_path: Path) -> None:
+    old = _compressible(5, 20_000)
+    new = _edit(old, random.Random(3), 5)
+    header = make_patch(old, new)[:13]
+    # a thousand empty operations per byte of DEFLATE: a CPU bomb in place of a patch
+    got = _paced(tmp_path, old, new, deflate(header + b"\0" * 300_000))
+    assert got["out"].startswith("BAD_PATCH"), got
+    assert int(got["out"].split()[1]) <= 65  # refused after a few dozen operations
+    assert got["turns"] >= got["ms"] // 20, got  # a turn for the app every 10-20 clock ms
+
+
+def test_patch_with_one_byte_per_operation_is_refused(tmp_path: Path) -> None:
+    old = _compressible(6, 20_000)
+    new = _edit(old, random.Random(4), 5)
+    ops = b"".join(b"\x00\x01\x00" + new[k:k + 1] for k in range(len(new)))  # copy 1 byte
+    got = _paced(tmp_path, old, new, deflate(make_patch(old, new)[:13] + ops))
+    assert got["out"].startswith("BAD_PATCH"), got
+    assert "image bytes" in got["out"], got
+
+
+def test_host_patches_stay_inside_the_work_bound_and_the_decode_yields(tmp_path: Path) -> None:
+    old = _compressible(7, 60_000)
+    new = _edit(old, random.Random(5), 40)
+    got = _paced(tmp_path, old, new, encode_delta(old, new))
+    assert got["out"] == "OK", got
+    assert got["turns"] >= got["ms"] // 20 > len(new) // 4096, got  # more often than per block
+
+
+def test_host_encoder_never_exceeds_the_device_work_bound() -> None:
+    rng = random.Random(11)
+    for i in range(8):
+        old = _compressible(200 + i, rng.randrange(5_000, 60_000))
+        new = _edit(old, rng, rng.randrange(0, 40))
+        out = idle = 0
+        for n, op in enumerate(make_ops(old, new), 1):
+            assert n <= 64 + out // 16  # ota.delta: _FREE_OPS + written / _BYTES_PER_OP
+            idle = 0 if op.add or op.copy else idle + 1
+            assert idle <= 1
+            out += op.add + op.copy
