@@ -15,7 +15,7 @@ _ESC = b'"\\/bfnrtu'
 # JSON, is nested deeper than `limit`, or an object repeats a key.
 def loads(data, s, e, limit):
     n = _check(data, s, e, limit)
-    if type(n) is str:
+    if isinstance(n, str):
         raise ValueError(n)
     import json
 

@@ -260,7 +260,7 @@ def run_cases(cases: list[bytes]) -> tuple[list[str], list[str], list[bytes]]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description="Host/device strict JSON differential.")
     ap.add_argument("--bodies", type=int, default=10000)
     ap.add_argument("--seed", type=int, default=15)
     a = ap.parse_args()
