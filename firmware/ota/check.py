@@ -67,7 +67,7 @@ async def _trusted_keys(agent):
     try:
         return await trusted_keys(agent)
     finally:
-        release("keyring", "crypto", "ed25519", "sha512", "shallow")
+        release("keyring", "crypto", "ed25519", "sha512", "strictjson")
 
 
 def _verify(agent, n, keys):
@@ -80,7 +80,7 @@ def _verify(agent, n, keys):
         return m
     finally:
         keys = None
-        release("manifest", "shallow", "fields", "fleet")
+        release("manifest", "strictjson", "fields", "fleet")
 
 
 def _vet(agent, m):

@@ -142,16 +142,12 @@ def parse(data, roots, threshold, product, env, accepted=None):
             raise ManifestError("UNKNOWN_KEY", "no signature by a root key of this firmware")
         raise ManifestError("BAD_SIGNATURE", "keyring: %d of %d root signatures"
                             % (len(good), threshold))
-    from ota.shallow import shallow
-
-    if not shallow(mv, _HDR, end, 16):
-        _bad("nested deeper than 16")
-    import json  # only once the signatures hold
+    from ota.strictjson import loads  # only once the signatures hold
 
     try:
-        body = json.loads(bytes(mv[_HDR:end]))
-    except (ValueError, UnicodeError):
-        raise ManifestError("BAD_BODY", "keyring not UTF-8 JSON") from None
+        body = loads(mv, _HDR, end, 16)
+    except ValueError as e:
+        raise ManifestError("BAD_BODY", e.args[0]) from None
     if type(body) is not dict:
         _bad("not an object")
     k = Keyring()

@@ -83,16 +83,15 @@ def parse(data, keyring):
     h.update(mv[:end])
     if not _verify(alg, key[1], h.digest(), mv[end:]):
         raise ManifestError("BAD_SIGNATURE", "")
-    from ota.shallow import shallow
-
-    if not shallow(mv, _HDR, end, _DEPTH):
-        raise ManifestError("BAD_BODY", "nested deeper than %d" % _DEPTH)
-    import json  # only once the signature holds
+    from ota import strictjson  # only once the signature holds
 
     try:
-        body = json.loads(bytes(mv[_HDR:end]))
-    except (ValueError, UnicodeError):  # CPython's JSONDecodeError is a ValueError
-        raise ManifestError("BAD_BODY", "not UTF-8 JSON") from None
+        body = strictjson.loads(mv, _HDR, end, _DEPTH)
+    except ValueError as e:
+        raise ManifestError("BAD_BODY", e.args[0]) from None
+    finally:
+        strictjson = None
+        release("strictjson")  # not in the heap while the field checks run
     if type(body) is not dict:
         raise ManifestError("BAD_BODY", "not an object")
     from ota.fields import fill  # the field checks: loaded only for a signed body

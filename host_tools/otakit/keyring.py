@@ -25,9 +25,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from otakit import strictjson
 from otakit.errors import ManifestError
 from otakit.keys import ALG_IDS, ENVS, PrivateKey, PublicKey
-from otakit.manifest import _NAME_RE, INT31, MAX_DEPTH, TIME_MAX, json_depth
+from otakit.manifest import _NAME_RE, INT31, MAX_DEPTH, TIME_MAX
 
 MAGIC = b"OTAK"
 FORMAT_VERSION = 1
@@ -159,16 +160,12 @@ def parse_unverified(data: bytes) -> ParsedKeyring:
 
 
 def _strict_json(raw: bytes) -> Any:
-    def reject(name: str) -> Any:
-        raise ValueError(name)
     if raw.startswith(b"\xef\xbb\xbf"):
         raise _bad("BOM")
-    if json_depth(raw) > MAX_DEPTH:
-        raise _bad(f"nested deeper than {MAX_DEPTH}")
     try:
-        return json.loads(raw.decode("utf-8"), parse_constant=reject)
-    except (UnicodeDecodeError, ValueError) as e:
-        raise _bad("not UTF-8 JSON") from e
+        return strictjson.loads(raw, MAX_DEPTH)
+    except strictjson.StrictJSONError as e:
+        raise _bad(str(e)) from None
 
 
 def _int(d: Mapping[str, Any], k: str, lo: int, hi: int) -> int:

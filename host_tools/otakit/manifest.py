@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from otakit import strictjson
 from otakit.errors import ManifestError
 from otakit.keys import ALG_IDS, SIG_LENGTHS, PrivateKey, PublicKey
 
@@ -261,22 +262,16 @@ def parse_unverified(data: bytes) -> SignedManifest:
     return SignedManifest(env, parse_body(env.body), verified=False)
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def parse_body(body: bytes) -> ManifestBody:
     """Decode and check the body (docs/format.md §2): strict UTF-8 JSON object.
 
     Raises:
         ManifestError: ``BAD_BODY``.
     """
-    if json_depth(body) > MAX_DEPTH:
-        raise _bad(f"nested deeper than {MAX_DEPTH}")
     try:
-        obj = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError) as e:
-        raise _bad(f"not UTF-8 JSON ({e})") from e
+        obj = strictjson.loads(body, MAX_DEPTH)
+    except strictjson.StrictJSONError as e:
+        raise _bad(str(e)) from None
     return body_from_dict(obj)
 
 
