@@ -8,7 +8,7 @@
 #   migrated copy in RAM, so after a rollback the old firmware finds its configuration intact;
 # - writes are temp file + rename (ota.settings.write_json); while a migration is written the old
 #   file is first copied to PATH.v<old schema>, removed only once the new file is in place.
-# Load it at boot and release it (ota.release("appconfig")) when done: it need not stay in RAM.
+# Load it at boot and release it (ota.release()) when done: it need not stay in RAM.
 import os
 
 from .settings import read_json, write_json
@@ -64,7 +64,7 @@ class ConfigStore:
             try:
                 return pending()
             finally:
-                ota.release("trial", "state")
+                ota.release()
         return self._trial_pending()
 
     def commit(self):

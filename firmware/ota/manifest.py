@@ -110,7 +110,7 @@ def _verify(alg, public_key, digest, signature):
     try:
         return verify(alg, public_key, digest, signature)
     finally:
-        release("crypto", "ed25519", "sha512")
+        release()
 
 
 # For the agent, after parse(): refuses a manifest this device must not install, whatever its
