@@ -219,7 +219,7 @@ def main():
     load_lock_config(store)
     store.commit()  # a schema migration is written only now that this firmware is confirmed
     store = None
-    ota.release("appconfig", "settings")
+    ota.release()
     cfg = load_config()
     if cfg is None:
         print("app: no ota_config.json; running without updates")

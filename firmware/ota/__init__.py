@@ -9,22 +9,32 @@
 __version__ = "0.1.0"
 
 
+# The submodules that stay loaded: their objects (the Agent and its State, Config, Slot, the
+# error classes every phase raises, the update loop and its policy) live as long as the app.
+RESIDENT = ("agent", "config", "errors", "slot", "state", "updater", "policy", "settings")
+
+
 def boot(checks=(), timeout_ms=30000, **kw):
     from .trial import boot as _boot
     try:
         return _boot(checks, timeout_ms, **kw)
     finally:
-        release("trial", "state")
+        release()
 
 
-def release(*names):
-    # Forget ota submodules that are no longer needed, so their code can be collected when the
-    # package is loaded as .mpy (interned names stay). The next import loads them again.
+def release():
+    # The one rule for phase code: forget every ota submodule not in RESIDENT, so its code can
+    # be collected when the package is loaded as .mpy (interned names stay; a module still in
+    # use stays alive through its functions until they return). The next import loads it again.
     import sys
     ota = sys.modules[__name__]
-    for name in names:
-        if sys.modules.pop(__name__ + "." + name, None) is not None and hasattr(ota, name):
-            delattr(ota, name)
+    prefix = __name__ + "."
+    for key in [k for k in sys.modules if k.startswith(prefix)]:
+        name = key[len(prefix):]
+        if name not in RESIDENT:
+            del sys.modules[key]
+            if hasattr(ota, name):
+                delattr(ota, name)
     import gc
     gc.collect()
 

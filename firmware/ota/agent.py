@@ -10,7 +10,6 @@
 # loads ota.keyring, ota.http, ota.manifest and ota.crypto in turn; install: ota.download and
 # ota.http), so the code of the phases is never in the heap at once when the agent is loaded as
 # .mpy. Frozen into firmware, its code costs no heap at all.
-import struct
 import time
 
 from . import release
@@ -67,20 +66,20 @@ class Agent:
         if config.device_id is None:  # now, while the heap is fresh: it lives as long as we do
             from .ident import device_id
             device_id(config)
-            release("ident")
+            release()
 
     # --- status --------------------------------------------------------------------------
     def status(self):
         st = self.state
         s = dict(self._status)
-        s["installed_sequence"] = st.get("seq")
-        s["security_floor"] = st.get("floor")
-        kr = st.get_blob("kr_v")  # see ota.keyring
-        s["keyring_version"] = struct.unpack_from("<I", kr)[0] if len(kr) >= 40 else 0
+        s["installed_sequence"] = st.installed()
+        s["security_floor"] = st.floor()
+        s["keyring_version"] = st.keyring()[0]
         s["bad_sequences"] = st.bad_sequences()
-        s["rollback"] = st.get_blob("rb").decode() or None
+        rb = st.rollback()
+        s["rollback"] = "%d %s %s" % rb if rb else None  # for display: "SEQ REASON detail"
         # the signed date, else the firmware's own
-        s["support_end"] = st.get_blob("eos").decode() or self.cfg.support_end
+        s["support_end"] = st.support_end() or self.cfg.support_end
         if s["reason"] is None and s["state"] != "held":
             s["reason"], s["detail"] = st.last()
         return s
@@ -89,9 +88,9 @@ class Agent:
         # What this device is, as plain text for a local interface (ota.info).
         from .info import device_info
         try:
-            return device_info(self)
+            return device_info(self.esp32, self.cfg, self.status())
         finally:
-            release("info", "ident")
+            release()
 
     def _set(self, state, reason=None, detail=""):
         self._status["state"] = state
@@ -113,10 +112,26 @@ class Agent:
         # The phase's code (ota.check and what it loads) is in the heap only while it runs.
         from .check import run
         t0 = time.ticks_ms()
+        self._set("checking")
+        self._date = None
+        offer = None
         try:
-            offer = await run(self)
+            v, etag, self._kr_etag = await run(
+                self.cfg, self.state, self._fetch, self.buf, self.now, Slot(self.esp32).size,
+                self._kr_etag, self._etag, self._verdict)
+            self._etag = etag
+            self._verdict = v[:4] + (None,) if etag else None  # a 304 repeats it, not its error
+            state, reason, detail, m, err = v
+            if err is not None:
+                self._fail(err)
+            else:
+                self._set(state, reason, detail)
+                if state == "offered":
+                    offer = Offer(m, m.security)  # pyright: ignore[reportOptionalMemberAccess]
+        except OTAError as e:  # not the manifest's fault: the cached verdict stands
+            self._fail(e)
         finally:
-            release("check")
+            release()
         if offer:
             self._note("offered", offer.sequence, None, t0, offer.version)
             return offer
@@ -125,6 +140,18 @@ class Agent:
         self._note("failed" if failed else "checked", 0, st["reason" if failed else "state"], t0)
         await self._report()
         return None
+
+    async def _fetch(self, url, etag):
+        # A small document (manifest, keyring) into self.buf: (status, etag, length).
+        client = self._client()
+        try:
+            r = await client.get_small(url, self.buf, etag)
+            if url.startswith("https://"):  # only a TLS-verified server's Date is believed
+                from .httpdate import http_time
+                self._date = http_time(getattr(client, "date", None))
+            return r
+        finally:
+            self._done_with(client)
 
     def _client(self):
         if self.http is not None:
@@ -136,7 +163,7 @@ class Agent:
 
     def _done_with(self, client):
         if client is not self.http:
-            release("http")
+            release()
 
     # --- time ------------------------------------------------------------------------------
     def now(self):
@@ -173,20 +200,10 @@ class Agent:
                 self._set("verifying")
                 await slot.verify(m.size, m.sha256, self.cfg.chip_id, self.buf)  # yields
             except (ManifestError, FlashError):
-                st.erase("d_off")  # what is in the slot is not the signed image: start over
+                st.forget_progress()  # what is in the slot is not the signed image: start over
                 raise
-            # Every NVS set is durable on its own (there is no transaction), so the order is
-            # the protocol: the trial's details first, t_seq (its marker) last, then set_boot(),
-            # then t_armed. A cut after any prefix leaves a state ota.boot() handles.
-            st.erase("t_seq")
-            st.set("t_armed", 0)
-            st.erase("t_fail")
-            st.set("t_sv", m.security_version)
-            st.set("t_addr", slot.address)
-            st.set("t_seq", m.sequence)
-            slot.switch()
-            st.set("t_armed", 1)
-            st.erase("last")  # d_id/d_off stay until the trial ends: a retry re-verifies only
+            # The power-safe order of the trial's records is State.arm_trial's.
+            st.arm_trial(m.sequence, m.security_version, slot.address, slot.switch)
         except OTAError as e:
             self._fail(e)
             self._note("failed", m.sequence, e.reason, t0, m.version)
@@ -200,17 +217,26 @@ class Agent:
         # (docs/format.md §2.2). Returns False to take the raw payload.
         from .encoded import download
         try:
-            return await download(self, m, slot)
+            return await download(self.cfg, self.state, m, slot, self.buf, self.esp32,
+                                  self._client, self._done_with, self._progress)
         finally:
-            release("encoded", "delta", "fastadd", "download")
+            release()
 
     async def _download(self, m, slot):
         # The raw payload, resumed where an interrupted download stopped (ota.download).
         from .download import raw
         try:
-            await raw(self, m, slot)
+            self._status["resumed_from"] = await raw(
+                self.cfg, self.state, m, slot, self.buf, self._client, self._done_with,
+                self._progress)
         finally:
-            release("download")
+            release()
+
+    def _progress(self, done, size):
+        # After every block written (the raw download persists its offset itself).
+        self._status["progress"] = done
+        if self.on_progress:
+            self.on_progress(done, size)
 
     # --- telemetry (docs/fleet.md) ------------------------------------------------------------
     def _note(self, event, seq, reason, t0, version=None):
@@ -223,11 +249,12 @@ class Agent:
     async def _report(self):
         # Best effort and bounded (ota.report); never raises, never holds an update up for long.
         if self.cfg.telemetry:
-            from . import report
+            from .report import flush
+            events, self._events = self._events, []
             try:
-                await report.flush(self)
+                await flush(self.cfg, self.state, events, self._client, self._done_with)
             finally:
-                release("report", "http", "ident")
+                release()
 
     # --- loops and synchronous wrappers -----------------------------------------------------
     async def update(self):

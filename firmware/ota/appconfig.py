@@ -12,7 +12,7 @@
 #   JSON object, or a field whose type differs from its default's (a string longer than
 #   MAX_STR), is replaced by the default; .notice then holds "BAD_CONFIG: detail" and one line
 #   is printed (docs/format.md §5); load() never raises for the file's content.
-# Load it at boot and release it (ota.release("appconfig")) when done: it need not stay in RAM.
+# Load it at boot and release it (ota.release()) when done: it need not stay in RAM.
 import os
 
 from .settings import MAX_FILE, load_json, notice, write_json
@@ -81,7 +81,7 @@ class ConfigStore:
             try:
                 return pending()
             finally:
-                ota.release("trial", "state")
+                ota.release()
         return self._trial_pending()
 
     def commit(self):

@@ -7,12 +7,13 @@
 # payload goes straight from the HTTP response into that buffer; ota.encoded decodes deflate and
 # delta representations into it. Nothing here allocates per block.
 #
-# raw() resumes from the offset persisted in NVS when d_id names this payload: hashlib state
+# raw() resumes from the offset ota.state kept for this payload (State.progress): hashlib state
 # cannot be saved, so the blocks already in the slot are hashed again from flash, and the rest
 # is asked for with a Range; a server that ignores the Range (200) means starting over. The
 # offset is persisted after every block, once that block is in flash, so an interruption costs
 # at most one 4 KB block downloaded again (docs/reliability.md).
 # The code lives here, not in ota.agent, so that it is in the heap only while an install runs.
+# It takes its inputs as arguments and returns what it did; it writes nothing of the agent's.
 import asyncio
 import hashlib
 
@@ -74,51 +75,36 @@ class Writer:
         self.progress(self.done, self.size)
 
 
-def reporter(agent, persist):
-    # The progress callback of an install: status, the app's on_progress, and for a raw
-    # download the resume offset (after the block is in flash: it never runs ahead).
-    st = agent.state
-    status = agent._status
-
-    def progress(done, size):
-        if persist:
-            st.set("d_off", done)
-        status["progress"] = done
-        if agent.on_progress:
-            agent.on_progress(done, size)
-    return progress
-
-
-async def raw(agent, m, slot):
-    st = agent.state
+async def raw(cfg, st, m, slot, buf, new_client, done_with, progress):
+    # Streams the raw payload of manifest m into slot through buf, resuming from the offset
+    # ota.state kept; progress(done, size) after every block. new_client() / done_with(client)
+    # give and take back the HTTP client. Returns the offset it resumed from (0: from the start).
     size = m.size
     tag = m.sha256[:8]
-    start = 0
-    if st.get_blob("d_id") == tag:
-        start = st.get("d_off")
-        if not 0 < start <= size or (start % _BLOCK and start != size):
-            start = 0
-    else:
-        # Another payload (or none): forget its offset before naming this one, so a cut
-        # between the two writes never pairs this payload with another one's progress.
-        st.erase("d_off")
-        st.set_blob("d_id", tag)
-    w = Writer(slot, agent.buf, size, agent.cfg.chip_id, reporter(agent, True), start)
+    start = st.progress(tag)
+    if not 0 < start <= size or (start % _BLOCK and start != size):
+        start = 0
+    st.start_progress(tag)
+
+    def persist(done, size):
+        st.save_progress(done)  # after the block is in flash: it never runs ahead
+        progress(done, size)
+
+    w = Writer(slot, buf, size, cfg.chip_id, persist, start)
     if start:
-        await slot.hash_range(start, agent.buf, w.h)
-    agent._status["resumed_from"] = start
+        await slot.hash_range(start, buf, w.h)
     if start < size:
-        client = agent._client()
+        client = new_client()
         try:
-            resp = await client.get(agent.cfg.payload_url(m.path), size - start, None, start)
+            resp = await client.get(cfg.payload_url(m.path), size - start, None, start)
         except BaseException:
-            agent._done_with(client)
+            done_with(client)
             raise
         try:
             if start and resp.range_start == 0:  # the server ignored Range: start again
-                st.erase("d_off")
-                w = Writer(slot, agent.buf, size, agent.cfg.chip_id, w.progress)
-                start = agent._status["resumed_from"] = 0
+                st.forget_progress()
+                w = Writer(slot, buf, size, cfg.chip_id, persist)
+                start = 0
             if resp.length != size - start:
                 raise ManifestError("HASH_MISMATCH", "the server sent %d bytes, the manifest "
                                     "signs %d" % (start + resp.length, size))
@@ -131,7 +117,8 @@ async def raw(agent, m, slot):
                     await asyncio.sleep_ms(0)
         finally:
             await resp.close()
-            agent._done_with(client)
+            done_with(client)
     if w.h.digest() != m.sha256:
         raise FlashError("HASH_MISMATCH", "the downloaded payload's SHA-256 differs from the "
                          "signed one")
+    return start

@@ -1,9 +1,9 @@
 # ota/encoded.py: install a deflate or delta representation of an image while it streams in.
 # MIT license; Copyright (c) 2026 otakit contributors
 #
-# docs/format.md §2.2 (representations) and §6 (patches). The agent calls download(agent, m,
-# slot): it picks the smallest representation this device can use (choose: the running slot is
-# hashed only when a delta is the best candidate), returns False when that is the raw payload,
+# docs/format.md §2.2 (representations) and §6 (patches). The agent calls download(cfg, st, m,
+# slot, buf, esp32, new_client, done_with, progress): it picks the smallest representation this
+# device can use (choose: the running slot is hashed only when a delta is the best candidate), returns False when that is the raw payload,
 # else downloads it and decodes it into the spare slot through the agent's 4 KB block buffer
 # (install) and returns True; it raises FetchError (and WRITE_FAILED) like the raw download.
 # When the representation's bytes are refused (HASH_MISMATCH, or BAD_PATCH: a delta doing more
@@ -33,7 +33,7 @@ import hashlib
 import io
 import time
 
-from .download import Writer, reporter
+from .download import Writer
 from .errors import FetchError, FlashError
 from .slot import hash_partition
 
@@ -167,21 +167,17 @@ async def install(resp, rep, m, slot, buf, esp32, chip_id, progress):
         raise _bad("the decoded image's SHA-256 differs from the signed one")
 
 
-async def download(agent, m, slot):
-    rep = await choose(m, agent.esp32, agent.buf, agent.cfg.max_wbits)
+async def download(cfg, st, m, slot, buf, esp32, new_client, done_with, progress):
+    rep = await choose(m, esp32, buf, cfg.max_wbits)
     if rep is None:
         return False
-    st = agent.state
-    if st.get_blob("d_id"):  # a raw download's resume point; this one overwrites the slot
-        st.erase("d_id", "d_off")
-        st.commit()
-    progress = reporter(agent, False)
-    client = agent._client()
+    if st.has_progress():  # a raw download's resume point; this one overwrites the slot
+        st.forget_progress(True)
+    client = new_client()
     try:
-        resp = await client.get(agent.cfg.payload_url(rep[1]), rep[2])
+        resp = await client.get(cfg.payload_url(rep[1]), rep[2])
         try:
-            await install(resp, rep, m, slot, agent.buf, agent.esp32, agent.cfg.chip_id,
-                          progress)
+            await install(resp, rep, m, slot, buf, esp32, cfg.chip_id, progress)
         except FlashError as e:
             if e.reason not in _REFUSED:
                 raise
@@ -190,5 +186,5 @@ async def download(agent, m, slot):
         finally:
             await resp.close()
     finally:
-        agent._done_with(client)
+        done_with(client)
     return True

@@ -9,9 +9,8 @@ from .ident import device_id
 # (the product), the hardware (board, chip id), the firmware the board runs, read from the app
 # descriptor of the running image (its version and project name when the build set them, else
 # MicroPython's own version; its build date and ESP-IDF version; its slot), the installed
-# release, the end of support and the device id. One "name: value" line each.
-def device_info(agent):
-    esp32, cfg = agent.esp32, agent.cfg
+# release, the end of support and the device id (s: Agent.status()). One "name: value" line each.
+def device_info(esp32, cfg, s):
     part = esp32.Partition(esp32.Partition.RUNNING)
     b = bytearray(0xB0)  # the image header and the app descriptor (esp_app_desc_t) to idf_ver
     part.readblocks(0, b)
@@ -22,7 +21,6 @@ def device_info(agent):
     if not version:  # e.g. "MicroPython v1.25.0 on 2025-04-15"
         import sys
         version = sys.version.split("; ")[-1]
-    s = agent.status()
     return "\n".join((
         "model: " + cfg.product,
         "hardware: %s (chip id %d)" % (cfg.board, cfg.chip_id),

@@ -11,9 +11,8 @@ Signatures by keys this firmware does not know (e.g. a new root during a root ro
 skipped unverified, so verifying costs at most `threshold` + (bad signatures) verifications.
 State (the version already accepted, expiry against the clock) is the agent's business.
 
-trusted_keys(agent) is the agent's keyring phase (kept here so its code is loaded only while
-it runs). pack(keys) / unpack(blob) turn the release keys into the compact record form the agent keeps
-in NVS: alg id u8 | key id 8 | raw public key, repeated.
+The fetch phase that uses it is ota.trusted. pack(keys) / unpack(blob) turn the release keys
+into the compact record form ota.state keeps: alg id u8 | key id 8 | raw public key, repeated.
 """
 
 try:
@@ -25,10 +24,7 @@ except ImportError:
 
 
 import hashlib
-import struct
-import sys
-
-from ota.errors import FetchError, ManifestError
+from ota.errors import ManifestError
 
 _MAX = const(4096)
 _HDR = const(8)
@@ -195,80 +191,3 @@ def unpack(blob):
         keys[bytes(blob[p + 1 : p + 9])] = (a[0], bytes(blob[p + 9 : p + 9 + a[1]]))
         p += 9 + a[1]
     return keys
-
-
-# --- the agent's keyring phase ------------------------------------------------------------------
-# NVS (namespace otakit): kr_k blob = pack(keys) of the accepted keyring; kr_v blob = version u32,
-# expires u32, body digest (32), env (ASCII): written after kr_k, so it is the commit point.
-def stored(state, env=None):
-    # (version, expires, body digest) of the keyring accepted last, (0, 0, b"") if none (or,
-    # given env, if it was accepted for another env: development -> production firmware).
-    b = state.get_blob("kr_v")
-    if len(b) < 40 or (env is not None and b[40:] != env.encode()):
-        return 0, 0, b""
-    v, e = struct.unpack_from("<II", b)
-    return v, e, b[8:40]
-
-
-async def trusted_keys(agent):
-    # The release keys manifests are checked against: the frozen KEYS (or Config.keys) until
-    # a keyring document signed by the frozen ROOTS has been accepted, then that keyring's keys.
-    # With ROOTS, fetches <url>/<product>/keyring at every check (ETag: usually a 304).
-    cfg = agent.cfg
-    try:
-        import ota_keys
-
-        keys = cfg.keys if cfg.keys is not None else ota_keys.KEYS
-        roots = getattr(ota_keys, "ROOTS", None)
-        threshold = getattr(ota_keys, "THRESHOLD", 1)
-        env = getattr(ota_keys, "ENV", "production")
-    except ImportError:
-        if cfg.keys is None:
-            raise
-        keys, roots = cfg.keys, None
-    finally:
-        sys.modules.pop("ota_keys", None)
-    if not roots:
-        return keys
-    try:
-        from .check import fetch  # loaded: this runs inside the check phase
-
-        status, etag, n = await fetch(agent, cfg.keyring_url(), agent._kr_etag)
-    except FetchError as e:
-        if e.status != 404:
-            raise
-        status, etag, n = 404, None, 0  # none published: keep what was accepted before
-    if status == 200:
-        _accept(agent, n, roots, threshold, env)
-        agent._kr_etag = etag
-    roots = None
-    version, expires, _ = stored(agent.state, env)
-    if not version:
-        return keys
-    now = agent.now()
-    if now is not None and now > expires:
-        raise ManifestError("EXPIRED", "the keyring (version %d) expired at %d"
-                            % (version, expires))
-    n = agent.state.nvs.get_blob("kr_k", agent.buf)
-    return unpack(memoryview(agent.buf)[:n])
-
-
-def _accept(agent, n, roots, threshold, env):
-    # Verify the keyring document in agent.buf[:n]; store it when newer than the one held.
-    st = agent.state
-    version, _, digest = stored(st, env)
-    k = parse(memoryview(agent.buf)[:n], roots, threshold, agent.cfg.product, env, digest)
-    if k is None:
-        return  # the keyring this device holds
-    if k.version < version or (k.version == version and k.digest != digest):
-        raise ManifestError("KEYRING_ROLLBACK", "keyring version %d, this device accepted "
-                            "version %d" % (k.version, version))
-    now = agent.now()
-    if now is not None and now > k.expires:
-        raise ManifestError("EXPIRED", "the keyring (version %d) expired at %d"
-                            % (k.version, k.expires))
-    st.set_blob("kr_k", pack(k.keys))  # keys first: kr_v is the commit point
-    st.set_blob("kr_v", struct.pack("<II", k.version, k.expires) + k.digest + env.encode())
-    st.commit()
-    agent._etag = None  # judge the manifest again under the new keys
-    agent._verdict = None

@@ -91,7 +91,7 @@ def parse(data, keyring):
         raise ManifestError("BAD_BODY", e.args[0]) from None
     finally:
         strictjson = None
-        release("strictjson")  # not in the heap while the field checks run
+        release()  # strictjson is not in the heap while the field checks run
     if type(body) is not dict:
         raise ManifestError("BAD_BODY", "not an object")
     from ota.fields import fill  # the field checks: loaded only for a signed body
@@ -109,7 +109,7 @@ def _verify(alg, public_key, digest, signature):
     try:
         return verify(alg, public_key, digest, signature)
     finally:
-        release("crypto", "ed25519", "sha512")
+        release()
 
 
 # For the agent, after parse(): refuses a manifest this device must not install, whatever its

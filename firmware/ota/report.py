@@ -2,16 +2,17 @@
 # MIT license; Copyright (c) 2026 otakit contributors
 """Send the agent's queued update events to the fleet server (docs/fleet.md).
 
-The agent queues (event, sequence, reason, ms, version) tuples in Agent._events (at most 8) and
-calls flush() after a check that offers nothing and after every install. A trial boot's outcome,
-left in NVS ("rpt") by ota.boot(), is added here and forgotten only once the server took it.
+The agent queues (event, sequence, reason, ms, version) tuples (at most 8) and passes them to
+flush() after a check that offers nothing and after every install. A trial boot's outcome, left
+by ota.boot() (State.report()), is added here and forgotten only once the server took it.
 
 Invariants:
 - Best effort: flush() never raises and never retries; every network wait is bounded by
-  _TIMEOUT_MS and the report by _MAX_BODY bytes (oldest events dropped first).
+  _TIMEOUT_MS and the report by _MAX_BODY bytes (oldest events dropped first); the reply is
+  read through ota.http's bounded line buffer (status and headers only).
 - Privacy: the report names the device only by Config.device_id (by default ota.ident's
   pseudonym), never by its MAC, and carries no other identifier.
-Allocates: the report dict and its JSON text (< 1 KB) and an HTTP client, only while it runs.
+Allocates: the report dict and its JSON text (< 1 KB), only while it runs.
 """
 
 try:
@@ -47,57 +48,29 @@ def body(cfg, installed, events):
         events = events[1:]
 
 
-# POST data to url (plain http; https with the configured CA); returns the 2xx status, raises
-# FetchError or OSError otherwise. Reads only the status line; no redirect is followed.
-async def post(url, data, timeout_ms, ca):
-    import asyncio
-
-    from .errors import FetchError
-    from .http import HTTPClient, parse_url
-
-    tls, host, port, path = parse_url(url)
-    ctx = HTTPClient(timeout_ms, ca)._tls_context() if tls else None
-
-    async def go():
-        r, w = await asyncio.open_connection(host, port, ssl=ctx)
-        try:
-            w.write(("POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: otakit\r\nConnection: close"
-                     "\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
-                     % (path, host, len(data))).encode())
-            w.write(data)
-            await w.drain()
-            line = await r.readline()
-        finally:
-            w.close()
-            await w.wait_closed()
-        return int(line[9:12]) if line[:7] == b"HTTP/1." and line[9:12].isdigit() else 0
-
-    status = await asyncio.wait_for_ms(go(), timeout_ms)
-    if not 200 <= status < 300:
-        raise FetchError("HTTP", "server answered %d" % status, status)
-    return status
-
-
-# Send the agent's queued events (and an unreported trial outcome). Never raises.
-async def flush(agent):
-    st = agent.state
-    events, agent._events = agent._events, []
+# Send the queued events (and an unreported trial outcome, State.report()) through an HTTP
+# client from new_client() (given back with done_with). Returns whether the server took them;
+# never raises.
+async def flush(cfg, st, events, new_client, done_with):
     try:
-        rpt = st.get_blob("rpt")
+        rpt = st.report()
         if rpt:
-            p = rpt.decode().split(" ")
-            events.insert(0, (p[0], int(p[1]), p[2] if len(p) > 2 else None, 0, None))
+            events.insert(0, (rpt[0], rpt[1], rpt[2], 0, None))
         if not events:
             return False
-        cfg = agent.cfg
         from .ident import device_id
 
         device_id(cfg)
-        await post(cfg.report_url or cfg.url + "/.otakit/events", body(cfg, st.get("seq"), events),
-                   min(cfg.timeout_ms, _TIMEOUT_MS), cfg.ca)
+        data = body(cfg, st.installed(), events)
+        events = None
+        client = new_client()
+        try:
+            await client.post(cfg.report_url or cfg.url + "/.otakit/events", data,
+                              min(cfg.timeout_ms, _TIMEOUT_MS))
+        finally:
+            done_with(client)
         if rpt:
-            st.erase("rpt")
-            st.commit()
+            st.forget_report()
         return True
     except Exception:  # noqa: BLE001 - a report must never break an update
         return False

@@ -1,27 +1,33 @@
-# ota/state.py: the only module that persists anything.
+# ota/state.py: the only module that persists anything: every saved record, as named operations.
 # MIT license; Copyright (c) 2026 otakit contributors
 #
 # Security state lives in NVS (namespace "otakit"), which survives a filesystem wipe and is not
-# touched by an update:
-#   seq      i32  sequence of the confirmed, running release (0: none installed through otakit)
-#   floor    i32  anti-rollback floor: the lowest security_version still accepted
-#   t_seq    i32  sequence of the release staged for a trial boot (0: none)
-#   t_sv     i32  its security_version
-#   t_addr   i32  flash address of the slot it was written to
-#   t_armed  i32  1 once set_boot() returned for it
-#   t_fail   blob reason recorded by a failed trial before it reset
+# touched by an update. No other module names a key. The records (i32 unless marked blob):
+#   seq      sequence of the confirmed, running release (0: none installed through otakit)
+#   floor    anti-rollback floor: the lowest security_version still accepted
+#   t_seq    sequence of the release staged for a trial boot (0: none); the trial's marker
+#   t_sv     its security_version
+#   t_addr   flash address of the slot it was written to
+#   t_armed  1 once set_boot() returned for it
+#   t_fail   blob reason code recorded by a failed trial before it reset; t_faild blob its detail
+#   t_intr   trials of the staged release cut short by a power loss (retried, at most 3)
 #   bad      blob up to 8 sequences that failed their trial boot, 4 bytes each (never retried)
-#   t_intr   i32  trials of the staged release cut short by a power loss (retried, at most 3)
-#   d_id     blob first 8 bytes of the SHA-256 of the payload being downloaded (kept until its
-#                 trial ends, so a retry after an interrupted trial only re-verifies)
-#   d_off    i32  bytes of it written and durable in the slot (resume point), set after every
-#                 4 KB block; erased before d_id names another payload
-#   last     blob "REASON detail" of the last failure, for reporting
-#   rb       blob "SEQUENCE REASON detail" of the last rollback (kept until a newer confirm)
+#   d_id     blob first 8 bytes of the SHA-256 of the raw payload being downloaded (kept until
+#            its trial ends, so a retry after an interrupted trial only re-verifies)
+#   d_off    bytes of it written and durable in the slot (resume point), set after every block
+#   last     blob reason code of the last failure, for status(); last_d blob its detail
+#   rb       sequence of the last rollback (kept until a newer confirm); rb_rsn, rb_det blobs
 #   eos      blob support_end "YYYY-MM-DD" of the last verified manifest (for status())
-#   rpt      blob "confirmed SEQ" / "rolled_back SEQ REASON": a trial's outcome not yet reported
-# The otadata boot flags stay the single source of truth for which slot boots; nothing here
-# duplicates them.
+#   rpt      sequence of a trial outcome not yet reported; rpt_e blob the event ("confirmed",
+#            "rolled_back"), rpt_r blob its reason code (empty when confirmed)
+#   kr_k     blob the release keys of the accepted keyring (ota.keyring.pack)
+#   kr_v     blob version u32, expires u32, body digest (32), env (ASCII) of that keyring
+# NVS sets are durable one by one (there is no transaction), so the order of the writes in each
+# operation is its protocol: a record of several keys has a marker key, erased first and written
+# last, and a reader trusts the other keys only under its marker. The otadata boot flags stay
+# the single source of truth for which slot boots; nothing here duplicates them.
+# The operations that end a trial (run once, at boot, by ota.trial) are in ota.stateboot, the
+# second half of this module, so that the agent's resident State does not carry their code.
 import struct
 
 try:
@@ -30,7 +36,6 @@ except ImportError:  # CPython
     def const(x):
         return x
 
-_MAX_BAD = const(8)
 _BLOB_MAX = const(96)
 
 
@@ -39,24 +44,22 @@ class State:
         self.nvs = esp32.NVS(namespace)
         self._buf = bytearray(_BLOB_MAX)
 
-    def get(self, key, default=0):
+    # --- the NVS primitives (for ota.stateboot; other modules use the named operations) ------
+    def i32(self, key, default=0):
         try:
             return self.nvs.get_i32(key)
         except OSError:
             return default
 
-    def set(self, key, value):
-        self.nvs.set_i32(key, value)
-
-    def get_blob(self, key):
+    def blob(self, key):
         try:
             n = self.nvs.get_blob(key, self._buf)
         except OSError:
             return b""
         return bytes(self._buf[:n])
 
-    def set_blob(self, key, value):
-        self.nvs.set_blob(key, value)
+    def text(self, key):
+        return self.blob(key).decode()
 
     def erase(self, *keys):
         for k in keys:
@@ -68,27 +71,119 @@ class State:
     def commit(self):
         self.nvs.commit()
 
-    # --- releases that failed their trial boot ---
+    # --- the installed release -----------------------------------------------------------
+    def installed(self):
+        return self.i32("seq")
+
+    def floor(self):
+        return self.i32("floor")
+
     def bad_sequences(self):
-        b = self.get_blob("bad")
+        b = self.blob("bad")
         return [struct.unpack_from("<i", b, i)[0] for i in range(0, len(b) - 3, 4)]
 
-    def add_bad(self, seq):
-        bad = self.bad_sequences()
-        if seq in bad:
-            return
-        bad.append(seq)
-        bad = bad[-_MAX_BAD:]
-        self.set_blob("bad", struct.pack("<%di" % len(bad), *bad))
+    # --- the trial (ota.agent arms it, ota.trial ends it) ----------------------------------
+    def arm_trial(self, seq, sv, addr, set_boot):
+        # Order: the old marker goes first, the details, the marker t_seq, then set_boot(),
+        # then t_armed. A cut after any prefix leaves a state ota.trial.boot() handles: no
+        # marker = no trial; a marker without t_armed = an install cut before set_boot returned.
+        self.erase("t_seq")
+        self.nvs.set_i32("t_armed", 0)
+        self.erase("t_fail", "t_faild")
+        self.nvs.set_i32("t_sv", sv)
+        self.nvs.set_i32("t_addr", addr)
+        self.nvs.set_i32("t_seq", seq)
+        set_boot()
+        self.nvs.set_i32("t_armed", 1)
+        self.erase("last", "last_d")  # d_id/d_off stay until the trial ends
 
-    # --- the last failure, kept for status() and reporting ---
+    def trial(self):
+        # (seq, security_version, slot address, armed) of the staged trial; seq 0 when none.
+        seq = self.i32("t_seq")
+        if not seq:
+            return 0, 0, 0, 0
+        return seq, self.i32("t_sv"), self.i32("t_addr"), self.i32("t_armed")
+
+    def rollback(self):
+        # (sequence, reason, detail) of the last rollback, or None.
+        seq = self.i32("rb")
+        return (seq, self.text("rb_rsn"), self.text("rb_det")) if seq else None
+
+    # --- the pending report of a trial's outcome (ota.report) ------------------------------
+    def report(self):
+        # (event, sequence, reason or None) not yet reported, or None.
+        seq = self.i32("rpt")
+        if not seq:
+            return None
+        return self.text("rpt_e"), seq, self.text("rpt_r") or None
+
+    def forget_report(self):
+        self.erase("rpt", "rpt_e", "rpt_r")
+        self.commit()
+
+    # --- the last failure, kept for status() ----------------------------------------------
     def set_last(self, reason, detail=""):
-        self.set_blob("last", (reason + " " + detail).encode()[:_BLOB_MAX])
+        # The detail first; "last" (the reason) is the marker.
+        self.nvs.set_blob("last_d", detail.encode()[:_BLOB_MAX])
+        self.nvs.set_blob("last", reason.encode())
 
     def last(self):
-        text = self.get_blob("last").decode()
-        if not text:
-            return None, ""
-        i = text.find(" ")
-        return (text, "") if i < 0 else (text[:i], text[i + 1:])
+        r = self.text("last")
+        return (r, self.text("last_d")) if r else (None, "")
 
+    # --- support end (from the last verified manifest) -----------------------------------
+    def support_end(self):
+        return self.text("eos") or None
+
+    def save_support_end(self, text):
+        b = text.encode()
+        if self.blob("eos") != b:  # no flash write when unchanged
+            self.nvs.set_blob("eos", b)
+
+    # --- the resume point of a raw download (ota.download) ---------------------------------
+    def progress(self, tag):
+        # Bytes of the payload named by tag already durable in the slot, 0 if another payload.
+        return self.i32("d_off") if self.blob("d_id") == tag else 0
+
+    def start_progress(self, tag):
+        # A new payload: its offset is forgotten before d_id names it, so a cut between the
+        # two writes never pairs this payload with another one's progress.
+        if self.blob("d_id") != tag:
+            self.erase("d_off")
+            self.nvs.set_blob("d_id", tag)
+
+    def save_progress(self, offset):
+        # Called once the block is in flash: the offset never runs ahead of the slot.
+        self.nvs.set_i32("d_off", offset)
+
+    def forget_progress(self, payload=False):
+        # The offset (and with payload, the name of the payload too: the slot is overwritten
+        # by another representation).
+        if payload:
+            self.erase("d_id", "d_off")
+            self.commit()
+        else:
+            self.erase("d_off")
+
+    def has_progress(self):
+        return bool(self.blob("d_id"))
+
+    # --- the keyring (ota.keyring) ---------------------------------------------------------
+    def keyring(self, env=None):
+        # (version, expires, body digest) of the keyring accepted last, (0, 0, b"") if none (or,
+        # given env, if it was accepted for another env: development -> production firmware).
+        b = self.blob("kr_v")
+        if len(b) < 40 or (env is not None and b[40:] != env.encode()):
+            return 0, 0, b""
+        v, e = struct.unpack_from("<II", b)
+        return v, e, b[8:40]
+
+    def keyring_keys(self, buf):
+        # The packed release keys into buf; returns their length.
+        return self.nvs.get_blob("kr_k", buf)
+
+    def save_keyring(self, packed, version, expires, digest, env):
+        # The keys first: kr_v is the commit point.
+        self.nvs.set_blob("kr_k", packed)
+        self.nvs.set_blob("kr_v", struct.pack("<II", version, expires) + digest + env.encode())
+        self.commit()

@@ -18,8 +18,9 @@
 #   forget the trial, so the next check installs it again, up to _MAX_INTERRUPTED times;
 # - running another slot and set_boot() never returned (power cut mid-install): forget the trial;
 #   the next check offers the release again.
-# NVS sets are durable one by one (no transaction): t_seq is the marker of a trial, erased first
-# and written last, so a cut after any prefix of these writes leaves a state handled here.
+# The NVS writes of each outcome, and their power-safe order, are ota.state's operations
+# (State.arm_trial; ota.stateboot's confirm_trial, reject_trial, discard_trial).
+from . import stateboot as sb
 from .state import State
 
 _MAX_INTERRUPTED = 3
@@ -30,7 +31,7 @@ NORMAL = "normal"
 
 
 def _run_checks(checks, timeout_ms):
-    # Returns None when every check passed, else "REASON detail".
+    # Returns None when every check passed, else (reason, detail).
     import asyncio
 
     async def all_checks():
@@ -39,15 +40,15 @@ def _run_checks(checks, timeout_ms):
             if hasattr(r, "send"):  # a coroutine
                 r = await r
             if not r:
-                return "HEALTH_FAILED " + getattr(check, "__name__", "check") + " returned False"
+                return "HEALTH_FAILED", getattr(check, "__name__", "check") + " returned False"
         return None
 
     try:
         return asyncio.run(asyncio.wait_for_ms(all_checks(), timeout_ms))
     except asyncio.TimeoutError:
-        return "HEALTH_FAILED health checks did not finish within %d ms" % timeout_ms
+        return "HEALTH_FAILED", "health checks did not finish within %d ms" % timeout_ms
     except Exception as e:  # a crashing check is a failed check, with its message kept
-        return "HEALTH_FAILED %s: %s" % (type(e).__name__, e)
+        return "HEALTH_FAILED", "%s: %s" % (type(e).__name__, e)
 
 
 def _power_lost(machine):
@@ -59,57 +60,48 @@ def _power_lost(machine):
 
 
 def boot(checks=(), timeout_ms=30000, esp32=None, machine=None, log=print):
-    # Returns (outcome, detail): outcome is NORMAL, CONFIRMED or ROLLED_BACK. On a failed trial
-    # it does not return: it resets the board.
+    # Returns (outcome, detail): outcome is NORMAL, CONFIRMED or ROLLED_BACK (its detail then
+    # "REASON detail", for display; the fields are in status() and State.rollback()). On a
+    # failed trial it does not return: it resets the board.
     if esp32 is None:
         import esp32
     if machine is None:
         import machine
     st = State(esp32)
-    seq = st.get("t_seq")
+    seq, sv, addr, armed = st.trial()
     if not seq:
         return NORMAL, ""
     part = esp32.Partition
     # The stubs type Partition(id) as a label only; BOOT/RUNNING are the documented int ids.
     running = part(part.RUNNING).info()  # pyright: ignore[reportArgumentType]
-    if running[2] == st.get("t_addr"):
+    if running[2] == addr:
         failure = _run_checks(checks, timeout_ms)
         if failure is None and part(part.BOOT).info() != running:  # pyright: ignore
-            failure = "HEALTH_FAILED the running slot is not the boot slot; not confirming"
+            failure = "HEALTH_FAILED", "the running slot is not the boot slot; not confirming"
         if failure is not None:
-            log("ota: trial of sequence %d failed: %s; resetting to roll back" % (seq, failure))
-            st.set_blob("t_fail", failure.encode())
+            log("ota: trial of sequence %d failed: %s %s; resetting to roll back"
+                % (seq, failure[0], failure[1]))
+            sb.fail_trial(st, failure[0], failure[1])
             machine.reset()
         part.mark_app_valid_cancel_rollback()
-        st.set("seq", seq)
-        sv = st.get("t_sv")
-        if sv > st.get("floor"):
-            st.set("floor", sv)
-        st.set_blob("rpt", ("confirmed %d" % seq).encode())  # for the agent's next report
-        st.erase("t_seq", "t_sv", "t_addr", "t_armed", "t_fail", "t_intr", "last", "rb", "d_off",
-                 "d_id")
+        sb.confirm_trial(st, seq, sv)
         log("ota: sequence %d confirmed in %s" % (seq, running[4]))
         return CONFIRMED, running[4]
-    if not st.get("t_armed"):
-        st.erase("t_seq", "t_sv", "t_addr", "t_armed", "t_fail")
+    if not armed:
+        sb.discard_trial(st, False)
         return NORMAL, "an interrupted install was discarded"
-    failed = st.get_blob("t_fail").decode()
-    if not failed and _power_lost(machine) and st.get("t_intr") + 1 < _MAX_INTERRUPTED:
-        st.set("t_intr", st.get("t_intr") + 1)
-        st.erase("t_seq", "t_sv", "t_addr", "t_armed")
+    code, detail = sb.trial_failure(st)
+    if code is None and _power_lost(machine) and sb.interrupted(st) + 1 < _MAX_INTERRUPTED:
+        sb.discard_trial(st, True)
         log("ota: the trial of sequence %d was cut short by a power loss; it will be retried"
             % seq)
         return NORMAL, "an interrupted trial was discarded"
-    reason = failed or "ROLLED_BACK the new image did not confirm its boot"
-    st.add_bad(seq)
-    i = reason.find(" ")
-    code, detail = (reason, "") if i < 0 else (reason[:i], reason[i + 1:])
-    st.set_last(code, "sequence %d: %s" % (seq, detail))
-    st.set_blob("rb", ("%d %s" % (seq, reason)).encode()[:96])
-    st.set_blob("rpt", ("rolled_back %d %s" % (seq, code)).encode()[:96])
-    st.erase("t_seq", "t_sv", "t_addr", "t_armed", "t_fail", "t_intr", "d_off", "d_id")
-    log("ota: rolled back from sequence %d (%s); it will not be retried" % (seq, reason))
-    return ROLLED_BACK, reason
+    if code is None:
+        code, detail = "ROLLED_BACK", "the new image did not confirm its boot"
+    sb.reject_trial(st, seq, code, detail)
+    text = code + " " + detail
+    log("ota: rolled back from sequence %d (%s); it will not be retried" % (seq, text))
+    return ROLLED_BACK, text
 
 
 def pending(esp32=None):
@@ -117,9 +109,9 @@ def pending(esp32=None):
     # and config migrations wait until it has).
     if esp32 is None:
         import esp32
-    st = State(esp32)
-    if not st.get("t_seq"):
+    seq, _, addr, _ = State(esp32).trial()
+    if not seq:
         return False
     part = esp32.Partition
     running = part(part.RUNNING).info()  # pyright: ignore[reportArgumentType] - an int id
-    return running[2] == st.get("t_addr")
+    return running[2] == addr

@@ -40,7 +40,7 @@ class Updater:
             from .notify import Notice
             n = Notice(kind, **info)
             from . import release
-            release("notify")
+            release()
             self.on_notice(n)
 
     def boot_notice(self, outcome, detail=""):
@@ -49,9 +49,9 @@ class Updater:
             self.notice("applied", sequence=s["installed_sequence"],
                         version="sequence %d" % s["installed_sequence"])
         elif outcome == "rolled_back":
-            i = detail.find(" ")
-            self.notice("rolled_back", reason=detail if i < 0 else detail[:i],
-                        detail=detail if i < 0 else detail[i + 1:])
+            rb = self.agent.state.rollback()  # (sequence, reason, detail), kept by ota.boot()
+            if rb:
+                self.notice("rolled_back", reason=rb[1], detail=rb[2])
 
     # --- the user's controls ---------------------------------------------------------------
     def postpone(self, seconds):

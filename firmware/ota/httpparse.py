@@ -1,0 +1,102 @@
+# ota/httpparse.py: the pure parsers of HTTP/1.1 responses and URLs for ota.http.
+# MIT license; Copyright (c) 2026 otakit contributors
+#
+# No I/O, nothing allocated per byte; each raises FetchError or returns -1/None on malformed
+# input. Importable under CPython (tests/device/test_fuzz.py fuzzes them).
+try:
+    from micropython import const  # pyright: ignore[reportAssignmentType] - CPython fallback below
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+from ota.errors import FetchError
+
+_DIGITS_MAX = const(12)  # longest decimal number accepted in Content-Length/Content-Range
+
+
+# Parse "http[s]://host[:port][/path]" -> (tls, host, port, path). `reason` is the code to raise
+# with: NETWORK for a URL from the configuration, BAD_RESPONSE for one from a Location header.
+def parse_url(url, reason="NETWORK"):
+    if url.startswith("https://"):
+        tls, port, rest = True, 443, url[8:]
+    elif url.startswith("http://"):
+        tls, port, rest = False, 80, url[7:]
+    else:
+        raise FetchError(reason, "unsupported URL: " + url[:64])
+    i = rest.find("/")
+    hostport, path = (rest, "/") if i < 0 else (rest[:i], rest[i:])
+    i = path.find("#")
+    if i >= 0:
+        path = path[:i]
+    for c in path:
+        if c <= " " or c >= "\x7f":
+            raise FetchError(reason, "bad character in URL path")
+    i = hostport.find(":")
+    host, ps = (hostport, "") if i < 0 else (hostport[:i], hostport[i + 1 :])
+    if ps:
+        if not ps.isdigit() or len(ps) > 5 or not 0 < int(ps) < 65536:
+            raise FetchError(reason, "bad port in URL")
+        port = int(ps)
+    if not host:
+        raise FetchError(reason, "no host in URL")
+    for c in host:
+        if not (c.isalpha() or c.isdigit() or c in "-._"):
+            raise FetchError(reason, "bad host in URL")
+    return tls, host, port, path
+
+
+# The decimal number in buf[s:e], or -1 if it is empty, too long or not all digits.
+# Allocates nothing (for short numbers).
+def parse_digits(buf, s, e):
+    if e <= s or e - s > _DIGITS_MAX:
+        return -1
+    n = 0
+    for i in range(s, e):
+        c = buf[i]
+        if c < 48 or c > 57:
+            return -1
+        n = n * 10 + c - 48
+    return n
+
+
+# Parse a status line "HTTP/1.x SSS[ reason]" in buf[s:e] -> status, or -1 if malformed.
+def parse_status(buf, s, e):
+    if e - s < 12 or buf[s : s + 7] != b"HTTP/1." or buf[s + 8] != 32:
+        return -1
+    if buf[s + 7] < 48 or buf[s + 7] > 57 or (e - s > 12 and buf[s + 12] != 32):
+        return -1
+    st = parse_digits(buf, s + 9, s + 12)
+    return st if 100 <= st <= 599 else -1
+
+
+# Parse a Content-Range value b"bytes a-b/total" (total may be "*") -> (a, b, total or -1),
+# or None if malformed.
+def parse_content_range(v):
+    if not v.startswith(b"bytes "):
+        return None
+    d = v.find(b"-", 6)
+    sl = v.find(b"/", 6)
+    if d < 0 or sl < d:
+        return None
+    a = parse_digits(v, 6, d)
+    b = parse_digits(v, d + 1, sl)
+    if v[sl + 1 :] == b"*":
+        total = -1
+    else:
+        total = parse_digits(v, sl + 1, len(v))
+        if total < 0 or b >= total:
+            return None
+    if a < 0 or b < a:
+        return None
+    return a, b, total
+
+
+# A header value kept as text (ETag, Location, Date, Retry-After): printable ASCII only.
+def text(buf, s, e):
+    for i in range(s, e):
+        c = buf[i]
+        if (c < 32 and c != 9) or c > 126:
+            raise FetchError("BAD_RESPONSE", "bad character in header value")
+    return bytes(buf[s:e]).decode()

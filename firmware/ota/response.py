@@ -1,0 +1,247 @@
+# ota/response.py: one HTTP/1.1 response of ota.http.HTTPClient: headers, then the body.
+# MIT license; Copyright (c) 2026 otakit contributors
+#
+# Reads the status line and header fields through the client's one 512-byte line buffer
+# (HTTPClient.lbuf: a longer line, more than 32 fields or a malformed status line is
+# BAD_RESPONSE), keeps only the fields the agent uses, and streams the body into the caller's
+# buffer, never past Content-Length. The invariants are ota.http's.
+import asyncio
+
+try:
+    from micropython import const  # pyright: ignore[reportAssignmentType] - CPython fallback below
+except ImportError:  # CPython (type checking)
+
+    def const(x):
+        return x
+
+
+from ota.errors import FetchError
+from ota.httpparse import parse_content_range, parse_digits, parse_status, text
+
+_LINE_MAX = const(512)  # longest status/header line, CRLF included (HTTPClient.lbuf's size)
+_HEADERS_MAX = const(32)  # most header fields in one response
+
+
+class Response:
+    # Attributes (read-only for callers):
+    #   status       200, 206 or 304 (anything else was raised as FetchError)
+    #   length       body length in bytes from Content-Length (0 for 304)
+    #   range_start  offset of the first body byte in the resource (0 for 200, == start for 206)
+    #   total        resource size from Content-Range (206), length (200), or -1 if unknown
+    #   etag, date, retry_after, location   raw header values as str, or None
+    def __init__(self, client):
+        self._client = client  # owns the line buffer (lbuf, lmv)
+        self._p = 0  # next unread byte in the line buffer
+        self._e = 0  # end of valid bytes in the line buffer
+        self._r = None
+        self._w = None
+        self._left = 0  # body bytes not yet returned
+        self._eof = False  # the peer closed before the body ended
+        self.status = 0
+        self.length = -1
+        self.range_start = 0
+        self.total = -1
+        self.etag = None
+        self.date = None
+        self.retry_after = None
+        self.location = None
+        self._crange = None
+        self._chunked = False
+
+    async def _recv(self, mv):
+        r = self._r
+        while True:
+            n = await r.readinto(mv)  # pyright: ignore[reportOptionalMemberAccess] - set by begin
+            if n is not None:  # None: a TLS record is not complete yet
+                return n
+
+    # Connect, send the request and read the status line and headers (one timed operation).
+    async def begin(self, tls, host, port, path, etag, start, body=None):
+        ctx = self._client.tls_context() if tls else None
+        self._r, self._w = await asyncio.open_connection(host, port, ssl=ctx)
+        hosthdr = host
+        if port != (443 if tls else 80):
+            hosthdr += ":" + str(port)
+        req = ("POST " if body is not None else "GET ") + path + " HTTP/1.1\r\nHost: " + hosthdr
+        req += "\r\nUser-Agent: otakit\r\nAccept-Encoding: identity\r\nConnection: close\r\n"
+        if start:
+            req += "Range: bytes=" + str(start) + "-\r\n"
+        if etag:
+            req += "If-None-Match: " + etag + "\r\n"
+        if body is not None:
+            req += "Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
+        self._w.write((req + "\r\n").encode())
+        if body is not None:
+            self._w.write(body)
+        await self._w.drain()
+        s, e = await self._line()
+        self.status = parse_status(self._client.lbuf, s, e)
+        if self.status < 0:
+            raise FetchError("BAD_RESPONSE", "bad status line")
+        for _ in range(_HEADERS_MAX + 1):
+            s, e = await self._line()
+            if s == e:
+                return
+            self._header(s, e)
+        raise FetchError("BAD_RESPONSE", "too many header fields")
+
+    # The next line in the line buffer as (start, end) without its CRLF. Allocates only when a
+    # line straddles two reads.
+    async def _line(self):
+        buf = self._client.lbuf
+        while True:
+            i = buf.find(b"\n", self._p, self._e)
+            if i >= 0:
+                s = self._p
+                self._p = i + 1
+                return s, (i - 1 if i > s and buf[i - 1] == 13 else i)
+            if self._p:
+                n = self._e - self._p
+                buf[0:n] = buf[self._p : self._e]
+                self._p, self._e = 0, n
+            if self._e >= _LINE_MAX:
+                raise FetchError("BAD_RESPONSE", "header line longer than 512 bytes")
+            n = await self._recv(self._client.lmv[self._e :])
+            if not n:
+                if self.status == 0 and self._e == 0:
+                    raise FetchError("NETWORK", "connection closed without a response")
+                raise FetchError("BAD_RESPONSE", "connection closed inside the headers")
+            self._e += n
+
+    # One header field in buf[s:e]; keeps only the fields the agent uses.
+    def _header(self, s, e):
+        buf = self._client.lbuf
+        c = buf.find(b":", s, e)
+        if c <= s or buf[s] == 32 or buf[s] == 9:
+            raise FetchError("BAD_RESPONSE", "malformed header line")
+        name = bytes(buf[s:c]).lower()
+        vs, ve = c + 1, e
+        while vs < ve and buf[vs] in (32, 9):
+            vs += 1
+        while ve > vs and buf[ve - 1] in (32, 9):
+            ve -= 1
+        if name == b"content-length":
+            n = parse_digits(buf, vs, ve)
+            if n < 0 or (self.length >= 0 and n != self.length):
+                raise FetchError("BAD_RESPONSE", "bad Content-Length")
+            self.length = n
+        elif name == b"content-range":
+            self._crange = bytes(buf[vs:ve])
+        elif name == b"etag":
+            self.etag = text(buf, vs, ve)
+        elif name == b"location":
+            self.location = text(buf, vs, ve)
+        elif name == b"date":
+            self.date = text(buf, vs, ve)
+        elif name == b"retry-after":
+            self.retry_after = text(buf, vs, ve)
+        elif name == b"transfer-encoding" or name == b"content-encoding":
+            if bytes(buf[vs:ve]).lower() != b"identity":
+                self._chunked = True
+
+    # Validate the status and lengths against what was asked; raise FetchError otherwise.
+    def check(self, max_body, etag, start):
+        st = self.status
+        if st == 304 and etag:
+            self.length = 0
+            if self.etag is None:
+                self.etag = etag
+            return
+        if st != 200 and st != 206:
+            e = FetchError("HTTP", "server answered " + str(st), st)
+            e.retry_after = self.retry_after  # pyright: ignore[reportAttributeAccessIssue]
+            raise e
+        if self._chunked:
+            raise FetchError("BAD_RESPONSE", "chunked or encoded body")
+        if self.length < 0:
+            raise FetchError("BAD_RESPONSE", "no Content-Length")
+        if st == 206:
+            cr = parse_content_range(self._crange) if self._crange else None
+            if cr is None or not start:
+                raise FetchError("BAD_RESPONSE", "bad or unexpected Content-Range")
+            if cr[0] != start or cr[1] - cr[0] + 1 != self.length:
+                raise FetchError("BAD_RESPONSE", "Content-Range does not match the request")
+            self.range_start, self.total = start, cr[2]
+        else:
+            self.total = self.length
+        # the caller bounds the resource at start + max_body bytes (a 200 to a Range request
+        # carries the whole resource)
+        if self.range_start + self.length > start + max_body or self.total > start + max_body:
+            raise FetchError("BAD_RESPONSE", "body too large: " + str(self.length))
+        self._left = self.length
+
+    # Read body bytes into buf (a bytearray or memoryview) until it is full or the body ends;
+    # return the count, 0 at the end of the body. Never reads past Content-Length. If the peer
+    # closes early, the bytes received are returned first and the next call raises SHORT_READ.
+    # Allocates a memoryview per call, nothing per byte.
+    async def readinto(self, buf):
+        if self._eof:
+            await self.close()
+            raise FetchError("SHORT_READ", str(self._left) + " body bytes missing")
+        mv = memoryview(buf)
+        want = min(len(mv), self._left)
+        if want <= 0:
+            await self.close()
+            return 0
+        n = min(self._e - self._p, want)
+        if n:  # body bytes that arrived with the headers
+            mv[0:n] = self._client.lmv[self._p : self._p + n]
+            self._p += n
+        if n < want:
+            n += self._poll(mv[n:want])
+        if n < want and not self._eof:
+            try:
+                n += await self._client.timed(self._fill(mv[n:want]), "reading the body")
+            except BaseException:
+                await self.close()
+                raise
+        elif self._eof and not n:
+            await self.close()
+            raise FetchError("SHORT_READ", str(self._left) + " body bytes missing")
+        self._left -= n
+        if not self._left:
+            await self.close()
+        return n
+
+    # Take what the socket already holds without waiting (its fd is non-blocking under
+    # asyncio): a read that does not block needs no trip through the event loop and no timer.
+    def _poll(self, mv):
+        sock = getattr(self._r, "s", None)
+        n = 0
+        while sock is not None and n < len(mv):
+            try:
+                k = sock.readinto(mv[n:])
+            except OSError:
+                return n  # let the timed path report it
+            if k is None:
+                break  # nothing buffered: wait for it in _fill
+            if not k:
+                self._eof = True
+                break
+            n += k
+        return n
+
+    async def _fill(self, mv):
+        n = 0
+        while n < len(mv):
+            k = await self._recv(mv[n:])
+            if not k:
+                self._eof = True
+                if not n:
+                    raise FetchError("SHORT_READ", str(self._left) + " body bytes missing")
+                break
+            n += k
+        return n
+
+    # Close the connection; safe to call more than once.
+    async def close(self):
+        w, self._w, self._r = self._w, None, None
+        self._left = 0
+        if self._client.resp is self:
+            self._client.resp = None
+        if w is not None:
+            try:
+                w.close()
+                await w.wait_closed()
+            except OSError:
+                pass
