@@ -216,9 +216,13 @@ def load_key(path: str | os.PathLike[str], passphrase: bytes | None = None) -> P
 
 def load_private_key(path: str | os.PathLike[str], passphrase: bytes | None = None) -> PrivateKey:
     """Load a signing key; like `load_key` but a public key file is refused (``NOT_PRIVATE``)."""
-    key = load_key(path, passphrase)
+    return require_private(load_key(path, passphrase), path)
+
+
+def require_private(key: PublicKey, where: object) -> PrivateKey:
+    """``key`` if it can sign; a public key is refused (``NOT_PRIVATE``), ``where`` names it."""
     if not isinstance(key, PrivateKey):
-        raise KeyFileError(f"{path} is a public key; signing needs the private key",
+        raise KeyFileError(f"{where} is a public key; signing needs the private key",
                            reason="NOT_PRIVATE")
     return key
 

@@ -1,4 +1,4 @@
-"""otakit CLI: ``keygen`` and ``key export|id`` (validate, call `otakit.keys`, echo)."""
+"""otakit CLI: ``keygen`` (a signing key pair in files, or inside a PKCS#11 token)."""
 
 from __future__ import annotations
 
@@ -26,23 +26,6 @@ def new_passphrase(insecure: bool) -> bytes | None:
                            f"(or set {keys.PASSPHRASE_ENV}), or pass --insecure-no-passphrase",
                            reason="PASSWORD_REQUIRED")
     return value.encode()
-
-
-def load_any_key(path: str) -> keys.PublicKey:
-    """Load a key file, or a token key by its ``pkcs11:`` URI (`otakit.hsm`); an encrypted
-    private key file uses $OTAKIT_KEY_PASSPHRASE or a prompt."""
-    if path.startswith("pkcs11:"):
-        from otakit.hsm import load_pkcs11_key  # noqa: PLC0415
-
-        return load_pkcs11_key(path)
-    try:
-        return keys.load_key(path, keys.passphrase_from_env())
-    except KeyFileError as e:
-        if e.reason != "PASSWORD_REQUIRED":
-            raise
-    value = click.prompt(f"Passphrase for {path}", hide_input=True, default="",
-                         show_default=False)
-    return keys.load_key(path, value.encode() or None)
 
 
 @click.command()
@@ -94,50 +77,4 @@ def _keygen_pkcs11(uri: str, alg: str, out_dir: Path, pub: Path) -> None:
     click.echo(f"key id:      {k.key_id_hex} ({k.alg})")
 
 
-@click.group()
-def key() -> None:
-    """Inspect keys and export the device keyring."""
-
-
-@key.command("export")
-@click.option("--micropython", "micropython", is_flag=True, required=True,
-              help="Write the device keyring module (ota_keys.py); the only format so far.")
-@click.option("--out", "out", type=click.Path(dir_okay=False), default="ota_keys.py",
-              show_default=True, help="Where to write the keyring module, frozen as the top-level "
-              "module ota_keys ('-' for stdout).")
-@click.option("--root", "root_files", multiple=True, type=click.Path(dir_okay=False),
-              help="A root key whose signatures on keyring documents the device accepts "
-              "(repeatable; docs/format.md §7).")
-@click.option("--threshold", type=click.IntRange(1, 8), default=1, show_default=True,
-              help="Root signatures a keyring document needs.")
-@click.option("--env", type=click.Choice(keys.ENVS), default="production", show_default=True,
-              help="The firmware's environment: it accepts only keyrings of the same env.")
-@click.argument("key_files", nargs=-1, type=click.Path(dir_okay=False))
-def export(micropython: bool, out: str, root_files: tuple[str, ...], threshold: int, env: str,
-           key_files: tuple[str, ...]) -> None:
-    """Write the keyring module for KEY_FILES (public or private key PEM files).
-
-    Keys are deduplicated by key id. Without --root the device trusts exactly the keys listed;
-    with --root it trusts them until it accepts a keyring document signed by THRESHOLD roots.
-    """
-    ring = keys.dedupe(load_any_key(f) for f in key_files)
-    roots = keys.dedupe(load_any_key(f) for f in root_files)
-    text = keys.export_keyring(ring, roots, threshold, env)
-    if out == "-":
-        click.echo(text, nl=False)
-        return
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    Path(out).write_text(text)
-    extra = f", {len(roots)} root(s), threshold {threshold}, {env}" if roots else ""
-    click.echo(f"wrote {out} ({len(ring)} key(s){extra})")
-
-
-@key.command("id")
-@click.argument("key_file", type=click.Path(dir_okay=False))
-def key_id(key_file: str) -> None:
-    """Print a key's id and algorithm (public key files need no passphrase)."""
-    k = load_any_key(key_file)
-    click.echo(f"{k.key_id_hex} {k.alg}")
-
-
-COMMANDS = [keygen, key]
+COMMANDS = [keygen]
