@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from otakit.algs import ALGS
 from otakit.errors import ManifestError
 from otakit.keys import ALG_IDS, ENVS, PrivateKey, PublicKey
 from otakit.manifest import _NAME_RE, INT31, MAX_DEPTH, TIME_MAX, json_depth
@@ -197,7 +198,7 @@ def parse_body(raw: bytes) -> KeyringBody:
         if not isinstance(e, dict) or e.get("alg") not in ALG_IDS:
             raise _bad("keys")
         pub = e.get("public")
-        size = 32 if e["alg"] == "ed25519" else 384
+        size = ALGS[e["alg"]].RAW_LEN
         if not isinstance(pub, str) or len(pub) != 2 * size or pub.strip("0123456789abcdef"):
             raise _bad("keys")
         try:

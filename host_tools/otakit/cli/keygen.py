@@ -6,11 +6,8 @@ from pathlib import Path
 
 import click
 
-from otakit import keys
+from otakit import algs, keys
 from otakit.errors import KeyFileError
-
-ALG_CHOICES = ("rsa3072-pss", "ed25519")
-
 
 def new_passphrase(insecure: bool) -> bytes | None:
     """The passphrase for a new key: $OTAKIT_KEY_PASSPHRASE, else a prompt with confirmation."""
@@ -29,7 +26,8 @@ def new_passphrase(insecure: bool) -> bytes | None:
 
 
 @click.command()
-@click.option("--alg", type=click.Choice(ALG_CHOICES), default="rsa3072-pss", show_default=True,
+@click.option("--alg", type=click.Choice(algs.CLI_CHOICES), default=algs.CLI_CHOICES[0],
+              show_default=True,
               help="rsa3072-pss: RSA-3072 PSS (the ESP32 Secure Boot v2 scheme); ed25519: small.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Directory for NAME.pem (private, 0600) and NAME.pub.pem (public).")
