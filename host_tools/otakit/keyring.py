@@ -28,7 +28,7 @@ from typing import Any
 from otakit.algs import ALGS
 from otakit.errors import ManifestError
 from otakit.keys import ALG_IDS, ENVS, PrivateKey, PublicKey
-from otakit.manifest import _NAME_RE, INT31, MAX_DEPTH, TIME_MAX, json_depth
+from otakit.manifest_body import INT31, MAX_DEPTH, NAME_RE, TIME_MAX, json_depth
 
 MAGIC = b"OTAK"
 FORMAT_VERSION = 1
@@ -187,7 +187,7 @@ def parse_body(raw: bytes) -> KeyringBody:
     names = {}
     for k in ("product", "env"):
         v = d.get(k)
-        if not isinstance(v, str) or not _NAME_RE.fullmatch(v):
+        if not isinstance(v, str) or not NAME_RE.fullmatch(v):
             raise _bad(k)
         names[k] = v
     keys = d.get("keys")

@@ -9,7 +9,7 @@ import click
 from otakit import rollout
 from otakit.cli._keyfile import load_signing_key
 from otakit.errors import KeyFileError
-from otakit.manifest import ManifestBody
+from otakit.manifest_body import ManifestBody
 from otakit.repo import Repository
 
 
