@@ -26,11 +26,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
 from otakit.mpy import mpy_cross_binary, run_micropython
-from otakit.paths import DOCS_DIR, FIRMWARE_DIR
+from bench import write_section
+from otakit.paths import FIRMWARE_DIR
 
 ALGS = ("rsa3072-pss-sha256", "ed25519")
 TARGETS = {"rsa3072-pss-sha256": (0.35, 16), "ed25519": (0.7, 32)}  # (ratio, heap KB), issue 2
-SECTION = "## Signature verification"
+HEADING = "Signature verification"
 
 TIMING = """
 import time, hashlib
@@ -157,20 +158,11 @@ def table(fig: dict[str, dict[str, float]]) -> str:
     return "\n".join(rows)
 
 
-def write_docs(text: str) -> None:
-    path = DOCS_DIR / "performance.md"
-    doc = path.read_text() if path.exists() else (
-        "# Performance\n\nMeasured figures of the device agent on the MicroPython unix port. Times "
-        "are given as ratios against a baseline measured in the same process, so they carry over "
-        "between machines better than absolute times. Each section names the command that "
-        "produced it.\n")
-    start = doc.find(SECTION)
-    if start < 0:
-        doc = doc.rstrip("\n") + "\n\n" + text
-    else:
-        nxt = doc.find("\n## ", start + len(SECTION))
-        doc = doc[:start] + text + ("" if nxt < 0 else doc[nxt:])
-    path.write_text(doc.rstrip("\n") + "\n")
+def section(fig: dict[str, dict[str, float]], cmd: str) -> str:
+    """The docs/performance.md section for the figures of `run`."""
+    return (f"## {HEADING}\n\n{SECTION_TEXT}\n\n{table(fig)}\n\nMeasured "
+            f"{datetime.date.today()} with `{cmd}` (MicroPython unix port, same process for "
+            "verify and SHA-256; fresh keys, a 32-byte message as in a manifest).\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -183,9 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     print(tab)
     if args.write_docs:
         cmd = " ".join([".venv/bin/python -m bench.verify", *(argv or sys.argv[1:])])
-        write_docs(f"{SECTION}\n\n{SECTION_TEXT}\n\n{tab}\n\nMeasured {datetime.date.today()} "
-                   f"with `{cmd}` (MicroPython unix port, same process for verify and SHA-256; "
-                   "fresh keys, a 32-byte message as in a manifest).\n")
+        write_section(HEADING, section(fig, cmd))
     return 0
 
 
