@@ -7,33 +7,47 @@ Not a command module: `load_any_key` (any key, prompting for a passphrase), `loa
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import click
 
 from otakit import keys
 from otakit.errors import KeyFileError
+
+K = TypeVar("K", bound=keys.PublicKey)
 
 
 def load_any_key(path: str) -> keys.PublicKey:
     """Load a key file, or a token key by its ``pkcs11:`` URI (`otakit.hsm`); an encrypted
     private key file uses $OTAKIT_KEY_PASSPHRASE or a prompt."""
     if path.startswith("pkcs11:"):
-        from otakit.hsm import load_pkcs11_key  # noqa: PLC0415
+        return _token_key(path)
+    return _with_passphrase(path, keys.load_key)
 
-        return load_pkcs11_key(path)
+
+def load_signing_key(path: str) -> keys.PrivateKey:
+    """`load_any_key`, refusing a public key (``NOT_PRIVATE``): the key signs."""
+    if path.startswith("pkcs11:"):
+        return _token_key(path)
+    return _with_passphrase(path, keys.load_private_key)
+
+
+def _token_key(uri: str) -> keys.PrivateKey:
+    from otakit.hsm import load_pkcs11_key  # noqa: PLC0415
+
+    return load_pkcs11_key(uri)
+
+
+def _with_passphrase(path: str, load: Callable[[str, bytes | None], K]) -> K:
     try:
-        return keys.load_key(path, keys.passphrase_from_env())
+        return load(path, keys.passphrase_from_env())
     except KeyFileError as e:
         if e.reason != "PASSWORD_REQUIRED":
             raise
     value = click.prompt(f"Passphrase for {path}", hide_input=True, default="",
                          show_default=False)
-    return keys.load_key(path, value.encode() or None)
-
-
-
-def load_signing_key(path: str) -> keys.PrivateKey:
-    """`load_any_key`, refusing a public key (``NOT_PRIVATE``): the key signs."""
-    return keys.require_private(load_any_key(path), path)
+    return load(path, value.encode() or None)
 
 
 def trusted_keys(key_files: tuple[str, ...], keyring: str | None) -> dict[bytes, keys.PublicKey]:
