@@ -22,11 +22,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
-from otakit.mpy import mpy_cross_binary, run_micropython
 from bench import write_section
+from otakit.keys import generate_key
+from otakit.mpy import compile_to_mpy, run_micropython
 from otakit.paths import FIRMWARE_DIR
 
 ALGS = ("rsa3072-pss-sha256", "ed25519")
@@ -74,23 +73,16 @@ print("RESULT", ota.crypto.verify(*{case}))
 def signed_cases() -> dict[str, tuple[str, bytes, bytes, bytes]]:
     """One fresh key and one signature over a 32-byte digest per algorithm (as in a manifest)."""
     msg = bytes(range(32))
-    ek = ed25519.Ed25519PrivateKey.generate()
-    epk = ek.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    rk = rsa.generate_private_key(public_exponent=65537, key_size=3072)
-    n = rk.public_key().public_numbers().n.to_bytes(384, "big")
-    pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
-    return {"rsa3072-pss-sha256": ("rsa3072-pss-sha256", n, msg,
-                                   rk.sign(msg, pss, hashes.SHA256())),
-            "ed25519": ("ed25519", epk, msg, ek.sign(msg))}
+    out = {}
+    for alg in ALGS:
+        key = generate_key(alg)
+        out[alg] = (alg, key.raw, msg, key.sign(msg))
+    return out
 
 
 def compile_package(dest: Path) -> Path:
     """firmware/ota/*.py compiled to dest/ota/*.mpy; returns dest (for MICROPYPATH)."""
-    (dest / "ota").mkdir(parents=True)
-    for src in sorted((FIRMWARE_DIR / "ota").glob("*.py")):
-        out = dest / "ota" / (src.stem + ".mpy")
-        subprocess.run([mpy_cross_binary(), "-o", str(out), str(src)], check=True,
-                       capture_output=True)
+    compile_to_mpy(sorted((FIRMWARE_DIR / "ota").glob("*.py")), dest / "ota")
     return dest
 
 
