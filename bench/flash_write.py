@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import re
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 
+from bench import PERFORMANCE, write_section
 from otakit.appimage import make_app_image
-from otakit.paths import DOCS_DIR
 from otakit.sim.flash import create_flash
 from otakit.sim.runner import run
 
@@ -67,10 +66,8 @@ def measure(rounds: int) -> tuple[float, float]:
     return (statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs))
 
 
-def write_docs(flash_us: float, file_us: float, rounds: int) -> None:
+def write_docs(flash_us: float, file_us: float, rounds: int, doc: Path = PERFORMANCE) -> None:
     """Replace (or add) the "Simulated flash" section of docs/performance.md."""
-    path = DOCS_DIR / "performance.md"
-    text = path.read_text() if path.exists() else "# Performance\n"
     ratio = flash_us / file_us
     section = (
         "## Simulated flash\n\n"
@@ -85,10 +82,7 @@ def write_docs(flash_us: float, file_us: float, rounds: int) -> None:
         f"| ≤ {TARGET:g} |\n\n"
         f"Measured {datetime.date.today().isoformat()} with "
         "`.venv/bin/python -m bench.flash_write --write-docs`.\n")
-    pattern = re.compile(r"## Simulated flash\n.*?(?=\n## |\Z)", re.S)
-    text = pattern.sub(section.rstrip("\n"), text) if pattern.search(text) else \
-        text.rstrip("\n") + "\n\n" + section
-    path.write_text(text if text.endswith("\n") else text + "\n")
+    write_section("Simulated flash", section, doc)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import re
 import sys
+from pathlib import Path
 
+from bench import PERFORMANCE, write_section
 from otakit.loadgen import LoadResult, report, run_load
-from otakit.paths import DOCS_DIR
 
 GOAL = 0.5
 RATIO_NOTE = (
@@ -29,10 +29,8 @@ RATIO_NOTE = (
 
 
 def write_docs(ours: LoadResult, nginx: LoadResult, devices: int, size: int,
-               rounds: int) -> None:
+               rounds: int, doc: Path = PERFORMANCE) -> None:
     """Replace (or add) the "Fleet load" section of docs/performance.md."""
-    path = DOCS_DIR / "performance.md"
-    text = path.read_text()
     ratio = ours.throughput / nginx.throughput
     section = (
         "## Fleet load (otakit serve against nginx)\n\n"
@@ -49,10 +47,7 @@ def write_docs(ours: LoadResult, nginx: LoadResult, devices: int, size: int,
         f"Measured {datetime.date.today().isoformat()} with "
         f"`.venv/bin/python -m bench.fleet_load --devices {devices} --write-docs` "
         "(`make bench`).\n")
-    pattern = re.compile(r"## Fleet load.*?(?=\n## |\Z)", re.S)
-    text = pattern.sub(section.rstrip("\n"), text) if pattern.search(text) else \
-        text.rstrip("\n") + "\n\n" + section
-    path.write_text(text if text.endswith("\n") else text + "\n")
+    write_section("Fleet load (otakit serve against nginx)", section, doc)
 
 
 def main(argv: list[str] | None = None) -> int:

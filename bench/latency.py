@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import re
 import sys
 import tempfile
 from pathlib import Path
 
+from bench import write_section
 from otakit.appimage import make_app_image
-from otakit.paths import DOCS_DIR
 from otakit.sim.lab import Lab
 from otakit.sim.latency import measure
 
@@ -38,10 +37,13 @@ def run() -> dict[str, float]:
         return lat.summary()
 
 
+HEADING = "Door lock latency during an update"
+
+
 def section(s: dict[str, float]) -> str:
     """The docs/performance.md section."""
     ok = "meets" if s["p99_update_ms"] <= GOAL_MS else "misses"
-    return (f"## Door lock latency during an update\n\n"
+    return (f"## {HEADING}\n\n"
             f"`.venv/bin/python -m bench.latency` ({datetime.date.today()}): button press → "
             f"bolt toggle on the simulated board, a press about every 50 ms, 1.4 MB update "
             f"served at {RATE // 1024} KB/s.\n\n"
@@ -65,12 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     text = section(s)
     print(text)
     if args.write_docs:
-        doc = DOCS_DIR / "performance.md"
-        old = doc.read_text()
-        pat = re.compile(r"## Door lock latency during an update\n.*?(?=\n## |\Z)", re.S)
-        new = pat.sub(text.rstrip("\n"), old) if pat.search(old) else old.rstrip("\n") + \
-            "\n\n" + text
-        doc.write_text(new)
+        write_section(HEADING, text)
     return 0
 
 

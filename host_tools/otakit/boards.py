@@ -2,17 +2,21 @@
 
 A board names its chip (and the chip id in the app image header), flash size, bootloader offset and
 partition table. The release command uses it to check an image fits the OTA slot; the simulator
-builds its flash image from the same table.
+builds its flash image from the same table. The binary partition table (``PT_ADDR``, written by
+`partition_table_bin`, read by `parse_partition_table`) lives here too: ``otakit build``,
+``otakit flash`` and the simulator all use it.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from otakit.errors import BoardError
+from otakit.errors import BoardError, ImageError
 from otakit.paths import BOARDS_DIR
 
 # Partition types and subtypes as ESP-IDF's gen_esp32part.py spells them.
@@ -21,6 +25,10 @@ APP_SUBTYPES = {"factory": 0x00, "test": 0x20, **{f"ota_{i}": 0x10 + i for i in 
 DATA_SUBTYPES = {"ota": 0x00, "phy": 0x01, "nvs": 0x02, "coredump": 0x03, "nvs_keys": 0x04,
                  "efuse": 0x05, "undefined": 0x06, "esphttpd": 0x80, "fat": 0x81, "spiffs": 0x82,
                  "littlefs": 0x83}
+# Where the binary partition table sits in flash, and its size (0xC00, MD5 entry included).
+PT_ADDR = 0x8000
+PT_SIZE = 0xC00
+_ENTRY = struct.Struct("<2sBBLL16sL")
 
 
 @dataclass(frozen=True)
@@ -123,3 +131,30 @@ def load_board(name: str, boards_dir: Path = BOARDS_DIR) -> Board:
 def available_boards(boards_dir: Path = BOARDS_DIR) -> list[str]:
     """Names of the board definitions present (the simulator's ``unix`` is not a target board)."""
     return sorted(p.parent.name for p in boards_dir.glob("*/board.json"))
+
+
+def partition_table_bin(partitions: tuple[PartitionEntry, ...] | list[PartitionEntry]) -> bytes:
+    """The binary partition table (0xC00 bytes) for ``partitions``, MD5 entry included."""
+    body = b"".join(_ENTRY.pack(b"\xaa\x50", p.type, p.subtype, p.offset, p.size,
+                                p.label.encode()[:16], p.flags) for p in partitions)
+    md5 = b"\xeb\xeb" + b"\xff" * 14 + hashlib.md5(body).digest()  # noqa: S324 - format's MD5
+    table = body + md5
+    if len(table) > PT_SIZE:
+        raise ImageError("partition table too long", reason="BAD_TABLE")
+    return table + b"\xff" * (PT_SIZE - len(table))
+
+
+def parse_partition_table(data: bytes) -> tuple[list[PartitionEntry], bool]:
+    """Parse a binary partition table; return the entries and whether its MD5 entry matches."""
+    parts: list[PartitionEntry] = []
+    for off in range(0, min(len(data), PT_SIZE), 32):
+        entry = data[off:off + 32]
+        if entry[:2] == b"\xeb\xeb":
+            md5_ok = hashlib.md5(data[:off]).digest() == entry[16:]  # noqa: S324
+            return parts, md5_ok
+        if entry[:2] != b"\xaa\x50":
+            break
+        _, ptype, sub, addr, size, label, flags = _ENTRY.unpack(entry)
+        parts.append(PartitionEntry(label.split(b"\0")[0].decode(), ptype, sub, addr, size,
+                                    flags))
+    return parts, False

@@ -31,11 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from otakit import keys
-from otakit.boards import Board
+from otakit.boards import PT_ADDR, PT_SIZE, Board, parse_partition_table
 from otakit.errors import BoardError, ImageError, KeyFileError, ToolError
 from otakit.image import check_app_image
 from otakit.paths import BOARDS_DIR, FIRMWARE_DIR
-from otakit.sim.flash import PT_ADDR, PT_SIZE, parse_partition_table
 
 Runner = Callable[..., "subprocess.CompletedProcess[bytes]"]
 APP_IMAGE = "micropython.bin"

@@ -28,7 +28,7 @@ from otakit.mpy import compile_to_mpy
 from otakit.paths import FIRMWARE_DIR
 
 Runner = Callable[..., "subprocess.CompletedProcess[bytes]"]
-# mpy-cross -march per chip (only native/viper code depends on it; the agent has none today).
+# mpy-cross -march per chip: the native code in the agent (ota/fastadd.py, viper) depends on it.
 MARCH = {"esp32": "xtensawin", "esp32s3": "xtensawin", "esp32c3": "rv32imc"}
 CONFIG_KEYS = ("url", "product", "board")
 

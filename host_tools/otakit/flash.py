@@ -22,11 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from otakit.boards import Board
+from otakit.boards import PT_ADDR, PT_SIZE, Board, parse_partition_table
 from otakit.build import check_firmware_bin
 from otakit.errors import ImageError, ToolError
 from otakit.image import APP_DESC_MAGIC, check_app_image
-from otakit.sim.flash import PT_ADDR, PT_SIZE, parse_partition_table
 
 EsptoolMain = Callable[[list[str]], object]
 DEFAULT_BAUD = 460800

@@ -10,10 +10,9 @@ A key is named by a PKCS#11 URI (RFC 7512)::
 ``public_key()`` — so `otakit.manifest.sign_manifest` and ``otakit release`` / ``otakit rollout``
 sign through the token unchanged.
 
-Algorithms (both checked against SoftHSM 2.6 in the tests):
-- ``rsa3072-pss-sha256``: CKM_SHA256_RSA_PKCS_PSS over the digest ``D`` with MGF1-SHA-256 and a
-  32-byte salt (the token hashes ``D`` itself, as RSASSA-PSS over the message ``D`` requires);
-- ``ed25519``: CKM_EDDSA (pure Ed25519) over ``D``.
+Each algorithm's mechanism, key generation and public key reading live in its `otakit.algs`
+module (``pkcs11_sign``, ``pkcs11_generate``, ``pkcs11_public``); both algorithms are checked
+against SoftHSM 2.6 in the tests.
 
 Invariants: keys are generated inside the token as sensitive and non-extractable (CKA_SENSITIVE
 true, CKA_EXTRACTABLE false); nothing here ever reads private key material; only the public key
@@ -27,10 +26,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
-
+from otakit import algs
 from otakit.errors import KeyFileError
-from otakit.keys import ED25519, RSA_BITS, RSA_EXPONENT, RSA_PSS, PrivateKey, PublicKey
+from otakit.keys import PrivateKey, PublicKey
 
 MODULE_ENV = "OTAKIT_PKCS11_MODULE"
 PIN_ENV = "OTAKIT_PKCS11_PIN"
@@ -104,17 +102,11 @@ def _session(ref: TokenRef, rw: bool = False):  # type: ignore[no-untyped-def]
 
 
 def _public(pub) -> PublicKey:  # type: ignore[no-untyped-def]
-    from pkcs11 import Attribute, KeyType  # noqa: PLC0415
+    from pkcs11 import KeyType  # noqa: PLC0415
 
-    if pub.key_type == KeyType.RSA:
-        n = int.from_bytes(pub[Attribute.MODULUS], "big")
-        e = int.from_bytes(pub[Attribute.PUBLIC_EXPONENT], "big")
-        return PublicKey(rsa.RSAPublicNumbers(e, n).public_key())
-    if pub.key_type == KeyType.EC_EDWARDS:
-        point = bytes(pub[Attribute.EC_POINT])
-        if len(point) == 34 and point[:2] == b"\x04\x20":  # DER OCTET STRING
-            point = point[2:]
-        return PublicKey(ed25519.Ed25519PublicKey.from_public_bytes(point))
+    for m in algs.ALGS.values():
+        if pub.key_type == getattr(KeyType, m.PKCS11_KEY_TYPE):
+            return PublicKey(m.pkcs11_public(pub))
     raise KeyFileError(f"token key type {pub.key_type} is not RSA or Ed25519",
                        reason="UNSUPPORTED_KEY")
 
@@ -128,16 +120,13 @@ class HSMKey(PrivateKey):
 
     def sign(self, digest: bytes) -> bytes:
         """Sign the 32-byte manifest digest ``D`` inside the token."""
-        from pkcs11 import MGF, KeyType, Mechanism, ObjectClass  # noqa: PLC0415
+        from pkcs11 import KeyType, ObjectClass  # noqa: PLC0415
 
         with _session(self.ref) as s:
-            kt = KeyType.RSA if self.alg == RSA_PSS else KeyType.EC_EDWARDS
+            kt = getattr(KeyType, self._alg.PKCS11_KEY_TYPE)
             # get_key is typed as returning the base Key; a PRIVATE_KEY object can sign
             priv: Any = s.get_key(ObjectClass.PRIVATE_KEY, kt, label=self.ref.label)
-            if self.alg == RSA_PSS:
-                return bytes(priv.sign(digest, mechanism=Mechanism.SHA256_RSA_PKCS_PSS,
-                                       mechanism_param=(Mechanism.SHA256, MGF.SHA256, 32)))
-            return bytes(priv.sign(digest, mechanism=Mechanism.EDDSA))
+            return self._alg.pkcs11_sign(priv, digest)
 
     def private_pem(self, passphrase: bytes | None) -> bytes:  # noqa: ARG002
         """Refused: the private key never leaves the token."""
@@ -170,8 +159,7 @@ def generate_in_token(uri: str, alg: str) -> HSMKey:
     Raises:
         KeyFileError: a key with that label exists (``EXISTS``), or the token refuses.
     """
-    import pkcs11  # noqa: PLC0415
-    from pkcs11 import Attribute, KeyType, ObjectClass  # noqa: PLC0415
+    from pkcs11 import Attribute, ObjectClass  # noqa: PLC0415
 
     ref = parse_uri(uri)
     private = {Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: False, Attribute.SIGN: True,
@@ -181,22 +169,7 @@ def generate_in_token(uri: str, alg: str) -> HSMKey:
                                Attribute.CLASS: ObjectClass.PRIVATE_KEY})):
             raise KeyFileError(f"token {ref.token!r} already has a key labelled {ref.label!r}",
                                reason="EXISTS")
-        if alg == ED25519:
-            from pkcs11.util.ec import encode_named_curve_parameters  # noqa: PLC0415
-
-            params = {Attribute.EC_PARAMS: encode_named_curve_parameters("1.3.101.112"),
-                      Attribute.VERIFY: True, Attribute.TOKEN: True}
-            pub, _ = s.generate_keypair(KeyType.EC_EDWARDS, None, label=ref.label, store=True,
-                                        public_template=params, private_template=private)
-        else:
-            params = {Attribute.PUBLIC_EXPONENT: RSA_EXPONENT.to_bytes(3, "big"),
-                      Attribute.VERIFY: True, Attribute.TOKEN: True}
-            try:
-                pub, _ = s.generate_keypair(KeyType.RSA, RSA_BITS, label=ref.label, store=True,
-                                            public_template=params, private_template=private)
-            except pkcs11.PKCS11Error as e:
-                raise KeyFileError(f"the token refused to generate the key: {e!r}",
-                                   reason="BAD_KEY") from e
+        pub = algs.ALGS[alg].pkcs11_generate(s, ref.label, private)
         return HSMKey(ref, _public(pub))
 
 

@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from otakit import strictjson
+from otakit.algs import ALGS
 from otakit.errors import ManifestError
 from otakit.keys import ALG_IDS, ENVS, PrivateKey, PublicKey
-from otakit.manifest import _NAME_RE, INT31, MAX_DEPTH, TIME_MAX
+from otakit.manifest_body import INT31, MAX_DEPTH, NAME_RE, TIME_MAX
 
 MAGIC = b"OTAK"
 FORMAT_VERSION = 1
@@ -183,7 +184,7 @@ def parse_body(raw: bytes) -> KeyringBody:
     names = {}
     for k in ("product", "env"):
         v = d.get(k)
-        if not isinstance(v, str) or not _NAME_RE.fullmatch(v):
+        if not isinstance(v, str) or not NAME_RE.fullmatch(v):
             raise _bad(k)
         names[k] = v
     keys = d.get("keys")
@@ -194,7 +195,7 @@ def parse_body(raw: bytes) -> KeyringBody:
         if not isinstance(e, dict) or e.get("alg") not in ALG_IDS:
             raise _bad("keys")
         pub = e.get("public")
-        size = 32 if e["alg"] == "ed25519" else 384
+        size = ALGS[e["alg"]].RAW_LEN
         if not isinstance(pub, str) or len(pub) != 2 * size or pub.strip("0123456789abcdef"):
             raise _bad("keys")
         try:

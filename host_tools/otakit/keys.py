@@ -1,11 +1,8 @@
 """Signing keys: generate, load, save, key ids, and the device keyring module.
 
-Two algorithms (docs/format.md §1.1, §3):
-- ``ed25519``: RFC 8032; raw public key = the 32-byte encoding.
-- ``rsa3072-pss-sha256``: RSA-3072, e = 65537, RSASSA-PSS with SHA-256, MGF1-SHA-256, salt 32;
-  raw public key = the 384-byte big-endian modulus (the ESP32 Secure Boot v2 scheme).
-
-Both sign the 32-byte manifest digest ``D`` (`otakit.manifest.signed_digest`).
+The algorithms (``ed25519``, ``rsa3072-pss-sha256``; docs/format.md §1.1, §3) live one per
+module in `otakit.algs`; the key classes here dispatch through its table. Every algorithm signs
+the 32-byte manifest digest ``D`` (`otakit.manifest.signed_digest`).
 
 Invariants:
 - A private key is only ever written encrypted (PKCS#8, passphrase) unless the caller asks for
@@ -22,24 +19,22 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+from typing import Any
 
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+
+from otakit import algs
 from otakit.errors import KeyFileError
 
-ED25519 = "ed25519"
-RSA_PSS = "rsa3072-pss-sha256"
-ALGORITHMS = (ED25519, RSA_PSS)
+ED25519 = algs.ed25519.NAME
+RSA_PSS = algs.rsa_pss.NAME
+ALGORITHMS = tuple(algs.ALGS)
 # Envelope algorithm ids (docs/format.md §1) and signature lengths.
-ALG_IDS = {ED25519: 1, RSA_PSS: 2}
-SIG_LENGTHS = {ED25519: 64, RSA_PSS: 384}
-RSA_BITS = 3072
-RSA_EXPONENT = 65537
-PSS_SALT = 32
+ALG_IDS = {name: m.ALG_ID for name, m in algs.ALGS.items()}
+SIG_LENGTHS = {name: m.SIG_LEN for name, m in algs.ALGS.items()}
 PASSPHRASE_ENV = "OTAKIT_KEY_PASSPHRASE"
 
-_PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=PSS_SALT)
 _PEM = serialization.Encoding.PEM
 _SPKI = serialization.PublicFormat.SubjectPublicKeyInfo
 
@@ -50,30 +45,19 @@ def key_id_of(raw: bytes) -> bytes:
 
 
 class PublicKey:
-    """A public key of one of the two supported algorithms.
+    """A public key of one of the supported algorithms (`otakit.algs`).
 
     Attributes:
-        alg: ``"ed25519"`` or ``"rsa3072-pss-sha256"``.
-        raw: the raw public key (32-byte point or 384-byte modulus).
+        alg: the algorithm name, e.g. ``"ed25519"`` or ``"rsa3072-pss-sha256"``.
+        raw: the raw public key (e.g. a 32-byte point or a 384-byte modulus).
         key_id: ``SHA-256(raw)[0:8]``.
     """
 
-    def __init__(self, key: ed25519.Ed25519PublicKey | rsa.RSAPublicKey) -> None:
+    def __init__(self, key: Any) -> None:
         """Wrap a `cryptography` public key; refuse any other kind or size."""
-        if isinstance(key, ed25519.Ed25519PublicKey):
-            self.alg = ED25519
-            self.raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        elif isinstance(key, rsa.RSAPublicKey):
-            nums = key.public_numbers()
-            if key.key_size != RSA_BITS or nums.e != RSA_EXPONENT:
-                raise KeyFileError(f"RSA key is {key.key_size}-bit with e={nums.e}; otakit needs "
-                                   f"RSA-{RSA_BITS} with e={RSA_EXPONENT}",
-                                   reason="UNSUPPORTED_KEY")
-            self.alg = RSA_PSS
-            self.raw = nums.n.to_bytes(RSA_BITS // 8, "big")
-        else:
-            raise KeyFileError(f"unsupported key type {type(key).__name__}: otakit uses "
-                               "ed25519 or RSA-3072 keys", reason="UNSUPPORTED_KEY")
+        self._alg = algs.of_key(key)
+        self.alg: str = self._alg.NAME
+        self.raw: bytes = self._alg.raw_public(key)
         self._public = key
         self.key_id = key_id_of(self.raw)
 
@@ -89,23 +73,14 @@ class PublicKey:
         Raises:
             KeyFileError: unknown algorithm or a raw key of the wrong length.
         """
-        if alg == ED25519 and len(raw) == 32:
-            return cls(ed25519.Ed25519PublicKey.from_public_bytes(raw))
-        if alg == RSA_PSS and len(raw) == RSA_BITS // 8:
-            n = int.from_bytes(raw, "big")
-            return cls(rsa.RSAPublicNumbers(RSA_EXPONENT, n).public_key())
+        m = algs.ALGS.get(alg)
+        if m is not None and len(raw) == m.RAW_LEN:
+            return cls(m.public_from_raw(raw))
         raise KeyFileError(f"not a raw {alg} public key ({len(raw)} bytes)", reason="BAD_KEY")
 
     def verify(self, digest: bytes, signature: bytes) -> bool:
         """Whether ``signature`` is this key's signature over the 32-byte ``digest``."""
-        try:
-            if self.alg == ED25519:
-                self._public.verify(signature, digest)  # type: ignore[call-arg]
-            else:
-                self._public.verify(signature, digest, _PSS, hashes.SHA256())  # type: ignore[call-arg]
-        except InvalidSignature:
-            return False
-        return True
+        return self._alg.verify(self._public, digest, signature)
 
     def public_pem(self) -> bytes:
         """The SubjectPublicKeyInfo PEM encoding."""
@@ -119,19 +94,15 @@ class PublicKey:
 class PrivateKey(PublicKey):
     """A signing key; also usable wherever a `PublicKey` is."""
 
-    def __init__(self, key: ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey) -> None:
+    def __init__(self, key: Any) -> None:
         """Wrap a `cryptography` private key; refuse any other kind or size."""
-        if not isinstance(key, ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey):
-            raise KeyFileError(f"unsupported key type {type(key).__name__}: otakit uses "
-                               "ed25519 or RSA-3072 keys", reason="UNSUPPORTED_KEY")
+        algs.of_key(key, private=True)
         super().__init__(key.public_key())
         self._private = key
 
     def sign(self, digest: bytes) -> bytes:
         """Sign the 32-byte manifest digest ``D`` (docs/format.md §1.1)."""
-        if self.alg == ED25519:
-            return self._private.sign(digest)  # type: ignore[call-arg]
-        return self._private.sign(digest, _PSS, hashes.SHA256())  # type: ignore[call-arg]
+        return self._alg.sign(self._private, digest)
 
     def private_pem(self, passphrase: bytes | None) -> bytes:
         """PKCS#8 PEM, encrypted with ``passphrase`` (None: unencrypted, for tests only)."""
@@ -147,19 +118,12 @@ def normalize_alg(name: str) -> str:
     Raises:
         KeyFileError: an unknown algorithm.
     """
-    aliases = {"rsa3072-pss": RSA_PSS, "rsa": RSA_PSS, RSA_PSS: RSA_PSS, ED25519: ED25519}
-    if name not in aliases:
-        raise KeyFileError(f"unknown algorithm {name!r} (use rsa3072-pss or ed25519)",
-                           reason="UNKNOWN_ALGORITHM")
-    return aliases[name]
+    return algs.normalize(name)
 
 
 def generate_key(alg: str = RSA_PSS) -> PrivateKey:
-    """Generate a new signing key (RSA-3072 e=65537, or Ed25519)."""
-    alg = normalize_alg(alg)
-    if alg == ED25519:
-        return PrivateKey(ed25519.Ed25519PrivateKey.generate())
-    return PrivateKey(rsa.generate_private_key(public_exponent=RSA_EXPONENT, key_size=RSA_BITS))
+    """Generate a new signing key of algorithm ``alg`` (a name or CLI spelling)."""
+    return PrivateKey(algs.ALGS[normalize_alg(alg)].generate())
 
 
 def passphrase_from_env() -> bytes | None:
@@ -216,9 +180,13 @@ def load_key(path: str | os.PathLike[str], passphrase: bytes | None = None) -> P
 
 def load_private_key(path: str | os.PathLike[str], passphrase: bytes | None = None) -> PrivateKey:
     """Load a signing key; like `load_key` but a public key file is refused (``NOT_PRIVATE``)."""
-    key = load_key(path, passphrase)
+    return require_private(load_key(path, passphrase), path)
+
+
+def require_private(key: PublicKey, where: object) -> PrivateKey:
+    """``key`` if it can sign; a public key is refused (``NOT_PRIVATE``), ``where`` names it."""
     if not isinstance(key, PrivateKey):
-        raise KeyFileError(f"{path} is a public key; signing needs the private key",
+        raise KeyFileError(f"{where} is a public key; signing needs the private key",
                            reason="NOT_PRIVATE")
     return key
 

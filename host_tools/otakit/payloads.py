@@ -1,6 +1,6 @@
 """Payload encodings (docs/format.md §2.2, §6): raw deflate, and delta patches against a base.
 
-The device decodes these while streaming them into its spare slot (``firmware/ota/inflate.py``,
+The device decodes these while streaming them into its spare slot (``firmware/ota/encoded.py``,
 ``firmware/ota/delta.py``); this module makes them and holds a reference decoder for the tests.
 
 - ``deflate``: the image as a raw DEFLATE stream (RFC 1951, no zlib or gzip framing) whose

@@ -30,8 +30,10 @@ from otakit.boards import Board
 from otakit.errors import ManifestError, RepoError
 from otakit.image import check_app_image
 from otakit.keys import PrivateKey, PublicKey
-from otakit.manifest import (MAX_REPRESENTATIONS, ManifestBody, Payload, Representation,
-                             parse_unverified, sign_manifest, valid_date, verify_manifest)
+from otakit.manifest import parse_unverified, sign_manifest, verify_manifest
+from otakit.manifest_body import (
+    MAX_REPRESENTATIONS, ManifestBody, Payload, Representation, valid_date,
+)
 from otakit.payloads import DEFAULT_WBITS, deflate, encode_delta
 
 MANIFEST_NAME = "manifest"

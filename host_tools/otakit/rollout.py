@@ -31,7 +31,8 @@ from typing import Any
 
 from otakit.errors import ManifestError, RepoError
 from otakit.keys import PrivateKey
-from otakit.manifest import ManifestBody, sign_manifest, verify_manifest
+from otakit.manifest import sign_manifest, verify_manifest
+from otakit.manifest_body import ManifestBody
 from otakit.repo import Repository, write_atomic
 
 POLICY_FILE = ".otakit/policy.json"

@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 from otakit.keys import PrivateKey
-from otakit.manifest import body_from_dict, sign_manifest
+from otakit.manifest import sign_manifest
+from otakit.manifest_body import body_from_dict
 from otakit.sim.lab import PRODUCT, SUPPORT_END, Lab
 from otakit.sim.runner import RunResult
 

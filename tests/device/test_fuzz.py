@@ -27,7 +27,7 @@ def test_deeply_nested_bodies_are_refused_on_the_host_too() -> None:
     import pytest
 
     from otakit.errors import ManifestError
-    from otakit.manifest import json_depth, parse_body
+    from otakit.manifest_body import json_depth, parse_body
 
     assert json_depth(b'{"a":"[[[[","b":[[1]]}') == 3  # brackets inside strings do not count
     with pytest.raises(ManifestError) as e:

@@ -14,7 +14,8 @@ import pytest
 
 from otakit import keys
 from otakit.errors import ManifestError as HostManifestError
-from otakit.manifest import ManifestBody, Payload, sign_manifest, verify_manifest
+from otakit.manifest import sign_manifest, verify_manifest
+from otakit.manifest_body import ManifestBody, Payload
 from otakit.mpy import run_micropython
 from otakit.paths import FIRMWARE_DIR, ROOT
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
+from typing import Any
 
-from otakit.manifest import rollout_bucket
 from otakit.sim.lab import PRODUCT, Lab
 from otakit.sim.runner import RunResult
 
@@ -37,6 +38,21 @@ def device_id(uid: bytes, product: str = PRODUCT) -> str:
     """The agent's default pseudonymous id for a board (docs/format.md §2.3)."""
     h = hashlib.sha256(b"otakit-device-id\x00" + product.encode() + b"\x00" + uid)
     return h.hexdigest()[:24]
+
+
+def rollout_bucket(salt: str, device_id: str) -> int:
+    """A device's stable bucket 0-99 in a staged rollout, as docs/format.md §2.3 defines it
+    (the device computes it in ota/fleet.py; these tests check the boards agree)."""
+    h = hashlib.sha256(salt.encode() + b":" + device_id.encode()).digest()
+    return int.from_bytes(h[:4], "big") % 100
+
+
+def rollout_offers(rollout: Mapping[str, Any] | None, device_id: str) -> bool:
+    """Whether a manifest with this ``rollout`` is offered to ``device_id`` (§2.3)."""
+    if rollout is None:
+        return True
+    return (rollout["state"] == "active"
+            and rollout_bucket(rollout["salt"], device_id) < rollout["percent"])
 
 
 def uid_in(salt: str, lo: int, hi: int, start: int = 0) -> bytes:

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from fleethelpers import SIZE, STEP, blob_gets, device_id, statuses, step, uid_in
+from fleethelpers import (
+    SIZE, STEP, blob_gets, device_id, rollout_bucket, rollout_offers, statuses, step, uid_in,
+)
 from otakit import rollout
 from otakit.appimage import make_app_image
 from otakit.cli import main
 from otakit.errors import RepoError
-from otakit.manifest import rollout_bucket, rollout_offers
 from otakit.sim.lab import PRODUCT, Lab
 
 

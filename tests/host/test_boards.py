@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 
 from otakit.appimage import make_app_image
-from otakit.boards import available_boards, load_board
+from otakit.boards import (
+    available_boards, load_board, parse_partition_table, partition_table_bin,
+)
 from otakit.build import manifest_calls, stage_sources
 from otakit.cli import main
 from otakit.keys import export_keyring, generate_key
-from otakit.sim.flash import make_firmware_bin, parse_partition_table, partition_table_bin
+from otakit.sim.flash import make_firmware_bin
 
 TARGETS = ["esp32", "esp32s3", "esp32c3", "esp32-8mb"]
 # board -> (chip, chip id, flash size, bootloader offset, MicroPython board)

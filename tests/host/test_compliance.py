@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from otakit import compliance
+from otakit import compliance, ixit
 from otakit.boards import available_boards, load_board
 from otakit.build import frozen_entries
 from otakit.cli import main
@@ -160,7 +160,7 @@ def test_ixit_softcomp_names_every_component_and_how_it_changes(name: str) -> No
     # EN 303 645 5.3-1 (IXIT 6-SoftComp): every software component of the board, each with how
     # it is updated or why it is not; read from the board's partition table and manifest.
     board = load_board(name)
-    text = compliance.ixit_softcomp(board)
+    text = ixit.ixit_softcomp(board)
     bullets = [line for line in text.splitlines() if line.startswith("- ")]
     for p in board.partitions:  # every partition is accounted for
         assert any(f"`{p.label}`" in b or p.label in b.split(":")[0] for b in bullets), p.label

@@ -15,11 +15,11 @@ import pytest
 from otakit import deploy as dev_deploy
 from otakit import flash as dev_flash
 from otakit.appimage import make_app_image
-from otakit.boards import load_board
+from otakit.boards import load_board, partition_table_bin
 from otakit.cli import main
 from otakit.errors import ImageError, KeyFileError, ToolError
 from otakit.keys import export_keyring, generate_key
-from otakit.sim.flash import bootloader_image, make_firmware_bin, partition_table_bin
+from otakit.sim.flash import bootloader_image, make_firmware_bin
 
 PORT = "/dev/ttyUSB-otakit-test-absent"
 

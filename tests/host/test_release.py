@@ -14,7 +14,8 @@ from otakit.appimage import make_app_image
 from otakit.boards import load_board
 from otakit.errors import ImageError, ManifestError, RepoError
 from otakit.image import FIRMWARE_BIN_HINT, check_app_image
-from otakit.manifest import parse_body, parse_unverified, verify_manifest
+from otakit.manifest import parse_unverified, verify_manifest
+from otakit.manifest_body import parse_body
 from otakit.paths import ROOT
 from otakit.repo import ReleaseRequest, Repository, parse_expiry
 

@@ -1,6 +1,8 @@
-"""The ``otakit`` command line: one click group, one module per area of commands.
+"""The ``otakit`` command line: one click group, one module per top-level command.
 
-Each module under ``otakit.cli`` defines its commands and registers them here. Library code raises
+Each module under ``otakit.cli`` is named after the command or command group it defines
+(``sim campaign`` in ``sim_campaign.py``; ``_keyfile.py`` holds the shared key arguments) and
+registers it here. Library code raises
 `OtakitError`; `main` prints ``otakit: <message>`` to stderr and exits 1 for those (click's own
 usage errors exit 2).
 """
@@ -30,11 +32,12 @@ def cli() -> None:
 
 def _register() -> None:
     from otakit.cli import (  # noqa: PLC0415
-        build, compliance, device, fleet, keyring, keys, layout, release, serve, sim,
+        build, compliance, deploy, flash, inspect, key, keygen, keyring, layout, publish,
+        refresh, release, rollout, serve, sim, support, verify,
     )
 
-    for module in (keys, keyring, release, serve, sim, build, device, layout, compliance,
-                   fleet):
+    for module in (keygen, key, keyring, refresh, release, verify, inspect, serve, sim, build,
+                   flash, deploy, layout, support, compliance, rollout, publish):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -1,4 +1,4 @@
-"""otakit CLI: ``keyring sign|show`` (docs/format.md §7) and ``refresh``."""
+"""otakit CLI: ``keyring sign|show`` (docs/format.md §7)."""
 
 from __future__ import annotations
 
@@ -8,18 +8,10 @@ from pathlib import Path
 import click
 
 from otakit import keys
-from otakit.cli.keys import load_any_key
-from otakit.errors import KeyFileError, OtakitError
+from otakit.cli._keyfile import load_any_key, load_signing_key
+from otakit.errors import OtakitError
 from otakit.keyring import new_body, parse_unverified, sign_keyring, verify_keyring
 from otakit.repo import Repository, parse_expiry
-
-
-def _private(path: str) -> keys.PrivateKey:
-    k = load_any_key(path)
-    if not isinstance(k, keys.PrivateKey):
-        raise KeyFileError(f"{path} is a public key; signing needs the private key",
-                           reason="NOT_PRIVATE")
-    return k
 
 
 @click.group()
@@ -48,7 +40,7 @@ def sign(root_files: tuple[str, ...], key_files: tuple[str, ...], product: str |
          version: int | None, expires: str, env: str, add_to: str | None, out: str | None,
          repo: str | None) -> None:
     """Sign a keyring document with root keys (or add signatures to one)."""
-    roots = [_private(f) for f in root_files]
+    roots = [load_signing_key(f) for f in root_files]
     if add_to:
         old = parse_unverified(Path(add_to).read_bytes())
         doc = sign_keyring(old.body_bytes, roots, old.signatures)
@@ -97,22 +89,4 @@ def show(document: str, module: str | None) -> None:
     click.echo(f"{'status':>10}: {status}")
 
 
-@click.command()
-@click.option("--key", "key_file", required=True, type=click.Path(dir_okay=False),
-              help="Private release key (PEM).")
-@click.option("--repo", required=True, type=click.Path(file_okay=False), help="Repository dir.")
-@click.option("--product", required=True)
-@click.option("--board", required=True)
-@click.option("--channel", default="stable", show_default=True)
-@click.option("--expires", required=True, help="Duration (30d), ISO date or Unix seconds.")
-def refresh(key_file: str, repo: str, product: str, board: str, channel: str,
-            expires: str) -> None:
-    """Re-sign a channel's current manifest with a new expiry (same sequence, same release)."""
-    now = int(time.time())
-    res = Repository(repo).refresh(product, board, channel, parse_expiry(expires, now),
-                                   _private(key_file), now)
-    click.echo(f"refreshed {product}/{board}/{channel} sequence {res.body.sequence}: expires "
-               f"{res.body.expires}")
-
-
-COMMANDS = [keyring, refresh]
+COMMANDS = [keyring]

@@ -1,31 +1,19 @@
-"""otakit CLI: ``release``, ``verify`` and ``inspect`` (validate, call the library, echo)."""
+"""otakit CLI: ``release`` (check an app image, sign its manifest, publish both)."""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import click
 
-from otakit import keys, rollout
+from otakit import rollout
 from otakit.boards import load_board
-from otakit.cli.keys import load_any_key
-from otakit.errors import KeyFileError, OtakitError, RepoError
-from otakit.manifest import parse_unverified, verify_manifest
+from otakit.cli._keyfile import load_signing_key
+from otakit.errors import OtakitError
 from otakit.repo import ReleaseRequest, Repository, parse_expiry
 
 SEVERITIES = ("low", "medium", "high", "critical")
-
-
-def _keyring(key_files: tuple[str, ...], keyring: str | None) -> dict[bytes, keys.PublicKey]:
-    ring = {k.key_id: k for k in keys.dedupe(load_any_key(f) for f in key_files)}
-    if keyring:
-        ring.update(keys.load_keyring_module(keyring))
-    if not ring:
-        raise KeyFileError("give the trusted public keys: --key PUBKEY... or --keyring "
-                           "ota_keys.py", reason="NO_KEY")
-    return ring
 
 
 def _request(o: dict, now: int) -> ReleaseRequest:
@@ -97,10 +85,7 @@ def release(**o: object) -> None:
     """
     now = int(time.time())
     req = _request(o, now)
-    key = load_any_key(str(o["key_file"]))
-    if not isinstance(key, keys.PrivateKey):
-        raise KeyFileError(f"{o['key_file']} is a public key; signing needs the private key",
-                           reason="NOT_PRIVATE")
+    key = load_signing_key(str(o["key_file"]))
     image = Path(str(o["app_image"])).read_bytes()
     sbom = None
     if o["sbom"]:
@@ -124,50 +109,4 @@ def release(**o: object) -> None:
                    f"{r.size / b.payload.size:.3f} of the image)")
 
 
-@click.command()
-@click.option("--repo", required=True, type=click.Path(file_okay=False), help="Repository dir.")
-@click.option("--key", "key_files", multiple=True, type=click.Path(dir_okay=False),
-              help="A trusted public key (repeatable).")
-@click.option("--keyring", type=click.Path(dir_okay=False),
-              help="A keyring module such as ota_keys.py.")
-def verify(repo: str, key_files: tuple[str, ...], keyring: str | None) -> None:
-    """Check every manifest's signature and body and every payload's size and SHA-256."""
-    report = Repository(repo).verify(_keyring(key_files, keyring))
-    for line in report.problems:
-        click.echo(f"problem: {line}", err=True)
-    summary = f"{report.manifests} manifest(s), {report.payloads} payload(s)"
-    if not report.ok:
-        raise RepoError(f"{len(report.problems)} problem(s) in {repo} ({summary})",
-                        reason="VERIFY_FAILED")
-    if report.manifests == 0:
-        raise RepoError(f"no manifests found in {repo}", reason="NO_REPO")
-    click.echo(f"ok: {summary} verified")
-
-
-@click.command()
-@click.argument("manifest", type=click.Path(exists=True, dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.option("--key", "key_files", multiple=True, type=click.Path(dir_okay=False),
-              help="Verify against this public key (repeatable).")
-@click.option("--keyring", type=click.Path(dir_okay=False), help="Or against a keyring module.")
-def inspect(manifest: str, as_json: bool, key_files: tuple[str, ...], keyring: str | None) -> None:
-    """Print a manifest's header and body; verify its signature if keys are given."""
-    data = Path(manifest).read_bytes()
-    checked = bool(key_files or keyring)
-    m = verify_manifest(data, _keyring(key_files, keyring)) if checked else parse_unverified(data)
-    env = m.envelope
-    header = {"alg": env.alg, "key_id": env.key_id.hex(), "body_length": len(env.body),
-              "signature_length": len(env.signature), "size": len(data)}
-    signature = "verified" if m.verified else "not checked (give --key or --keyring)"
-    if as_json:
-        click.echo(json.dumps({"header": header, "body": m.body.to_dict(),
-                               "signature": "verified" if m.verified else "unchecked"}, indent=2))
-        return
-    for k, v in header.items():
-        click.echo(f"{k:>18}: {v}")
-    click.echo(f"{'signature':>18}: {signature}")
-    for k, v in m.body.to_dict().items():
-        click.echo(f"{k:>18}: {json.dumps(v, ensure_ascii=False)}")
-
-
-COMMANDS = [release, verify, inspect]
+COMMANDS = [release]

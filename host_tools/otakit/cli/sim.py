@@ -114,7 +114,7 @@ COMMANDS = [sim]
 
 
 def _add_campaign() -> None:
-    from otakit.cli.campaign import campaign_cmd  # noqa: PLC0415
+    from otakit.cli.sim_campaign import campaign_cmd  # noqa: PLC0415
 
     sim.add_command(campaign_cmd)
 

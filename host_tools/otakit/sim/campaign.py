@@ -25,6 +25,9 @@ The oracle sits outside the agent: it reads only the simulated bootloader's reco
       the door lock's lock_config.json and the user's ota_settings.json), and the bare script's
       own lock.json (rewritten at every boot, temp file + rename) parses.
 
+The scenarios and device scripts are in `otakit.sim.scenarios`, the oracle in `otakit.sim.oracle`;
+this module sets a scenario up (`Bench`), plans the cut points and runs them.
+
 Invariants: each run works on its own copy of the scenario's starting image; runs are independent,
 so they are spread over worker threads (each run is a chain of device processes).
 """
@@ -32,7 +35,6 @@ so they are spread over worker threads (each run is a chain of device processes)
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 import re
 import shutil
@@ -45,118 +47,13 @@ from pathlib import Path
 
 from otakit.appimage import make_app_image
 from otakit.keys import ED25519
-from otakit.mpy import run_micropython
-from otakit.sim.build import sim_module_dir
-from otakit.sim.inspect import VALID, read_state
+from otakit.sim.inspect import read_state
 from otakit.sim.lab import Lab
-from otakit.sim.runner import Boot, RunResult, run
-
-HEAP = "128K"
-
-# The device: confirm or roll back, save the app's own state as an app would, then check for
-# updates until one attempt does not fail (at most 3), resetting after an install.
-DEVICE_SCRIPT = """\
-import json, machine, os, ota, _simflash
-
-def settings_ok():
-    return json.load(open("ota_config.json"))["product"] == "doorlock"
-
-outcome, detail = ota.boot(checks=(settings_ok,), timeout_ms=5000)
-print("BOOT " + outcome)
-try:
-    boots = json.load(open("lock.json"))["boots"]
-except (OSError, ValueError, KeyError):
-    boots = 0
-with open("lock.tmp", "w") as f:
-    json.dump({"locked": True, "boots": boots + 1}, f)
-os.rename("lock.tmp", "lock.json")
-cfg = json.load(open("ota_config.json"))
-agent = ota.Agent(ota.Config(cfg["url"], cfg["product"], cfg["board"], channel=cfg["channel"]))
-
-def progress(done, total):
-    if done == total:
-        print("DOWNLOADED %d" % _simflash.ops_total())
-
-agent.on_progress = progress
-for i in range(3):
-    installed = agent.update_sync()
-    print("STATUS " + json.dumps(agent.status()))
-    if installed:
-        machine.reset()
-    if agent.status()["state"] != "failed":
-        break
-"""
-
-# The example app itself (firmware/doorlock.py, with the lab's policy: first check at once, one
-# check per boot, no notice delay), then the agent's status after one more check for the oracle.
-APP_SCRIPT = """\
-import json, ota, _simflash, doorlock
-
-progress = doorlock.progress
-
-def counted(done, total):
-    progress(done, total)
-    if done == total:
-        print("DOWNLOADED %d" % _simflash.ops_total())
-
-doorlock.progress = counted
-doorlock.main()
-cfg = json.load(open("ota_config.json"))
-agent = ota.Agent(ota.Config(cfg["url"], cfg["product"], cfg["board"], channel=cfg["channel"]))
-agent.check_sync()
-print("STATUS " + json.dumps(agent.status()))
-"""
-
-# Reads files from the vfs of a copy of a flash image (littlefs mounted read-only), outside the
-# agent and without booting it.
-_VFS_READER = """\
-import binascii, esp32, vfs
-p = esp32.Partition.find(esp32.Partition.TYPE_DATA, label="vfs")[0]
-vfs.mount(vfs.VfsLfs2(p), "/flash", readonly=True)
-for name in NAMES:
-    try:
-        with open("/flash/" + name, "rb") as f:
-            print("FILE", name, binascii.hexlify(f.read()).decode() or "=")
-    except OSError as e:
-        print("FILE", name, "-")
-"""
-
-# Before the cut update of ``app``: the user names the lock and chooses update settings, as a
-# user would; these files must come through every run byte for byte.
-APP_USER_FILES = ["lock_config.json", "ota_settings.json"]
-APP_SETUP = """\
-import doorlock
-from ota.settings import Settings
-store = doorlock.lock_store()
-cfg = store.load()
-cfg["name"] = "Back door"
-store.save(cfg)
-Settings().set(notify=True, auto_install=True)
-Settings().set_window("00:00", "23:59", tz_min=60)
-print("SETUP done")
-"""
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """One update cycle to cut: ``size`` bytes per image; ``crash``: the new image crashes;
-    ``second``: the board already runs a release installed by the agent (1.1.0 in ota_1,
-    confirmed), and the update cut is the next one, 1.1.0 -> 1.2.0, back into ota_0; ``app``:
-    the device runs the example door-lock app instead of a bare agent script."""
-
-    name: str
-    size: int
-    crash: bool = False
-    second: bool = False
-    app: bool = False
-
-
-SCENARIOS = {s.name: s for s in (Scenario("small", 256 * 1024),
-                                 Scenario("large", 1_500_000),
-                                 Scenario("rollback", 64 * 1024, crash=True),
-                                 Scenario("second", 256 * 1024, second=True),
-                                 Scenario("app", 256 * 1024, app=True))}
-
+from otakit.sim.oracle import Judge, last_status, vfs_files
+from otakit.sim.runner import RunResult, run
+from otakit.sim.scenarios import (
+    APP_SCRIPT, APP_SETUP, APP_USER_FILES, DEVICE_SCRIPT, HEAP, SCENARIOS, Scenario,
+)
 
 @dataclass
 class Outcome:
@@ -230,7 +127,7 @@ class Bench:
             if "SETUP done" not in result.log:
                 raise RuntimeError("the app scenario's setup failed:\n" + result.log)
         names = ["ota_config.json", *(APP_USER_FILES if scenario.app else [])]
-        self.user_files = _vfs_files(self.lab.flash_path, names)
+        self.user_files = vfs_files(self.lab.flash_path, names)
         # old -> new: 1.0.0 (sequence 1, as flashed) -> 1.1.0 (2), or 1.1.0 -> 1.2.0 (3)
         self.old, self.old_seq, self.new_seq, self.new_sv = first, 0, 2, 1
         self.shas: dict[str, str] = {}
@@ -265,7 +162,7 @@ class Bench:
         name = "-".join(str(c) for c in cuts) or "golden"
         flash = self.runs / f"{name}.img"
         shutil.copyfile(self.base, flash)
-        judge = _Judge(self, flash)
+        judge = Judge(self, flash)
         try:
             result = self._boot(flash, cuts, judge)
             retried = False
@@ -285,12 +182,12 @@ class Bench:
         finally:
             flash.unlink(missing_ok=True)
 
-    def _boot(self, flash: Path, cuts: tuple[int, ...], judge: _Judge) -> RunResult:
+    def _boot(self, flash: Path, cuts: tuple[int, ...], judge: Judge) -> RunResult:
         return run(flash, script=self.script, app_dir=self.lab.device_dir, max_boots=10,
                    cut_at=cuts or None, heapsize=HEAP, timeout=60, on_boot=judge.boot)
 
     def _settled(self, flash: Path, result: RunResult) -> bool:
-        status = _last_status(result)
+        status = last_status(result)
         if not result.boots or result.ended != "finished":
             return False
         if self.scenario.crash:
@@ -298,127 +195,6 @@ class Bench:
                 self.new_seq in status.get("bad_sequences", [])
         return self.shas.get(result.last.image_sha256) == "new" and \
             status.get("state") == "up_to_date"
-
-
-def _last_status(result: RunResult) -> dict:
-    found = re.findall(r"^STATUS (.*)$", result.log, re.M)
-    return json.loads(found[-1]) if found else {}
-
-
-class _Judge:
-    """The oracle: watches each boot as it ends and the flash image after it."""
-
-    def __init__(self, bench: Bench, flash: Path) -> None:
-        self.bench = bench
-        self.flash = flash
-        self.problems: list[str] = []
-        self.floor = 0
-        self.seq = 0
-        self.new_recorded = False
-
-    def fail(self, text: str) -> None:
-        if text not in self.problems:
-            self.problems.append(text)
-
-    def note_power_on(self) -> None:
-        pass
-
-    def boot(self, b: Boot) -> None:
-        # (a) the booted image is a signed release, byte for byte
-        which = self.bench.shas.get(b.image_sha256)
-        if b.ended == "nobootable" or (b.slot is None and b.ended != "cut"):
-            self.fail(f"(b) boot {b.index}: nothing bootable")
-        elif b.slot is None:
-            return  # the power was cut inside the bootloader, before any app ran
-        elif which is None:
-            self.fail(f"(a) boot {b.index}: {b.slot} ran an image that is no signed release "
-                      f"(sha256 {b.image_sha256[:16] or 'none'})")
-        elif which == "older":
-            self.fail(f"(d) boot {b.index}: {b.slot} ran 1.0.0, older than the installed release")
-        new_seq = self.bench.new_seq
-        if which == "old" and self.new_recorded:
-            self.fail(f"(d) boot {b.index}: the old image runs after sequence {new_seq} was "
-                      "recorded as installed")
-        # (d) floor and installed sequence never decrease
-        nvs = read_state(self.flash).nvs.get("otakit", {})
-        floor, seq = int(nvs.get("floor", 0)), int(nvs.get("seq", 0))
-        if floor < self.floor:
-            self.fail(f"(d) boot {b.index}: the floor went down from {self.floor} to {floor}")
-        if seq < self.seq:
-            self.fail(f"(d) boot {b.index}: the installed sequence went down from {self.seq} "
-                      f"to {seq}")
-        if seq == new_seq and which != "new":
-            self.fail(f"(d) boot {b.index}: sequence {seq} recorded while {which} runs")
-        self.floor, self.seq = max(floor, self.floor), max(seq, self.seq)
-        self.new_recorded = self.new_recorded or seq == new_seq
-
-    def final(self, result: RunResult) -> None:
-        if result.ended != "finished":
-            self.fail(f"(b) the run ended {result.ended} after {len(result.boots)} boots")
-        if result.error:
-            self.fail("the device script raised:\n" + result.last.log[-600:])
-        st = read_state(self.flash)
-        crash = self.bench.scenario.crash
-        want = "old" if crash else "new"
-        image = self.bench.old if crash else self.bench.new
-        slot = next((s for s in st.slots if s.label == st.next_boot), None)
-        data = self.flash.read_bytes()
-        # (b) the slot the next reset boots holds a signed release
-        if slot is None or data[slot.offset:slot.offset + len(image)] != image:
-            self.fail(f"(b)/(c) the next reset boots {st.next_boot}, which does not hold the "
-                      f"{want} image")
-        last = result.boots[-1] if result.boots else None
-        if last is None or self.bench.shas.get(last.image_sha256) != want:
-            self.fail(f"(c) the board ends on the {'new' if want == 'old' else 'old'} image")
-        if st.active < 0 or st.otadata[st.active].state != VALID:
-            self.fail(f"(c) the active otadata entry is not VALID: {st.otadata}")
-        nvs = st.nvs.get("otakit", {})
-        status = _last_status(result)
-        bench = self.bench
-        if crash:
-            if bench.new_seq not in status.get("bad_sequences", []) or \
-                    nvs.get("seq", 0) != bench.old_seq:
-                self.fail(f"(c) the crashing release is not refused: {status}")
-        else:
-            if nvs.get("seq") != bench.new_seq or nvs.get("floor") != bench.new_sv:
-                self.fail(f"(d) installed sequence/floor {nvs.get('seq')}/{nvs.get('floor')} "
-                          f"while {want} runs")
-            if status.get("state") != "up_to_date":
-                self.fail(f"(c) the last check says {status.get('state')} "
-                          f"({status.get('reason')})")
-        if "t_seq" in nvs:
-            self.fail("(c) a trial is still recorded in NVS")
-        # (e) the user's files: unchanged, and the bare script's own state file parses
-        kept = self.bench.user_files
-        files = _vfs_files(self.flash, [*kept, "lock.json"])
-        for name, data in kept.items():
-            if files.get(name) != data:
-                self.fail(f"(e) {name} changed: {files.get(name)!r}")
-        if not self.bench.scenario.app:
-            try:
-                if json.loads(files.get("lock.json") or b"")["boots"] < 1:
-                    raise ValueError
-            except (ValueError, KeyError, TypeError):
-                self.fail(f"(e) lock.json is damaged: {files.get('lock.json')!r}")
-
-
-def _vfs_files(flash: Path, names: list[str]) -> dict[str, bytes | None]:
-    """The named files on the vfs of ``flash`` (None if missing), read from a copy."""
-    with tempfile.TemporaryDirectory(prefix="otakit-vfs-") as tmp:
-        copy = Path(tmp) / "flash.img"
-        shutil.copyfile(flash, copy)
-        script = Path(tmp) / "read.py"
-        script.write_text(f"NAMES = {names!r}\n" + _VFS_READER)
-        proc = run_micropython([str(script)], path=[sim_module_dir()],
-                               env={"OTAKIT_SIM_FLASH": str(copy), "OTAKIT_SIM_STATE": tmp},
-                               timeout=60)
-    out: dict[str, bytes | None] = {}
-    for line in proc.stdout.decode(errors="replace").splitlines():
-        parts = line.split()
-        if len(parts) == 3 and parts[0] == "FILE":
-            out[parts[1]] = None if parts[2] == "-" else (
-                b"" if parts[2] == "=" else bytes.fromhex(parts[2]))
-    return out
 
 
 def golden(bench: Bench) -> tuple[int, int, Outcome]:

@@ -15,7 +15,6 @@ The image is one file of the board's flash size. Layout (docs/simulator.md):
 
 from __future__ import annotations
 
-import hashlib
 import os
 import struct
 from pathlib import Path
@@ -27,46 +26,16 @@ from esptool.bin_image import (
     ESP32S3FirmwareImage,
 )
 
-from otakit.boards import Board, PartitionEntry, load_board
+from otakit.boards import PT_ADDR, PT_SIZE, Board, load_board, partition_table_bin
 from otakit.errors import ImageError
 
-PT_ADDR = 0x8000
-PT_SIZE = 0xC00
 MARKER_ADDR = 0x7F00
 MARKER_MAGIC = b"OTAKIT-SIM"
 CHIP_REV = {"esp32": 300, "esp32s3": 2, "esp32c3": 4}
-_ENTRY = struct.Struct("<2sBBLL16sL")
 
 
 def _board(board: Board | str) -> Board:
     return load_board(board) if isinstance(board, str) else board
-
-
-def partition_table_bin(partitions: tuple[PartitionEntry, ...] | list[PartitionEntry]) -> bytes:
-    """The binary partition table (0xC00 bytes) for ``partitions``, MD5 entry included."""
-    body = b"".join(_ENTRY.pack(b"\xaa\x50", p.type, p.subtype, p.offset, p.size,
-                                p.label.encode()[:16], p.flags) for p in partitions)
-    md5 = b"\xeb\xeb" + b"\xff" * 14 + hashlib.md5(body).digest()  # noqa: S324 - format's MD5
-    table = body + md5
-    if len(table) > PT_SIZE:
-        raise ImageError("partition table too long", reason="BAD_TABLE")
-    return table + b"\xff" * (PT_SIZE - len(table))
-
-
-def parse_partition_table(data: bytes) -> tuple[list[PartitionEntry], bool]:
-    """Parse a binary partition table; return the entries and whether its MD5 entry matches."""
-    parts: list[PartitionEntry] = []
-    for off in range(0, min(len(data), PT_SIZE), 32):
-        entry = data[off:off + 32]
-        if entry[:2] == b"\xeb\xeb":
-            md5_ok = hashlib.md5(data[:off]).digest() == entry[16:]  # noqa: S324
-            return parts, md5_ok
-        if entry[:2] != b"\xaa\x50":
-            break
-        _, ptype, sub, addr, size, label, flags = _ENTRY.unpack(entry)
-        parts.append(PartitionEntry(label.split(b"\0")[0].decode(), ptype, sub, addr, size,
-                                    flags))
-    return parts, False
 
 
 # chip -> (image class, bootloader data/bss address, loader text address, max_rev_full): where

@@ -13,8 +13,8 @@ import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from otakit.boards import PartitionEntry
-from otakit.sim.flash import PT_ADDR, PT_SIZE, parse_partition_table, read_board_record
+from otakit.boards import PT_ADDR, PT_SIZE, PartitionEntry, parse_partition_table
+from otakit.sim.flash import read_board_record
 
 STATE_NAMES = {0: "NEW", 1: "PENDING_VERIFY", 2: "VALID", 3: "INVALID", 4: "ABORTED",
                0xFFFFFFFF: "UNDEFINED"}

@@ -1,4 +1,4 @@
-"""otakit CLI: ``rollout start|raise|pause|resume|abort|status|policy`` and ``publish``."""
+"""otakit CLI: ``rollout start|raise|pause|resume|abort|status|policy``."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import json
 
 import click
 
-from otakit import keys, rollout
-from otakit.cli.keys import load_any_key
+from otakit import rollout
+from otakit.cli._keyfile import load_signing_key
 from otakit.errors import KeyFileError
-from otakit.manifest import ManifestBody
+from otakit.manifest_body import ManifestBody
 from otakit.repo import Repository
 
 
@@ -22,14 +22,6 @@ def _where(f):  # type: ignore[no-untyped-def]
     ]):
         f = opt(f)
     return f
-
-
-def _signer(key_file: str) -> keys.PrivateKey:
-    key = load_any_key(key_file)
-    if not isinstance(key, keys.PrivateKey):
-        raise KeyFileError(f"{key_file} is a public key; signing needs the private key",
-                           reason="NOT_PRIVATE")
-    return key
 
 
 _KEY = click.option("--key", "key_file", required=True,
@@ -59,7 +51,7 @@ def rollout_group() -> None:
 def start(repo: str, product: str, board: str, channel: str, key_file: str,
           percent: int) -> None:
     """Stage the current release at PERCENT with a fresh salt."""
-    _show(rollout.start(Repository(repo), (product, board, channel), _signer(key_file), percent))
+    _show(rollout.start(Repository(repo), (product, board, channel), load_signing_key(key_file), percent))
 
 
 @rollout_group.command("raise")
@@ -69,7 +61,7 @@ def start(repo: str, product: str, board: str, channel: str, key_file: str,
 def raise_(repo: str, product: str, board: str, channel: str, key_file: str,
            percent: int) -> None:
     """Raise the rollout to PERCENT (never lower; the salt is kept)."""
-    _show(rollout.raise_to(Repository(repo), (product, board, channel), _signer(key_file),
+    _show(rollout.raise_to(Repository(repo), (product, board, channel), load_signing_key(key_file),
                            percent))
 
 
@@ -79,7 +71,7 @@ def _state_command(name: str, state: str, doc: str) -> click.Command:
     @_KEY
     def cmd(repo: str, product: str, board: str, channel: str, key_file: str) -> None:
         _show(rollout.set_state(Repository(repo), (product, board, channel),
-                                _signer(key_file), state))
+                                load_signing_key(key_file), state))
     return cmd
 
 
@@ -120,23 +112,4 @@ def policy(repo: str, product: str, board: str, channel: str, start_percent: int
         "not staged" if off else f"new releases start at {start_percent}%"))
 
 
-@click.command()
-@click.option("--repo", required=True, type=click.Path(file_okay=False, exists=True),
-              help="The release repository to publish.")
-@click.option("--to", "dest", required=True, type=click.Path(file_okay=False),
-              help="The directory a static host serves (nginx root, a bucket sync dir).")
-@click.option("--prune", is_flag=True, help="Delete manifests at DEST that REPO no longer has.")
-def publish(repo: str, dest: str, prune: bool) -> None:
-    """Lay a repository out for a static host: blobs first, then manifests, each atomically.
-
-    Dot-files (the repository's own state, e.g. .otakit/) are not published. Each manifest is
-    checked before it is copied; blobs already at DEST are kept.
-    """
-    from otakit.publish import publish_static  # noqa: PLC0415
-
-    r = publish_static(repo, dest, prune=prune)
-    click.echo(f"published {r.manifests} manifest(s), {r.blobs_copied} new blob(s) "
-               f"({r.blobs_kept} kept) to {dest}")
-
-
-COMMANDS = [rollout_group, publish]
+COMMANDS = [rollout_group]

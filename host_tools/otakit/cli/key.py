@@ -1,0 +1,59 @@
+"""otakit CLI: ``key export|id`` (the device keyring module; a key's id)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from otakit import keys
+from otakit.cli._keyfile import load_any_key
+
+
+@click.group()
+def key() -> None:
+    """Inspect keys and export the device keyring."""
+
+
+@key.command("export")
+@click.option("--micropython", "micropython", is_flag=True, required=True,
+              help="Write the device keyring module (ota_keys.py); the only format so far.")
+@click.option("--out", "out", type=click.Path(dir_okay=False), default="ota_keys.py",
+              show_default=True, help="Where to write the keyring module, frozen as the top-level "
+              "module ota_keys ('-' for stdout).")
+@click.option("--root", "root_files", multiple=True, type=click.Path(dir_okay=False),
+              help="A root key whose signatures on keyring documents the device accepts "
+              "(repeatable; docs/format.md §7).")
+@click.option("--threshold", type=click.IntRange(1, 8), default=1, show_default=True,
+              help="Root signatures a keyring document needs.")
+@click.option("--env", type=click.Choice(keys.ENVS), default="production", show_default=True,
+              help="The firmware's environment: it accepts only keyrings of the same env.")
+@click.argument("key_files", nargs=-1, type=click.Path(dir_okay=False))
+def export(micropython: bool, out: str, root_files: tuple[str, ...], threshold: int, env: str,
+           key_files: tuple[str, ...]) -> None:
+    """Write the keyring module for KEY_FILES (public or private key PEM files).
+
+    Keys are deduplicated by key id. Without --root the device trusts exactly the keys listed;
+    with --root it trusts them until it accepts a keyring document signed by THRESHOLD roots.
+    """
+    ring = keys.dedupe(load_any_key(f) for f in key_files)
+    roots = keys.dedupe(load_any_key(f) for f in root_files)
+    text = keys.export_keyring(ring, roots, threshold, env)
+    if out == "-":
+        click.echo(text, nl=False)
+        return
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(text)
+    extra = f", {len(roots)} root(s), threshold {threshold}, {env}" if roots else ""
+    click.echo(f"wrote {out} ({len(ring)} key(s){extra})")
+
+
+@key.command("id")
+@click.argument("key_file", type=click.Path(dir_okay=False))
+def key_id(key_file: str) -> None:
+    """Print a key's id and algorithm (public key files need no passphrase)."""
+    k = load_any_key(key_file)
+    click.echo(f"{k.key_id_hex} {k.alg}")
+
+
+COMMANDS = [key]

@@ -1,0 +1,31 @@
+"""otakit CLI: ``refresh`` (re-sign a channel's current manifest with a new expiry)."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from otakit.cli._keyfile import load_signing_key
+from otakit.repo import Repository, parse_expiry
+
+
+@click.command()
+@click.option("--key", "key_file", required=True, type=click.Path(dir_okay=False),
+              help="Private release key (PEM).")
+@click.option("--repo", required=True, type=click.Path(file_okay=False), help="Repository dir.")
+@click.option("--product", required=True)
+@click.option("--board", required=True)
+@click.option("--channel", default="stable", show_default=True)
+@click.option("--expires", required=True, help="Duration (30d), ISO date or Unix seconds.")
+def refresh(key_file: str, repo: str, product: str, board: str, channel: str,
+            expires: str) -> None:
+    """Re-sign a channel's current manifest with a new expiry (same sequence, same release)."""
+    now = int(time.time())
+    res = Repository(repo).refresh(product, board, channel, parse_expiry(expires, now),
+                                   load_signing_key(key_file), now)
+    click.echo(f"refreshed {product}/{board}/{channel} sequence {res.body.sequence}: expires "
+               f"{res.body.expires}")
+
+
+COMMANDS = [refresh]

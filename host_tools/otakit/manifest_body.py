@@ -1,0 +1,333 @@
+"""The manifest body, host side (docs/format.md §2): its dataclasses, and the checks that parse
+one (`parse_body`, `body_from_dict`) in the order and with the reason code (``BAD_BODY``) of the
+device's ``ota/manifest.py``. The signed envelope around it is `otakit.manifest`.
+
+Invariant: `ManifestBody.to_bytes` checks the body it serialises with `body_from_dict`, so the
+host never signs a body the device would refuse.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from otakit import strictjson
+from otakit.errors import ManifestError
+
+INT31 = 2**31 - 1
+TIME_MAX = 2**32 - 1
+MAX_DEPTH = 16  # deepest JSON nesting accepted in a manifest or keyring body
+SEVERITIES = ("low", "medium", "high", "critical")
+ROLLOUT_STATES = ("active", "paused", "aborted")
+NAME_RE = re.compile(r"[a-z0-9._-]{1,32}")
+_HEX64_RE = re.compile(r"[0-9a-f]{64}")
+_PATH_RE = re.compile(r"[A-Za-z0-9._~/-]{1,255}")
+_DATE_RE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
+
+
+def _bad(detail: str) -> ManifestError:
+    return ManifestError(f"bad manifest body: {detail}", reason="BAD_BODY")
+
+
+@dataclass(frozen=True)
+class Payload:
+    """The body's ``payload`` object (docs/format.md §2.1)."""
+
+    path: str
+    size: int
+    sha256: str
+    encoding: str = "raw"
+
+
+REPRESENTATIONS = ("deflate", "delta")
+MAX_REPRESENTATIONS = 4
+
+
+@dataclass(frozen=True)
+class Representation:
+    """One entry of the body's ``payloads`` list (docs/format.md §2.2): the same image as
+    ``payload``, encoded. ``base_size``/``base_sha256`` are set for ``delta`` only."""
+
+    encoding: str
+    path: str
+    size: int
+    sha256: str
+    wbits: int
+    base_size: int | None = None
+    base_sha256: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object."""
+        d: dict[str, Any] = {"encoding": self.encoding, "path": self.path, "size": self.size,
+                             "sha256": self.sha256, "wbits": self.wbits}
+        if self.encoding == "delta":
+            d["base_size"] = self.base_size
+            d["base_sha256"] = self.base_sha256
+        return d
+
+
+@dataclass(frozen=True)
+class ManifestBody:
+    """The manifest body (docs/format.md §2). Optional fields are None when absent.
+
+    ``security`` is ``{"severity": ..., "risk": ...}``; ``disruption`` is
+    ``{"reboot": bool, "seconds": int}``; ``rollout`` is ``{"percent", "salt", "state"}``
+    (§2.3); ``sbom`` is ``{"path", "size", "sha256"}`` (§2.4); ``payloads`` holds the encoded
+    representations (§2.2). ``extra`` keeps unknown fields (ignored, but kept so that `to_dict`
+    round-trips).
+    """
+
+    product: str
+    board: str
+    chip_id: int
+    channel: str
+    version: str
+    sequence: int
+    security_version: int
+    payload: Payload
+    created: int
+    support_end: str
+    expires: int | None = None
+    notes: str | None = None
+    security: dict[str, str] | None = None
+    disruption: dict[str, Any] | None = None
+    rollout: dict[str, Any] | None = None
+    sbom: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    payloads: tuple[Representation, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object, optional fields omitted when None."""
+        d: dict[str, Any] = {
+            "product": self.product, "board": self.board, "chip_id": self.chip_id,
+            "channel": self.channel, "version": self.version, "sequence": self.sequence,
+            "security_version": self.security_version,
+            "payload": {"path": self.payload.path, "size": self.payload.size,
+                        "sha256": self.payload.sha256, "encoding": self.payload.encoding},
+            "created": self.created, "support_end": self.support_end,
+        }
+        for name in ("expires", "notes", "security", "disruption", "rollout", "sbom"):
+            if getattr(self, name) is not None:
+                d[name] = getattr(self, name)
+        if self.payloads:
+            d["payloads"] = [r.to_dict() for r in self.payloads]
+        d.update({k: v for k, v in self.extra.items() if k not in d})
+        return d
+
+    def to_json(self) -> bytes:
+        """Compact UTF-8 JSON, validated first (so nothing invalid is ever signed).
+
+        Raises:
+            ManifestError: a field is out of range (``BAD_BODY``).
+        """
+        d = self.to_dict()
+        body_from_dict(d)
+        return json.dumps(d, separators=(",", ":"), ensure_ascii=False,
+                          allow_nan=False).encode("utf-8")
+
+
+def parse_body(body: bytes) -> ManifestBody:
+    """Decode and check the body (docs/format.md §2): strict UTF-8 JSON object.
+
+    Raises:
+        ManifestError: ``BAD_BODY``.
+    """
+    try:
+        obj = strictjson.loads(body, MAX_DEPTH)
+    except strictjson.StrictJSONError as e:
+        raise _bad(str(e)) from None
+    return body_from_dict(obj)
+
+
+def json_depth(text: bytes) -> int:
+    """The deepest nesting of arrays/objects in JSON ``text`` (strings skipped), as the device
+    counts it before parsing (docs/format.md §2)."""
+    depth = deepest = 0
+    in_str = esc = False
+    for c in text:
+        if in_str:
+            if esc:
+                esc = False
+            elif c == 0x5C:
+                esc = True
+            elif c == 0x22:
+                in_str = False
+        elif c == 0x22:
+            in_str = True
+        elif c in (0x5B, 0x7B):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
+
+
+def _get(d: Mapping[str, Any], name: str) -> Any:
+    if name not in d:
+        raise _bad(f"missing {name}")
+    return d[name]
+
+
+def _int(d: Mapping[str, Any], name: str, lo: int, hi: int, required: bool = True) -> int | None:
+    if not required and name not in d:
+        return None
+    v = _get(d, name)
+    if type(v) is not int or not lo <= v <= hi:
+        raise _bad(f"{name} must be an integer {lo}..{hi}")
+    return v
+
+
+def _str(d: Mapping[str, Any], name: str, hi: int, required: bool = True) -> str | None:
+    if not required and name not in d:
+        return None
+    v = _get(d, name)
+    if type(v) is not str or len(v) > hi:
+        raise _bad(f"{name} must be a string of at most {hi} characters")
+    return v
+
+
+def _name(d: Mapping[str, Any], name: str) -> str:
+    v = _get(d, name)
+    if type(v) is not str or not NAME_RE.fullmatch(v):
+        raise _bad(f"{name} must be 1-32 characters of [a-z0-9._-]")
+    return v
+
+
+def _is_printable(s: str) -> bool:
+    return all(0x20 <= ord(c) != 0x7F for c in s)
+
+
+def valid_date(s: object) -> bool:
+    """Whether ``s`` is a ``YYYY-MM-DD`` string with month 1-12 and day 1-31."""
+    m = _DATE_RE.fullmatch(s) if type(s) is str else None
+    return bool(m) and 1 <= int(m[2]) <= 12 and 1 <= int(m[3]) <= 31  # type: ignore[index]
+
+
+def safe_path(p: object) -> bool:
+    """Whether a payload path is relative and safe (docs/format.md §2.1)."""
+    if type(p) is not str or not _PATH_RE.fullmatch(p) or p.startswith("/"):
+        return False
+    return all(seg not in ("", ".", "..") for seg in p.split("/"))
+
+
+def _payload(d: Mapping[str, Any]) -> Payload:
+    p = _get(d, "payload")
+    if type(p) is not dict:
+        raise _bad("payload must be an object")
+    if not safe_path(_get(p, "path")):
+        raise _bad("payload.path must be a safe relative path")
+    sha = _get(p, "sha256")
+    if type(sha) is not str or not _HEX64_RE.fullmatch(sha):
+        raise _bad("payload.sha256 must be 64 lowercase hex digits")
+    return Payload(p["path"], _int(p, "size", 1, INT31), sha,  # type: ignore[arg-type]
+                   _name(p, "encoding"))
+
+
+def _sha_field(d: Mapping[str, Any], name: str) -> str:
+    sha = _get(d, name)
+    if type(sha) is not str or not _HEX64_RE.fullmatch(sha):
+        raise _bad(f"{name} must be 64 lowercase hex digits")
+    return sha
+
+
+def _representation(r: object) -> Representation | None:
+    if type(r) is not dict:
+        raise _bad("payloads entries must be objects")
+    enc = _name(r, "encoding")
+    if enc not in REPRESENTATIONS:
+        return None  # a later revision's encoding: ignored
+    if not safe_path(_get(r, "path")):
+        raise _bad("payloads[].path must be a safe relative path")
+    base_size = base_sha = None
+    if enc == "delta":
+        base_size = _int(r, "base_size", 1, INT31)
+        base_sha = _sha_field(r, "base_sha256")
+    size = _int(r, "size", 1, INT31)
+    wbits = _int(r, "wbits", 9, 15)
+    return Representation(enc, r["path"], size, _sha_field(r, "sha256"),  # type: ignore[arg-type]
+                          wbits, base_size, base_sha)  # type: ignore[arg-type]
+
+
+def _payloads(d: Mapping[str, Any]) -> tuple[Representation, ...]:
+    if "payloads" not in d:
+        return ()
+    v = d["payloads"]
+    if type(v) is not list or not 1 <= len(v) <= MAX_REPRESENTATIONS:
+        raise _bad(f"payloads must be a list of 1-{MAX_REPRESENTATIONS} objects")
+    return tuple(r for r in map(_representation, v) if r is not None)
+
+
+def _security(d: Mapping[str, Any]) -> dict[str, str] | None:
+    if "security" not in d:
+        return None
+    v = d["security"]
+    if type(v) is not dict or v.get("severity") not in SEVERITIES:
+        raise _bad("security must be an object with severity " + "|".join(SEVERITIES))
+    return {"severity": v["severity"], "risk": _str(v, "risk", 512)}  # type: ignore[dict-item]
+
+
+def _disruption(d: Mapping[str, Any]) -> dict[str, Any] | None:
+    if "disruption" not in d:
+        return None
+    v = d["disruption"]
+    if type(v) is not dict or type(v.get("reboot")) is not bool:
+        raise _bad("disruption must be an object with a boolean reboot")
+    return {"reboot": v["reboot"], "seconds": _int(v, "seconds", 0, 86400)}
+
+
+def _rollout(d: Mapping[str, Any]) -> dict[str, Any] | None:
+    if "rollout" not in d:
+        return None
+    v = d["rollout"]
+    if type(v) is not dict or v.get("state") not in ROLLOUT_STATES:
+        raise _bad("rollout must be an object with state " + "|".join(ROLLOUT_STATES))
+    return {"percent": _int(v, "percent", 0, 100), "salt": _name(v, "salt"),
+            "state": v["state"]}
+
+
+def _sbom(d: Mapping[str, Any]) -> dict[str, Any] | None:
+    if "sbom" not in d:
+        return None
+    v = d["sbom"]
+    if type(v) is not dict or not safe_path(v.get("path")):
+        raise _bad("sbom must be an object with a safe relative path")
+    sha = _get(v, "sha256")
+    if type(sha) is not str or not _HEX64_RE.fullmatch(sha):
+        raise _bad("sbom.sha256 must be 64 lowercase hex digits")
+    return {"path": v["path"], "size": _int(v, "size", 1, INT31), "sha256": sha}
+
+
+def body_from_dict(d: object) -> ManifestBody:
+    """Check a decoded body object and build a `ManifestBody` (unknown fields kept in extra).
+
+    Raises:
+        ManifestError: ``BAD_BODY``.
+    """
+    if type(d) is not dict:
+        raise _bad("the body must be a JSON object")
+    version = _get(d, "version")
+    if type(version) is not str or not 1 <= len(version) <= 32 or not _is_printable(version):
+        raise _bad("version must be 1-32 printable characters")
+    if not valid_date(_get(d, "support_end")):
+        raise _bad("support_end must be a YYYY-MM-DD date")
+    known = {"product", "board", "chip_id", "channel", "version", "sequence", "security_version",
+             "payload", "created", "support_end", "expires", "notes", "security", "disruption",
+             "payloads", "rollout", "sbom"}
+    return ManifestBody(
+        product=_name(d, "product"), board=_name(d, "board"),
+        chip_id=_int(d, "chip_id", 0, 65535), channel=_name(d, "channel"),  # type: ignore[arg-type]
+        version=version, sequence=_int(d, "sequence", 1, INT31),  # type: ignore[arg-type]
+        security_version=_int(d, "security_version", 0, INT31),  # type: ignore[arg-type]
+        payload=_payload(d), created=_int(d, "created", 0, TIME_MAX),  # type: ignore[arg-type]
+        support_end=d["support_end"], expires=_int(d, "expires", 0, TIME_MAX, required=False),
+        notes=_str(d, "notes", 1024, required=False), security=_security(d),
+        disruption=_disruption(d), extra={k: v for k, v in d.items() if k not in known},
+        payloads=_payloads(d), rollout=_rollout(d), sbom=_sbom(d))
+
+
+__all__ = ["INT31", "MAX_DEPTH", "MAX_REPRESENTATIONS", "REPRESENTATIONS", "SEVERITIES",
+           "TIME_MAX", "ManifestBody", "Payload", "Representation", "body_from_dict",
+           "json_depth", "parse_body", "safe_path", "valid_date"]

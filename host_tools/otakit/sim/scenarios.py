@@ -1,0 +1,102 @@
+"""The power-cut campaign's scenarios (`SCENARIOS`) and the device scripts they run.
+
+Each scenario is one update cycle on the simulated board (`otakit.sim.campaign` describes them);
+the scripts here are what the device runs: a bare agent script (`DEVICE_SCRIPT`) or the example
+door-lock app (`APP_SCRIPT`, after `APP_SETUP` wrote the user's files `APP_USER_FILES`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+HEAP = "128K"
+
+# The device: confirm or roll back, save the app's own state as an app would, then check for
+# updates until one attempt does not fail (at most 3), resetting after an install.
+DEVICE_SCRIPT = """\
+import json, machine, os, ota, _simflash
+
+def settings_ok():
+    return json.load(open("ota_config.json"))["product"] == "doorlock"
+
+outcome, detail = ota.boot(checks=(settings_ok,), timeout_ms=5000)
+print("BOOT " + outcome)
+try:
+    boots = json.load(open("lock.json"))["boots"]
+except (OSError, ValueError, KeyError):
+    boots = 0
+with open("lock.tmp", "w") as f:
+    json.dump({"locked": True, "boots": boots + 1}, f)
+os.rename("lock.tmp", "lock.json")
+cfg = json.load(open("ota_config.json"))
+agent = ota.Agent(ota.Config(cfg["url"], cfg["product"], cfg["board"], channel=cfg["channel"]))
+
+def progress(done, total):
+    if done == total:
+        print("DOWNLOADED %d" % _simflash.ops_total())
+
+agent.on_progress = progress
+for i in range(3):
+    installed = agent.update_sync()
+    print("STATUS " + json.dumps(agent.status()))
+    if installed:
+        machine.reset()
+    if agent.status()["state"] != "failed":
+        break
+"""
+
+# The example app itself (firmware/doorlock.py, with the lab's policy: first check at once, one
+# check per boot, no notice delay), then the agent's status after one more check for the oracle.
+APP_SCRIPT = """\
+import json, ota, _simflash, doorlock
+
+progress = doorlock.progress
+
+def counted(done, total):
+    progress(done, total)
+    if done == total:
+        print("DOWNLOADED %d" % _simflash.ops_total())
+
+doorlock.progress = counted
+doorlock.main()
+cfg = json.load(open("ota_config.json"))
+agent = ota.Agent(ota.Config(cfg["url"], cfg["product"], cfg["board"], channel=cfg["channel"]))
+agent.check_sync()
+print("STATUS " + json.dumps(agent.status()))
+"""
+
+# Before the cut update of ``app``: the user names the lock and chooses update settings, as a
+# user would; these files must come through every run byte for byte.
+APP_USER_FILES = ["lock_config.json", "ota_settings.json"]
+APP_SETUP = """\
+import doorlock
+from ota.settings import Settings
+store = doorlock.lock_store()
+cfg = store.load()
+cfg["name"] = "Back door"
+store.save(cfg)
+Settings().set(notify=True, auto_install=True)
+Settings().set_window("00:00", "23:59", tz_min=60)
+print("SETUP done")
+"""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One update cycle to cut: ``size`` bytes per image; ``crash``: the new image crashes;
+    ``second``: the board already runs a release installed by the agent (1.1.0 in ota_1,
+    confirmed), and the update cut is the next one, 1.1.0 -> 1.2.0, back into ota_0; ``app``:
+    the device runs the example door-lock app instead of a bare agent script."""
+
+    name: str
+    size: int
+    crash: bool = False
+    second: bool = False
+    app: bool = False
+
+
+SCENARIOS = {s.name: s for s in (Scenario("small", 256 * 1024),
+                                 Scenario("large", 1_500_000),
+                                 Scenario("rollback", 64 * 1024, crash=True),
+                                 Scenario("second", 256 * 1024, second=True),
+                                 Scenario("app", 256 * 1024, app=True))}

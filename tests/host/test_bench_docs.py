@@ -1,0 +1,113 @@
+"""The benchmarks' docs sections: every bench module writes its section of docs/performance.md
+through `bench.write_section`, which replaces that section and leaves the others alone. The
+benchmarks themselves are not run here (`make bench`); their results are faked."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import re
+import shutil
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from otakit.loadgen import LoadResult
+from otakit.paths import DOCS_DIR, ROOT
+
+BENCHES = ("agent", "flash_write", "fleet_load", "latency", "payloads", "verify")
+
+
+@pytest.fixture
+def bench(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    monkeypatch.syspath_prepend(str(ROOT))
+    return importlib.import_module("bench")
+
+
+@pytest.fixture
+def doc(tmp_path: Path) -> Path:
+    path = tmp_path / "performance.md"
+    shutil.copyfile(DOCS_DIR / "performance.md", path)
+    return path
+
+
+def _sections(text: str) -> dict[str, str]:
+    parts = re.split(r"^## ", text, flags=re.M)
+    return {p.split("\n", 1)[0]: p for p in parts[1:]}
+
+
+def _only_changed(before: str, after: str, heading: str) -> str:
+    old, new = _sections(before), _sections(after)
+    assert list(old) == list(new), "sections added, lost or reordered"
+    assert {h: t for h, t in old.items() if h != heading} == \
+        {h: t for h, t in new.items() if h != heading}
+    assert after.endswith("\n") and not after.endswith("\n\n\n")
+    return new[heading]
+
+
+@pytest.mark.parametrize("name", BENCHES)
+def test_no_bench_module_writes_the_docs_its_own_way(name: str) -> None:
+    src = (ROOT / "bench" / f"{name}.py").read_text()
+    tree = ast.parse(src)
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    calls = {n.func.id for n in ast.walk(tree)
+             if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    assert "DOCS_DIR" not in names
+    assert "write_section" in calls
+
+
+def test_write_section_replaces_one_section_and_appends_a_new_one(bench: ModuleType,
+                                                                  doc: Path) -> None:
+    before = doc.read_text()
+    bench.write_section("Simulated flash", "## Simulated flash\n\nnew figures\n", doc)
+    after = doc.read_text()
+    assert _only_changed(before, after, "Simulated flash") == "Simulated flash\n\nnew figures\n\n"
+    bench.write_section("Brand new", "## Brand new\n\nx\n", doc)
+    assert doc.read_text() == after.rstrip("\n") + "\n\n## Brand new\n\nx\n"
+
+
+def test_flash_write_section(bench: ModuleType, doc: Path) -> None:
+    mod = importlib.import_module("bench.flash_write")
+    before = doc.read_text()
+    mod.write_docs(1234.0, 1000.0, 5, doc)
+    text = _only_changed(before, doc.read_text(), "Simulated flash")
+    assert "| 1.2 ms | 1.0 ms | 1.23 |" in text and "median of 5 rounds" in text
+
+
+def test_fleet_load_section(bench: ModuleType, doc: Path) -> None:
+    mod = importlib.import_module("bench.fleet_load")
+    ours = LoadResult("otakit serve", 100, 2.0, 100_000_000, [5.0, 9.0])
+    nginx = LoadResult("nginx", 100, 1.0, 100_000_000, [3.0, 4.0])
+    before = doc.read_text()
+    mod.write_docs(ours, nginx, 100, 64 * 1024, 3, doc)
+    text = _only_changed(before, doc.read_text(), "Fleet load (otakit serve against nginx)")
+    assert "otakit serve / nginx: **0.50**" in text and "| nginx | 100 | 100.0 |" in text
+
+
+def test_latency_section(bench: ModuleType, doc: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    mod = importlib.import_module("bench.latency")
+    figures = {"presses_baseline": 40, "p50_baseline_ms": 2.0, "p99_baseline_ms": 4.0,
+               "presses_update": 80, "p50_update_ms": 3.0, "p99_update_ms": 12.0,
+               "max_update_ms": 20.0, "p99_ratio": 3.0}
+    monkeypatch.setattr(mod, "run", lambda: figures)
+    monkeypatch.setattr(mod, "write_section",
+                        lambda heading, text: bench.write_section(heading, text, doc))
+    before = doc.read_text()
+    assert mod.main(["--write-docs"]) == 0
+    text = _only_changed(before, doc.read_text(), "Door lock latency during an update")
+    assert "**3.00**" in text and "| 80 | 3.0 ms | 12.0 ms |" in text
+
+
+def test_verify_section(bench: ModuleType, doc: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    mod = importlib.import_module("bench.verify")
+    fig = {alg: {"verify_us": 3000.0, "sha256_us": 10000.0, "ratio": 0.3, "heap_kb": 12}
+           for alg in mod.ALGS}
+    monkeypatch.setattr(mod, "run", lambda rounds: fig)
+    monkeypatch.setattr(mod, "write_section",
+                        lambda heading, text: bench.write_section(heading, text, doc))
+    before = doc.read_text()
+    assert mod.main(["--rounds", "3", "--write-docs"]) == 0
+    text = _only_changed(before, doc.read_text(), "Signature verification")
+    assert "| ed25519 | 3.00 ms | 10.00 ms | 0.30 |" in text
+    assert "`.venv/bin/python -m bench.verify --rounds 3 --write-docs`" in text
