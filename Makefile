@@ -17,9 +17,10 @@ $(STAMP): pyproject.toml scripts/install-system-deps.sh
 
 setup: $(STAMP)
 
+# The suite runs on every core (pytest-xdist); each test starts its own servers and devices.
 test: $(STAMP)
 	bash scripts/install-system-deps.sh
-	$(BIN)/pytest -q tests
+	$(BIN)/pytest -q -n auto tests
 
 # Hardware-in-the-loop suite on a real board (tests/hw/test_hil.py says what it needs).
 PORT ?=
