@@ -40,7 +40,7 @@ BASE: dict[str, Any] = {
     "version": "1.2.0", "sequence": 12, "security_version": 3,
     "payload": {"path": f"blobs/sha256/{PAYLOAD_SHA}", "size": 65872, "sha256": PAYLOAD_SHA,
                 "encoding": "raw"},
-    "created": 1767225600, "support_end": "2031-12-31",
+    "created": 1767225600, "support_end": "2031-12-31", "revision": 5,
 }
 DEFLATED_SHA = hashlib.sha256(b"otakit test vector payload, deflated").hexdigest()
 DELTA_SHA = hashlib.sha256(b"otakit test vector payload, delta").hexdigest()
@@ -51,7 +51,7 @@ DELTA_REP = {"encoding": "delta", "path": f"blobs/sha256/{DELTA_SHA}", "size": 8
              "sha256": DELTA_SHA, "wbits": 12, "base_size": 65536, "base_sha256": BASE_SHA}
 FUTURE_REP = {"encoding": "zstd-x", "path": "x", "size": "anything", "level": 19}
 REPS = {**BASE, "payloads": [DEFLATE_REP, DELTA_REP]}
-FULL = {**BASE, "expires": 1798761600, "notes": "Türschloss: faster unlock ✓\nsecond line",
+FULL = {**BASE, "min_keyring": 2, "expires": 1798761600, "notes": "Türschloss: faster unlock ✓\nsecond line",
         "security": {"severity": "high", "risk": "CVE-2026-0001: BLE pairing bypass"},
         "disruption": {"reboot": True, "seconds": 45}}
 
@@ -123,8 +123,9 @@ def expected_fields(data: bytes, key: PrivateKey) -> dict[str, Any]:
     out = {"alg": key.alg, "key_id": key.key_id.hex(), "path": p["path"], "size": p["size"],
            "sha256": p["sha256"], "encoding": p["encoding"]}
     for k in ("product", "board", "chip_id", "channel", "version", "sequence",
-              "security_version", "created", "support_end"):
+              "security_version", "created", "support_end", "revision"):
         out[k] = b[k]
+    out["min_keyring"] = b.get("min_keyring", 0)  # absent = 0 (docs/format.md §2)
     for k in ("expires", "notes", "security", "disruption", "rollout", "sbom"):
         out[k] = b.get(k)
     out["payloads"] = [{"base_size": None, "base_sha256": None, **r}
@@ -142,6 +143,7 @@ def valid_vectors(ed: PrivateKey, rsa: PrivateKey) -> dict[str, bytes]:
         "ok-pretty-printed-body": signed(ed, json.dumps(BASE, indent=2).encode()),
         "ok-limits": signed(ed, {**with_(BASE, "payload.size", 2**31 - 1),
                                  "sequence": 2**31 - 1, "security_version": 2**31 - 1,
+                                 "revision": 2**31 - 1, "min_keyring": 2**31 - 1,
                                  "chip_id": 65535, "created": 0, "expires": 2**32 - 1,
                                  "notes": "n" * 1024, "version": "é" * 32,
                                  "security": {"severity": "critical", "risk": "r" * 512},
@@ -157,6 +159,7 @@ def valid_vectors(ed: PrivateKey, rsa: PrivateKey) -> dict[str, bytes]:
                                                                   FUTURE_REP, DELTA_REP]}),
         "ok-payloads-unknown-encoding-skipped": signed(ed, {**BASE, "payloads": [FUTURE_REP]}),
         "ok-payloads-rollout-sbom": signed(ed, {**REPS, "rollout": ROLLOUT, "sbom": SBOM}),
+        "ok-revision-1-min-keyring-0": signed(ed, {**BASE, "revision": 1, "min_keyring": 0}),
     }
     filler = 4096 - len(signed(ed, {**BASE, "pad": ""}))
     v["ok-exactly-4096-bytes"] = signed(ed, {**BASE, "pad": "p" * filler})
@@ -222,7 +225,8 @@ def body_vectors() -> dict[str, dict[str, Any] | bytes]:
         "deep-nesting": base_text[:-1] + b',"x":' + b"[" * 17 + b"]" * 17 + b"}",
     }
     for f in ("product", "board", "chip_id", "channel", "version", "sequence",
-              "security_version", "payload", "created", "support_end", "payload.path",
+              "security_version", "payload", "created", "support_end", "revision",
+              "payload.path",
               "payload.size", "payload.sha256", "payload.encoding"):
         v[f"missing-{f}"] = with_(BASE, f, DELETE)
     bad: list[tuple[str, str, Any]] = [
@@ -274,6 +278,13 @@ def body_vectors() -> dict[str, dict[str, Any] | bytes]:
         ("sha256-65", "payload.sha256", PAYLOAD_SHA + "0"),
         ("sha256-non-hex", "payload.sha256", "g" * 64),
         ("encoding-uppercase", "payload.encoding", "RAW"),
+        ("revision-0", "revision", 0), ("revision-2-31", "revision", 2**31),
+        ("revision-negative", "revision", -1), ("revision-as-string", "revision", "5"),
+        ("revision-as-float", "revision", 5.0), ("revision-bool", "revision", True),
+        ("revision-null", "revision", None),
+        ("min-keyring-negative", "min_keyring", -1), ("min-keyring-2-31", "min_keyring", 2**31),
+        ("min-keyring-as-string", "min_keyring", "1"), ("min-keyring-bool", "min_keyring", True),
+        ("min-keyring-as-float", "min_keyring", 1.0), ("min-keyring-null", "min_keyring", None),
         ("encoding-empty", "payload.encoding", ""),
     ]
     bad += [

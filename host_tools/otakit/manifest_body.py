@@ -1,6 +1,7 @@
-"""The manifest body, host side (docs/format.md §2): its dataclasses, and the checks that parse
-one (`parse_body`, `body_from_dict`) in the order and with the reason code (``BAD_BODY``) of the
-device's ``ota/manifest.py``. The signed envelope around it is `otakit.manifest`.
+"""The manifest body, host side (docs/format.md §2, body revision 3): its dataclasses, and the
+checks that parse one (`parse_body`, `body_from_dict`) in the order and with the reason code
+(``BAD_BODY``) of the device's ``ota/manifest.py``. The signed envelope around it is
+`otakit.manifest`.
 
 Invariant: `ManifestBody.to_bytes` checks the body it serialises with `body_from_dict`, so the
 host never signs a body the device would refuse.
@@ -77,7 +78,8 @@ class ManifestBody:
     ``{"reboot": bool, "seconds": int}``; ``rollout`` is ``{"percent", "salt", "state"}``
     (§2.3); ``sbom`` is ``{"path", "size", "sha256"}`` (§2.4); ``payloads`` holds the encoded
     representations (§2.2). ``extra`` keeps unknown fields (ignored, but kept so that `to_dict`
-    round-trips).
+    round-trips). ``revision`` orders every signed manifest of one product/board/channel
+    (body revision 3); ``min_keyring`` is None when absent, which means 0 (`required_keyring`).
     """
 
     product: str
@@ -90,7 +92,9 @@ class ManifestBody:
     payload: Payload
     created: int
     support_end: str
+    revision: int
     expires: int | None = None
+    min_keyring: int | None = None
     notes: str | None = None
     security: dict[str, str] | None = None
     disruption: dict[str, Any] | None = None
@@ -108,14 +112,21 @@ class ManifestBody:
             "payload": {"path": self.payload.path, "size": self.payload.size,
                         "sha256": self.payload.sha256, "encoding": self.payload.encoding},
             "created": self.created, "support_end": self.support_end,
+            "revision": self.revision,
         }
-        for name in ("expires", "notes", "security", "disruption", "rollout", "sbom"):
+        for name in ("min_keyring", "expires", "notes", "security", "disruption", "rollout",
+                     "sbom"):
             if getattr(self, name) is not None:
                 d[name] = getattr(self, name)
         if self.payloads:
             d["payloads"] = [r.to_dict() for r in self.payloads]
         d.update({k: v for k, v in self.extra.items() if k not in d})
         return d
+
+    @property
+    def required_keyring(self) -> int:
+        """The lowest keyring version a device must hold for this manifest (absent = 0)."""
+        return 0 if self.min_keyring is None else self.min_keyring
 
     def to_json(self) -> bytes:
         """Compact UTF-8 JSON, validated first (so nothing invalid is ever signed).
@@ -314,7 +325,8 @@ def body_from_dict(d: object) -> ManifestBody:
     if not valid_date(_get(d, "support_end")):
         raise _bad("support_end must be a YYYY-MM-DD date")
     known = {"product", "board", "chip_id", "channel", "version", "sequence", "security_version",
-             "payload", "created", "support_end", "expires", "notes", "security", "disruption",
+             "payload", "created", "support_end", "revision", "min_keyring", "expires", "notes",
+             "security", "disruption",
              "payloads", "rollout", "sbom"}
     return ManifestBody(
         product=_name(d, "product"), board=_name(d, "board"),
@@ -322,7 +334,10 @@ def body_from_dict(d: object) -> ManifestBody:
         version=version, sequence=_int(d, "sequence", 1, INT31),  # type: ignore[arg-type]
         security_version=_int(d, "security_version", 0, INT31),  # type: ignore[arg-type]
         payload=_payload(d), created=_int(d, "created", 0, TIME_MAX),  # type: ignore[arg-type]
-        support_end=d["support_end"], expires=_int(d, "expires", 0, TIME_MAX, required=False),
+        support_end=d["support_end"],
+        revision=_int(d, "revision", 1, INT31),  # type: ignore[arg-type]
+        min_keyring=_int(d, "min_keyring", 0, INT31, required=False),
+        expires=_int(d, "expires", 0, TIME_MAX, required=False),
         notes=_str(d, "notes", 1024, required=False), security=_security(d),
         disruption=_disruption(d), extra={k: v for k, v in d.items() if k not in known},
         payloads=_payloads(d), rollout=_rollout(d), sbom=_sbom(d))

@@ -11,6 +11,10 @@ Invariants:
   is missing or partial.
 - Per channel, trust only moves forward: a new release needs a higher ``sequence``, a
   ``security_version`` no lower than the current one, and a ``support_end`` no earlier.
+- Every manifest this module signs for a channel (a release, a refresh; `otakit.rollout` uses
+  `Repository.resign`) carries the channel's published ``revision`` + 1 (1 on a new channel or
+  over a body-revision-2 manifest without one) and ``min_keyring`` = the version of the keyring
+  published for the product (0 when none), docs/format.md §2 and §4.
 """
 
 from __future__ import annotations
@@ -27,12 +31,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from otakit.boards import Board
+from otakit import strictjson
 from otakit.errors import ManifestError, RepoError
 from otakit.image import check_app_image
 from otakit.keys import PrivateKey, PublicKey
-from otakit.manifest import parse_unverified, sign_manifest, verify_manifest
+from otakit.manifest import parse_envelope, sign_manifest, verify_manifest
 from otakit.manifest_body import (
-    MAX_REPRESENTATIONS, ManifestBody, Payload, Representation, valid_date,
+    INT31, MAX_DEPTH, MAX_REPRESENTATIONS, ManifestBody, Payload, Representation, body_from_dict,
+    valid_date,
 )
 from otakit.payloads import DEFAULT_WBITS, deflate, encode_delta
 
@@ -41,6 +47,34 @@ KEYRING_NAME = "keyring"
 BLOB_DIR = "blobs/sha256"
 _DURATION_RE = re.compile(r"([0-9]+)([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+DEFAULT_EXPIRY = 90 * 86400  # `otakit release` without --expires / --no-expiry
+
+
+@dataclass(frozen=True)
+class Published:
+    """A channel's published manifest as the repository reads it (signature not checked here):
+    its body and its ``revision`` (0 when the body, of body revision 2, has none)."""
+
+    body: ManifestBody
+    revision: int
+
+
+def read_published(data: bytes) -> Published:
+    """Parse a published manifest; a body without ``revision`` (written before body revision 3)
+    is read with revision 0, so the next signed manifest of its channel takes revision 1.
+
+    Raises:
+        ManifestError: the envelope or body is malformed otherwise.
+    """
+    env = parse_envelope(data)
+    try:
+        obj = strictjson.loads(env.body, MAX_DEPTH)
+    except strictjson.StrictJSONError as e:
+        raise ManifestError(f"bad manifest body: {e}", reason="BAD_BODY") from None
+    if type(obj) is dict and "revision" not in obj:
+        return Published(body_from_dict({**obj, "revision": 1}), 0)
+    body = body_from_dict(obj)
+    return Published(body, body.revision)
 
 
 @dataclass(frozen=True)
@@ -175,14 +209,69 @@ class Repository:
         Raises:
             RepoError: the current manifest exists but cannot be parsed.
         """
+        pub = self.published(product, board, channel)
+        return None if pub is None else pub.body
+
+    def published(self, product: str, board: str, channel: str) -> Published | None:
+        """The channel's current manifest and its revision (signature not checked), or None.
+
+        Raises:
+            RepoError: the current manifest exists but cannot be parsed.
+        """
         path = self.manifest_path(product, board, channel)
         if not path.is_file():
             return None
         try:
-            return parse_unverified(path.read_bytes()).body
+            return read_published(path.read_bytes())
         except ManifestError as e:
             raise RepoError(f"{path} is unreadable ({e}); run `otakit verify`",
                             reason="BAD_REPO") from e
+
+    def next_revision(self, product: str, board: str, channel: str) -> int:
+        """The ``revision`` the channel's next signed manifest takes: the published one + 1
+        (1 on a new channel, or over a manifest without a revision).
+
+        Raises:
+            RepoError: the published manifest is unreadable, or at the largest revision.
+        """
+        pub = self.published(product, board, channel)
+        rev = 0 if pub is None else pub.revision
+        if rev >= INT31:
+            raise RepoError(f"{product}/{board}/{channel} is at revision {rev}, the largest",
+                            reason="BAD_REPO")
+        return rev + 1
+
+    def keyring_version(self, product: str) -> int:
+        """The version of the keyring document published for ``product`` (0 when none): the
+        ``min_keyring`` every manifest signed for the product gets.
+
+        Raises:
+            RepoError: the published keyring document is malformed.
+        """
+        from otakit.keyring import parse_unverified as parse_keyring  # noqa: PLC0415
+
+        path = self.keyring_path(product)
+        if not path.is_file():
+            return 0
+        try:
+            return parse_keyring(path.read_bytes()).body.version
+        except ManifestError as e:
+            raise RepoError(f"{path} is unreadable ({e})", reason="BAD_REPO") from e
+
+    def resign(self, body: ManifestBody, key: PrivateKey) -> tuple[ManifestBody, bytes]:
+        """Sign ``body`` as its channel's next manifest (revision + 1, the current
+        min_keyring) and write it in place of the published one.
+
+        Raises:
+            RepoError: see `next_revision`, `keyring_version`.
+            ManifestError: the body is invalid or too large.
+        """
+        body = dataclasses.replace(
+            body, revision=self.next_revision(body.product, body.board, body.channel),
+            min_keyring=self.keyring_version(body.product))
+        manifest = sign_manifest(body, key)
+        write_atomic(self.manifest_path(body.product, body.board, body.channel), manifest)
+        return body, manifest
 
     def plan(self, req: ReleaseRequest, payload: Payload, now: int) -> ManifestBody:
         """The body a release would get, after the channel's forward-only checks.
@@ -209,6 +298,8 @@ class Repository:
             channel=req.channel, version=req.version, sequence=req.sequence,
             security_version=sec, payload=payload, created=now,
             support_end=support_end, expires=req.expires,  # type: ignore[arg-type]
+            revision=self.next_revision(req.product, req.board.name, req.channel),
+            min_keyring=self.keyring_version(req.product),
             notes=req.notes, security=req.security, disruption=req.disruption,
             rollout=req.rollout)  # type: ignore[arg-type]
 
@@ -274,7 +365,8 @@ class Repository:
 
     def refresh(self, product: str, board: str, channel: str, expires: int, key: PrivateKey,
                 now: int | None = None) -> PublishResult:
-        """Re-sign the channel's current manifest with a later ``expires``; nothing else changes.
+        """Re-sign the channel's current manifest with a later ``expires``, the next ``revision``
+        and the current ``min_keyring``; nothing else changes.
 
         The sequence stays: a device that installed it stays up to date, one that did not is
         offered the same release. The new manifest replaces the old one atomically.
@@ -291,10 +383,8 @@ class Repository:
         if expires <= now or (cur.expires is not None and expires <= cur.expires):
             raise RepoError(f"the new expiry must be in the future and later than the current "
                             f"one ({cur.expires})", reason="BAD_ARGUMENT")
-        body = dataclasses.replace(cur, expires=expires)
-        manifest = sign_manifest(body, key)
+        body, manifest = self.resign(dataclasses.replace(cur, expires=expires), key)
         mpath = self.manifest_path(product, board, channel)
-        write_atomic(mpath, manifest)
         return PublishResult(mpath, self.root / cur.payload.path, body, manifest)
 
     def keyring_path(self, product: str) -> Path:
@@ -327,7 +417,8 @@ class Repository:
                       if p.relative_to(self.root).parts[0] != "blobs")
 
     def verify(self, keyring: Mapping[bytes, PublicKey]) -> VerifyReport:
-        """Check every manifest's signature and body, and every payload's size and SHA-256.
+        """Check every manifest's signature and body (its ``revision`` included), that the
+        keyring it needs (``min_keyring``) is published, and every payload's size and SHA-256.
 
         Raises:
             RepoError: the repository directory does not exist.
@@ -357,6 +448,15 @@ class Repository:
         if (body.product, body.board, body.channel) != rel.parts[:3]:
             report.problems.append(f"{rel}: WRONG_PLACE: the manifest is for "
                                    f"{body.product}/{body.board}/{body.channel}")
+        try:
+            held = self.keyring_version(rel.parts[0])
+        except RepoError as e:
+            report.problems.append(f"{rel.parts[0]}/{KEYRING_NAME}: {e.reason}: {e}")
+            held = None
+        if held is not None and body.required_keyring > held:
+            report.problems.append(
+                f"{rel}: KEYRING_REQUIRED: min_keyring {body.required_keyring} is above the "
+                f"published keyring's version {held}: devices would refuse the manifest")
         if body.sbom is not None and (not (self.root / body.sbom["path"]).is_file() or sha256_file(
                 self.root / body.sbom["path"]) != (body.sbom["size"], body.sbom["sha256"])):
             report.problems.append(f"{rel}: MISSING_SBOM: {body.sbom['path']} is absent or does "
@@ -396,5 +496,5 @@ def _check_support_end(support_end: str | None, cur: ManifestBody | None, where:
         raise RepoError(f"--support-end {support_end} is in the past", reason="BAD_ARGUMENT")
 
 
-__all__ = ["PublishResult", "ReleaseRequest", "Repository", "VerifyReport",
-           "parse_expiry", "sha256_file", "write_atomic"]
+__all__ = ["DEFAULT_EXPIRY", "Published", "PublishResult", "ReleaseRequest", "Repository",
+           "VerifyReport", "parse_expiry", "read_published", "sha256_file", "write_atomic"]

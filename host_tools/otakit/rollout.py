@@ -2,7 +2,9 @@
 
 A rollout is part of the signed manifest, so it works on any static host or CDN: the device
 decides from its own bucket. The operations keep the release (sequence, payload) and its salt and
-change only ``percent`` / ``state`` (and ``created``, the signing time):
+change only ``percent`` / ``state`` (and ``created``, the signing time, and ``revision`` /
+``min_keyring``, which every re-signing advances, `Repository.resign`: a device then refuses a
+replay of the earlier document as OLD_REVISION):
 
 - `start`: stage the current release at a percentage, with a fresh random salt;
 - `raise_to`: a higher percentage (never lower: that would take the release away from devices
@@ -22,6 +24,7 @@ tampered body is never signed again); files are replaced atomically.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import secrets
@@ -31,9 +34,9 @@ from typing import Any
 
 from otakit.errors import ManifestError, RepoError
 from otakit.keys import PrivateKey
-from otakit.manifest import sign_manifest, verify_manifest
+from otakit.manifest import verify_manifest
 from otakit.manifest_body import ManifestBody
-from otakit.repo import Repository, write_atomic
+from otakit.repo import Repository, read_published, write_atomic
 
 POLICY_FILE = ".otakit/policy.json"
 
@@ -47,9 +50,13 @@ def _current(repo: Repository, where: tuple[str, str, str], key: PrivateKey) -> 
     path = repo.manifest_path(*where)
     if not path.is_file():
         raise RepoError(f"{'/'.join(where)} has no release", reason="NO_REPO")
+    data = path.read_bytes()
     try:
-        return verify_manifest(path.read_bytes(), {key.key_id: key}).body
+        return verify_manifest(data, {key.key_id: key}).body
     except ManifestError as e:
+        if e.reason == "BAD_BODY":  # the signature holds: a body without revision is re-signed
+            with contextlib.suppress(ManifestError):
+                return read_published(data).body
         raise RepoError(f"{path} does not verify with key {key.key_id_hex} ({e.reason}); "
                         "re-sign rollouts with the key that signed the release",
                         reason="VERIFY_FAILED") from e
@@ -59,8 +66,7 @@ def _resign(repo: Repository, where: tuple[str, str, str], key: PrivateKey,
             body: ManifestBody, rollout: dict[str, Any] | None, now: int | None) -> ManifestBody:
     new = dataclasses.replace(body, rollout=rollout,
                               created=int(time.time()) if now is None else now)
-    write_atomic(repo.manifest_path(*where), sign_manifest(new, key))
-    return new
+    return repo.resign(new, key)[0]
 
 
 def _check_percent(percent: int) -> None:

@@ -71,7 +71,9 @@ def otadata(lab: Lab) -> list[tuple[int, str]]:
 def manifest_by_hand(lab: Lab, image: bytes, key: PrivateKey | None = None,
                      **overrides: object) -> bytes:
     """Sign a manifest the release command would refuse to make (lower sequence, past expiry,
-    another product...), store its payload, and return it (not published)."""
+    another product...), store its payload, and return it (not published). Unless overridden,
+    it takes the channel's next revision and the published keyring's version as min_keyring, as
+    the release key's holder signing it now would (docs/format.md §2)."""
     sha = hashlib.sha256(image).hexdigest()
     blob = lab.repo.payload_path(sha)
     blob.parent.mkdir(parents=True, exist_ok=True)
@@ -80,7 +82,9 @@ def manifest_by_hand(lab: Lab, image: bytes, key: PrivateKey | None = None,
             "channel": lab.channel, "version": "9.9.9", "sequence": 9, "security_version": 0,
             "payload": {"path": f"blobs/sha256/{sha}", "size": len(image), "sha256": sha,
                         "encoding": "raw"},
-            "created": int(time.time()), "support_end": SUPPORT_END}
+            "created": int(time.time()), "support_end": SUPPORT_END,
+            "revision": lab.repo.next_revision(PRODUCT, lab.board.name, lab.channel),
+            "min_keyring": lab.repo.keyring_version(PRODUCT)}
     for k, v in overrides.items():  # payload_<field> overrides a field of the payload
         if k.startswith("payload_"):
             body["payload"][k[8:]] = v  # type: ignore[index]

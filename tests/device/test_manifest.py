@@ -32,7 +32,7 @@ from ota.manifest import parse
 from ota.errors import ManifestError
 FIELDS = ("alg", "product", "board", "chip_id", "channel", "version", "sequence",
           "security_version", "created", "expires", "notes", "support_end", "security",
-          "disruption", "rollout", "sbom", "path", "size", "encoding")
+          "disruption", "rollout", "sbom", "path", "size", "encoding", "revision", "min_keyring")
 for name in sys.stdin.read().split():
     with open(name, "rb") as f:
         data = f.read()
@@ -130,7 +130,8 @@ def test_every_vector_gives_its_expected_result(tmp_path: Path, cpython: bool) -
 def _host_manifest(key: keys.PrivateKey, **over: object) -> bytes:
     sha = "ab" * 32
     fields = dict(product="door-lock", board="esp32", chip_id=0, channel="beta",
-                  version="2.0.0-rc1", sequence=77, security_version=5,
+                  version="2.0.0-rc1", sequence=77, security_version=5, revision=9,
+                  min_keyring=2,
                   payload=Payload(f"blobs/sha256/{sha}", 1429744, sha), created=1767225600,
                   support_end="2032-06-30", expires=1800000000, notes="ünïcode notes",
                   security={"severity": "critical", "risk": "remote unlock"},
@@ -146,7 +147,7 @@ def test_host_made_manifests_are_accepted_on_the_device(tmp_path: Path) -> None:
         key = keys.load_private_key(VECTORS / "keys" / f"test-only-{label}.pem")
         made[f"host-{label}.bin"] = _host_manifest(key)
         made[f"host-{label}-minimal.bin"] = _host_manifest(
-            key, expires=None, notes=None, security=None, disruption=None)
+            key, expires=None, notes=None, security=None, disruption=None, min_keyring=None)
     for name, data in made.items():
         (tmp_path / name).write_bytes(data)
         verify_manifest(data, ring)  # the host accepts its own output
@@ -157,6 +158,9 @@ def test_host_made_manifests_are_accepted_on_the_device(tmp_path: Path) -> None:
         assert verdict == "OK", name
         assert fields["version"] == "2.0.0-rc1" and fields["sequence"] == 77
         assert fields["sha256"] == "ab" * 32 and fields["size"] == 1429744
+        assert fields["revision"] == 9
+    assert res["host-ed25519.bin"][1]["min_keyring"] == 2
+    assert res["host-ed25519-minimal.bin"][1]["min_keyring"] == 0  # absent = 0
     assert res["host-ed25519.bin"][1]["security"] == {"severity": "critical",
                                                       "risk": "remote unlock"}
     assert res["host-rsa3072-minimal.bin"][1]["expires"] is None

@@ -54,6 +54,7 @@ def test_host_parser_gives_each_vector_its_expected_result(vector: dict, ring: d
     assert (b.expires, b.notes, b.security, b.disruption) == (
         f["expires"], f["notes"], f["security"], f["disruption"])
     assert (b.rollout, b.sbom) == (f["rollout"], f["sbom"])
+    assert (b.revision, b.required_keyring) == (f["revision"], f["min_keyring"])
     assert [{"base_size": None, "base_sha256": None, **r.to_dict()} for r in b.payloads] == (
         f["payloads"])
 

@@ -20,12 +20,13 @@ from otakit.repo import Repository, parse_expiry
 @click.option("--expires", required=True, help="Duration (30d), ISO date or Unix seconds.")
 def refresh(key_file: str, repo: str, product: str, board: str, channel: str,
             expires: str) -> None:
-    """Re-sign a channel's current manifest with a new expiry (same sequence, same release)."""
+    """Re-sign a channel's current manifest with a new expiry and the next revision (same
+    sequence, same release)."""
     now = int(time.time())
     res = Repository(repo).refresh(product, board, channel, parse_expiry(expires, now),
                                    load_signing_key(key_file), now)
-    click.echo(f"refreshed {product}/{board}/{channel} sequence {res.body.sequence}: expires "
-               f"{res.body.expires}")
+    click.echo(f"refreshed {product}/{board}/{channel} sequence {res.body.sequence}: revision "
+               f"{res.body.revision}, expires {res.body.expires}")
 
 
 COMMANDS = [refresh]

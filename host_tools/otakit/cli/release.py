@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -11,9 +12,35 @@ from otakit import rollout
 from otakit.boards import load_board
 from otakit.cli._keyfile import load_signing_key
 from otakit.errors import OtakitError
-from otakit.repo import ReleaseRequest, Repository, parse_expiry
+from otakit.repo import DEFAULT_EXPIRY, ReleaseRequest, Repository, parse_expiry
 
 SEVERITIES = ("low", "medium", "high", "critical")
+
+
+def _expiry(o: dict, now: int) -> int | None:
+    if o["no_expiry"]:
+        if o["expires"]:
+            raise OtakitError("--expires and --no-expiry contradict each other",
+                              reason="BAD_ARGUMENT")
+        click.echo("otakit: warning: --no-expiry: this manifest never expires, so a replay of it "
+                   "stays valid forever; prefer --expires and `otakit refresh`", err=True)
+        return None
+    return parse_expiry(o["expires"], now) if o["expires"] else now + DEFAULT_EXPIRY
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"[0-9]+", version.split("+")[0].split("-")[0]))
+
+
+def _warn_version_down(repo: Repository, req: ReleaseRequest) -> None:
+    cur = repo.current(req.product, req.board.name, req.channel)
+    if cur is None or req.sequence <= cur.sequence:
+        return
+    new, old = _version_key(req.version), _version_key(cur.version)
+    if new and old and new < old:
+        click.echo(f"otakit: warning: version {req.version} is below the published "
+                   f"{cur.version} while sequence {req.sequence} is above {cur.sequence}: "
+                   "devices will install it as the newer release", err=True)
 
 
 def _request(o: dict, now: int) -> ReleaseRequest:
@@ -30,7 +57,7 @@ def _request(o: dict, now: int) -> ReleaseRequest:
     return ReleaseRequest(
         product=o["product"], board=load_board(o["board"]), channel=o["channel"],
         version=o["version"], sequence=o["sequence"], security_version=o["security_version"],
-        expires=parse_expiry(o["expires"], now) if o["expires"] else None, notes=o["notes"],
+        expires=_expiry(o, now), notes=o["notes"],
         support_end=o["support_end"], security=security, disruption=disruption, rollout=staged,
         deflate="deflate" in o["encoding"], wbits=o["wbits"],  # type: ignore[arg-type]
         delta_bases=tuple(Path(str(p)).read_bytes() for p in o["delta_base"]))
@@ -48,7 +75,10 @@ def _request(o: dict, now: int) -> ReleaseRequest:
 @click.option("--security-version", type=click.IntRange(0, 2**31 - 1),
               help="Anti-rollback floor [default: the channel's current, or 0].")
 @click.option("--channel", default="stable", show_default=True)
-@click.option("--expires", help="Duration (90d, 12h, 2w), ISO date/datetime, or Unix seconds.")
+@click.option("--expires", help="Duration (90d, 12h, 2w), ISO date/datetime, or Unix seconds "
+              "[default: 90 days after signing; keep the channel fresh with `otakit refresh`].")
+@click.option("--no-expiry", is_flag=True,
+              help="Write no expiry (a replay of the manifest then stays valid forever).")
 @click.option("--notes", help="Release notes shown to the user (≤ 1024 characters).")
 @click.option("--support-end", help="End of the support period, YYYY-MM-DD (required on a "
               "channel's first release, inherited after, never shortened).")
@@ -93,10 +123,15 @@ def release(**o: object) -> None:
 
         sbom = make_sbom(image, req.board, req.product, req.version,
                          Path(str(o["frozen_dir"])) if o["frozen_dir"] else None, now)
-    res = Repository(str(o["repo"])).publish(req, image, key, now, sbom=sbom)
+    repo = Repository(str(o["repo"]))
+    _warn_version_down(repo, req)
+    res = repo.publish(req, image, key, now, sbom=sbom)
     b = res.body
     click.echo(f"released {b.product}/{b.board}/{b.channel} version {b.version} sequence "
                f"{b.sequence} (security version {b.security_version}), signed by {key.key_id_hex}")
+    expiry = ("never (--no-expiry)" if b.expires is None else
+              time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(b.expires)))
+    click.echo(f"  revision: {b.revision} (min_keyring {b.required_keyring}), expires {expiry}")
     click.echo(f"  manifest: {res.manifest_path} ({len(res.manifest)} bytes)")
     click.echo(f"  payload:  {res.payload_path} ({b.payload.size} bytes)")
     if res.sbom_path is not None:

@@ -32,7 +32,7 @@ def _show(b: ManifestBody) -> None:
     r = b.rollout
     state = "offered to every device" if r is None else f"{r['state']} at {r['percent']}%"
     click.echo(f"{b.product}/{b.board}/{b.channel} version {b.version} sequence {b.sequence}: "
-               f"{state}" + (f" (salt {r['salt']})" if r else ""))
+               f"{state}" + (f" (salt {r['salt']})" if r else "") + f", revision {b.revision}")
 
 
 @click.group("rollout")
@@ -92,7 +92,7 @@ def status(repo: str, product: str, board: str, channel: str, as_json: bool) -> 
         raise KeyFileError(f"{product}/{board}/{channel} has no release", reason="NO_REPO")
     if as_json:
         click.echo(json.dumps({"version": b.version, "sequence": b.sequence,
-                               "rollout": b.rollout}))
+                               "revision": b.revision, "rollout": b.rollout}))
         return
     _show(b)
 

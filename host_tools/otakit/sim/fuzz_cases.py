@@ -40,8 +40,8 @@ BASE: dict[str, Any] = {
     "product": "door-lock", "board": "esp32", "chip_id": 0, "channel": "stable",
     "version": "1.2.0", "sequence": 12, "security_version": 3,
     "payload": {"path": f"blobs/sha256/{SHA}", "size": 65872, "sha256": SHA, "encoding": "raw"},
-    "created": 1767225600, "support_end": "2031-12-31", "expires": 1798761600,
-    "notes": "n", "security": {"severity": "high", "risk": "r"},
+    "created": 1767225600, "support_end": "2031-12-31", "revision": 5, "min_keyring": 0,
+    "expires": 1798761600, "notes": "n", "security": {"severity": "high", "risk": "r"},
     "disruption": {"reboot": True, "seconds": 45},
 }
 
