@@ -32,8 +32,8 @@ async def run(cfg, st, fetch, buf, now, slot_size, kr_etag, etag, verdict):
         status, new_etag, n = await get_doc(fetch, cfg.manifest_url(), etag)
     finally:
         get_doc = None
-    if status == 304:  # Not Modified (asked for with the ETag of the cached verdict)
-        exp = verdict[5]  # pyright: ignore[reportOptionalSubscript] - get_doc: etag means verdict
+    if status == 304 and verdict:  # Not Modified: asked with the cached verdict's ETag (get_doc)
+        exp = verdict[5]
         t = now()
         if exp is not None and t is not None and t > exp and verdict[1] != "EXPIRED":
             # also at the installed sequence: a frozen (stale) channel is reported
@@ -50,7 +50,8 @@ async def run(cfg, st, fetch, buf, now, slot_size, kr_etag, etag, verdict):
         v = _vet(cfg, st, m, now())
     except ManifestError as e:
         v = ("failed", e.reason, e.detail, None, e)
-    return v + (m.expires if m else None,), new_etag, kr_etag
+    state, reason, detail, offered, err = v
+    return (state, reason, detail, offered, err, m.expires if m else None), new_etag, kr_etag
 
 
 def _verify(cfg, buf, n, keys, slot_size):
