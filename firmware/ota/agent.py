@@ -57,7 +57,7 @@ class Agent:
         self.buf = bytearray(_BLOCK)
         self.on_progress = None  # callable(done_bytes, total_bytes)
         self._etag = None
-        self._verdict = None  # (offer, state, reason, detail) of the manifest behind _etag
+        self._verdict = None  # ota.check's verdict on the manifest behind _etag (its expires too)
         self._kr_etag = None  # ETag of the keyring document accepted (or found unchanged)
         self._date = None  # Date (Unix s) of the last response from a TLS-verified server
         self.clock = time.time  # the device clock (RTC, set by NTP); tests replace it
@@ -120,8 +120,9 @@ class Agent:
                 self.cfg, self.state, self._fetch, self.buf, self.now, Slot(self.esp32).size,
                 self._kr_etag, self._etag, self._verdict)
             self._etag = etag
-            self._verdict = v[:4] + (None,) if etag else None  # a 304 repeats it, not its error
-            state, reason, detail, m, err = v
+            # a 304 repeats it (not its error) once ota.check has re-checked its expires
+            self._verdict = v[:4] + (None, v[5]) if etag else None
+            state, reason, detail, m, err, _ = v
             if err is not None:
                 self._fail(err)
             else:

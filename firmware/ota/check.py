@@ -10,30 +10,48 @@ from .errors import ManifestError
 
 
 async def run(cfg, st, fetch, buf, now, slot_size, kr_etag, etag, verdict):
-    # Returns (verdict, etag, kr_etag): verdict is (state, reason, detail, manifest, error):
-    # state "offered" (manifest set), "up_to_date", "held" (detail says why) or "failed" (error
-    # the ManifestError). etag is the manifest's ETag the verdict belongs to (None: not to be
-    # cached). fetch(url, etag) -> (status, etag, n) reads a document into buf; now() is the
+    # Returns (verdict, etag, kr_etag): verdict is (state, reason, detail, manifest, error,
+    # expires): state "offered" (manifest set), "up_to_date", "held" (detail says why) or
+    # "failed" (error the ManifestError); expires that of the manifest judged (None: none, or
+    # not verified). etag is the manifest's ETag the verdict belongs to (None: not to be
+    # cached). The caller passes back the etag and verdict it cached (a verdict with error
+    # None): a 304 repeats that verdict after checking its expires against now() again.
+    # fetch(url, etag) -> (status, etag, n) reads a document into buf; now() is the
     # time or None; slot_size bounds the image. Raises OTAError when the network (or the device) is at fault.
-    from .trusted import trusted_keys
+    from .trusted import get_doc, trusted_keys
     try:
-        keys, kr_etag, changed = await trusted_keys(cfg, st, fetch, buf, now, kr_etag)
+        keys, kr_etag, changed, held = await trusted_keys(cfg, st, fetch, buf, now, kr_etag)
     except ManifestError as e:
-        return ("failed", e.reason, e.detail, None, e), None, kr_etag
+        return ("failed", e.reason, e.detail, None, e, None), None, kr_etag
     finally:
+        trusted_keys = None
         release()
-    if changed:  # judge the manifest again under the new keys
+    if changed or not verdict:  # judge the manifest (again: under the new keys)
         etag = verdict = None
-    status, new_etag, n = await fetch(cfg.manifest_url(), etag)
-    if status == 304 and verdict:  # Not Modified: the verdict on the manifest stands
+    try:
+        status, new_etag, n = await get_doc(fetch, cfg.manifest_url(), etag)
+    finally:
+        get_doc = None
+    if status == 304 and verdict:  # Not Modified: asked with the cached verdict's ETag (get_doc)
+        exp = verdict[5]
+        t = now()
+        if exp is not None and t is not None and t > exp and verdict[1] != "EXPIRED":
+            # also at the installed sequence: a frozen (stale) channel is reported
+            e = ManifestError("EXPIRED", "the manifest expired at %d" % exp)
+            verdict = ("failed", e.reason, e.detail, None, e, exp)
         return verdict, new_etag, kr_etag
+    m = None
     try:
         m = _verify(cfg, buf, n, keys, slot_size)
         keys = None
+        if m.min_keyring > held:  # docs/format.md §7.4
+            raise ManifestError("KEYRING_REQUIRED", "the manifest needs keyring version %d, "
+                                "this device holds %d" % (m.min_keyring, held))
         v = _vet(cfg, st, m, now())
     except ManifestError as e:
         v = ("failed", e.reason, e.detail, None, e)
-    return v, new_etag, kr_etag
+    state, reason, detail, offered, err = v
+    return (state, reason, detail, offered, err, m.expires if m else None), new_etag, kr_etag
 
 
 def _verify(cfg, buf, n, keys, slot_size):

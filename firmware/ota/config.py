@@ -21,9 +21,14 @@ class Config:
     #            reported by status() until a signed manifest tells a (never earlier) date
     # telemetry  report update events to the fleet server (setting "telemetry"; False opts out)
     # report_url where reports go; default (None): url + "/.otakit/events" (docs/fleet.md)
+    # deadline_s, min_rate  every payload download must be done within deadline_s + size /
+    #            min_rate seconds (size in bytes, min_rate in bytes per second), else it stops
+    #            with FetchError DEADLINE (docs/format.md §5); a resumed download gets a new
+    #            deadline for the bytes it still needs
     def __init__(self, url, product, board, chip_id=0, channel="stable", keys=None,
                  device_id=None, ca=None, timeout_ms=15000, health_timeout_ms=30000,
-                 max_wbits=12, support_end=None, telemetry=True, report_url=None):
+                 max_wbits=12, support_end=None, telemetry=True, report_url=None,
+                 deadline_s=30, min_rate=4096):
         self.url = url.rstrip("/")
         self.product = product
         self.board = board
@@ -38,6 +43,8 @@ class Config:
         self.health_timeout_ms = health_timeout_ms
         self.max_wbits = max_wbits
         self.support_end = support_end
+        self.deadline_s = deadline_s
+        self.min_rate = min_rate
 
     def manifest_url(self):
         return "%s/%s/%s/%s/manifest" % (self.url, self.product, self.board, self.channel)

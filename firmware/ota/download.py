@@ -12,10 +12,15 @@
 # is asked for with a Range; a server that ignores the Range (200) means starting over. The
 # offset is persisted after every block, once that block is in flash, so an interruption costs
 # at most one 4 KB block downloaded again (docs/reliability.md).
+# Every download has an overall deadline (deadline(): Config.deadline_s + bytes / Config.min_rate),
+# checked after every read (overdue()): a server dripping the payload slower than that ends it
+# with FetchError DEADLINE, the progress kept for the next attempt, which gets a new deadline
+# for the bytes it still needs. ota.encoded uses the same two functions.
 # The code lives here, not in ota.agent, so that it is in the heap only while an install runs.
 # It takes its inputs as arguments and returns what it did; it writes nothing of the agent's.
 import asyncio
 import hashlib
+import time
 
 from .errors import FetchError, FlashError, ManifestError
 from .slot import app_header_problem
@@ -27,6 +32,21 @@ except ImportError:  # CPython
         return x
 
 _BLOCK = const(4096)
+_LIMIT_MAX = const(0x10000000)  # ms (3 days): ticks_diff() is exact well beyond it
+
+
+def deadline(cfg, n):
+    # (start, allowed ms) for n bytes: Config.deadline_s + n / Config.min_rate seconds.
+    ms = (cfg.deadline_s + n // cfg.min_rate) * 1000
+    return time.ticks_ms(), ms if ms < _LIMIT_MAX else _LIMIT_MAX
+
+
+def overdue(dl, done, size):
+    # FetchError DEADLINE once the time of deadline() dl has passed; done of size bytes so far.
+    ms = time.ticks_diff(time.ticks_ms(), dl[0])
+    if ms > dl[1]:
+        raise FetchError("DEADLINE", "%d of %d bytes after %d s (allowed %d s)"
+                         % (done, size, ms // 1000, dl[1] // 1000))
 
 
 class Writer:
@@ -108,6 +128,7 @@ async def raw(cfg, st, m, slot, buf, new_client, done_with, progress):
             if resp.length != size - start:
                 raise ManifestError("HASH_MISMATCH", "the server sent %d bytes, the manifest "
                                     "signs %d" % (start + resp.length, size))
+            dl = deadline(cfg, resp.length)  # for the bytes still needed
             while w.done < size:
                 k = await resp.readinto(w.mv[w.o:w.o + w.room()])
                 if not k:
@@ -115,6 +136,8 @@ async def raw(cfg, st, m, slot, buf, new_client, done_with, progress):
                                      % (w.done + w.o, size))
                 if w.advance(k):
                     await asyncio.sleep_ms(0)
+                if w.done < size:  # the blocks in flash stay the resume point
+                    overdue(dl, w.done + w.o, size)
         finally:
             await resp.close()
             done_with(client)

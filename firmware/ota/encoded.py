@@ -10,7 +10,9 @@
 # work than its output allows, ota.delta) it prints one "ota: ..." line and returns False, so
 # the agent installs the signed raw payload in the same check instead of retrying a broken or
 # hostile encoding at every check. An encoded download is not resumed: after an interruption
-# it starts again from its first byte. The decode yields to the app whenever _SLICE_MS have
+# it starts again from its first byte. It has the raw download's overall deadline
+# (ota.download.deadline, for the image's size: the decode's work is bounded by it too),
+# checked at every decode call (Source.readinto), so also while no byte arrives. The decode yields to the app whenever _SLICE_MS have
 # passed (Source.readinto, ota.delta), whether or not it makes output.
 # The code lives here, not in ota.agent, so that it costs no RAM during a raw update.
 #
@@ -33,7 +35,7 @@ import hashlib
 import io
 import time
 
-from .download import Writer
+from .download import Writer, deadline, overdue
 from .errors import FetchError, FlashError
 from .slot import hash_partition
 
@@ -58,10 +60,13 @@ def _bad(detail):
 
 
 class Source:
-    # The decoded stream of a raw-DEFLATE HTTP body of `size` bytes.
-    def __init__(self, resp, size, wbits):
+    # The decoded stream of a raw-DEFLATE HTTP body of `size` bytes, due by the deadline dl
+    # (ota.download.deadline).
+    def __init__(self, resp, size, wbits, dl):
         import deflate
         self.resp = resp
+        self.size = size
+        self.dl = dl
         self.left = size  # body bytes not received yet
         self.h = hashlib.sha256()
         self.stage = bytearray(_CAP)
@@ -92,6 +97,7 @@ class Source:
 
     # Decode exactly n bytes into mv (n <= len(mv)); returns fewer only at the stream's end.
     async def readinto(self, mv, n):
+        overdue(self.dl, self.size - self.left, self.size)
         got = 0
         z, bio = self.z, self.io
         while got < n:
@@ -146,11 +152,11 @@ async def _base_is(esp32, size, sha256, buf):
     return size <= part.info()[3] and (await hash_partition(part, size, buf)).digest() == sha256
 
 
-async def install(resp, rep, m, slot, buf, esp32, chip_id, progress):
+async def install(resp, rep, m, slot, buf, esp32, chip_id, progress, dl):
     enc, _, size, sha256, wbits, base_size, _ = rep
     if resp.length != size:
         raise _bad("the server sent %d bytes, the manifest signs %d" % (resp.length, size))
-    src = Source(resp, size, wbits)
+    src = Source(resp, size, wbits, dl)
     w = Writer(slot, buf, m.size, chip_id, progress)
     if enc == "delta":
         from .delta import apply
@@ -177,7 +183,8 @@ async def download(cfg, st, m, slot, buf, esp32, new_client, done_with, progress
     try:
         resp = await client.get(cfg.payload_url(rep[1]), rep[2])
         try:
-            await install(resp, rep, m, slot, buf, esp32, cfg.chip_id, progress)
+            await install(resp, rep, m, slot, buf, esp32, cfg.chip_id, progress,
+                          deadline(cfg, m.size))
         except FlashError as e:
             if e.reason not in _REFUSED:
                 raise

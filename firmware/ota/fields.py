@@ -41,6 +41,7 @@ def fill(m, alg, key_id, b):
     m.security_version = _int(b, "security_version", 0, _INT31)
     m.created = _int(b, "created", 0, _TIME_MAX)
     m.expires = _int(b, "expires", 0, _TIME_MAX, False)
+    m.min_keyring = _int(b, "min_keyring", 0, _INT31, False) or 0
     m.notes = _str(b, "notes", 1024, False)
     v = _get(b, "support_end")
     if not _date(v):

@@ -1,17 +1,39 @@
 # ota/trusted.py: the check's keyring phase: which release keys manifests are checked against.
 # MIT license; Copyright (c) 2026 otakit contributors
 #
-# The frozen KEYS (or Config.keys) until a keyring document signed by the frozen ROOTS has been
-# accepted (ota.keyring.parse), then that keyring's keys, kept by ota.state (kr_k, kr_v). With
-# ROOTS, fetches <url>/<product>/keyring at every check (ETag: usually a 304). Loaded by
-# ota.check only while it runs.
+# Firmware without ROOTS: the frozen KEYS (or Config.keys); its keyring version is 0. Firmware
+# with ROOTS trusts manifests only under a keyring document signed by the frozen ROOTS that it
+# accepted (ota.keyring.parse) and that has not expired: it fetches <url>/<product>/keyring at
+# every check (ETag: usually a 304), keeps the accepted one in ota.state (kr_k, kr_v), and
+# refuses with KEYRING_REQUIRED when the server has none (404) or none was ever accepted; the
+# baked KEYS are never used then (docs/format.md §7.4). get_doc() is the one rule for a 304
+# (ota.check uses it for the manifest too). Loaded by ota.check only while it runs.
 import sys
 
 from .errors import FetchError, ManifestError
 
 
+async def get_doc(fetch, url, etag):
+    # fetch(url, etag) -> (status, etag, n), with etag given only while a verified copy of the
+    # document is cached. A 304 to a request without If-None-Match is never fresh: the document
+    # is asked for once more, and a second 304 is BAD_RESPONSE. A 304 to a request with one is
+    # returned for the caller to re-check what it cached (its expiry).
+    for _ in range(2):
+        try:
+            r = await fetch(url, etag)
+        except FetchError as e:
+            if etag or e.status != 304:
+                raise
+            r = (304, None, 0)  # the HTTP client refuses an unasked-for 304
+        if etag or r[0] != 304:
+            return r
+    raise FetchError("BAD_RESPONSE", "304 Not Modified for a document this device does not "
+                     "have", 304)
+
+
 async def trusted_keys(cfg, st, fetch, buf, now, kr_etag):
-    # Returns (keys, kr_etag, changed): changed when a newer keyring was accepted just now.
+    # Returns (keys, kr_etag, changed, version): changed when a newer keyring was accepted just
+    # now; version that of the keyring the keys come from (0: the baked KEYS, no ROOTS).
     # fetch(url, etag) -> (status, etag, n) reads the document into buf; now() the time or None.
     try:
         import ota_keys
@@ -27,28 +49,32 @@ async def trusted_keys(cfg, st, fetch, buf, now, kr_etag):
     finally:
         sys.modules.pop("ota_keys", None)
     if not roots:
-        return keys, kr_etag, False
+        return keys, kr_etag, False, 0
+    keys = None  # with ROOTS, only an accepted keyring's keys are trusted
     changed = False
+    held = st.keyring(env)[0]
     try:
-        status, etag, n = await fetch(cfg.keyring_url(), kr_etag)
+        status, etag, n = await get_doc(fetch, cfg.keyring_url(), kr_etag if held else None)
     except FetchError as e:
         if e.status != 404:
             raise
-        status, etag, n = 404, None, 0  # none published: keep what was accepted before
+        # a missing keyring document never extends trust (nor keeps the one held alive)
+        raise ManifestError("KEYRING_REQUIRED", "the server has no keyring document (404)")
     if status == 200:
         changed = _accept(cfg, st, buf, n, roots, threshold, env, now())
         kr_etag = etag
     roots = None
     version, expires, _ = st.keyring(env)
     if not version:
-        return keys, kr_etag, changed
-    t = now()
+        raise ManifestError("KEYRING_REQUIRED", "this firmware trusts manifests only under a "
+                            "keyring; none was accepted")
+    t = now()  # the keyring held expires whatever the server answers (a 304 included)
     if t is not None and t > expires:
         raise ManifestError("EXPIRED", "the keyring (version %d) expired at %d"
                             % (version, expires))
     from .keyring import unpack
     n = st.keyring_keys(buf)
-    return unpack(memoryview(buf)[:n]), kr_etag, changed
+    return unpack(memoryview(buf)[:n]), kr_etag, changed, version
 
 
 def _accept(cfg, st, buf, n, roots, threshold, env, now):

@@ -20,16 +20,22 @@ from otakit.paths import FIRMWARE_DIR
 from otakit.payloads import deflate, encode_delta, make_ops, make_patch
 
 SCRIPT = r"""
-import asyncio, hashlib, json, sys
+import asyncio, hashlib, json, sys, time
 from binascii import hexlify, unhexlify
 from ota.encoded import install
 from ota.errors import OTAError
 
+def far():  # a download deadline (ota.download.deadline) these cases never reach
+    return time.ticks_ms(), 1 << 28
+
 class Resp:
+    delay = 0  # ms each read waits (a slow link)
     def __init__(self, data, sizes):
         self.data, self.p, self.sizes, self.k = data, 0, sizes, 0
         self.length = len(data)
     async def readinto(self, mv):
+        if self.delay:
+            await asyncio.sleep_ms(self.delay)
         n = min(len(mv), len(self.data) - self.p)
         mv[:n] = self.data[self.p:self.p + n]
         self.p += n
@@ -71,9 +77,11 @@ for case in json.loads(sys.stdin.read()):
            case["base_size"], None)
     slot = Slot()
     Part.data = base
+    Resp.delay = case.get("delay_ms", 0)
+    dl = (time.ticks_ms(), case["deadline_ms"]) if "deadline_ms" in case else far()
     try:
         asyncio.run(install(Resp(data, None), rep, m, slot, bytearray(4096), Esp32, 0,
-                            lambda done, size: None))
+                            lambda done, size: None, dl))
         print(case["name"], "OK", hashlib.sha256(slot.out[:m.size]).digest() == m.sha256)
     except OTAError as e:
         print(case["name"], e.reason, e.detail)
@@ -110,7 +118,8 @@ class Batch:
         self.cases: list[dict] = []
 
     def add(self, name: str, image: bytes, payload: bytes, encoding: str, wbits: int = 12,
-            base: bytes | None = None, signed_payload: bytes | None = None) -> None:
+            base: bytes | None = None, signed_payload: bytes | None = None,
+            **extra: int) -> None:
         pf = self.tmp / f"{name}.payload"
         pf.write_bytes(payload)
         bf = None
@@ -123,7 +132,7 @@ class Batch:
             "size": len(image), "sha256": hashlib.sha256(image).hexdigest(),
             "encoding": encoding, "wbits": wbits, "rep_size": len(signed),
             "rep_sha256": hashlib.sha256(signed).hexdigest(),
-            "base_size": len(base) if base is not None else None})
+            "base_size": len(base) if base is not None else None, **extra})
 
     def run(self, mpy: bool = False) -> dict[str, str]:
         path = [FIRMWARE_DIR]
@@ -194,6 +203,23 @@ def test_device_refuses_bad_payloads(tmp_path: Path) -> None:
         out["delta-op-past-end"])
 
 
+def test_encoded_download_stops_at_its_deadline(tmp_path: Path) -> None:
+    # ota.download.deadline as the agent computes it, here 100 ms, against a link that waits
+    # 20 ms per read (about 20 reads): DEADLINE, for deflate and delta alike
+    batch = Batch(tmp_path)
+    noisy = make_app_image("1.1.0", size=40_000)
+    batch.add("deflate-slow", noisy, deflate(noisy), "deflate", delay_ms=20, deadline_ms=100)
+    old = make_app_image("1.0.0", size=40_000)
+    batch.add("delta-slow", noisy, encode_delta(old, noisy), "delta", base=old, delay_ms=20,
+              deadline_ms=100)
+    batch.add("deflate-in-time", noisy, deflate(noisy), "deflate", delay_ms=1,
+              deadline_ms=60_000)
+    out = batch.run()
+    assert out["deflate-slow"].startswith("DEADLINE"), out
+    assert out["delta-slow"].startswith("DEADLINE"), out
+    assert out["deflate-in-time"] == "OK True"
+
+
 # The decode's pacing, judged without a wall clock: ota.encoded and ota.delta see a clock that
 # moves 1 ms per reading, the HTTP response never yields, and an app task counts the turns it
 # gets while install() decodes.
@@ -227,7 +253,7 @@ async def main():
     t0 = turns[0]
     try:
         await install(Resp(data, None), rep, m, Slot(), bytearray(4096), Esp32, 0,
-                      lambda done, size: None)
+                      lambda done, size: None, far())
         out = "OK"
     except OTAError as e:
         out = e.reason + " " + e.detail

@@ -255,6 +255,7 @@ def test_production_firmware_refuses_development_signing(
         rooted: Lab, keypool: dict[str, PrivateKey]) -> None:
     lab = rooted
     dev_rel, dev_root = keypool["dev_rel"], keypool["dev_root"]
+    lab.sign_keyring([lab.key], 1)  # the production keyring (firmware with ROOTS needs one)
     # a release signed by a development key
     lab.publish(image("1.1.0"), "1.1.0", 2, key=dev_rel)
     assert last(step(lab))["reason"] == "UNKNOWN_KEY"

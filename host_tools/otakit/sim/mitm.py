@@ -11,6 +11,8 @@ Example::
     with TamperProxy(upstream_url) as proxy:
         proxy.rewrite = lambda path, body: body.replace(b"x", b"y")
         lab.provision(url=proxy.url)
+
+or, without asking the server at all, ``proxy.answer = lambda path: NOT_MODIFIED``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ from types import TracebackType
 from urllib.parse import urlsplit
 
 Rewrite = Callable[[str, bytes], bytes | None]
+Answer = Callable[[str], bytes | None]
+
+# A 304 whatever the request said (an attacker freezing what the device has, or pretending to).
+NOT_MODIFIED = b'HTTP/1.1 304 Not Modified\r\nETag: "frozen"\r\nConnection: close\r\n\r\n'
 
 
 def _recv_all(s: socket.socket) -> bytes:
@@ -36,6 +42,7 @@ class TamperProxy:
 
     Attributes:
         rewrite: ``(path, body) -> new body`` (None: unchanged), applied to 200/206 responses.
+        answer: ``path -> whole raw response`` sent instead of asking the server (None: ask it).
         drop_after: if set, the next payload response body is cut after this many bytes and
             the connection closed (one shot), as a flaky network would.
         seen: the request paths, in order.
@@ -45,6 +52,7 @@ class TamperProxy:
         u = urlsplit(upstream)
         self._up = (u.hostname or "127.0.0.1", u.port or 80)
         self.rewrite: Rewrite | None = None
+        self.answer: Answer | None = None
         self.drop_after: int | None = None
         self.seen: list[str] = []
         self._srv = socket.socket()
@@ -90,6 +98,10 @@ class TamperProxy:
             req += chunk
         path = req.split(b" ", 2)[1].decode("latin-1")
         self.seen.append(path)
+        own = self.answer(path) if self.answer is not None else None
+        if own is not None:
+            conn.sendall(own)
+            return
         with socket.create_connection(self._up, timeout=10) as up:
             up.sendall(req)
             resp = _recv_all(up)
