@@ -23,6 +23,7 @@ except ImportError:
 import hashlib
 
 from ota import release
+from ota.crypto import by_id
 from ota.errors import ManifestError
 
 _MAX = const(4096)
@@ -59,16 +60,14 @@ def _envelope(data):
         raise ManifestError("BAD_FORMAT", "magic")
     if data[4] != 1:
         raise ManifestError("UNSUPPORTED_VERSION", "%d" % data[4])
-    if data[5] == 1:
-        alg, sig_len = "ed25519", 64
-    elif data[5] == 2:
-        alg, sig_len = "rsa3072-pss-sha256", 384
-    else:
+    a = by_id(data[5])  # the algorithm table (ota.crypto)
+    if a is None:
         raise ManifestError("UNKNOWN_ALGORITHM", "%d" % data[5])
+    sig_len = a[3]
     body_len = data[14] | data[15] << 8
     if body_len < 1 or (data[16] | data[17] << 8) != sig_len or _HDR + body_len + sig_len != n:
         raise ManifestError("BAD_FORMAT", "lengths")
-    return alg, bytes(data[6:14]), _HDR + body_len
+    return a[1], bytes(data[6:14]), _HDR + body_len
 
 
 def parse(data, keyring):
@@ -124,8 +123,3 @@ def check_target(m, product, board, chip_id, slot_size):
         raise ManifestError("UNSUPPORTED_ENCODING", m.encoding)
     if m.size > slot_size:
         raise ManifestError("PAYLOAD_TOO_LARGE", "%d > %d" % (m.size, slot_size))
-
-
-# Whether the manifest has expired at Unix time now (the caller knows whether its clock is set).
-def expired(m, now):
-    return m.expires is not None and now > m.expires
