@@ -3,7 +3,7 @@
 #
 # ALGS holds one row per algorithm: (envelope id, name, raw public key length, signature length,
 # module). The module (ota.<module>) has verify(public_key, message, signature) -> bool for
-# buffers of exactly those lengths; it is imported only while a signature of its algorithm is
+# buffers (bytes, bytearray or memoryview) of exactly those lengths; it is imported only while a signature of its algorithm is
 # checked, so its code and tables are not in the heap otherwise (RSA-only devices never load the
 # Ed25519 tables). The manifest envelope (ota.manifest), the keyring (ota.keyring) and the
 # keyring record (ota.keyring.pack/unpack) read ids and lengths from here. Adding an algorithm:
@@ -36,13 +36,20 @@ def _is_buf(x):
     return isinstance(x, (bytes, bytearray, memoryview))
 
 
-# verify(alg, public_key, message, signature) -> bool is the only entry point for a signature.
-# It never raises on bad data: wrong types, wrong lengths or an unknown algorithm all give False.
-def verify(alg, public_key, message, signature):
+# The module that verifies alg, as a name for __import__, when the arguments are buffers of its
+# lengths; else None. ota.manifest calls it, releases this module, then imports that one.
+def module(alg, public_key, message, signature):
     if not (_is_buf(public_key) and _is_buf(message) and _is_buf(signature)):
-        return False
+        return None
     a = by_name(alg)
     if a is None or len(public_key) != a[2] or len(signature) != a[3]:
-        return False
-    mod = __import__("ota." + a[4], None, None, ("verify",), 0)
-    return mod.verify(bytes(public_key), message, bytes(signature))
+        return None
+    return "ota." + a[4]
+
+
+# verify(alg, public_key, message, signature) -> bool: the signature check by the table. It
+# never raises on bad data: wrong types, wrong lengths or an unknown algorithm all give False.
+def verify(alg, public_key, message, signature):
+    m = module(alg, public_key, message, signature)
+    return m is not None and __import__(m, None, None, ("verify",), 0).verify(
+        public_key, message, signature)

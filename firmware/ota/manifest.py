@@ -23,7 +23,6 @@ except ImportError:
 import hashlib
 
 from ota import release
-from ota.crypto import by_id
 from ota.errors import ManifestError
 
 _MAX = const(4096)
@@ -60,7 +59,9 @@ def _envelope(data):
         raise ManifestError("BAD_FORMAT", "magic")
     if data[4] != 1:
         raise ManifestError("UNSUPPORTED_VERSION", "%d" % data[4])
-    a = by_id(data[5])  # the algorithm table (ota.crypto)
+    from ota.crypto import by_id  # the algorithm table; released with the signature check
+
+    a = by_id(data[5])
     if a is None:
         raise ManifestError("UNKNOWN_ALGORITHM", "%d" % data[5])
     sig_len = a[3]
@@ -100,13 +101,19 @@ def parse(data, keyring):
     return m
 
 
-# The signature check (ota.crypto), loaded for it and released after it: the field checks are
-# not in the heap while the big-integer arithmetic runs, nor is it while they run.
+# The signature check: ota.crypto names the algorithm's module (checking types and lengths) and
+# is released before that module is loaded, so only the algorithm's code is in the heap while
+# its arithmetic runs; it is released after it, so the field checks are not.
 def _verify(alg, public_key, digest, signature):
-    from ota.crypto import verify
+    from ota.crypto import module
 
+    m = module(alg, public_key, digest, signature)
+    module = None
+    release()
+    if m is None:
+        return False
     try:
-        return verify(alg, public_key, digest, signature)
+        return __import__(m, None, None, ("verify",), 0).verify(public_key, digest, signature)
     finally:
         release()
 
