@@ -7,8 +7,8 @@ parse(data, keyring) -> Manifest, in this order (docs/format.md §1.2):
   D = SHA-256(domain || data[0:18+N]) -> only then json.loads of the body -> every field of §2
   type- and range-checked (bools are never ints). Any refusal raises ManifestError(reason, detail).
 data may be bytes, bytearray or memoryview (the agent passes a view of its fetch buffer); the
-envelope checks and the digest do not copy it. parse allocates: the body bytes (<= 4078) for
-json.loads, the decoded objects, and the Manifest. It checks nothing that needs device state;
+envelope checks, the digest and json.loads (ota.strictjson) do not copy it. parse allocates:
+the decoded objects and the Manifest. It checks nothing that needs device state;
 check_target() and the agent do that.
 """
 
