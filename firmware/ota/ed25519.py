@@ -1,8 +1,8 @@
 # ota/ed25519.py: Ed25519 signature verification (RFC 8032 §5.1.7), strict and cofactorless.
 # MIT license; Copyright (c) 2026 otakit contributors
 #
-# verify(public_key, message, signature) -> bool for a 32-byte key and a 64-byte signature
-# (ota.crypto checks types and lengths). Refuses S >= L, R or A encoded with y >= p or with x = 0
+# verify(public_key, message, signature) -> bool for a 32-byte key and a 64-byte signature, any
+# buffer types (ota.crypto checks types and lengths). Refuses S >= L, R or A encoded with y >= p or with x = 0
 # and the sign bit set, and non-points. The check is the cofactorless [S]B == R + [k]A with
 # k = SHA-512(R || A || M) mod L, as in ref10/OpenSSL/BoringSSL; small-order R or A are not
 # refused by themselves (the equation must hold exactly, torsion included).
@@ -232,6 +232,8 @@ def _is_zero(ks, tabs):
 
 
 def verify(public_key, message, signature):
+    public_key = bytes(public_key)  # any buffer type (64 + 32 bytes: a copy is cheap)
+    signature = bytes(signature)
     s = int.from_bytes(signature[32:], "little")
     if s >= _L:
         return False

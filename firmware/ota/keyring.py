@@ -24,6 +24,7 @@ except ImportError:
 
 
 import hashlib
+from ota.crypto import by_id, by_name
 from ota.errors import ManifestError
 
 _MAX = const(4096)
@@ -34,8 +35,6 @@ _INT31 = const(0x7FFFFFFF)
 _TIME_MAX = const(0xFFFFFFFF)
 _DOMAIN = b"otakit-keyring-v1\x00"
 _NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789._-"
-_ALGS = {1: ("ed25519", 32), 2: ("rsa3072-pss-sha256", 384)}
-_IDS = {"ed25519": 1, "rsa3072-pss-sha256": 2}
 
 
 class Keyring:
@@ -86,8 +85,8 @@ def _records(data, n, count, start):
         s = data[p + 9] | data[p + 10] << 8
         if s < 1 or p + 11 + s > n:
             raise ManifestError("BAD_FORMAT", "keyring signature length")
-        a = _ALGS.get(data[p])
-        out.append((a[0] if a else None, bytes(data[p + 1 : p + 9]), p + 11, s))
+        a = by_id(data[p])
+        out.append((a[1] if a else None, bytes(data[p + 1 : p + 9]), p + 11, s))
         p += 11 + s
     if p != n:
         raise ManifestError("BAD_FORMAT", "keyring length")
@@ -157,12 +156,11 @@ def parse(data, roots, threshold, product, env, accepted=None):
         _bad("keys")
     k.keys = {}
     for e in keys:  # pyright: ignore[reportOptionalIterable] - checked above
-        if type(e) is not dict or e.get("alg") not in _IDS:
-            _bad("keys")
-        raw = _hex(e.get("public"), 32 if e["alg"] == "ed25519" else 384)
+        a = by_name(e.get("alg")) if type(e) is dict else None
+        raw = _hex(e.get("public"), a[2]) if a else None  # pyright: ignore[reportOptionalMemberAccess]
         if raw is None:
             _bad("keys")
-        k.keys[hashlib.sha256(raw).digest()[:8]] = (e["alg"], raw)
+        k.keys[hashlib.sha256(raw).digest()[:8]] = (a[1], raw)  # pyright: ignore[reportOptionalSubscript]
     k.signers = good
     k.digest = d
     if k.product != product:
@@ -175,7 +173,7 @@ def parse(data, roots, threshold, product, env, accepted=None):
 def pack(keys):
     out = bytearray()
     for kid, (alg, raw) in keys.items():
-        out.append(_IDS[alg])
+        out.append(by_name(alg)[0])  # pyright: ignore[reportOptionalSubscript]
         out += kid
         out += raw
     return bytes(out)
@@ -185,9 +183,9 @@ def unpack(blob):
     keys = {}
     p = 0
     while p + 9 <= len(blob):
-        a = _ALGS.get(blob[p])
+        a = by_id(blob[p])
         if a is None:
             break
-        keys[bytes(blob[p + 1 : p + 9])] = (a[0], bytes(blob[p + 9 : p + 9 + a[1]]))
-        p += 9 + a[1]
+        keys[bytes(blob[p + 1 : p + 9])] = (a[1], bytes(blob[p + 9 : p + 9 + a[2]]))
+        p += 9 + a[2]
     return keys

@@ -7,8 +7,8 @@ parse(data, keyring) -> Manifest, in this order (docs/format.md §1.2):
   D = SHA-256(domain || data[0:18+N]) -> only then json.loads of the body -> every field of §2
   type- and range-checked (bools are never ints). Any refusal raises ManifestError(reason, detail).
 data may be bytes, bytearray or memoryview (the agent passes a view of its fetch buffer); the
-envelope checks and the digest do not copy it. parse allocates: the body bytes (<= 4078) for
-json.loads, the decoded objects, and the Manifest. It checks nothing that needs device state;
+envelope checks, the digest and json.loads (ota.strictjson) do not copy it. parse allocates:
+the decoded objects and the Manifest. It checks nothing that needs device state;
 check_target() and the agent do that.
 """
 
@@ -59,16 +59,16 @@ def _envelope(data):
         raise ManifestError("BAD_FORMAT", "magic")
     if data[4] != 1:
         raise ManifestError("UNSUPPORTED_VERSION", "%d" % data[4])
-    if data[5] == 1:
-        alg, sig_len = "ed25519", 64
-    elif data[5] == 2:
-        alg, sig_len = "rsa3072-pss-sha256", 384
-    else:
+    from ota.crypto import by_id  # the algorithm table; released with the signature check
+
+    a = by_id(data[5])
+    if a is None:
         raise ManifestError("UNKNOWN_ALGORITHM", "%d" % data[5])
+    sig_len = a[3]
     body_len = data[14] | data[15] << 8
     if body_len < 1 or (data[16] | data[17] << 8) != sig_len or _HDR + body_len + sig_len != n:
         raise ManifestError("BAD_FORMAT", "lengths")
-    return alg, bytes(data[6:14]), _HDR + body_len
+    return a[1], bytes(data[6:14]), _HDR + body_len
 
 
 def parse(data, keyring):
@@ -101,13 +101,19 @@ def parse(data, keyring):
     return m
 
 
-# The signature check (ota.crypto), loaded for it and released after it: the field checks are
-# not in the heap while the big-integer arithmetic runs, nor is it while they run.
+# The signature check: ota.crypto names the algorithm's module (checking types and lengths) and
+# is released before that module is loaded, so only the algorithm's code is in the heap while
+# its arithmetic runs; it is released after it, so the field checks are not.
 def _verify(alg, public_key, digest, signature):
-    from ota.crypto import verify
+    from ota.crypto import module
 
+    m = module(alg, public_key, digest, signature)
+    module = None
+    release()
+    if m is None:
+        return False
     try:
-        return verify(alg, public_key, digest, signature)
+        return __import__(m, None, None, ("verify",), 0).verify(public_key, digest, signature)
     finally:
         release()
 
@@ -124,8 +130,3 @@ def check_target(m, product, board, chip_id, slot_size):
         raise ManifestError("UNSUPPORTED_ENCODING", m.encoding)
     if m.size > slot_size:
         raise ManifestError("PAYLOAD_TOO_LARGE", "%d > %d" % (m.size, slot_size))
-
-
-# Whether the manifest has expired at Unix time now (the caller knows whether its clock is set).
-def expired(m, now):
-    return m.expires is not None and now > m.expires
