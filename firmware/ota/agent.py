@@ -70,18 +70,10 @@ class Agent:
 
     # --- status --------------------------------------------------------------------------
     def status(self):
-        st = self.state
         s = dict(self._status)
-        s["installed_sequence"] = st.installed()
-        s["security_floor"] = st.floor()
-        s["keyring_version"] = st.keyring()[0]
-        s["bad_sequences"] = st.bad_sequences()
-        rb = st.rollback()
-        s["rollback"] = "%d %s %s" % rb if rb else None  # for display: "SEQ REASON detail"
-        # the signed date, else the firmware's own
-        s["support_end"] = st.support_end() or self.cfg.support_end
-        if s["reason"] is None and s["state"] != "held":
-            s["reason"], s["detail"] = st.last()
+        self.state.status_fields(s, self.cfg.support_end)  # what the saved records say
+        if s["state"] not in ("checking", "downloading", "verifying"):
+            release()  # not inside a phase (e.g. on_progress): drop ota.stateops again
         return s
 
     def device_info(self):
@@ -185,6 +177,7 @@ class Agent:
         return ok
 
     async def _install(self, offer):
+        release()  # what status() or the app loaded since the last phase
         m = offer.manifest
         t0 = time.ticks_ms()
         st = self.state

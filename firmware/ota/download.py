@@ -87,7 +87,7 @@ class Writer:
                 raise FlashError("BAD_IMAGE", problem)
         for i in range(n, _BLOCK):  # only in the last block
             buf[i] = 0xFF
-        self.h.update(self.mv[:n])
+        self.h.update(buf if n == _BLOCK else self.mv[:n])  # a view only for the last block
         self.slot.write_block(self.block, buf)
         self.block += 1
         self.done += n

@@ -4,7 +4,7 @@
 # fill(m, alg, key_id, body) puts every field of the decoded JSON body onto m (an
 # ota.manifest.Manifest), type- and range-checked (bools are never ints); anything else raises
 # ManifestError BAD_BODY naming the field. ota.manifest.parse loads this module only after the
-# signature holds; ota.fleet uses its helpers for the fleet fields.
+# signature holds. The typed getters it shares with ota.fleet are in ota.jsonfields.
 try:
     from micropython import const  # pyright: ignore[reportAssignmentType] - CPython fallback below
 except ImportError:
@@ -14,12 +14,10 @@ except ImportError:
 
 
 from ota.errors import ManifestError
+from ota.jsonfields import HEX, bad, get, integer, name, only, path
 
 _INT31 = const(0x7FFFFFFF)
 _TIME_MAX = const(0xFFFFFFFF)
-_NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789._-"
-_PATH_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~/-"
-_HEX = "0123456789abcdef"
 _SEVERITIES = ("low", "medium", "high", "critical")
 REPRESENTATIONS = ("deflate", "delta")  # payloads[] entries this parser knows; others are skipped
 _REPS_MAX = const(4)
@@ -29,23 +27,23 @@ def fill(m, alg, key_id, b):
     # The checked fields of body b onto m (a Manifest).
     m.alg = alg
     m.key_id = key_id
-    m.product = _name(b, "product")
-    m.board = _name(b, "board")
-    m.chip_id = _int(b, "chip_id", 0, 0xFFFF)
-    m.channel = _name(b, "channel")
-    v = _get(b, "version")
+    m.product = name(b, "product")
+    m.board = name(b, "board")
+    m.chip_id = integer(b, "chip_id", 0, 0xFFFF)
+    m.channel = name(b, "channel")
+    v = get(b, "version")
     if not (type(v) is str and 1 <= len(v) <= 32 and _printable(v)):
-        _bad("version")
+        bad("version")
     m.version = v
-    m.sequence = _int(b, "sequence", 1, _INT31)
-    m.security_version = _int(b, "security_version", 0, _INT31)
-    m.created = _int(b, "created", 0, _TIME_MAX)
-    m.expires = _int(b, "expires", 0, _TIME_MAX, False)
-    m.min_keyring = _int(b, "min_keyring", 0, _INT31, False) or 0
+    m.sequence = integer(b, "sequence", 1, _INT31)
+    m.security_version = integer(b, "security_version", 0, _INT31)
+    m.created = integer(b, "created", 0, _TIME_MAX)
+    m.expires = integer(b, "expires", 0, _TIME_MAX, False)
+    m.min_keyring = integer(b, "min_keyring", 0, _INT31, False) or 0
     m.notes = _str(b, "notes", 1024, False)
-    v = _get(b, "support_end")
+    v = get(b, "support_end")
     if not _date(v):
-        _bad("support_end")
+        bad("support_end")
     m.support_end = v
     m.security = _security(b)
     m.disruption = _disruption(b)
@@ -54,49 +52,23 @@ def fill(m, alg, key_id, b):
         from .fleet import check
 
         check(m, b)
-    p = _get(b, "payload")
+    p = get(b, "payload")
     if type(p) is not dict:
-        _bad("payload")
-    m.path = _path(_get(p, "path"))
-    m.size = _int(p, "size", 1, _INT31)
-    m.sha256 = _sha256(_get(p, "sha256"))
-    m.encoding = _name(p, "encoding")
+        bad("payload")
+    m.path = path(get(p, "path"))
+    m.size = integer(p, "size", 1, _INT31)
+    m.sha256 = _sha256(get(p, "sha256"))
+    m.encoding = name(p, "encoding")
     m.payloads = _payloads(b)
-
-
-def _bad(field):
-    raise ManifestError("BAD_BODY", field)
-
-
-def _get(d, k):
-    if k not in d:
-        _bad("missing " + k)
-    return d[k]
-
-
-def _int(d, k, lo, hi, required=True):
-    if not required and k not in d:
-        return None
-    v = _get(d, k)
-    if type(v) is not int or not lo <= v <= hi:  # type() is int: a bool is not an int here
-        _bad(k)
-    return v
 
 
 def _str(d, k, hi, required=True):
     if not required and k not in d:
         return None
-    v = _get(d, k)
+    v = get(d, k)
     if type(v) is not str or len(v) > hi:
-        _bad(k)
+        bad(k)
     return v
-
-
-def _only(s, chars):
-    for c in s:
-        if c not in chars:
-            return False
-    return True
 
 
 def _printable(s):
@@ -106,33 +78,17 @@ def _printable(s):
     return True
 
 
-def _name(d, k):
-    v = _get(d, k)
-    if type(v) is not str or not 1 <= len(v) <= 32 or not _only(v, _NAME_CHARS):
-        _bad(k)
-    return v
-
-
 def _date(v):
     if type(v) is not str or len(v) != 10 or v[4] != "-" or v[7] != "-":
         return False
-    if not _only(v[:4] + v[5:7] + v[8:], "0123456789"):
+    if not only(v[:4] + v[5:7] + v[8:], "0123456789"):
         return False
     return 1 <= int(v[5:7]) <= 12 and 1 <= int(v[8:]) <= 31
 
 
-def _path(v):
-    if type(v) is not str or not 1 <= len(v) <= 255 or not _only(v, _PATH_CHARS):
-        _bad("payload.path")
-    for seg in v.split("/"):  # also refuses a leading "/", "//", "." and ".."
-        if seg in ("", ".", ".."):
-            _bad("payload.path")
-    return v
-
-
 def _sha256(v):
-    if type(v) is not str or len(v) != 64 or not _only(v, _HEX):
-        _bad("payload.sha256")
+    if type(v) is not str or len(v) != 64 or not only(v, HEX):
+        bad("payload.sha256")
     from binascii import unhexlify
 
     return unhexlify(v)
@@ -143,20 +99,20 @@ def _payloads(b):
         return []
     v = b["payloads"]
     if type(v) is not list or not 1 <= len(v) <= _REPS_MAX:
-        _bad("payloads")
+        bad("payloads")
     out = []
     for r in v:
         if type(r) is not dict:
-            _bad("payloads")
-        enc = _name(r, "encoding")
+            bad("payloads")
+        enc = name(r, "encoding")
         if enc not in REPRESENTATIONS:
             continue  # a later revision's encoding: this device cannot use it
         base_size = base_sha = None
         if enc == "delta":
-            base_size = _int(r, "base_size", 1, _INT31)
-            base_sha = _sha256(_get(r, "base_sha256"))
-        out.append((enc, _path(_get(r, "path")), _int(r, "size", 1, _INT31),
-                    _sha256(_get(r, "sha256")), _int(r, "wbits", 9, 15), base_size, base_sha))
+            base_size = integer(r, "base_size", 1, _INT31)
+            base_sha = _sha256(get(r, "base_sha256"))
+        out.append((enc, path(get(r, "path")), integer(r, "size", 1, _INT31),
+                    _sha256(get(r, "sha256")), integer(r, "wbits", 9, 15), base_size, base_sha))
     return out
 
 
@@ -165,7 +121,7 @@ def _security(b):
         return None
     v = b["security"]
     if type(v) is not dict or v.get("severity") not in _SEVERITIES:
-        _bad("security")
+        bad("security")
     return {"severity": v["severity"], "risk": _str(v, "risk", 512)}
 
 
@@ -174,5 +130,5 @@ def _disruption(b):
         return None
     v = b["disruption"]
     if type(v) is not dict or type(v.get("reboot")) is not bool:
-        _bad("disruption")
-    return {"reboot": v["reboot"], "seconds": _int(v, "seconds", 0, 86400)}
+        bad("disruption")
+    return {"reboot": v["reboot"], "seconds": integer(v, "seconds", 0, 86400)}

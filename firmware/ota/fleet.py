@@ -29,24 +29,24 @@ def held(m, device_id):
 # malformed: rollout (docs/format.md section 2.3) and sbom (2.4; checked, not used on the device).
 def check(m, b):
     from ota.errors import ManifestError
-    from ota.fields import _HEX, _bad, _get, _int, _name, _only, _path
+    from ota.jsonfields import HEX, bad, get, integer, name, only, path
 
     if "rollout" in b:
         v = b["rollout"]
         if type(v) is not dict or v.get("state") not in ("active", "paused", "aborted"):
-            _bad("rollout")
-        m.rollout = {"percent": _int(v, "percent", 0, 100), "salt": _name(v, "salt"),
+            bad("rollout")
+        m.rollout = {"percent": integer(v, "percent", 0, 100), "salt": name(v, "salt"),
                      "state": v["state"]}
     if "sbom" in b:
         v = b["sbom"]
         if type(v) is not dict:
-            _bad("sbom")
-        h = _get(v, "sha256")
-        if type(h) is not str or len(h) != 64 or not _only(h, _HEX):
-            _bad("sbom.sha256")
-        p = _get(v, "path")
+            bad("sbom")
+        h = get(v, "sha256")
+        if type(h) is not str or len(h) != 64 or not only(h, HEX):
+            bad("sbom.sha256")
+        p = get(v, "path")
         try:
-            _path(p)
+            path(p)
         except ManifestError:
-            _bad("sbom.path")  # the detail names the field
-        m.sbom = {"path": p, "size": _int(v, "size", 1, 0x7FFFFFFF), "sha256": h}
+            bad("sbom.path")  # the detail names the field
+        m.sbom = {"path": p, "size": integer(v, "size", 1, 0x7FFFFFFF), "sha256": h}

@@ -2,7 +2,8 @@
 # MIT license; Copyright (c) 2026 otakit contributors
 #
 # Security state lives in NVS (namespace "otakit"), which survives a filesystem wipe and is not
-# touched by an update. No other module names a key. The records (i32 unless marked blob):
+# touched by an update. Only this module and its second half, ota.stateops, name a key
+# (tests/device/test_structure.py). The records (i32 unless marked blob):
 #   seq      sequence of the confirmed, running release (0: none installed through otakit)
 #   floor    anti-rollback floor: the lowest security_version still accepted
 #   t_seq    sequence of the release staged for a trial boot (0: none); the trial's marker
@@ -26,10 +27,13 @@
 # operation is its protocol: a record of several keys has a marker key, erased first and written
 # last, and a reader trusts the other keys only under its marker. The otadata boot flags stay
 # the single source of truth for which slot boots; nothing here duplicates them.
-# The operations that end a trial (run once, at boot, by ota.trial) are in ota.stateboot, the
-# second half of this module, so that the agent's resident State does not carry their code.
-import struct
-
+#
+# RAM: the agent's State lives as long as the app, so only what an install needs while the
+# payload streams in is here: the NVS primitives, the resume point, the last failure and the
+# arming of a trial. Every other operation (the installed release, the trial's end, the
+# rollback, the pending report, support end, the keyring) is in ota.stateops and called the same
+# way, st.keyring(env): State.__getattr__ loads that module on first use and ota.release()
+# drops it with the phase that used it.
 try:
     from micropython import const  # pyright: ignore[reportAssignmentType] - CPython fallback below
 except ImportError:  # CPython
@@ -44,7 +48,15 @@ class State:
         self.nvs = esp32.NVS(namespace)
         self._buf = bytearray(_BLOB_MAX)
 
-    # --- the NVS primitives (for ota.stateboot; other modules use the named operations) ------
+    def __getattr__(self, name):
+        # An operation of ota.stateops, bound to this State.
+        if name[0] == "_":
+            raise AttributeError(name)
+        from . import stateops
+        f = getattr(stateops, name)
+        return lambda *a: f(self, *a)
+
+    # --- the NVS primitives (for ota.stateops; other modules use the named operations) ----
     def i32(self, key, default=0):
         try:
             return self.nvs.get_i32(key)
@@ -71,18 +83,7 @@ class State:
     def commit(self):
         self.nvs.commit()
 
-    # --- the installed release -----------------------------------------------------------
-    def installed(self):
-        return self.i32("seq")
-
-    def floor(self):
-        return self.i32("floor")
-
-    def bad_sequences(self):
-        b = self.blob("bad")
-        return [struct.unpack_from("<i", b, i)[0] for i in range(0, len(b) - 3, 4)]
-
-    # --- the trial (ota.agent arms it, ota.trial ends it) ----------------------------------
+    # --- the trial (armed here by ota.agent; ota.stateops ends it, from ota.trial) ---------
     def arm_trial(self, seq, sv, addr, set_boot):
         # Order: the old marker goes first, the details, the marker t_seq, then set_boot(),
         # then t_armed. A cut after any prefix leaves a state ota.trial.boot() handles: no
@@ -97,48 +98,11 @@ class State:
         self.nvs.set_i32("t_armed", 1)
         self.erase("last", "last_d")  # d_id/d_off stay until the trial ends
 
-    def trial(self):
-        # (seq, security_version, slot address, armed) of the staged trial; seq 0 when none.
-        seq = self.i32("t_seq")
-        if not seq:
-            return 0, 0, 0, 0
-        return seq, self.i32("t_sv"), self.i32("t_addr"), self.i32("t_armed")
-
-    def rollback(self):
-        # (sequence, reason, detail) of the last rollback, or None.
-        seq = self.i32("rb")
-        return (seq, self.text("rb_rsn"), self.text("rb_det")) if seq else None
-
-    # --- the pending report of a trial's outcome (ota.report) ------------------------------
-    def report(self):
-        # (event, sequence, reason or None) not yet reported, or None.
-        seq = self.i32("rpt")
-        if not seq:
-            return None
-        return self.text("rpt_e"), seq, self.text("rpt_r") or None
-
-    def forget_report(self):
-        self.erase("rpt", "rpt_e", "rpt_r")
-        self.commit()
-
-    # --- the last failure, kept for status() ----------------------------------------------
+    # --- the last failure, kept for status() (read by stateops.last) -----------------------
     def set_last(self, reason, detail=""):
         # The detail first; "last" (the reason) is the marker.
         self.nvs.set_blob("last_d", detail.encode()[:_BLOB_MAX])
         self.nvs.set_blob("last", reason.encode())
-
-    def last(self):
-        r = self.text("last")
-        return (r, self.text("last_d")) if r else (None, "")
-
-    # --- support end (from the last verified manifest) -----------------------------------
-    def support_end(self):
-        return self.text("eos") or None
-
-    def save_support_end(self, text):
-        b = text.encode()
-        if self.blob("eos") != b:  # no flash write when unchanged
-            self.nvs.set_blob("eos", b)
 
     # --- the resume point of a raw download (ota.download) ---------------------------------
     def progress(self, tag):
@@ -167,23 +131,3 @@ class State:
 
     def has_progress(self):
         return bool(self.blob("d_id"))
-
-    # --- the keyring (ota.keyring) ---------------------------------------------------------
-    def keyring(self, env=None):
-        # (version, expires, body digest) of the keyring accepted last, (0, 0, b"") if none (or,
-        # given env, if it was accepted for another env: development -> production firmware).
-        b = self.blob("kr_v")
-        if len(b) < 40 or (env is not None and b[40:] != env.encode()):
-            return 0, 0, b""
-        v, e = struct.unpack_from("<II", b)
-        return v, e, b[8:40]
-
-    def keyring_keys(self, buf):
-        # The packed release keys into buf; returns their length.
-        return self.nvs.get_blob("kr_k", buf)
-
-    def save_keyring(self, packed, version, expires, digest, env):
-        # The keys first: kr_v is the commit point.
-        self.nvs.set_blob("kr_k", packed)
-        self.nvs.set_blob("kr_v", struct.pack("<II", version, expires) + digest + env.encode())
-        self.commit()

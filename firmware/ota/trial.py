@@ -19,8 +19,7 @@
 # - running another slot and set_boot() never returned (power cut mid-install): forget the trial;
 #   the next check offers the release again.
 # The NVS writes of each outcome, and their power-safe order, are ota.state's operations
-# (State.arm_trial; ota.stateboot's confirm_trial, reject_trial, discard_trial).
-from . import stateboot as sb
+# (State.arm_trial; confirm_trial, reject_trial, discard_trial in ota.stateops).
 from .state import State
 
 _MAX_INTERRUPTED = 3
@@ -81,24 +80,24 @@ def boot(checks=(), timeout_ms=30000, esp32=None, machine=None, log=print):
         if failure is not None:
             log("ota: trial of sequence %d failed: %s %s; resetting to roll back"
                 % (seq, failure[0], failure[1]))
-            sb.fail_trial(st, failure[0], failure[1])
+            st.fail_trial(failure[0], failure[1])
             machine.reset()
         part.mark_app_valid_cancel_rollback()
-        sb.confirm_trial(st, seq, sv)
+        st.confirm_trial(seq, sv)
         log("ota: sequence %d confirmed in %s" % (seq, running[4]))
         return CONFIRMED, running[4]
     if not armed:
-        sb.discard_trial(st, False)
+        st.discard_trial(False)
         return NORMAL, "an interrupted install was discarded"
-    code, detail = sb.trial_failure(st)
-    if code is None and _power_lost(machine) and sb.interrupted(st) + 1 < _MAX_INTERRUPTED:
-        sb.discard_trial(st, True)
+    code, detail = st.trial_failure()
+    if code is None and _power_lost(machine) and st.interrupted() + 1 < _MAX_INTERRUPTED:
+        st.discard_trial(True)
         log("ota: the trial of sequence %d was cut short by a power loss; it will be retried"
             % seq)
         return NORMAL, "an interrupted trial was discarded"
     if code is None:
         code, detail = "ROLLED_BACK", "the new image did not confirm its boot"
-    sb.reject_trial(st, seq, code, detail)
+    st.reject_trial(seq, code, detail)
     text = code + " " + detail
     log("ota: rolled back from sequence %d (%s); it will not be retried" % (seq, text))
     return ROLLED_BACK, text

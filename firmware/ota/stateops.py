@@ -1,0 +1,178 @@
+# ota/stateops.py: the second half of ota.state: the operations the agent does not keep loaded.
+# MIT license; Copyright (c) 2026 otakit contributors
+#
+# Called as methods of an ota.state.State (st.keyring(env) runs keyring(st, env) here, through
+# State.__getattr__), loaded on first use and dropped by ota.release() with the phase that used
+# it. The record table and the write-order rules are in ota/state.py's header; each operation
+# below says its order. Only ota.state and this module name an NVS key.
+import struct
+
+try:
+    from micropython import const  # pyright: ignore[reportAssignmentType] - CPython fallback below
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+_MAX_BAD = const(8)
+_BLOB_MAX = const(96)
+
+
+# --- the installed release ------------------------------------------------------------------
+def installed(st):
+    return st.i32("seq")
+
+
+def floor(st):
+    return st.i32("floor")
+
+
+def bad_sequences(st):
+    b = st.blob("bad")
+    return [struct.unpack_from("<i", b, i)[0] for i in range(0, len(b) - 3, 4)]
+
+
+# --- the trial: armed by State.arm_trial, ended here at boot (ota.trial) ----------------------
+def trial(st):
+    # (seq, security_version, slot address, armed) of the staged trial; seq 0 when none.
+    seq = st.i32("t_seq")
+    if not seq:
+        return 0, 0, 0, 0
+    return seq, st.i32("t_sv"), st.i32("t_addr"), st.i32("t_armed")
+
+
+def trial_failure(st):
+    # (reason, detail) a failed trial recorded before it reset, or (None, "").
+    r = st.text("t_fail")
+    return (r, st.text("t_faild")) if r else (None, "")
+
+
+def fail_trial(st, reason, detail):
+    # The detail first: t_fail (the reason) is the record's marker.
+    st.nvs.set_blob("t_faild", detail.encode()[:_BLOB_MAX])
+    st.nvs.set_blob("t_fail", reason.encode())
+
+
+def interrupted(st):
+    return st.i32("t_intr")
+
+
+def confirm_trial(st, seq, sv):
+    # The trial booted and passed its checks (mark_app_valid already done): the installed
+    # sequence and floor first, the pending report next, then the marker t_seq is erased
+    # before the rest. A cut before t_seq goes repeats this with the same values.
+    st.nvs.set_i32("seq", seq)
+    if sv > floor(st):
+        st.nvs.set_i32("floor", sv)
+    _set_report(st, "confirmed", seq, "")
+    st.erase("t_seq", "t_sv", "t_addr", "t_armed", "t_fail", "t_faild", "t_intr",
+             "last", "last_d", "rb", "rb_rsn", "rb_det", "d_off", "d_id")
+
+
+def reject_trial(st, seq, reason, detail):
+    # The bootloader rolled back (or the trial failed): the sequence is bad forever, the
+    # failure and rollback records and the pending report are written, then the marker
+    # t_seq is erased before the rest. A cut before that repeats it (adding a bad sequence
+    # twice keeps one).
+    bad = bad_sequences(st)
+    if seq not in bad:
+        bad = (bad + [seq])[-_MAX_BAD:]
+        st.nvs.set_blob("bad", struct.pack("<%di" % len(bad), *bad))
+    st.set_last(reason, "sequence %d: %s" % (seq, detail))
+    st.nvs.set_blob("rb_rsn", reason.encode())
+    st.nvs.set_blob("rb_det", detail.encode()[:_BLOB_MAX])
+    st.nvs.set_i32("rb", seq)  # the rollback record's marker, after its fields
+    _set_report(st, "rolled_back", seq, reason)
+    st.erase("t_seq", "t_sv", "t_addr", "t_armed", "t_fail", "t_faild", "t_intr",
+             "d_off", "d_id")
+
+
+def discard_trial(st, power_lost):
+    # Forget a trial that said nothing against its image: an install cut before set_boot()
+    # returned, or (power_lost) a trial cut by a power loss, counted in t_intr first so
+    # that a cut right after still counts it. The marker t_seq goes first.
+    if power_lost:
+        st.nvs.set_i32("t_intr", interrupted(st) + 1)
+    st.erase("t_seq", "t_sv", "t_addr", "t_armed", "t_fail", "t_faild")
+
+
+def rollback(st):
+    # (sequence, reason, detail) of the last rollback, or None.
+    seq = st.i32("rb")
+    return (seq, st.text("rb_rsn"), st.text("rb_det")) if seq else None
+
+
+# --- the pending report of a trial's outcome (ota.report) --------------------------------------
+def _set_report(st, event, seq, reason):
+    st.erase("rpt")
+    st.nvs.set_blob("rpt_e", event.encode())
+    st.nvs.set_blob("rpt_r", reason.encode())
+    st.nvs.set_i32("rpt", seq)  # the marker, last
+
+
+def report(st):
+    # (event, sequence, reason or None) not yet reported, or None.
+    seq = st.i32("rpt")
+    if not seq:
+        return None
+    return st.text("rpt_e"), seq, st.text("rpt_r") or None
+
+
+def forget_report(st):
+    st.erase("rpt", "rpt_e", "rpt_r")
+    st.commit()
+
+
+# --- the last failure (written by State.set_last) -----------------------------------------------
+def last(st):
+    r = st.text("last")
+    return (r, st.text("last_d")) if r else (None, "")
+
+
+# --- support end (from the last verified manifest) ---------------------------------------------
+def support_end(st):
+    return st.text("eos") or None
+
+
+def save_support_end(st, text):
+    b = text.encode()
+    if st.blob("eos") != b:  # no flash write when unchanged
+        st.nvs.set_blob("eos", b)
+
+
+# --- the keyring (ota.trusted) -------------------------------------------------------------------
+def keyring(st, env=None):
+    # (version, expires, body digest) of the keyring accepted last, (0, 0, b"") if none (or,
+    # given env, if it was accepted for another env: development -> production firmware).
+    b = st.blob("kr_v")
+    if len(b) < 40 or (env is not None and b[40:] != env.encode()):
+        return 0, 0, b""
+    v, e = struct.unpack_from("<II", b)
+    return v, e, b[8:40]
+
+
+def keyring_keys(st, buf):
+    # The packed release keys into buf; returns their length.
+    return st.nvs.get_blob("kr_k", buf)
+
+
+def save_keyring(st, packed, version, expires, digest, env):
+    # The keys first: kr_v is the commit point.
+    st.nvs.set_blob("kr_k", packed)
+    st.nvs.set_blob("kr_v", struct.pack("<II", version, expires) + digest + env.encode())
+    st.commit()
+
+
+# --- Agent.status(): the saved records as its fields (docs/agent.md) ---------------------------
+def status_fields(st, s, own_end):
+    # Fills s, the agent's status dict. own_end is the firmware's support end, reported until
+    # a signed manifest told one; the last failure fills reason and detail when the agent has
+    # none of its own (and is not held back by a rollout).
+    s["installed_sequence"] = installed(st)
+    s["security_floor"] = floor(st)
+    s["keyring_version"] = keyring(st)[0]
+    s["bad_sequences"] = bad_sequences(st)
+    rb = rollback(st)
+    s["rollback"] = "%d %s %s" % rb if rb else None  # for display: "SEQ REASON detail"
+    s["support_end"] = support_end(st) or own_end
+    if s["reason"] is None and s["state"] != "held":
+        s["reason"], s["detail"] = last(st)
