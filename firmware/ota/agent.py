@@ -75,6 +75,7 @@ class Agent:
         s["installed_sequence"] = st.installed()
         s["security_floor"] = st.floor()
         s["keyring_version"] = st.keyring()[0]
+        s["revision"] = st.revision(self.cfg.channel)  # of the last manifest accepted
         s["bad_sequences"] = st.bad_sequences()
         rb = st.rollback()
         s["rollback"] = "%d %s %s" % rb if rb else None  # for display: "SEQ REASON detail"

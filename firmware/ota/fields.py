@@ -33,6 +33,8 @@ def fill(m, alg, key_id, b):
     m.board = _name(b, "board")
     m.chip_id = _int(b, "chip_id", 0, 0xFFFF)
     m.channel = _name(b, "channel")
+    m.revision = _int(b, "revision", 1, _INT31)  # this channel's signed-state counter
+    m.min_keyring = _int(b, "min_keyring", 0, _INT31, False) or 0  # absent: 0
     v = _get(b, "version")
     if not (type(v) is str and 1 <= len(v) <= 32 and _printable(v)):
         _bad("version")

@@ -80,7 +80,8 @@ def manifest_by_hand(lab: Lab, image: bytes, key: PrivateKey | None = None,
             "channel": lab.channel, "version": "9.9.9", "sequence": 9, "security_version": 0,
             "payload": {"path": f"blobs/sha256/{sha}", "size": len(image), "sha256": sha,
                         "encoding": "raw"},
-            "created": int(time.time()), "support_end": SUPPORT_END}
+            "created": int(time.time()), "support_end": SUPPORT_END,
+            "revision": lab.next_revision(str(overrides.get("channel", lab.channel)))}
     for k, v in overrides.items():  # payload_<field> overrides a field of the payload
         if k.startswith("payload_"):
             body["payload"][k[8:]] = v  # type: ignore[index]
