@@ -172,7 +172,7 @@ class Lab:
                              support_end=kw.pop("support_end", SUPPORT_END),  # type: ignore[arg-type]
                              **kw)  # type: ignore[arg-type]
         res = self.repo.publish(req, image, key or self.key)
-        rev = _revision(res.body)
+        rev = revision_of(res.body)
         if rev:  # the host wrote it
             self._revision = max(self._revision, rev)
             return res
@@ -190,7 +190,7 @@ class Lab:
             cur = self.repo.current(PRODUCT, self.board.name, channel or self.channel)
         except OtakitError:  # a test published something unreadable there
             cur = None
-        self._revision = max(self._revision, _revision(cur)) + 1
+        self._revision = max(self._revision, revision_of(cur)) + 1
         return self._revision
 
     @property
@@ -254,9 +254,9 @@ class Lab:
         return self.state().nvs.get("otakit", {})
 
 
-def _revision(body: ManifestBody | None) -> int:
-    # A published body's revision (0: none), whether the host's body names the field or keeps
-    # it among the unknown ones.
+def revision_of(body: ManifestBody | None) -> int:
+    """A manifest body's revision (docs/format.md §2), 0 for none (or no body), whether the
+    host's `ManifestBody` names the field or keeps it among the unknown ones."""
     if body is None:
         return 0
     return getattr(body, "revision", None) or body.extra.get("revision", 0)
