@@ -15,7 +15,7 @@ import time
 from . import release
 from .errors import FetchError, FlashError, ManifestError, OTAError
 from .slot import Slot
-from .state import State
+from .state import State, revision
 
 try:
     from micropython import const  # pyright: ignore[reportAssignmentType] - CPython fallback below
@@ -75,7 +75,7 @@ class Agent:
         s["installed_sequence"] = st.installed()
         s["security_floor"] = st.floor()
         s["keyring_version"] = st.keyring()[0]
-        s["revision"] = st.revision(self.cfg.channel)  # of the last manifest accepted
+        s["revision"] = revision(st, self.cfg.channel)  # of the last manifest accepted
         s["bad_sequences"] = st.bad_sequences()
         rb = st.rollback()
         s["rollback"] = "%d %s %s" % rb if rb else None  # for display: "SEQ REASON detail"

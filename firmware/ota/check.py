@@ -7,6 +7,7 @@
 # inputs as arguments and returns its result; it writes nothing of the agent's.
 from . import release
 from .errors import ManifestError
+from .state import accept, revision
 
 
 async def run(cfg, st, fetch, buf, now, slot_size, kr_etag, etag, verdict):
@@ -51,17 +52,15 @@ def _verify(cfg, buf, n, keys, slot_size):
 def _vet(cfg, st, m, now):
     # Policy checks that need device state, in the order of docs/format.md §5 (the first
     # failure is reported): the verdict, or ManifestError. Only a manifest that passes every
-    # check moves the stored revision and support end (State.accept).
+    # check moves the stored revision and support end (ota.state.accept).
     if m.channel != cfg.channel:
-        raise ManifestError("WRONG_CHANNEL", "the manifest is for channel %s, this device "
-                            "follows %s" % (m.channel, cfg.channel))
+        raise ManifestError("WRONG_CHANNEL", "for %s, not %s" % (m.channel, cfg.channel))
     if m.expires is not None and now is not None and now > m.expires:
         # also at the installed sequence: a frozen (replayed, stale) channel is reported
         raise ManifestError("EXPIRED", "the manifest expired at %d" % m.expires)
-    rev = st.revision(cfg.channel)
+    rev = revision(st, cfg.channel)
     if m.revision < rev:
-        raise ManifestError("OLD_REVISION", "revision %d is older than the accepted %d"
-                            % (m.revision, rev))
+        raise ManifestError("OLD_REVISION", "revision %d, accepted %d" % (m.revision, rev))
     born_seq, born_sv = _born()
     installed = st.installed()
     if born_seq > installed:
@@ -78,7 +77,7 @@ def _vet(cfg, st, m, now):
     if m.security_version < floor:
         raise ManifestError("SECURITY_FLOOR", "security version %d is below the floor %d"
                             % (m.security_version, floor))
-    st.accept(cfg.channel, m.revision, m.support_end)  # every check passed; both signed
+    accept(st, cfg.channel, m.revision, m.support_end)  # every check passed; both signed
     if m.sequence == installed:
         return "up_to_date", None, "", None, None
     if m.rollout is not None:  # a staged rollout (docs/format.md §2.3)
