@@ -19,3 +19,8 @@ module("main.py", base_path="../../firmware")
 # `otakit key export --micropython KEY.pub.pem --out keyring/ota_keys.py` (docs/format.md §3).
 # Frozen, so the device never takes its trusted keys from the writable filesystem.
 module("ota_keys.py", base_path="../../keyring")
+
+# The release this firmware is: the module `ota_origin` (SEQUENCE, SECURITY_VERSION) that
+# `otakit build --sequence N --security-version S` writes beside the keyring. Frozen, so that a
+# board with empty NVS refuses anything older than the firmware it was flashed with.
+module("ota_origin.py", base_path="../../keyring")

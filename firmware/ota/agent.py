@@ -15,7 +15,7 @@ import time
 from . import release
 from .errors import FetchError, FlashError, ManifestError, OTAError
 from .slot import Slot
-from .state import State
+from .state import State, revision
 
 try:
     from micropython import const  # pyright: ignore[reportAssignmentType] - CPython fallback below
@@ -72,6 +72,7 @@ class Agent:
     def status(self):
         s = dict(self._status)
         self.state.status_fields(s, self.cfg.support_end)  # what the saved records say
+        s["revision"] = revision(self.state, self.cfg.channel)  # of the last manifest accepted
         if s["state"] not in ("checking", "downloading", "verifying"):
             release()  # not inside a phase (e.g. on_progress): drop ota.stateops again
         return s

@@ -31,6 +31,7 @@ def fill(m, alg, key_id, b):
     m.board = name(b, "board")
     m.chip_id = integer(b, "chip_id", 0, 0xFFFF)
     m.channel = name(b, "channel")
+    m.revision = integer(b, "revision", 1, _INT31)  # this channel's signed-state counter
     v = get(b, "version")
     if not (type(v) is str and 1 <= len(v) <= 32 and _printable(v)):
         bad("version")

@@ -15,6 +15,9 @@ adds the board's partition table, plus ``FROZEN_MANIFEST`` pointing at the board
 Invariants:
 - Nothing is built without a keyring: the firmware's trust anchor is frozen in or there is no
   firmware.
+- Every build freezes ``ota_origin`` beside ``ota_keys``: the firmware's own sequence and security
+  version (`origin_module`), so that a board with empty NVS refuses anything older (0, 0 when not
+  given: a development build).
 - `plan_build` only writes the stage; `run_build` runs the commands through an injectable runner
   and then checks the outputs (the app image with `check_app_image`, the firmware's partition
   table against the board's) before copying them to the output directory.
@@ -126,14 +129,34 @@ def _docker_toolchain(mpy: Path, which: Callable[[str], str | None]) -> Toolchai
     return Toolchain("docker", mpy, None, which("mpbuild") or "mpbuild")
 
 
+ORIGIN_MAX = 0x7FFFFFFF
+
+
+def origin_module(sequence: int = 0, security_version: int = 0) -> str:
+    """The text of the frozen module ``ota_origin``: the release this firmware is (docs/agent.md).
+
+    Raises:
+        ToolError: ``BAD_ARGUMENT`` for a value outside 0 - 2^31-1.
+    """
+    for name, v in (("sequence", sequence), ("security version", security_version)):
+        if type(v) is not int or not 0 <= v <= ORIGIN_MAX:
+            raise ToolError(f"{name} {v!r} is not an integer 0 - {ORIGIN_MAX}",
+                            reason="BAD_ARGUMENT")
+    return ("# ota_origin: written by otakit build; the release this firmware is (frozen).\n"
+            f"SEQUENCE = {sequence}\nSECURITY_VERSION = {security_version}\n")
+
+
 def _copy(src: Path, dst: Path) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src, dst)
 
 
 def stage_sources(board: Board, keyring: Path, stage: Path, *,
-                  boards_dir: Path = BOARDS_DIR, firmware_dir: Path = FIRMWARE_DIR) -> Path:
-    """Copy what the board's manifest freezes into ``stage``, in the repository's layout.
+                  boards_dir: Path = BOARDS_DIR, firmware_dir: Path = FIRMWARE_DIR,
+                  sequence: int = 0, security_version: int = 0) -> Path:
+    """Copy what the board's manifest freezes into ``stage``, in the repository's layout, and
+    write the firmware's ``ota_origin`` module (``sequence``, ``security_version``) beside the
+    keyring.
 
     Returns:
         The staged ``manifest.py``.
@@ -141,7 +164,9 @@ def stage_sources(board: Board, keyring: Path, stage: Path, *,
     Raises:
         KeyFileError: the keyring is missing or is not a keyring module with at least one key.
         BoardError: the board has no ``manifest.py``.
+        ToolError: ``BAD_ARGUMENT`` for a sequence or security version out of range.
     """
+    origin = origin_module(sequence, security_version)
     if not keyring.is_file():
         raise KeyFileError(f"no keyring at {keyring}: write one with `otakit key export "
                            "--micropython KEY.pub.pem --out ota_keys.py` (firmware is never "
@@ -160,6 +185,7 @@ def stage_sources(board: Board, keyring: Path, stage: Path, *,
     for name in ("doorlock.py", "boot.py", "main.py"):
         _copy(firmware_dir / name, stage / "firmware" / name)
     _copy(keyring, stage / "keyring" / "ota_keys.py")
+    (stage / "keyring" / "ota_origin.py").write_text(origin)
     return stage / "boards" / board.name / "manifest.py"
 
 
@@ -247,11 +273,16 @@ def build_commands(board: Board, tc: Toolchain, board_dir: Path,
     return [["bash", "-c", " && ".join(steps)]]
 
 
-def plan_build(board: Board, tc: Toolchain, keyring: Path, out: Path) -> BuildPlan:
+def plan_build(board: Board, tc: Toolchain, keyring: Path, out: Path, *, sequence: int = 0,
+               security_version: int = 0) -> BuildPlan:
     """Stage the sources and the MicroPython board directory; return the commands to run.
+
+    ``sequence`` and ``security_version`` are the release this firmware is: frozen as
+    ``ota_origin`` (`origin_module`).
 
     Raises:
         KeyFileError: no usable keyring.
+        ToolError: ``BAD_ARGUMENT`` for a sequence or security version out of range.
         BoardError: the board cannot be built (no manifest, no stock board, odd flash size).
     """
     out = out.resolve()
@@ -259,7 +290,8 @@ def plan_build(board: Board, tc: Toolchain, keyring: Path, out: Path) -> BuildPl
         stage = tc.micropython / DOCKER_STAGE / board.name  # docker mounts only the checkout
     else:
         stage = out / "stage"
-    manifest = stage_sources(board, keyring, stage)
+    manifest = stage_sources(board, keyring, stage, sequence=sequence,
+                             security_version=security_version)
     board_dir = stage / mp_board_name(board)
     board_dir.mkdir(parents=True, exist_ok=True)
     for name, text in mp_board_files(board, tc.micropython, stage).items():

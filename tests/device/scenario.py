@@ -83,7 +83,7 @@ def manifest_by_hand(lab: Lab, image: bytes, key: PrivateKey | None = None,
             "payload": {"path": f"blobs/sha256/{sha}", "size": len(image), "sha256": sha,
                         "encoding": "raw"},
             "created": int(time.time()), "support_end": SUPPORT_END,
-            "revision": lab.repo.next_revision(PRODUCT, lab.board.name, lab.channel),
+            "revision": lab.next_revision(str(overrides.get("channel", lab.channel))),
             "min_keyring": lab.repo.keyring_version(PRODUCT)}
     for k, v in overrides.items():  # payload_<field> overrides a field of the payload
         if k.startswith("payload_"):

@@ -55,11 +55,11 @@ def test_downgrade_to_a_lower_sequence_is_refused_before_download(lab: Lab) -> N
     blobs = len(blob_requests(lab))
     lab.manifest_path.write_bytes(old)  # the old, validly signed sequence-3 manifest again
     result = step(lab)
-    assert last(result)["reason"] == "ROLLBACK"
+    assert last(result)["reason"] == "OLD_REVISION"  # a superseded document (its revision)
     assert result.last.version == "1.2.0" and len(result.boots) == 1
     assert len(blob_requests(lab)) == blobs  # refused before anything was downloaded
     publish_by_hand(lab, image("0.9.0"), sequence=1, version="0.9.0")  # a fresh low one
-    assert last(step(lab))["reason"] == "ROLLBACK"
+    assert last(step(lab))["reason"] == "ROLLBACK"  # newest revision, old sequence
     assert len(blob_requests(lab)) == blobs
 
 

@@ -95,7 +95,7 @@ def test_mitm_replays_an_old_manifest(lab: Lab, mitm: TamperProxy) -> None:
     assert lab.nvs()["seq"] == 3
     mitm.rewrite = lambda path, body: old if path.endswith("/manifest") else None
     result = step(lab)
-    assert last(result)["reason"] == "ROLLBACK"
+    assert last(result)["reason"] == "OLD_REVISION"  # superseded by the one accepted
     assert result.last.version == "1.2.0" and len(result.boots) == 1
     assert lab.state().next_boot == "ota_1"
 

@@ -72,13 +72,13 @@ def test_esp32s3_has_an_explicit_vfs() -> None:
 
 
 @pytest.mark.parametrize("name", TARGETS)
-def test_manifest_freezes_agent_keyring_app_boot_and_main_on_the_stock_manifest(name: str,
+def test_manifest_freezes_agent_keyring_origin_app_boot_and_main_on_the_stock_manifest(name: str,
                                                                        tmp_path: Path) -> None:
     calls = manifest_calls(load_board(name))
     assert calls[0] == ("include", ("$(PORT_DIR)/boards/manifest.py",), {})
     frozen = {(c[0], c[1][0]) for c in calls[1:]}
     assert frozen == {("package", "ota"), ("module", "doorlock.py"), ("module", "ota_keys.py"),
-                      ("module", "boot.py"), ("module", "main.py")}
+                      ("module", "ota_origin.py"), ("module", "boot.py"), ("module", "main.py")}
     # Every path resolves in the tree `otakit build` stages (relative to the manifest's dir).
     keyring = tmp_path / "ota_keys.py"
     keyring.write_text(export_keyring([generate_key("ed25519")]))

@@ -88,6 +88,7 @@ def test_idf_plan_stages_sources_and_prints_exact_commands(trees: dict[str, Path
                 "firmware/ota/agent.py", "firmware/doorlock.py", "keyring/ota_keys.py"):
         assert (stage / rel).is_file(), rel
     assert (stage / "keyring/ota_keys.py").read_text() == trees["keyring"].read_text()
+    assert _origin(stage) == {"SEQUENCE": 0, "SECURITY_VERSION": 0}  # a development build
     cmake = (plan.board_dir / "mpconfigboard.cmake").read_text()
     assert "include(boards/ESP32_GENERIC_C3/mpconfigboard.cmake)" in cmake
     assert "${MICROPY_BOARD_DIR}/sdkconfig.otakit" in cmake
@@ -181,6 +182,27 @@ def test_cli_dry_run_prints_commands(trees: dict[str, Path],
     out = capsys.readouterr().out
     assert "toolchain idf" in out and "dry run: nothing built" in out
     assert "make -C" in out and "BOARD_DIR=" in out and "OTAKIT_ESP32" in out
+
+
+def _origin(stage: Path) -> dict[str, int]:
+    # The frozen ota_origin module as the device reads it (its module-level names).
+    ns: dict[str, int] = {}
+    exec((stage / "keyring/ota_origin.py").read_text(), ns)  # noqa: S102 - our own output
+    return {k: ns[k] for k in ("SEQUENCE", "SECURITY_VERSION")}
+
+
+def test_cli_freezes_the_firmwares_own_sequence_and_security_version(
+        trees: dict[str, Path], capsys: pytest.CaptureFixture) -> None:
+    argv = ["build", "--board", "esp32", "--micropython", str(trees["mpy"]), "--idf",
+            str(trees["idf"]), "--keyring", str(trees["keyring"]), "--out", str(trees["out"]),
+            "--sequence", "10", "--security-version", "3", "--dry-run"]
+    assert main(argv) == 0
+    assert _origin(trees["out"].resolve() / "stage") == {"SEQUENCE": 10, "SECURITY_VERSION": 3}
+    assert main([*argv[:-3], "--security-version=-1", "--dry-run"]) == 2  # usage error
+    assert "Invalid value for '--security-version'" in capsys.readouterr().err
+    with pytest.raises(ToolError) as e:
+        fwbuild.origin_module(2**31, 0)
+    assert e.value.reason == "BAD_ARGUMENT"
 
 
 def test_cli_without_toolchain(trees: dict[str, Path], monkeypatch: pytest.MonkeyPatch,

@@ -23,20 +23,28 @@ from otakit.boards import available_boards, load_board
               help="Keyring module to freeze (otakit key export --micropython).")
 @click.option("--out", default="build/firmware", show_default=True,
               type=click.Path(file_okay=False), help="Where micropython.bin and firmware.bin go.")
+@click.option("--sequence", default=0, show_default=True, type=click.IntRange(0, 0x7FFFFFFF),
+              help="The release sequence this firmware is (frozen as ota_origin: a board with "
+                   "empty NVS refuses anything older).")
+@click.option("--security-version", default=0, show_default=True,
+              type=click.IntRange(0, 0x7FFFFFFF),
+              help="Its security version (frozen as ota_origin: the board's born floor).")
 @click.option("--dry-run", is_flag=True, help="Stage the sources and print the commands only.")
 def build(board: str, micropython: str | None, idf: str | None, docker: bool,  # noqa: PLR0913
-          keyring: str, out: str, dry_run: bool) -> None:
+          keyring: str, out: str, sequence: int, security_version: int, dry_run: bool) -> None:
     """Build MicroPython firmware for BOARD with the agent, app and keyring frozen in.
 
     Runs MicroPython's own make (local ESP-IDF, or mpbuild in docker) with a generated board
     directory: the stock board's settings plus boards/BOARD/partitions.csv, and
-    boards/BOARD/manifest.py as the frozen manifest. Prints every command before it runs.
+    boards/BOARD/manifest.py as the frozen manifest; --sequence and --security-version are frozen
+    beside the keyring as the module ota_origin (0 and 0: a development build). Prints every command before it runs.
     Outputs: OUT/micropython.bin (the app image, for `otakit release`) and OUT/firmware.bin
     (bootloader + partition table + app, for `otakit flash`).
     """
     b = load_board(board)
     tc = fwbuild.find_toolchain(micropython, idf, docker)
-    plan = fwbuild.plan_build(b, tc, Path(keyring), Path(out))
+    plan = fwbuild.plan_build(b, tc, Path(keyring), Path(out), sequence=sequence,
+                              security_version=security_version)
     click.echo(f"staged {plan.stage} (board dir {plan.board_dir.name}, toolchain {tc.kind})")
     for line in plan.shell_lines():
         click.echo(f"$ (cd {tc.micropython} && {line})")

@@ -36,13 +36,25 @@ def sim() -> None:
               help="App image (micropython.bin / .app-bin) to put in the first app slot.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="Flash image file to write (the board's flash size).")
-def flash_cmd(board: str, app: str, out: str) -> None:
+@click.option("--sequence", type=click.IntRange(0, 0x7FFFFFFF),
+              help="The release sequence the flashed firmware is (its frozen ota_origin, as "
+                   "`otakit build --sequence`): with empty NVS the agent refuses anything older.")
+@click.option("--security-version", type=click.IntRange(0, 0x7FFFFFFF),
+              help="Its security version (ota_origin): the board's born floor.")
+def flash_cmd(board: str, app: str, out: str, sequence: int | None,
+              security_version: int | None) -> None:
     """Write a fresh flash image, as esptool leaves a board after flashing the full firmware.
 
-    Binary partition table at 0x8000, blank otadata, nvs and vfs, the app in ota_0.
+    Binary partition table at 0x8000, blank otadata, nvs and vfs, the app in ota_0. With
+    --sequence/--security-version the firmware has the frozen module ota_origin (a release
+    build); without them it has none (a development build: 0, 0).
     """
-    path = sim_flash.create_flash(board, Path(app).read_bytes(), out)
-    click.echo(f"wrote {path} (board {board}, app in the first app slot, otadata blank)")
+    origin = None
+    if sequence is not None or security_version is not None:
+        origin = (sequence or 0, security_version or 0)
+    path = sim_flash.create_flash(board, Path(app).read_bytes(), out, origin=origin)
+    born = f", born at sequence {origin[0]} security version {origin[1]}" if origin else ""
+    click.echo(f"wrote {path} (board {board}, app in the first app slot, otadata blank{born})")
 
 
 @sim.command("run")

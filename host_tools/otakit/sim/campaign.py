@@ -18,9 +18,10 @@ The oracle sits outside the agent: it reads only the simulated bootloader's reco
   (c) the board ends on the new release with its otadata entry VALID (or, for ``rollback``,
       on the old one with the bad release refused); if it ends on the old one after the cut,
       the next check (one more power-on) must complete the update;
-  (d) the anti-rollback floor and the installed sequence never decrease from one boot to the
-      next, the old image never runs once the new sequence is recorded, and the recorded
-      sequence is the running release's at the end;
+  (d) the anti-rollback floor, the installed sequence and the accepted manifest revision never
+      decrease from one boot to the next, the old image never runs once the new sequence is
+      recorded, the recorded sequence is the running release's at the end, and the accepted
+      revision is the published manifest's;
   (e) the user's files on the vfs are intact: ota_config.json byte for byte (for ``app`` also
       the door lock's lock_config.json and the user's ota_settings.json), and the bare script's
       own lock.json (rewritten at every boot, temp file + rename) parses.
@@ -48,7 +49,7 @@ from pathlib import Path
 from otakit.appimage import make_app_image
 from otakit.keys import ED25519
 from otakit.sim.inspect import read_state
-from otakit.sim.lab import Lab
+from otakit.sim.lab import Lab, revision_of
 from otakit.sim.oracle import Judge, last_status, vfs_files
 from otakit.sim.runner import RunResult, run
 from otakit.sim.scenarios import (
@@ -148,7 +149,8 @@ class Bench:
         self.shas[hashlib.sha256(self.new).hexdigest()] = "new"
         self.base = work / "base.img"
         shutil.copyfile(self.lab.flash_path, self.base)
-        self.lab.publish(self.new, version, self.new_seq, security_version=self.new_sv)
+        res = self.lab.publish(self.new, version, self.new_seq, security_version=self.new_sv)
+        self.new_rev = revision_of(res.body)
         self.runs = work / "runs"
         self.runs.mkdir(exist_ok=True)
 

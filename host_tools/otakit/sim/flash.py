@@ -7,7 +7,9 @@ The image is one file of the board's flash size. Layout (docs/simulator.md):
   0x20). The simulated bootloader is Python code; this image only makes the region realistic and
   is what :func:`make_firmware_bin` puts first.
 - 0x7F00: the simulator's board record (``OTAKIT-SIM`` + ``key=value`` line: board, chip, chip
-  id, chip revision, unique id). It sits in bootloader space that a real bootloader never uses.
+  id, chip revision, unique id, and ``origin=SEQ,SV`` when the flashed firmware was built knowing
+  its own release). It sits in bootloader space that a real bootloader never uses. The runner
+  turns ``origin`` into the firmware's frozen module ``ota_origin`` (docs/simulator.md).
 - 0x8000: the binary partition table (``gen_esp32part.py`` format, MD5 entry, 0xC00 bytes).
 - the app image in the first app partition; everything else 0xFF (blank otadata, nvs and vfs),
   which is what flashing a full ``firmware.bin`` does.
@@ -27,7 +29,9 @@ from esptool.bin_image import (
 )
 
 from otakit.boards import PT_ADDR, PT_SIZE, Board, load_board, partition_table_bin
+from otakit.build import origin_module
 from otakit.errors import ImageError
+from otakit.mpy import compile_to_mpy
 
 MARKER_ADDR = 0x7F00
 MARKER_MAGIC = b"OTAKIT-SIM"
@@ -72,10 +76,12 @@ def bootloader_image(chip: str = "esp32") -> bytes:
     return data
 
 
-def board_record(board: Board, uid: bytes) -> bytes:
+def board_record(board: Board, uid: bytes, origin: tuple[int, int] | None = None) -> bytes:
     """The 256-byte board record stored at 0x7F00."""
     line = (f"board={board.name} chip={board.chip} chip_id={board.chip_id} "
             f"rev={CHIP_REV.get(board.chip, 0)} uid={uid.hex()} flash={board.flash_size}")
+    if origin is not None:
+        line += f" origin={origin[0]},{origin[1]}"
     rec = MARKER_MAGIC + b"\n" + line.encode() + b"\n"
     return rec + b"\xff" * (256 - len(rec))
 
@@ -107,7 +113,7 @@ def make_firmware_bin(board: Board | str, app_image: bytes) -> bytes:
 
 
 def create_flash(board: Board | str, app_image: bytes, path: str | os.PathLike[str], *,
-                 uid: bytes | None = None) -> Path:
+                 uid: bytes | None = None, origin: tuple[int, int] | None = None) -> Path:
     """Write a fresh flash image: as if the full firmware had been flashed with esptool.
 
     Args:
@@ -115,6 +121,9 @@ def create_flash(board: Board | str, app_image: bytes, path: str | os.PathLike[s
         app_image: the app image (``micropython.bin`` / ``.app-bin``) for the first app slot.
         path: the image file to write (overwritten).
         uid: the 6-byte ``machine.unique_id()``; random (Espressif OUI) when omitted.
+        origin: ``(sequence, security_version)`` of the flashed firmware, as `otakit build
+            --sequence --security-version` freezes them (``ota_origin``); None: a development
+            build without the module.
 
     Returns:
         The path written.
@@ -122,8 +131,11 @@ def create_flash(board: Board | str, app_image: bytes, path: str | os.PathLike[s
     Raises:
         ImageError: the app is not an ESP image or does not fit the first app slot.
         BoardError: the board is unknown.
+        ToolError: ``BAD_ARGUMENT`` for an origin value outside 0 - 2^31-1.
     """
     b = _board(board)
+    if origin is not None:
+        origin_module(*origin)  # the range check
     apps = [p for p in b.partitions if p.type == 0]
     if not apps:
         raise ImageError(f"board {b.name} has no app partition", reason="NO_SLOT")
@@ -137,9 +149,25 @@ def create_flash(board: Board | str, app_image: bytes, path: str | os.PathLike[s
     flash = bytearray(b"\xff" * b.flash_size)
     boot = bootloader_image(b.chip)
     flash[b.bootloader_offset:b.bootloader_offset + len(boot)] = boot
-    flash[MARKER_ADDR:MARKER_ADDR + 256] = board_record(b, uid)
+    flash[MARKER_ADDR:MARKER_ADDR + 256] = board_record(b, uid, origin)
     flash[PT_ADDR:PT_ADDR + PT_SIZE] = partition_table_bin(b.partitions)
     flash[slot.offset:slot.offset + len(app_image)] = app_image
     out = Path(path)
     out.write_bytes(flash)
     return out
+
+
+def frozen_origin(image: Path | str, out_dir: Path) -> Path | None:
+    """The flashed firmware's frozen module ``ota_origin``, compiled to .mpy in ``out_dir``
+    (a directory the runner puts where the board's frozen modules are on ``sys.path``), from
+    the image's board record; None when the firmware has none (a development build)."""
+    origin = read_board_record(image).get("origin")
+    if not origin:
+        return None
+    seq, _, sv = origin.partition(",")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    src = out_dir / "ota_origin.py"
+    src.write_text(origin_module(int(seq), int(sv)))
+    compile_to_mpy([src], out_dir)
+    src.unlink()
+    return out_dir

@@ -14,6 +14,7 @@ the lab's own keyring module ``ota_keys`` compiled to .mpy (as if frozen), and b
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import ssl
@@ -21,8 +22,11 @@ from pathlib import Path
 from types import TracebackType
 
 from otakit.boards import Board, load_board
+from otakit.errors import OtakitError
 from otakit.fleet import Fleet
 from otakit.keys import RSA_PSS, PrivateKey, export_keyring, generate_key
+from otakit.manifest import sign_manifest
+from otakit.manifest_body import ManifestBody
 from otakit.mpy import compile_to_mpy
 from otakit.paths import FIRMWARE_DIR
 from otakit.repo import PublishResult, ReleaseRequest, Repository
@@ -117,6 +121,7 @@ class Lab:
         self.fleet = fleet
         self.admin_token = admin_token
         self._stack = contextlib.ExitStack()
+        self._revision = 0  # the highest manifest revision the lab signed
 
     def __enter__(self) -> Lab:
         self.url = self._stack.enter_context(
@@ -166,7 +171,27 @@ class Lab:
                              security_version=security_version,
                              support_end=kw.pop("support_end", SUPPORT_END),  # type: ignore[arg-type]
                              **kw)  # type: ignore[arg-type]
-        return self.repo.publish(req, image, key or self.key)
+        res = self.repo.publish(req, image, key or self.key)
+        rev = revision_of(res.body)
+        if rev:  # the host wrote it
+            self._revision = max(self._revision, rev)
+            return res
+        # A host that writes no revision yet: the lab adds the channel's next one and re-signs.
+        body = dataclasses.replace(res.body, extra={**res.body.extra,
+                                                    "revision": self.next_revision()})
+        manifest = sign_manifest(body, key or self.key)
+        res.manifest_path.write_bytes(manifest)
+        return dataclasses.replace(res, body=body, manifest=manifest)
+
+    def next_revision(self, channel: str | None = None) -> int:
+        """The revision for the next manifest the lab signs for ``channel`` (default the lab's):
+        above every one it signed and the one published (docs/format.md §2)."""
+        try:
+            cur = self.repo.current(PRODUCT, self.board.name, channel or self.channel)
+        except OtakitError:  # a test published something unreadable there
+            cur = None
+        self._revision = max(self._revision, revision_of(cur)) + 1
+        return self._revision
 
     @property
     def manifest_path(self) -> Path:
@@ -178,10 +203,13 @@ class Lab:
         return self.access_log.requests()
 
     # --- device side -----------------------------------------------------------------------
-    def flash(self, image: bytes, *, uid: bytes | None = None, **settings: object) -> RunResult:
+    def flash(self, image: bytes, *, uid: bytes | None = None,
+              origin: tuple[int, int] | None = None, **settings: object) -> RunResult:
         """Flash ``image`` as a fresh board (``uid``: its ``machine.unique_id()``, random when
-        None) and provision its settings file (one boot)."""
-        create_flash(self.board, image, self.flash_path, uid=uid)
+        None; ``origin``: the firmware's own (sequence, security version), its frozen
+        ``ota_origin``, None for a development build without one) and provision its settings
+        file (one boot)."""
+        create_flash(self.board, image, self.flash_path, uid=uid, origin=origin)
         return self.provision(**settings)
 
     def provision(self, **settings: object) -> RunResult:
@@ -225,3 +253,10 @@ class Lab:
         """The agent's NVS namespace."""
         return self.state().nvs.get("otakit", {})
 
+
+def revision_of(body: ManifestBody | None) -> int:
+    """A manifest body's revision (docs/format.md §2), 0 for none (or no body), whether the
+    host's `ManifestBody` names the field or keeps it among the unknown ones."""
+    if body is None:
+        return 0
+    return getattr(body, "revision", None) or body.extra.get("revision", 0)

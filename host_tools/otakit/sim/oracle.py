@@ -43,6 +43,15 @@ def last_status(result: RunResult) -> dict:
     return json.loads(found[-1]) if found else {}
 
 
+def stored_revision(nvs: dict, channel: str) -> int:
+    """The manifest revision the agent accepted for ``channel`` (NVS ``rev``: i32 + channel;
+    ota/state.py), 0 when none or another channel's."""
+    raw = nvs.get("rev", b"")
+    if not isinstance(raw, bytes) or len(raw) < 4 or raw[4:] != channel.encode():
+        return 0
+    return int.from_bytes(raw[:4], "little", signed=True)
+
+
 class Judge:
     """The oracle: watches each boot as it ends and the flash image after it."""
 
@@ -52,6 +61,7 @@ class Judge:
         self.problems: list[str] = []
         self.floor = 0
         self.seq = 0
+        self.rev = 0
         self.new_recorded = False
 
     def fail(self, text: str) -> None:
@@ -87,7 +97,12 @@ class Judge:
                       f"to {seq}")
         if seq == new_seq and which != "new":
             self.fail(f"(d) boot {b.index}: sequence {seq} recorded while {which} runs")
+        rev = stored_revision(nvs, self.bench.lab.channel)
+        if rev < self.rev:
+            self.fail(f"(d) boot {b.index}: the accepted revision went down from {self.rev} "
+                      f"to {rev}")
         self.floor, self.seq = max(floor, self.floor), max(seq, self.seq)
+        self.rev = max(rev, self.rev)
         self.new_recorded = self.new_recorded or seq == new_seq
 
     def final(self, result: RunResult) -> None:
@@ -124,6 +139,9 @@ class Judge:
             if status.get("state") != "up_to_date":
                 self.fail(f"(c) the last check says {status.get('state')} "
                           f"({status.get('reason')})")
+        if stored_revision(nvs, bench.lab.channel) != bench.new_rev:
+            self.fail(f"(d) the accepted revision is {stored_revision(nvs, bench.lab.channel)}, "
+                      f"not the published manifest's {bench.new_rev}")
         if "t_seq" in nvs:
             self.fail("(c) a trial is still recorded in NVS")
         # (e) the user's files: unchanged, and the bare script's own state file parses

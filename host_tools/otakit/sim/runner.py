@@ -9,6 +9,8 @@ returns or raises), at ``max_boots``, in a boot loop, or when a boot times out.
 
 Invariants: the flash image file is the only device state that survives a power cut; the RTC
 record (deep sleep) lives in the run's state directory and is dropped at every power-on; the
+firmware's frozen ``ota_origin`` module is compiled there from the image's board record at the
+start of the run and put after the app directory (the frozen modules) on ``sys.path``; the
 mutating-operation counter runs across all boots of a run, so ``RunResult.ops`` enumerates
 every cut point of a scenario.
 """
@@ -27,6 +29,7 @@ from otakit.errors import OtakitError
 from otakit.mpy import run_micropython
 from otakit.paths import FIRMWARE_DIR
 from otakit.sim.build import sim_module_dir
+from otakit.sim.flash import frozen_origin
 
 DEFAULT_HEAPSIZE = "56K"
 # Reset causes as machine.reset_cause() reports them after each way a boot can end.
@@ -121,6 +124,7 @@ class _Setup:
     env: dict[str, str]
     timeout: float
     on_output: Callable[[str], None] | None = None
+    frozen: str | None = None
 
 
 def _boot_once(s: _Setup, index: int, reason: str, ops_before: int) -> tuple[Boot, int]:
@@ -136,7 +140,9 @@ def _boot_once(s: _Setup, index: int, reason: str, ops_before: int) -> tuple[Boo
         env["OTAKIT_SIM_SCRIPT"] = s.script
     if s.app_dir:
         env["OTAKIT_SIM_APP_DIR"] = s.app_dir
-    path = [sim_module_dir()] + ([s.app_dir] if s.app_dir else [])
+    # the frozen modules: the app directory, then the firmware's ota_origin (from the image)
+    path = [sim_module_dir()] + ([s.app_dir] if s.app_dir else []) + \
+        ([s.frozen] if s.frozen else [])
     try:
         proc = run_micropython(["-m", "_simboot"], path=path, heapsize=s.heapsize, env=env,
                                timeout=s.timeout, on_line=s.on_output)
@@ -220,7 +226,8 @@ def run(flash_path: str | os.PathLike[str], *, script: str | os.PathLike[str] | 
                    heapsize=heap_bytes(heapsize) + SIM_HEAP_HEADROOM if heapsize else None,
                    env={**(env or {}), "OTAKIT_SIM_HEAP_BUDGET":
                         str(heap_bytes(heapsize)) if heapsize else ""},
-                   timeout=timeout, on_output=on_output)
+                   timeout=timeout, on_output=on_output,
+                   frozen=_frozen_dir(flash, state))
     result = RunResult()
     reason: str | None = "poweron"
     ops = 0
@@ -245,6 +252,12 @@ def run(flash_path: str | os.PathLike[str], *, script: str | os.PathLike[str] | 
     result.log = "".join(logs) + f"--- {result.ended}: {len(result.boots)} boot(s), {ops} " \
                                  f"mutating flash operation(s) ---\n"
     return result
+
+
+def _frozen_dir(flash: Path, state: Path) -> str | None:
+    # The firmware's ota_origin module, when the image's board record has one (docs/simulator.md).
+    d = frozen_origin(flash, state / "frozen")
+    return str(d) if d else None
 
 
 def _cut_points(cut_at: int | Sequence[int] | None) -> tuple[int, ...]:
