@@ -6,8 +6,8 @@
 Both run basedpyright (installed from PyPI with its own Node.js; no network at run time). The
 device check replaces CPython's typeshed with micropython-stdlib-stubs (installed beside the
 esp32 stubs in site-packages), so `machine`, `esp32`, `tls`, `asyncio` are checked as the ESP32
-port has them. The keyring module `ota_keys` is generated per product, so a stand-in with the
-keyring's shape is put on the path. Exit status: basedpyright's (0 = no errors).
+port has them. The keyring module `ota_keys` is generated per product and `ota_origin` per build,
+so stand-ins with their shapes are put on the path. Exit status: basedpyright's (0 = no errors).
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 KEYRING_STUB = ("# stand-in for the generated keyring (docs/format.md §3), for type checks only\n"
                 "KEYS: dict[bytes, tuple[str, bytes]] = {}\n")
+ORIGIN_STUB = ("# stand-in for the generated ota_origin (the firmware's own release), type checks only\n"
+               "SEQUENCE = 0\nSECURITY_VERSION = 0\n")
 
 
 def basedpyright() -> str:
@@ -38,6 +40,7 @@ def firmware_config(tmp: Path) -> dict:
     if not (Path(site) / "esp32.pyi").is_file():
         sys.exit("micropython-esp32-stubs is not installed: run `make setup`")
     (tmp / "ota_keys.py").write_text(KEYRING_STUB)
+    (tmp / "ota_origin.py").write_text(ORIGIN_STUB)
     return {"include": [str(ROOT / "firmware")], "typeshedPath": site, "stubPath": site,
             "extraPaths": [str(ROOT / "firmware"), str(tmp)], "pythonVersion": "3.11",
             "typeCheckingMode": "basic", "reportMissingModuleSource": "none"}

@@ -45,10 +45,7 @@ async def run(cfg, st, fetch, buf, now, slot_size, kr_etag, etag, verdict):
     try:
         m = _verify(cfg, buf, n, keys, slot_size)
         keys = None
-        if m.min_keyring > held:  # docs/format.md §7.4
-            raise ManifestError("KEYRING_REQUIRED", "the manifest needs keyring version %d, "
-                                "this device holds %d" % (m.min_keyring, held))
-        v = _vet(cfg, st, m, now())
+        v = _vet(cfg, st, m, now(), held)
     except ManifestError as e:
         v = ("failed", e.reason, e.detail, None, e)
     state, reason, detail, offered, err = v
@@ -67,12 +64,15 @@ def _verify(cfg, buf, n, keys, slot_size):
         release()
 
 
-def _vet(cfg, st, m, now):
+def _vet(cfg, st, m, now, kr_version):
     # Policy checks that need device state, in the order of docs/format.md §5 (the first
     # failure is reported): the verdict, or ManifestError. Only a manifest that passes every
     # check moves the stored revision and support end (ota.state.accept).
     if m.channel != cfg.channel:
         raise ManifestError("WRONG_CHANNEL", "for %s, not %s" % (m.channel, cfg.channel))
+    if m.min_keyring > kr_version:  # the keyring version this device holds (docs/format.md §7.4)
+        raise ManifestError("KEYRING_REQUIRED", "the manifest needs keyring version %d, "
+                            "this device holds %d" % (m.min_keyring, kr_version))
     if m.expires is not None and now is not None and now > m.expires:
         # also at the installed sequence: a frozen (replayed, stale) channel is reported
         raise ManifestError("EXPIRED", "the manifest expired at %d" % m.expires)

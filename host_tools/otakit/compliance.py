@@ -36,6 +36,9 @@ S = "tests/host/test_compliance.py::"
 R = "tests/device/test_resilience.py::"
 W = "tests/sim/test_sim_campaign.py::"
 X = "tests/device/test_security.py::"
+TS = "tests/device/test_trust_state.py::"
+TF = "tests/device/test_trust_freshness.py::"
+J = "tests/device/test_strictjson.py::"
 
 
 @dataclass
@@ -65,8 +68,18 @@ PROVISIONS = [
     Provision("5.3-2", "M", "An update mechanism for the secure installation of updates.",
               "Signed manifest verified before anything is parsed or erased; payload hashed while "
               "streamed into the spare slot, read back and compared before set_boot(); trial "
-              "boot with automatic rollback; anti-rollback floor.",
+              "boot with automatic rollback; anti-rollback floor. No replayed signed document "
+              "moves a device backwards or sideways: manifests are bound to their channel, "
+              "ordered by a signed revision the device persists, checked for expiry on every "
+              "answer (a 304 included) and bound to the keyring version they need; a board is "
+              "born knowing its own sequence and security version.",
               [A + "test_altered_payload_is_refused_and_boot_target_unchanged",
+               TS + "test_attack_channel_hop", TS + "test_attack_undo_abort",
+               TS + "test_attack_undo_pause", TS + "test_attack_factory_fresh_downgrade",
+               TS + "test_attack_support_end_replay", TF + "test_attack_304_frozen_channel",
+               TF + "test_attack_revocation_suppression",
+               TF + "test_download_deadline_slow_drip",
+               "tests/device/test_agent_encoded.py::test_attack_delta_cpu_bomb",
                A + "test_altered_manifest_is_refused_before_any_erase",
                A + "test_failed_trial_rolls_back_and_is_never_retried",
                A + "test_release_for_another_board_is_refused",
@@ -107,8 +120,10 @@ PROVISIONS = [
                   "time frames); otakit publishes no SLA and measures no fix-to-release time."),
     Provision("5.3-9", "R", "The device should verify authenticity and integrity of updates.",
               "The device itself verifies the signature (keys frozen in firmware), the target "
-              "binding (product, board, chip) and the payload hash, before installing.",
-              [M + "test_every_single_bit_flip_is_refused",
+              "binding (product, board, chip, channel) and the payload hash, before installing; "
+              "the body is strict JSON, parsed identically on host and device.",
+              [M + "test_every_single_bit_flip_is_refused", TS + "test_attack_channel_hop",
+               J + "test_host_and_device_agree_on_10000_generated_bodies",
                M + "test_check_target_refuses_what_this_device_must_not_install",
                A + "test_altered_payload_is_refused_and_boot_target_unchanged"]),
     Provision("5.3-10", "M", "Updates over a network are verified via a trust relationship.",
@@ -188,7 +203,8 @@ PROVISIONS = [
               "Manifests: signature first, then a strict schema with bounds; HTTP responses "
               "parsed with bounds; user settings validated (unknown names and bad values "
               "refused).",
-              [M + "test_every_single_bit_flip_is_refused",
+              [M + "test_every_single_bit_flip_is_refused", TS + "test_attack_channel_hop",
+               J + "test_host_and_device_agree_on_10000_generated_bodies",
                M + "test_every_vector_gives_its_expected_result",
                H + "test_malformed_response_is_bad_response",
                P + "test_settings_persist_validate_and_write_atomically"]),

@@ -191,9 +191,10 @@ import os
 src = os.getenv("OTAKIT_JUNK")
 with open("ota_settings.json", "wb") as f:
     if src.startswith("MB"):
+        chunk = b"[" * 4096  # one buffer, written again and again
         try:
-            for _ in range(int(src[2:]) * 64):
-                f.write(b"[" * 16384)
+            for _ in range(int(src[2:]) * 256):
+                f.write(chunk)
         except OSError:  # the vfs is full
             pass
     else:
