@@ -153,29 +153,6 @@ def parse_body(body: bytes) -> ManifestBody:
     return body_from_dict(obj)
 
 
-def json_depth(text: bytes) -> int:
-    """The deepest nesting of arrays/objects in JSON ``text`` (strings skipped), as the device
-    counts it before parsing (docs/format.md §2)."""
-    depth = deepest = 0
-    in_str = esc = False
-    for c in text:
-        if in_str:
-            if esc:
-                esc = False
-            elif c == 0x5C:
-                esc = True
-            elif c == 0x22:
-                in_str = False
-        elif c == 0x22:
-            in_str = True
-        elif c in (0x5B, 0x7B):
-            depth += 1
-            deepest = max(deepest, depth)
-        elif c in (0x5D, 0x7D):
-            depth -= 1
-    return deepest
-
-
 def _get(d: Mapping[str, Any], name: str) -> Any:
     if name not in d:
         raise _bad(f"missing {name}")
@@ -345,4 +322,4 @@ def body_from_dict(d: object) -> ManifestBody:
 
 __all__ = ["INT31", "MAX_DEPTH", "MAX_REPRESENTATIONS", "REPRESENTATIONS", "SEVERITIES",
            "TIME_MAX", "ManifestBody", "Payload", "Representation", "body_from_dict",
-           "json_depth", "parse_body", "safe_path", "valid_date"]
+           "parse_body", "safe_path", "valid_date"]

@@ -27,7 +27,8 @@ def test_deeply_nested_bodies_are_refused_on_the_host_too() -> None:
     import pytest
 
     from otakit.errors import ManifestError
-    from otakit.manifest_body import json_depth, parse_body
+    from otakit.manifest_body import parse_body
+    from otakit.strictjson import depth as json_depth
 
     assert json_depth(b'{"a":"[[[[","b":[[1]]}') == 3  # brackets inside strings do not count
     with pytest.raises(ManifestError) as e:
