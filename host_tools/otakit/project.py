@@ -155,8 +155,8 @@ def load(path: str | os.PathLike[str] | None = None,
 def default_map(group: click.Group, project: Project) -> dict[str, object]:
     """click's ``default_map`` for ``group``: for every command below it, each option named in
     `OPTION_SETTING` defaults to its setting (and ``--port``/``--baud`` of `SERIAL_COMMANDS` to
-    esptool's variables). An optional option whose type wants an existing file is left alone
-    when the setting names no existing file (``verify --keyring`` before ``key export``)."""
+    esptool's variables). An optional path option is left alone while the setting names no
+    existing file (``verify --keyring`` before ``key export``)."""
     out: dict[str, object] = {}
     for name, cmd in group.commands.items():
         if isinstance(cmd, click.Group):
@@ -180,10 +180,9 @@ def _command_defaults(name: str, cmd: click.Command, project: Project) -> dict[s
         value = project.settings.get(OPTION_SETTING.get(p.name, ""))
         if not value:
             continue
-        wants_file = isinstance(p.type, click.Path) and p.type.exists
-        if wants_file and not p.required and not value.startswith("pkcs11:") \
-                and not Path(value).exists():
-            continue
+        if isinstance(p.type, click.Path) and not p.required \
+                and not value.startswith("pkcs11:") and not Path(value).exists():
+            continue  # an optional input the project names but nobody has written yet
         out[p.name] = value
     return out
 

@@ -11,6 +11,7 @@ from otakit.appimage import make_app_image
 from otakit.boards import available_boards, load_board
 from otakit.errors import ImageError, OtakitError
 from otakit.image import check_app_image
+from otakit.project import Project
 from otakit.sim import flash as sim_flash
 from otakit.sim import inspect as sim_inspect
 from otakit.sim import provision as sim_provision
@@ -62,7 +63,8 @@ def sim() -> None:
                    "so that `sim run` ends.")
 @click.option("--bare", is_flag=True,
               help="Only write the flash image: no firmware, no ota_config.json.")
-def flash_cmd(board: str, app: str, out: str, sequence: int | None,  # noqa: PLR0913
+@click.pass_context
+def flash_cmd(ctx: click.Context, board: str, app: str, out: str, sequence: int | None,  # noqa: PLR0913
               security_version: int | None, keyring: str | None, url: str | None,
               product: str | None, channel: str, checks: int, bare: bool) -> None:
     """Write a flash image as esptool leaves a board after flashing the full firmware, and
@@ -85,7 +87,10 @@ def flash_cmd(board: str, app: str, out: str, sequence: int | None,  # noqa: PLR
     if sequence is not None or security_version is not None:
         origin = (sequence or 0, security_version or 0)
     if not bare and url and not keyring:
-        raise OtakitError("provisioning an update URL needs the keyring to freeze: give "
+        named = ctx.obj.get("keyring") if isinstance(ctx.obj, Project) else None
+        raise OtakitError(f"no keyring module {named} to freeze: write it with `otakit key "
+                          "export --micropython KEY.pub.pem`" if named else
+                          "provisioning an update URL needs the keyring to freeze: give "
                           "--keyring ota_keys.py (or keyring in otakit.toml), or --bare",
                           reason="NO_KEYRING")
     path = sim_flash.create_flash(board, data, out, origin=origin)
