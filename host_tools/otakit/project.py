@@ -37,7 +37,8 @@ FIELDS: dict[str, tuple[type, str]] = {
     "keyring": (str, "the device keyring module (key export writes it; build, deploy and "
                      "sim flash freeze it)"),
     "url": (str, "the update URL devices fetch releases from"),
-    "ca": (str, "the CA certificate (PEM) devices trust for an https url; \"\" for http"),
+    "ca": (str, "the CA certificate (PEM) devices trust for an https url (\"\" for http); "
+                "recorded for the product's device settings, no command reads it yet"),
 }
 PATH_FIELDS = ("repository", "key", "keyring", "ca")
 
