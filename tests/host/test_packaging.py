@@ -42,14 +42,12 @@ class _Board:
         (self.root / path.lstrip("/")).write_bytes(data)
 
 
-def test_mpremote_mip_installs_the_package_from_a_checkout(tmp_path: Path, monkeypatch) -> None:
-    # mpremote's own installer, on the local package.json; the download of each file is a read
+def test_mpremote_mip_installs_the_package_from_a_checkout(tmp_path: Path) -> None:
+    # mpremote's own installer on the local package.json (`mpremote mip install
+    # firmware/package.json`), with a directory standing in for the board's filesystem
     board = _Board(tmp_path)
     (tmp_path / "lib").mkdir()
-    monkeypatch.setattr(mpremote.mip, "_download_file",
-                        lambda t, url, dest: (mpremote.mip._ensure_path_exists(t, dest),
-                                              t.fs_writefile(dest, Path(url).read_bytes())))
-    mpremote.mip._install_json(board, str(PACKAGE_JSON), "", "/lib", None, False)
+    mpremote.mip._install_package(board, str(PACKAGE_JSON), "", "/lib", None, False)
     for src in (FIRMWARE_DIR / "ota").glob("*.py"):
         assert (tmp_path / "lib" / "ota" / src.name).read_bytes() == src.read_bytes()
 
