@@ -110,7 +110,7 @@ class Demo:
             self.say(f"[bold]3. publish[/]  {v_new} as sequence 2, a security update, to "
                      f"{PRODUCT}/{lab.board.name}/{lab.channel}; serving {lab.url}")
             lab.flash(old, user_postpone_s=3600, security_postpone_max_s=POSTPONE_MAX,
-                      check_s=0.5, notice_s=1, max_checks=10)
+                      check_s=1, notice_s=1, max_checks=10)
             self.say(f"[bold]4. flash[/]    {v_old} into ota_0 of a fresh simulated "
                      f"{lab.board.name} ({lab.board.flash_size // (1 << 20)} MB flash); its "
                      f"user answers every update notice with 'later' (1 hour), and security "

@@ -2,7 +2,9 @@
 
 Each module under ``otakit.cli`` is named after the command or command group it defines
 (``sim campaign`` in ``sim_campaign.py``; ``_keyfile.py`` holds the shared key arguments) and
-registers it here. Library code raises
+registers it here. The group reads the project file (``otakit.toml``, `otakit.project`) and
+makes its settings every command's option defaults (click's ``default_map``): a flag overrides
+them, an ``OTAKIT_*`` environment variable overrides the file. Library code raises
 `OtakitError`; `main` prints ``otakit: <message>`` to stderr and exits 1 for those (click's own
 usage errors exit 2).
 """
@@ -10,34 +12,50 @@ usage errors exit 2).
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
 from otakit import __version__
 from otakit.errors import OtakitError
+from otakit.project import PROJECT_ENV, Project, default_map
+from otakit.project import load as load_project
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 @click.group(context_settings=CONTEXT)
 @click.version_option(__version__, prog_name="otakit")
-def cli() -> None:
+@click.option("--project", metavar="FILE", envvar=PROJECT_ENV,
+              help="The project file [default: ./otakit.toml when present; env OTAKIT_PROJECT].")
+@click.pass_context
+def cli(ctx: click.Context, project: str | None) -> None:
     """otakit: signed, power-safe OTA updates for MicroPython on ESP32.
 
     Make keys, sign releases into a release repository, serve it, and try it all on a simulated
     ESP32 board; build firmware with the agent and keys frozen in, check partition layouts, flash
     and deploy real boards. Run `otakit COMMAND --help` for each command.
+
+    `otakit init` writes the project file otakit.toml (product, boards, channel, repository,
+    key, keyring, update URL, CA); every command takes its defaults from it. A flag overrides
+    the file, and so do OTAKIT_PRODUCT, OTAKIT_BOARD, OTAKIT_CHANNEL, OTAKIT_REPO, OTAKIT_KEY,
+    OTAKIT_KEYRING, OTAKIT_URL, OTAKIT_CA (and ESPTOOL_PORT, ESPTOOL_BAUD for flash and deploy).
     """
+    if ctx.invoked_subcommand == "init":  # init writes the file: a bad one must not stop it
+        ctx.obj = Project(path=Path(project) if project else None)
+        return
+    ctx.obj = load_project(project)
+    ctx.default_map = default_map(cli, ctx.obj)
 
 
 def _register() -> None:
     from otakit.cli import (  # noqa: PLC0415
-        build, compliance, deploy, flash, inspect, key, keygen, keyring, layout, publish,
+        build, compliance, deploy, flash, init, inspect, key, keygen, keyring, layout, publish,
         refresh, release, rollout, serve, sim, support, verify,
     )
 
-    for module in (keygen, key, keyring, refresh, release, verify, inspect, serve, sim, build,
-                   flash, deploy, layout, support, compliance, rollout, publish):
+    for module in (init, keygen, key, keyring, refresh, release, verify, inspect, serve, sim,
+                   build, flash, deploy, layout, support, compliance, rollout, publish):
         for command in module.COMMANDS:
             cli.add_command(command)
 

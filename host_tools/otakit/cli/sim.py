@@ -1,4 +1,4 @@
-"""otakit CLI: ``sim flash|run|inspect`` (the simulated ESP32 board, docs/simulator.md)."""
+"""otakit CLI: ``sim flash|image|run|inspect`` (the simulated ESP32 board, docs/simulator.md)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,20 @@ from pathlib import Path
 
 import click
 
-from otakit.boards import available_boards
-from otakit.errors import OtakitError
+from otakit.appimage import make_app_image
+from otakit.boards import available_boards, load_board
+from otakit.errors import ImageError, OtakitError
+from otakit.image import check_app_image
+from otakit.project import Project
 from otakit.sim import flash as sim_flash
 from otakit.sim import inspect as sim_inspect
+from otakit.sim import provision as sim_provision
 from otakit.sim import runner as sim_runner
+
+# `sim run`'s heap: an ESP32 development board with the agent and the example app as .mpy. The
+# GC heap starts at 56 KB and grows on demand; MicroPython sizes it to grow once (double) and
+# still leave internal RAM for Wi-Fi and a TLS connection (docs/simulator.md "Heap settings").
+DEV_BOARD_HEAPSIZE = "112K"
 
 
 def _env_pair(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> dict:
@@ -41,34 +50,109 @@ def sim() -> None:
                    "`otakit build --sequence`): with empty NVS the agent refuses anything older.")
 @click.option("--security-version", type=click.IntRange(0, 0x7FFFFFFF),
               help="Its security version (ota_origin): the board's born floor.")
-def flash_cmd(board: str, app: str, out: str, sequence: int | None,
-              security_version: int | None) -> None:
-    """Write a fresh flash image, as esptool leaves a board after flashing the full firmware.
+@click.option("--keyring", type=click.Path(dir_okay=False),
+              help="The keyring module to freeze into the firmware with the agent and the "
+                   "example app (`otakit key export` writes it) [default: the project's].")
+@click.option("--url", help="The update URL for the device's ota_config.json [default: the "
+                            "project's].")
+@click.option("--product", help="The product for ota_config.json [default: the project's].")
+@click.option("--channel", default="stable", show_default=True,
+              help="The channel for ota_config.json.")
+@click.option("--checks", default=1, show_default=True, type=click.IntRange(0, 1000000),
+              help="The example app ends after this many update checks per boot (0: never), "
+                   "so that `sim run` ends.")
+@click.option("--bare", is_flag=True,
+              help="Only write the flash image: no firmware, no ota_config.json.")
+@click.pass_context
+def flash_cmd(ctx: click.Context, board: str, app: str, out: str, sequence: int | None,  # noqa: PLR0913
+              security_version: int | None, keyring: str | None, url: str | None,
+              product: str | None, channel: str, checks: int, bare: bool) -> None:
+    """Write a flash image as esptool leaves a board after flashing the full firmware, and
+    provision it as a factory would.
 
-    Binary partition table at 0x8000, blank otadata, nvs and vfs, the app in ota_0. With
-    --sequence/--security-version the firmware has the frozen module ota_origin (a release
-    build); without them it has none (a development build: 0, 0).
+    Binary partition table at 0x8000, blank otadata, nvs and vfs, the app in ota_0; the app
+    image is checked as `otakit release` checks it (a full firmware.bin or an image for another
+    chip is refused). With a keyring (--keyring or the project's), the firmware gets the agent,
+    the example app and the keyring frozen in (OUT.firmware/, what `sim run` runs); with an
+    update URL (--url or the project's), one boot writes ota_config.json (url, product, board,
+    channel) onto the board's filesystem. With --sequence/--security-version the firmware has
+    the frozen module ota_origin (a release build); without them it has none (a development
+    build: 0, 0).
     """
+    data = Path(app).read_bytes()
+    if data[:1] != b"\xe9":
+        raise ImageError("not an ESP app image (magic byte is not 0xE9)", reason="BAD_IMAGE")
+    check_app_image(data, load_board(board))  # as `otakit release` checks it
     origin = None
     if sequence is not None or security_version is not None:
         origin = (sequence or 0, security_version or 0)
-    path = sim_flash.create_flash(board, Path(app).read_bytes(), out, origin=origin)
+    if not bare and url and not keyring:
+        named = ctx.obj.get("keyring") if isinstance(ctx.obj, Project) else None
+        raise OtakitError(f"no keyring module {named} to freeze: write it with `otakit key "
+                          "export --micropython KEY.pub.pem`" if named else
+                          "provisioning an update URL needs the keyring to freeze: give "
+                          "--keyring ota_keys.py (or keyring in otakit.toml), or --bare",
+                          reason="NO_KEYRING")
+    path = sim_flash.create_flash(board, data, out, origin=origin)
     born = f", born at sequence {origin[0]} security version {origin[1]}" if origin else ""
     click.echo(f"wrote {path} (board {board}, app in the first app slot, otadata blank{born})")
+    if bare or not keyring:
+        return
+    frozen = sim_provision.freeze_firmware(path, keyring)
+    click.echo(f"froze the agent, the example app and {keyring} into {frozen}/")
+    if not url:
+        click.echo("no update URL (--url, or url in otakit.toml): the device has no "
+                   "ota_config.json and runs without updates")
+        return
+    cfg = sim_provision.DeviceConfig(url=url, product=product or "doorlock", board=board,
+                                     channel=channel, checks=checks)
+    sim_provision.write_config(path, cfg)
+    click.echo(f"provisioned ota_config.json: {url} {cfg.product}/{board}/{channel}, "
+               f"{checks or 'unlimited'} check(s) per boot")
+
+
+@sim.command("image")
+@click.option("--version", "version", required=True, help="The app descriptor's version.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="The app image file to write.")
+@click.option("--board", default="esp32", show_default=True,
+              type=click.Choice(available_boards()), help="Its chip comes from the board.")
+@click.option("--size", default=256 * 1024, show_default=True,
+              type=click.IntRange(4096, 16 * 1024 * 1024), help="About this many bytes.")
+@click.option("--crash", is_flag=True,
+              help="A firmware that panics at boot on the simulated board (to see a rollback).")
+def image_cmd(version: str, out: str, board: str, size: int, crash: bool) -> None:
+    """Write a synthetic app image for the simulated board.
+
+    A valid ESP app image (header, segments, checksum, appended SHA-256, app descriptor with
+    VERSION) of the board's chip, as `otakit release` and the bootloader check it. The
+    simulated board runs the firmware's frozen code (the agent and the example app) whatever
+    the image's bytes; the image decides the version the device reports, and --crash makes it
+    panic before boot.py.
+    """
+    data = make_app_image(version, chip=load_board(board).chip, size=size,
+                          behaviour="crash" if crash else "")
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_bytes(data)
+    click.echo(f"wrote {out} (app {version} for {board}, {len(data)} bytes"
+               f"{', crashes at boot' if crash else ''})")
 
 
 @sim.command("run")
 @click.argument("image", type=click.Path(dir_okay=False, exists=True))
 @click.argument("script", required=False, type=click.Path(dir_okay=False, exists=True))
 @click.option("--app-dir", type=click.Path(file_okay=False, exists=True),
-              help="Directory with boot.py/main.py and app modules [default: firmware/].")
+              help="Directory with boot.py/main.py and app modules (the firmware's frozen "
+                   "code) [default: IMAGE.firmware/ that `sim flash` wrote, else firmware/].")
 @click.option("--max-boots", default=10, show_default=True, type=click.IntRange(1),
               help="Stop after this many boots.")
 @click.option("--cut-at", type=click.IntRange(1), envvar="OTAKIT_SIM_CUT_AT_RUN",
               help="Cut power at this mutating flash operation (1-based, whole run).")
 @click.option("--no-restart", is_flag=True, help="After a power cut, stay off.")
-@click.option("--heapsize", default=sim_runner.DEFAULT_HEAPSIZE, show_default=True,
-              help="Free MicroPython heap for device code (an ESP32 starts with ~56K).")
+@click.option("--heapsize", default=DEV_BOARD_HEAPSIZE, show_default=True,
+              help="Free MicroPython heap for device code: 112K is an ESP32 development board "
+                   "(56K at start, grown once), 56K the heap it starts with "
+                   "(docs/simulator.md).")
 @click.option("--timeout", default=60.0, show_default=True, help="Seconds allowed per boot.")
 @click.option("--env", "env", multiple=True, callback=_env_pair, metavar="KEY=VALUE",
               help="Environment variable for the device (os.getenv); repeatable.")
@@ -79,8 +163,11 @@ def run_cmd(image: str, script: str | None, app_dir: str | None, max_boots: int,
 
     Each boot runs the simulated bootloader, mounts the vfs at /flash, then boot.py and main.py
     (or SCRIPT instead of main.py). Give SCRIPT after `--`. The run ends when the script returns
-    or raises, at --max-boots, in a boot loop, or on a timeout.
+    or raises, at --max-boots, in a boot loop, or on a timeout; it exits 1 when the script
+    raised, a boot timed out or the board is in a boot loop.
     """
+    if app_dir is None and sim_provision.firmware_dir(image).is_dir():
+        app_dir = str(sim_provision.firmware_dir(image))
     result = sim_runner.run(image, script=script, app_dir=app_dir, max_boots=max_boots,
                             cut_at=cut_at, heapsize=heapsize, env=env, timeout=timeout,
                             restart_after_cut=not no_restart,
@@ -89,7 +176,12 @@ def run_cmd(image: str, script: str | None, app_dir: str | None, max_boots: int,
     click.echo(f"--- {result.ended}: {len(result.boots)} boot(s), {result.ops} mutating flash "
                f"operation(s){', power cut' if result.cut else ''} ---")
     if result.ended == "timeout":
-        raise OtakitError("a boot timed out", reason="TIMEOUT")
+        raise OtakitError(f"a boot timed out after {timeout:g} s (the example app runs until "
+                          "then when the board has no ota_config.json: provision it with "
+                          "`otakit sim flash` in a project)", reason="TIMEOUT")
+    if result.ended == "boot_loop":
+        raise OtakitError(f"the board is in a boot loop (boot {result.last.index} ended "
+                          f"{result.last.ended} without changing the flash)", reason="BOOT_LOOP")
     if result.error:
         raise OtakitError("the device script ended with an exception", reason="DEVICE_ERROR")
 
