@@ -147,15 +147,17 @@ class FileBody(web.StreamResponse):
             try:
                 sent = os.sendfile(sock.fileno(), f.fileno(), self.first, self.length)
             except BlockingIOError:
-                pass
+                pass  # the socket buffer is full: asyncio waits for room below
             except ConnectionError:  # the client went away
                 return None
             except OSError:
-                pass  # sendfile(2) cannot take this socket or file: asyncio's checks decide
-            if sent:
+                return 0  # sendfile(2) cannot take this socket or file: copy
+            else:
+                if sent == 0:
+                    return 0  # at the end of the file already (it shrank)
                 request[SENT] = sent
-            if sent in (0, self.length):  # 0: at end of file already (it shrank)
-                return sent
+                if sent == self.length:
+                    return sent
         f.seek(self.first + sent)
         gone = False
         try:

@@ -244,6 +244,24 @@ def test_a_payload_sized_body_is_exact_and_logged_with_its_size(
     assert f[4:6] == [str(status), str(last - first + 1)]
 
 
+def test_a_slow_client_gets_a_large_body_exactly(url: str, repo: Path,
+                                                 log: io.StringIO) -> None:
+    big = bytes(range(251)) * 50000  # 12.5 MB: more than the socket buffers take at once
+    (repo / "blobs" / "sha256" / "big").write_bytes(big)
+    u = urlsplit(url)
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)  # the server waits for room
+        s.settimeout(10)
+        s.connect((u.hostname, u.port))
+        s.sendall(b"GET /blobs/sha256/big HTTP/1.1\r\nHost: x\r\nRange: bytes=3-\r\n"
+                  b"Connection: close\r\n\r\n")
+        data = bytearray()
+        while chunk := s.recv(65536):
+            data += chunk
+    assert bytes(data).partition(b"\r\n\r\n")[2] == big[3:]
+    assert _log_line(log, "/blobs/sha256/big")[4:6] == ["206", str(len(big) - 3)]
+
+
 def test_a_client_gone_mid_body_is_logged_with_the_bytes_sent(url: str, repo: Path,
                                                               log: io.StringIO) -> None:
     size = 64 * 1024 * 1024  # more than the socket buffers hold for a client that stops
