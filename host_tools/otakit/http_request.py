@@ -5,7 +5,7 @@ range (RFC 9110 §13-14).
 Invariants: any header text or path gives an answer, never an unexpected exception: a path with
 bad percent-encoding raises `BadPath` (→ 400); a range is parsed with ASCII digits only
 (``str.isdigit`` would take ``²`` or ``٣``) and is a range, "unsatisfiable", "ignore" or
-`MALFORMED` (→ 400). Only `resolve` touches the filesystem (stat of the named file).
+`MALFORMED` (→ 400). Only `resolve` touches the filesystem (an ``lstat`` of each segment).
 """
 
 from __future__ import annotations
@@ -82,12 +82,19 @@ class BadPath(ValueError):
     """A request path that is not valid percent-encoded UTF-8 (→ 400)."""
 
 
-def resolve(root: Path, raw_path: str) -> Path | None:
+def resolve(root: Path, raw_path: str) -> str | None:
     """The regular file a raw request path names inside ``root``, or None (→ 404).
+
+    Each segment is checked with one ``lstat`` below ``root``; only a path through a symlink
+    pays for resolving it in full (and is then served only if it resolves inside ``root``).
 
     Args:
         root: the repository directory, already resolved.
         raw_path: the request path as sent (still percent-encoded), query string removed.
+
+    Returns:
+        The file's path as a string (``root`` joined with the segments, or the resolved
+        target of a symlink).
 
     Raises:
         BadPath: a ``%`` not followed by two hex digits, or bytes that are not UTF-8.
@@ -102,6 +109,22 @@ def resolve(root: Path, raw_path: str) -> Path | None:
         parts.append(part)
     if not parts:
         return None
+    path = str(root).rstrip("/")
+    mode = 0
+    for part in parts:
+        path += "/" + part
+        try:
+            mode = os.lstat(path).st_mode
+        except (OSError, ValueError):
+            return None
+        if stat.S_ISLNK(mode):
+            return _resolve_links(root, parts)
+    return path if stat.S_ISREG(mode) else None
+
+
+def _resolve_links(root: Path, parts: list[str]) -> str | None:
+    """`resolve` for a path through a symlink: the regular file it resolves to inside
+    ``root``, or None."""
     try:
         real = root.joinpath(*parts).resolve(strict=True)
         st = real.stat()
@@ -109,7 +132,7 @@ def resolve(root: Path, raw_path: str) -> Path | None:
         return None
     if not real.is_relative_to(root) or not stat.S_ISREG(st.st_mode):
         return None
-    return real
+    return str(real)
 
 
 def _unquote(raw: str) -> str:

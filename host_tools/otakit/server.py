@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
+import functools
+import gc
 import os
 import signal
 import ssl
@@ -64,10 +65,15 @@ class AccessLog:
 
     def __init__(self, stream: IO[str]) -> None:
         self._stream = stream
+        self._second, self._stamp = -1, ""  # the time field, formatted once a second
 
     def write(self, request: web.BaseRequest, status: int, nbytes: int, ms: float) -> None:
         """Log one request."""
-        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        second = int(time.time())
+        if second != self._second:
+            self._second = second
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
+        now = self._stamp
         peer = "-" if request.path.startswith("/.otakit/") else request.remote or "-"
         self._stream.write(f"{now} {peer} {request.method} {request.raw_path} {status} "
                            f"{nbytes} {ms:.1f}ms\n")
@@ -78,24 +84,28 @@ class FileBody(web.StreamResponse):
     """A 200/206 of an open file: ``length`` bytes from ``first``, written when prepared.
 
     The handler returns it unprepared; the access-log middleware prepares it, which writes the
-    headers with the first chunk of the body (a manifest goes out in one write) and then the
-    rest, and closes the file. `send_body` is the one place the body is written.
+    body and closes the file. `send_body` is the one place the body is written: a body of at
+    most `CHUNK` bytes (a manifest) goes out in one write with the headers; a longer one over
+    plain TCP goes from the page cache to the socket with the kernel's ``sendfile`` (after the
+    headers); over TLS, which ``sendfile`` cannot feed, in `CHUNK` reads and writes.
     """
 
     _send_headers_immediately = False  # aiohttp: the headers go out with the first write
 
     def __init__(self, file: IO[bytes], first: int, length: int, *, status: int,
                  headers: Mapping[str, str]) -> None:
-        super().__init__(status=status, headers=headers)
+        super().__init__(status=status, headers={
+            **headers, "Content-Type": "application/octet-stream",
+            "Content-Length": str(length)})
         self.file, self.first, self.length = file, first, length
-        self.content_type = "application/octet-stream"
-        self.content_length = length
         self._started = False
+        self._writer: AbstractStreamWriter | None = None
 
     async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
         writer = await super().prepare(request)
         if not self._started:
             self._started = True
+            self._writer = writer
             try:
                 if request.method != "HEAD":
                     await self.send_body(request)
@@ -104,10 +114,69 @@ class FileBody(web.StreamResponse):
         return writer
 
     async def send_body(self, request: web.BaseRequest) -> None:
-        """Copy the range to the client, counting bytes for the log; a client that goes away
-        (a device reset mid-download) ends it; a file that shrank closes the connection."""
-        self.file.seek(self.first)
-        sent = 0
+        """Send the range to the client, counting bytes for the log (`SENT`); a client that
+        goes away (a device reset mid-download) ends it; a file that shrank closes the
+        connection (the client sees a short body)."""
+        transport = request.transport
+        if (self.length > CHUNK and transport is not None and not transport.is_closing()
+                and transport.get_extra_info("sslcontext") is None):
+            sent = await self._sendfile(request, transport)
+        else:
+            sent = 0
+        if sent is not None and sent < self.length:
+            sent = await self._copy(request, sent)
+        if (sent is None or sent < self.length) and request.transport is not None:
+            request.transport.close()  # a short body, or a client already gone
+
+    async def _sendfile(self, request: web.BaseRequest, transport: asyncio.Transport
+                        ) -> int | None:
+        """``sendfile`` of the range after the headers; the bytes the kernel took, or None when
+        the client went away. 0 when the socket cannot take ``sendfile`` (nothing was sent;
+        the caller copies instead)."""
+        assert self._writer is not None
+        try:
+            self._writer.send_headers()  # the buffered headers, on their own
+        except ConnectionError:
+            return None
+        f, sent = self.file, 0
+        sock = transport.get_extra_info("socket")
+        if sock is not None and not transport.get_write_buffer_size():
+            # Nothing is queued before the body, so one sendfile(2) straight to the socket
+            # keeps the order; a socket buffer with room (the usual case on a LAN) takes the
+            # whole body in this one call, without a round through the event loop.
+            try:
+                sent = os.sendfile(sock.fileno(), f.fileno(), self.first, self.length)
+            except BlockingIOError:
+                pass  # the socket buffer is full: asyncio waits for room below
+            except ConnectionError:  # the client went away
+                return None
+            except OSError:
+                return 0  # sendfile(2) cannot take this socket or file: copy
+            else:
+                if sent == 0:
+                    return 0  # at the end of the file already (it shrank)
+                request[SENT] = sent
+                if sent == self.length:
+                    return sent
+        f.seek(self.first + sent)
+        gone = False
+        try:
+            await asyncio.get_running_loop().sendfile(transport, f, self.first + sent,
+                                                      self.length - sent, fallback=False)
+        except asyncio.SendfileNotAvailableError:
+            pass
+        except OSError:  # ConnectionError and the like: the client went away
+            gone = True
+        # asyncio leaves the file position after the last byte sent, also on an error
+        sent = f.tell() - self.first
+        if sent:
+            request[SENT] = sent
+        return None if gone else sent
+
+    async def _copy(self, request: web.BaseRequest, sent: int) -> int | None:
+        """Copy the range from ``first + sent`` in `CHUNK` reads and writes; the bytes sent,
+        or None when the client went away."""
+        self.file.seek(self.first + sent)
         while sent < self.length:
             # a 64 KB read from the page cache is faster than a hop to a thread (repositories
             # are local files; nginx reads them the same way)
@@ -117,11 +186,10 @@ class FileBody(web.StreamResponse):
             try:
                 await self.write(data)
             except ConnectionError:
-                return
+                return None
             sent += len(data)
             request[SENT] = sent
-        if sent < self.length and request.transport is not None:
-            request.transport.close()  # the client sees a short body
+        return sent
 
 
 async def _handle(request: web.Request) -> web.StreamResponse:
@@ -133,7 +201,7 @@ async def _handle(request: web.Request) -> web.StreamResponse:
     if path is None:
         raise web.HTTPNotFound()
     try:
-        f = path.open("rb")
+        f = open(path, "rb")  # noqa: SIM115 - FileBody closes it once sent
     except OSError:
         raise web.HTTPNotFound() from None
     try:
@@ -150,8 +218,7 @@ def _respond(request: web.Request, f: IO[bytes], st: os.stat_result) -> web.Stre
     """The response for an open file: 304, 416, 400 (a malformed Range) or a `FileBody`."""
     size, etag = st.st_size, make_etag(st)
     headers = {"ETag": etag, "Accept-Ranges": "bytes",
-               "Last-Modified": dt.datetime.fromtimestamp(st.st_mtime, dt.UTC).strftime(
-                   "%a, %d %b %Y %H:%M:%S GMT")}
+               "Last-Modified": _http_date(int(st.st_mtime))}
     inm = request.headers.get("If-None-Match")
     if inm is not None and etag_matches(inm, etag):
         return web.Response(status=304, headers=headers)
@@ -165,6 +232,12 @@ def _respond(request: web.Request, f: IO[bytes], st: os.stat_result) -> web.Stre
     if rng:
         headers["Content-Range"] = f"bytes {first}-{last}/{size}"
     return FileBody(f, first, last - first + 1, status=206 if rng else 200, headers=headers)
+
+
+@functools.lru_cache(maxsize=256)
+def _http_date(seconds: int) -> str:
+    """An HTTP date (``Last-Modified``); files keep their mtimes, so each is formatted once."""
+    return time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(seconds))
 
 
 @web.middleware
@@ -284,7 +357,8 @@ def run(repo: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int = 80
         on_start: Callable[[str], None] | None = None, admin_token: str | None = None,
         rate: guard.RateLimiter | None = None, fleet: Fleet | None = None,
         limits: ConnectionLimits | None = None, header_timeout: float = HEADER_TIMEOUT) -> None:
-    """Serve until SIGINT or SIGTERM, then shut down cleanly.
+    """Serve until SIGINT or SIGTERM, then shut down cleanly (the CLI's ``otakit serve``; it
+    tunes this process's garbage collector for serving).
 
     Args:
         repo: the release repository directory.
@@ -318,6 +392,11 @@ def run(repo: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int = 80
         finally:
             await runner.cleanup()
 
+    # This process only serves from here on: keep the cyclic garbage collector off the
+    # objects of its imports (never garbage) and run it less often (each request allocates
+    # hundreds of short-lived objects that reference counting frees anyway).
+    gc.freeze()
+    gc.set_threshold(20000, 20, 20)
     asyncio.run(main())
 
 

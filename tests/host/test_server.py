@@ -10,8 +10,11 @@ import io
 import os
 import signal
 import socket
+import ssl
+import struct
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -22,21 +25,24 @@ from otakit.server import serve_in_thread
 from otakit.sim.faults import Faults
 
 BLOB = bytes(range(256)) * 40 + b"tail"  # 10244 bytes
+LARGE = bytes(range(251)) * 12000 + b"end"  # ~3 MB: a payload-sized body, sent with sendfile
 MANIFEST = b"signed manifest bytes\n"
 
 
 def raw_request(url: str, target: str, method: str = "GET",
-                headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+                headers: dict[str, str] | None = None, tls: ssl.SSLContext | None = None
+                ) -> tuple[int, dict[str, str], bytes]:
     """Send one HTTP/1.1 request with a verbatim target; return (status, headers, body)."""
     u = urlsplit(url)
     lines = [f"{method} {target} HTTP/1.1", f"Host: {u.netloc}", "Connection: close"]
     lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
-    with socket.create_connection((u.hostname, u.port), timeout=10) as s:
+    with socket.create_connection((u.hostname, u.port), timeout=10) as raw, \
+            (tls.wrap_socket(raw) if tls else raw) as s:
         s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-        data = b""
+        data = bytearray()
         while chunk := s.recv(65536):
             data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
+    head, _, body = bytes(data).partition(b"\r\n\r\n")
     status_line, *header_lines = head.decode("latin-1").split("\r\n")
     hdrs = {}
     for line in header_lines:
@@ -56,6 +62,9 @@ def repo(tmp_path: Path) -> Path:
     (tmp_path / "secret").write_bytes(b"outside the repository")
     (root / "escape").symlink_to(tmp_path / "secret")
     (root / "inside").symlink_to(root / "door" / "esp32" / "stable" / "manifest")
+    (root / "outside").symlink_to(tmp_path)  # a directory symlink that leaves the repository
+    (root / "alias").symlink_to(root / "door")  # one that stays inside
+    (root / "blobs" / "sha256" / "large").write_bytes(LARGE)
     return root
 
 
@@ -165,6 +174,8 @@ def test_if_range_with_a_stale_etag_sends_the_whole_file(url: str) -> None:
     "/door/esp32/stable/manifest%00",
     "/door%5cesp32",
     "/escape",  # a symlink that leaves the repository
+    "/outside/secret",  # through a directory symlink that leaves it
+    "/door/esp32/stable/manifest/x",  # a file used as a directory
     "/.manifest.tmp",  # dot-files (a writer's temporaries) are never served
     "/etc/passwd",
 ])
@@ -182,6 +193,7 @@ def test_non_origin_form_target_is_refused(url: str) -> None:
 
 def test_symlink_inside_the_repository_is_served(url: str) -> None:
     assert raw_request(url, "/inside")[:3:2] == (200, MANIFEST)
+    assert raw_request(url, "/alias/esp32/stable/manifest")[:3:2] == (200, MANIFEST)
 
 
 @pytest.mark.parametrize("target", ["/", "/door", "/door/esp32/stable/", "/blobs/sha256"])
@@ -202,6 +214,105 @@ def test_access_log_has_one_line_per_request(url: str, log: io.StringIO) -> None
     assert f[1:6] == ["127.0.0.1", "GET", "/blobs/sha256/ab12", "206", "10"]
     assert f[6].endswith("ms")
     assert lines[1].split()[2:6] == ["GET", "/missing", "404", "0"]
+
+
+def _log_line(log: io.StringIO, target: str) -> list[str]:
+    """The access-log fields of the request for ``target``, once the server has written it
+    (it logs a request after its last byte went out, which a client can see first)."""
+    for _ in range(1000):
+        for line in log.getvalue().splitlines():
+            if f" {target} " in line:
+                return line.split()
+        time.sleep(0.01)
+    raise AssertionError(f"no log line for {target}: {log.getvalue()!r}")
+
+
+@pytest.mark.parametrize(("spec", "first", "last"), [
+    (None, 0, len(LARGE) - 1),
+    ("bytes=100001-", 100001, len(LARGE) - 1),
+    ("bytes=70000-2500000", 70000, 2500000),
+    ("bytes=-65537", len(LARGE) - 65537, len(LARGE) - 1),
+])
+def test_a_payload_sized_body_is_exact_and_logged_with_its_size(
+        url: str, log: io.StringIO, spec: str | None, first: int, last: int) -> None:
+    status, h, body = raw_request(url, "/blobs/sha256/large",
+                                  headers={"Range": spec} if spec else None)
+    assert status == (206 if spec else 200)
+    assert h["content-length"] == str(last - first + 1)
+    assert body == LARGE[first:last + 1]
+    f = _log_line(log, "/blobs/sha256/large")
+    assert f[4:6] == [str(status), str(last - first + 1)]
+
+
+def test_a_slow_client_gets_a_large_body_exactly(url: str, repo: Path,
+                                                 log: io.StringIO) -> None:
+    big = bytes(range(251)) * 50000  # 12.5 MB: more than the socket buffers take at once
+    (repo / "blobs" / "sha256" / "big").write_bytes(big)
+    u = urlsplit(url)
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)  # the server waits for room
+        s.settimeout(10)
+        s.connect((u.hostname, u.port))
+        s.sendall(b"GET /blobs/sha256/big HTTP/1.1\r\nHost: x\r\nRange: bytes=3-\r\n"
+                  b"Connection: close\r\n\r\n")
+        data = bytearray()
+        while chunk := s.recv(65536):
+            data += chunk
+    assert bytes(data).partition(b"\r\n\r\n")[2] == big[3:]
+    assert _log_line(log, "/blobs/sha256/big")[4:6] == ["206", str(len(big) - 3)]
+
+
+def test_a_client_gone_mid_body_is_logged_with_the_bytes_sent(url: str, repo: Path,
+                                                              log: io.StringIO) -> None:
+    size = 64 * 1024 * 1024  # more than the socket buffers hold for a client that stops
+    with (repo / "blobs" / "sha256" / "huge").open("wb") as f:
+        f.truncate(size)
+    u = urlsplit(url)
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        s.settimeout(10)
+        s.connect((u.hostname, u.port))
+        s.sendall(b"GET /blobs/sha256/huge HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        got = 0
+        while got < 300_000:
+            got += len(s.recv(65536))
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # reset
+    f = _log_line(log, "/blobs/sha256/huge")
+    assert f[4] == "200"
+    assert got - 1000 < int(f[5]) < size  # what the kernel took, not the whole file
+    assert raw_request(url, "/blobs/sha256/ab12")[::2] == (200, BLOB)  # still serving
+
+
+def test_tls_sends_a_payload_sized_body_exactly(repo: Path, tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta  # noqa: PLC0415
+
+    from cryptography import x509  # noqa: PLC0415
+    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
+    from cryptography.x509.oid import NameOID  # noqa: PLC0415
+
+    from otakit.server import tls_context  # noqa: PLC0415
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1)
+            .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    client = ssl.create_default_context()
+    client.check_hostname, client.verify_mode = False, ssl.CERT_NONE
+    log = io.StringIO()
+    with serve_in_thread(repo, access_log=log, ssl_context=tls_context(
+            tmp_path / "cert.pem", tmp_path / "key.pem")) as u:
+        status, h, body = raw_request(u, "/blobs/sha256/large",
+                                      headers={"Range": "bytes=1-"}, tls=client)
+        assert (status, body) == (206, LARGE[1:])
+        assert _log_line(log, "/blobs/sha256/large")[4:6] == ["206", str(len(LARGE) - 1)]
 
 
 def test_fault_drop_after_cuts_the_body_short(url: str, faults: Faults) -> None:
