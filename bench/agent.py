@@ -162,21 +162,21 @@ def run_rounds(lab: Lab, script: str, rounds: int, pattern: str, downloads_per_r
     return rows
 
 
-def speed_lab(d: str, size: int) -> Lab:
+def speed_lab(d: str, size: int) -> tuple[Lab, Path]:
     """A lab (entered: the caller exits it) with a ``size``-byte 1.1.0 published and 1.0.0
-    flashed; the payload's repository path is in the board's settings (``blob``)."""
+    flashed, and the payload file; its repository path is in the board's settings (``blob``)."""
     lab = Lab(Path(d)).__enter__()
     pub = lab.publish(make_app_image("1.1.0", size=size), "1.1.0", 2)
     blob = pub.payload_path.relative_to(lab.repo.root).as_posix()
     lab.flash(make_app_image("1.0.0", size=64 * 1024), blob=blob)
-    return lab
+    return lab, pub.payload_path
 
 
 def throughput(size: int, rounds: int) -> tuple[float, float, float]:
     """Median microseconds of (bare loop, bare loop + both hash passes, agent install), every
     agent round a fresh full download."""
     with tempfile.TemporaryDirectory() as d:
-        lab = speed_lab(d, size)
+        lab, _ = speed_lab(d, size)
         try:
             rows = run_rounds(lab, SPEED, rounds,
                               r"^SPEED (\d+) (\d+) (\d+) (True|False) (-?\d+)$", 3)
