@@ -12,12 +12,13 @@ the CPU, setting the pace), bare loop ÷ agent and bare loop ÷ peer.
 The peer is not part of this repository and never copied into it: point ``--peer-dir`` at a
 checkout of https://github.com/glenn20/micropython-esp32-ota (its ``mip/ota`` package is compiled
 into the run's temporary board directory as ``peerota``). Without it, or when the directory does
-not hold that package, the bench prints why and skips. The ESP32 port gives the peer two things
-the unix port lacks, stood in for here in Python: ``io.BufferedWriter`` (C on the board, so the
+not hold that package, the bench prints why and skips (under ``make bench``, set
+``$OTAKIT_PEER_DIR``). The ESP32 port gives the peer two things the unix port lacks, stood in for here in Python: ``io.BufferedWriter`` (C on the board, so the
 stand-in makes the peer slightly slower than on a board) and the ``flashbdev`` module (only its
 name is used by the loop).
 
-Run: ``.venv/bin/python -m bench.peer --peer-dir DIR [--rounds N] [--write-docs]``.
+Run: ``.venv/bin/python -m bench.peer --peer-dir DIR [--rounds N] [--write-docs]`` (``--peer-dir``
+defaults to ``$OTAKIT_PEER_DIR``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import hashlib
+import os
 import statistics
 import sys
 import tempfile
@@ -221,8 +223,10 @@ def main(argv: list[str] | None = None) -> int:
     """Measure and print; with --write-docs also update docs/performance.md. Skips (exit 0,
     the reason on stderr) without a usable --peer-dir."""
     ap = argparse.ArgumentParser(prog="python -m bench.peer", description=__doc__)
-    ap.add_argument("--peer-dir", type=Path, default=None,
-                    help="a checkout of glenn20/micropython-esp32-ota")
+    env = os.environ.get("OTAKIT_PEER_DIR")
+    ap.add_argument("--peer-dir", type=Path, default=Path(env) if env else None,
+                    help="a checkout of glenn20/micropython-esp32-ota (default: "
+                         "$OTAKIT_PEER_DIR)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--write-docs", action="store_true")
     args = ap.parse_args(argv)

@@ -184,6 +184,7 @@ def test_peer_bench_skips_with_a_reason_without_a_checkout(
         bench: ModuleType, doc: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
         capsys: pytest.CaptureFixture[str], where: str) -> None:
     mod = importlib.import_module("bench.peer")
+    monkeypatch.delenv("OTAKIT_PEER_DIR", raising=False)
     monkeypatch.setattr(mod, "measure", lambda pkg, rounds: pytest.fail("measured"))
     monkeypatch.setattr(mod, "write_section", lambda heading, text: pytest.fail("wrote"))
     args = [] if where == "absent" else ["--peer-dir", str(tmp_path)]
