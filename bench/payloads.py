@@ -6,10 +6,10 @@ Pairs (read from ../shared/firmware; skipped with a reason when it is absent):
   the flash rodata, pointers behind it moved, as a relink would: `rebuild_with_module`).
 
 Size: each encoding's payload ÷ the new image. Time: the agent's ``install()`` of each encoding
-on the simulated board (download over loopback, decode, write, read back, ``set_boot``), median
-of rounds, ÷ the raw install's time in the same bench run. Every round is a freshly flashed board
-(no resume point, no cached state), and the bench fails unless the server's access log shows the
-round's payload downloaded whole. Heap: the smallest ``-X heapsize`` from which every 1 KB step
+on the simulated board (download over loopback, decode, write, read back, ``set_boot``) ÷ the raw
+install's time in the same round, median over rounds; the encodings take turns within a round.
+Every install is on a freshly flashed board (no resume point, no cached state), and the bench
+fails unless the server's access log shows the payload downloaded whole. Heap: the smallest ``-X heapsize`` from which every 1 KB step
 up to the top of the scan completes a whole update (`bench.heap_scan`), with the agent loaded
 from .mpy and, for raw and the wbits-12 encodings, in the simulator's frozen-code mode.
 
@@ -33,7 +33,9 @@ from otakit.paths import ROOT
 from otakit.payloads import deflate, encode_delta
 from otakit.sim.lab import Lab
 
-FIRMWARE = ROOT.parent / "shared" / "firmware"
+# ../shared/firmware beside the checkout (or beside a parent directory, for a git worktree)
+FIRMWARE = next((p / "shared" / "firmware" for p in ROOT.parents
+                 if (p / "shared" / "firmware").is_dir()), ROOT.parent / "shared" / "firmware")
 V121 = "ESP32_GENERIC-OTA-v1.21.0.app.bin"
 V125 = "ESP32_GENERIC-OTA-20250415-v1.25.0.app.bin"
 
@@ -73,31 +75,41 @@ def _lab(d: str, old: bytes, new: bytes, label: str, frozen: bool = False) -> La
     return lab
 
 
-def install_time(old: bytes, new: bytes, label: str, rounds: int) -> float:
-    """Median microseconds of the agent's install() of ``label``, each round on a freshly
-    flashed board that downloads the whole payload (checked in the server's access log)."""
+def _timed_round(lab: Lab, old: bytes, label: str) -> int:
+    # One install on a freshly flashed board; microseconds. Fails unless it downloaded one whole
+    # payload (server's access log) and did not resume.
+    lab.flash(old)
+    lab.access_log.seek(0)
+    lab.access_log.truncate()
+    r = lab.boot(script=lab.work / "timed.py", heapsize="256K", max_boots=1, timeout=900)
+    m = re.search(r"^TIME (\d+) True (-?\d+)$", r.log, re.M)
+    if not m or int(m.group(2)) > 0:
+        raise RuntimeError(f"{label}: install failed or resumed:\n{r.log[-3000:]}")
+    full, short = blob_downloads(lab.access_log.getvalue(), lab.repo.root)
+    if full != 1 or short:
+        raise RuntimeError(f"{label}: not one whole download: {full} whole, {short} partial "
+                           "payload requests")
+    return int(m.group(1))
+
+
+def install_times(old: bytes, new: bytes, rounds: int) -> dict[str, float]:
+    """Per encoding, the median over rounds of its install() time ÷ the raw install's time in
+    the same round. The encodings take turns within each round (interleaved), each install on
+    a freshly flashed board that downloads the whole payload."""
     with tempfile.TemporaryDirectory() as d:
-        lab = _lab(d, old, new, label)
+        labs = {label: _lab(f"{d}/{i}", old, new, label) for i, label in enumerate(ENCODINGS)}
         try:
-            (lab.work / "timed.py").write_text(TIMED)
-            times = []
+            for lab in labs.values():
+                (lab.work / "timed.py").write_text(TIMED)
+            ratios: dict[str, list[float]] = {label: [] for label in ENCODINGS}
             for _ in range(rounds):
-                lab.flash(old)
-                lab.access_log.seek(0)
-                lab.access_log.truncate()
-                r = lab.boot(script=lab.work / "timed.py", heapsize="256K", max_boots=1,
-                             timeout=900)
-                m = re.search(r"^TIME (\d+) True (-?\d+)$", r.log, re.M)
-                if not m or int(m.group(2)) > 0:
-                    raise RuntimeError(f"{label}: install failed or resumed:\n{r.log[-3000:]}")
-                full, short = blob_downloads(lab.access_log.getvalue(), lab.repo.root)
-                if full != 1 or short:
-                    raise RuntimeError(f"{label}: not one whole download: {full} whole, "
-                                       f"{short} partial payload requests")
-                times.append(int(m.group(1)))
-            return statistics.median(times)
+                t = {label: _timed_round(lab, old, label) for label, lab in labs.items()}
+                for label in ENCODINGS:
+                    ratios[label].append(t[label] / t["raw"])
+            return {label: statistics.median(v) for label, v in ratios.items()}
         finally:
-            lab.__exit__(None, None, None)
+            for lab in labs.values():
+                lab.__exit__(None, None, None)
 
 
 def min_heap(old: bytes, new: bytes, label: str, *, frozen: bool = False, lo: int = 16,
@@ -152,11 +164,10 @@ def measure(rounds: int, firmware: Path = FIRMWARE) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     for name, (old, new) in pairs(firmware).items():
         ratio = sizes(old, new)
-        raw_us = install_time(old, new, "raw", rounds)
+        times = install_times(old, new, rounds)
         for label in ENCODINGS:
-            t = raw_us if label == "raw" else install_time(old, new, label, rounds)
             row: dict[str, object] = {
-                "pair": name, "encoding": label, "size": ratio[label], "time": t / raw_us,
+                "pair": name, "encoding": label, "size": ratio[label], "time": times[label],
                 "heap": min_heap(old, new, label),
                 "frozen": min_heap(old, new, label, frozen=True) if label in FROZEN_ROWS else None}
             rows.append(row)
@@ -194,10 +205,10 @@ def render(rows: list[dict[str, object]], rounds: int, command: str) -> str:
     return f"""## Payload encodings (deflate, delta)
 
 Bytes on the air ÷ the new image's size for each representation a release can offer
-(docs/format.md §2.2), the agent's `install()` time ÷ a raw install's time (the same image, the
-same bench run, median of {rounds} rounds, each on a freshly flashed board that downloads the
-whole payload — checked in the server's access log: loopback download, decode, write, read back,
-`set_boot`), and the smallest `-X heapsize` from which the whole update (check, verify, install)
+(docs/format.md §2.2), the agent's `install()` time ÷ a raw install's time in the same round
+(median of {rounds} rounds, the encodings taking turns within each; every install on a freshly
+flashed board that downloads the whole payload — checked in the server's access log: loopback
+download, decode, write, read back, `set_boot`), and the smallest `-X heapsize` from which the whole update (check, verify, install)
 completes at every 1 KB step up to the top of the scan, with the agent loaded from `.mpy` (a
 development board) and in the simulator's frozen-code mode (the agent executed in place from a
 ROMFS image, a product board; docs/simulator.md). The device's `max_wbits` is 15 so that every
@@ -237,12 +248,12 @@ def main(argv: list[str] | None = None) -> int:
     """Measure and print; with --write-docs also update docs/performance.md."""
     ap = argparse.ArgumentParser(prog="python -m bench.payloads", description=__doc__)
     ap.add_argument("--write-docs", action="store_true")
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--firmware-dir", type=Path, default=FIRMWARE,
                     help=f"where the real images are (default {FIRMWARE})")
     args = ap.parse_args(argv)
     command = ".venv/bin/python -m bench.payloads" + \
-        ("" if args.rounds == 3 else f" --rounds {args.rounds}") + \
+        ("" if args.rounds == 5 else f" --rounds {args.rounds}") + \
         ("" if args.firmware_dir == FIRMWARE else f" --firmware-dir {args.firmware_dir}") + \
         " --write-docs"
     text = render(measure(args.rounds, args.firmware_dir), args.rounds, command)
