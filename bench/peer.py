@@ -32,8 +32,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import write_section
+from bench import HeapScan, heap_scan, write_section
 from bench.agent import DEVICE_LIB, run_rounds, speed_lab
+from otakit.appimage import make_app_image
+from otakit.sim.lab import Lab
 from otakit.mpy import compile_to_mpy
 
 PEER_FILES = ("__init__.py", "update.py", "blockdev_writer.py", "status.py", "rollback.py")
@@ -79,6 +81,19 @@ class BufferedWriter:
 
 # The ESP32 port's frozen flashbdev module: the peer's status module imports its name.
 _FLASHBDEV_STANDIN = "bdev = None\n"
+
+# The peer's whole update alone, for its heap figure (the lab's settings give url and blob).
+PEER_ONLY = """\
+import json, sys
+import _peer_io
+sys.modules["io"] = _peer_io
+from peerota.update import OTA
+cfg = json.load(open("ota_config.json"))
+o = OTA(verify=True, verbose=False, reboot=False)
+o.from_firmware_file(cfg["url"] + "/" + cfg["blob"], PEER_SHA, PEER_LENGTH)
+o.close()
+print("PEER_INSTALLED")
+"""
 
 PEER_LIB = DEVICE_LIB + """\
 import sys, ota
@@ -143,20 +158,39 @@ def _install_peer(pkg: Path, device_dir: Path, work: Path) -> None:
         compile_to_mpy([src], device_dir)
 
 
-def measure(pkg: Path, rounds: int, size: int = 1_400_000) -> dict[str, float]:
+def _fill(text: str, data: bytes) -> str:
+    return text.replace("PEER_SHA", repr(hashlib.sha256(data).hexdigest())) \
+        .replace("PEER_LENGTH", str(len(data)))
+
+
+def peer_min_heap(pkg: Path, *, frozen: bool = False, size: int = 1_000_000) -> HeapScan:
+    """The smallest heap (KB) from which the peer's loop installs a ``size``-byte image at
+    every 1 KB step up to the scan's top, each try on a freshly flashed board."""
+    with tempfile.TemporaryDirectory() as d, Lab(Path(d), frozen=frozen) as lab:
+        _install_peer(pkg, lab.device_dir, lab.work)
+        pub = lab.publish(make_app_image("1.1.0", size=size), "1.1.0", 2)
+        blob = pub.payload_path.relative_to(lab.repo.root).as_posix()
+        old = make_app_image("1.0.0", size=64 * 1024)
+        (lab.work / "peer_only.py").write_text(_fill(PEER_ONLY, pub.payload_path.read_bytes()))
+
+        def ok(k: int) -> bool:
+            lab.flash(old, blob=blob)
+            return "PEER_INSTALLED" in lab.boot(script=lab.work / "peer_only.py",
+                                                heapsize=f"{k}K", max_boots=1, timeout=900).log
+
+        return heap_scan(ok, 16, 160)
+
+
+def measure(pkg: Path, rounds: int, size: int = 1_400_000) -> dict[str, object]:
     """Median microseconds: agent and peer side by side; bare, agent and peer paced."""
     with tempfile.TemporaryDirectory() as d:
         lab, payload = speed_lab(d, size)
         try:
             _install_peer(pkg, lab.device_dir, lab.work)
             data = payload.read_bytes()
-            fill = {"PEER_SHA": repr(hashlib.sha256(data).hexdigest()),
-                    "PEER_LENGTH": str(len(data))}
 
             def script(text: str) -> str:
-                for k, v in fill.items():
-                    text = text.replace(k, v)
-                return text
+                return _fill(text, data)
 
             side = run_rounds(lab, script(SIDE_BY_SIDE), rounds,
                               r"^PEER (\d+) (\d+) (True|False) (-?\d+)$", 2)
@@ -178,7 +212,8 @@ def measure(pkg: Path, rounds: int, size: int = 1_400_000) -> dict[str, float]:
     return {"agent_us": med(side, 0), "peer_us": med(side, 1),
             "ratios": [int(r[0]) / int(r[1]) for r in side],  # type: ignore[dict-item]
             "paced_bare_us": med(paced, 0), "paced_agent_us": med(paced, 1),
-            "paced_peer_us": med(paced, 2), "size": len(data)}
+            "paced_peer_us": med(paced, 2), "size": len(data),
+            "heap": peer_min_heap(pkg), "heap_frozen": peer_min_heap(pkg, frozen=True)}
 
 
 def render(fig: dict[str, object], rounds: int, command: str) -> str:
@@ -188,6 +223,8 @@ def render(fig: dict[str, object], rounds: int, command: str) -> str:
     bare, p_agent, p_peer = (float(fig[k]) for k in  # type: ignore[arg-type]
                              ("paced_bare_us", "paced_agent_us", "paced_peer_us"))
     mb = int(fig["size"]) / 1e6  # type: ignore[call-overload]
+    heap, frozen = fig["heap"], fig["heap_frozen"]
+    assert isinstance(heap, HeapScan) and isinstance(frozen, HeapScan)
     date = datetime.date.today().isoformat()
     return f"""## Agent against glenn20's micropython-esp32-ota
 
@@ -213,6 +250,11 @@ bare loop (socket → 4 KB buffer → `writeblocks`, no checks) in the same roun
 | bare loop | {bare / 1000:.1f} ms | 1.00 |
 | the agent's `install()` | {p_agent / 1000:.1f} ms | **{bare / p_agent:.2f}** (goal ≥ {PACED_GOAL}) |
 | the peer's loop | {p_peer / 1000:.1f} ms | {bare / p_peer:.2f} |
+
+The peer's own whole-update heap (1,000,000 B image, the smallest `-X heapsize` from which every
+1 KB step up to the top of the scan completes its loop; compare the agent's in "Whole update
+(agent)"): **{heap.lowest} KB** with its code loaded from `.mpy`, **{frozen.lowest} KB** in the
+simulator's frozen-code mode ({heap.note()}; frozen: {frozen.note()}).
 
 Measured {date} with `{command}` (DIR: a checkout of micropython-esp32-ota; the bench skips
 with a reason without one).
