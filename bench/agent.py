@@ -289,7 +289,7 @@ Measured {date} with `{command}`.
 def report(write_docs: bool, rounds: int) -> str:
     """Measure, render, and with ``write_docs`` write the section."""
     text = render(measure(rounds), rounds, ".venv/bin/python -m bench.agent"
-                  f"{'' if rounds == 3 else f' --rounds {rounds}'} --write-docs")
+                  f"{'' if rounds == 5 else f' --rounds {rounds}'} --write-docs")
     if write_docs:
         write_section("Whole update (agent)", text)
     return text
@@ -299,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     """Measure and print; with --write-docs also update docs/performance.md."""
     ap = argparse.ArgumentParser(prog="python -m bench.agent", description=__doc__)
     ap.add_argument("--write-docs", action="store_true")
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args(argv)
     print(report(args.write_docs, args.rounds))
     return 0
