@@ -1,15 +1,16 @@
-"""`make bench`: every benchmark, each writing its section of docs/performance.md."""
+"""`make bench`: every benchmark, each writing its section of docs/performance.md (`bench.peer`
+only with OTAKIT_PEER_DIR set to a checkout of micropython-esp32-ota; it skips otherwise)."""
 
 from __future__ import annotations
 
 import sys
 
-from bench import agent, fleet_load, flash_write, latency, payloads, verify
+from bench import agent, fleet_load, flash_write, latency, payloads, peer, verify
 
 
 def main() -> int:
     """Run the benchmarks in turn; each prints its table and updates docs/performance.md."""
-    for module in (verify, flash_write, agent, payloads, latency, fleet_load):
+    for module in (verify, flash_write, agent, payloads, peer, latency, fleet_load):
         print(f"== {module.__name__} ==", flush=True)
         rc = module.main(["--write-docs"])
         if rc:

@@ -4,8 +4,9 @@ For each algorithm it reports, as figures relative to a baseline measured in the
 
 * the median verify time divided by the median time of SHA-256 over 1.5 MB (``hashlib``, 4 KB
   chunks), both measured interleaved in one ``micropython`` process;
-* the smallest ``-X heapsize`` (1 KB steps) at which one verify succeeds with the ``ota`` package
-  loaded from ``.mpy`` files (``firmware/ota/*.py`` compiled with mpy-cross into a temp dir).
+* the smallest ``-X heapsize`` from which one verify succeeds at every 1 KB step up to the top of
+  the scan (`bench.heap_scan`), with the ``ota`` package loaded from ``.mpy`` files
+  (``firmware/ota/*.py`` compiled with mpy-cross into a temp dir).
 
 Run: ``.venv/bin/python -m bench.verify [--rounds N] [--write-docs]``. ``--write-docs`` replaces the
 "Signature verification" section of docs/performance.md with the figures, command and date.
@@ -23,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 
-from bench import write_section
+from bench import heap_scan, write_section
 from otakit.keys import generate_key
 from otakit.mpy import compile_to_mpy, run_micropython
 from otakit.paths import FIRMWARE_DIR
@@ -106,26 +107,18 @@ def time_verify(pkg: Path, cases: dict, rounds: int) -> dict[str, float]:
 
 
 def min_heap_kb(pkg: Path, case: tuple, lo: int = 2, hi: int = 256) -> int:
-    """Smallest heap in KB (1 KB steps) at which the .mpy driver verifies ``case``."""
+    """Smallest heap in KB from which the .mpy driver verifies ``case`` at every 1 KB step up to
+    the top of the scan (`bench.heap_scan`)."""
     mod = pkg / "bench_heap.py"
     mod.write_text(HEAP.format(case=repr(case)))
-    subprocess.run([mpy_cross_binary(), "-o", str(pkg / "bench_heap.mpy"), str(mod)],
-                   check=True, capture_output=True)
+    compile_to_mpy([mod], pkg)  # as the project compiles device code (-march for viper)
     mod.unlink()
 
     def ok(kb: int) -> bool:
         return _result(run_micropython(["-m", "bench_heap"], path=[pkg], heapsize=f"{kb}K",
                                        cwd=pkg)) == "True"
 
-    if not ok(hi):
-        raise RuntimeError(f"verify fails even with a {hi} KB heap")
-    while lo < hi:  # invariant: ok(hi)
-        mid = (lo + hi) // 2
-        if ok(mid):
-            hi = mid
-        else:
-            lo = mid + 1
-    return hi
+    return heap_scan(ok, lo, hi).lowest  # from there every 1 KB step up passes
 
 
 def run(rounds: int) -> dict[str, dict[str, float]]:

@@ -4,9 +4,9 @@
 
 OTAKIT_SIM_RESET says why we boot: poweron | reset | wdt | panic (full bootloader, ground truth
 4.2), deepsleep (RTC fast boot of the last fully booted partition, otadata untouched), soft (no
-bootloader at all). Then: mount littlefs on "vfs" at /flash (mkfs on first boot), cwd /flash,
-run boot.py and main.py (or OTAKIT_SIM_SCRIPT) from OTAKIT_SIM_APP_DIR, falling back to the
-vfs. The exit record (<state>/exit: "event ops extra") tells the host how the boot ended.
+bootloader at all). Then: mount the frozen-code ROMFS image at /rom (OTAKIT_SIM_ROMFS, when set),
+mount littlefs on "vfs" at /flash (mkfs on first boot), cwd /flash, run boot.py and main.py (or
+OTAKIT_SIM_SCRIPT) from OTAKIT_SIM_APP_DIR, falling back to the vfs. The exit record (<state>/exit: "event ops extra") tells the host how the boot ended.
 """
 
 import os
@@ -147,6 +147,23 @@ def _identify(part):
     return behaviour
 
 
+def _romfs():
+    # The frozen-code mode (OTAKIT_SIM_ROMFS, otakit.sim.runner): the app's modules in a ROMFS
+    # image, mounted at /rom in the app directory's place on sys.path. Imports from it execute the
+    # bytecode in place. The image is read into the heap before the budget is set aside, so it
+    # stays outside the budget, as frozen code in a board's flash does.
+    path = os.getenv("OTAKIT_SIM_ROMFS")
+    if not path:
+        return
+    import vfs
+
+    data = bytearray(os.stat(path)[6])
+    with open(path, "rb") as f:
+        f.readinto(data)
+    vfs.mount(vfs.VfsRom(data), "/rom")
+    sys.path.insert(1, "/rom")  # after the simulator's modules, where the app directory was
+
+
 _mount_cost = 0
 
 
@@ -177,7 +194,7 @@ def _mount():
     # filesystem is found before a frozen one of the same name, as on a board.
     while "" in sys.path:
         sys.path.remove("")
-    app = os.getenv("OTAKIT_SIM_APP_DIR")
+    app = "/rom" if "/rom" in sys.path else os.getenv("OTAKIT_SIM_APP_DIR")
     anchor = app if app in sys.path else ".frozen"
     sys.path.insert(sys.path.index(anchor) if anchor in sys.path else len(sys.path), "")
     sys.path.append("/flash/lib")
@@ -338,6 +355,7 @@ def main():
 
         while True:
             time.sleep(1)
+    _romfs()
     _mount()
     _ballast()
     fl.write_exit(_firmware())

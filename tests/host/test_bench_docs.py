@@ -16,7 +16,7 @@ import pytest
 from otakit.loadgen import LoadResult
 from otakit.paths import DOCS_DIR, ROOT
 
-BENCHES = ("agent", "flash_write", "fleet_load", "latency", "payloads", "verify")
+BENCHES = ("agent", "flash_write", "fleet_load", "latency", "payloads", "peer", "verify")
 
 
 @pytest.fixture
@@ -111,3 +111,88 @@ def test_verify_section(bench: ModuleType, doc: Path, monkeypatch: pytest.Monkey
     text = _only_changed(before, doc.read_text(), "Signature verification")
     assert "| ed25519 | 3.00 ms | 10.00 ms | 0.30 |" in text
     assert "`.venv/bin/python -m bench.verify --rounds 3 --write-docs`" in text
+
+
+def _scan(bench: ModuleType, lowest: int, stray: list[int] | None = None) -> object:
+    return bench.HeapScan(lowest, lowest + 4, lowest - 4, stray or [])
+
+
+def test_agent_section(bench: ModuleType, doc: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    mod = importlib.import_module("bench.agent")
+    fig = {"small": _scan(bench, 60, [57, 58]), "large": _scan(bench, 61),
+           "frozen": _scan(bench, 30), "names": 353,
+           "bare_us": 10_000.0, "hashed_us": 20_000.0, "agent_us": 25_000.0,
+           "nvs_writes": 257.3, "nvs_commits": 255.0}
+    monkeypatch.setattr(mod, "measure", lambda rounds: fig)
+    monkeypatch.setattr(mod, "write_section",
+                        lambda heading, text: bench.write_section(heading, text, doc))
+    before = doc.read_text()
+    assert mod.main(["--rounds", "2", "--write-docs"]) == 0
+    text = _only_changed(before, doc.read_text(), "Whole update (agent)")
+    assert "| `.mpy` | **60 KB** |" in text and "| frozen | **30 KB** |" in text
+    assert "57, 58 KB passed too" in text and "| 1 KB |" in text
+    assert "**0.40**" in text and "**0.80**" in text
+    assert "**257.3** (goal ≤ 16), and 255.0 commits per MB" in text
+    assert "`.venv/bin/python -m bench.agent --rounds 2 --write-docs`" in text
+
+
+def test_payloads_section(bench: ModuleType, doc: Path,
+                          monkeypatch: pytest.MonkeyPatch) -> None:
+    mod = importlib.import_module("bench.payloads")
+    rows = [{"pair": "p", "encoding": "raw", "size": 1.0, "time": 1.0,
+             "heap": _scan(bench, 60), "frozen": _scan(bench, 30)},
+            {"pair": "p", "encoding": "deflate, wbits 12", "size": 0.69, "time": 2.0,
+             "heap": _scan(bench, 70), "frozen": _scan(bench, 38)},
+            {"pair": "p", "encoding": "zlib level 9, wbits 15 (reference, not a device encoding)",
+             "size": 0.68, "time": None, "heap": None, "frozen": None, "near_zlib": 0.01}]
+    monkeypatch.setattr(mod, "measure", lambda rounds, firmware: rows)
+    monkeypatch.setattr(mod, "write_section",
+                        lambda heading, text: bench.write_section(heading, text, doc))
+    before = doc.read_text()
+    assert mod.main(["--write-docs"]) == 0
+    text = _only_changed(before, doc.read_text(), "Payload encodings (deflate, delta)")
+    assert "| p | deflate, wbits 12 | 0.6900 | 2.00 | 70 KB | 38 KB |" in text
+    assert "| p | zlib level 9, wbits 15 (reference, not a device encoding) | 0.6800 |  |  |  |" \
+        in text
+    assert "`.venv/bin/python -m bench.payloads --write-docs`" in text
+
+
+def test_peer_section(bench: ModuleType, doc: Path, monkeypatch: pytest.MonkeyPatch,
+                      tmp_path: Path) -> None:
+    mod = importlib.import_module("bench.peer")
+    (tmp_path / "mip" / "ota").mkdir(parents=True)
+    for f in mod.PEER_FILES:
+        (tmp_path / "mip" / "ota" / f).write_text("")
+    fig = {"agent_us": 30_000.0, "peer_us": 20_000.0, "ratios": [1.4, 1.5, 1.6],
+           "paced_bare_us": 700_000.0, "paced_agent_us": 730_000.0,
+           "paced_peer_us": 710_000.0, "size": 1_400_000, "heap": _scan(bench, 51),
+           "heap_frozen": _scan(bench, 40)}
+    monkeypatch.setattr(mod, "measure", lambda pkg, rounds: fig)
+    monkeypatch.setattr(mod, "write_section",
+                        lambda heading, text: bench.write_section(heading, text, doc))
+    before = doc.read_text()
+    assert mod.main(["--peer-dir", str(tmp_path), "--write-docs"]) == 0
+    after = doc.read_text()
+    heading = "Agent against glenn20's micropython-esp32-ota"
+    if heading in _sections(before):
+        text = _only_changed(before, after, heading)
+    else:
+        text = _sections(after)[heading]
+    assert "**1.50** (rounds: 1.40–1.60" in text and "**0.96**" in text
+    assert "**51 KB** with its code loaded from `.mpy`, **40 KB** in the" in text
+    assert "`.venv/bin/python -m bench.peer --peer-dir DIR --write-docs`" in text
+
+
+@pytest.mark.parametrize("where", ["absent", "wrong"])
+def test_peer_bench_skips_with_a_reason_without_a_checkout(
+        bench: ModuleType, doc: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str], where: str) -> None:
+    mod = importlib.import_module("bench.peer")
+    monkeypatch.delenv("OTAKIT_PEER_DIR", raising=False)
+    monkeypatch.setattr(mod, "measure", lambda pkg, rounds: pytest.fail("measured"))
+    monkeypatch.setattr(mod, "write_section", lambda heading, text: pytest.fail("wrote"))
+    args = [] if where == "absent" else ["--peer-dir", str(tmp_path)]
+    assert mod.main(args + ["--write-docs"]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("bench.peer: skipped: ")
+    assert ("no --peer-dir" in err) if where == "absent" else ("mip/ota/update.py" in err)

@@ -8,7 +8,8 @@ Invariants: everything lives under one work directory; the server runs only insi
 context (``with Lab(...) as lab``) and is stopped on exit. The board's app directory
 ``lab.device_dir`` holds what a real board would have: the agent, the example app (``doorlock``) and
 the lab's own keyring module ``ota_keys`` compiled to .mpy (as if frozen), and boot.py and main.py
-(links to ``firmware/``).
+(links to ``firmware/``). With ``frozen=True`` the board runs those .mpy modules in place from a
+ROMFS image (the simulator's frozen-code mode), as a product board runs frozen code.
 """
 
 from __future__ import annotations
@@ -87,14 +88,18 @@ class Lab:
         ssl_context: serve the repository over https with this context.
         fleet: telemetry ingest and dashboard for the lab's server (`otakit.fleet`).
         admin_token: the lab server's admin token (`otakit.guard`: /admin/, the dashboard).
+        frozen: boot the board in the simulator's frozen-code mode: the agent, the app and the
+            keyring executed in place from a ROMFS image outside the heap budget, as on a
+            product board with them frozen (`otakit.sim.runner.run`; docs/simulator.md).
     """
 
     def __init__(self, work: str | Path, *, board: str = "esp32", alg: str = RSA_PSS,
                  channel: str = "stable", roots: list[PrivateKey] | None = None,
                  threshold: int = 1, env: str = "production",
                  ssl_context: ssl.SSLContext | None = None, fleet: Fleet | None = None,
-                 admin_token: str | None = None) -> None:
+                 admin_token: str | None = None, frozen: bool = False) -> None:
         self.work = Path(work)
+        self.frozen = frozen
         self.work.mkdir(parents=True, exist_ok=True)
         self.board: Board = load_board(board)
         self.channel = channel
@@ -231,7 +236,9 @@ class Lab:
 
     def boot(self, script: str | Path | None = None, *, max_boots: int = 8,
              **kw: object) -> RunResult:
-        """Power the board on and run it (see `otakit.sim.runner.run`)."""
+        """Power the board on and run it (see `otakit.sim.runner.run`; ``frozen`` defaults
+        to the lab's)."""
+        kw.setdefault("frozen", self.frozen)
         return run(self.flash_path, script=script, app_dir=self.device_dir,
                    max_boots=max_boots, **kw)  # type: ignore[arg-type]
 

@@ -12,7 +12,9 @@ record (deep sleep) lives in the run's state directory and is dropped at every p
 firmware's frozen ``ota_origin`` module is compiled there from the image's board record at the
 start of the run and put after the app directory (the frozen modules) on ``sys.path``; the
 mutating-operation counter runs across all boots of a run, so ``RunResult.ops`` enumerates
-every cut point of a scenario.
+every cut point of a scenario. With ``frozen=True`` the app directory's compiled modules are
+packed into a ROMFS image at the start of the run and executed in place from it (`romfs_image`),
+held outside the device's heap budget, as frozen code is on a board.
 """
 
 from __future__ import annotations
@@ -125,6 +127,7 @@ class _Setup:
     timeout: float
     on_output: Callable[[str], None] | None = None
     frozen: str | None = None
+    romfs: str | None = None
 
 
 def _boot_once(s: _Setup, index: int, reason: str, ops_before: int) -> tuple[Boot, int]:
@@ -140,8 +143,11 @@ def _boot_once(s: _Setup, index: int, reason: str, ops_before: int) -> tuple[Boo
         env["OTAKIT_SIM_SCRIPT"] = s.script
     if s.app_dir:
         env["OTAKIT_SIM_APP_DIR"] = s.app_dir
-    # the frozen modules: the app directory, then the firmware's ota_origin (from the image)
-    path = [sim_module_dir()] + ([s.app_dir] if s.app_dir else []) + \
+    if s.romfs:
+        env["OTAKIT_SIM_ROMFS"] = s.romfs
+    # the frozen modules: the app directory (or its ROMFS image, mounted by _simboot in its
+    # place), then the firmware's ota_origin (from the image)
+    path = [sim_module_dir()] + ([s.app_dir] if s.app_dir and not s.romfs else []) + \
         ([s.frozen] if s.frozen else [])
     try:
         proc = run_micropython(["-m", "_simboot"], path=path, heapsize=s.heapsize, env=env,
@@ -188,7 +194,7 @@ def run(flash_path: str | os.PathLike[str], *, script: str | os.PathLike[str] | 
         env: dict[str, str] | None = None, timeout: float = 60,
         restart_after_cut: bool = True,
         on_boot: Callable[[Boot], None] | None = None,
-        on_output: Callable[[str], None] | None = None) -> RunResult:
+        on_output: Callable[[str], None] | None = None, frozen: bool = False) -> RunResult:
     """Power on the simulated board and run it until the firmware finishes.
 
     Args:
@@ -206,6 +212,11 @@ def run(flash_path: str | os.PathLike[str], *, script: str | os.PathLike[str] | 
         restart_after_cut: power on again after a cut (default), or end the run there.
         on_boot: called with each `Boot` as soon as it ends.
         on_output: called with each line the device prints, as it prints it.
+        frozen: the frozen-code mode: the app directory's ``.mpy`` modules (the agent, the app,
+            the keyring) go into a ROMFS image that the device mounts at ``/rom`` and imports
+            from in place of the app directory; their bytecode is executed in place, and the
+            image is held in the process's heap outside the budget (added on top of it), as a
+            board's frozen code is in flash (docs/simulator.md).
 
     Returns:
         A `RunResult`.
@@ -218,16 +229,25 @@ def run(flash_path: str | os.PathLike[str], *, script: str | os.PathLike[str] | 
         raise OtakitError(f"no flash image at {flash}", reason="NO_IMAGE")
     if app_dir is None and FIRMWARE_DIR.is_dir():
         app_dir = FIRMWARE_DIR
+    if frozen and not app_dir:
+        raise OtakitError("the frozen-code mode needs an app directory", reason="NO_APP_DIR")
+    image = romfs_image(Path(app_dir)) if frozen and app_dir else None
     state = Path(tempfile.mkdtemp(prefix="otakit-sim-"))
+    romfs = None
+    if image is not None:
+        romfs = state / "app.romfs"
+        romfs.write_bytes(image)
+    extra = len(image) + ROMFS_HEADROOM if image is not None else 0
     setup = _Setup(flash=flash, state=state,
                    script=str(Path(script).resolve()) if script else None,
                    app_dir=str(Path(app_dir).resolve()) if app_dir else None,
                    cut_at=_cut_points(cut_at),
-                   heapsize=heap_bytes(heapsize) + SIM_HEAP_HEADROOM if heapsize else None,
+                   heapsize=heap_bytes(heapsize) + SIM_HEAP_HEADROOM + extra
+                   if heapsize else None,
                    env={**(env or {}), "OTAKIT_SIM_HEAP_BUDGET":
                         str(heap_bytes(heapsize)) if heapsize else ""},
                    timeout=timeout, on_output=on_output,
-                   frozen=_frozen_dir(flash, state))
+                   frozen=_frozen_dir(flash, state), romfs=str(romfs) if romfs else None)
     result = RunResult()
     reason: str | None = "poweron"
     ops = 0
@@ -260,6 +280,30 @@ def _frozen_dir(flash: Path, state: Path) -> str | None:
     return str(d) if d else None
 
 
+def romfs_image(app_dir: Path) -> bytes:
+    """A ROMFS image (MicroPython's ``vfs.VfsRom`` format, built with mpremote's writer) of
+    the ``.mpy`` files under ``app_dir``, in their directories: the frozen-code mode's
+    modules."""
+    try:
+        from mpremote.romfs import VfsRomWriter
+    except ImportError as e:  # pragma: no cover - mpremote is a dependency
+        raise OtakitError(f"the frozen-code mode needs mpremote: {e}",
+                          reason="NO_MPREMOTE") from e
+    writer = VfsRomWriter()
+
+    def add(d: Path) -> None:
+        for p in sorted(d.iterdir()):
+            if p.is_dir() and any(p.rglob("*.mpy")):
+                writer.opendir(p.name)
+                add(p)
+                writer.closedir()
+            elif p.suffix == ".mpy":
+                writer.mkfile(p.name, p.read_bytes())
+
+    add(app_dir)
+    return bytes(writer.finalise())
+
+
 def _cut_points(cut_at: int | Sequence[int] | None) -> tuple[int, ...]:
     if not cut_at:
         return ()
@@ -277,3 +321,6 @@ def heap_bytes(heapsize: str | int) -> int:
 # process gets this much more, and _simboot pins the excess so device code sees its budget in
 # one piece. Generous: what the simulator's boot leaves behind must not split the budget.
 SIM_HEAP_HEADROOM = 160 * 1024
+# In the frozen-code mode the process also gets the ROMFS image's size and this much more (the
+# read buffer and the mounted filesystem object).
+ROMFS_HEADROOM = 8 * 1024

@@ -1,0 +1,66 @@
+"""The simulator's frozen-code mode (`run(..., frozen=True)`): the app directory's compiled modules
+run in place from a ROMFS image mounted at /rom, and their code costs the device's heap budget
+less than the same .mpy loaded from a directory (docs/simulator.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from otakit.mpy import compile_to_mpy
+from otakit.sim.runner import romfs_image, run
+
+from simhelpers import lines
+
+# A module whose bytecode is large next to the objects it creates: 60 functions of ~40 ops each.
+_BIG = "".join(
+    f"def f{i}(a, b):\n" + "".join(f"    a = (a * {j} + b) ^ (b >> {j % 7})\n" for j in range(12))
+    + "    return a\n" for i in range(60))
+
+_SCRIPT = """
+import gc, sys
+gc.collect()
+print("FREE", gc.mem_free())
+before = gc.mem_alloc()
+import bigmod
+gc.collect()
+print("FILE", bigmod.__file__)
+print("COST", gc.mem_alloc() - before)
+print("CALL", bigmod.f59(3, 4) == bigmod.f59(3, 4))
+"""
+
+
+def _run(flash: Path, tmp_path: Path, frozen: bool) -> tuple[str, int, str, int]:
+    app = tmp_path / "app"
+    app.mkdir(exist_ok=True)
+    src = tmp_path / "bigmod.py"
+    src.write_text(_BIG)
+    compile_to_mpy([src], app)
+    script = tmp_path / "s.py"
+    script.write_text(_SCRIPT)
+    r = run(flash, script=script, app_dir=app, max_boots=1, heapsize="56K", frozen=frozen)
+    assert r.ended == "finished" and not r.error, r.log
+    return (lines(r, "FILE")[0], int(lines(r, "COST")[0]), lines(r, "CALL")[0],
+            int(lines(r, "FREE")[0]))
+
+
+def test_frozen_mode_runs_the_modules_in_place_from_romfs(flash: Path, tmp_path: Path) -> None:
+    file_mpy, cost_mpy, call_mpy, free_mpy = _run(flash, tmp_path, frozen=False)
+    file_rom, cost_rom, call_rom, free_rom = _run(flash, tmp_path, frozen=True)
+    assert file_mpy.endswith("/app/bigmod.mpy") and file_rom == "/rom/bigmod.mpy"
+    assert call_mpy == call_rom == "True"
+    # the image is held outside the budget: the device starts with the same free heap
+    assert abs(free_rom - free_mpy) < 1024, (free_rom, free_mpy)
+    # the bytecode stays in the image: importing costs the heap less than half as much
+    assert cost_rom * 2 < cost_mpy, (cost_rom, cost_mpy)
+
+
+def test_romfs_image_holds_only_the_compiled_modules(tmp_path: Path) -> None:
+    (tmp_path / "ota").mkdir()
+    (tmp_path / "ota" / "a.mpy").write_bytes(b"M\x06")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "main.py").write_text("print(1)\n")
+    (tmp_path / "b.mpy").write_bytes(b"M\x06")
+    image = romfs_image(tmp_path)
+    assert image.startswith(b"\xd2\xcd\x31")  # the VfsRom signature
+    assert b"a.mpy" in image and b"b.mpy" in image and b"ota" in image
+    assert b"main.py" not in image and b"empty" not in image
