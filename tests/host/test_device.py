@@ -118,7 +118,7 @@ def test_missing_port_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Monke
     fw = _write(tmp_path / "fw.bin", make_firmware_bin("esp32", make_app_image("1")))
     assert main(["flash", "--board", "esp32", "--port", PORT, str(fw)]) == 1
     err = capsys.readouterr().err
-    assert f"otakit: serial port {PORT} not found" in err
+    assert f"otakit: NO_PORT: serial port {PORT} not found" in err
     dev_flash.check_port("rfc2217://localhost:4000")  # network ports are esptool's to check
 
 

@@ -3,8 +3,8 @@
 Each module under ``otakit.cli`` is named after the command or command group it defines
 (``sim campaign`` in ``sim_campaign.py``; ``_keyfile.py`` holds the shared key arguments) and
 registers it here. Library code raises
-`OtakitError`; `main` prints ``otakit: <message>`` to stderr and exits 1 for those (click's own
-usage errors exit 2).
+`OtakitError`; `main` prints ``otakit: REASON: message`` to stderr and exits 1 for those and for
+every other failure (usage errors exit 2; ``_errors.py``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sys
 import click
 
 from otakit import __version__
-from otakit.errors import OtakitError
+from otakit.cli._errors import run
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -45,20 +45,7 @@ def _register() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the process exit code."""
     _register()
-    try:
-        cli.main(args=argv, prog_name="otakit", standalone_mode=False)
-    except OtakitError as e:
-        click.echo(f"otakit: {e}", err=True)
-        return 1
-    except click.exceptions.Abort:
-        click.echo("otakit: aborted", err=True)
-        return 1
-    except click.ClickException as e:
-        e.show()
-        return e.exit_code
-    except click.exceptions.Exit as e:
-        return e.exit_code
-    return 0
+    return run(cli, argv)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from otakit.cli._keyfile import trusted_keys
+from otakit.cli._keyfile import trusted_keys, passphrase_file_option
 from otakit.manifest import parse_unverified, verify_manifest
 
 
@@ -17,6 +17,7 @@ from otakit.manifest import parse_unverified, verify_manifest
 @click.option("--key", "key_files", multiple=True, type=click.Path(dir_okay=False),
               help="Verify against this public key (repeatable).")
 @click.option("--keyring", type=click.Path(dir_okay=False), help="Or against a keyring module.")
+@passphrase_file_option
 def inspect(manifest: str, as_json: bool, key_files: tuple[str, ...], keyring: str | None) -> None:
     """Print a manifest's header and body; verify its signature if keys are given."""
     data = Path(manifest).read_bytes()

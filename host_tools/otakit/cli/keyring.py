@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from otakit import keys
-from otakit.cli._keyfile import load_any_key, load_signing_key
+from otakit.cli._keyfile import load_any_key, load_signing_key, passphrase_file_option
 from otakit.errors import OtakitError
 from otakit.keyring import new_body, parse_unverified, sign_keyring, verify_keyring
 from otakit.repo import Repository, parse_expiry
@@ -36,6 +36,7 @@ def keyring() -> None:
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the document here.")
 @click.option("--repo", type=click.Path(file_okay=False),
               help="Publish it as <repo>/<product>/keyring.")
+@passphrase_file_option
 def sign(root_files: tuple[str, ...], key_files: tuple[str, ...], product: str | None,
          version: int | None, expires: str, env: str, add_to: str | None, out: str | None,
          repo: str | None) -> None:

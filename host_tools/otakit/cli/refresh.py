@@ -6,7 +6,7 @@ import time
 
 import click
 
-from otakit.cli._keyfile import load_signing_key
+from otakit.cli._keyfile import load_signing_key, passphrase_file_option
 from otakit.repo import Repository, parse_expiry
 
 
@@ -18,6 +18,7 @@ from otakit.repo import Repository, parse_expiry
 @click.option("--board", required=True)
 @click.option("--channel", default="stable", show_default=True)
 @click.option("--expires", required=True, help="Duration (30d), ISO date or Unix seconds.")
+@passphrase_file_option
 def refresh(key_file: str, repo: str, product: str, board: str, channel: str,
             expires: str) -> None:
     """Re-sign a channel's current manifest with a new expiry and the next revision (same

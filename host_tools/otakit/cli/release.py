@@ -10,7 +10,7 @@ import click
 
 from otakit import rollout
 from otakit.boards import load_board
-from otakit.cli._keyfile import load_signing_key
+from otakit.cli._keyfile import load_signing_key, passphrase_file_option
 from otakit.errors import OtakitError
 from otakit.repo import DEFAULT_EXPIRY, ReleaseRequest, Repository, parse_expiry
 
@@ -108,6 +108,7 @@ def _request(o: dict, now: int) -> ReleaseRequest:
               help="With --sbom: the directory of the modules frozen into the image (hashed "
               "into the SBOM) [default: the agent shipped with otakit].")
 @click.argument("app_image", type=click.Path(exists=True, dir_okay=False))
+@passphrase_file_option
 def release(**o: object) -> None:
     """Check APP_IMAGE, sign a manifest and publish both into the repository.
 

@@ -7,7 +7,7 @@ import json
 import click
 
 from otakit import rollout
-from otakit.cli._keyfile import load_signing_key
+from otakit.cli._keyfile import load_signing_key, passphrase_file_option
 from otakit.errors import KeyFileError
 from otakit.manifest_body import ManifestBody
 from otakit.repo import Repository
@@ -24,8 +24,12 @@ def _where(f):  # type: ignore[no-untyped-def]
     return f
 
 
-_KEY = click.option("--key", "key_file", required=True,
-                    help="Signing key: a PEM file or a pkcs11: URI (the release's key).")
+_KEY_OPTION = click.option("--key", "key_file", required=True,
+                           help="Signing key: a PEM file or a pkcs11: URI (the release's key).")
+
+
+def _KEY(f):  # type: ignore[no-untyped-def]  # noqa: N802
+    return _KEY_OPTION(passphrase_file_option(f))
 
 
 def _show(b: ManifestBody) -> None:

@@ -24,6 +24,14 @@ def _env_pair(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
     return out
 
 
+def _heapsize(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    try:
+        sim_runner.heap_bytes(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a size such as 56K, 112K or 57344") from None
+    return value
+
+
 @click.group()
 def sim() -> None:
     """The simulated ESP32 board: flash an image, run it across resets, inspect its state."""
@@ -68,6 +76,7 @@ def flash_cmd(board: str, app: str, out: str, sequence: int | None,
               help="Cut power at this mutating flash operation (1-based, whole run).")
 @click.option("--no-restart", is_flag=True, help="After a power cut, stay off.")
 @click.option("--heapsize", default=sim_runner.DEFAULT_HEAPSIZE, show_default=True,
+              callback=_heapsize,
               help="Free MicroPython heap for device code (an ESP32 starts with ~56K).")
 @click.option("--timeout", default=60.0, show_default=True, help="Seconds allowed per boot.")
 @click.option("--env", "env", multiple=True, callback=_env_pair, metavar="KEY=VALUE",

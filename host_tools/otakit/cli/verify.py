@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from otakit.cli._keyfile import trusted_keys
+from otakit.cli._keyfile import trusted_keys, passphrase_file_option
 from otakit.errors import RepoError
 from otakit.repo import Repository
 
@@ -15,6 +15,7 @@ from otakit.repo import Repository
               help="A trusted public key (repeatable).")
 @click.option("--keyring", type=click.Path(dir_okay=False),
               help="A keyring module such as ota_keys.py.")
+@passphrase_file_option
 def verify(repo: str, key_files: tuple[str, ...], keyring: str | None) -> None:
     """Check every manifest's signature and body and every payload's size and SHA-256."""
     report = Repository(repo).verify(trusted_keys(key_files, keyring))
