@@ -242,3 +242,21 @@ def test_passphrase_without_a_terminal_names_both_ways(keyed: dict[str, str],
     assert main([release[0], "--passphrase-file", "pw.txt", *release[1:]]) == 0
     assert main(["keygen", "--alg", "ed25519", "--out", "k2", "--passphrase-file", "pw.txt"]) == 0
     assert main(["key", "id", "k2/release.pem", "--passphrase-file", "pw.txt"]) == 0
+
+
+def test_a_failed_release_leaves_nothing_behind(keyed: dict[str, str],
+                                                capsys: pytest.CaptureFixture) -> None:
+    # a partly writable repository: blobs/ can be written, the channel's directory cannot
+    Path("repo/blobs/sha256").mkdir(parents=True)
+    Path("repo/door").write_text("a file where the product's directory belongs")
+    argv = ["release", "--key", "keys/release.pem", "--repo", "repo", "--product", "door",
+            "--board", "esp32", "--version", "1", "--sequence", "1", "--support-end",
+            "2031-12-31", "--encoding", "deflate", "--sbom", "app.bin"]
+    capsys.readouterr()
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("otakit: NOT_A_DIRECTORY: "), err
+    assert sorted(p.name for p in Path("repo").rglob("*")) == ["blobs", "door", "sha256"]
+    Path("repo/door").unlink()
+    assert main(argv) == 0
+    assert len(list(Path("repo/blobs/sha256").iterdir())) == 3  # image, deflate, SBOM
