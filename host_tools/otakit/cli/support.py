@@ -34,7 +34,7 @@ def support_publish(repo: str, product: str, model: str, end: str | None, manufa
     st = plan_support(r, product, model, end, manufacturer=manufacturer,
                       first_release=first_release, update_url=update_url, contact=contact)
     for w in st.warnings:
-        click.echo(f"warning: {w}", err=True)
+        click.echo(f"otakit: warning: {w}", err=True)
     d = publish_support(r, st)
     click.echo(f"published: {model} supported until {st.end} ({st.end_month_year})")
     for name in ("index.html", "support.json", "label.txt"):
