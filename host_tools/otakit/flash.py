@@ -108,6 +108,41 @@ def _plan_build_dir(board: Board, d: Path) -> FlashPlan:
                                       (first_app_offset(board), app)])
 
 
+PORT_ENV = "ESPTOOL_PORT"
+BAUD_ENV = "ESPTOOL_BAUD"
+
+
+def usb_serial_ports() -> list[str]:
+    """The USB serial ports present (where a development board shows up), sorted."""
+    from serial.tools import list_ports  # noqa: PLC0415  (pyserial, an esptool dependency)
+
+    return sorted(p.device for p in list_ports.comports() if p.vid is not None)
+
+
+def resolve_port(port: str | None, *, dry_run: bool = False) -> str:
+    """The serial port to use: ``port`` (--port), else ``$ESPTOOL_PORT``, else the one USB serial
+    port present (for a dry run with none or several: the placeholder ``PORT``).
+
+    Raises:
+        ToolError: ``NO_PORT`` (none present) or ``PORT_AMBIGUOUS`` (several: they are listed).
+    """
+    if port:
+        return port
+    env = os.environ.get(PORT_ENV, "")
+    if env:
+        return env
+    ports = usb_serial_ports()
+    if len(ports) == 1:
+        return ports[0]
+    if dry_run:
+        return "PORT"
+    if not ports:
+        raise ToolError(f"no serial port found: plug the board in (USB), or give --port or set "
+                        f"{PORT_ENV}", reason="NO_PORT")
+    raise ToolError(f"{len(ports)} serial ports found, give one with --port (or {PORT_ENV}): "
+                    f"{', '.join(ports)}", reason="PORT_AMBIGUOUS")
+
+
 def check_port(port: str) -> None:
     """Refuse a serial port that does not exist, before esptool or mpremote try to open it.
 

@@ -192,3 +192,41 @@ def test_deploy_cli_missing_port(dev_files: dict[str, Path],
     captured = capsys.readouterr()
     assert f"serial port {PORT} not found" in captured.err
     assert "development deploy" in captured.out
+
+
+class _Port:
+    def __init__(self, device: str, vid: int | None) -> None:
+        self.device, self.vid = device, vid
+
+
+def test_port_from_env_else_the_one_usb_port_else_a_clear_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    from serial.tools import list_ports
+
+    ran: list[list[list[str]]] = []
+    monkeypatch.setattr(dev_flash, "run_esptool", ran.append)
+    monkeypatch.delenv("ESPTOOL_PORT", raising=False)
+    fw = _write(tmp_path / "fw.bin", make_firmware_bin("esp32", make_app_image("1")))
+    # no USB serial port present (a legacy UART without a USB id does not count)
+    monkeypatch.setattr(list_ports, "comports", lambda: [_Port("/dev/ttyS0", None)])
+    assert main(["flash", "--board", "esp32", str(fw)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("otakit: NO_PORT: no serial port found")
+    assert "--port" in err and "ESPTOOL_PORT" in err and ran == []
+    # several: listed, none chosen
+    monkeypatch.setattr(list_ports, "comports", lambda: [_Port("/dev/ttyUSB1", 0x10C4),
+                                                         _Port("/dev/ttyACM0", 0x303A)])
+    assert main(["deploy", "--board", "esp32"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("otakit: PORT_AMBIGUOUS: 2 serial ports found")
+    assert "/dev/ttyACM0, /dev/ttyUSB1" in err
+    # exactly one: used
+    monkeypatch.setattr(list_ports, "comports", lambda: [_Port("/dev/null", 0x10C4)])
+    assert main(["flash", "--board", "esp32", "--dry-run", str(fw)]) == 0
+    assert "--port /dev/null" in capsys.readouterr().out
+    # $ESPTOOL_PORT and $ESPTOOL_BAUD, as esptool reads them
+    monkeypatch.setenv("ESPTOOL_PORT", "/dev/null")
+    monkeypatch.setenv("ESPTOOL_BAUD", "115200")
+    monkeypatch.setattr(list_ports, "comports", lambda: [])
+    assert main(["flash", "--board", "esp32", str(fw)]) == 0
+    assert ran and "/dev/null" in ran[0][0] and "115200" in ran[0][0]
