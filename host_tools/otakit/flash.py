@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from otakit.boards import PT_ADDR, PT_SIZE, Board, parse_partition_table
-from otakit.build import check_firmware_bin
+from otakit.build import check_firmware_bin, table_differences
 from otakit.errors import ImageError, ToolError
 from otakit.image import APP_DESC_MAGIC, check_app_image
 
@@ -62,9 +62,13 @@ def _check_bootloader(data: bytes, board: Board, what: str) -> None:
 
 def _check_table(data: bytes, board: Board, what: str) -> None:
     parts, md5_ok = parse_partition_table(data[:PT_SIZE])
-    if not md5_ok or tuple(parts) != board.partitions:
+    if not md5_ok:
+        raise ImageError(f"{what} has no valid MD5 entry", reason="BAD_IMAGE")
+    problems = table_differences(parts, board)
+    if problems:
         raise ImageError(f"{what} is not board {board.name}'s partition table "
-                         f"(boards/{board.name}/partitions.csv)", reason="BAD_IMAGE")
+                         f"(boards/{board.name}/partitions.csv): {'; '.join(problems)}",
+                         reason="BAD_IMAGE")
 
 
 def plan_flash(board: Board, firmware: Path, erase_otadata: bool = False) -> FlashPlan:

@@ -28,8 +28,9 @@ def flash(board: str, port: str | None, baud: int, erase_otadata: bool,  # noqa:
 
     FIRMWARE is a full firmware.bin (written at the bootloader offset), an ESP-IDF build
     directory (bootloader, partition table and micropython.bin at the board's offsets) or an
-    app image (written to ota_0). Images for another chip, or a partition table other than
-    boards/BOARD/partitions.csv, are refused before anything is written.
+    app image (written to ota_0). Images for another chip, or a partition table not compatible
+    with boards/BOARD/partitions.csv (the same partitions; an extra filesystem partition such as
+    MicroPython's vfs is fine), are refused, each difference named, before anything is written.
     """
     b = load_board(board)
     plan = dev_flash.plan_flash(b, Path(firmware), erase_otadata)
