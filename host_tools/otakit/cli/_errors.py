@@ -20,6 +20,7 @@ import os
 
 import click
 
+from otakit.cli import _output
 from otakit.errors import OtakitError
 
 EXIT_FAILURE = 1
@@ -39,7 +40,8 @@ _ERRNO_REASONS = {
 
 
 def report(reason: str, message: str) -> None:
-    """Print the one error line."""
+    """Print the one error line (and, for a command given --json, the JSON failure object)."""
+    _output.json_failure(reason, message)
     click.echo(f"otakit: {reason}: {message}", err=True)
 
 
@@ -73,6 +75,7 @@ def _usage(e: click.UsageError) -> int:
 
 def run(group: click.Group, argv: list[str] | None) -> int:
     """Run ``group`` on ``argv``; return the exit code, having printed at most one error line."""
+    _output.reset()
     try:
         group.main(args=argv, prog_name="otakit", standalone_mode=False)
     except OtakitError as e:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from otakit.cli._output import echo_json, json_option
+
 from otakit import keys
 from otakit.cli._keyfile import load_any_key, passphrase_file_option
 
@@ -52,9 +54,13 @@ def export(micropython: bool, out: str, root_files: tuple[str, ...], threshold: 
 @key.command("id")
 @click.argument("key_file", type=click.Path(dir_okay=False))
 @passphrase_file_option
-def key_id(key_file: str) -> None:
+@json_option
+def key_id(key_file: str, as_json: bool) -> None:
     """Print a key's id and algorithm (public key files need no passphrase)."""
     k = load_any_key(key_file)
+    if as_json:
+        echo_json({"key_id": k.key_id_hex, "alg": k.alg})
+        return
     click.echo(f"{k.key_id_hex} {k.alg}")
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import click
+
+from otakit.cli._output import echo_json, json_option
 
 
 @click.command()
@@ -11,7 +15,8 @@ import click
 @click.option("--to", "dest", required=True, type=click.Path(file_okay=False),
               help="The directory a static host serves (nginx root, a bucket sync dir).")
 @click.option("--prune", is_flag=True, help="Delete manifests at DEST that REPO no longer has.")
-def publish(repo: str, dest: str, prune: bool) -> None:
+@json_option
+def publish(repo: str, dest: str, prune: bool, as_json: bool) -> None:
     """Lay a repository out for a static host: blobs (payloads, SBOMs) first, then keyring
     documents, then manifests, then support statements, each file atomically.
 
@@ -21,6 +26,9 @@ def publish(repo: str, dest: str, prune: bool) -> None:
     from otakit.publish import publish_static  # noqa: PLC0415
 
     r = publish_static(repo, dest, prune=prune)
+    if as_json:
+        echo_json({"to": dest, **dataclasses.asdict(r)})
+        return
     click.echo(f"published {r.manifests} manifest(s), {r.blobs_copied} new blob(s) "
                f"({r.blobs_kept} kept), {r.keyrings} keyring(s), {r.support_files} support "
                f"file(s) to {dest}")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
+
+from otakit.cli._output import echo_json, json_option
 
 from otakit.boards import available_boards
 from otakit.errors import OtakitError
@@ -105,12 +106,12 @@ def run_cmd(image: str, script: str | None, app_dir: str | None, max_boots: int,
 
 @sim.command("inspect")
 @click.argument("image", type=click.Path(dir_okay=False, exists=True))
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@json_option
 def inspect_cmd(image: str, as_json: bool) -> None:
     """Show IMAGE's partitions, otadata entries, the next boot slot, app slots and NVS keys."""
     st = sim_inspect.read_state(image)
     if as_json:
-        click.echo(json.dumps(st.to_dict(), indent=2))
+        echo_json(st.to_dict())
         return
     click.echo(f"board: {st.board or '?'}   partition table MD5: "
                f"{'ok' if st.table_md5_ok else 'BAD'}")
