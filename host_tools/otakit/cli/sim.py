@@ -119,8 +119,10 @@ def inspect_cmd(image: str, as_json: bool) -> None:
         click.echo(f"  {p.label:<10} type {p.type} subtype 0x{p.subtype:02x} "
                    f"0x{p.offset:06x} +0x{p.size:06x}")
     for e in st.otadata:
-        seq = "blank" if e.seq == sim_inspect.BLANK else str(e.seq)
-        click.echo(f"otadata[{e.index}]: seq={seq} {e.state_name} crc "
+        if e.blank:
+            click.echo(f"otadata[{e.index}]: blank (erased) -> invalid")
+            continue
+        click.echo(f"otadata[{e.index}]: seq={e.seq} {e.state_name} crc "
                    f"{'ok' if e.crc_ok else 'bad'} -> {'valid' if e.valid else 'invalid'}")
     click.echo(f"active entry: {st.active}   next hard reset boots: {st.next_boot}")
     for s in st.slots:
