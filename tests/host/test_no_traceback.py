@@ -155,6 +155,11 @@ def test_a_usage_error_is_one_line_and_exit_2(capsys: pytest.CaptureFixture) -> 
     assert main(["release", "--bogus"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("otakit: USAGE: ") and "--help" in err
+    assert main(["release", "--key", "k.pem"]) == 2  # a missing required option or argument
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("otakit: USAGE: Missing "), err
+    assert main(["sim", "inspect"]) == 2
+    assert capsys.readouterr().err.startswith("otakit: USAGE: Missing argument 'IMAGE'")
 
 
 @pytest.fixture

@@ -62,8 +62,8 @@ def _command_path(ctx: click.Context | None) -> str:
 
 
 def _usage(e: click.UsageError) -> int:
-    if isinstance(e, click.BadParameter) and isinstance(getattr(e.param, "type", None),
-                                                        click.Path):
+    if (isinstance(e, click.BadParameter) and not isinstance(e, click.MissingParameter)
+            and isinstance(getattr(e.param, "type", None), click.Path)):
         # click.Path(exists=True, ...): the input file is missing or of the wrong kind
         name = e.param.get_error_hint(e.ctx) if e.ctx and e.param else "a path"
         reason = "NOT_FOUND" if "does not exist" in e.message else "BAD_PATH"
