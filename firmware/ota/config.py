@@ -66,5 +66,6 @@ def running_chip_id():
     # as the bootloader checked it; None when the running partition holds no image header.
     import esp32
     b = bytearray(16)
-    esp32.Partition(esp32.Partition.RUNNING).readblocks(0, b)
+    part = esp32.Partition
+    part(part.RUNNING).readblocks(0, b)  # pyright: ignore[reportArgumentType] - an int id
     return b[12] | (b[13] << 8) if b[0] == 0xE9 else None
