@@ -57,6 +57,8 @@ def _verify(cfg, buf, n, keys, slot_size):
     from . import manifest
     try:
         m = manifest.parse(memoryview(buf)[:n], keys)
+        if cfg.chip_id is None:  # the running image's (ota/config.py), read once
+            from .config import running_chip_id; cfg.chip_id = running_chip_id()  # noqa: E702
         manifest.check_target(m, cfg.product, cfg.board, cfg.chip_id, slot_size)
         return m
     finally:

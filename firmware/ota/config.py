@@ -6,7 +6,10 @@ class Config:
     # url        base URL of the release repository, e.g. "https://updates.example.com/repo"
     # product    product name as in the signed manifests
     # board      board name as in the signed manifests (boards/<board> on the host)
-    # chip_id    the chip id app images for this board carry (ESP32 0, C3 5, S3 9)
+    # chip_id    the chip id app images for this board carry (ESP32 0, C3 5, S3 9); default
+    #            (None): the running image's, from its header (bytes 12-13, running_chip_id),
+    #            read at the first check; unreadable: stays None and every release is refused
+    #            (WRONG_BOARD)
     # channel    release channel ("stable"); a user setting may override it
     # keys       keyring {key_id: (alg, public_key)}; default (None): the frozen module
     #            ota_keys, imported only while a manifest is verified
@@ -25,14 +28,14 @@ class Config:
     #            min_rate seconds (size in bytes, min_rate in bytes per second), else it stops
     #            with FetchError DEADLINE (docs/format.md §5); a resumed download gets a new
     #            deadline for the bytes it still needs
-    def __init__(self, url, product, board, chip_id=0, channel="stable", keys=None,
+    def __init__(self, url, product, board, chip_id=None, channel="stable", keys=None,
                  device_id=None, ca=None, timeout_ms=15000, health_timeout_ms=30000,
                  max_wbits=12, support_end=None, telemetry=True, report_url=None,
                  deadline_s=30, min_rate=4096):
         self.url = url.rstrip("/")
         self.product = product
         self.board = board
-        self.chip_id = chip_id
+        self.chip_id = chip_id  # None: running_chip_id() at the first check (ota.check)
         self.channel = channel
         self.keys = keys
         self.device_id = device_id
@@ -55,3 +58,14 @@ class Config:
     def payload_url(self, path):
         return self.url + "/" + path
 
+
+
+
+def running_chip_id():
+    # The chip id in the running app image's header (esp_image_header_t.chip_id, bytes 12-13),
+    # as the bootloader checked it; None when the running partition holds no image header.
+    import esp32
+    b = bytearray(16)
+    part = esp32.Partition
+    part(part.RUNNING).readblocks(0, b)  # pyright: ignore[reportArgumentType] - an int id
+    return b[12] | (b[13] << 8) if b[0] == 0xE9 else None

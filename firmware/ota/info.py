@@ -2,7 +2,6 @@
 # MIT license; Copyright (c) 2026 otakit contributors
 #
 # Loaded only when Agent.device_info() is called, then released.
-from .ident import device_id
 
 
 # Plain text for a local interface (ETSI EN 303 645 5.3-16, the model designation): the model
@@ -11,6 +10,10 @@ from .ident import device_id
 # MicroPython's own version; its build date and ESP-IDF version; its slot), the installed
 # release, the end of support and the device id (s: Agent.status()). One "name: value" line each.
 def device_info(esp32, cfg, s):
+    from .ident import device_id
+    if cfg.chip_id is None:
+        from .config import running_chip_id
+        cfg.chip_id = running_chip_id()
     part = esp32.Partition(esp32.Partition.RUNNING)
     b = bytearray(0xB0)  # the image header and the app descriptor (esp_app_desc_t) to idf_ver
     part.readblocks(0, b)
@@ -23,7 +26,7 @@ def device_info(esp32, cfg, s):
         version = sys.version.split("; ")[-1]
     return "\n".join((
         "model: " + cfg.product,
-        "hardware: %s (chip id %d)" % (cfg.board, cfg.chip_id),
+        "hardware: %s (chip id %s)" % (cfg.board, cfg.chip_id),  # None: no image header
         "firmware: %s (%s)" % (version, part.info()[4]),
         "built: " + (built or "unknown"),
         "release: %d" % s["installed_sequence"],
@@ -37,3 +40,4 @@ def _text(b, at, n):
     while end < at + n and 0x20 <= b[end] < 0x7F:
         end += 1
     return bytes(b[at:end]).decode()
+

@@ -329,12 +329,53 @@ def check_firmware_bin(data: bytes, board: Board) -> None:
     parts, md5_ok = parse_partition_table(data[pt:pt + PT_SIZE])
     if not md5_ok:
         raise ImageError("firmware's partition table has no valid MD5 entry", reason="BAD_IMAGE")
-    if tuple(parts) != board.partitions:
+    problems = table_differences(parts, board)
+    if problems:
         raise ImageError(f"firmware's partition table differs from board {board.name}'s "
-                         f"partitions.csv:\n  firmware: {_describe(parts)}\n  board:    "
-                         f"{_describe(board.partitions)}", reason="BAD_IMAGE")
+                         f"partitions.csv: {'; '.join(problems)}", reason="BAD_IMAGE")
     app_off = min(p.offset for p in board.partitions if p.type == 0) - board.bootloader_offset
     check_app_image(data[app_off:], board)
+
+
+DATA_TYPE = 1
+FS_SUBTYPES = (0x81, 0x82, 0x83)  # fat, spiffs, littlefs: a filesystem partition (vfs)
+
+
+def table_differences(parts: Sequence, board: Board) -> list[str]:
+    """What makes partition table ``parts`` incompatible with ``board``'s (empty: compatible).
+
+    Compatible: every partition of the board's table is there unchanged (label, type, subtype,
+    offset, size), and any extra one is a filesystem data partition (``vfs``: fat, spiffs,
+    littlefs) outside them and inside the flash, as MicroPython's own OTA tables add.
+    """
+    have = {p.label: p for p in parts}
+    out = []
+    for want in board.partitions:
+        got = have.get(want.label)
+        if got is None:
+            out.append(f"it has no {want.label} partition (board: {_describe([want])})")
+        elif got != want:
+            kinds = ((got.type, got.subtype, got.flags) != (want.type, want.subtype, want.flags))
+            out.append(f"its {want.label} is {_describe([got])}{_kind(got) if kinds else ''}, "
+                       f"the board's {_describe([want])}{_kind(want) if kinds else ''}")
+    labels = {p.label for p in board.partitions}
+    for extra in (p for p in parts if p.label not in labels):
+        overlaps = [b.label for b in board.partitions
+                    if extra.offset < b.offset + b.size and b.offset < extra.offset + extra.size]
+        if extra.type != DATA_TYPE or extra.subtype not in FS_SUBTYPES:
+            out.append(f"it has an extra partition {_describe([extra])}{_kind(extra)} that is "
+                       "not a filesystem")
+        elif overlaps:
+            out.append(f"its extra {_describe([extra])} overlaps {', '.join(overlaps)}")
+        elif extra.offset + extra.size > board.flash_size:
+            out.append(f"its extra {_describe([extra])} ends beyond the board's "
+                       f"{board.flash_size >> 20} MiB flash")
+    return out
+
+
+def _kind(p: object) -> str:
+    return (f" (type {p.type} subtype 0x{p.subtype:02x}"  # type: ignore[attr-defined]
+            f"{f' flags {p.flags}' if p.flags else ''})")  # type: ignore[attr-defined]
 
 
 def _describe(parts: Sequence) -> str:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from otakit.boards import PT_ADDR, PT_SIZE, Board, parse_partition_table
-from otakit.build import check_firmware_bin
+from otakit.build import check_firmware_bin, table_differences
 from otakit.errors import ImageError, ToolError
 from otakit.image import APP_DESC_MAGIC, check_app_image
 
@@ -62,9 +62,13 @@ def _check_bootloader(data: bytes, board: Board, what: str) -> None:
 
 def _check_table(data: bytes, board: Board, what: str) -> None:
     parts, md5_ok = parse_partition_table(data[:PT_SIZE])
-    if not md5_ok or tuple(parts) != board.partitions:
+    if not md5_ok:
+        raise ImageError(f"{what} has no valid MD5 entry", reason="BAD_IMAGE")
+    problems = table_differences(parts, board)
+    if problems:
         raise ImageError(f"{what} is not board {board.name}'s partition table "
-                         f"(boards/{board.name}/partitions.csv)", reason="BAD_IMAGE")
+                         f"(boards/{board.name}/partitions.csv): {'; '.join(problems)}",
+                         reason="BAD_IMAGE")
 
 
 def plan_flash(board: Board, firmware: Path, erase_otadata: bool = False) -> FlashPlan:
@@ -106,6 +110,41 @@ def _plan_build_dir(board: Board, d: Path) -> FlashPlan:
     check_app_image(app.read_bytes(), board)
     return FlashPlan(board, "parts", [(board.bootloader_offset, boot), (PT_ADDR, table),
                                       (first_app_offset(board), app)])
+
+
+PORT_ENV = "ESPTOOL_PORT"
+BAUD_ENV = "ESPTOOL_BAUD"
+
+
+def usb_serial_ports() -> list[str]:
+    """The USB serial ports present (where a development board shows up), sorted."""
+    from serial.tools import list_ports  # noqa: PLC0415  (pyserial, an esptool dependency)
+
+    return sorted(p.device for p in list_ports.comports() if p.vid is not None)
+
+
+def resolve_port(port: str | None, *, dry_run: bool = False) -> str:
+    """The serial port to use: ``port`` (--port), else ``$ESPTOOL_PORT``, else the one USB serial
+    port present (for a dry run with none or several: the placeholder ``PORT``).
+
+    Raises:
+        ToolError: ``NO_PORT`` (none present) or ``PORT_AMBIGUOUS`` (several: they are listed).
+    """
+    if port:
+        return port
+    env = os.environ.get(PORT_ENV, "")
+    if env:
+        return env
+    ports = usb_serial_ports()
+    if len(ports) == 1:
+        return ports[0]
+    if dry_run:
+        return "PORT"
+    if not ports:
+        raise ToolError(f"no serial port found: plug the board in (USB), or give --port or set "
+                        f"{PORT_ENV}", reason="NO_PORT")
+    raise ToolError(f"{len(ports)} serial ports found, give one with --port (or {PORT_ENV}): "
+                    f"{', '.join(ports)}", reason="PORT_AMBIGUOUS")
 
 
 def check_port(port: str) -> None:

@@ -1,14 +1,17 @@
 """Lay a release repository out for a static web server, CDN or object store (docs/fleet.md).
 
-`publish_static` copies ``blobs/sha256/*`` first and the ``<product>/<board>/<channel>/manifest``
-files last, each with an atomic replace, so a device reading DEST while it runs never sees a
-manifest whose payload is not there yet. `nginx_config` writes a server block for DEST.
+`publish_static` copies everything a device or a user fetches: ``blobs/sha256/*`` (payloads,
+encoded representations, SBOMs) first, then each product's keyring document
+(``<product>/keyring``), then the ``<product>/<board>/<channel>/manifest`` files, then each
+product's support statement (``<product>/support/*``), each file with an atomic replace, so a
+device reading DEST while it runs never sees a manifest whose payload or keyring is not there yet.
+`nginx_config` writes a server block for DEST.
 
 Invariants:
 - Dot-files and dot-directories (``.otakit/`` policy and telemetry, temporary files) are never
   published.
-- A blob is copied only after its content matches its name (SHA-256); a manifest only after it
-  parses and its payload (and SBOM) blobs are at DEST.
+- A blob is copied only after its content matches its name (SHA-256); a keyring document only
+  after it parses; a manifest only after it parses and its payload (and SBOM) blobs are at DEST.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from otakit.errors import ManifestError, RepoError
+from otakit.errors import ManifestError, OtakitError, RepoError
 from otakit.manifest import parse_unverified
 from otakit.repo import BLOB_DIR, Repository, sha256_file, write_atomic
 
@@ -29,6 +32,8 @@ class PublishReport:
     """What `publish_static` did."""
 
     manifests: int = 0
+    keyrings: int = 0
+    support_files: int = 0
     blobs_copied: int = 0
     blobs_kept: int = 0
     pruned: int = 0
@@ -76,6 +81,7 @@ def publish_static(repo: str | os.PathLike[str], dest: str | os.PathLike[str], *
                             reason="HASH_MISMATCH")
         _copy_atomic(blob, target)
         report.blobs_copied += 1
+    _copy_keyrings(src, out, report)
     published = set()
     for mpath in src.manifests():
         rel = mpath.relative_to(src.root)
@@ -94,12 +100,45 @@ def publish_static(repo: str | os.PathLike[str], dest: str | os.PathLike[str], *
         write_atomic(out / rel, data)
         published.add(rel)
         report.manifests += 1
+    _copy_support(src, out, report)
     if prune:
         for old in Repository(out).manifests():
             if old.relative_to(out) not in published:
                 old.unlink()
                 report.pruned += 1
     return report
+
+
+def _products(src: Repository) -> list[Path]:
+    return sorted(d for d in src.root.iterdir()
+                  if d.is_dir() and not d.name.startswith(".") and d.name != BLOB_DIR.split("/")[0])
+
+
+def _copy_keyrings(src: Repository, out: Path, report: PublishReport) -> None:
+    from otakit.keyring import parse_unverified as parse_keyring  # noqa: PLC0415
+
+    for product in _products(src):
+        path = src.keyring_path(product.name)
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        try:
+            parse_keyring(data)
+        except OtakitError as e:
+            raise RepoError(f"{path} is unreadable ({e}); run `otakit verify`",
+                            reason="BAD_REPO") from e
+        write_atomic(out / path.relative_to(src.root), data)
+        report.keyrings += 1
+
+
+def _copy_support(src: Repository, out: Path, report: PublishReport) -> None:
+    for product in _products(src):
+        d = product / "support"
+        for f in sorted(d.iterdir()) if d.is_dir() else []:
+            if f.name.startswith(".") or not f.is_file():
+                continue
+            _copy_atomic(f, out / f.relative_to(src.root))
+            report.support_files += 1
 
 
 def nginx_config(root: str | os.PathLike[str], port: int, *, host: str = "127.0.0.1",

@@ -8,7 +8,8 @@ Layout::
 Invariants:
 - Every file is written atomically (temporary file in the same directory, fsync, `os.replace`),
   the payload before the manifest that names it, so a reader never sees a manifest whose payload
-  is missing or partial.
+  is missing or partial; a release that fails to write its manifest removes the blobs it
+  wrote, so it leaves nothing behind.
 - Per channel, trust only moves forward: a new release needs a higher ``sequence``, a
   ``security_version`` no lower than the current one, and a ``support_end`` no earlier.
 - Every manifest this module signs for a channel (a release, a refresh; `otakit.rollout` uses
@@ -350,17 +351,31 @@ class Repository:
         encoded = self.encode(req, image)
         body = dataclasses.replace(self.plan(req, payload, now),
                                    payloads=tuple(r for r, _ in encoded))
-        sbom_path = None
+        sbom_digest = None
         if sbom is not None:
-            digest = hashlib.sha256(sbom).hexdigest()
-            body = dataclasses.replace(body, sbom={"path": f"{BLOB_DIR}/{digest}",
-                                                   "size": len(sbom), "sha256": digest})
-            sbom_path = self._write_blob(digest, sbom)
+            sbom_digest = hashlib.sha256(sbom).hexdigest()
+            body = dataclasses.replace(body, sbom={"path": f"{BLOB_DIR}/{sbom_digest}",
+                                                   "size": len(sbom), "sha256": sbom_digest})
         manifest = sign_manifest(body, key)
-        blob = self._write_blob(info.sha256, image)
-        blobs = {r.sha256: self._write_blob(r.sha256, data) for r, data in encoded}
         mpath = self.manifest_path(req.product, req.board.name, req.channel)
-        write_atomic(mpath, manifest)
+        new_blobs: list[Path] = []  # written by this release: removed again if it fails
+
+        def put(sha: str, data: bytes) -> Path:
+            existed = self.payload_path(sha).is_file()
+            path = self._write_blob(sha, data)
+            if not existed:
+                new_blobs.append(path)
+            return path
+
+        try:
+            sbom_path = put(sbom_digest, sbom) if sbom is not None and sbom_digest else None
+            blob = put(info.sha256, image)
+            blobs = {r.sha256: put(r.sha256, data) for r, data in encoded}
+            write_atomic(mpath, manifest)
+        except BaseException:
+            for path in new_blobs:
+                path.unlink(missing_ok=True)
+            raise
         return PublishResult(mpath, blob, body, manifest, sbom_path, blobs)
 
     def refresh(self, product: str, board: str, channel: str, expires: int, key: PrivateKey,

@@ -237,3 +237,20 @@ def test_attack_malformed_settings(lab: Lab, kind: str) -> None:
                      re.M), result.log[-3000:]
     assert [b.version for b in result.boots] == ["1.0.0", "1.1.0"], result.log[-3000:]
     assert "app: boot confirmed" in result.log
+
+
+@pytest.mark.parametrize(("board", "chip_id"), [("esp32s3", 9), ("esp32c3", 5)])
+def test_example_app_updates_on_s3_and_c3(tmp_path: Path, board: str, chip_id: int) -> None:
+    # The example app passes no chip id: the agent takes it from the running image's header,
+    # so a release for the board's chip is installed and one for another chip refused.
+    with Lab(tmp_path / "lab", board=board) as lab:
+        chip = lab.board.chip
+        lab.publish(make_app_image("1.1.0", size=SIZE, chip=chip), "1.1.0", 2)
+        lab.flash(make_app_image("1.0.0", size=SIZE, chip=chip))
+        result = lab.boot(heapsize=HEAP)
+        infos = re.findall(r"^app: device info:\n((?:  .*\n)+)", result.log, re.M)
+        assert len(infos) == 2, result.log[-3000:]
+        before, after = (dict(line.strip().split(": ", 1) for line in i.splitlines())
+                         for i in infos)
+        assert before["hardware"] == f"{board} (chip id {chip_id})"
+        assert after["firmware"] == "1.1.0 (ota_1)" and after["release"] == "2"

@@ -211,7 +211,7 @@ def test_cli_without_toolchain(trees: dict[str, Path], monkeypatch: pytest.Monke
     monkeypatch.setattr(fwbuild.shutil, "which", _none)
     assert main(["build", "--board", "esp32", "--micropython", str(trees["mpy"]),
                  "--keyring", str(trees["keyring"])]) == 1
-    assert "otakit: no toolchain to build firmware" in capsys.readouterr().err
+    assert "otakit: NO_TOOLCHAIN: no toolchain to build firmware" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(not (os.environ.get("MICROPY_DIR") and os.environ.get("IDF_PATH")),

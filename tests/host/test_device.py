@@ -118,7 +118,7 @@ def test_missing_port_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Monke
     fw = _write(tmp_path / "fw.bin", make_firmware_bin("esp32", make_app_image("1")))
     assert main(["flash", "--board", "esp32", "--port", PORT, str(fw)]) == 1
     err = capsys.readouterr().err
-    assert f"otakit: serial port {PORT} not found" in err
+    assert f"otakit: NO_PORT: serial port {PORT} not found" in err
     dev_flash.check_port("rfc2217://localhost:4000")  # network ports are esptool's to check
 
 
@@ -192,3 +192,84 @@ def test_deploy_cli_missing_port(dev_files: dict[str, Path],
     captured = capsys.readouterr()
     assert f"serial port {PORT} not found" in captured.err
     assert "development deploy" in captured.out
+
+
+class _Port:
+    def __init__(self, device: str, vid: int | None) -> None:
+        self.device, self.vid = device, vid
+
+
+def test_port_from_env_else_the_one_usb_port_else_a_clear_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    from serial.tools import list_ports
+
+    ran: list[list[list[str]]] = []
+    monkeypatch.setattr(dev_flash, "run_esptool", ran.append)
+    monkeypatch.delenv("ESPTOOL_PORT", raising=False)
+    fw = _write(tmp_path / "fw.bin", make_firmware_bin("esp32", make_app_image("1")))
+    # no USB serial port present (a legacy UART without a USB id does not count)
+    monkeypatch.setattr(list_ports, "comports", lambda: [_Port("/dev/ttyS0", None)])
+    assert main(["flash", "--board", "esp32", str(fw)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("otakit: NO_PORT: no serial port found")
+    assert "--port" in err and "ESPTOOL_PORT" in err and ran == []
+    # several: listed, none chosen
+    monkeypatch.setattr(list_ports, "comports", lambda: [_Port("/dev/ttyUSB1", 0x10C4),
+                                                         _Port("/dev/ttyACM0", 0x303A)])
+    assert main(["deploy", "--board", "esp32"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("otakit: PORT_AMBIGUOUS: 2 serial ports found")
+    assert "/dev/ttyACM0, /dev/ttyUSB1" in err
+    # exactly one: used
+    monkeypatch.setattr(list_ports, "comports", lambda: [_Port("/dev/null", 0x10C4)])
+    assert main(["flash", "--board", "esp32", "--dry-run", str(fw)]) == 0
+    assert "--port /dev/null" in capsys.readouterr().out
+    # $ESPTOOL_PORT and $ESPTOOL_BAUD, as esptool reads them
+    monkeypatch.setenv("ESPTOOL_PORT", "/dev/null")
+    monkeypatch.setenv("ESPTOOL_BAUD", "115200")
+    monkeypatch.setattr(list_ports, "comports", lambda: [])
+    assert main(["flash", "--board", "esp32", str(fw)]) == 0
+    assert ran and "/dev/null" in ran[0][0] and "115200" in ran[0][0]
+
+
+def _with_table(board: str, parts: tuple) -> bytes:
+    import dataclasses
+
+    return make_firmware_bin(dataclasses.replace(load_board(board), partitions=parts),
+                             make_app_image("1"))
+
+
+def test_a_compatible_table_with_a_vfs_entry_is_accepted(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    from otakit.boards import PartitionEntry
+
+    b = load_board("esp32")
+    vfs = PartitionEntry("vfs", 1, 0x81, 0x310000, 0xF0000)
+    fw = _write(tmp_path / "fw.bin", _with_table("esp32", (*b.partitions, vfs)))
+    assert dev_flash.plan_flash(b, fw).kind == "firmware"
+    # real differences are named, one per partition, on one line
+    small = PartitionEntry("ota_1", 0, 0x11, 0x190000, 0x100000)
+    app3 = PartitionEntry("factory", 0, 0x00, 0x310000, 0xF0000)
+    big_vfs = PartitionEntry("vfs", 1, 0x81, 0x310000, 0x100000)
+    cases = [
+        ((*b.partitions[:4], small, vfs), "its ota_1 is ota_1@0x190000+0x100000, the board's "
+         "ota_1@0x190000+0x180000"),
+        ((*b.partitions, app3), "extra partition factory@0x310000+0xf0000 (type 0 subtype "
+         "0x00) that is not a filesystem"),
+        ((*b.partitions, big_vfs), "ends beyond the board's 4 MiB flash"),
+        (b.partitions[:4], "it has no ota_1 partition"),
+    ]
+    for parts, why in cases:
+        fw.write_bytes(_with_table("esp32", parts))
+        assert main(["flash", "--board", "esp32", "--port", PORT, "--dry-run", str(fw)]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("otakit: BAD_IMAGE: ") and why in err, err
+
+
+def test_the_official_ota_image_with_vfs_is_accepted(real_firmware_dir: Path,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    fw = real_firmware_dir / "ESP32_GENERIC-OTA-20250415-v1.25.0.bin"
+    if not fw.is_file():
+        pytest.skip("../shared/firmware has no ESP32_GENERIC-OTA v1.25.0 image")
+    assert main(["flash", "--board", "esp32", "--port", PORT, "--dry-run", str(fw)]) == 0
+    assert "0x1000 " in capsys.readouterr().out

@@ -359,7 +359,7 @@ def test_cli_refuses_a_missing_repository(tmp_path: Path) -> None:
                         str(tmp_path / "nope"), "--port", "0"],
                        capture_output=True, text=True, timeout=30, check=False)
     assert r.returncode == 1
-    assert r.stderr.startswith("otakit: not a directory")
+    assert r.stderr.startswith("otakit: NO_REPO: not a directory")
 
 
 def test_cli_refuses_a_port_in_use(repo: Path) -> None:
@@ -371,4 +371,4 @@ def test_cli_refuses_a_port_in_use(repo: Path) -> None:
                             "--port", str(port), "--token-file", str(repo.parent / "token")],
                            capture_output=True, text=True, timeout=30, check=False)
     assert r.returncode == 1
-    assert r.stderr.startswith("otakit: cannot listen on 127.0.0.1:")
+    assert r.stderr.startswith("otakit: LISTEN_FAILED: cannot listen on 127.0.0.1:")

@@ -64,7 +64,7 @@ def test_device_error_exits_1(tmp_path: Path, images, capsys):
     empty = tmp_path / "app"
     empty.mkdir()
     assert main(["sim", "run", str(img), "--app-dir", str(empty), str(script)]) == 1
-    assert "otakit: the device script ended with an exception" in capsys.readouterr().err
+    assert "otakit: DEVICE_ERROR: the device script ended with an exception" in capsys.readouterr().err
 
 
 def test_flash_refuses_a_non_image(tmp_path: Path, capsys):

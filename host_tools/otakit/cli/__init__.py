@@ -5,8 +5,8 @@ Each module under ``otakit.cli`` is named after the command or command group it 
 registers it here. The group reads the project file (``otakit.toml``, `otakit.project`) and
 makes its settings every command's option defaults (click's ``default_map``): a flag overrides
 them, an ``OTAKIT_*`` environment variable overrides the file. Library code raises
-`OtakitError`; `main` prints ``otakit: <message>`` to stderr and exits 1 for those (click's own
-usage errors exit 2).
+`OtakitError`; `main` prints ``otakit: REASON: message`` to stderr and exits 1 for those and for
+every other failure (usage errors exit 2; ``_errors.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from otakit import __version__
 from otakit.errors import OtakitError
 from otakit.project import PROJECT_ENV, Project, default_map
 from otakit.project import load as load_project
+from otakit.cli._errors import run
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -63,20 +64,7 @@ def _register() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the process exit code."""
     _register()
-    try:
-        cli.main(args=argv, prog_name="otakit", standalone_mode=False)
-    except OtakitError as e:
-        click.echo(f"otakit: {e}", err=True)
-        return 1
-    except click.exceptions.Abort:
-        click.echo("otakit: aborted", err=True)
-        return 1
-    except click.ClickException as e:
-        e.show()
-        return e.exit_code
-    except click.exceptions.Exit as e:
-        return e.exit_code
-    return 0
+    return run(cli, argv)
 
 
 if __name__ == "__main__":

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import xml.etree.ElementTree as ET  # noqa: N817
 from pathlib import Path
 
 import click
 
 from otakit import compliance
 from otakit.boards import available_boards
+from otakit.errors import OtakitError
 from otakit.manifest import parse_unverified
 from otakit.paths import ROOT
 from otakit.repo import Repository
@@ -43,13 +45,20 @@ def compliance_report(out: str, junit: str | None, device_config: str | None,
         subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                         f"--junitxml={junit}", *compliance.mapped_tests()], cwd=ROOT,
                        check=False, stdout=subprocess.DEVNULL)
-    cfg = json.loads(Path(device_config).read_text()) if device_config else None
+    try:
+        cfg = json.loads(Path(device_config).read_text()) if device_config else None
+    except ValueError as e:
+        raise OtakitError(f"--device-config {device_config} is not JSON: {e}",
+                          reason="BAD_CONFIG") from e
     algs = None
     if repo:
         algs = sorted({parse_unverified(p.read_bytes()).envelope.alg
                        for p in Repository(repo).manifests()})
-    rows = compliance.write_report(outdir, compliance.read_junit(Path(junit)), junit, cfg, algs,
-                                   board)
+    try:
+        results = compliance.read_junit(Path(junit))
+    except ET.ParseError as e:
+        raise OtakitError(f"{junit} is not JUnit XML: {e}", reason="BAD_JUNIT") from e
+    rows = compliance.write_report(outdir, results, junit, cfg, algs, board)
     counts = {s: sum(r.status == s for r in rows) for s in (compliance.MET, compliance.NA,
                                                            compliance.NOT_MET)}
     click.echo(f"{counts['met']} met, {counts['not applicable']} not applicable, "

@@ -7,16 +7,19 @@ from pathlib import Path
 
 import click
 
-from otakit.cli._keyfile import trusted_keys
+from otakit.cli._output import echo_json, json_option
+
+from otakit.cli._keyfile import trusted_keys, passphrase_file_option
 from otakit.manifest import parse_unverified, verify_manifest
 
 
 @click.command()
 @click.argument("manifest", type=click.Path(exists=True, dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 @click.option("--key", "key_files", multiple=True, type=click.Path(dir_okay=False),
               help="Verify against this public key (repeatable).")
 @click.option("--keyring", type=click.Path(dir_okay=False), help="Or against a keyring module.")
+@passphrase_file_option
 def inspect(manifest: str, as_json: bool, key_files: tuple[str, ...], keyring: str | None) -> None:
     """Print a manifest's header and body; verify its signature if keys are given."""
     data = Path(manifest).read_bytes()
@@ -27,8 +30,8 @@ def inspect(manifest: str, as_json: bool, key_files: tuple[str, ...], keyring: s
               "signature_length": len(env.signature), "size": len(data)}
     signature = "verified" if m.verified else "not checked (give --key or --keyring)"
     if as_json:
-        click.echo(json.dumps({"header": header, "body": m.body.to_dict(),
-                               "signature": "verified" if m.verified else "unchecked"}, indent=2))
+        echo_json({"header": header, "body": m.body.to_dict(),
+                   "signature": "verified" if m.verified else "unchecked"})
         return
     for k, v in header.items():
         click.echo(f"{k:>18}: {v}")

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import click
 
+from otakit.cli._output import echo_json, json_option
+
 from otakit import keys
-from otakit.cli._keyfile import load_any_key
+from otakit.cli._keyfile import load_any_key, passphrase_file_option
 
 
 @click.group()
@@ -29,6 +31,7 @@ def key() -> None:
 @click.option("--env", type=click.Choice(keys.ENVS), default="production", show_default=True,
               help="The firmware's environment: it accepts only keyrings of the same env.")
 @click.argument("key_files", nargs=-1, type=click.Path(dir_okay=False))
+@passphrase_file_option
 def export(micropython: bool, out: str, root_files: tuple[str, ...], threshold: int, env: str,
            key_files: tuple[str, ...]) -> None:
     """Write the keyring module for KEY_FILES (public or private key PEM files).
@@ -50,9 +53,14 @@ def export(micropython: bool, out: str, root_files: tuple[str, ...], threshold: 
 
 @key.command("id")
 @click.argument("key_file", type=click.Path(dir_okay=False))
-def key_id(key_file: str) -> None:
+@passphrase_file_option
+@json_option
+def key_id(key_file: str, as_json: bool) -> None:
     """Print a key's id and algorithm (public key files need no passphrase)."""
     k = load_any_key(key_file)
+    if as_json:
+        echo_json({"key_id": k.key_id_hex, "alg": k.alg})
+        return
     click.echo(f"{k.key_id_hex} {k.alg}")
 
 

@@ -7,15 +7,21 @@ from pathlib import Path
 import click
 
 from otakit import algs, keys
+from otakit.cli._keyfile import NO_TERMINAL, given_passphrase, interactive, passphrase_file_option
 from otakit.errors import KeyFileError
 
+
 def new_passphrase(insecure: bool) -> bytes | None:
-    """The passphrase for a new key: $OTAKIT_KEY_PASSPHRASE, else a prompt with confirmation."""
+    """The passphrase for a new key: --passphrase-file, else $OTAKIT_KEY_PASSPHRASE, else a
+    prompt with confirmation on a terminal."""
     if insecure:
         return None
-    env = keys.passphrase_from_env()
-    if env:
-        return env
+    given = given_passphrase()
+    if given:
+        return given
+    if not interactive():
+        raise KeyFileError(f"the new private key needs a passphrase: {NO_TERMINAL}; or pass "
+                           "--insecure-no-passphrase (tests only)", reason="PASSWORD_REQUIRED")
     value = click.prompt("Passphrase for the new private key", hide_input=True,
                          confirmation_prompt=True, default="", show_default=False)
     if not value:
@@ -39,6 +45,7 @@ def new_passphrase(insecure: bool) -> bytes | None:
               "'pkcs11:token=otakit;object=release' (module from ?module-path= or "
               "$OTAKIT_PKCS11_MODULE, PIN from $OTAKIT_PKCS11_PIN); only NAME.pub.pem is written. "
               "Sign with --key URI.")
+@passphrase_file_option
 def keygen(alg: str, out_dir: str, name: str, insecure_no_passphrase: bool,
            pkcs11_uri: str | None) -> None:
     """Make a signing key pair and print its key id.

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import click
 
+from otakit.cli._output import echo_json, json_option
+
 from otakit import keys
-from otakit.cli._keyfile import load_any_key, load_signing_key
+from otakit.cli._keyfile import load_any_key, load_signing_key, passphrase_file_option
 from otakit.errors import OtakitError
 from otakit.keyring import new_body, parse_unverified, sign_keyring, verify_keyring
 from otakit.repo import Repository, parse_expiry
@@ -36,6 +38,7 @@ def keyring() -> None:
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the document here.")
 @click.option("--repo", type=click.Path(file_okay=False),
               help="Publish it as <repo>/<product>/keyring.")
+@passphrase_file_option
 def sign(root_files: tuple[str, ...], key_files: tuple[str, ...], product: str | None,
          version: int | None, expires: str, env: str, add_to: str | None, out: str | None,
          repo: str | None) -> None:
@@ -68,7 +71,8 @@ def sign(root_files: tuple[str, ...], key_files: tuple[str, ...], product: str |
 @click.argument("document", type=click.Path(exists=True, dir_okay=False))
 @click.option("--keyring", "module", type=click.Path(dir_okay=False),
               help="Verify as firmware with this ota_keys.py would (ROOTS, THRESHOLD, ENV).")
-def show(document: str, module: str | None) -> None:
+@json_option
+def show(document: str, module: str | None, as_json: bool) -> None:
     """Print a keyring document; verify it against a firmware keyring module if given."""
     data = Path(document).read_bytes()
     if module:
@@ -79,6 +83,14 @@ def show(document: str, module: str | None) -> None:
         k = parse_unverified(data)
         status = "not checked (give --keyring ota_keys.py)"
     b = k.body
+    if as_json:
+        echo_json({"product": b.product, "env": b.env, "version": b.version,
+                   "created": b.created, "expires": b.expires,
+                   "keys": [{"key_id": key.key_id_hex, "alg": key.alg} for key in b.keys],
+                   "signatures": [{"key_id": s.key_id.hex(), "alg": s.alg}
+                                  for s in k.signatures],
+                   "verified": bool(module), "status": status})
+        return
     click.echo(f"{'product':>10}: {b.product}\n{'env':>10}: {b.env}\n{'version':>10}: "
                f"{b.version}\n{'created':>10}: {b.created}\n{'expires':>10}: {b.expires} "
                f"({time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(b.expires))} UTC)")

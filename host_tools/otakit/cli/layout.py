@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from otakit.cli._output import echo_json, json_option
+
 from otakit import layout
 from otakit.boards import available_boards, load_board
 from otakit.errors import ImageError
@@ -35,10 +37,15 @@ def layout_group() -> None:
               help="Board definition (boards/NAME).")
 @click.option("--app", "app", required=True, type=click.Path(dir_okay=False, exists=True),
               help="App image (micropython.bin / .app-bin).")
-def check_cmd(board: str, app: str) -> None:
+@json_option
+def check_cmd(board: str, app: str, as_json: bool) -> None:
     """Say whether APP fits the board's smallest OTA slot; exit 1 (and by how much) if not."""
     b = load_board(board)
     fit = layout.check_fit(b, Path(app).read_bytes())
+    if as_json and fit.fits:
+        echo_json({"board": board, "app": app, "size": fit.size, "slot": fit.slot_label,
+                   "slot_size": fit.slot_size, "spare": fit.spare, "fits": True})
+        return
     if not fit.fits:
         raise ImageError(f"{app} ({fit.size} bytes) does not fit board {board}'s OTA slot "
                          f"{fit.slot_label} (0x{fit.slot_size:x} = {fit.slot_size} bytes): over "
@@ -58,7 +65,8 @@ def check_cmd(board: str, app: str) -> None:
               help="Room for growth in each slot beyond the image (e.g. 10% or 0.1).")
 @click.option("--out", type=click.Path(dir_okay=False),
               help="Write the CSV here instead of to stdout.")
-def suggest_cmd(flash: int, app: str, margin: float, out: str | None) -> None:
+@json_option
+def suggest_cmd(flash: int, app: str, margin: float, out: str | None, as_json: bool) -> None:
     """Print a partition table (CSV) with two OTA slots for APP and the largest vfs.
 
     App partitions are 0x10000-aligned; the head (nvs, otadata, phy_init) is MicroPython's.
@@ -71,6 +79,11 @@ def suggest_cmd(flash: int, app: str, margin: float, out: str | None) -> None:
             f"{margin:.0%} margin asked), vfs {vfs // 1024} KiB.\n" + layout.to_csv(parts))
     if out:
         Path(out).write_text(text)
+    if as_json:
+        echo_json({"flash": flash, "app_size": size, "margin": margin, "out": out,
+                   "partitions": [{"label": p.label, "type": p.type, "subtype": p.subtype,
+                                   "offset": p.offset, "size": p.size} for p in parts]})
+    elif out:
         click.echo(f"wrote {out}")
     else:
         click.echo(text, nl=False)

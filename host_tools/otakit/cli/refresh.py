@@ -6,7 +6,9 @@ import time
 
 import click
 
-from otakit.cli._keyfile import load_signing_key
+from otakit.cli._output import echo_json, json_option
+
+from otakit.cli._keyfile import load_signing_key, passphrase_file_option
 from otakit.repo import Repository, parse_expiry
 
 
@@ -18,13 +20,20 @@ from otakit.repo import Repository, parse_expiry
 @click.option("--board", required=True)
 @click.option("--channel", default="stable", show_default=True)
 @click.option("--expires", required=True, help="Duration (30d), ISO date or Unix seconds.")
+@passphrase_file_option
+@json_option
 def refresh(key_file: str, repo: str, product: str, board: str, channel: str,
-            expires: str) -> None:
+            expires: str, as_json: bool) -> None:
     """Re-sign a channel's current manifest with a new expiry and the next revision (same
     sequence, same release)."""
     now = int(time.time())
     res = Repository(repo).refresh(product, board, channel, parse_expiry(expires, now),
                                    load_signing_key(key_file), now)
+    if as_json:
+        echo_json({"product": product, "board": board, "channel": channel,
+                   "sequence": res.body.sequence, "revision": res.body.revision,
+                   "expires": res.body.expires, "manifest": str(res.manifest_path)})
+        return
     click.echo(f"refreshed {product}/{board}/{channel} sequence {res.body.sequence}: revision "
                f"{res.body.revision}, expires {res.body.expires}")
 

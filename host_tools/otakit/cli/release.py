@@ -8,9 +8,11 @@ from pathlib import Path
 
 import click
 
+from otakit.cli._output import echo_json, json_option
+
 from otakit import rollout
 from otakit.boards import load_board
-from otakit.cli._keyfile import load_signing_key
+from otakit.cli._keyfile import load_signing_key, passphrase_file_option
 from otakit.errors import OtakitError
 from otakit.repo import DEFAULT_EXPIRY, ReleaseRequest, Repository, parse_expiry
 
@@ -108,6 +110,8 @@ def _request(o: dict, now: int) -> ReleaseRequest:
               help="With --sbom: the directory of the modules frozen into the image (hashed "
               "into the SBOM) [default: the agent shipped with otakit].")
 @click.argument("app_image", type=click.Path(exists=True, dir_okay=False))
+@passphrase_file_option
+@json_option
 def release(**o: object) -> None:
     """Check APP_IMAGE, sign a manifest and publish both into the repository.
 
@@ -127,6 +131,20 @@ def release(**o: object) -> None:
     _warn_version_down(repo, req)
     res = repo.publish(req, image, key, now, sbom=sbom)
     b = res.body
+    if o["as_json"]:
+        echo_json({"product": b.product, "board": b.board, "channel": b.channel,
+                   "version": b.version, "sequence": b.sequence,
+                   "security_version": b.security_version, "revision": b.revision,
+                   "min_keyring": b.required_keyring, "expires": b.expires,
+                   "key_id": key.key_id_hex, "manifest": str(res.manifest_path),
+                   "manifest_size": len(res.manifest), "payload": str(res.payload_path),
+                   "payload_size": b.payload.size,
+                   "sbom": str(res.sbom_path) if res.sbom_path is not None else None,
+                   "rollout": b.rollout,
+                   "payloads": [{"encoding": r.encoding, "path": str(res.blobs[r.sha256]),
+                                 "size": r.size, "base_sha256": r.base_sha256}
+                                for r in b.payloads]})
+        return
     click.echo(f"released {b.product}/{b.board}/{b.channel} version {b.version} sequence "
                f"{b.sequence} (security version {b.security_version}), signed by {key.key_id_hex}")
     expiry = ("never (--no-expiry)" if b.expires is None else

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 
 import click
 
+from otakit.cli._output import echo_json, json_option
+
 from otakit import rollout
-from otakit.cli._keyfile import load_signing_key
+from otakit.cli._keyfile import load_signing_key, passphrase_file_option
 from otakit.errors import KeyFileError
 from otakit.manifest_body import ManifestBody
 from otakit.repo import Repository
@@ -24,12 +25,21 @@ def _where(f):  # type: ignore[no-untyped-def]
     return f
 
 
-_KEY = click.option("--key", "key_file", required=True,
-                    help="Signing key: a PEM file or a pkcs11: URI (the release's key).")
+_KEY_OPTION = click.option("--key", "key_file", required=True,
+                           help="Signing key: a PEM file or a pkcs11: URI (the release's key).")
 
 
-def _show(b: ManifestBody) -> None:
+def _KEY(f):  # type: ignore[no-untyped-def]  # noqa: N802
+    return _KEY_OPTION(passphrase_file_option(json_option(f)))
+
+
+def _show(b: ManifestBody, as_json: bool = False) -> None:
     r = b.rollout
+    if as_json:
+        echo_json({"product": b.product, "board": b.board, "channel": b.channel,
+                   "version": b.version, "sequence": b.sequence, "revision": b.revision,
+                   "rollout": r})
+        return
     state = "offered to every device" if r is None else f"{r['state']} at {r['percent']}%"
     click.echo(f"{b.product}/{b.board}/{b.channel} version {b.version} sequence {b.sequence}: "
                f"{state}" + (f" (salt {r['salt']})" if r else "") + f", revision {b.revision}")
@@ -49,9 +59,10 @@ def rollout_group() -> None:
 @_KEY
 @click.option("--percent", required=True, type=click.IntRange(0, 100))
 def start(repo: str, product: str, board: str, channel: str, key_file: str,
-          percent: int) -> None:
+          percent: int, as_json: bool) -> None:
     """Stage the current release at PERCENT with a fresh salt."""
-    _show(rollout.start(Repository(repo), (product, board, channel), load_signing_key(key_file), percent))
+    _show(rollout.start(Repository(repo), (product, board, channel), load_signing_key(key_file),
+                        percent), as_json)
 
 
 @rollout_group.command("raise")
@@ -59,19 +70,20 @@ def start(repo: str, product: str, board: str, channel: str, key_file: str,
 @_KEY
 @click.option("--percent", required=True, type=click.IntRange(0, 100))
 def raise_(repo: str, product: str, board: str, channel: str, key_file: str,
-           percent: int) -> None:
+           percent: int, as_json: bool) -> None:
     """Raise the rollout to PERCENT (never lower; the salt is kept)."""
     _show(rollout.raise_to(Repository(repo), (product, board, channel), load_signing_key(key_file),
-                           percent))
+                           percent), as_json)
 
 
 def _state_command(name: str, state: str, doc: str) -> click.Command:
     @click.command(name, help=doc)
     @_where
     @_KEY
-    def cmd(repo: str, product: str, board: str, channel: str, key_file: str) -> None:
+    def cmd(repo: str, product: str, board: str, channel: str, key_file: str,
+            as_json: bool) -> None:
         _show(rollout.set_state(Repository(repo), (product, board, channel),
-                                load_signing_key(key_file), state))
+                                load_signing_key(key_file), state), as_json)
     return cmd
 
 
@@ -84,15 +96,15 @@ for _name, _state, _doc in (
 
 @rollout_group.command("status")
 @_where
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 def status(repo: str, product: str, board: str, channel: str, as_json: bool) -> None:
     """Show the channel's current release and its rollout (signature not checked)."""
     b = Repository(repo).current(product, board, channel)
     if b is None:
         raise KeyFileError(f"{product}/{board}/{channel} has no release", reason="NO_REPO")
     if as_json:
-        click.echo(json.dumps({"version": b.version, "sequence": b.sequence,
-                               "revision": b.revision, "rollout": b.rollout}))
+        echo_json({"version": b.version, "sequence": b.sequence, "revision": b.revision,
+                   "rollout": b.rollout})
         return
     _show(b)
 

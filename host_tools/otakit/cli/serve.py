@@ -32,8 +32,9 @@ from otakit.telemetry import open_store
               help="Access log file (appended), or - for stdout.")
 @click.option("--token-file", type=click.Path(dir_okay=False),
               help="The admin token for /admin/ endpoints and the fleet dashboard "
-              "(/.otakit/dashboard), created (mode 0600) at first start "
-              "[default: ~/.config/otakit/admin-token].")
+              "(/.otakit/dashboard), created (mode 0600) at first start [default with "
+              "--telemetry: ~/.config/otakit/admin-token; without either, no token and the "
+              "admin endpoints answer 401].")
 @click.option("--rate-limit", default=20.0, show_default=True, type=click.FloatRange(0),
               help="Requests per second per client address (bursts of twice that; over it: "
               "429); 0: no limit.")
@@ -66,22 +67,23 @@ def serve(repo: str, host: str, port: int, tls_cert: str | None, tls_key: str | 
     GET and HEAD with exact Content-Length, Range (206/416) and ETag/If-None-Match (304).
     Prints `serving DIR on URL` once listening. With --telemetry it takes device reports at
     /.otakit/events; the admin token (--token-file) opens /admin/ and the fleet dashboard at
-    /.otakit/dashboard.
+    /.otakit/dashboard. Without --telemetry or --token-file no token is read or written.
     """
     if (tls_cert is None) != (tls_key is None):
         raise OtakitError("--tls-cert and --tls-key go together", reason="BAD_ARGUMENT")
     ctx = server.tls_context(tls_cert, tls_key) if tls_cert and tls_key else None
     token_path = Path(token_file) if token_file else (
         Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "otakit"
-        / "admin-token")
+        / "admin-token") if fleet_opts["telemetry_db"] else None
     if not Path(repo).is_dir():
         raise RepoError(f"not a directory: {repo}", reason="NO_REPO")
-    token, created = load_or_create_token(token_path)
+    token, created = load_or_create_token(token_path) if token_path else (None, False)
 
     def announce(url: str) -> None:
         click.echo(f"serving {repo} on {url}")
-        click.echo(f"admin token {'created in' if created else 'in'} {token_path} (for "
-                   f"{url}admin/ and {url}.otakit/dashboard)")
+        if token_path is not None:
+            click.echo(f"admin token {'created in' if created else 'in'} {token_path} (for "
+                       f"{url}admin/ and {url}.otakit/dashboard)")
         sys.stdout.flush()  # tests and the demo read the port from this line
 
     with ExitStack() as stack:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from otakit.appimage import make_app_image
 from otakit.boards import available_boards, load_board
+from otakit.cli._output import echo_json, json_option
 from otakit.errors import ImageError, OtakitError
 from otakit.image import check_app_image
 from otakit.project import Project
@@ -31,6 +31,14 @@ def _env_pair(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
             raise click.BadParameter(f"{item!r} is not KEY=VALUE")
         out[key] = val
     return out
+
+
+def _heapsize(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    try:
+        sim_runner.heap_bytes(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a size such as 56K, 112K or 57344") from None
+    return value
 
 
 @click.group()
@@ -149,7 +157,7 @@ def image_cmd(version: str, out: str, board: str, size: int, crash: bool) -> Non
 @click.option("--cut-at", type=click.IntRange(1), envvar="OTAKIT_SIM_CUT_AT_RUN",
               help="Cut power at this mutating flash operation (1-based, whole run).")
 @click.option("--no-restart", is_flag=True, help="After a power cut, stay off.")
-@click.option("--heapsize", default=DEV_BOARD_HEAPSIZE, show_default=True,
+@click.option("--heapsize", default=DEV_BOARD_HEAPSIZE, show_default=True, callback=_heapsize,
               help="Free MicroPython heap for device code: 112K is an ESP32 development board "
                    "(56K at start, grown once), 56K the heap it starts with "
                    "(docs/simulator.md).")
@@ -188,12 +196,12 @@ def run_cmd(image: str, script: str | None, app_dir: str | None, max_boots: int,
 
 @sim.command("inspect")
 @click.argument("image", type=click.Path(dir_okay=False, exists=True))
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@json_option
 def inspect_cmd(image: str, as_json: bool) -> None:
     """Show IMAGE's partitions, otadata entries, the next boot slot, app slots and NVS keys."""
     st = sim_inspect.read_state(image)
     if as_json:
-        click.echo(json.dumps(st.to_dict(), indent=2))
+        echo_json(st.to_dict())
         return
     click.echo(f"board: {st.board or '?'}   partition table MD5: "
                f"{'ok' if st.table_md5_ok else 'BAD'}")
@@ -201,8 +209,10 @@ def inspect_cmd(image: str, as_json: bool) -> None:
         click.echo(f"  {p.label:<10} type {p.type} subtype 0x{p.subtype:02x} "
                    f"0x{p.offset:06x} +0x{p.size:06x}")
     for e in st.otadata:
-        seq = "blank" if e.seq == sim_inspect.BLANK else str(e.seq)
-        click.echo(f"otadata[{e.index}]: seq={seq} {e.state_name} crc "
+        if e.blank:
+            click.echo(f"otadata[{e.index}]: blank (erased) -> invalid")
+            continue
+        click.echo(f"otadata[{e.index}]: seq={e.seq} {e.state_name} crc "
                    f"{'ok' if e.crc_ok else 'bad'} -> {'valid' if e.valid else 'invalid'}")
     click.echo(f"active entry: {st.active}   next hard reset boots: {st.next_boot}")
     for s in st.slots:

@@ -8,6 +8,7 @@ slot holds, and the NVS keys. Nothing here writes to the image.
 
 from __future__ import annotations
 
+import re
 import struct
 import zlib
 from dataclasses import asdict, dataclass, field
@@ -43,6 +44,11 @@ class OtaEntry:
     state_name: str
     crc_ok: bool
     valid: bool
+
+    @property
+    def blank(self) -> bool:
+        """Erased (all 0xFF, as esptool leaves it): no entry at all, rather than a bad CRC."""
+        return self.seq == BLANK and self.state == BLANK
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,15 @@ def _next_boot(parts: list[PartitionEntry], entries: list[OtaEntry]) -> str | No
     return slots[0].label if slots else None
 
 
+_BANNER = re.compile(rb"MicroPython (v[0-9]+\.[0-9]+\.[0-9]+[-.0-9A-Za-z]*) on ([0-9]{4}-[0-9]{2}-[0-9]{2})")
+
+
+def micropython_version(image: bytes) -> str:
+    """``v1.25.0 (2025-04-15)`` from MicroPython's banner inside an app image; "" if none."""
+    m = _BANNER.search(image)
+    return f"{m[1].decode()} ({m[2].decode()})" if m else ""
+
+
 def _slot(data: bytes, p: PartitionEntry) -> SlotInfo:
     img = data[p.offset] == 0xE9
     version = behaviour = ""
@@ -120,6 +135,8 @@ def _slot(data: bytes, p: PartitionEntry) -> SlotInfo:
         project = data[p.offset + 0x50:p.offset + 0x70].split(b"\0")[0].decode(errors="replace")
         behaviour = project.removeprefix("otakit-sim:") if project.startswith("otakit-sim:") \
             else ""
+        if not version:  # MicroPython's own builds leave it empty: its banner says which
+            version = micropython_version(data[p.offset:p.offset + p.size])
     return SlotInfo(p.label, p.offset, p.size, img, version, behaviour)
 
 
