@@ -17,7 +17,6 @@ from pathlib import Path
 import click
 
 from otakit import __version__
-from otakit.errors import OtakitError
 from otakit.project import PROJECT_ENV, Project, default_map
 from otakit.project import load as load_project
 from otakit.cli._errors import run
