@@ -9,11 +9,22 @@
 # When the representation's bytes are refused (HASH_MISMATCH, or BAD_PATCH: a delta doing more
 # work than its output allows, ota.delta) it prints one "ota: ..." line and returns False, so
 # the agent installs the signed raw payload in the same check instead of retrying a broken or
-# hostile encoding at every check. An encoded download is not resumed: after an interruption
-# it starts again from its first byte. It has the raw download's overall deadline
-# (ota.download.deadline, for the image's size: the decode's work is bounded by it too),
-# checked at every decode call (Source.readinto), so also while no byte arrives. The decode yields to the app whenever _SLICE_MS have
-# passed (Source.readinto, ota.delta), whether or not it makes output.
+# hostile encoding at every check.
+# Resume: a representation with chunks (docs/format.md §2.2, body revision 4) records its
+# progress with ota.state's progress operations (start_progress, progress, save_progress:
+# the ones the raw download uses, named by the first 8 bytes of the representation's SHA-256)
+# at every chunk boundary of the image, once the chunk is in flash. After an interruption the
+# slot's first bytes up to the recorded boundary k * chunk are hashed again from flash, the rest
+# of the blob is asked for with a Range from chunk k's encoded offset (the sum of the signed
+# chunk lengths before it), and a fresh decoder starts there (for a delta at the signed base
+# position of chunk k): at most one chunk of encoded bytes is fetched again. The blob's own
+# SHA-256 is checked only when it was received whole; a resumed one is checked by the decoded
+# image's SHA-256 (and the slot's read-back before set_boot). A representation without chunks
+# starts again from its first byte. The download has the raw download's overall deadline
+# (ota.download.deadline, for the image bytes still to make: the decode's work is bounded by it
+# too), checked at every decode call (Source.readinto), so also while no byte arrives. The
+# decode yields to the app whenever _SLICE_MS have passed (Source.readinto, ota.delta), whether
+# or not it makes output.
 # The code lives here, not in ota.agent, so that it costs no RAM during a raw update.
 #
 # deflate.DeflateIO pulls its source one byte per call, so it never sees the socket: it reads an
@@ -22,7 +33,8 @@
 # for more than _STEP bytes with fewer than _LOW unread bytes left (a DEFLATE stream needs at
 # most 2 input bytes per output byte plus a block header of at most ~560 bytes), and a read past
 # e is caught after each step and refused. Every received byte is hashed and counted against the
-# representation's signed size and SHA-256; the decoded bytes are hashed against the image's.
+# representation's signed size (and, received whole, its SHA-256); the decoded bytes are hashed
+# against the image's.
 #
 # RAM (allocated once per install): 2 KB staging buffer, the BytesIO's 2 KB, the decoder's window
 # (2**wbits bytes) and state (~1.3 KB), and for a delta a 1 KB cache of the base. Nothing is
@@ -61,7 +73,7 @@ def _bad(detail):
 
 class Source:
     # The decoded stream of a raw-DEFLATE HTTP body of `size` bytes, due by the deadline dl
-    # (ota.download.deadline).
+    # (ota.download.deadline). It may start at a chunk boundary of the blob (a resume).
     def __init__(self, resp, size, wbits, dl):
         import deflate
         self.resp = resp
@@ -121,15 +133,15 @@ class Source:
         return got
 
     # After the last decoded byte: the stream must end here, and the received bytes must be the
-    # signed ones.
-    async def finish(self, size, sha256):
+    # signed ones (sha256 None: a resumed blob, not received whole).
+    async def finish(self, sha256):
         while self.left:
             if self.e - self.io.tell() >= _CAP:
                 raise _bad("the payload continues after its deflate stream")
             await self._refill()
         if await self.readinto(self.smv, 1) or self.io.tell() != self.e:
             raise _bad("the payload continues after the image")
-        if self.h.digest() != sha256:
+        if sha256 is not None and self.h.digest() != sha256:
             raise _bad("the downloaded payload's SHA-256 differs from the signed one")
 
 
@@ -152,15 +164,18 @@ async def _base_is(esp32, size, sha256, buf):
     return size <= part.info()[3] and (await hash_partition(part, size, buf)).digest() == sha256
 
 
-async def install(resp, rep, m, slot, buf, esp32, chip_id, progress, dl):
-    enc, _, size, sha256, wbits, base_size, _ = rep
-    if resp.length != size:
-        raise _bad("the server sent %d bytes, the manifest signs %d" % (resp.length, size))
-    src = Source(resp, size, wbits, dl)
-    w = Writer(slot, buf, m.size, chip_id, progress)
+async def install(resp, rep, m, w, esp32, dl, k):
+    # Decode rep's blob from its chunk k (resp: the body from there) into the Writer w.
+    enc, _, size, sha256, wbits, base_size, _, chunk, lengths, bases = rep
+    off = 0
+    for i in range(k):
+        off += lengths[i]
+    if resp.length != size - off:
+        raise _bad("the server sent %d bytes, the manifest signs %d" % (off + resp.length, size))
+    src = Source(resp, size - off, wbits, dl)
     if enc == "delta":
         from .delta import apply
-        await apply(src, w, esp32.Partition(esp32.Partition.RUNNING), base_size)
+        await apply(src, w, esp32.Partition(esp32.Partition.RUNNING), base_size, chunk, bases, k)
     else:
         while w.done < w.size:
             n = w.room()
@@ -168,7 +183,7 @@ async def install(resp, rep, m, slot, buf, esp32, chip_id, progress, dl):
                 raise _bad("the payload decodes to fewer bytes than the image")
             if w.advance(n):
                 await asyncio.sleep_ms(0)
-    await src.finish(size, sha256)
+    await src.finish(None if off else sha256)
     if w.h.digest() != m.sha256:
         raise _bad("the decoded image's SHA-256 differs from the signed one")
 
@@ -177,14 +192,45 @@ async def download(cfg, st, m, slot, buf, esp32, new_client, done_with, progress
     rep = await choose(m, esp32, buf, cfg.max_wbits)
     if rep is None:
         return False
-    if st.has_progress():  # a raw download's resume point; this one overwrites the slot
+    chunk = rep[7]
+    size = m.size
+    start = 0
+    if chunk:  # resumable: its progress replaces any other payload's (the slot is overwritten)
+        tag = rep[3][:8]
+        start = st.progress(tag)
+        if not 0 < start <= size or (start % chunk and start != size):
+            start = 0
+        st.start_progress(tag)
+    elif st.has_progress():  # another payload's resume point; this one overwrites the slot
         st.forget_progress(True)
+
+    def persist(done, size):
+        if done % chunk == 0 or done == size:  # a chunk boundary, its blocks in flash
+            st.save_progress(done)
+        progress(done, size)
+
+    w = Writer(slot, buf, size, cfg.chip_id, persist if chunk else progress, start)
+    if start:
+        await slot.hash_range(start, buf, w.h)
+        if start == size:  # all in the slot already: only verified again (as a raw resume)
+            if w.h.digest() == m.sha256:
+                return True
+            st.forget_progress()
+            start = 0
+            w = Writer(slot, buf, size, cfg.chip_id, persist, 0)
+    k = start // chunk if start else 0
     client = new_client()
     try:
-        resp = await client.get(cfg.payload_url(rep[1]), rep[2])
+        off = 0
+        for i in range(k):
+            off += rep[8][i]
+        resp = await client.get(cfg.payload_url(rep[1]), rep[2] - off, None, off)
         try:
-            await install(resp, rep, m, slot, buf, esp32, cfg.chip_id, progress,
-                          deadline(cfg, m.size))
+            if off and resp.range_start == 0:  # the server ignored the Range: start again
+                st.forget_progress()
+                w = Writer(slot, buf, size, cfg.chip_id, persist, 0)
+                start = k = 0
+            await install(resp, rep, m, w, esp32, deadline(cfg, size - start), k)
         except FlashError as e:
             if e.reason not in _REFUSED:
                 raise
