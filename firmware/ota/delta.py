@@ -15,9 +15,10 @@
 # Bounded work per output byte of each segment (a few KB of DEFLATE can decode to millions of
 # empty operations): more than _IDLE_OPS operations in a row that write no image byte, or more
 # than _FREE_OPS + (bytes written in this segment) / _BYTES_PER_OP operations in the segment,
-# raise FlashError(BAD_PATCH) at once. The host's encoder writes at most one operation without output (the first) and
-# every later one writes at least 24 bytes, far inside both bounds. The loop yields to the app
-# whenever _SLICE_MS have passed since the last yield (src.t, shared with encoded.Source).
+# raise FlashError(BAD_PATCH) at once. The host's encoder writes at most one operation without
+# output (the first) and every later one writes at least 24 bytes (or, split at a segment's
+# end, at least 1), far inside both bounds. The loop yields to the app whenever _SLICE_MS have
+# passed since the last yield (src.t, shared with encoded.Source).
 #
 # Allocates the 1 KB cache and a 16-byte scratch buffer once, nothing per byte.
 import asyncio
@@ -80,7 +81,7 @@ async def apply(src, w, base, base_size, chunk=0, bases=None, k=0):
     one = hdr[:1]
     size = w.size
     seg = w.done  # image offset where this segment starts
-    pos = seg + bases[k] if k else 0
+    pos = seg + bases[k] if k else 0  # pyright: ignore[reportOptionalSubscript] - k: chunked
     nxt = seg + chunk if chunk else size  # where it ends
     ops = idle = 0
     while w.done + w.o < size:
@@ -90,7 +91,7 @@ async def apply(src, w, base, base_size, chunk=0, bases=None, k=0):
         at = w.done + w.o
         if at == nxt:  # the next segment: its own work bound, from its signed base position
             k += 1
-            if pos != at + bases[k]:
+            if pos != at + bases[k]:  # pyright: ignore[reportOptionalSubscript] - chunked
                 raise _bad("segment %d starts at another base position than signed" % k)
             seg = at
             nxt = at + chunk

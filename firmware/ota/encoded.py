@@ -3,9 +3,10 @@
 #
 # docs/format.md §2.2 (representations) and §6 (patches). The agent calls download(cfg, st, m,
 # slot, buf, esp32, new_client, done_with, progress): it picks the smallest representation this
-# device can use (choose: the running slot is hashed only when a delta is the best candidate), returns False when that is the raw payload,
-# else downloads it and decodes it into the spare slot through the agent's 4 KB block buffer
-# (install) and returns True; it raises FetchError (and WRITE_FAILED) like the raw download.
+# device can use (choose: the running slot is hashed only when a delta is the best candidate),
+# returns False when that is the raw payload, else downloads it and decodes it into the spare
+# slot through the agent's 4 KB block buffer (install) and returns True; it raises FetchError
+# (and WRITE_FAILED) like the raw download.
 # When the representation's bytes are refused (HASH_MISMATCH, or BAD_PATCH: a delta doing more
 # work than its output allows, ota.delta) it prints one "ota: ..." line and returns False, so
 # the agent installs the signed raw payload in the same check instead of retrying a broken or

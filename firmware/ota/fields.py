@@ -126,7 +126,7 @@ def _chunks(r, enc, size, image_size, base_size):
     # The lists are the parsed JSON's own, checked, not copied.
     if "chunk" not in r:
         return None, None, None
-    chunk = integer(r, "chunk", _CHUNK_MIN, _CHUNK_MAX)
+    chunk = integer(r, "chunk", _CHUNK_MIN, _CHUNK_MAX) or 0  # required here: never None
     if chunk % _CHUNK_MIN:
         bad("chunk")
     n = (image_size + chunk - 1) // chunk
