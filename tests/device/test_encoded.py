@@ -206,6 +206,10 @@ def test_device_decodes_host_made_payloads(tmp_path: Path, mpy: bool) -> None:
     moved = old[:0x200] + old[30_000:] + old[0x200:30_000]  # segments read the base far away
     batch.add_chunked("delta-chunked-moved", moved, delta_chunked(old, moved, 12, 4096), "delta",
                       base=old)
+    # a device of body revision 3 (no chunk fields) decodes the same blobs from their first byte
+    batch.add("deflate-chunked-as-revision-3", img, deflate_chunked(img, 12, 8192).data, "deflate")
+    batch.add("delta-chunked-as-revision-3", moved, delta_chunked(old, moved, 12, 4096).data,
+              "delta", base=old)
     out = batch.run(mpy)
     assert out and all(v == "OK True" for v in out.values()), {
         k: v for k, v in out.items() if v != "OK True"}
