@@ -20,7 +20,8 @@
 # chunk lengths before it), and a fresh decoder starts there (for a delta at the signed base
 # position of chunk k): at most one chunk of encoded bytes is fetched again. The blob's own
 # SHA-256 is checked only when it was received whole; a resumed one is checked by the decoded
-# image's SHA-256 (and the slot's read-back before set_boot). A representation without chunks
+# image's SHA-256 (and the slot's read-back before set_boot). Progress that covers the whole
+# image (a cut after the last block) resumes at the last chunk. A representation without chunks
 # starts again from its first byte. The download has the raw download's overall deadline
 # (ota.download.deadline, for the image bytes still to make: the decode's work is bounded by it
 # too), checked at every decode call (Source.readinto), so also while no byte arrives. The
@@ -165,12 +166,10 @@ async def _base_is(esp32, size, sha256, buf):
     return size <= part.info()[3] and (await hash_partition(part, size, buf)).digest() == sha256
 
 
-async def install(resp, rep, m, w, esp32, dl, k):
-    # Decode rep's blob from its chunk k (resp: the body from there) into the Writer w.
-    enc, _, size, sha256, wbits, base_size, _, chunk, lengths, bases = rep
-    off = 0
-    for i in range(k):
-        off += lengths[i]
+async def install(resp, rep, m, w, esp32, dl, k=0, off=0):
+    # Decode rep's blob from its chunk k, at blob offset off (resp: the body from there), into
+    # the Writer w (at image offset k * chunk).
+    enc, _, size, sha256, wbits, base_size, _, chunk, _, bases = rep
     if resp.length != size - off:
         raise _bad("the server sent %d bytes, the manifest signs %d" % (off + resp.length, size))
     src = Source(resp, size - off, wbits, dl)
@@ -195,43 +194,35 @@ async def download(cfg, st, m, slot, buf, esp32, new_client, done_with, progress
         return False
     chunk = rep[7]
     size = m.size
-    start = 0
+    k = off = 0
     if chunk:  # resumable: its progress replaces any other payload's (the slot is overwritten)
         tag = rep[3][:8]
-        start = st.progress(tag)
-        if not 0 < start <= size or (start % chunk and start != size):
-            start = 0
+        done = st.progress(tag)
+        if done > 0:  # (the whole image: its last chunk again)
+            k = (done if done < size else size - 1) // chunk
         st.start_progress(tag)
+        for i in range(k):
+            off += rep[8][i]
     elif st.has_progress():  # another payload's resume point; this one overwrites the slot
         st.forget_progress(True)
 
     def persist(done, size):
-        if done % chunk == 0 or done == size:  # a chunk boundary, its blocks in flash
+        if chunk and (done % chunk == 0 or done == size):  # a chunk's end, its blocks in flash
             st.save_progress(done)
         progress(done, size)
 
-    w = Writer(slot, buf, size, cfg.chip_id, persist if chunk else progress, start)
-    if start:
-        await slot.hash_range(start, buf, w.h)
-        if start == size:  # all in the slot already: only verified again (as a raw resume)
-            if w.h.digest() == m.sha256:
-                return True
-            st.forget_progress()
-            start = 0
-            w = Writer(slot, buf, size, cfg.chip_id, persist, 0)
-    k = start // chunk if start else 0
+    w = Writer(slot, buf, size, cfg.chip_id, persist, k and k * chunk)
+    if k:
+        await slot.hash_range(w.done, buf, w.h)
     client = new_client()
     try:
-        off = 0
-        for i in range(k):
-            off += rep[8][i]
         resp = await client.get(cfg.payload_url(rep[1]), rep[2] - off, None, off)
         try:
-            if off and resp.range_start == 0:  # the server ignored the Range: start again
+            if off and not resp.range_start:  # the server ignored the Range: start again
                 st.forget_progress()
-                w = Writer(slot, buf, size, cfg.chip_id, persist, 0)
-                start = k = 0
-            await install(resp, rep, m, w, esp32, deadline(cfg, size - start), k)
+                w = Writer(slot, buf, size, cfg.chip_id, persist)
+                k = off = 0
+            await install(resp, rep, m, w, esp32, deadline(cfg, size - w.done), k, off)
         except FlashError as e:
             if e.reason not in _REFUSED:
                 raise

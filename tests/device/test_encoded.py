@@ -77,7 +77,7 @@ def decode(resp, rep, m, slot, dl, k=0, prefix=b""):
     w = Writer(slot, bytearray(4096), m.size, 0, lambda done, size: None, len(prefix))
     w.h.update(prefix)
     slot.out += prefix
-    return install(resp, rep, m, w, Esp32, dl, k)
+    return install(resp, rep, m, w, Esp32, dl, k, sum(rep[8][:k]) if k else 0)
 
 for case in json.loads(sys.stdin.read()):
     base = open(case["base"], "rb").read() if case["base"] else b""
