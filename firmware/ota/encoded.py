@@ -38,9 +38,10 @@
 # representation's signed size (and, received whole, its SHA-256); the decoded bytes are hashed
 # against the image's.
 #
-# RAM (allocated once per install): 2 KB staging buffer, the BytesIO's 2 KB, the decoder's window
-# (2**wbits bytes) and state (~1.3 KB), and for a delta a 1 KB cache of the base. Nothing is
-# allocated per byte; each decode step allocates one memoryview slice.
+# RAM (allocated once per install): a 1.75 KB staging buffer, the BytesIO's 1.75 KB (a refill
+# reads at least 512 bytes), the decoder's window (2**wbits bytes) and state (~1.3 KB), and for
+# a delta a 1 KB cache of the base. Nothing is allocated per byte; each decode step allocates
+# one memoryview slice.
 # pyright: reportAttributeAccessIssue=false
 # (micropython-stdlib-stubs' io.BytesIO lacks the stream methods MicroPython's has: tell,
 # readinto, seek, write.)
@@ -60,7 +61,7 @@ except ImportError:  # CPython
         return x
 
 _BLOCK = const(4096)
-_CAP = const(2048)  # compressed bytes held in RAM
+_CAP = const(1792)  # compressed bytes held in RAM
 _STEP = const(256)  # decoded bytes per DeflateIO call
 _LOW = const(1280)  # refill below this many unread bytes (>= 2 * _STEP + a block header)
 _SLICE_MS = const(10)  # the decode yields to the app at least this often (ota.delta too)
@@ -211,17 +212,17 @@ async def download(cfg, st, m, slot, buf, esp32, new_client, done_with, progress
             st.save_progress(done)
         progress(done, size)
 
-    w = Writer(slot, buf, size, cfg.chip_id, persist, k and k * chunk)
-    if k:
-        await slot.hash_range(w.done, buf, w.h)
+    h = k and await slot.hash_range(k * chunk, buf)  # the image bytes already in the slot
     client = new_client()
     try:
         resp = await client.get(cfg.payload_url(rep[1]), rep[2] - off, None, off)
         try:
             if off and not resp.range_start:  # the server ignored the Range: start again
                 st.forget_progress()
-                w = Writer(slot, buf, size, cfg.chip_id, persist)
                 k = off = 0
+            w = Writer(slot, buf, size, cfg.chip_id, persist, k and k * chunk)
+            if k:
+                w.h = h
             await install(resp, rep, m, w, esp32, deadline(cfg, size - w.done), k, off)
         except FlashError as e:
             if e.reason not in _REFUSED:

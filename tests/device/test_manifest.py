@@ -50,9 +50,9 @@ for name in sys.stdin.read().split():
              "wbits": r[4], "base_size": r[5],
              "base_sha256": hexlify(r[6]).decode() if r[6] else None}
         if r[7] is not None:  # resumable (body revision 4)
-            p["chunk"], p["chunks"] = r[7], r[8]
+            p["chunk"], p["chunks"] = r[7], list(r[8])
             if r[9] is not None:
-                p["chunk_bases"] = r[9]
+                p["chunk_bases"] = list(r[9])
         out["payloads"].append(p)
     print(name, "OK", json.dumps(out))
 """
