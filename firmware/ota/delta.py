@@ -3,7 +3,7 @@
 #
 # apply(src, w, base, base_size, chunk, bases, k): src is the decoded patch stream
 # (encoded.Source), w the image Writer (download.Writer), base the running Partition. The base is
-# only ever read (through a 1 KB cache, with 3-argument readblocks); every output byte goes
+# only ever read (through a 512-byte cache, with 3-argument readblocks); every output byte goes
 # through w into the spare slot, so a power cut during an apply leaves the running image as it
 # was. Every operation is bounded before it runs: it never writes past the image's size, never
 # reads outside the base's first base_size bytes. A malformed patch raises
@@ -20,7 +20,7 @@
 # end, at least 1), far inside both bounds. The loop yields to the app whenever _SLICE_MS have
 # passed since the last yield (src.t, shared with encoded.Source).
 #
-# Allocates the 1 KB cache and a 16-byte scratch buffer once, nothing per byte.
+# Allocates the 512-byte cache and a 16-byte scratch buffer once, nothing per byte.
 import asyncio
 import time
 
@@ -39,7 +39,7 @@ except (ImportError, SyntaxError, ValueError):  # no native emitter on this port
         for i in range(n):
             out[o + i] = (out[o + i] + base[b + i]) & 0xFF
 
-_CACHE = const(1024)
+_CACHE = const(512)
 _BLOCK = const(4096)
 _HDR = const(13)  # b"OTPD", version 1, u32 image size, u32 base size
 _IDLE_OPS = const(64)  # operations in a row without an output byte

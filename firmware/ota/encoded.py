@@ -38,9 +38,9 @@
 # representation's signed size (and, received whole, its SHA-256); the decoded bytes are hashed
 # against the image's.
 #
-# RAM (allocated once per install): a 1.75 KB staging buffer, the BytesIO's 1.75 KB (a refill
-# reads at least 512 bytes), the decoder's window (2**wbits bytes) and state (~1.3 KB), and for
-# a delta a 1 KB cache of the base. Nothing is allocated per byte; each decode step allocates
+# RAM (allocated once per install): a 1.5 KB staging buffer, the BytesIO's 1.5 KB (a refill
+# reads at least 256 bytes), the decoder's window (2**wbits bytes) and state (~1.3 KB), and for
+# a delta a 512-byte cache of the base. Nothing is allocated per byte; each decode step allocates
 # one memoryview slice.
 # pyright: reportAttributeAccessIssue=false
 # (micropython-stdlib-stubs' io.BytesIO lacks the stream methods MicroPython's has: tell,
@@ -61,7 +61,7 @@ except ImportError:  # CPython
         return x
 
 _BLOCK = const(4096)
-_CAP = const(1792)  # compressed bytes held in RAM
+_CAP = const(1536)  # compressed bytes held in RAM
 _STEP = const(256)  # decoded bytes per DeflateIO call
 _LOW = const(1280)  # refill below this many unread bytes (>= 2 * _STEP + a block header)
 _SLICE_MS = const(10)  # the decode yields to the app at least this often (ota.delta too)
