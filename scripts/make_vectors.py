@@ -51,6 +51,10 @@ DELTA_REP = {"encoding": "delta", "path": f"blobs/sha256/{DELTA_SHA}", "size": 8
              "sha256": DELTA_SHA, "wbits": 12, "base_size": 65536, "base_sha256": BASE_SHA}
 FUTURE_REP = {"encoding": "zstd-x", "path": "x", "size": "anything", "level": 19}
 REPS = {**BASE, "payloads": [DEFLATE_REP, DELTA_REP]}
+# resumable (body revision 4): image size 65872 = 2 chunks of 65536, or 3 of 32768
+DEFLATE_CHUNKED = {**DEFLATE_REP, "chunk": 65536, "chunks": [45000, 120]}
+DELTA_CHUNKED = {**DELTA_REP, "chunk": 32768, "chunks": [400, 300, 112],
+                 "chunk_bases": [0, -12, -200]}
 FULL = {**BASE, "min_keyring": 2, "expires": 1798761600, "notes": "Türschloss: faster unlock ✓\nsecond line",
         "security": {"severity": "high", "risk": "CVE-2026-0001: BLE pairing bypass"},
         "disruption": {"reboot": True, "seconds": 45}}
@@ -128,8 +132,18 @@ def expected_fields(data: bytes, key: PrivateKey) -> dict[str, Any]:
     out["min_keyring"] = b.get("min_keyring", 0)  # absent = 0 (docs/format.md §2)
     for k in ("expires", "notes", "security", "disruption", "rollout", "sbom"):
         out[k] = b.get(k)
-    out["payloads"] = [{"base_size": None, "base_sha256": None, **r}
-                       for r in b.get("payloads", []) if r["encoding"] in ("deflate", "delta")]
+    out["payloads"] = [_rep_fields(r) for r in b.get("payloads", [])
+                       if r["encoding"] in ("deflate", "delta")]
+    return out
+
+
+def _rep_fields(r: dict[str, Any]) -> dict[str, Any]:
+    """A known representation as parsed: chunk lists only with ``chunk``, bases only for delta."""
+    out = {"base_size": None, "base_sha256": None, **r}
+    if "chunk" not in r or r["encoding"] != "delta":
+        out.pop("chunk_bases", None)
+    if "chunk" not in r:
+        out.pop("chunks", None)
     return out
 
 
@@ -158,6 +172,9 @@ def valid_vectors(ed: PrivateKey, rsa: PrivateKey) -> dict[str, bytes]:
         "ok-payloads-rsa-four": signed(rsa, {**FULL, "payloads": [DEFLATE_REP, DELTA_REP,
                                                                   FUTURE_REP, DELTA_REP]}),
         "ok-payloads-unknown-encoding-skipped": signed(ed, {**BASE, "payloads": [FUTURE_REP]}),
+        "ok-payloads-chunked": signed(ed, {**BASE, "payloads": [DEFLATE_CHUNKED, DELTA_CHUNKED]}),
+        "ok-payloads-chunk-lists-without-chunk-ignored": signed(ed, {**BASE, "payloads": [
+            {**DEFLATE_REP, "chunks": "anything"}, {**DELTA_REP, "chunk_bases": None}]}),
         "ok-payloads-rollout-sbom": signed(ed, {**REPS, "rollout": ROLLOUT, "sbom": SBOM}),
         "ok-revision-1-min-keyring-0": signed(ed, {**BASE, "revision": 1, "min_keyring": 0}),
     }
@@ -334,6 +351,27 @@ def representation_vectors() -> dict[str, dict[str, Any]]:
         ("delta-missing-base-sha256", DELTA_REP, "base_sha256", DELETE),
         ("delta-base-sha256-63", DELTA_REP, "base_sha256", BASE_SHA[:63]),
         ("delta-base-sha256-null", DELTA_REP, "base_sha256", None),
+        # resumable entries (body revision 4)
+        ("chunk-4095", DEFLATE_CHUNKED, "chunk", 4095),
+        ("chunk-6144", DEFLATE_CHUNKED, "chunk", 6144),  # not a multiple of 4096
+        ("chunk-2-24-plus-4096", DEFLATE_CHUNKED, "chunk", 2**24 + 4096),
+        ("chunk-bool", DEFLATE_CHUNKED, "chunk", True),
+        ("chunk-float", DEFLATE_CHUNKED, "chunk", 65536.0),
+        ("chunks-missing", DEFLATE_CHUNKED, "chunks", DELETE),
+        ("chunks-null", DEFLATE_CHUNKED, "chunks", None),
+        ("chunks-one-too-few", DEFLATE_CHUNKED, "chunks", [45120]),
+        ("chunks-one-too-many", DEFLATE_CHUNKED, "chunks", [45000, 119, 1]),
+        ("chunks-sum-off", DEFLATE_CHUNKED, "chunks", [45000, 121]),
+        ("chunks-entry-0", DEFLATE_CHUNKED, "chunks", [45120, 0]),
+        ("chunks-entry-negative", DEFLATE_CHUNKED, "chunks", [45240, -120]),
+        ("chunks-entry-bool", DEFLATE_CHUNKED, "chunks", [45119, True]),
+        ("chunks-entry-float", DEFLATE_CHUNKED, "chunks", [45000.0, 120]),
+        ("delta-chunk-bases-missing", DELTA_CHUNKED, "chunk_bases", DELETE),
+        ("delta-chunk-bases-wrong-count", DELTA_CHUNKED, "chunk_bases", [0, -12]),
+        ("delta-chunk-bases-first-not-0", DELTA_CHUNKED, "chunk_bases", [1, -12, -200]),
+        ("delta-chunk-bases-before-the-base", DELTA_CHUNKED, "chunk_bases", [0, -32769, -200]),
+        ("delta-chunk-bases-past-the-base", DELTA_CHUNKED, "chunk_bases", [0, -12, 1]),
+        ("delta-chunk-bases-entry-bool", DELTA_CHUNKED, "chunk_bases", [0, False, -200]),
     ]
     for name, rep, field, value in bad:
         v[f"payloads-{name}"] = {**BASE, "payloads": [with_(rep, field, value)]}

@@ -1,20 +1,26 @@
 # ota/delta.py: apply a sequential patch (docs/format.md §6) against the running slot.
 # MIT license; Copyright (c) 2026 otakit contributors
 #
-# apply(src, w, base, base_size): src is the decoded patch stream (encoded.Source), w the image
-# Writer (download.Writer), base the running Partition. The base is only ever read (through a
-# 1 KB cache, with 3-argument readblocks); every output byte goes through w into the spare slot,
-# so a power cut during an apply leaves the running image as it was. Every operation is bounded
-# before it runs: it never writes past the image's size, never reads outside the base's first
-# base_size bytes. A malformed patch raises FlashError(HASH_MISMATCH).
-# Bounded work per output byte (a few KB of DEFLATE can decode to millions of empty operations):
-# more than _IDLE_OPS operations in a row that write no image byte, or more than
-# _FREE_OPS + (bytes written) / _BYTES_PER_OP operations in all, raise FlashError(BAD_PATCH)
-# at once. The host's encoder writes at most one operation without output (the first) and
-# every later one writes at least 24 bytes, far inside both bounds. The loop yields to the app
-# whenever _SLICE_MS have passed since the last yield (src.t, shared with encoded.Source).
+# apply(src, w, base, base_size, chunk, bases, k): src is the decoded patch stream
+# (encoded.Source), w the image Writer (download.Writer), base the running Partition. The base is
+# only ever read (through a 512-byte cache, with 3-argument readblocks); every output byte goes
+# through w into the spare slot, so a power cut during an apply leaves the running image as it
+# was. Every operation is bounded before it runs: it never writes past the image's size, never
+# reads outside the base's first base_size bytes. A malformed patch raises
+# FlashError(HASH_MISMATCH).
+# Segments (docs/format.md §6): with chunk (image bytes per segment; 0: one segment), no
+# operation may cross a multiple of chunk, and at each one the base position must be the signed
+# k * chunk + bases[k]. Starting at segment k > 0 (a resumed download: src starts there, w at
+# image offset k * chunk) there is no header and the base position is that signed one.
+# Bounded work per output byte of each segment (a few KB of DEFLATE can decode to millions of
+# empty operations): more than _IDLE_OPS operations in a row that write no image byte, or more
+# than _FREE_OPS + (bytes written in this segment) / _BYTES_PER_OP operations in the segment,
+# raise FlashError(BAD_PATCH) at once. The host's encoder writes at most one operation without
+# output (the first) and every later one writes at least 24 bytes (or, split at a segment's
+# end, at least 1), far inside both bounds. The loop yields to the app whenever _SLICE_MS have
+# passed since the last yield (src.t, shared with encoded.Source).
 #
-# Allocates the 1 KB cache and a 16-byte scratch buffer once, nothing per byte.
+# Allocates the 512-byte cache and a 16-byte scratch buffer once, nothing per byte.
 import asyncio
 import time
 
@@ -33,7 +39,7 @@ except (ImportError, SyntaxError, ValueError):  # no native emitter on this port
         for i in range(n):
             out[o + i] = (out[o + i] + base[b + i]) & 0xFF
 
-_CACHE = const(1024)
+_CACHE = const(512)
 _BLOCK = const(4096)
 _HDR = const(13)  # b"OTPD", version 1, u32 image size, u32 base size
 _IDLE_OPS = const(64)  # operations in a row without an output byte
@@ -60,28 +66,39 @@ async def _uvarint(src, one):
     raise _bad("a number is longer than 5 bytes")
 
 
-async def apply(src, w, base, base_size):
+async def apply(src, w, base, base_size, chunk=0, bases=None, k=0):
     scratch = bytearray(16)
     hdr = memoryview(scratch)
-    if await src.readinto(hdr, _HDR) != _HDR or scratch[:5] != b"OTPD\x01":
-        raise _bad("not an otakit patch")
-    if int.from_bytes(scratch[5:9], "little") != w.size:
-        raise _bad("it makes an image of another size")
-    if int.from_bytes(scratch[9:13], "little") != base_size:
-        raise _bad("it is for a base of another size")
+    if not k:
+        if await src.readinto(hdr, _HDR) != _HDR or scratch[:5] != b"OTPD\x01":
+            raise _bad("not an otakit patch")
+        if int.from_bytes(scratch[5:9], "little") != w.size:
+            raise _bad("it makes an image of another size")
+        if int.from_bytes(scratch[9:13], "little") != base_size:
+            raise _bad("it is for a base of another size")
     cache = bytearray(_CACHE)
     cached = -1  # base offset of the cache's first byte
     one = hdr[:1]
-    pos = 0
     size = w.size
+    seg = w.done  # image offset where this segment starts
+    pos = seg + bases[k] if k else 0  # pyright: ignore[reportOptionalSubscript] - k: chunked
+    nxt = seg + chunk if chunk else size  # where it ends
     ops = idle = 0
     while w.done + w.o < size:
         if time.ticks_diff(time.ticks_ms(), src.t) >= _SLICE_MS:
             await asyncio.sleep_ms(0)
             src.t = time.ticks_ms()
+        at = w.done + w.o
+        if at == nxt:  # the next segment: its own work bound, from its signed base position
+            k += 1
+            if pos != at + bases[k]:  # pyright: ignore[reportOptionalSubscript] - chunked
+                raise _bad("segment %d starts at another base position than signed" % k)
+            seg = at
+            nxt = at + chunk
+            ops = idle = 0
         ops += 1
-        if ops > _FREE_OPS + (w.done + w.o) // _BYTES_PER_OP:
-            raise FlashError("BAD_PATCH", "%d operations for %d image bytes" % (ops, w.done + w.o))
+        if ops > _FREE_OPS + (at - seg) // _BYTES_PER_OP:
+            raise FlashError("BAD_PATCH", "%d operations for %d image bytes" % (ops, at - seg))
         add = await _uvarint(src, one)
         copy = await _uvarint(src, one)
         z = await _uvarint(src, one)
@@ -91,8 +108,10 @@ async def apply(src, w, base, base_size):
             idle += 1
             if idle > _IDLE_OPS:
                 raise FlashError("BAD_PATCH", "%d operations in a row write no byte" % idle)
-        if add + copy > size - w.done - w.o:
+        if add + copy > size - at:
             raise _bad("an operation runs past the image's end")
+        if add + copy > nxt - at:
+            raise _bad("an operation crosses a segment's end")
         if add and (pos < 0 or pos + add > base_size):
             raise _bad("an operation reads outside the base")
         while add:
@@ -104,9 +123,9 @@ async def apply(src, w, base, base_size):
             n = _CACHE - off
             if n > add:
                 n = add
-            k = w.room()
-            if n > k:
-                n = k
+            r = w.room()
+            if n > r:
+                n = r
             o = w.o
             if await src.readinto(w.mv[o:], n) != n:
                 raise _bad("it ends inside an operation")

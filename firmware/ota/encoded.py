@@ -3,17 +3,30 @@
 #
 # docs/format.md §2.2 (representations) and §6 (patches). The agent calls download(cfg, st, m,
 # slot, buf, esp32, new_client, done_with, progress): it picks the smallest representation this
-# device can use (choose: the running slot is hashed only when a delta is the best candidate), returns False when that is the raw payload,
-# else downloads it and decodes it into the spare slot through the agent's 4 KB block buffer
-# (install) and returns True; it raises FetchError (and WRITE_FAILED) like the raw download.
+# device can use (choose: the running slot is hashed only when a delta is the best candidate),
+# returns False when that is the raw payload, else downloads it and decodes it into the spare
+# slot through the agent's 4 KB block buffer (install) and returns True; it raises FetchError
+# (and WRITE_FAILED) like the raw download.
 # When the representation's bytes are refused (HASH_MISMATCH, or BAD_PATCH: a delta doing more
 # work than its output allows, ota.delta) it prints one "ota: ..." line and returns False, so
 # the agent installs the signed raw payload in the same check instead of retrying a broken or
-# hostile encoding at every check. An encoded download is not resumed: after an interruption
-# it starts again from its first byte. It has the raw download's overall deadline
-# (ota.download.deadline, for the image's size: the decode's work is bounded by it too),
-# checked at every decode call (Source.readinto), so also while no byte arrives. The decode yields to the app whenever _SLICE_MS have
-# passed (Source.readinto, ota.delta), whether or not it makes output.
+# hostile encoding at every check.
+# Resume: a representation with chunks (docs/format.md §2.2, body revision 4) records its
+# progress with ota.state's progress operations (start_progress, progress, save_progress:
+# the ones the raw download uses, named by the first 8 bytes of the representation's SHA-256)
+# at every chunk boundary of the image, once the chunk is in flash. After an interruption the
+# slot's first bytes up to the recorded boundary k * chunk are hashed again from flash, the rest
+# of the blob is asked for with a Range from chunk k's encoded offset (the sum of the signed
+# chunk lengths before it), and a fresh decoder starts there (for a delta at the signed base
+# position of chunk k): at most one chunk of encoded bytes is fetched again. The blob's own
+# SHA-256 is checked only when it was received whole; a resumed one is checked by the decoded
+# image's SHA-256 (and the slot's read-back before set_boot). Progress that covers the whole
+# image (a cut after the last block) resumes at the last chunk. A representation without chunks
+# starts again from its first byte. The download has the raw download's overall deadline
+# (ota.download.deadline, for the image bytes still to make: the decode's work is bounded by it
+# too), checked at every decode call (Source.readinto), so also while no byte arrives. The
+# decode yields to the app whenever _SLICE_MS have passed (Source.readinto, ota.delta), whether
+# or not it makes output.
 # The code lives here, not in ota.agent, so that it costs no RAM during a raw update.
 #
 # deflate.DeflateIO pulls its source one byte per call, so it never sees the socket: it reads an
@@ -22,11 +35,13 @@
 # for more than _STEP bytes with fewer than _LOW unread bytes left (a DEFLATE stream needs at
 # most 2 input bytes per output byte plus a block header of at most ~560 bytes), and a read past
 # e is caught after each step and refused. Every received byte is hashed and counted against the
-# representation's signed size and SHA-256; the decoded bytes are hashed against the image's.
+# representation's signed size (and, received whole, its SHA-256); the decoded bytes are hashed
+# against the image's.
 #
-# RAM (allocated once per install): 2 KB staging buffer, the BytesIO's 2 KB, the decoder's window
-# (2**wbits bytes) and state (~1.3 KB), and for a delta a 1 KB cache of the base. Nothing is
-# allocated per byte; each decode step allocates one memoryview slice.
+# RAM (allocated once per install): a 1.5 KB staging buffer, the BytesIO's 1.5 KB (a refill
+# reads at least 256 bytes), the decoder's window (2**wbits bytes) and state (~1.3 KB), and for
+# a delta a 512-byte cache of the base. Nothing is allocated per byte; each decode step allocates
+# one memoryview slice.
 # pyright: reportAttributeAccessIssue=false
 # (micropython-stdlib-stubs' io.BytesIO lacks the stream methods MicroPython's has: tell,
 # readinto, seek, write.)
@@ -46,7 +61,7 @@ except ImportError:  # CPython
         return x
 
 _BLOCK = const(4096)
-_CAP = const(2048)  # compressed bytes held in RAM
+_CAP = const(1536)  # compressed bytes held in RAM
 _STEP = const(256)  # decoded bytes per DeflateIO call
 _LOW = const(1280)  # refill below this many unread bytes (>= 2 * _STEP + a block header)
 _SLICE_MS = const(10)  # the decode yields to the app at least this often (ota.delta too)
@@ -61,7 +76,7 @@ def _bad(detail):
 
 class Source:
     # The decoded stream of a raw-DEFLATE HTTP body of `size` bytes, due by the deadline dl
-    # (ota.download.deadline).
+    # (ota.download.deadline). It may start at a chunk boundary of the blob (a resume).
     def __init__(self, resp, size, wbits, dl):
         import deflate
         self.resp = resp
@@ -121,15 +136,15 @@ class Source:
         return got
 
     # After the last decoded byte: the stream must end here, and the received bytes must be the
-    # signed ones.
-    async def finish(self, size, sha256):
+    # signed ones (sha256 None: a resumed blob, not received whole).
+    async def finish(self, sha256):
         while self.left:
             if self.e - self.io.tell() >= _CAP:
                 raise _bad("the payload continues after its deflate stream")
             await self._refill()
         if await self.readinto(self.smv, 1) or self.io.tell() != self.e:
             raise _bad("the payload continues after the image")
-        if self.h.digest() != sha256:
+        if sha256 is not None and self.h.digest() != sha256:
             raise _bad("the downloaded payload's SHA-256 differs from the signed one")
 
 
@@ -152,15 +167,16 @@ async def _base_is(esp32, size, sha256, buf):
     return size <= part.info()[3] and (await hash_partition(part, size, buf)).digest() == sha256
 
 
-async def install(resp, rep, m, slot, buf, esp32, chip_id, progress, dl):
-    enc, _, size, sha256, wbits, base_size, _ = rep
-    if resp.length != size:
-        raise _bad("the server sent %d bytes, the manifest signs %d" % (resp.length, size))
-    src = Source(resp, size, wbits, dl)
-    w = Writer(slot, buf, m.size, chip_id, progress)
+async def install(resp, rep, m, w, esp32, dl, k=0, off=0):
+    # Decode rep's blob from its chunk k, at blob offset off (resp: the body from there), into
+    # the Writer w (at image offset k * chunk).
+    enc, _, size, sha256, wbits, base_size, _, chunk, _, bases = rep
+    if resp.length != size - off:
+        raise _bad("the server sent %d bytes, the manifest signs %d" % (off + resp.length, size))
+    src = Source(resp, size - off, wbits, dl)
     if enc == "delta":
         from .delta import apply
-        await apply(src, w, esp32.Partition(esp32.Partition.RUNNING), base_size)
+        await apply(src, w, esp32.Partition(esp32.Partition.RUNNING), base_size, chunk, bases, k)
     else:
         while w.done < w.size:
             n = w.room()
@@ -168,7 +184,7 @@ async def install(resp, rep, m, slot, buf, esp32, chip_id, progress, dl):
                 raise _bad("the payload decodes to fewer bytes than the image")
             if w.advance(n):
                 await asyncio.sleep_ms(0)
-    await src.finish(size, sha256)
+    await src.finish(None if off else sha256)
     if w.h.digest() != m.sha256:
         raise _bad("the decoded image's SHA-256 differs from the signed one")
 
@@ -177,14 +193,37 @@ async def download(cfg, st, m, slot, buf, esp32, new_client, done_with, progress
     rep = await choose(m, esp32, buf, cfg.max_wbits)
     if rep is None:
         return False
-    if st.has_progress():  # a raw download's resume point; this one overwrites the slot
+    chunk = rep[7]
+    size = m.size
+    k = off = 0
+    if chunk:  # resumable: its progress replaces any other payload's (the slot is overwritten)
+        tag = rep[3][:8]
+        done = st.progress(tag)
+        if done > 0:  # (the whole image: its last chunk again)
+            k = (done if done < size else size - 1) // chunk
+        st.start_progress(tag)
+        for i in range(k):
+            off += rep[8][i]
+    elif st.has_progress():  # another payload's resume point; this one overwrites the slot
         st.forget_progress(True)
+
+    def persist(done, size):
+        if chunk and (done % chunk == 0 or done == size):  # a chunk's end, its blocks in flash
+            st.save_progress(done)
+        progress(done, size)
+
+    h = k and await slot.hash_range(k * chunk, buf)  # the image bytes already in the slot
     client = new_client()
     try:
-        resp = await client.get(cfg.payload_url(rep[1]), rep[2])
+        resp = await client.get(cfg.payload_url(rep[1]), rep[2] - off, None, off)
         try:
-            await install(resp, rep, m, slot, buf, esp32, cfg.chip_id, progress,
-                          deadline(cfg, m.size))
+            if off and not resp.range_start:  # the server ignored the Range: start again
+                st.forget_progress()
+                k = off = 0
+            w = Writer(slot, buf, size, cfg.chip_id, persist, k and k * chunk)
+            if k:
+                w.h = h
+            await install(resp, rep, m, w, esp32, deadline(cfg, size - w.done), k, off)
         except FlashError as e:
             if e.reason not in _REFUSED:
                 raise

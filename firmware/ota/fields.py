@@ -13,6 +13,8 @@ except ImportError:
         return x
 
 
+from array import array
+
 from ota.errors import ManifestError
 from ota.jsonfields import HEX, bad, get, integer, name, only, path
 
@@ -21,6 +23,8 @@ _TIME_MAX = const(0xFFFFFFFF)
 _SEVERITIES = ("low", "medium", "high", "critical")
 REPRESENTATIONS = ("deflate", "delta")  # payloads[] entries this parser knows; others are skipped
 _REPS_MAX = const(4)
+_CHUNK_MIN = const(4096)  # a representation's chunk: a multiple of this ...
+_CHUNK_MAX = const(0x1000000)  # ... up to this
 
 
 def fill(m, alg, key_id, b):
@@ -60,7 +64,7 @@ def fill(m, alg, key_id, b):
     m.size = integer(p, "size", 1, _INT31)
     m.sha256 = _sha256(get(p, "sha256"))
     m.encoding = name(p, "encoding")
-    m.payloads = _payloads(b)
+    m.payloads = _payloads(b, m.size)
 
 
 def _str(d, k, hi, required=True):
@@ -95,7 +99,7 @@ def _sha256(v):
     return unhexlify(v)
 
 
-def _payloads(b):
+def _payloads(b, image_size):
     if "payloads" not in b:
         return []
     v = b["payloads"]
@@ -112,9 +116,44 @@ def _payloads(b):
         if enc == "delta":
             base_size = integer(r, "base_size", 1, _INT31)
             base_sha = _sha256(get(r, "base_sha256"))
-        out.append((enc, path(get(r, "path")), integer(r, "size", 1, _INT31),
-                    _sha256(get(r, "sha256")), integer(r, "wbits", 9, 15), base_size, base_sha))
+        size = integer(r, "size", 1, _INT31)
+        out.append((enc, path(get(r, "path")), size, _sha256(get(r, "sha256")),
+                    integer(r, "wbits", 9, 15), base_size, base_sha)
+                   + _chunks(r, enc, size, image_size, base_size))
     return out
+
+
+def _chunks(r, enc, size, image_size, base_size):
+    # (chunk, lengths, bases) of a resumable representation (body revision 4), Nones without.
+    # The lists are kept as arrays of i32 (a third of a parsed list's RAM during the install).
+    if "chunk" not in r:
+        return None, None, None
+    chunk = integer(r, "chunk", _CHUNK_MIN, _CHUNK_MAX) or 0  # required here: never None
+    if chunk % _CHUNK_MIN:
+        bad("chunk")
+    n = (image_size + chunk - 1) // chunk
+    lengths = get(r, "chunks")
+    if type(lengths) is not list or len(lengths) != n:
+        bad("chunks")
+    total = 0
+    for v in lengths:
+        if type(v) is not int or not 1 <= v <= _INT31:
+            bad("chunks")
+        total += v
+    if total != size:
+        bad("chunks")
+    bases = None
+    if enc == "delta":
+        bases = get(r, "chunk_bases")
+        if type(bases) is not list or len(bases) != n or bases[0] != 0:
+            bad("chunk_bases")
+        at = 0
+        for v in bases:
+            if type(v) is not int or not 0 <= at + v <= base_size:
+                bad("chunk_bases")
+            at += chunk
+        bases = array("i", bases)
+    return chunk, array("i", lengths), bases
 
 
 def _security(b):

@@ -45,12 +45,16 @@ class Payload:
 
 REPRESENTATIONS = ("deflate", "delta")
 MAX_REPRESENTATIONS = 4
+CHUNK_MIN, CHUNK_MAX = 4096, 1 << 24  # a representation's chunk: a multiple of CHUNK_MIN
 
 
 @dataclass(frozen=True)
 class Representation:
     """One entry of the body's ``payloads`` list (docs/format.md §2.2): the same image as
-    ``payload``, encoded. ``base_size``/``base_sha256`` are set for ``delta`` only."""
+    ``payload``, encoded. ``base_size``/``base_sha256`` are set for ``delta`` only. A resumable
+    one (body revision 4) has ``chunk`` (image bytes per chunk), ``chunks`` (the encoded length
+    of each chunk) and, for ``delta``, ``chunk_bases`` (the base position at each chunk's start
+    minus that chunk's image offset); all three are None for one without chunks."""
 
     encoding: str
     path: str
@@ -59,6 +63,9 @@ class Representation:
     wbits: int
     base_size: int | None = None
     base_sha256: str | None = None
+    chunk: int | None = None
+    chunks: tuple[int, ...] | None = None
+    chunk_bases: tuple[int, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object."""
@@ -67,6 +74,11 @@ class Representation:
         if self.encoding == "delta":
             d["base_size"] = self.base_size
             d["base_sha256"] = self.base_sha256
+        if self.chunk is not None:
+            d["chunk"] = self.chunk
+            d["chunks"] = list(self.chunks or ())
+            if self.encoding == "delta":
+                d["chunk_bases"] = list(self.chunk_bases or ())
         return d
 
 
@@ -221,7 +233,38 @@ def _sha_field(d: Mapping[str, Any], name: str) -> str:
     return sha
 
 
-def _representation(r: object) -> Representation | None:
+def _int_list(r: Mapping[str, Any], name: str, n: int, lo: int, hi: int) -> tuple[int, ...]:
+    v = _get(r, name)
+    if (type(v) is not list or len(v) != n
+            or any(type(x) is not int or not lo <= x <= hi for x in v)):
+        raise _bad(f"payloads[].{name} must be a list of {n} integers {lo}..{hi}")
+    return tuple(v)
+
+
+def _chunks(r: Mapping[str, Any], enc: str, size: int, image_size: int,
+            base_size: int | None) -> tuple[int | None, tuple[int, ...] | None,
+                                            tuple[int, ...] | None]:
+    """(chunk, chunks, chunk_bases) of a resumable representation (§2.2), Nones without."""
+    if "chunk" not in r:
+        return None, None, None
+    chunk = _int(r, "chunk", CHUNK_MIN, CHUNK_MAX)
+    assert chunk is not None
+    if chunk % CHUNK_MIN:
+        raise _bad(f"payloads[].chunk must be a multiple of {CHUNK_MIN}")
+    n = -(-image_size // chunk)
+    lengths = _int_list(r, "chunks", n, 1, INT31)
+    if sum(lengths) != size:
+        raise _bad("payloads[].chunks must add up to the representation's size")
+    bases = None
+    if enc == "delta":
+        assert base_size is not None
+        bases = _int_list(r, "chunk_bases", n, -INT31, INT31)
+        if any(not 0 <= k * chunk + b <= base_size for k, b in enumerate(bases)) or bases[0]:
+            raise _bad("payloads[].chunk_bases must start at 0 and stay within the base")
+    return chunk, lengths, bases
+
+
+def _representation(r: object, image_size: int) -> Representation | None:
     if type(r) is not dict:
         raise _bad("payloads entries must be objects")
     enc = _name(r, "encoding")
@@ -235,8 +278,10 @@ def _representation(r: object) -> Representation | None:
         base_sha = _sha_field(r, "base_sha256")
     size = _int(r, "size", 1, INT31)
     wbits = _int(r, "wbits", 9, 15)
-    return Representation(enc, r["path"], size, _sha_field(r, "sha256"),  # type: ignore[arg-type]
-                          wbits, base_size, base_sha)  # type: ignore[arg-type]
+    sha = _sha_field(r, "sha256")
+    chunk, lengths, bases = _chunks(r, enc, size, image_size, base_size)  # type: ignore[arg-type]
+    return Representation(enc, r["path"], size, sha, wbits,  # type: ignore[arg-type]
+                          base_size, base_sha, chunk, lengths, bases)
 
 
 def _payloads(d: Mapping[str, Any]) -> tuple[Representation, ...]:
@@ -245,7 +290,8 @@ def _payloads(d: Mapping[str, Any]) -> tuple[Representation, ...]:
     v = d["payloads"]
     if type(v) is not list or not 1 <= len(v) <= MAX_REPRESENTATIONS:
         raise _bad(f"payloads must be a list of 1-{MAX_REPRESENTATIONS} objects")
-    return tuple(r for r in map(_representation, v) if r is not None)
+    image_size = d["payload"]["size"]  # checked by _payload first
+    return tuple(r for r in (_representation(x, image_size) for x in v) if r is not None)
 
 
 def _security(d: Mapping[str, Any]) -> dict[str, str] | None:

@@ -9,6 +9,16 @@ The device decodes these while streaming them into its spare slot (``firmware/ot
 - ``delta``: a sequential patch (§6) from one exact base image to the new image, itself stored as
   a raw DEFLATE stream like the above.
 
+Resumable (chunked) forms, which `otakit release` makes (`deflate_chunked`, `delta_chunked`):
+the image is cut into chunks of ``chunk`` output bytes (by default `auto_chunk`: the largest
+multiple of 64 KB whose every chunk is at most 64 KB encoded, else 64 KB); the DEFLATE stream is
+fully flushed (byte-aligned, history reset) after each chunk's bytes, so a fresh decoder can
+start at any chunk's encoded offset, and for a delta no patch operation crosses a chunk boundary
+and the base position at each boundary is listed. The blob stays one valid DEFLATE stream (and
+one valid §6 patch), so a decoder that knows nothing of chunks decodes it as before.
+`Encoded.lengths` (encoded bytes per chunk) and `Encoded.bases` (delta: base position at each
+chunk's start minus the chunk's image offset) go into the signed manifest (§2.2).
+
 Invariants: every function is deterministic (same input, same bytes), so a republished release
 gets the same content-addressed blobs; `apply_patch` refuses any patch that reads outside the base
 or produces other than the announced size (`PatchError`).
@@ -18,6 +28,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from otakit.errors import OtakitError
@@ -26,6 +37,8 @@ PATCH_MAGIC = b"OTPD"
 PATCH_VERSION = 1
 PATCH_HEADER = struct.Struct("<4sBII")  # magic, version, target size, base size
 DEFAULT_WBITS = 12
+CHUNK = 65536  # image bytes per resumable chunk, and the most encoded bytes one should have
+MIN_CHUNK, MAX_CHUNK = 4096, 1 << 24
 MIN_WBITS, MAX_WBITS = 9, 15
 
 _SEED = 12  # bytes an exact seed match must have
@@ -207,8 +220,13 @@ def apply_patch(old: bytes, patch: bytes) -> bytes:
         raise PatchError("not an otakit patch (magic or version)")
     if base != len(old):
         raise PatchError(f"the patch is for a {base}-byte base, this one has {len(old)}")
+    return _apply_ops(old, patch, PATCH_HEADER.size, 0, target)
+
+
+def _apply_ops(old: bytes, patch: bytes, k: int, pos: int, target: int) -> bytes:
+    """Apply the operations of ``patch`` from its byte ``k`` on, the base position at ``pos``,
+    until ``target`` bytes are made; the patch must end there."""
     out = bytearray()
-    k, pos = PATCH_HEADER.size, 0
     while len(out) < target:
         add, k = _read_uvarint(patch, k)
         copy, k = _read_uvarint(patch, k)
@@ -232,6 +250,139 @@ def decode_delta(old: bytes, payload: bytes, wbits: int = DEFAULT_WBITS) -> byte
     return apply_patch(old, inflate(payload, wbits))
 
 
-__all__ = ["DEFAULT_WBITS", "MAX_WBITS", "MIN_WBITS", "PATCH_MAGIC", "Op", "PatchError",
-           "apply_patch", "decode_delta", "deflate", "encode_delta", "inflate", "make_ops",
-           "make_patch"]
+# --- resumable (chunked) representations ------------------------------------------------------
+
+@dataclass(frozen=True)
+class Encoded:
+    """A chunked representation: its bytes, the encoded length of each chunk and (delta only)
+    the base position at each chunk's start minus that chunk's image offset."""
+
+    data: bytes
+    chunk: int
+    lengths: tuple[int, ...]
+    bases: tuple[int, ...] | None = None
+
+    def offset(self, k: int) -> int:
+        """Where chunk ``k``'s encoded bytes start in ``data``."""
+        return sum(self.lengths[:k])
+
+
+def _check_chunk(chunk: int, wbits: int) -> None:
+    if not MIN_WBITS <= wbits <= MAX_WBITS:
+        raise ValueError(f"wbits must be {MIN_WBITS}..{MAX_WBITS}")
+    if not MIN_CHUNK <= chunk <= MAX_CHUNK or chunk % MIN_CHUNK:
+        raise ValueError(f"chunk must be a multiple of {MIN_CHUNK} up to {MAX_CHUNK}")
+
+
+def _deflate_pieces(pieces: list[bytes], wbits: int) -> tuple[bytes, tuple[int, ...]]:
+    """One raw DEFLATE stream of the pieces, fully flushed after each but the last (which ends
+    the stream); returns it and the encoded length of each piece."""
+    c = zlib.compressobj(9, zlib.DEFLATED, -wbits, 9)
+    out, lengths = [], []
+    for i, piece in enumerate(pieces):
+        z = c.compress(piece) + c.flush(zlib.Z_FULL_FLUSH if i + 1 < len(pieces) else
+                                        zlib.Z_FINISH)
+        out.append(z)
+        lengths.append(len(z))
+    return b"".join(out), tuple(lengths)
+
+
+def auto_chunk(build: Callable[[int], Encoded], size: int) -> Encoded:
+    """``build(chunk)`` for the largest chunk (a multiple of `CHUNK`) whose every chunk is at most
+    `CHUNK` bytes encoded, so that a resume fetches at most 64 KB again while a representation
+    that compresses well pays for few flushes; ``build(CHUNK)`` when no larger one qualifies."""
+    fine = build(CHUNK)
+    n = len(fine.lengths)
+    for m in range(-(-size // CHUNK), 1, -1):  # merged chunks are no larger than their sum
+        groups = [sum(fine.lengths[i:i + m]) for i in range(0, n, m)]
+        if max(groups) <= CHUNK:
+            coarse = build(m * CHUNK)
+            return coarse if max(coarse.lengths) <= CHUNK else fine
+    return fine
+
+
+def deflate_chunked(data: bytes, wbits: int = DEFAULT_WBITS, chunk: int | None = None) -> Encoded:
+    """A resumable ``deflate`` payload: every ``chunk`` image bytes (None: `auto_chunk`) the
+    stream is fully flushed."""
+    if chunk is None:
+        return auto_chunk(lambda c: deflate_chunked(data, wbits, c), len(data))
+    _check_chunk(chunk, wbits)
+    pieces = [data[i:i + chunk] for i in range(0, len(data), chunk)] or [b""]
+    blob, lengths = _deflate_pieces(pieces, wbits)
+    return Encoded(blob, chunk, lengths)
+
+
+def make_segments(old: bytes, new: bytes, chunk: int = CHUNK,
+                  ops: list[Op] | None = None) -> tuple[list[bytes], list[int]]:
+    """The patch (§6) from ``old`` to ``new`` (``ops``: `make_ops`'s, when already made) cut into
+    one segment per ``chunk`` image bytes (the header in the first): no operation crosses a
+    chunk boundary (one that would is split there). Returns the segments and the base position
+    at each segment's start."""
+    segs = [bytearray(PATCH_HEADER.pack(PATCH_MAGIC, PATCH_VERSION, len(new), len(old)))]
+    starts = [0]
+    pos = at = 0
+    end = chunk
+
+    def emit(add: int, copy: int, seek: int) -> None:
+        seg = segs[-1]
+        seg += _uvarint(add) + _uvarint(copy) + _svarint(seek)
+        if add:
+            seg += bytes((x - y) & 0xFF for x, y in zip(new[at:at + add], old[pos:pos + add]))
+        seg += new[at + add:at + add + copy]
+
+    for op in make_ops(old, new) if ops is None else ops:
+        add, copy, seek = op.add, op.copy, op.seek
+        while add + copy > end - at:  # split at the boundary, the rest in the next segment
+            a = min(add, end - at)
+            c = min(copy, end - at - a)
+            emit(a, c, 0)
+            pos, at, add, copy = pos + a, at + a + c, add - a, copy - c
+            segs.append(bytearray())
+            starts.append(pos)
+            end += chunk
+        emit(add, copy, seek)
+        pos, at = pos + add + seek, at + add + copy
+        if at == end and at < len(new):
+            segs.append(bytearray())
+            starts.append(pos)
+            end += chunk
+    return [bytes(s) for s in segs], starts
+
+
+def delta_chunked(old: bytes, new: bytes, wbits: int = DEFAULT_WBITS,
+                  chunk: int | None = None, ops: list[Op] | None = None) -> Encoded:
+    """A resumable ``delta`` payload: the segmented patch, fully flushed after each segment
+    (``chunk`` None: `auto_chunk`)."""
+    if chunk is None:
+        ops = make_ops(old, new) if ops is None else ops
+        return auto_chunk(lambda c: delta_chunked(old, new, wbits, c, ops), len(new))
+    _check_chunk(chunk, wbits)
+    segs, starts = make_segments(old, new, chunk, ops)
+    blob, lengths = _deflate_pieces(segs, wbits)
+    return Encoded(blob, chunk, lengths, tuple(p - k * chunk for k, p in enumerate(starts)))
+
+
+def decode_from(enc: Encoded, k: int, size: int, wbits: int = DEFAULT_WBITS,
+                old: bytes | None = None) -> bytes:
+    """Image bytes ``[k * chunk, size)`` decoded by a fresh decoder from chunk ``k``'s encoded
+    offset on: what a device resuming at chunk ``k`` writes (reference decoder). ``old`` is the
+    base of a delta (None: ``enc`` is a deflate payload).
+
+    Raises:
+        PatchError: the stream or the patch is bad from there, or decodes to another length.
+    """
+    stream = inflate(enc.data[enc.offset(k):], wbits)
+    if old is None:
+        if len(stream) != size - k * enc.chunk:
+            raise PatchError("the chunks decode to another length than the image's")
+        return stream
+    assert enc.bases is not None
+    if k == 0:
+        return apply_patch(old, stream)
+    return _apply_ops(old, stream, 0, k * enc.chunk + enc.bases[k], size - k * enc.chunk)
+
+
+__all__ = ["CHUNK", "DEFAULT_WBITS", "MAX_WBITS", "MIN_WBITS", "PATCH_MAGIC", "Encoded", "Op",
+           "PatchError", "apply_patch", "auto_chunk", "decode_delta", "decode_from", "deflate",
+           "deflate_chunked", "delta_chunked", "encode_delta", "inflate", "make_ops",
+           "make_patch", "make_segments"]

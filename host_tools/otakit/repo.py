@@ -41,7 +41,7 @@ from otakit.manifest_body import (
     INT31, MAX_DEPTH, MAX_REPRESENTATIONS, ManifestBody, Payload, Representation, body_from_dict,
     valid_date,
 )
-from otakit.payloads import DEFAULT_WBITS, deflate, encode_delta
+from otakit.payloads import DEFAULT_WBITS, deflate_chunked, delta_chunked
 
 MANIFEST_NAME = "manifest"
 KEYRING_NAME = "keyring"
@@ -85,7 +85,8 @@ class ReleaseRequest:
     ``security`` is ``{"severity", "risk"}``; ``disruption`` is ``{"reboot", "seconds"}``.
     ``support_end`` is required on a channel's first release. ``deflate`` and ``delta_bases``
     (the exact app images devices may be running) add representations (docs/format.md §2.2),
-    each a DEFLATE stream with a ``2**wbits``-byte window, beside the raw payload.
+    each a DEFLATE stream with a ``2**wbits``-byte window, beside the raw payload, resumable
+    at the chunk boundaries the manifest lists.
     """
 
     product: str
@@ -315,16 +316,18 @@ class Repository:
             raise RepoError(f"at most {MAX_REPRESENTATIONS} encoded payloads per release",
                             reason="BAD_ARGUMENT")
         out = []
-        if req.deflate:
-            z = deflate(image, req.wbits)
-            sha = hashlib.sha256(z).hexdigest()
-            out.append((Representation("deflate", f"{BLOB_DIR}/{sha}", len(z), sha, req.wbits), z))
+        if req.deflate:  # resumable: chunks listed in the manifest (docs/format.md §2.2)
+            z = deflate_chunked(image, req.wbits)
+            sha = hashlib.sha256(z.data).hexdigest()
+            out.append((Representation("deflate", f"{BLOB_DIR}/{sha}", len(z.data), sha,
+                                       req.wbits, chunk=z.chunk, chunks=z.lengths), z.data))
         for base in req.delta_bases:
             info = check_app_image(base, req.board)
-            d = encode_delta(base, image, req.wbits)
-            sha = hashlib.sha256(d).hexdigest()
-            out.append((Representation("delta", f"{BLOB_DIR}/{sha}", len(d), sha, req.wbits,
-                                       info.size, info.sha256), d))
+            d = delta_chunked(base, image, req.wbits)
+            sha = hashlib.sha256(d.data).hexdigest()
+            out.append((Representation("delta", f"{BLOB_DIR}/{sha}", len(d.data), sha, req.wbits,
+                                       info.size, info.sha256, d.chunk, d.lengths, d.bases),
+                        d.data))
         return out
 
     def _write_blob(self, sha: str, data: bytes) -> Path:

@@ -13,7 +13,7 @@ import struct
 from pathlib import Path
 
 import pytest
-from scenario import HEAP, blob_requests, otadata, prepare, statuses, step
+from scenario import HEAP, blob_requests, last, otadata, prepare, statuses, step
 from test_agent import SIZE
 
 from otakit.appimage import make_app_image, rebuild_with_module
@@ -133,6 +133,62 @@ def test_power_cut_during_delta_apply_keeps_the_base_and_completes_later(lab: La
         assert slot_bytes(lab, "ota_1", len(NEW)) == NEW, cut
         assert lab.nvs()["seq"] == 2, cut
     assert mid_apply >= 4  # the samples do hit the apply itself
+
+
+# --- resume: an interrupted encoded download fetches at most one chunk again ------------------
+
+def _blob_log(lab: Lab) -> list[tuple[int, int]]:
+    """(status, body bytes sent) of every payload request, from the server's access log."""
+    out = []
+    for line in lab.access_log.getvalue().splitlines():
+        parts = line.split()
+        if len(parts) >= 6 and "/blobs/" in parts[3]:
+            out.append((int(parts[4]), int(parts[5])))
+    return out
+
+
+def _interrupted_install(lab: Lab, old: bytes, new: bytes, encoding: str) -> None:
+    """Publish ``new`` as ``encoding`` over ``old``, drop the connection late in the largest
+    chunk but the first, then check again: the download resumes at that chunk's start and ends
+    on the new image, having fetched at most that chunk's bytes twice."""
+    lab.flash(old)
+    if encoding == "deflate":
+        pub = lab.publish(new, "1.1.0", 2, deflate=True)
+    else:
+        pub = lab.publish(new, "1.1.0", 2, delta_bases=(old,))
+    (rep,) = pub.body.payloads
+    assert rep.encoding == encoding and rep.chunk and rep.chunks and len(rep.chunks) >= 3
+    k = max(range(1, len(rep.chunks)), key=lambda i: rep.chunks[i])
+    offset = sum(rep.chunks[:k])
+    drop = offset + rep.chunks[k] * 9 // 10  # late in chunk k: the most to fetch again
+    lab.faults.drop_after = drop
+    lab.faults.only = "/blobs/"
+    first = step(lab)
+    assert last(first)["reason"] == "SHORT_READ", first.log
+    assert lab.nvs()["d_off"] == k * rep.chunk  # the durable resume point: chunk k's start
+    lab.faults.clear()
+    again = step(lab)
+    assert len(again.boots) == 2 and "BOOT confirmed" in again.log, again.log
+    assert lab.nvs()["seq"] == 2 and otadata(lab) == [(1, "VALID"), (2, "VALID")]
+    assert slot_bytes(lab, "ota_1", len(new)) == new
+    assert slot_bytes(lab, "ota_0", len(old)) == old
+    log = _blob_log(lab)
+    assert log == [(200, drop), (206, rep.size - offset)], log  # a Range from chunk k
+    fetched_again = sum(n for _, n in log) - rep.size
+    assert 0 < fetched_again <= rep.chunks[k] <= 65536 + 128  # 64 KB + one chunk's overhead
+
+
+def test_interrupted_deflate_download_resumes_at_a_chunk(lab: Lab) -> None:
+    old = make_app_image("1.0.0", size=384 * 1024, compressible=True)
+    new = make_app_image("1.1.0", size=384 * 1024, compressible=True, seed="new")
+    _interrupted_install(lab, old, new, "deflate")
+
+
+def test_interrupted_delta_download_resumes_at_a_segment(lab: Lab) -> None:
+    old = make_app_image("1.0.0", size=384 * 1024, compressible=True)
+    # a relinked image with 100 KB of new code: the delta spans several segments
+    new = rebuild_with_module(old, at=0.3, removed=1536, added=100_000)
+    _interrupted_install(lab, old, new, "delta")
 
 
 def test_real_micropython_rebuild_installs_as_a_delta(lab: Lab, real_firmware_dir: Path) -> None:

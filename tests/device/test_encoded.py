@@ -2,7 +2,9 @@
 
 One MicroPython process decodes a whole batch: each case is a payload file served by a fake HTTP
 response (odd read sizes), a base image behind a fake running partition, and a fake slot; the
-script prints the decoded image's SHA-256 or the reason code of the refusal.
+script prints the decoded image's SHA-256 or the reason code of the refusal. A resumed case
+(``k``) starts with the image's first ``k`` chunks in the slot and the body from chunk ``k``'s
+encoded offset, as ota.encoded.download resumes.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ import pytest
 from otakit.appimage import make_app_image
 from otakit.mpy import compile_to_mpy, run_micropython
 from otakit.paths import FIRMWARE_DIR
-from otakit.payloads import deflate, encode_delta, make_ops, make_patch
+from otakit.payloads import (Encoded, deflate, deflate_chunked, delta_chunked, encode_delta,
+                             make_ops, make_patch)
 
 SCRIPT = r"""
 import asyncio, hashlib, json, sys, time
 from binascii import hexlify, unhexlify
+from ota.download import Writer
 from ota.encoded import install
 from ota.errors import OTAError
 
@@ -68,20 +72,29 @@ class Slot:
 class M:
     pass
 
+def decode(resp, rep, m, slot, dl, k=0, prefix=b""):
+    # install() from chunk k, the slot already holding prefix (the image's first k chunks)
+    w = Writer(slot, bytearray(4096), m.size, 0, lambda done, size: None, len(prefix))
+    w.h.update(prefix)
+    slot.out += prefix
+    return install(resp, rep, m, w, Esp32, dl, k, sum(rep[8][:k]) if k else 0)
+
 for case in json.loads(sys.stdin.read()):
     base = open(case["base"], "rb").read() if case["base"] else b""
     data = open(case["payload"], "rb").read()
     m = M()
     m.size, m.sha256 = case["size"], unhexlify(case["sha256"])
     rep = (case["encoding"], "x", case["rep_size"], unhexlify(case["rep_sha256"]), case["wbits"],
-           case["base_size"], None)
+           case["base_size"], None, case.get("chunk"), case.get("lengths"), case.get("bases"))
+    k = case.get("k", 0)
+    prefix = open(case["prefix"], "rb").read() if k else b""
+    data = data[sum(case["lengths"][:k]):] if k else data
     slot = Slot()
     Part.data = base
     Resp.delay = case.get("delay_ms", 0)
     dl = (time.ticks_ms(), case["deadline_ms"]) if "deadline_ms" in case else far()
     try:
-        asyncio.run(install(Resp(data, None), rep, m, slot, bytearray(4096), Esp32, 0,
-                            lambda done, size: None, dl))
+        asyncio.run(decode(Resp(data, None), rep, m, slot, dl, k, prefix))
         print(case["name"], "OK", hashlib.sha256(slot.out[:m.size]).digest() == m.sha256)
     except OTAError as e:
         print(case["name"], e.reason, e.detail)
@@ -119,7 +132,7 @@ class Batch:
 
     def add(self, name: str, image: bytes, payload: bytes, encoding: str, wbits: int = 12,
             base: bytes | None = None, signed_payload: bytes | None = None,
-            **extra: int) -> None:
+            **extra: object) -> None:
         pf = self.tmp / f"{name}.payload"
         pf.write_bytes(payload)
         bf = None
@@ -133,6 +146,18 @@ class Batch:
             "encoding": encoding, "wbits": wbits, "rep_size": len(signed),
             "rep_sha256": hashlib.sha256(signed).hexdigest(),
             "base_size": len(base) if base is not None else None, **extra})
+
+    def add_chunked(self, name: str, image: bytes, enc: Encoded, encoding: str,
+                    base: bytes | None = None, resume: bool = True, **extra: object) -> None:
+        """The chunked payload decoded from its start and (resume) from every later chunk."""
+        meta = {"chunk": enc.chunk, "lengths": list(enc.lengths),
+                "bases": list(enc.bases) if enc.bases is not None else None, **extra}
+        self.add(name, image, enc.data, encoding, base=base, **meta)
+        for k in range(1, len(enc.lengths) if resume else 1):
+            prefix = self.tmp / f"{name}-{k}.prefix"
+            prefix.write_bytes(image[:k * enc.chunk])
+            self.add(f"{name}-from-{k}", image, enc.data, encoding, base=base, k=k,
+                     prefix=str(prefix), **meta)
 
     def run(self, mpy: bool = False) -> dict[str, str]:
         path = [FIRMWARE_DIR]
@@ -170,8 +195,25 @@ def test_device_decodes_host_made_payloads(tmp_path: Path, mpy: bool) -> None:
     new = make_app_image("1.1.0", size=50_000, seed="s")
     batch.add("delta-same-seed", new, encode_delta(old, new), "delta", base=old)
     batch.add("delta-identical", old, encode_delta(old, old, 15), "delta", 15, base=old)
+    # resumable: from the start and from every chunk, deflate and delta segments
+    batch.add_chunked("deflate-chunked", img, deflate_chunked(img, 12, 8192), "deflate")
+    batch.add_chunked("deflate-chunked-noisy", noisy, deflate_chunked(noisy, 12, 4096), "deflate")
+    for i in range(4):
+        old = _compressible(300 + i, rng.randrange(30_000, 60_000))
+        new = _edit(old, rng, rng.randrange(0, 30))
+        batch.add_chunked(f"delta-chunked-{i}", new, delta_chunked(old, new, 12, 8192), "delta",
+                          base=old)
+    moved = old[:0x200] + old[30_000:] + old[0x200:30_000]  # segments read the base far away
+    batch.add_chunked("delta-chunked-moved", moved, delta_chunked(old, moved, 12, 4096), "delta",
+                      base=old)
+    # a device of body revision 3 (no chunk fields) decodes the same blobs from their first byte
+    batch.add("deflate-chunked-as-revision-3", img, deflate_chunked(img, 12, 8192).data, "deflate")
+    batch.add("delta-chunked-as-revision-3", moved, delta_chunked(old, moved, 12, 4096).data,
+              "delta", base=old)
     out = batch.run(mpy)
-    assert out and all(v == "OK True" for v in out.values()), out
+    assert out and all(v == "OK True" for v in out.values()), {
+        k: v for k, v in out.items() if v != "OK True"}
+    assert sum("-from-" in name for name in out) >= 30
 
 
 def test_device_refuses_bad_payloads(tmp_path: Path) -> None:
@@ -196,11 +238,30 @@ def test_device_refuses_bad_payloads(tmp_path: Path) -> None:
     patch = bytearray(make_patch(old, new))
     patch[13:14] = b"\xff\xff\x7f"  # the first op's add length now reads far past the image
     batch.add("delta-op-past-end", new, deflate(bytes(patch)), "delta", base=old)
+    # resumable ones whose signed chunk list does not fit the blob
+    c = delta_chunked(old, new, 12, 4096)
+    wrong = Encoded(c.data, c.chunk, c.lengths, (0, c.bases[1] + 1) + c.bases[2:])  # type: ignore
+    batch.add_chunked("delta-chunked-wrong-base-position", new, wrong, "delta", base=old,
+                      resume=False)
+    unsegmented = Encoded(d, 4096, (len(d) - 7 * 1, 1, 1, 1, 1, 1, 1, 1), c.bases)
+    batch.add_chunked("delta-unsegmented", new, unsegmented, "delta", base=old, resume=False)
+    zc = deflate_chunked(img, 12, 4096)
+    shifted = Encoded(zc.data, 4096, (zc.lengths[0] + 3, zc.lengths[1] - 3) + zc.lengths[2:])
+    batch.add("deflate-chunked-wrong-offset-from-1", img, zc.data, "deflate", chunk=4096,
+              lengths=list(shifted.lengths), k=1, prefix=str(_prefix(tmp_path, img[:4096])))
     out = batch.run()
     assert all(v.startswith("HASH_MISMATCH") for v in out.values()), out
+    assert "base position" in out["delta-chunked-wrong-base-position"], out
+    assert "segment" in out["delta-unsegmented"], out
     assert "another size" in out["delta-short-base"]
     assert "outside the base" in out["delta-op-past-end"] or "past the image" in (
         out["delta-op-past-end"])
+
+
+def _prefix(tmp: Path, data: bytes) -> Path:
+    p = tmp / "prefix"
+    p.write_bytes(data)
+    return p
 
 
 def test_encoded_download_stops_at_its_deadline(tmp_path: Path) -> None:
@@ -240,7 +301,8 @@ base = open(case["base"], "rb").read()
 data = open(case["payload"], "rb").read()
 m = M()
 m.size, m.sha256 = case["size"], unhexlify(case["sha256"])
-rep = ("delta", "x", len(data), unhexlify(case["rep_sha256"]), 12, len(base), None)
+rep = ("delta", "x", len(data), unhexlify(case["rep_sha256"]), 12, len(base), None, None, None,
+       None)
 Part.data = base
 turns = [0]
 async def app():
@@ -252,8 +314,7 @@ async def main():
     await asyncio.sleep_ms(0)
     t0 = turns[0]
     try:
-        await install(Resp(data, None), rep, m, Slot(), bytearray(4096), Esp32, 0,
-                      lambda done, size: None, far())
+        await decode(Resp(data, None), rep, m, Slot(), far())
         out = "OK"
     except OTAError as e:
         out = e.reason + " " + e.detail

@@ -44,10 +44,16 @@ for name in sys.stdin.read().split():
     out = {k: getattr(m, k) for k in FIELDS}
     out["sha256"] = hexlify(m.sha256).decode()
     out["key_id"] = hexlify(m.key_id).decode()
-    out["payloads"] = [{"encoding": r[0], "path": r[1], "size": r[2],
-                        "sha256": hexlify(r[3]).decode(), "wbits": r[4], "base_size": r[5],
-                        "base_sha256": hexlify(r[6]).decode() if r[6] else None}
-                       for r in m.payloads]
+    out["payloads"] = []
+    for r in m.payloads:
+        p = {"encoding": r[0], "path": r[1], "size": r[2], "sha256": hexlify(r[3]).decode(),
+             "wbits": r[4], "base_size": r[5],
+             "base_sha256": hexlify(r[6]).decode() if r[6] else None}
+        if r[7] is not None:  # resumable (body revision 4)
+            p["chunk"], p["chunks"] = r[7], list(r[8])
+            if r[9] is not None:
+                p["chunk_bases"] = list(r[9])
+        out["payloads"].append(p)
     print(name, "OK", json.dumps(out))
 """
 

@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 
 from otakit.appimage import make_app_image
 from otakit.cli import main
-from otakit.payloads import (PatchError, apply_patch, decode_delta, deflate, encode_delta,
-                             inflate, make_patch)
+from otakit.payloads import (CHUNK, PatchError, apply_patch, decode_delta, decode_from, deflate,
+                             deflate_chunked, delta_chunked, encode_delta, inflate, make_patch,
+                             make_segments)
 
 
 @given(st.binary(max_size=20_000), st.integers(9, 15))
@@ -54,6 +55,64 @@ def test_patch_round_trips(pair: tuple[bytes, bytes]) -> None:
 @given(st.binary(max_size=3000), st.binary(max_size=3000))
 def test_patch_round_trips_between_unrelated_inputs(old: bytes, new: bytes) -> None:
     assert apply_patch(old, make_patch(old, new)) == new
+
+
+# --- resumable (chunked) representations: docs/format.md §2.2 and §6 -------------------------
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(min_size=1, max_size=40_000), st.sampled_from([4096, 8192]),
+       st.integers(9, 15))
+def test_chunked_deflate_decodes_whole_and_from_every_chunk(data: bytes, chunk: int,
+                                                             wbits: int) -> None:
+    z = deflate_chunked(data, wbits, chunk)
+    assert len(z.lengths) == -(-len(data) // chunk) and sum(z.lengths) == len(z.data)
+    assert inflate(z.data, wbits) == data  # one stream: a decoder without chunks reads it all
+    for k in range(len(z.lengths)):
+        assert decode_from(z, k, len(data), wbits) == data[k * chunk:]
+
+
+@settings(max_examples=60, deadline=None)
+@given(pairs())
+def test_chunked_delta_decodes_whole_and_from_every_segment(pair: tuple[bytes, bytes]) -> None:
+    old, new = pair
+    if not new:
+        return
+    d = delta_chunked(old, new, 10, 4096)
+    assert d.bases is not None and d.bases[0] == 0
+    assert len(d.lengths) == len(d.bases) == -(-len(new) // 4096)
+    assert decode_delta(old, d.data, 10) == new  # one §6 patch: an old device applies it all
+    for k in range(len(d.lengths)):
+        assert 0 <= k * 4096 + d.bases[k] <= len(old)
+        assert decode_from(d, k, len(new), 10, old) == new[k * 4096:]
+
+
+def test_delta_segments_end_on_chunk_boundaries() -> None:
+    old = make_app_image("1.0.0", size=50_000, seed="x", compressible=True)
+    new = old[:0x200] + old[30_000:] + old[0x200:30_000]  # moved code: long operations
+    segs, starts = make_segments(old, new, 4096)
+    assert len(segs) == len(starts) == -(-len(new) // 4096)
+    assert apply_patch(old, b"".join(segs)) == new  # together: one §6 patch
+    assert any(abs(p - k * 4096) > 4096 for k, p in enumerate(starts))  # far-away references
+
+
+def test_release_chunks_stay_within_64_kb_and_merge_when_they_compress_well() -> None:
+    noisy = make_app_image("1.0.0", size=300_000, seed="n")
+    z = deflate_chunked(noisy)  # incompressible: 64 KB chunks, 64 KB + a few block headers
+    assert z.chunk == CHUNK and max(z.lengths) <= CHUNK + 128
+    code = make_app_image("1.0.0", size=600_000, seed="c", compressible=True)
+    z = deflate_chunked(code)  # compresses ~3:1: chunks of several 64 KB, each <= 64 KB encoded
+    assert z.chunk > CHUNK and z.chunk % CHUNK == 0 and max(z.lengths) <= CHUNK
+    tiny = delta_chunked(code, code[:-4096] + bytes(4096))  # a small delta: one chunk, no flush
+    assert len(tiny.lengths) == 1 and tiny.data == encode_delta(code, code[:-4096] + bytes(4096))
+
+
+def test_resumable_deflate_costs_under_2_percent_on_real_images(real_firmware_dir: Path) -> None:
+    for name in ("ESP32_GENERIC-OTA-20250415-v1.25.0.app.bin",
+                 "ESP32_GENERIC-OTA-v1.21.0.app.bin"):
+        image = (real_firmware_dir / name).read_bytes()
+        z = deflate_chunked(image)
+        assert max(z.lengths) <= CHUNK
+        assert len(z.data) <= len(deflate(image)) * 1.02, name
 
 
 def test_near_identical_images_make_a_tiny_patch() -> None:
