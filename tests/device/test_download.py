@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 from otakit.appimage import make_app_image
 from otakit.mpy import compile_to_mpy, run_micropython
@@ -140,7 +141,7 @@ print("NVS_WRITES %d %s" % (writes[0], installed))
 """
 
 
-def update(lab: Lab, flip: int | None = None) -> tuple[int, dict]:
+def update(lab: Lab, flip: int | None = None) -> tuple[int, dict[str, Any]]:
     script = lab.work / "update.py"
     script.write_text(f"FLIP = {flip!r}\n" + UPDATE)
     result = lab.boot(script=script, heapsize="128K", max_boots=1)
@@ -165,7 +166,7 @@ def test_progress_costs_at_most_16_nvs_writes_per_mb(tmp_path: Path) -> None:
             assert status["state"] == "installed" and status["resumed_from"] == 0, status
             assert lab.state().next_boot == "ota_1"
             counts.append(writes)
-    assert counts[1] - counts[0] <= 16  # one MB more downloaded: at most 16 more NVS writes
+    assert counts[1] - counts[0] <= 16, counts  # one MB more downloaded: at most 16 more NVS writes
 
 
 def test_a_block_the_flash_did_not_keep_is_refused_before_set_boot(tmp_path: Path) -> None:
