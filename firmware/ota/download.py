@@ -2,16 +2,27 @@
 # MIT license; Copyright (c) 2026 otakit contributors
 #
 # Writer assembles image bytes in the agent's one 4 KB buffer and writes each full block (and the
-# last one, padded with 0xFF so the slot's tail stays erased) with an erase + write, hashing
-# what it writes; block 0 must be an app image for this chip before anything is written. The raw
-# payload goes straight from the HTTP response into that buffer; ota.encoded decodes deflate and
-# delta representations into it. Nothing here allocates per block.
+# last one, padded with 0xFF so the slot's tail stays erased) with an erase + write, then reads
+# the block back from flash into the same buffer right away and hashes what it read: the SHA-256
+# the signed one is checked against is that of the image as the slot holds it, every byte read
+# back from flash once (Slot.read_back records how far, so Slot.verify need not hash the slot
+# again), and a byte the flash did not keep fails that check like a byte the network altered
+# (HASH_MISMATCH). Block 0 must be an app image for this chip before anything is written. The
+# raw payload goes straight from the HTTP response into that buffer; ota.encoded decodes
+# deflate and delta representations into it. The Writer allocates nothing per block; the raw
+# read loop allocates only the read's coroutine (one read fills a whole block: Response.readinto
+# waits for all of it) and, for the last block, a view of the buffer.
 #
 # raw() resumes from the offset ota.state kept for this payload (State.progress): hashlib state
 # cannot be saved, so the blocks already in the slot are hashed again from flash, and the rest
 # is asked for with a Range; a server that ignores the Range (200) means starting over. The
-# offset is persisted after every block, once that block is in flash, so an interruption costs
-# at most one 4 KB block downloaded again (docs/reliability.md).
+# offset is persisted at every multiple of _SAVE_EVERY bytes (64 KB: 16 NVS writes per MB) and at
+# the image's end, each time once that block is in flash and read back, and when the download
+# stops on an error (a lost connection, a deadline, a cancelled task): the blocks written so far
+# are in flash. So a lost connection costs at most the 4 KB block in hand downloaded again, and a
+# power cut or a reset at most 64 KB + that block (docs/reliability.md).
+# Writer.advance tells the caller to yield to the app (await asyncio.sleep_ms(0)) once _SLICE_MS
+# of work have passed since it last did, checked after each block written.
 # Every download has an overall deadline (deadline(): Config.deadline_s + bytes / Config.min_rate),
 # checked after every read (overdue()): a server dripping the payload slower than that ends it
 # with FetchError DEADLINE, the progress kept for the next attempt, which gets a new deadline
@@ -32,6 +43,8 @@ except ImportError:  # CPython
         return x
 
 _BLOCK = const(4096)
+_SAVE_EVERY = const(0x10000)  # 64 KB: the resume point is persisted this often
+_SLICE_MS = const(10)  # the writer asks its caller to yield at least this often
 _LIMIT_MAX = const(0x10000000)  # ms (3 days): ticks_diff() is exact well beyond it
 
 
@@ -50,8 +63,8 @@ def overdue(dl, done, size):
 
 
 class Writer:
-    # Image bytes go into buf at offset o (see room/advance); done counts bytes in the slot.
-    # progress(done, size) is called after every block written.
+    # Image bytes go into buf at offset o (see room/advance); done counts bytes in the slot
+    # (written and read back). progress(done, size) is called after every block written.
     def __init__(self, slot, buf, size, chip_id, progress, start=0):
         self.slot = slot
         self.buf = buf
@@ -63,6 +76,7 @@ class Writer:
         self.o = 0
         self.block = start // _BLOCK
         self.done = start
+        self.t = time.ticks_ms()  # when the caller last yielded (advance)
 
     def room(self):
         # bytes that still fit in this block (never past the image's end)
@@ -71,12 +85,16 @@ class Writer:
         return n if n < k else k
 
     def advance(self, n):
-        # True when a block was written: the caller yields then (await asyncio.sleep_ms(0)),
-        # so the app's tasks run during an install even when reads never block.
+        # True when a block was written and _SLICE_MS have passed since the last True: the
+        # caller yields then (await asyncio.sleep_ms(0)), so the app's tasks run during an
+        # install even when reads never block.
         self.o += n
         if self.o == _BLOCK or self.done + self.o == self.size:
             self._flush()
-            return True
+            t = time.ticks_ms()
+            if time.ticks_diff(t, self.t) >= _SLICE_MS:
+                self.t = t
+                return True
         return False
 
     def _flush(self):
@@ -87,8 +105,11 @@ class Writer:
                 raise FlashError("BAD_IMAGE", problem)
         for i in range(n, _BLOCK):  # only in the last block
             buf[i] = 0xFF
-        self.h.update(buf if n == _BLOCK else self.mv[:n])  # a view only for the last block
         self.slot.write_block(self.block, buf)
+        self.slot.part.readblocks(self.block, buf)  # what is hashed is what the flash holds
+        self.h.update(buf if n == _BLOCK else self.mv[:n])  # a view only for the last block
+        if self.slot.read_back >= self.done:  # every byte from the slot's start read back
+            self.slot.read_back = self.done + n
         self.block += 1
         self.done += n
         self.o = 0
@@ -107,7 +128,8 @@ async def raw(cfg, st, m, slot, buf, new_client, done_with, progress):
     st.start_progress(tag)
 
     def persist(done, size):
-        st.save_progress(done)  # after the block is in flash: it never runs ahead
+        if not done % _SAVE_EVERY or done == size:
+            st.save_progress(done)  # the block is in flash and read back: never runs ahead
         progress(done, size)
 
     w = Writer(slot, buf, size, cfg.chip_id, persist, start)
@@ -129,8 +151,10 @@ async def raw(cfg, st, m, slot, buf, new_client, done_with, progress):
                 raise ManifestError("HASH_MISMATCH", "the server sent %d bytes, the manifest "
                                     "signs %d" % (start + resp.length, size))
             dl = deadline(cfg, resp.length)  # for the bytes still needed
+            mv = w.mv
             while w.done < size:
-                k = await resp.readinto(w.mv[w.o:w.o + w.room()])
+                o, n = w.o, w.room()
+                k = await resp.readinto(mv if n == _BLOCK else mv[o:o + n])  # o == 0 then
                 if not k:
                     raise FetchError("SHORT_READ", "the payload ended at %d of %d bytes"
                                      % (w.done + w.o, size))
@@ -139,9 +163,10 @@ async def raw(cfg, st, m, slot, buf, new_client, done_with, progress):
                 if w.done < size:  # the blocks in flash stay the resume point
                     overdue(dl, w.done + w.o, size)
         finally:
+            if w.done < size and w.done % _SAVE_EVERY:  # stopped between two saves: keep
+                st.save_progress(w.done)  # what is in flash and read back
             await resp.close()
             done_with(client)
     if w.h.digest() != m.sha256:
-        raise FlashError("HASH_MISMATCH", "the downloaded payload's SHA-256 differs from the "
-                         "signed one")
+        raise FlashError("HASH_MISMATCH", "the payload read back differs from the signed SHA-256")
     return start

@@ -5,8 +5,12 @@
 # - the target is always Partition(RUNNING).get_next_update(): never the running slot;
 # - blocks are written with 2-argument writeblocks (erase + write), one 4 KB block at a time,
 #   from one buffer the caller preallocates; nothing here allocates per block;
-# - set_boot() is called only by switch(), and only after the whole written range was read back
-#   from flash and its SHA-256 equals the signed one and its header is an app for this chip.
+# - set_boot() is called only by switch(), and only after verify(): every byte of the image was
+#   read back from flash and its SHA-256 equals the signed one (ota.download.Writer reads each
+#   block back right after writing it and hashes what it read, a resumed download's kept prefix
+#   is hashed by hash_range into that same SHA-256, which the writer's caller checks; verify
+#   hashes the whole range itself when any byte was not read back), and the header, read back,
+#   is an app for this chip.
 import hashlib
 
 from .errors import FlashError
@@ -56,7 +60,9 @@ async def hash_partition(part, size, buf, h=None):
 
 
 class Slot:
-    # The spare OTA partition, opened for one install.
+    # The spare OTA partition, opened for one install. read_back: how many bytes from the slot's
+    # start were read back from flash and hashed since it was opened (hash_range, or
+    # ota.download.Writer, which sets it).
     def __init__(self, esp32):
         try:
             self.part = esp32.Partition(esp32.Partition.RUNNING).get_next_update()
@@ -66,6 +72,7 @@ class Slot:
         self.address = info[2]
         self.size = info[3]
         self.label = info[4]
+        self.read_back = 0
 
     def write_block(self, block_num, buf):
         # buf is a full 4 KB block (pad the last one with 0xFF); erases then writes.
@@ -75,12 +82,18 @@ class Slot:
             raise FlashError("WRITE_FAILED", "block %d: %s" % (block_num, e))
 
     async def hash_range(self, size, buf, h=None):
-        # SHA-256 of the first `size` bytes of the slot, read back through buf (4 KB).
-        return await hash_partition(self.part, size, buf, h)
+        # SHA-256 of the first `size` bytes of the slot, read back through buf (4 KB). The
+        # caller compares the digest (or its continuation) with the signed one.
+        h = await hash_partition(self.part, size, buf, h)
+        self.read_back = size  # a prefix: from the slot's start
+        return h
 
     async def verify(self, size, sha256, chip_id, buf):
-        # Read the written range back from flash and check it is the signed, bootable image.
-        if (await self.hash_range(size, buf)).digest() != sha256:
+        # Check the written range is the signed, bootable image. When every byte was read back
+        # (read_back) into the SHA-256 the download checked, only the header is read here; else
+        # the whole range is hashed from flash and compared with the signed SHA-256.
+        if self.read_back < size and \
+                (await hash_partition(self.part, size, buf)).digest() != sha256:
             raise FlashError("READBACK_MISMATCH", "the image read back from %s differs from the "
                              "signed SHA-256" % self.label)
         self.check_header(chip_id, buf)

@@ -1,14 +1,23 @@
 """ota.download's write loop on the real MicroPython unix port: under micropython.heap_lock()
 (any allocation raises MemoryError), Writer takes several full blocks into the agent's buffer,
-(block 0's image header check may allocate, once; it runs unlocked) hashes and writes each block to the slot, and reports progress."""
+(block 0's image header check may allocate, once; it runs unlocked)
+writes each block to the slot, reads it back and hashes what it read, and reports progress. A
+byte the flash does not keep makes the SHA-256 differ from the image's. On the simulated board:
+the NVS writes one more MB of download costs, and a stuck flash bit refused before set_boot."""
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
+from typing import Any
 
 from otakit.appimage import make_app_image
 from otakit.mpy import compile_to_mpy, run_micropython
 from otakit.paths import FIRMWARE_DIR
+from otakit.sim.lab import Lab
+
+MB = 1024 * 1024
 
 SCRIPT = r"""
 import hashlib, micropython, sys
@@ -17,19 +26,34 @@ from ota.download import Writer
 image = open(sys.argv[1], "rb").read()
 padded = image + b"\xff" * (-len(image) % 4096)  # the slot's tail stays erased
 
+class Part:  # the slot's flash, preallocated; readblocks(n, buf, offset) as esp32.Partition's
+    def __init__(self, size):
+        self.flash = bytearray(size)
+        self.flip = -1  # a byte offset that reads back inverted (a failing flash)
+    def readblocks(self, n, buf, offset=0):
+        a, f = n * 4096 + offset, self.flash
+        for i in range(len(buf)):
+            buf[i] = f[a + i] ^ (0xFF if a + i == self.flip else 0)
+
 class Slot:  # keeps a digest of what was written, in preallocated objects
-    def __init__(self):
+    def __init__(self, size):
         self.h = hashlib.sha256()
         self.blocks = 0
+        self.part = Part(size)
+        self.label = "ota_1"
+        self.read_back = 0
     def write_block(self, n, buf):
         self.h.update(buf)
         self.blocks += 1
+        a, f = n * 4096, self.part.flash
+        for i in range(4096):
+            f[a + i] = buf[i]
 
 seen = [0]
 def progress(done, size):
     seen[0] = done
 
-slot = Slot()
+slot = Slot(len(padded))
 buf = bytearray(4096)
 w = Writer(slot, buf, len(image), 0, progress)
 src = memoryview(image)
@@ -55,7 +79,14 @@ except MemoryError:
 micropython.heap_unlock()
 feed(w, src, 1000, w.size)  # the padded last block is hashed through a view
 print("OK" if result < 0 else "ALLOCATED at %d" % result, slot.blocks, seen[0], w.h.digest() == hashlib.sha256(image).digest(),
-      slot.h.digest() == hashlib.sha256(padded).digest())
+      slot.h.digest() == hashlib.sha256(padded).digest(), slot.read_back == len(image))
+
+# the flash returns one byte of block 2 inverted: the SHA-256 read back is not the image's
+slot = Slot(len(padded))
+slot.part.flip = 2 * 4096 + 777
+w = Writer(slot, buf, len(image), 0, progress)
+feed(w, src, 1000, w.size)
+print(w.h.digest() == hashlib.sha256(image).digest(), slot.h.digest() == hashlib.sha256(padded).digest())
 """
 
 
@@ -68,4 +99,86 @@ def test_the_raw_write_loop_allocates_nothing_per_block(tmp_path: Path) -> None:
                         path=[tmp_path / "lib"])
     out = r.stdout.decode()
     assert r.returncode == 0, out
-    assert out.split() == ["OK", str(-(-len(image) // 4096)), str(len(image)), "True", "True"], out
+    first, second = out.splitlines()
+    assert first.split() == ["OK", str(-(-len(image) // 4096)), str(len(image)), "True", "True",
+                             "True"], out
+    assert second.split() == ["False", "True"], out  # written right, read back wrong
+
+
+# --- the whole update on the simulated board -------------------------------------------------
+
+# Counts the agent's NVS writes (every set and erase) during one update; the board's flash is
+# written by the real simulated partition, except where FLIP names a byte of the spare slot that
+# a write leaves programmed to 0 (a bit stuck in the flash, silent: the write call succeeds).
+UPDATE = """\
+import esp32, json, ota
+writes = [0]
+class CountingNVS(esp32.NVS):
+    def set_i32(self, k, v):
+        writes[0] += 1
+        super().set_i32(k, v)
+    def set_blob(self, k, v):
+        writes[0] += 1
+        super().set_blob(k, v)
+    def erase_key(self, k):
+        writes[0] += 1
+        return super().erase_key(k)
+esp32.NVS = CountingNVS
+write = esp32.Partition.writeblocks
+def stuck_bit(self, n, buf, offset=None):
+    if offset is not None:
+        return write(self, n, buf, offset)
+    write(self, n, buf)
+    if FLIP is not None and n == FLIP // 4096 and self.info()[4] == "ota_1":
+        write(self, n, b"\\x00", FLIP % 4096)
+esp32.Partition.writeblocks = stuck_bit
+cfg = json.load(open("ota_config.json"))
+agent = ota.Agent(ota.Config(cfg["url"], cfg["product"], cfg["board"], channel=cfg["channel"]))
+writes[0] = 0
+installed = agent.update_sync()
+print("STATUS " + json.dumps(agent.status()))
+print("NVS_WRITES %d %s" % (writes[0], installed))
+"""
+
+
+def update(lab: Lab, flip: int | None = None) -> tuple[int, dict[str, Any]]:
+    script = lab.work / "update.py"
+    script.write_text(f"FLIP = {flip!r}\n" + UPDATE)
+    result = lab.boot(script=script, heapsize="128K", max_boots=1)
+    m = re.search(r"^NVS_WRITES (\d+) (\w+)$", result.log, re.M)
+    assert m, result.log
+    return int(m[1]), json.loads(re.findall(r"^STATUS (.*)$", result.log, re.M)[-1])
+
+
+def padded_image(version: str, size: int) -> bytes:
+    # an app image of exactly size bytes: 0xFF after its end, as in an erased slot
+    image = make_app_image(version, size=size - 1024)
+    return image + b"\xff" * (size - len(image))
+
+
+def test_progress_costs_at_most_16_nvs_writes_per_mb(tmp_path: Path) -> None:
+    counts = []
+    for size in (256 * 1024, 256 * 1024 + MB):
+        with Lab(tmp_path / str(size)) as lab:
+            lab.flash(make_app_image("1.0.0", size=64 * 1024))
+            lab.publish(padded_image("1.1.0", size), "1.1.0", 2)
+            writes, status = update(lab)
+            assert status["state"] == "installed" and status["resumed_from"] == 0, status
+            assert lab.state().next_boot == "ota_1"
+            counts.append(writes)
+    assert counts[1] - counts[0] <= 16, counts  # one MB more downloaded: at most 16 more NVS writes
+
+
+def test_a_block_the_flash_did_not_keep_is_refused_before_set_boot(tmp_path: Path) -> None:
+    with Lab(tmp_path / "lab") as lab:
+        lab.flash(make_app_image("1.0.0", size=64 * 1024))
+        new = make_app_image("1.1.0", size=64 * 1024)
+        lab.publish(new, "1.1.0", 2)
+        flip = 5 * 4096 + next(i for i in range(100, 4096) if new[5 * 4096 + i])
+        _, status = update(lab, flip)
+        assert status["state"] == "failed" and status["reason"] == "HASH_MISMATCH", status
+        assert "read back" in status["detail"], status
+        st = lab.state()
+        assert st.next_boot == "ota_0"
+        assert [(e.seq, e.state_name) for e in st.otadata if e.valid] == [(1, "VALID")]
+        assert "d_off" not in lab.nvs()  # the slot is not kept as a resume point

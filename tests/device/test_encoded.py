@@ -65,9 +65,13 @@ class Esp32:
 class Slot:
     def __init__(self):
         self.out = bytearray()
+        self.part = self  # the Writer reads each block back through slot.part
+        self.read_back = 0
     def write_block(self, n, buf):
         assert n * 4096 == len(self.out)
         self.out += buf
+    def readblocks(self, n, buf):
+        buf[:] = self.out[n * 4096:n * 4096 + 4096]
 
 class M:
     pass
