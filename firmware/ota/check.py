@@ -7,7 +7,6 @@
 # inputs as arguments and returns its result; it writes nothing of the agent's.
 from . import release
 from .errors import ManifestError
-from .state import accept, revision
 
 
 async def run(cfg, st, fetch, buf, now, slot_size, kr_etag, etag, verdict):
@@ -67,7 +66,7 @@ def _verify(cfg, buf, n, keys, slot_size):
 def _vet(cfg, st, m, now, kr_version):
     # Policy checks that need device state, in the order of docs/format.md §5 (the first
     # failure is reported): the verdict, or ManifestError. Only a manifest that passes every
-    # check moves the stored revision and support end (ota.state.accept).
+    # check moves the stored revision and support end (State.accept).
     if m.channel != cfg.channel:
         raise ManifestError("WRONG_CHANNEL", "for %s, not %s" % (m.channel, cfg.channel))
     if m.min_keyring > kr_version:  # the keyring version this device holds (docs/format.md §7.4)
@@ -76,26 +75,20 @@ def _vet(cfg, st, m, now, kr_version):
     if m.expires is not None and now is not None and now > m.expires:
         # also at the installed sequence: a frozen (replayed, stale) channel is reported
         raise ManifestError("EXPIRED", "the manifest expired at %d" % m.expires)
-    rev = revision(st, cfg.channel)
+    rev = st.revision(cfg.channel)
     if m.revision < rev:
         raise ManifestError("OLD_REVISION", "revision %d, accepted %d" % (m.revision, rev))
-    born_seq, born_sv = _born()
-    installed = st.installed()
-    if born_seq > installed:
-        installed = born_seq
+    installed, floor = st.enforced()  # NVS raised to the firmware's own release (ota_origin)
     if m.sequence < installed:
         raise ManifestError("ROLLBACK", "sequence %d is older than the installed %d"
                             % (m.sequence, installed))
     if m.sequence in st.bad_sequences():
         raise ManifestError("KNOWN_BAD", "sequence %d failed its trial boot before"
                             % m.sequence)
-    floor = st.floor()
-    if born_sv > floor:
-        floor = born_sv
     if m.security_version < floor:
         raise ManifestError("SECURITY_FLOOR", "security version %d is below the floor %d"
                             % (m.security_version, floor))
-    accept(st, cfg.channel, m.revision, m.support_end)  # every check passed; both signed
+    st.accept(cfg.channel, m.revision, m.support_end)  # every check passed; both signed
     if m.sequence == installed:
         return "up_to_date", None, "", None, None
     if m.rollout is not None:  # a staged rollout (docs/format.md §2.3)
@@ -106,16 +99,3 @@ def _vet(cfg, st, m, now, kr_version):
             return "held", None, why, None, None
     return "offered", None, "%s (sequence %d)" % (m.version, m.sequence), m, None
 
-
-def _born():
-    # (SEQUENCE, SECURITY_VERSION) of the frozen module ota_origin, which the build writes
-    # (otakit build --sequence --security-version): the firmware's own release, so that a
-    # board with empty NVS refuses anything older. No module (a development board): (0, 0).
-    try:
-        import ota_origin
-        return getattr(ota_origin, "SEQUENCE", 0), getattr(ota_origin, "SECURITY_VERSION", 0)
-    except ImportError:
-        return 0, 0
-    finally:
-        import sys
-        sys.modules.pop("ota_origin", None)

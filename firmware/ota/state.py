@@ -25,7 +25,7 @@
 #   kr_v     blob version u32, expires u32, body digest (32), env (ASCII) of that keyring
 #   rev      blob revision i32 + channel (ASCII): the highest manifest revision accepted, and
 #            the channel it belongs to (another channel starts at revision 0); written
-#            by accept(), a module function at the end, with its write order
+#            by accept() (ota.stateops), with its write order
 # NVS sets are durable one by one (there is no transaction), so the order of the writes in each
 # operation is its protocol: a record of several keys has a marker key, erased first and written
 # last, and a reader trusts the other keys only under its marker. The otadata boot flags stay
@@ -33,10 +33,10 @@
 #
 # RAM: the agent's State lives as long as the app, so only what an install needs while the
 # payload streams in is here: the NVS primitives, the resume point, the last failure and the
-# arming of a trial. Every other operation (the installed release, the trial's end, the
-# rollback, the pending report, support end, the keyring) is in ota.stateops and called the same
-# way, st.keyring(env): State.__getattr__ loads that module on first use and ota.release()
-# drops it with the phase that used it.
+# arming of a trial. Every other operation (the installed release and what the checks enforce,
+# the trial's end, the rollback, the pending report, support end, the keyring, the accepted
+# revision) is in ota.stateops and called the same way, st.keyring(env): State.__getattr__
+# loads that module on first use and ota.release() drops it with the phase that used it.
 try:
     from micropython import const  # pyright: ignore[reportAssignmentType] - CPython fallback below
 except ImportError:  # CPython
@@ -135,24 +135,3 @@ class State:
     def has_progress(self):
         return bool(self.blob("d_id"))
 
-
-# --- the accepted signed state of the channel (ota.check; docs/format.md §2) -----------------
-# Functions of st (a State), not methods: the resident State class stays as it was.
-def revision(st, channel):
-    # The highest manifest revision accepted for channel (0: none, or another channel's).
-    from struct import unpack_from
-    b = st.blob("rev")
-    return unpack_from("<i", b)[0] if b[4:] == channel.encode() else 0
-
-
-def accept(st, channel, rev, support_end):
-    # A manifest passed every check: its revision (one atomic record with its channel) first,
-    # then its support end, only if later than the stored one (never shortened). Nothing is
-    # written when nothing moves. A cut between the two leaves the revision accepted; the same
-    # document (equal revision) stores the support end next time.
-    if rev > revision(st, channel):
-        from struct import pack
-        st.nvs.set_blob("rev", pack("<i", rev) + channel.encode())
-    if support_end > (st.support_end() or ""):
-        st.save_support_end(support_end)
-    st.commit()

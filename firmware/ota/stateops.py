@@ -163,16 +163,57 @@ def save_keyring(st, packed, version, expires, digest, env):
 
 
 # --- Agent.status(): the saved records as its fields (docs/agent.md) ---------------------------
-def status_fields(st, s, own_end):
-    # Fills s, the agent's status dict. own_end is the firmware's support end, reported until
-    # a signed manifest told one; the last failure fills reason and detail when the agent has
-    # none of its own (and is not held back by a rollout).
-    s["installed_sequence"] = installed(st)
-    s["security_floor"] = floor(st)
+def status_fields(st, s, own_end, channel):
+    # Fills s, the agent's status dict: the installed sequence and floor as the checks enforce
+    # them (enforced()), the revision accepted for channel. own_end is the firmware's support
+    # end, reported until a signed manifest told one; the last failure fills reason and detail
+    # when the agent has none of its own (and is not held back by a rollout).
+    s["installed_sequence"], s["security_floor"] = enforced(st)
     s["keyring_version"] = keyring(st)[0]
+    s["revision"] = revision(st, channel)  # of the last manifest accepted
     s["bad_sequences"] = bad_sequences(st)
     rb = rollback(st)
     s["rollback"] = "%d %s %s" % rb if rb else None  # for display: "SEQ REASON detail"
     s["support_end"] = support_end(st) or own_end
     if s["reason"] is None and s["state"] != "held":
         s["reason"], s["detail"] = last(st)
+
+
+# --- the accepted signed state of the channel (ota.check; docs/format.md §2) -----------------
+def revision(st, channel):
+    # The highest manifest revision accepted for channel (0: none, or another channel's).
+    b = st.blob("rev")
+    return struct.unpack_from("<i", b)[0] if b[4:] == channel.encode() else 0
+
+
+def accept(st, channel, rev, end):
+    # A manifest passed every check: its revision (one atomic record with its channel) first,
+    # then its support end, only if later than the stored one (never shortened). Nothing is
+    # written when nothing moves. A cut between the two leaves the revision accepted; the same
+    # document (equal revision) stores the support end next time.
+    if rev > revision(st, channel):
+        st.nvs.set_blob("rev", struct.pack("<i", rev) + channel.encode())
+    if end > (support_end(st) or ""):
+        save_support_end(st, end)
+    st.commit()
+
+
+# --- what the checks enforce: the saved records raised to the firmware's own release --------
+def enforced(st):
+    # (installed sequence, security floor) that ota.check enforces and status() reports: seq
+    # and floor, each raised to the firmware's own release, so that a board with empty NVS
+    # refuses anything older. That release is (SEQUENCE, SECURITY_VERSION) of the frozen
+    # module ota_origin, which the build writes (otakit build --sequence --security-version);
+    # without it (a development board) (0, 0). Reads only: NVS keeps what was confirmed.
+    seq, sv = 0, 0
+    try:
+        import ota_origin
+        seq = getattr(ota_origin, "SEQUENCE", 0)
+        sv = getattr(ota_origin, "SECURITY_VERSION", 0)
+    except ImportError:
+        pass
+    finally:
+        import sys
+        sys.modules.pop("ota_origin", None)
+    n, f = installed(st), floor(st)
+    return (n if n > seq else seq), (f if f > sv else sv)
