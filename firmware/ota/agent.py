@@ -11,12 +11,13 @@
 # and ota.http), so the code of the phases is never in the heap at once when the agent is
 # loaded as .mpy. Frozen into firmware, its code costs no heap at all. This module stays loaded
 # (ota.RESIDENT), so it holds only what runs while a payload streams in (the peak): install()
-# and what it calls. The Agent's other methods (check(), status(), device_info(), now()) are
-# in ota.agentops, found through Agent.__getattr__ and released with the phase that used them.
+# and what it calls. The Agent's other methods are found through Agent.__getattr__ and
+# released with the phase that used them: check(), check_sync(), now() in ota.agentops,
+# status(), device_info() and the failure path in ota.info.
 import time
 
 from . import release
-from .errors import FetchError, FlashError, ManifestError, OTAError
+from .errors import FlashError, ManifestError, OTAError
 from .slot import Slot
 from .state import State
 
@@ -28,14 +29,6 @@ except ImportError:  # CPython
 
 _BLOCK = const(4096)
 _MAX_EVENTS = const(8)  # telemetry events kept for the next report (oldest dropped)
-
-
-def _seconds(text):
-    # Retry-After as delta-seconds (an HTTP date is ignored), bounded to a day; 0 if absent.
-    if not text or not text.isdigit() or len(text) > 6:
-        return 0
-    n = int(text)
-    return n if n < 86400 else 86400
 
 
 class Agent:
@@ -59,27 +52,28 @@ class Agent:
             from .ident import device_id
             device_id(config)
             release()
+        # asyncio loads these parts on first use and keeps them: load them now too, below the
+        # phases' code, so that they do not split the heap the phases free again
+        import asyncio
+        for name in ("open_connection", "wait_for"):
+            getattr(asyncio, name)
 
     def __getattr__(self, name):
-        # check(), status(), device_info(), now(): functions of ota.agentops, bound to self.
+        # check(), check_sync(), now() (ota.agentops), status(), device_info() (ota.info): a
+        # function of that module, bound to self.
         if name[0] == "_":
             raise AttributeError(name)
-        from . import agentops
-        f = getattr(agentops, name)
+        if name in ("status", "device_info"):
+            from . import info as m
+        else:
+            from . import agentops as m
+        f = getattr(m, name)
         return lambda *a: f(self, *a)
 
     def _set(self, state, reason=None, detail=""):
         self._status["state"] = state
         self._status["reason"] = reason
         self._status["detail"] = detail
-
-    def _fail(self, e):
-        self._set("failed", e.reason, e.detail)
-        self._status["retry_after"] = _seconds(getattr(e, "retry_after", None))
-        self._status["transient"] = isinstance(e, FetchError)
-        if not isinstance(e, FetchError):  # network trouble is retried, not worth a flash write
-            self.state.set_last(e.reason, e.detail)
-            self.state.commit()
 
     def _client(self):
         if self.http is not None:
@@ -121,10 +115,11 @@ class Agent:
             except (ManifestError, FlashError):
                 st.forget_progress()  # what is in the slot is not the signed image: start over
                 raise
-            # The power-safe order of the trial's records is State.arm_trial's.
+            # The power-safe order of the trial's records is State.arm_trial's (ota.stateops).
             st.arm_trial(m.sequence, m.security_version, slot.address, slot.switch)
         except OTAError as e:
-            self._fail(e)
+            from .info import fail
+            fail(self, e)
             self._note("failed", m.sequence, e.reason, t0, m.version)
             return False
         self._note("installed", m.sequence, None, t0, m.version)
@@ -187,10 +182,6 @@ class Agent:
         # the settings allow, restarts at a safe moment with notice. Its code lives there.
         from .updater import run
         return await run(self, policy, **kw)
-
-    def check_sync(self):
-        import asyncio
-        return asyncio.run(self.check())
 
     def install_sync(self, offer):
         import asyncio

@@ -3,13 +3,15 @@
 #
 # Called as methods of an ota.agent.Agent (agent.check() runs check(agent) here, through
 # Agent.__getattr__), loaded on first use and dropped by ota.release(), so that none of this
-# code is in the heap while a payload streams in (the agent's peak of RAM). Like ota.agent, and
-# unlike the phases (ota.check, ota.download, ota.report), these functions write the agent's
-# status and caches: they are the Agent's own methods, kept apart only for RAM.
+# code is in the heap while a payload streams in (the agent's peak of RAM); status() and
+# device_info() and the failure path are in ota.info, so that this module is small while a
+# signature is checked.
+# Like ota.agent, and unlike the phases (ota.check, ota.download, ota.report), these functions
+# write the agent's status and caches: they are the Agent's own methods, kept apart for RAM.
 import time
 
 from . import release
-from .errors import OTAError
+from .errors import FetchError, OTAError
 from .slot import Slot
 
 
@@ -44,7 +46,8 @@ async def check(a):
         a._verdict = v[:4] + (None, v[5]) if etag else None
         state, reason, detail, m, err, _ = v
         if err is not None:
-            a._fail(err)
+            from .info import fail
+            fail(a, err)
         else:
             a._set(state, reason, detail)
             if state == "offered":
@@ -55,9 +58,10 @@ async def check(a):
                 offer.size = m.size  # pyright: ignore[reportOptionalMemberAccess]
                 offer.security = m.security  # pyright: ignore[reportOptionalMemberAccess]
     except OTAError as e:  # not the manifest's fault: the cached verdict stands
-        a._fail(e)
+        from .info import fail
+        fail(a, e)
     finally:
-        run = fetch = None
+        run = None  # ota.check's code goes with the phase, not with this frame
         release()
     if offer:
         a._note("offered", offer.sequence, None, t0, offer.version)
@@ -70,7 +74,25 @@ async def check(a):
 
 
 async def _fetch(a, url, etag):
-    # A small document (manifest, keyring) into the agent's buffer: (status, etag, length).
+    # A small document (manifest, keyring) into the agent's buffer: (status, etag, length), with
+    # etag given only while a verified copy of the document is cached. A 304 to a request
+    # without If-None-Match is never fresh: the document is asked for once more, and a second
+    # 304 is BAD_RESPONSE. A 304 to a request with one is returned for the caller to re-check
+    # what it cached (its expiry). The one rule for a 304, for the keyring and the manifest.
+    for _ in range(2):
+        try:
+            r = await _get(a, url, etag)
+        except FetchError as e:
+            if etag or e.status != 304:
+                raise
+            r = (304, None, 0)  # the HTTP client refuses an unasked-for 304
+        if etag or r[0] != 304:
+            return r
+    raise FetchError("BAD_RESPONSE", "304 Not Modified for a document this device does not "
+                     "have", 304)
+
+
+async def _get(a, url, etag):
     from .httpsmall import get_small
     client = a._client()
     try:
@@ -83,6 +105,11 @@ async def _fetch(a, url, etag):
         a._done_with(client)
 
 
+def check_sync(a):
+    import asyncio
+    return asyncio.run(a.check())
+
+
 # --- time ---------------------------------------------------------------------------------------
 def now(a):
     # Unix seconds if the device knows the time, else None: its clock (RTC, NTP) once set, or
@@ -92,21 +119,3 @@ def now(a):
         return t
     t = a._date
     return t if t is not None and t > 1704067200 else None
-
-
-# --- status ---------------------------------------------------------------------------------------
-def status(a):
-    s = dict(a._status)
-    a.state.status_fields(s, a.cfg.support_end, a.cfg.channel)  # what the saved records say
-    if s["state"] not in ("checking", "downloading", "verifying"):
-        release()  # not inside a phase (e.g. on_progress): drop this and ota.stateops again
-    return s
-
-
-def device_info(a):
-    # What this device is, as plain text for a local interface (ota.info).
-    from .info import device_info
-    try:
-        return device_info(a.esp32, a.cfg, status(a))
-    finally:
-        release()

@@ -106,7 +106,9 @@ class HTTPClient:
                     resp.begin(tls, host, port, path, etag, start), "connecting to " + host
                 )
                 if resp.status in (301, 302, 303, 307, 308):
-                    tls, host, port, path = self._redirect(resp, tls, host, port)
+                    from ota.httpsmall import redirect  # rare: not carried while streaming
+
+                    tls, host, port, path = redirect(resp.location, tls, host, port)
                     await resp.close()
                     continue
                 resp.check(max_body, etag, start)
@@ -116,14 +118,3 @@ class HTTPClient:
                 await resp.close()
                 raise
         raise FetchError("HTTP", "too many redirects", resp.status)
-
-    def _redirect(self, resp, tls, host, port):
-        loc = resp.location
-        if not loc:
-            raise FetchError("BAD_RESPONSE", "redirect without Location")
-        if loc.startswith("/") and not loc.startswith("//"):  # same server, new path
-            return tls, host, port, parse_url("http://x" + loc, "BAD_RESPONSE")[3]
-        t = parse_url(loc, "BAD_RESPONSE")
-        if tls and not t[0]:
-            raise FetchError("BAD_RESPONSE", "redirect from https to http refused")
-        return t
