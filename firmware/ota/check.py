@@ -30,6 +30,12 @@ async def run(cfg, st, fetch, buf, now, slot_size, kr_etag, etag, verdict):
         release()
     if changed or not verdict:  # judge the manifest (again: under the new keys)
         etag = verdict = None
+    # ota.manifest is loaded before the manifest is fetched: its code then lies below what the
+    # fetch leaves in the heap, and the signature's arithmetic (RSA numbers take blocks of 770
+    # bytes) finds room in one piece above it. The fetch's release() takes it out of sys.modules;
+    # this frame keeps it until the signature and fields are checked.
+    from . import manifest
+
     status, new_etag, n = await fetch(
         "%s/%s/%s/%s/manifest" % (cfg.url, cfg.product, cfg.board, cfg.channel), etag)
     if status == 304 and verdict:  # Not Modified: asked with the cached verdict's ETag
@@ -42,8 +48,8 @@ async def run(cfg, st, fetch, buf, now, slot_size, kr_etag, etag, verdict):
         return verdict, new_etag, kr_etag
     m = None
     try:
-        m = _verify(cfg, buf, n, keys, slot_size)
-        keys = None
+        m = _verify(cfg, buf, n, keys, slot_size, manifest)
+        keys = manifest = None
         from .vet import vet  # not in the heap while the signature is checked
 
         v = vet(cfg, st, m, now(), held)
@@ -53,9 +59,8 @@ async def run(cfg, st, fetch, buf, now, slot_size, kr_etag, etag, verdict):
     return (state, reason, detail, offered, err, m.expires if m else None), new_etag, kr_etag
 
 
-def _verify(cfg, buf, n, keys, slot_size):
-    # Signature first, then the body, then what needs no device state (ota.manifest).
-    from . import manifest
+def _verify(cfg, buf, n, keys, slot_size, manifest):
+    # Signature first, then the body, then what needs no device state (manifest: ota.manifest).
     try:
         m = manifest.parse(memoryview(buf)[:n], keys)
         manifest.check_target(m, cfg.product, cfg.board, cfg.chip_id, slot_size)
