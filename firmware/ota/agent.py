@@ -7,15 +7,19 @@
 # payload block passes through it, so memory does not grow with the image.
 #
 # RAM: each phase imports what it needs and releases it afterwards (check: ota.check, which
-# loads ota.keyring, ota.http, ota.manifest and ota.crypto in turn; install: ota.download and
-# ota.http), so the code of the phases is never in the heap at once when the agent is loaded as
-# .mpy. Frozen into firmware, its code costs no heap at all.
+# loads ota.trusted, ota.httpsmall, ota.manifest and ota.crypto in turn; install: ota.download
+# and ota.http), so the code of the phases is never in the heap at once when the agent is
+# loaded as .mpy. Frozen into firmware, its code costs no heap at all. This module stays loaded
+# (ota.RESIDENT), so it holds only what runs while a payload streams in (the peak): install()
+# and what it calls. The Agent's other methods are found through Agent.__getattr__ and
+# released with the phase that used them: check(), check_sync(), now() in ota.agentops,
+# status(), device_info() and the failure path in ota.info.
 import time
 
 from . import release
-from .errors import FetchError, FlashError, ManifestError, OTAError
+from .errors import FlashError, ManifestError, OTAError
 from .slot import Slot
-from .state import State, revision
+from .state import State
 
 try:
     from micropython import const  # pyright: ignore[reportAssignmentType] - CPython fallback below
@@ -24,26 +28,7 @@ except ImportError:  # CPython
         return x
 
 _BLOCK = const(4096)
-_CLOCK_VALID = const(1704067200)  # 2024-01-01: before this the clock is not set
 _MAX_EVENTS = const(8)  # telemetry events kept for the next report (oldest dropped)
-
-
-def _seconds(text):
-    # Retry-After as delta-seconds (an HTTP date is ignored), bounded to a day; 0 if absent.
-    if not text or not text.isdigit() or len(text) > 6:
-        return 0
-    n = int(text)
-    return n if n < 86400 else 86400
-
-
-class Offer:
-    # A verified manifest the device may install, plus the decisions taken about it.
-    def __init__(self, m, security):
-        self.manifest = m
-        self.version = m.version
-        self.sequence = m.sequence
-        self.size = m.size
-        self.security = security
 
 
 class Agent:
@@ -67,85 +52,28 @@ class Agent:
             from .ident import device_id
             device_id(config)
             release()
+        # asyncio loads these parts on first use and keeps them: load them now too, below the
+        # phases' code, so that they do not split the heap the phases free again
+        import asyncio
+        for name in ("open_connection", "wait_for"):
+            getattr(asyncio, name)
 
-    # --- status --------------------------------------------------------------------------
-    def status(self):
-        s = dict(self._status)
-        self.state.status_fields(s, self.cfg.support_end)  # what the saved records say
-        s["revision"] = revision(self.state, self.cfg.channel)  # of the last manifest accepted
-        if s["state"] not in ("checking", "downloading", "verifying"):
-            release()  # not inside a phase (e.g. on_progress): drop ota.stateops again
-        return s
-
-    def device_info(self):
-        # What this device is, as plain text for a local interface (ota.info).
-        from .info import device_info
-        try:
-            return device_info(self.esp32, self.cfg, self.status())
-        finally:
-            release()
+    def __getattr__(self, name):
+        # check(), check_sync(), now() (ota.agentops), status(), device_info() (ota.info): a
+        # function of that module, bound to self.
+        if name[0] == "_":
+            raise AttributeError(name)
+        if name in ("status", "device_info"):
+            from . import info as m
+        else:
+            from . import agentops as m
+        f = getattr(m, name)
+        return lambda *a: f(self, *a)
 
     def _set(self, state, reason=None, detail=""):
         self._status["state"] = state
         self._status["reason"] = reason
         self._status["detail"] = detail
-
-    def _fail(self, e):
-        self._set("failed", e.reason, e.detail)
-        self._status["retry_after"] = _seconds(getattr(e, "retry_after", None))
-        self._status["transient"] = isinstance(e, FetchError)
-        if not isinstance(e, FetchError):  # network trouble is retried, not worth a flash write
-            self.state.set_last(e.reason, e.detail)
-            self.state.commit()
-
-    # --- check (ota.check) ------------------------------------------------------------------
-    async def check(self):
-        # Returns an Offer, or None (up to date, held back by a staged rollout, or refused: see
-        # status()). Reports the outcome (ota.report) unless an offer awaits install().
-        # The phase's code (ota.check and what it loads) is in the heap only while it runs.
-        from .check import run
-        t0 = time.ticks_ms()
-        self._set("checking")
-        self._date = None
-        offer = None
-        try:
-            v, etag, self._kr_etag = await run(
-                self.cfg, self.state, self._fetch, self.buf, self.now, Slot(self.esp32).size,
-                self._kr_etag, self._etag, self._verdict)
-            self._etag = etag
-            # a 304 repeats it (not its error) once ota.check has re-checked its expires
-            self._verdict = v[:4] + (None, v[5]) if etag else None
-            state, reason, detail, m, err, _ = v
-            if err is not None:
-                self._fail(err)
-            else:
-                self._set(state, reason, detail)
-                if state == "offered":
-                    offer = Offer(m, m.security)  # pyright: ignore[reportOptionalMemberAccess]
-        except OTAError as e:  # not the manifest's fault: the cached verdict stands
-            self._fail(e)
-        finally:
-            release()
-        if offer:
-            self._note("offered", offer.sequence, None, t0, offer.version)
-            return offer
-        st = self._status
-        failed = st["state"] == "failed"
-        self._note("failed" if failed else "checked", 0, st["reason" if failed else "state"], t0)
-        await self._report()
-        return None
-
-    async def _fetch(self, url, etag):
-        # A small document (manifest, keyring) into self.buf: (status, etag, length).
-        client = self._client()
-        try:
-            r = await client.get_small(url, self.buf, etag)
-            if url.startswith("https://"):  # only a TLS-verified server's Date is believed
-                from .httpdate import http_time
-                self._date = http_time(getattr(client, "date", None))
-            return r
-        finally:
-            self._done_with(client)
 
     def _client(self):
         if self.http is not None:
@@ -158,16 +86,6 @@ class Agent:
     def _done_with(self, client):
         if client is not self.http:
             release()
-
-    # --- time ------------------------------------------------------------------------------
-    def now(self):
-        # Unix seconds if the device knows the time, else None: its clock (RTC, NTP) once set,
-        # or the Date of the last response of a TLS-verified server in this check.
-        t = self.clock()
-        if t > _CLOCK_VALID:
-            return t
-        t = self._date
-        return t if t is not None and t > _CLOCK_VALID else None
 
     # --- install ---------------------------------------------------------------------------
     async def install(self, offer):
@@ -197,10 +115,11 @@ class Agent:
             except (ManifestError, FlashError):
                 st.forget_progress()  # what is in the slot is not the signed image: start over
                 raise
-            # The power-safe order of the trial's records is State.arm_trial's.
+            # The power-safe order of the trial's records is State.arm_trial's (ota.stateops).
             st.arm_trial(m.sequence, m.security_version, slot.address, slot.switch)
         except OTAError as e:
-            self._fail(e)
+            from .info import fail
+            fail(self, e)
             self._note("failed", m.sequence, e.reason, t0, m.version)
             return False
         self._note("installed", m.sequence, None, t0, m.version)
@@ -263,10 +182,6 @@ class Agent:
         # the settings allow, restarts at a safe moment with notice. Its code lives there.
         from .updater import run
         return await run(self, policy, **kw)
-
-    def check_sync(self):
-        import asyncio
-        return asyncio.run(self.check())
 
     def install_sync(self, offer):
         import asyncio

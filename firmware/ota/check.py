@@ -3,11 +3,11 @@
 #
 # Agent.check() loads this module for the phase and releases it afterwards, so none of this code
 # is in the heap while a payload streams in. The phase itself loads and releases the keyring
-# phase (ota.trusted), the manifest checks (ota.manifest, ota.crypto) in turn. It takes its
-# inputs as arguments and returns its result; it writes nothing of the agent's.
+# phase (ota.trusted), the manifest checks (ota.manifest, ota.crypto) and the checks that need
+# device state (ota.vet) in turn. It takes its inputs as arguments and returns its result; it
+# writes nothing of the agent's.
 from . import release
 from .errors import ManifestError
-from .state import accept, revision
 
 
 async def run(cfg, st, fetch, buf, now, slot_size, kr_etag, etag, verdict):
@@ -17,9 +17,10 @@ async def run(cfg, st, fetch, buf, now, slot_size, kr_etag, etag, verdict):
     # not verified). etag is the manifest's ETag the verdict belongs to (None: not to be
     # cached). The caller passes back the etag and verdict it cached (a verdict with error
     # None): a 304 repeats that verdict after checking its expires against now() again.
-    # fetch(url, etag) -> (status, etag, n) reads a document into buf; now() is the
-    # time or None; slot_size bounds the image. Raises OTAError when the network (or the device) is at fault.
-    from .trusted import get_doc, trusted_keys
+    # fetch(url, etag) -> (status, etag, n) reads a document into buf (a 304 only to a request
+    # with an etag: Agent's fetch, ota.agentops); now() is the time or None; slot_size bounds
+    # the image. Raises OTAError when the network (or the device) is at fault.
+    from .trusted import trusted_keys
     try:
         keys, kr_etag, changed, held = await trusted_keys(cfg, st, fetch, buf, now, kr_etag)
     except ManifestError as e:
@@ -29,11 +30,15 @@ async def run(cfg, st, fetch, buf, now, slot_size, kr_etag, etag, verdict):
         release()
     if changed or not verdict:  # judge the manifest (again: under the new keys)
         etag = verdict = None
-    try:
-        status, new_etag, n = await get_doc(fetch, cfg.manifest_url(), etag)
-    finally:
-        get_doc = None
-    if status == 304 and verdict:  # Not Modified: asked with the cached verdict's ETag (get_doc)
+    # ota.manifest is loaded before the manifest is fetched: its code then lies below what the
+    # fetch leaves in the heap, and the signature's arithmetic (RSA numbers take blocks of 770
+    # bytes) finds room in one piece above it. The fetch's release() takes it out of sys.modules;
+    # this frame keeps it until the signature and fields are checked.
+    from . import manifest
+
+    status, new_etag, n = await fetch(
+        "%s/%s/%s/%s/manifest" % (cfg.url, cfg.product, cfg.board, cfg.channel), etag)
+    if status == 304 and verdict:  # Not Modified: asked with the cached verdict's ETag
         exp = verdict[5]
         t = now()
         if exp is not None and t is not None and t > exp and verdict[1] != "EXPIRED":
@@ -43,18 +48,19 @@ async def run(cfg, st, fetch, buf, now, slot_size, kr_etag, etag, verdict):
         return verdict, new_etag, kr_etag
     m = None
     try:
-        m = _verify(cfg, buf, n, keys, slot_size)
-        keys = None
-        v = _vet(cfg, st, m, now(), held)
+        m = _verify(cfg, buf, n, keys, slot_size, manifest)
+        keys = manifest = None
+        from .vet import vet  # not in the heap while the signature is checked
+
+        v = vet(cfg, st, m, now(), held)
     except ManifestError as e:
         v = ("failed", e.reason, e.detail, None, e)
     state, reason, detail, offered, err = v
     return (state, reason, detail, offered, err, m.expires if m else None), new_etag, kr_etag
 
 
-def _verify(cfg, buf, n, keys, slot_size):
-    # Signature first, then the body, then what needs no device state (ota.manifest).
-    from . import manifest
+def _verify(cfg, buf, n, keys, slot_size, manifest):
+    # Signature first, then the body, then what needs no device state (manifest: ota.manifest).
     try:
         m = manifest.parse(memoryview(buf)[:n], keys)
         if cfg.chip_id is None:  # the running image's (ota/config.py), read once
@@ -64,60 +70,3 @@ def _verify(cfg, buf, n, keys, slot_size):
     finally:
         keys = None
         release()
-
-
-def _vet(cfg, st, m, now, kr_version):
-    # Policy checks that need device state, in the order of docs/format.md §5 (the first
-    # failure is reported): the verdict, or ManifestError. Only a manifest that passes every
-    # check moves the stored revision and support end (ota.state.accept).
-    if m.channel != cfg.channel:
-        raise ManifestError("WRONG_CHANNEL", "for %s, not %s" % (m.channel, cfg.channel))
-    if m.min_keyring > kr_version:  # the keyring version this device holds (docs/format.md §7.4)
-        raise ManifestError("KEYRING_REQUIRED", "the manifest needs keyring version %d, "
-                            "this device holds %d" % (m.min_keyring, kr_version))
-    if m.expires is not None and now is not None and now > m.expires:
-        # also at the installed sequence: a frozen (replayed, stale) channel is reported
-        raise ManifestError("EXPIRED", "the manifest expired at %d" % m.expires)
-    rev = revision(st, cfg.channel)
-    if m.revision < rev:
-        raise ManifestError("OLD_REVISION", "revision %d, accepted %d" % (m.revision, rev))
-    born_seq, born_sv = _born()
-    installed = st.installed()
-    if born_seq > installed:
-        installed = born_seq
-    if m.sequence < installed:
-        raise ManifestError("ROLLBACK", "sequence %d is older than the installed %d"
-                            % (m.sequence, installed))
-    if m.sequence in st.bad_sequences():
-        raise ManifestError("KNOWN_BAD", "sequence %d failed its trial boot before"
-                            % m.sequence)
-    floor = st.floor()
-    if born_sv > floor:
-        floor = born_sv
-    if m.security_version < floor:
-        raise ManifestError("SECURITY_FLOOR", "security version %d is below the floor %d"
-                            % (m.security_version, floor))
-    accept(st, cfg.channel, m.revision, m.support_end)  # every check passed; both signed
-    if m.sequence == installed:
-        return "up_to_date", None, "", None, None
-    if m.rollout is not None:  # a staged rollout (docs/format.md §2.3)
-        from .fleet import held
-        why = held(m, cfg.device_id)
-        release()
-        if why:
-            return "held", None, why, None, None
-    return "offered", None, "%s (sequence %d)" % (m.version, m.sequence), m, None
-
-
-def _born():
-    # (SEQUENCE, SECURITY_VERSION) of the frozen module ota_origin, which the build writes
-    # (otakit build --sequence --security-version): the firmware's own release, so that a
-    # board with empty NVS refuses anything older. No module (a development board): (0, 0).
-    try:
-        import ota_origin
-        return getattr(ota_origin, "SEQUENCE", 0), getattr(ota_origin, "SECURITY_VERSION", 0)
-    except ImportError:
-        return 0, 0
-    finally:
-        import sys
-        sys.modules.pop("ota_origin", None)

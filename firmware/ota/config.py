@@ -49,12 +49,8 @@ class Config:
         self.deadline_s = deadline_s
         self.min_rate = min_rate
 
-    def manifest_url(self):
-        return "%s/%s/%s/%s/manifest" % (self.url, self.product, self.board, self.channel)
-
-    def keyring_url(self):
-        return "%s/%s/keyring" % (self.url, self.product)
-
+    # (The manifest's and the keyring's URLs are built where they are fetched, ota.check and
+    # ota.trusted, so that this resident class does not carry them.)
     def payload_url(self, path):
         return self.url + "/" + path
 

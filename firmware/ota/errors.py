@@ -10,10 +10,12 @@
 
 
 class OTAError(Exception):
-    def __init__(self, reason, detail=""):
+    # .status is the HTTP status code when the server answered (FetchError HTTP), else 0
+    def __init__(self, reason, detail="", status=0):
         super().__init__(reason, detail)
         self.reason = reason
         self.detail = detail
+        self.status = status
 
     def __str__(self):
         return self.reason + (": " + self.detail if self.detail else "")
@@ -24,10 +26,7 @@ class ManifestError(OTAError):
 
 
 class FetchError(OTAError):
-    # .status is the HTTP status code when the server answered, else 0
-    def __init__(self, reason, detail="", status=0):
-        super().__init__(reason, detail)
-        self.status = status
+    pass
 
 
 class FlashError(OTAError):

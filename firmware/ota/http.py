@@ -22,7 +22,10 @@ Invariants:
 Note for decoders: `deflate.DeflateIO` reads its source one byte per call, so feed it from an
 in-RAM buffer filled by `Response.readinto`, never from the socket itself.
 
-The response parsers are in ota.httpparse (pure; they import under CPython for fuzzing).
+The response parsers are in ota.httpparse (pure; they import under CPython for fuzzing), the
+response in ota.response. The two small requests, a whole document into a buffer and a POST, are
+in ota.httpsmall, which only the check phase and telemetry load: the streaming GET of a payload,
+the agent's peak of RAM, loads only this module, ota.response and ota.httpparse.
 """
 
 import asyncio
@@ -41,7 +44,6 @@ from ota.response import Response
 
 _LINE_MAX = const(512)  # longest status/header line, CRLF included (ota.response)
 _REDIRECTS_MAX = const(3)
-
 
 
 class HTTPClient:
@@ -104,7 +106,9 @@ class HTTPClient:
                     resp.begin(tls, host, port, path, etag, start), "connecting to " + host
                 )
                 if resp.status in (301, 302, 303, 307, 308):
-                    tls, host, port, path = self._redirect(resp, tls, host, port)
+                    from ota.httpsmall import redirect  # rare: not carried while streaming
+
+                    tls, host, port, path = redirect(resp.location, tls, host, port)
                     await resp.close()
                     continue
                 resp.check(max_body, etag, start)
@@ -114,47 +118,3 @@ class HTTPClient:
                 await resp.close()
                 raise
         raise FetchError("HTTP", "too many redirects", resp.status)
-
-    def _redirect(self, resp, tls, host, port):
-        loc = resp.location
-        if not loc:
-            raise FetchError("BAD_RESPONSE", "redirect without Location")
-        if loc.startswith("/") and not loc.startswith("//"):  # same server, new path
-            return tls, host, port, parse_url("http://x" + loc, "BAD_RESPONSE")[3]
-        t = parse_url(loc, "BAD_RESPONSE")
-        if tls and not t[0]:
-            raise FetchError("BAD_RESPONSE", "redirect from https to http refused")
-        return t
-
-    # Read a whole small body (e.g. the manifest) into the caller's preallocated buf.
-    # Returns (status, etag, n): status 200 with n body bytes in buf[:n], or 304 with n == 0.
-    # A body longer than len(buf) is BAD_RESPONSE; raises like get().
-    async def get_small(self, url, buf, etag=None):
-        resp = await self.get(url, len(buf), etag)
-        try:
-            mv = memoryview(buf)
-            n = 0
-            while n < resp.length:
-                n += await resp.readinto(mv[n : resp.length])
-            return resp.status, resp.etag, n
-        finally:
-            await resp.close()
-
-
-    # POST data (JSON bytes) to url; returns the status of a 2xx answer, whose headers are read
-    # through the line buffer (bounded like get()) and whose body is not read. No redirect is
-    # followed; timeout_ms, when given, bounds it instead of the client's. Raises FetchError: HTTP for any other status; NETWORK, TIMEOUT, BAD_RESPONSE.
-    async def post(self, url, data, timeout_ms=0):
-        if self.resp is not None:
-            raise RuntimeError("HTTPClient: the previous response is still open")
-        tls, host, port, path = parse_url(url)
-        resp = Response(self)
-        self.resp = resp
-        try:
-            await self.timed(resp.begin(tls, host, port, path, None, 0, data),
-                             "posting to " + host, timeout_ms)
-            if not 200 <= resp.status < 300:
-                raise FetchError("HTTP", "server answered " + str(resp.status), resp.status)
-            return resp.status
-        finally:
-            await resp.close()

@@ -1,7 +1,46 @@
-# ota/info.py: what the device is, as plain text for a local interface (Agent.device_info()).
+# ota/info.py: what the agent and the device report: Agent.status(), Agent.device_info(), and
+# the agent's status after a failure (fail()).
 # MIT license; Copyright (c) 2026 otakit contributors
 #
-# Loaded only when Agent.device_info() is called, then released.
+# Called as methods of an ota.agent.Agent (through Agent.__getattr__, as ota.agentops), loaded
+# only when one is called, then released.
+from . import release
+from .errors import FetchError
+
+
+def status(a):
+    s = dict(a._status)
+    a.state.status_fields(s, a.cfg.support_end, a.cfg.channel)  # what the saved records say
+    if s["state"] not in ("checking", "downloading", "verifying"):
+        release()  # not inside a phase (e.g. on_progress): drop this and ota.stateops again
+    return s
+
+
+def fail(a, e):
+    # The agent's status after OTAError e; the last failure is saved unless the network was at
+    # fault (that is retried, not worth a flash write).
+    a._set("failed", e.reason, e.detail)
+    a._status["retry_after"] = _seconds(getattr(e, "retry_after", None))
+    a._status["transient"] = isinstance(e, FetchError)
+    if not isinstance(e, FetchError):
+        a.state.set_last(e.reason, e.detail)
+        a.state.commit()
+
+
+def _seconds(text):
+    # Retry-After as delta-seconds (an HTTP date is ignored), bounded to a day; 0 if absent.
+    if not text or not text.isdigit() or len(text) > 6:
+        return 0
+    n = int(text)
+    return n if n < 86400 else 86400
+
+
+def device_info(a):
+    # What this device is, as plain text for a local interface.
+    try:
+        return _text_info(a.esp32, a.cfg, status(a))
+    finally:
+        release()
 
 
 # Plain text for a local interface (ETSI EN 303 645 5.3-16, the model designation): the model
@@ -9,7 +48,7 @@
 # descriptor of the running image (its version and project name when the build set them, else
 # MicroPython's own version; its build date and ESP-IDF version; its slot), the installed
 # release, the end of support and the device id (s: Agent.status()). One "name: value" line each.
-def device_info(esp32, cfg, s):
+def _text_info(esp32, cfg, s):
     from .ident import device_id
     if cfg.chip_id is None:
         from .config import running_chip_id

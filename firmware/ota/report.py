@@ -65,8 +65,10 @@ async def flush(cfg, st, events, new_client, done_with):
         events = None
         client = new_client()
         try:
-            await client.post(cfg.report_url or cfg.url + "/.otakit/events", data,
-                              min(cfg.timeout_ms, _TIMEOUT_MS))
+            from .httpsmall import post
+
+            await post(client, cfg.report_url or cfg.url + "/.otakit/events", data,
+                       min(cfg.timeout_ms, _TIMEOUT_MS))
         finally:
             done_with(client)
         if rpt:

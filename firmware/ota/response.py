@@ -4,7 +4,9 @@
 # Reads the status line and header fields through the client's one 512-byte line buffer
 # (HTTPClient.lbuf: a longer line, more than 32 fields or a malformed status line is
 # BAD_RESPONSE), keeps only the fields the agent uses, and streams the body into the caller's
-# buffer, never past Content-Length. The invariants are ota.http's.
+# buffer, never past Content-Length. The invariants are ota.http's. Checking the answer against
+# the request and reading the body are in ota.body, loaded once the headers are in: connecting
+# (the agent's peak of RAM, with its asyncio tasks) does not carry that code.
 import asyncio
 
 try:
@@ -16,7 +18,7 @@ except ImportError:  # CPython (type checking)
 
 
 from ota.errors import FetchError
-from ota.httpparse import parse_content_range, parse_digits, parse_status, text
+from ota.httpparse import parse_digits, parse_status, text
 
 _LINE_MAX = const(512)  # longest status/header line, CRLF included (HTTPClient.lbuf's size)
 _HEADERS_MAX = const(32)  # most header fields in one response
@@ -47,13 +49,6 @@ class Response:
         self.location = None
         self._crange = None
         self._chunked = False
-
-    async def _recv(self, mv):
-        r = self._r
-        while True:
-            n = await r.readinto(mv)  # pyright: ignore[reportOptionalMemberAccess] - set by begin
-            if n is not None:  # None: a TLS record is not complete yet
-                return n
 
     # Connect, send the request and read the status line and headers (one timed operation).
     async def begin(self, tls, host, port, path, etag, start, body=None):
@@ -101,7 +96,10 @@ class Response:
                 self._p, self._e = 0, n
             if self._e >= _LINE_MAX:
                 raise FetchError("BAD_RESPONSE", "header line longer than 512 bytes")
-            n = await self._recv(self._client.lmv[self._e :])
+            n = await self._r.readinto(  # pyright: ignore[reportOptionalMemberAccess]
+                self._client.lmv[self._e :])
+            if n is None:  # a TLS record is not complete yet
+                continue
             if not n:
                 if self.status == 0 and self._e == 0:
                     raise FetchError("NETWORK", "connection closed without a response")
@@ -139,99 +137,19 @@ class Response:
             if bytes(buf[vs:ve]).lower() != b"identity":
                 self._chunked = True
 
-    # Validate the status and lengths against what was asked; raise FetchError otherwise.
+    # Validate the status and lengths against what was asked; raise FetchError otherwise
+    # (ota.body.check).
     def check(self, max_body, etag, start):
-        st = self.status
-        if st == 304 and etag:
-            self.length = 0
-            if self.etag is None:
-                self.etag = etag
-            return
-        if st != 200 and st != 206:
-            e = FetchError("HTTP", "server answered " + str(st), st)
-            e.retry_after = self.retry_after  # pyright: ignore[reportAttributeAccessIssue]
-            raise e
-        if self._chunked:
-            raise FetchError("BAD_RESPONSE", "chunked or encoded body")
-        if self.length < 0:
-            raise FetchError("BAD_RESPONSE", "no Content-Length")
-        if st == 206:
-            cr = parse_content_range(self._crange) if self._crange else None
-            if cr is None or not start:
-                raise FetchError("BAD_RESPONSE", "bad or unexpected Content-Range")
-            if cr[0] != start or cr[1] - cr[0] + 1 != self.length:
-                raise FetchError("BAD_RESPONSE", "Content-Range does not match the request")
-            self.range_start, self.total = start, cr[2]
-        else:
-            self.total = self.length
-        # the caller bounds the resource at start + max_body bytes (a 200 to a Range request
-        # carries the whole resource)
-        if self.range_start + self.length > start + max_body or self.total > start + max_body:
-            raise FetchError("BAD_RESPONSE", "body too large: " + str(self.length))
-        self._left = self.length
+        from ota.body import check
+
+        check(self, max_body, etag, start)
 
     # Read body bytes into buf (a bytearray or memoryview) until it is full or the body ends;
-    # return the count, 0 at the end of the body. Never reads past Content-Length. If the peer
-    # closes early, the bytes received are returned first and the next call raises SHORT_READ.
-    # Allocates a memoryview per call, nothing per byte.
-    async def readinto(self, buf):
-        if self._eof:
-            await self.close()
-            raise FetchError("SHORT_READ", str(self._left) + " body bytes missing")
-        mv = memoryview(buf)
-        want = min(len(mv), self._left)
-        if want <= 0:
-            await self.close()
-            return 0
-        n = min(self._e - self._p, want)
-        if n:  # body bytes that arrived with the headers
-            mv[0:n] = self._client.lmv[self._p : self._p + n]
-            self._p += n
-        if n < want:
-            n += self._poll(mv[n:want])
-        if n < want and not self._eof:
-            try:
-                n += await self._client.timed(self._fill(mv[n:want]), "reading the body")
-            except BaseException:
-                await self.close()
-                raise
-        elif self._eof and not n:
-            await self.close()
-            raise FetchError("SHORT_READ", str(self._left) + " body bytes missing")
-        self._left -= n
-        if not self._left:
-            await self.close()
-        return n
+    # return the count, 0 at the end of the body (ota.body.readinto, a coroutine).
+    def readinto(self, buf):
+        from ota.body import readinto
 
-    # Take what the socket already holds without waiting (its fd is non-blocking under
-    # asyncio): a read that does not block needs no trip through the event loop and no timer.
-    def _poll(self, mv):
-        sock = getattr(self._r, "s", None)
-        n = 0
-        while sock is not None and n < len(mv):
-            try:
-                k = sock.readinto(mv[n:])
-            except OSError:
-                return n  # let the timed path report it
-            if k is None:
-                break  # nothing buffered: wait for it in _fill
-            if not k:
-                self._eof = True
-                break
-            n += k
-        return n
-
-    async def _fill(self, mv):
-        n = 0
-        while n < len(mv):
-            k = await self._recv(mv[n:])
-            if not k:
-                self._eof = True
-                if not n:
-                    raise FetchError("SHORT_READ", str(self._left) + " body bytes missing")
-                break
-            n += k
-        return n
+        return readinto(self, buf)
 
     # Close the connection; safe to call more than once.
     async def close(self):

@@ -25,18 +25,19 @@
 #   kr_v     blob version u32, expires u32, body digest (32), env (ASCII) of that keyring
 #   rev      blob revision i32 + channel (ASCII): the highest manifest revision accepted, and
 #            the channel it belongs to (another channel starts at revision 0); written
-#            by accept(), a module function at the end, with its write order
+#            by accept() (ota.stateops), with its write order
 # NVS sets are durable one by one (there is no transaction), so the order of the writes in each
 # operation is its protocol: a record of several keys has a marker key, erased first and written
 # last, and a reader trusts the other keys only under its marker. The otadata boot flags stay
 # the single source of truth for which slot boots; nothing here duplicates them.
 #
 # RAM: the agent's State lives as long as the app, so only what an install needs while the
-# payload streams in is here: the NVS primitives, the resume point, the last failure and the
-# arming of a trial. Every other operation (the installed release, the trial's end, the
-# rollback, the pending report, support end, the keyring) is in ota.stateops and called the same
-# way, st.keyring(env): State.__getattr__ loads that module on first use and ota.release()
-# drops it with the phase that used it.
+# payload streams in (the agent's peak of RAM) is here: the NVS primitives and the resume point.
+# Every other operation (arming and ending a trial, the last failure, the installed release and
+# what the checks enforce, the rollback, the pending report, support end, the keyring, the
+# accepted revision) is in ota.stateops and called the same way, st.keyring(env):
+# State.__getattr__ loads that module on first use and ota.release() drops it with the phase
+# that used it.
 try:
     from micropython import const  # pyright: ignore[reportAssignmentType] - CPython fallback below
 except ImportError:  # CPython
@@ -73,9 +74,6 @@ class State:
             return b""
         return bytes(self._buf[:n])
 
-    def text(self, key):
-        return self.blob(key).decode()
-
     def erase(self, *keys):
         for k in keys:
             try:
@@ -85,27 +83,6 @@ class State:
 
     def commit(self):
         self.nvs.commit()
-
-    # --- the trial (armed here by ota.agent; ota.stateops ends it, from ota.trial) ---------
-    def arm_trial(self, seq, sv, addr, set_boot):
-        # Order: the old marker goes first, the details, the marker t_seq, then set_boot(),
-        # then t_armed. A cut after any prefix leaves a state ota.trial.boot() handles: no
-        # marker = no trial; a marker without t_armed = an install cut before set_boot returned.
-        self.erase("t_seq")
-        self.nvs.set_i32("t_armed", 0)
-        self.erase("t_fail", "t_faild")
-        self.nvs.set_i32("t_sv", sv)
-        self.nvs.set_i32("t_addr", addr)
-        self.nvs.set_i32("t_seq", seq)
-        set_boot()
-        self.nvs.set_i32("t_armed", 1)
-        self.erase("last", "last_d")  # d_id/d_off stay until the trial ends
-
-    # --- the last failure, kept for status() (read by stateops.last) -----------------------
-    def set_last(self, reason, detail=""):
-        # The detail first; "last" (the reason) is the marker.
-        self.nvs.set_blob("last_d", detail.encode()[:_BLOB_MAX])
-        self.nvs.set_blob("last", reason.encode())
 
     # --- the resume point of a raw download (ota.download) ---------------------------------
     def progress(self, tag):
@@ -131,28 +108,3 @@ class State:
             self.commit()
         else:
             self.erase("d_off")
-
-    def has_progress(self):
-        return bool(self.blob("d_id"))
-
-
-# --- the accepted signed state of the channel (ota.check; docs/format.md §2) -----------------
-# Functions of st (a State), not methods: the resident State class stays as it was.
-def revision(st, channel):
-    # The highest manifest revision accepted for channel (0: none, or another channel's).
-    from struct import unpack_from
-    b = st.blob("rev")
-    return unpack_from("<i", b)[0] if b[4:] == channel.encode() else 0
-
-
-def accept(st, channel, rev, support_end):
-    # A manifest passed every check: its revision (one atomic record with its channel) first,
-    # then its support end, only if later than the stored one (never shortened). Nothing is
-    # written when nothing moves. A cut between the two leaves the revision accepted; the same
-    # document (equal revision) stores the support end next time.
-    if rev > revision(st, channel):
-        from struct import pack
-        st.nvs.set_blob("rev", pack("<i", rev) + channel.encode())
-    if support_end > (st.support_end() or ""):
-        st.save_support_end(support_end)
-    st.commit()

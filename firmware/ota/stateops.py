@@ -17,6 +17,10 @@ _MAX_BAD = const(8)
 _BLOB_MAX = const(96)
 
 
+def text(st, key):
+    return st.blob(key).decode()
+
+
 # --- the installed release ------------------------------------------------------------------
 def installed(st):
     return st.i32("seq")
@@ -31,7 +35,22 @@ def bad_sequences(st):
     return [struct.unpack_from("<i", b, i)[0] for i in range(0, len(b) - 3, 4)]
 
 
-# --- the trial: armed by State.arm_trial, ended here at boot (ota.trial) ----------------------
+# --- the trial: armed by the agent (ota.agent), ended at boot (ota.trial) ------------------------
+def arm_trial(st, seq, sv, addr, set_boot):
+    # Order: the old marker goes first, the details, the marker t_seq, then set_boot(), then
+    # t_armed. A cut after any prefix leaves a state ota.trial.boot() handles: no marker = no
+    # trial; a marker without t_armed = an install cut before set_boot returned.
+    st.erase("t_seq")
+    st.nvs.set_i32("t_armed", 0)
+    st.erase("t_fail", "t_faild")
+    st.nvs.set_i32("t_sv", sv)
+    st.nvs.set_i32("t_addr", addr)
+    st.nvs.set_i32("t_seq", seq)
+    set_boot()
+    st.nvs.set_i32("t_armed", 1)
+    st.erase("last", "last_d")  # d_id/d_off stay until the trial ends
+
+
 def trial(st):
     # (seq, security_version, slot address, armed) of the staged trial; seq 0 when none.
     seq = st.i32("t_seq")
@@ -42,8 +61,8 @@ def trial(st):
 
 def trial_failure(st):
     # (reason, detail) a failed trial recorded before it reset, or (None, "").
-    r = st.text("t_fail")
-    return (r, st.text("t_faild")) if r else (None, "")
+    r = text(st, "t_fail")
+    return (r, text(st, "t_faild")) if r else (None, "")
 
 
 def fail_trial(st, reason, detail):
@@ -77,7 +96,7 @@ def reject_trial(st, seq, reason, detail):
     if seq not in bad:
         bad = (bad + [seq])[-_MAX_BAD:]
         st.nvs.set_blob("bad", struct.pack("<%di" % len(bad), *bad))
-    st.set_last(reason, "sequence %d: %s" % (seq, detail))
+    set_last(st, reason, "sequence %d: %s" % (seq, detail))
     st.nvs.set_blob("rb_rsn", reason.encode())
     st.nvs.set_blob("rb_det", detail.encode()[:_BLOB_MAX])
     st.nvs.set_i32("rb", seq)  # the rollback record's marker, after its fields
@@ -98,7 +117,7 @@ def discard_trial(st, power_lost):
 def rollback(st):
     # (sequence, reason, detail) of the last rollback, or None.
     seq = st.i32("rb")
-    return (seq, st.text("rb_rsn"), st.text("rb_det")) if seq else None
+    return (seq, text(st, "rb_rsn"), text(st, "rb_det")) if seq else None
 
 
 # --- the pending report of a trial's outcome (ota.report) --------------------------------------
@@ -114,7 +133,7 @@ def report(st):
     seq = st.i32("rpt")
     if not seq:
         return None
-    return st.text("rpt_e"), seq, st.text("rpt_r") or None
+    return text(st, "rpt_e"), seq, text(st, "rpt_r") or None
 
 
 def forget_report(st):
@@ -122,19 +141,30 @@ def forget_report(st):
     st.commit()
 
 
-# --- the last failure (written by State.set_last) -----------------------------------------------
+# --- the last failure, kept for status() ---------------------------------------------------------
+def set_last(st, reason, detail=""):
+    # The detail first; "last" (the reason) is the marker.
+    st.nvs.set_blob("last_d", detail.encode()[:_BLOB_MAX])
+    st.nvs.set_blob("last", reason.encode())
+
+
 def last(st):
-    r = st.text("last")
-    return (r, st.text("last_d")) if r else (None, "")
+    r = text(st, "last")
+    return (r, text(st, "last_d")) if r else (None, "")
+
+
+# --- the resume point: whether a raw download's is kept (ota.encoded; the rest in ota.state) ---
+def has_progress(st):
+    return bool(st.blob("d_id"))
 
 
 # --- support end (from the last verified manifest) ---------------------------------------------
 def support_end(st):
-    return st.text("eos") or None
+    return text(st, "eos") or None
 
 
-def save_support_end(st, text):
-    b = text.encode()
+def save_support_end(st, end):
+    b = end.encode()
     if st.blob("eos") != b:  # no flash write when unchanged
         st.nvs.set_blob("eos", b)
 
@@ -163,16 +193,57 @@ def save_keyring(st, packed, version, expires, digest, env):
 
 
 # --- Agent.status(): the saved records as its fields (docs/agent.md) ---------------------------
-def status_fields(st, s, own_end):
-    # Fills s, the agent's status dict. own_end is the firmware's support end, reported until
-    # a signed manifest told one; the last failure fills reason and detail when the agent has
-    # none of its own (and is not held back by a rollout).
-    s["installed_sequence"] = installed(st)
-    s["security_floor"] = floor(st)
+def status_fields(st, s, own_end, channel):
+    # Fills s, the agent's status dict: the installed sequence and floor as the checks enforce
+    # them (enforced()), the revision accepted for channel. own_end is the firmware's support
+    # end, reported until a signed manifest told one; the last failure fills reason and detail
+    # when the agent has none of its own (and is not held back by a rollout).
+    s["installed_sequence"], s["security_floor"] = enforced(st)
     s["keyring_version"] = keyring(st)[0]
+    s["revision"] = revision(st, channel)  # of the last manifest accepted
     s["bad_sequences"] = bad_sequences(st)
     rb = rollback(st)
     s["rollback"] = "%d %s %s" % rb if rb else None  # for display: "SEQ REASON detail"
     s["support_end"] = support_end(st) or own_end
     if s["reason"] is None and s["state"] != "held":
         s["reason"], s["detail"] = last(st)
+
+
+# --- the accepted signed state of the channel (ota.check; docs/format.md §2) -----------------
+def revision(st, channel):
+    # The highest manifest revision accepted for channel (0: none, or another channel's).
+    b = st.blob("rev")
+    return struct.unpack_from("<i", b)[0] if b[4:] == channel.encode() else 0
+
+
+def accept(st, channel, rev, end):
+    # A manifest passed every check: its revision (one atomic record with its channel) first,
+    # then its support end, only if later than the stored one (never shortened). Nothing is
+    # written when nothing moves. A cut between the two leaves the revision accepted; the same
+    # document (equal revision) stores the support end next time.
+    if rev > revision(st, channel):
+        st.nvs.set_blob("rev", struct.pack("<i", rev) + channel.encode())
+    if end > (support_end(st) or ""):
+        save_support_end(st, end)
+    st.commit()
+
+
+# --- what the checks enforce: the saved records raised to the firmware's own release --------
+def enforced(st):
+    # (installed sequence, security floor) that ota.check enforces and status() reports: seq
+    # and floor, each raised to the firmware's own release, so that a board with empty NVS
+    # refuses anything older. That release is (SEQUENCE, SECURITY_VERSION) of the frozen
+    # module ota_origin, which the build writes (otakit build --sequence --security-version);
+    # without it (a development board) (0, 0). Reads only: NVS keeps what was confirmed.
+    seq, sv = 0, 0
+    try:
+        import ota_origin
+        seq = getattr(ota_origin, "SEQUENCE", 0)
+        sv = getattr(ota_origin, "SECURITY_VERSION", 0)
+    except ImportError:
+        pass
+    finally:
+        import sys
+        sys.modules.pop("ota_origin", None)
+    n, f = installed(st), floor(st)
+    return (n if n > seq else seq), (f if f > sv else sv)

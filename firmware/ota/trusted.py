@@ -6,35 +6,18 @@
 # accepted (ota.keyring.parse) and that has not expired: it fetches <url>/<product>/keyring at
 # every check (ETag: usually a 304), keeps the accepted one in ota.state (kr_k, kr_v), and
 # refuses with KEYRING_REQUIRED when the server has none (404) or none was ever accepted; the
-# baked KEYS are never used then (docs/format.md §7.4). get_doc() is the one rule for a 304
-# (ota.check uses it for the manifest too). Loaded by ota.check only while it runs.
+# baked KEYS are never used then (docs/format.md §7.4). Loaded by ota.check only while it runs;
+# ota.check releases it before it fetches the manifest.
 import sys
 
 from .errors import FetchError, ManifestError
 
 
-async def get_doc(fetch, url, etag):
-    # fetch(url, etag) -> (status, etag, n), with etag given only while a verified copy of the
-    # document is cached. A 304 to a request without If-None-Match is never fresh: the document
-    # is asked for once more, and a second 304 is BAD_RESPONSE. A 304 to a request with one is
-    # returned for the caller to re-check what it cached (its expiry).
-    for _ in range(2):
-        try:
-            r = await fetch(url, etag)
-        except FetchError as e:
-            if etag or e.status != 304:
-                raise
-            r = (304, None, 0)  # the HTTP client refuses an unasked-for 304
-        if etag or r[0] != 304:
-            return r
-    raise FetchError("BAD_RESPONSE", "304 Not Modified for a document this device does not "
-                     "have", 304)
-
-
 async def trusted_keys(cfg, st, fetch, buf, now, kr_etag):
     # Returns (keys, kr_etag, changed, version): changed when a newer keyring was accepted just
     # now; version that of the keyring the keys come from (0: the baked KEYS, no ROOTS).
-    # fetch(url, etag) -> (status, etag, n) reads the document into buf; now() the time or None.
+    # fetch(url, etag) -> (status, etag, n) reads the document into buf (a 304 only to a request
+    # with an etag); now() the time or None.
     try:
         import ota_keys
 
@@ -54,7 +37,8 @@ async def trusted_keys(cfg, st, fetch, buf, now, kr_etag):
     changed = False
     held = st.keyring(env)[0]
     try:
-        status, etag, n = await get_doc(fetch, cfg.keyring_url(), kr_etag if held else None)
+        url = "%s/%s/keyring" % (cfg.url, cfg.product)
+        status, etag, n = await fetch(url, kr_etag if held else None)
     except FetchError as e:
         if e.status != 404:
             raise

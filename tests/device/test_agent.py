@@ -112,11 +112,13 @@ if installed:
 """
 
 
-HEAP_LIMIT = "64K"  # issue 4: a whole update must complete in 64 KB (docs/performance.md)
+# issue 16: the .mpy whole-update heap is 58 KB on both layouts (bench.agent, 1 KB steps); the
+# gate holds it there with 2 KB of margin (it was 64 KB, issue 4's limit)
+HEAP_LIMIT = "60K"
 
 
 @pytest.mark.parametrize(("board", "size"), [("esp32", 1_000_000), ("esp32-8mb", 3_000_000)])
-def test_whole_update_completes_in_the_64_kb_heap(tmp_path: Path, board: str, size: int) -> None:
+def test_whole_update_completes_in_the_60_kb_heap(tmp_path: Path, board: str, size: int) -> None:
     # the limit as a gate; bench.agent measures the smallest heap that works
     with Lab(tmp_path / "lab", board=board) as lab:
         lab.flash(make_app_image("1.0.0", size=SIZE))

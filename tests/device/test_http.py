@@ -57,8 +57,9 @@ async def get(c, url, a):
     return out
 
 async def small(c, url, a):
+    from ota.httpsmall import get_small
     buf = bytearray(a.get("bufsize", 4096))
-    st, etag, n = await c.get_small(url, buf, a.get("etag"))
+    st, etag, n = await get_small(c, url, buf, a.get("etag"))
     return {"status": st, "etag": etag, "n": n, "sha256": hexs(hashlib.sha256(buf[:n]).digest())}
 
 def main():
@@ -66,8 +67,9 @@ def main():
     ca = open(a["ca"], "rb").read() if a.get("ca") else None
     try:
         if op == "sync":
+            from ota.httpsmall import get_small
             buf = bytearray(a.get("bufsize", 4096))
-            st, etag, n = asyncio.run(HTTPClient(5000, ca).get_small(url, buf, a.get("etag")))
+            st, etag, n = asyncio.run(get_small(HTTPClient(5000, ca), url, buf, a.get("etag")))
             out = {"status": st, "etag": etag, "n": n}
         else:
             c = HTTPClient(a.get("timeout_ms", 5000), ca)
@@ -222,7 +224,7 @@ def compiled(tmp_path_factory: pytest.TempPathFactory, driver: Path) -> Path:
 
     out = tmp_path_factory.mktemp("mpy")
     (out / "ota").mkdir()
-    for name in ("__init__", "errors", "http", "httpparse", "response"):
+    for name in ("__init__", "errors", "http", "httpparse", "response", "body"):
         subprocess.run([mpy_cross_binary(), "-o", str(out / "ota" / f"{name}.mpy"),
                         str(FIRMWARE / "ota" / f"{name}.py")], check=True)
     subprocess.run([mpy_cross_binary(), "-o", str(out / "drv.mpy"), str(driver)], check=True)

@@ -1,6 +1,6 @@
 """Issue 15, attack 9: a telemetry server that never stops answering.
 
-The agent posts its report through the HTTP client (ota.report -> HTTPClient.post), which reads the
+The agent posts its report through the HTTP client (ota.report -> ota.httpsmall.post), which reads the
 reply's status line and headers through its fixed 512-byte line buffer and never reads the body.
 A hostile (or broken) report server that sends an endless header line, endless header lines or an
 endless body must cost the device neither memory nor the update: the real agent on the simulated
@@ -36,9 +36,10 @@ agent = ota.Agent(ota.Config(cfg["url"], cfg["product"], cfg["board"], channel=c
 installed = agent.update_sync()
 print("STATUS " + json.dumps(agent.status()))
 from ota.http import HTTPClient
+from ota.httpsmall import post as post_to
 async def post():
     try:
-        await HTTPClient(3000).post(cfg["report"], b"{}", 3000)
+        await post_to(HTTPClient(3000), cfg["report"], b"{}", 3000)
         print("REPLY ok")
     except OTAError as e:
         print("REPLY " + e.reason)

@@ -182,6 +182,8 @@ def test_attack_factory_fresh_downgrade(lab: Lab, capsys: pytest.CaptureFixture)
     result = step(lab)
     assert last(result)["reason"] == "ROLLBACK" and "installed 10" in last(result)["detail"]
     nothing_changed(lab, result, "1.9.0", 0)
+    # status() shows what the checks enforce (the firmware's own release), not the empty NVS
+    assert (last(result)["installed_sequence"], last(result)["security_floor"]) == (10, 3)
     # a newer sequence built with an older security version
     serve(lab, signed(lab, image("1.9.1"), version="1.9.1", sequence=11, revision=2,
                       security_version=2))

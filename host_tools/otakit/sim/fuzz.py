@@ -48,6 +48,7 @@ import sys, struct, asyncio, gc
 from ota import manifest, keyring
 from ota.errors import OTAError
 from ota.http import HTTPClient
+from ota.httpsmall import get_small
 from ota_fuzz_keys import KEYS, ROOTS
 REAL = manifest._verify
 PORT = int(sys.argv[2])
@@ -58,7 +59,7 @@ async def http(i, mode):
     url = "http://127.0.0.1:%%d/case/%%d" %% (PORT, i)
     buf = BUF
     if mode == 0:
-        await c.get_small(url, buf)
+        await get_small(c, url, buf)
         return
     r = await c.get(url, 1 << 20, None, 100 if mode == 2 else 0)
     try:

@@ -1,0 +1,45 @@
+# ota/vet.py: the check phase's policy checks that need device state (ota.check).
+# MIT license; Copyright (c) 2026 otakit contributors
+#
+# Loaded by ota.check once the manifest's signature and fields hold, so that this code is not
+# in the heap while the signature is checked.
+from . import release
+from .errors import ManifestError
+
+
+def vet(cfg, st, m, now, kr_version):
+    # Policy checks that need device state, in the order of docs/format.md §5 (the first
+    # failure is reported): the verdict, or ManifestError. Only a manifest that passes every
+    # check moves the stored revision and support end (State.accept).
+    if m.channel != cfg.channel:
+        raise ManifestError("WRONG_CHANNEL", "for %s, not %s" % (m.channel, cfg.channel))
+    if m.min_keyring > kr_version:  # the keyring version this device holds (docs/format.md §7.4)
+        raise ManifestError("KEYRING_REQUIRED", "the manifest needs keyring version %d, "
+                            "this device holds %d" % (m.min_keyring, kr_version))
+    if m.expires is not None and now is not None and now > m.expires:
+        # also at the installed sequence: a frozen (replayed, stale) channel is reported
+        raise ManifestError("EXPIRED", "the manifest expired at %d" % m.expires)
+    rev = st.revision(cfg.channel)
+    if m.revision < rev:
+        raise ManifestError("OLD_REVISION", "revision %d, accepted %d" % (m.revision, rev))
+    installed, floor = st.enforced()  # NVS raised to the firmware's own release (ota_origin)
+    if m.sequence < installed:
+        raise ManifestError("ROLLBACK", "sequence %d is older than the installed %d"
+                            % (m.sequence, installed))
+    if m.sequence in st.bad_sequences():
+        raise ManifestError("KNOWN_BAD", "sequence %d failed its trial boot before"
+                            % m.sequence)
+    if m.security_version < floor:
+        raise ManifestError("SECURITY_FLOOR", "security version %d is below the floor %d"
+                            % (m.security_version, floor))
+    st.accept(cfg.channel, m.revision, m.support_end)  # every check passed; both signed
+    if m.sequence == installed:
+        return "up_to_date", None, "", None, None
+    if m.rollout is not None:  # a staged rollout (docs/format.md §2.3)
+        from .fleet import held
+        why = held(m, cfg.device_id)
+        release()
+        if why:
+            return "held", None, why, None, None
+    return "offered", None, "%s (sequence %d)" % (m.version, m.sequence), m, None
+
