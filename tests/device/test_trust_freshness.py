@@ -220,6 +220,6 @@ def test_download_deadline_slow_drip(lab: Lab) -> None:
     result = run_checks(lab, extra=extra)
     assert "BOOT confirmed" in result.log, result.log
     assert statuses(result)[0]["resumed_from"] == kept
-    # the resume is one Range request (the cut-off first request is logged only once the
-    # server notices the dropped connection, so it may or may not be in the log yet)
-    assert [st for _, _, st in blob_requests(lab)][-1:] == [206] and lab.nvs()["seq"] == 2
+    # the resume is a Range request (the cut-off first request is logged only once the server
+    # notices the dropped connection, so it may be logged before or after it, or not yet)
+    assert 206 in [st for _, _, st in blob_requests(lab)] and lab.nvs()["seq"] == 2
