@@ -112,13 +112,14 @@ if installed:
 """
 
 
-# issue 16: the .mpy whole-update heap is 58 KB on both layouts (bench.agent, 1 KB steps); the
-# gate holds it there with 2 KB of margin (it was 64 KB, issue 4's limit)
-HEAP_LIMIT = "60K"
+# issue 16: the .mpy whole-update heap is 58 KB on both layouts (bench.agent, 1 KB steps, an idle
+# machine). The gate allows 4 KB more: inside the parallel test run the 8 MB case has failed at
+# 60 KB (a 285-byte import at the payload request), which a lone run never shows; it was 64 KB.
+HEAP_LIMIT = "62K"
 
 
 @pytest.mark.parametrize(("board", "size"), [("esp32", 1_000_000), ("esp32-8mb", 3_000_000)])
-def test_whole_update_completes_in_the_60_kb_heap(tmp_path: Path, board: str, size: int) -> None:
+def test_whole_update_completes_in_the_62_kb_heap(tmp_path: Path, board: str, size: int) -> None:
     # the limit as a gate; bench.agent measures the smallest heap that works
     with Lab(tmp_path / "lab", board=board) as lab:
         lab.flash(make_app_image("1.0.0", size=SIZE))

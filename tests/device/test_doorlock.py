@@ -121,7 +121,7 @@ def test_config_migrated_only_after_confirm(lab: Lab, fault: bool) -> None:
 # configured port). A press is held for 40 ms in every 200 ms of wall-clock time, whatever the
 # app is doing: a press the lock does not see while it is held is missed. Every check is counted.
 OFFLINE = """\
-import time, doorlock, ota.agent
+import time, doorlock, ota.agent, ota.agentops
 
 class Button:
     def value(self):
@@ -129,7 +129,7 @@ class Button:
 
 toggles = []
 orig_init, orig_toggle = doorlock.Lock.__init__, doorlock.Lock.toggle
-orig_check = ota.agent.Agent.check
+orig_check = ota.agentops.check  # Agent.check() lives there (ota.agent.Agent.__getattr__)
 
 def init(self):
     orig_init(self)
