@@ -11,10 +11,14 @@
   first write call of each boot that covers flash address ADDR reports success, but "flip"
   stores the byte at ADDR with its lowest bit inverted and "stale" stores nothing at all (the old
   bytes stay). Nothing tells the firmware; only reading the flash back shows it.
-Both allocate only in setup(); the hooks run under the agent's heap lock.
+- Trace (OTAKIT_SIM_TRACE=file): every mutating op is appended to the file as 9 bytes, "<BII":
+  kind (0 erase of a sector, 1 write), address, length (what a campaign classifies its cut
+  points by: app slot, NVS record or commit, otadata, vfs).
+All of them allocate only in setup(); the hooks run under the agent's heap lock.
 """
 
 import os
+import struct
 import _simflash as fl
 from micropython import const
 
@@ -28,10 +32,15 @@ _n = 0
 _kind = 0  # silent corruption: 1 flip, 2 stale, 0 none (or already done in this boot)
 _at = 0
 _one = bytearray(1)
+_trace = None  # the trace file
+_rec = bytearray(9)
 
 
 def setup():
-    global _brownout, _saved, _kind, _at
+    global _brownout, _saved, _kind, _at, _trace
+    path = os.getenv("OTAKIT_SIM_TRACE")
+    if path:
+        _trace = open(path, "ab")
     _brownout = os.getenv("OTAKIT_SIM_BROWNOUT") == "1"
     if _brownout:
         _saved = bytearray(_SECTOR)
@@ -59,8 +68,15 @@ def _save(addr, n):
     _n = n
 
 
+def _log(kind, addr, n):
+    struct.pack_into("<BII", _rec, 0, kind, addr, n)
+    _trace.write(_rec)
+
+
 def erase(a):
     # Called as the sector at a is about to be erased (its op counted).
+    if _trace is not None:
+        _log(0, a, _SECTOR)
     if _before_cut():
         _save(a + _HALF, _SECTOR - _HALF)
 
@@ -70,6 +86,8 @@ def write(addr, buf, cut):
     # it). Returns True when the write was done here (silently corrupted).
     global _kind
     n = len(buf)
+    if _trace is not None:
+        _log(1, addr, n)
     if _before_cut():
         _save(addr + n // 2, n - n // 2)
     if not _kind or not addr <= _at < addr + n:

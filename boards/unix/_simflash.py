@@ -12,8 +12,8 @@ Invariants:
   is cut: the exit record is written and the process kills itself with SIGKILL, so device code
   can neither catch nor delay it.
 - The fault model beyond the torn cut (a brown-out that also tears the op before the cut; silent
-  corruption of a write) is in _simfault, imported only when OTAKIT_SIM_BROWNOUT or
-  OTAKIT_SIM_FAULT is set (this module's code is on the heap of the firmware it serves).
+  corruption of a write), and the op trace, are in _simfault, imported only when
+  OTAKIT_SIM_BROWNOUT, OTAKIT_SIM_FAULT or OTAKIT_SIM_TRACE is set (this module's code is on the heap of the firmware it serves).
 - read/write/erase allocate nothing on the heap (the agent may call them under heap_lock); the
   two 4 KiB buffers below are allocated once at import.
 """
@@ -56,7 +56,8 @@ def open_flash():
     state_dir = os.getenv("OTAKIT_SIM_STATE") or "."
     _base = _env_int("OTAKIT_SIM_OPS")
     _cut = _env_int("OTAKIT_SIM_CUT_AT")
-    if os.getenv("OTAKIT_SIM_BROWNOUT") or os.getenv("OTAKIT_SIM_FAULT"):
+    if os.getenv("OTAKIT_SIM_BROWNOUT") or os.getenv("OTAKIT_SIM_FAULT") or \
+            os.getenv("OTAKIT_SIM_TRACE"):
         import _simfault as _fx
         _fx.setup()
 
