@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test demo demo-real bench campaign clean vectors hil typecheck fuzz
+.PHONY: setup test demo demo-real bench campaign clean vectors hil typecheck fuzz mutate
 
 # Create .venv and install the host package plus everything the tests need (and, as root, the
 # Debian packages of scripts/install-system-deps.sh). Re-runs when either file changes.
@@ -49,6 +49,14 @@ bench: $(STAMP)
 campaign: $(STAMP)
 	mkdir -p build
 	$(BIN)/otakit sim campaign --full --json build/campaign.json
+
+# Mutation testing (docs/reliability.md): each deliberate bug of the catalogue in
+# host_tools/otakit/sim/mutate.py, applied one at a time to a copy of the tree, must be caught by
+# a fast selection of the tests or by the reduced campaign (FULL=1: the full one for survivors).
+# Slow (minutes per mutant); not part of `make test`. The verdicts go to build/mutate.json.
+mutate: $(STAMP)
+	mkdir -p build
+	$(BIN)/python -m otakit.sim.mutate --json build/mutate.json $(if $(FULL),--full)
 
 # Fuzz the device parsers on the MicroPython unix port (docs/security.md); SEED=n to repeat a run.
 fuzz: $(STAMP)
