@@ -226,7 +226,8 @@ def _campaign(tree: Path, full: bool, timeout: float, first: str = "") -> tuple[
         f = json.loads(out.read_text())["failures"][0]
         return False, f"{f['command']}: {f['problems'][0]}"
     except (OSError, ValueError, KeyError, IndexError):
-        return False, (p.stderr or p.stdout)[-300:]
+        m = re.search(r"the golden run of \w+ fails the oracle: .*", p.stderr + p.stdout)
+        return False, m[0][:300] if m else (p.stderr or p.stdout)[-300:]
 
 
 def judge(mutant: Mutant | None, work: Path, full: bool) -> Verdict:
