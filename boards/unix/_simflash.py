@@ -11,6 +11,9 @@ Invariants:
   the operation is torn (half a sector erased / the first half of the data written) and power
   is cut: the exit record is written and the process kills itself with SIGKILL, so device code
   can neither catch nor delay it.
+- The fault model beyond the torn cut (a brown-out that also tears the op before the cut; silent
+  corruption of a write), and the op trace, are in _simfault, imported only when
+  OTAKIT_SIM_BROWNOUT, OTAKIT_SIM_FAULT or OTAKIT_SIM_TRACE is set (this module's code is on the heap of the firmware it serves).
 - read/write/erase allocate nothing on the heap (the agent may call them under heap_lock); the
   two 4 KiB buffers below are allocated once at import.
 """
@@ -32,6 +35,7 @@ _er_lo = 0  # [_er_lo, _er_hi) is known to be erased and not written since
 _er_hi = 0
 _ff = bytearray(b"\xff" * _SECTOR)
 _scratch = bytearray(_SECTOR)
+_fx = None  # the _simfault module when a fault is set
 
 
 def _env_int(name):
@@ -41,7 +45,7 @@ def _env_int(name):
 
 def open_flash():
     # Open the image named by the environment (idempotent). Allocates.
-    global _f, size, state_dir, _base, _cut
+    global _f, size, state_dir, _base, _cut, _fx
     if _f is not None:
         return
     path = os.getenv("OTAKIT_SIM_FLASH")
@@ -52,6 +56,10 @@ def open_flash():
     state_dir = os.getenv("OTAKIT_SIM_STATE") or "."
     _base = _env_int("OTAKIT_SIM_OPS")
     _cut = _env_int("OTAKIT_SIM_CUT_AT")
+    if os.getenv("OTAKIT_SIM_BROWNOUT") or os.getenv("OTAKIT_SIM_FAULT") or \
+            os.getenv("OTAKIT_SIM_TRACE"):
+        import _simfault as _fx
+        _fx.setup()
 
 
 def ops_total():
@@ -101,6 +109,8 @@ def write(addr, buf):
     global _er_lo, _er_hi
     n = len(buf)
     cut = _next_op_is_cut()
+    if _fx is not None and _fx.write(addr, buf, cut):
+        return
     if cut:
         n //= 2
     end = addr + n
@@ -123,7 +133,10 @@ def erase(addr, length):
     a = addr
     end = addr + length
     while a < end:
-        if _next_op_is_cut():
+        cut = _next_op_is_cut()
+        if _fx is not None:
+            _fx.erase(a)
+        if cut:
             _f.seek(a)
             _f.write(_ff, 0, _CUT_ERASE_BYTES)
             _er_lo = _er_hi = 0
@@ -144,7 +157,7 @@ def erase_program(addr, buf):
     global _ops, _er_lo, _er_hi
     n = len(buf)
     ops = n // _SECTOR + 1
-    if _cut > 0 and _base + _ops < _cut <= _base + _ops + ops:
+    if (_cut > 0 and _base + _ops < _cut <= _base + _ops + ops) or _fx is not None:
         erase(addr, n)
         write(addr, buf)
         return
@@ -165,6 +178,8 @@ def die(event, extra=""):
     # End this boot now, uncatchably: record the event, then SIGKILL our own process.
     while micropython.heap_unlock():
         pass
+    if _fx is not None and event == "cut":
+        _fx.brownout()
     try:
         write_exit(event, extra)
     finally:

@@ -1,18 +1,21 @@
 """The reduced power-cut campaign (`otakit sim campaign`): what `make test` runs on every change.
 
-Every 10th flash operation of a whole update cycle plus every operation from the end of the
-download on (set_boot, reboot, trial, confirm, floor and state writes), for a normal update, for
-a release whose image crashes (rollback), for the update after one the agent installed (second:
-back into ota_0, over the NVS state the first left) and for the example door-lock app's own update
-loop (app), plus a few second cuts during the recovery from a first; the oracle
-(otakit.sim.campaign) must find nothing. `make campaign` cuts at every op.
+A few ops of every kind (app-slot erase and program, NVS record and commit, otadata, vfs) in
+every phase of the download, from the golden run's op trace, plus every operation from the end
+of the download on (set_boot, reboot, trial, confirm, floor and state writes), for a normal
+update, for a release whose image crashes (rollback), for one whose health check fails
+(unhealthy), for the update after one the agent installed (second: back into ota_0, over the
+NVS state the first left), for two consecutive updates with a cut in each (chain) and for the
+example door-lock app's own update loop (app), plus a few second cuts during the recovery from
+a first and a few brown-outs; the oracle (otakit.sim.oracle) must find nothing. `make campaign`
+cuts at every op of every scenario.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from otakit.sim.campaign import cut_plan, run_campaign
+from otakit.sim.campaign import cut_plan, kind_plan, run_campaign
 
 
 def test_cut_plan_samples_and_keeps_the_install_phase() -> None:
@@ -20,12 +23,30 @@ def test_cut_plan_samples_and_keeps_the_install_phase() -> None:
     assert cut_plan(30, 25, full=False, every=10) == [1, 11, 21, 25, 26, 27, 28, 29, 30]
 
 
+def test_kind_plan_cuts_every_kind_in_every_phase() -> None:
+    # a download of 4 ops per block (erase, program, NVS record, commit) sampled every 10th op
+    # would never cut an erase or an NVS record; the kind plan cuts each of them
+    kinds = ["vfs"] + ["erase", "program", "nvs-record", "nvs-commit"] * 10 + ["otadata"] * 3
+    phases = ["check"] + ["download"] * 40 + ["install"] * 3
+    plan = kind_plan(kinds, phases, 41, per_kind=3)
+    assert {kinds[k - 1] for k in plan if phases[k - 1] == "download"} == \
+        {"erase", "program", "nvs-record", "nvs-commit"}
+    assert 1 in plan and {41, 42, 43, 44} <= set(plan)
+    assert [k for k in plan if kinds[k - 1] == "erase"] == [2, 18, 38]
+
+
 def test_reduced_campaign_survives_every_cut(tmp_path: Path) -> None:
-    report = run_campaign(["small", "rollback", "second", "app"], full=False, every=10, doubles=4, workers=2,
+    names = ["small", "rollback", "unhealthy", "second", "chain", "app"]
+    report = run_campaign(names, full=False, per_kind=3, doubles=3, brownouts=2, workers=2,
                           work=tmp_path)
     d = report.to_dict()
-    assert d["cut_points"] > 200 and d["double_cuts"] >= 12
     assert d["failures"] == [] and d["survived"] == d["cut_points"]
-    for s in d["scenarios"].values():
+    assert d["cut_points"] > 300 and d["double_cuts"] >= 15 and d["brownouts"] == 12
+    for name, s in d["scenarios"].items():
         assert s["golden_ops"] > s["download_done_at_op"] > 0
         assert 0 < s["seconds"] <= d["seconds"]
+        # every kind of op in every phase of the golden run is cut at least once
+        for phase, kinds in s["coverage"].items():
+            for kind, (cut, of) in kinds.items():
+                assert cut >= 1, (name, phase, kind, of)
+        assert s["max_refetched"] <= d["refetch_bound"]

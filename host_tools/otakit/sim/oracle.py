@@ -1,8 +1,9 @@
-"""The power-cut campaign's oracle, outside the agent (criteria (a)-(e) in `otakit.sim.campaign`).
+"""The power-cut campaign's oracle, outside the agent (criteria (a)-(h) in `otakit.sim.campaign`).
 
 `Judge` watches each boot as it ends (the simulated bootloader's record: the SHA-256 of the
 booted image, hashed before the firmware ran) and reads the flash image after it: otadata, NVS
-and, through `vfs_files`, the user's files on the vfs of a copy of the image.
+and, through `vfs_files`, the user's files on the vfs of a copy of the image; and the requests
+the server saw during that boot (the payload's Range, recorded by the campaign's server).
 """
 
 from __future__ import annotations
@@ -16,11 +17,18 @@ from typing import TYPE_CHECKING
 
 from otakit.mpy import run_micropython
 from otakit.sim.build import sim_module_dir
-from otakit.sim.inspect import VALID, read_state
+from otakit.sim.inspect import NEW, PENDING, VALID, FlashState, read_state
 from otakit.sim.runner import Boot, RunResult
 
 if TYPE_CHECKING:
-    from otakit.sim.campaign import Bench
+    from otakit.sim.campaign import Stage
+
+# What one interruption may cost in payload bytes fetched again: ota.download saves its resume
+# point every 64 KB once those bytes are in flash, plus the block in flight, plus the response
+# headers (counted as payload here: the bound is on what the link carries).
+REFETCH_BOUND = 64 * 1024 + 4096 + 1024
+_BLOCK = 4096
+_NORMAL_BOOT = re.compile(r"^(?:BOOT|app: boot) normal", re.M)
 
 # Reads files from the vfs of a copy of a flash image (littlefs mounted read-only), outside the
 # agent and without booting it.
@@ -52,17 +60,60 @@ def stored_revision(nvs: dict, channel: str) -> int:
     return int.from_bytes(raw[:4], "little", signed=True)
 
 
-class Judge:
-    """The oracle: watches each boot as it ends and the flash image after it."""
+def stored_keyring(nvs: dict) -> int:
+    """The version of the keyring document the agent accepted (NVS ``kr_v``), 0 if none."""
+    raw = nvs.get("kr_v", b"")
+    return int.from_bytes(raw[:4], "little") if isinstance(raw, bytes) and len(raw) >= 8 else 0
 
-    def __init__(self, bench: Bench, flash: Path) -> None:  # noqa: D107
+
+def slot_entry_state(st: FlashState, label: str | None) -> int | None:
+    """The otadata state of the newest valid entry selecting slot ``label`` (None if none)."""
+    slots = sorted((p for p in st.partitions if p.type == 0 and 0x10 <= p.subtype < 0x20),
+                   key=lambda p: p.subtype)
+    best = None
+    for e in st.otadata:
+        if e.valid and slots and slots[(e.seq - 1) % len(slots)].label == label and \
+                (best is None or e.seq > best.seq):
+            best = e
+    return best.state if best is not None else None
+
+
+def intact_prefix(data: bytes, offset: int, image: bytes) -> int:
+    """How many leading bytes of ``image`` the flash holds at ``offset``, in whole blocks."""
+    n = 0
+    while n < len(image) and data[offset + n:offset + n + _BLOCK] == image[n:n + _BLOCK]:
+        n += _BLOCK
+    return min(n, len(image))
+
+
+def payload_starts(seen: list[tuple[str, str | None]]) -> list[int]:
+    """The first byte of each payload request in ``seen`` ((path, Range header) pairs)."""
+    out = []
+    for path, rng in seen:
+        if path.startswith("/blobs/"):
+            m = re.match(r"bytes=(\d+)-", rng or "")
+            out.append(int(m[1]) if m else 0)
+    return out
+
+
+class Judge:
+    """The oracle: watches each boot as it ends, the flash image and the server after it."""
+
+    def __init__(self, bench: Stage, flash: Path, cuts: int = 0) -> None:  # noqa: D107
         self.bench = bench
         self.flash = flash
+        self.cuts = cuts  # power cuts in this run (each may cost REFETCH_BOUND bytes)
         self.problems: list[str] = []
         self.floor = 0
         self.seq = 0
         self.rev = 0
+        self.kr = 0
         self.new_recorded = False
+        self.confirmed = False  # the new release was confirmed (its slot VALID or seq recorded)
+        self.mark = len(bench.seen)  # requests the server saw before this run
+        self.prefix: int | None = None  # bytes of the new image intact in its slot at a cut
+        self.fetches = 0  # payload requests
+        self.refetched = 0  # payload bytes fetched again after interruptions
 
     def fail(self, text: str) -> None:
         if text not in self.problems:
@@ -83,12 +134,13 @@ class Judge:
                       f"(sha256 {b.image_sha256[:16] or 'none'})")
         elif which == "older":
             self.fail(f"(d) boot {b.index}: {b.slot} ran 1.0.0, older than the installed release")
+        self._boot_more(b, which)
         new_seq = self.bench.new_seq
         if which == "old" and self.new_recorded:
             self.fail(f"(d) boot {b.index}: the old image runs after sequence {new_seq} was "
                       "recorded as installed")
         # (d) floor and installed sequence never decrease
-        nvs = read_state(self.flash).nvs.get("otakit", {})
+        nvs = self.st.nvs.get("otakit", {})
         floor, seq = int(nvs.get("floor", 0)), int(nvs.get("seq", 0))
         if floor < self.floor:
             self.fail(f"(d) boot {b.index}: the floor went down from {self.floor} to {floor}")
@@ -97,7 +149,11 @@ class Judge:
                       f"to {seq}")
         if seq == new_seq and which != "new":
             self.fail(f"(d) boot {b.index}: sequence {seq} recorded while {which} runs")
-        rev = stored_revision(nvs, self.bench.lab.channel)
+        kr = stored_keyring(nvs)
+        if kr < self.kr:
+            self.fail(f"(d) boot {b.index}: the accepted keyring went down from {self.kr} to {kr}")
+        self.kr = max(kr, self.kr)
+        rev = stored_revision(nvs, self.bench.channel)
         if rev < self.rev:
             self.fail(f"(d) boot {b.index}: the accepted revision went down from {self.rev} "
                       f"to {rev}")
@@ -105,13 +161,51 @@ class Judge:
         self.rev = max(rev, self.rev)
         self.new_recorded = self.new_recorded or seq == new_seq
 
+    def _boot_more(self, b: Boot, which: str | None) -> None:
+        # (f) the last confirmed image stays intact until the new one is confirmed; (g) every
+        # boot of a new image is a trial the agent knows about; (h) payload bytes per cut.
+        bench = self.bench
+        self.st = st = read_state(self.flash)
+        data = self.flash.read_bytes()
+        nvs = st.nvs.get("otakit", {})
+        new_state = slot_entry_state(st, bench.new_slot)
+        self.confirmed = self.confirmed or (not bench.scenario.rejects and (
+            nvs.get("seq") == bench.new_seq or new_state == VALID))
+        if not self.confirmed and \
+                data[bench.old_offset:bench.old_offset + len(bench.old)] != bench.old:
+            self.fail(f"(f) boot {b.index}: the last confirmed image in {bench.old_slot} was "
+                      "overwritten before the new one was confirmed")
+        state = slot_entry_state(st, b.slot)
+        if state in (NEW, PENDING) and _NORMAL_BOOT.search(b.log):
+            self.fail(f"(g) boot {b.index}: {b.slot} ran unconfirmed (otadata state {state}) "
+                      "while ota.boot() reported a normal boot")
+        starts = payload_starts(bench.seen[self.mark:])
+        self.mark = len(bench.seen)
+        self.fetches += len(starts)
+        if len(starts) > 1:
+            self.fail(f"(h) boot {b.index} requested the payload {len(starts)} times")
+        if starts and self.prefix is not None and bench.raw:
+            s, w = starts[0], self.prefix
+            if s > w:
+                self.fail(f"(h) boot {b.index}: the download resumed at byte {s}, past the {w} "
+                          "bytes intact in the slot")
+            elif w - s > REFETCH_BOUND:
+                self.fail(f"(h) boot {b.index}: {w - s} payload bytes fetched again after an "
+                          f"interruption (bound {REFETCH_BOUND})")
+            self.refetched += max(0, w - s)
+            self.prefix = None
+        # a boot that ended otherwise starts no interruption (a cut in the bootloader has no
+        # app boot, so it does not come here)
+        self.prefix = intact_prefix(data, bench.new_offset, bench.new) \
+            if b.ended == "cut" and bench.raw else None
+
     def final(self, result: RunResult) -> None:
         if result.ended != "finished":
             self.fail(f"(b) the run ended {result.ended} after {len(result.boots)} boots")
         if result.error:
             self.fail("the device script raised:\n" + result.last.log[-600:])
         st = read_state(self.flash)
-        crash = self.bench.scenario.crash
+        crash = self.bench.scenario.rejects
         want = "old" if crash else "new"
         image = self.bench.old if crash else self.bench.new
         slot = next((s for s in st.slots if s.label == st.next_boot), None)
@@ -132,6 +226,9 @@ class Judge:
             if bench.new_seq not in status.get("bad_sequences", []) or \
                     nvs.get("seq", 0) != bench.old_seq:
                 self.fail(f"(c) the crashing release is not refused: {status}")
+            if nvs.get("floor", 0) != bench.floor0:
+                self.fail(f"(d) the floor is {nvs.get('floor', 0)} after the release was refused, "
+                          f"not {bench.floor0}")
         else:
             if nvs.get("seq") != bench.new_seq or nvs.get("floor") != bench.new_sv:
                 self.fail(f"(d) installed sequence/floor {nvs.get('seq')}/{nvs.get('floor')} "
@@ -139,16 +236,25 @@ class Judge:
             if status.get("state") != "up_to_date":
                 self.fail(f"(c) the last check says {status.get('state')} "
                           f"({status.get('reason')})")
-        if stored_revision(nvs, bench.lab.channel) != bench.new_rev:
-            self.fail(f"(d) the accepted revision is {stored_revision(nvs, bench.lab.channel)}, "
+        if stored_revision(nvs, bench.channel) != bench.new_rev:
+            self.fail(f"(d) the accepted revision is {stored_revision(nvs, bench.channel)}, "
                       f"not the published manifest's {bench.new_rev}")
         if "t_seq" in nvs:
             self.fail("(c) a trial is still recorded in NVS")
+        if stored_keyring(nvs) != bench.keyring:
+            self.fail(f"(d) the accepted keyring is version {stored_keyring(nvs)}, not the "
+                      f"published {bench.keyring}")
+        # (h) payload bytes: the golden run fetches it once, whole; a cut costs at most the bound
+        if not self.cuts and (self.fetches != 1 or self.refetched):
+            self.fail(f"(h) the uncut run requested the payload {self.fetches} times")
+        if self.refetched > self.cuts * REFETCH_BOUND:
+            self.fail(f"(h) {self.refetched} payload bytes fetched again for {self.cuts} cut(s)")
         # (e) the user's files: unchanged, and the bare script's own state file parses
         kept = self.bench.user_files
         files = vfs_files(self.flash, [*kept, "lock.json"])
         for name, data in kept.items():
-            if files.get(name) != data:
+            if files.get(name) != data and not _same_json(files.get(name),
+                                                          bench.changed.get(name, ())):
                 self.fail(f"(e) {name} changed: {files.get(name)!r}")
         if not self.bench.scenario.app:
             try:
@@ -156,6 +262,16 @@ class Judge:
                     raise ValueError
             except (ValueError, KeyError, TypeError):
                 self.fail(f"(e) lock.json is damaged: {files.get('lock.json')!r}")
+
+
+def _same_json(data: bytes | None, allowed: tuple[bytes | None, ...]) -> bool:
+    # A file the device rewrites (the settings change): the same JSON document as one allowed
+    # (a rewrite may order the keys differently).
+    try:
+        doc = json.loads(data or b"")
+        return any(doc == json.loads(a or b"") for a in allowed)
+    except ValueError:
+        return False
 
 
 def vfs_files(flash: Path, names: list[str]) -> dict[str, bytes | None]:

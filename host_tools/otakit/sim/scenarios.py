@@ -12,14 +12,18 @@ from dataclasses import dataclass
 HEAP = "128K"
 
 # The device: confirm or roll back, save the app's own state as an app would, then check for
-# updates until one attempt does not fail (at most 3), resetting after an install.
+# updates until one attempt does not fail (at most 3), resetting after an install. UNHEALTHY (set
+# in a first line by `device_script`) names a version whose health check fails.
 DEVICE_SCRIPT = """\
-import json, machine, os, ota, _simflash
+import esp32, json, machine, os, ota, _simflash
 
 def settings_ok():
     return json.load(open("ota_config.json"))["product"] == "doorlock"
 
-outcome, detail = ota.boot(checks=(settings_ok,), timeout_ms=5000)
+def healthy():
+    return esp32.sim_firmware()[1] != UNHEALTHY
+
+outcome, detail = ota.boot(checks=(settings_ok, healthy), timeout_ms=5000)
 print("BOOT " + outcome)
 try:
     boots = json.load(open("lock.json"))["boots"]
@@ -43,6 +47,13 @@ for i in range(3):
         machine.reset()
     if agent.status()["state"] != "failed":
         break
+"""
+
+# A change of the user's update settings at every boot of ``settings`` (before the app runs): a
+# vfs write under the cuts; ota_settings.json must be the old or the new file, never torn.
+SETTINGS_CHANGE = """\
+from ota.settings import Settings
+Settings().set_window("01:00", "22:30", tz_min=60)
 """
 
 # The example app itself (firmware/doorlock.py, with the lab's policy: first check at once, one
@@ -86,17 +97,47 @@ class Scenario:
     """One update cycle to cut: ``size`` bytes per image; ``crash``: the new image crashes;
     ``second``: the board already runs a release installed by the agent (1.1.0 in ota_1,
     confirmed), and the update cut is the next one, 1.1.0 -> 1.2.0, back into ota_0; ``app``:
-    the device runs the example door-lock app instead of a bare agent script."""
+    the device runs the example door-lock app instead of a bare agent script; ``unhealthy``: the
+    new image boots but its health check fails (the agent rolls back); ``encoding``: the
+    release is also published as a "deflate" or "delta" (from the old image) payload, which the
+    agent takes; ``keyring``: the release is signed by a new key that only a keyring document
+    (signed by the firmware's root key, fetched in the same check) trusts; ``settings``: the
+    app's user changes the update settings at every boot; ``chain``: two consecutive updates,
+    1.0.0 -> 1.1.0 -> 1.2.0, a cut in each (the first's install/trial/confirm, the second's
+    whole cycle)."""
 
     name: str
     size: int
     crash: bool = False
     second: bool = False
     app: bool = False
+    unhealthy: bool = False
+    encoding: str = ""
+    keyring: bool = False
+    settings: bool = False
+    chain: bool = False
+
+    @property
+    def rejects(self) -> bool:
+        """Whether the new release must end refused (its boot crashes or fails its checks)."""
+        return self.crash or self.unhealthy
+
+
+def device_script(scenario: Scenario, unhealthy: str | None) -> str:
+    """The script the device runs at every boot of ``scenario``."""
+    if scenario.app:
+        return (SETTINGS_CHANGE if scenario.settings else "") + APP_SCRIPT
+    return f"UNHEALTHY = {unhealthy!r}\n" + DEVICE_SCRIPT
 
 
 SCENARIOS = {s.name: s for s in (Scenario("small", 256 * 1024),
                                  Scenario("large", 1_500_000),
                                  Scenario("rollback", 64 * 1024, crash=True),
                                  Scenario("second", 256 * 1024, second=True),
-                                 Scenario("app", 256 * 1024, app=True))}
+                                 Scenario("app", 256 * 1024, app=True),
+                                 Scenario("unhealthy", 64 * 1024, unhealthy=True),
+                                 Scenario("chain", 128 * 1024, chain=True),
+                                 Scenario("deflate", 256 * 1024, encoding="deflate"),
+                                 Scenario("delta", 256 * 1024, encoding="delta"),
+                                 Scenario("keyring", 128 * 1024, keyring=True),
+                                 Scenario("settings", 128 * 1024, app=True, settings=True))}
