@@ -8,16 +8,16 @@ Two toolchains, chosen by `find_toolchain`:
 Either way the build is MicroPython's own ``make -C ports/esp32`` with a custom board directory
 (``BOARD_DIR``) that reuses the stock board's settings (``micropython_board`` in board.json) and
 adds the board's partition table, plus ``FROZEN_MANIFEST`` pointing at the board's
-``manifest.py``. Everything the build reads is first *staged*: a copy of ``boards/<b>``,
-``firmware/`` and the keyring in the same relative layout, so the manifest's relative paths hold
-(inside the MicroPython checkout for docker, which mounts nothing else).
+``manifest.py``. Everything the build reads is first *staged* by `otakit.frozen`: a copy of
+``boards/<b>``, ``firmware/`` and the keyring in the same relative layout, so the manifest's
+relative paths hold (inside the MicroPython checkout for docker, which mounts nothing else).
 
 Invariants:
 - Nothing is built without a keyring: the firmware's trust anchor is frozen in or there is no
   firmware.
 - Every build freezes ``ota_origin`` beside ``ota_keys``: the firmware's own sequence and security
-  version (`origin_module`), so that a board with empty NVS refuses anything older (0, 0 when not
-  given: a development build).
+  version (`otakit.frozen.origin_module`), so that a board with empty NVS refuses anything older
+  (0, 0 when not given: a development build).
 - `plan_build` only writes the stage; `run_build` runs the commands through an injectable runner
   and then checks the outputs (the app image with `check_app_image`, the firmware's partition
   table against the board's) before copying them to the output directory.
@@ -33,11 +33,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from otakit import keys
 from otakit.boards import PT_ADDR, PT_SIZE, Board, parse_partition_table
-from otakit.errors import BoardError, ImageError, KeyFileError, ToolError
+from otakit.errors import BoardError, ImageError, ToolError
+from otakit.frozen import copy_file, stage_sources
 from otakit.image import check_app_image
-from otakit.paths import BOARDS_DIR, FIRMWARE_DIR
 
 Runner = Callable[..., "subprocess.CompletedProcess[bytes]"]
 APP_IMAGE = "micropython.bin"
@@ -129,95 +128,6 @@ def _docker_toolchain(mpy: Path, which: Callable[[str], str | None]) -> Toolchai
     return Toolchain("docker", mpy, None, which("mpbuild") or "mpbuild")
 
 
-ORIGIN_MAX = 0x7FFFFFFF
-
-
-def origin_module(sequence: int = 0, security_version: int = 0) -> str:
-    """The text of the frozen module ``ota_origin``: the release this firmware is (docs/agent.md).
-
-    Raises:
-        ToolError: ``BAD_ARGUMENT`` for a value outside 0 - 2^31-1.
-    """
-    for name, v in (("sequence", sequence), ("security version", security_version)):
-        if type(v) is not int or not 0 <= v <= ORIGIN_MAX:
-            raise ToolError(f"{name} {v!r} is not an integer 0 - {ORIGIN_MAX}",
-                            reason="BAD_ARGUMENT")
-    return ("# ota_origin: written by otakit build; the release this firmware is (frozen).\n"
-            f"SEQUENCE = {sequence}\nSECURITY_VERSION = {security_version}\n")
-
-
-def _copy(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src, dst)
-
-
-def stage_sources(board: Board, keyring: Path, stage: Path, *,
-                  boards_dir: Path = BOARDS_DIR, firmware_dir: Path = FIRMWARE_DIR,
-                  sequence: int = 0, security_version: int = 0) -> Path:
-    """Copy what the board's manifest freezes into ``stage``, in the repository's layout, and
-    write the firmware's ``ota_origin`` module (``sequence``, ``security_version``) beside the
-    keyring.
-
-    Returns:
-        The staged ``manifest.py``.
-
-    Raises:
-        KeyFileError: the keyring is missing or is not a keyring module with at least one key.
-        BoardError: the board has no ``manifest.py``.
-        ToolError: ``BAD_ARGUMENT`` for a sequence or security version out of range.
-    """
-    origin = origin_module(sequence, security_version)
-    if not keyring.is_file():
-        raise KeyFileError(f"no keyring at {keyring}: write one with `otakit key export "
-                           "--micropython KEY.pub.pem --out ota_keys.py` (firmware is never "
-                           "built without its trusted keys)", reason="NO_KEYRING")
-    if not keys.load_keyring_module(keyring):
-        raise KeyFileError(f"keyring {keyring} lists no keys", reason="NO_KEYRING")
-    src_board = boards_dir / board.name
-    if not (src_board / "manifest.py").is_file():
-        raise BoardError(f"board {board.name} has no manifest.py", reason="NO_MANIFEST")
-    if stage.exists():
-        shutil.rmtree(stage)
-    for name in ("manifest.py", "partitions.csv", "board.json"):
-        _copy(src_board / name, stage / "boards" / board.name / name)
-    for src in sorted((firmware_dir / "ota").glob("*.py")):
-        _copy(src, stage / "firmware" / "ota" / src.name)
-    for name in ("doorlock.py", "boot.py", "main.py"):
-        _copy(firmware_dir / name, stage / "firmware" / name)
-    _copy(keyring, stage / "keyring" / "ota_keys.py")
-    (stage / "keyring" / "ota_origin.py").write_text(origin)
-    return stage / "boards" / board.name / "manifest.py"
-
-
-def manifest_calls(board: Board, boards_dir: Path = BOARDS_DIR
-                   ) -> list[tuple[str, tuple[object, ...], dict[str, object]]]:
-    """The calls the board's frozen-module ``manifest.py`` makes, in order, as
-    ``(function, args, kwargs)``: the functions of MicroPython's tools/manifestfile.py, recorded
-    instead of run.
-
-    Raises:
-        BoardError: the board has no ``manifest.py``.
-    """
-    path = boards_dir / board.name / "manifest.py"
-    if not path.is_file():
-        raise BoardError(f"board {board.name} has no manifest.py", reason="NO_MANIFEST")
-    calls: list[tuple[str, tuple[object, ...], dict[str, object]]] = []
-
-    def record(kind: str) -> Callable[..., None]:
-        return lambda *args, **kwargs: calls.append((kind, args, kwargs))
-
-    names = ("include", "package", "module", "require", "freeze", "metadata", "add_library")
-    exec(compile(path.read_text(), str(path), "exec"), {n: record(n) for n in names})  # noqa: S102 - our own file
-    return calls
-
-
-def frozen_entries(board: Board, boards_dir: Path = BOARDS_DIR) -> list[tuple[str, str]]:
-    """What the board's manifest freezes besides the port's stock manifest: ``(kind, name)``
-    per ``package()``/``module()`` call, e.g. ``("package", "ota")``."""
-    return [(kind, str(args[0])) for kind, args, _ in manifest_calls(board, boards_dir)
-            if kind in ("package", "module")]
-
-
 def mp_board_files(board: Board, micropython: Path, stage: Path) -> dict[str, str]:
     """The files of the generated MicroPython board directory (name -> text)."""
     if not board.micropython_board:
@@ -278,7 +188,7 @@ def plan_build(board: Board, tc: Toolchain, keyring: Path, out: Path, *, sequenc
     """Stage the sources and the MicroPython board directory; return the commands to run.
 
     ``sequence`` and ``security_version`` are the release this firmware is: frozen as
-    ``ota_origin`` (`origin_module`).
+    ``ota_origin`` (`otakit.frozen.origin_module`).
 
     Raises:
         KeyFileError: no usable keyring.
@@ -406,7 +316,7 @@ def run_build(plan: BuildPlan, run: Runner = subprocess.run) -> BuildOutputs:
     info = check_app_image(app, plan.board)
     check_firmware_bin(fw, plan.board)
     plan.out.mkdir(parents=True, exist_ok=True)
-    _copy(app_src, plan.out / APP_IMAGE)
-    _copy(fw_src, plan.out / FIRMWARE_BIN)
+    copy_file(app_src, plan.out / APP_IMAGE)
+    copy_file(fw_src, plan.out / FIRMWARE_BIN)
     return BuildOutputs(plan.out / APP_IMAGE, plan.out / FIRMWARE_BIN, info.size,
                         plan.board.ota_slot_size)

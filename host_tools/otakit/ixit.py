@@ -109,7 +109,7 @@ _FROZEN = {"ota": "the update agent", "doorlock.py": "the example app",
 def ixit_softcomp(board: Board) -> str:
     """A draft IXIT 6-SoftComp entry (markdown) for ``board``: every software component, from
     its partition table and frozen-module manifest, with how it is updated or why it is not."""
-    from otakit.build import frozen_entries  # noqa: PLC0415 - build pulls in the toolchain code
+    from otakit.frozen import frozen_entries  # noqa: PLC0415 - frozen pulls in the key code
 
     slots = board.ota_slots
     frozen = ", ".join(f"`{name}`" + (f" ({_FROZEN[name]})" if name in _FROZEN else "")

@@ -11,7 +11,7 @@ from otakit.appimage import make_app_image
 from otakit.boards import (
     available_boards, load_board, parse_partition_table, partition_table_bin,
 )
-from otakit.build import manifest_calls, stage_sources
+from otakit.frozen import manifest_calls, stage_sources
 from otakit.cli import main
 from otakit.keys import export_keyring, generate_key
 from otakit.sim.flash import make_firmware_bin

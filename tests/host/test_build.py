@@ -17,6 +17,7 @@ from otakit.appimage import make_app_image
 from otakit.boards import load_board
 from otakit.cli import main
 from otakit.errors import ImageError, KeyFileError, ToolError
+from otakit.frozen import origin_module
 from otakit.keys import export_keyring, generate_key
 from otakit.sim.flash import make_firmware_bin
 
@@ -201,7 +202,7 @@ def test_cli_freezes_the_firmwares_own_sequence_and_security_version(
     assert main([*argv[:-3], "--security-version=-1", "--dry-run"]) == 2  # usage error
     assert "Invalid value for '--security-version'" in capsys.readouterr().err
     with pytest.raises(ToolError) as e:
-        fwbuild.origin_module(2**31, 0)
+        origin_module(2**31, 0)
     assert e.value.reason == "BAD_ARGUMENT"
 
 

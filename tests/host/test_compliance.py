@@ -10,7 +10,7 @@ import pytest
 
 from otakit import compliance, ixit
 from otakit.boards import available_boards, load_board
-from otakit.build import frozen_entries
+from otakit.frozen import frozen_entries
 from otakit.cli import main
 from otakit.errors import RepoError
 from otakit.repo import Repository

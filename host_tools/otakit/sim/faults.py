@@ -5,7 +5,7 @@
 A `Faults` instance may be changed while the server runs; every request reads it afresh. The
 middleware sits innermost (after the product's logging, error, rate and token middlewares), so an
 injected exception still becomes the product's bare 500, and refusals still pass the real guards.
-Body faults work on the product's own `otakit.server.FileBody`: the middleware swaps it for a
+Body faults work on the product's own `otakit.filebody.FileBody`: the middleware swaps it for a
 `_FaultyBody` with the same file, range and headers, which writes the body its faulty way.
 """
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 
 from aiohttp import web
 
-from otakit.server import CHUNK, SENT, FileBody
+from otakit.filebody import CHUNK, SENT, FileBody
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

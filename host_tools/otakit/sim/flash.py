@@ -29,7 +29,7 @@ from esptool.bin_image import (
 )
 
 from otakit.boards import PT_ADDR, PT_SIZE, Board, load_board, partition_table_bin
-from otakit.build import origin_module
+from otakit.frozen import origin_module
 from otakit.errors import ImageError
 from otakit.mpy import compile_to_mpy
 

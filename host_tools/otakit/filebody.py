@@ -1,0 +1,133 @@
+"""Writing a file's bytes to a client of the repository server (`otakit.server`): `FileBody`.
+
+`otakit.server` opens the file and picks the range and the headers; a `FileBody` then writes
+that range once prepared: in one write with the headers when it is at most `CHUNK` bytes, with
+the kernel's ``sendfile`` over plain TCP, in `CHUNK` reads and writes over TLS. It counts the
+bytes it wrote in the request under `SENT` for the access log, and closes the connection when it
+cannot send the whole range (the client sees a short body).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Mapping
+from typing import IO
+
+from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
+
+CHUNK = 64 * 1024  # one read and one write per chunk; a body up to this goes out with its headers
+SENT = web.RequestKey("otakit_bytes", int)  # body bytes written, for the access log
+
+
+class FileBody(web.StreamResponse):
+    """A 200/206 of an open file: ``length`` bytes from ``first``, written when prepared.
+
+    The handler returns it unprepared; the access-log middleware prepares it, which writes the
+    body and closes the file. `send_body` is the one place the body is written: a body of at
+    most `CHUNK` bytes (a manifest) goes out in one write with the headers; a longer one over
+    plain TCP goes from the page cache to the socket with the kernel's ``sendfile`` (after the
+    headers); over TLS, which ``sendfile`` cannot feed, in `CHUNK` reads and writes.
+    """
+
+    _send_headers_immediately = False  # aiohttp: the headers go out with the first write
+
+    def __init__(self, file: IO[bytes], first: int, length: int, *, status: int,
+                 headers: Mapping[str, str]) -> None:
+        super().__init__(status=status, headers={
+            **headers, "Content-Type": "application/octet-stream",
+            "Content-Length": str(length)})
+        self.file, self.first, self.length = file, first, length
+        self._started = False
+        self._writer: AbstractStreamWriter | None = None
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        writer = await super().prepare(request)
+        if not self._started:
+            self._started = True
+            self._writer = writer
+            try:
+                if request.method != "HEAD":
+                    await self.send_body(request)
+            finally:
+                self.file.close()
+        return writer
+
+    async def send_body(self, request: web.BaseRequest) -> None:
+        """Send the range to the client, counting bytes for the log (`SENT`); a client that
+        goes away (a device reset mid-download) ends it; a file that shrank closes the
+        connection (the client sees a short body)."""
+        transport = request.transport
+        if (self.length > CHUNK and transport is not None and not transport.is_closing()
+                and transport.get_extra_info("sslcontext") is None):
+            sent = await self._sendfile(request, transport)
+        else:
+            sent = 0
+        if sent is not None and sent < self.length:
+            sent = await self._copy(request, sent)
+        if (sent is None or sent < self.length) and request.transport is not None:
+            request.transport.close()  # a short body, or a client already gone
+
+    async def _sendfile(self, request: web.BaseRequest, transport: asyncio.Transport
+                        ) -> int | None:
+        """``sendfile`` of the range after the headers; the bytes the kernel took, or None when
+        the client went away. 0 when the socket cannot take ``sendfile`` (nothing was sent;
+        the caller copies instead)."""
+        assert self._writer is not None
+        try:
+            self._writer.send_headers()  # the buffered headers, on their own
+        except ConnectionError:
+            return None
+        f, sent = self.file, 0
+        sock = transport.get_extra_info("socket")
+        if sock is not None and not transport.get_write_buffer_size():
+            # Nothing is queued before the body, so one sendfile(2) straight to the socket
+            # keeps the order; a socket buffer with room (the usual case on a LAN) takes the
+            # whole body in this one call, without a round through the event loop.
+            try:
+                sent = os.sendfile(sock.fileno(), f.fileno(), self.first, self.length)
+            except BlockingIOError:
+                pass  # the socket buffer is full: asyncio waits for room below
+            except ConnectionError:  # the client went away
+                return None
+            except OSError:
+                return 0  # sendfile(2) cannot take this socket or file: copy
+            else:
+                if sent == 0:
+                    return 0  # at the end of the file already (it shrank)
+                request[SENT] = sent
+                if sent == self.length:
+                    return sent
+        f.seek(self.first + sent)
+        gone = False
+        try:
+            await asyncio.get_running_loop().sendfile(transport, f, self.first + sent,
+                                                      self.length - sent, fallback=False)
+        except asyncio.SendfileNotAvailableError:
+            pass
+        except OSError:  # ConnectionError and the like: the client went away
+            gone = True
+        # asyncio leaves the file position after the last byte sent, also on an error
+        sent = f.tell() - self.first
+        if sent:
+            request[SENT] = sent
+        return None if gone else sent
+
+    async def _copy(self, request: web.BaseRequest, sent: int) -> int | None:
+        """Copy the range from ``first + sent`` in `CHUNK` reads and writes; the bytes sent,
+        or None when the client went away."""
+        self.file.seek(self.first + sent)
+        while sent < self.length:
+            # a 64 KB read from the page cache is faster than a hop to a thread (repositories
+            # are local files; nginx reads them the same way)
+            data = self.file.read(min(CHUNK, self.length - sent))
+            if not data:
+                break
+            try:
+                await self.write(data)
+            except ConnectionError:
+                return None
+            sent += len(data)
+            request[SENT] = sent
+        return sent
