@@ -16,39 +16,35 @@ Invariants:
   `Repository.resign`) carries the channel's published ``revision`` + 1 (1 on a new channel or
   over a body-revision-2 manifest without one) and ``min_keyring`` = the version of the keyring
   published for the product (0 when none), docs/format.md §2 and §4.
+
+A release's arguments (`ReleaseRequest`, `parse_expiry`), its forward-only checks and its encoded
+representations live in `otakit.release_request`, which writes nothing; this module re-exports
+the names its importers use.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import hashlib
 import os
-import re
 import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from otakit.boards import Board
 from otakit import strictjson
 from otakit.errors import ManifestError, RepoError
 from otakit.image import check_app_image
 from otakit.keys import PrivateKey, PublicKey
 from otakit.manifest import parse_envelope, sign_manifest, verify_manifest
-from otakit.manifest_body import (
-    INT31, MAX_DEPTH, MAX_REPRESENTATIONS, ManifestBody, Payload, Representation, body_from_dict,
-    valid_date,
+from otakit.manifest_body import INT31, MAX_DEPTH, ManifestBody, Payload, body_from_dict
+from otakit.release_request import (  # re-exported: importers take them from otakit.repo
+    BLOB_DIR, DEFAULT_EXPIRY, ReleaseRequest, check_forward, encode_representations, parse_expiry,
 )
-from otakit.payloads import DEFAULT_WBITS, deflate_chunked, delta_chunked
 
 MANIFEST_NAME = "manifest"
 KEYRING_NAME = "keyring"
-BLOB_DIR = "blobs/sha256"
-_DURATION_RE = re.compile(r"([0-9]+)([smhdw])")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-DEFAULT_EXPIRY = 90 * 86400  # `otakit release` without --expires / --no-expiry
 
 
 @dataclass(frozen=True)
@@ -79,34 +75,6 @@ def read_published(data: bytes) -> Published:
 
 
 @dataclass(frozen=True)
-class ReleaseRequest:
-    """What to publish. None means: inherit from the channel's current release (or default).
-
-    ``security`` is ``{"severity", "risk"}``; ``disruption`` is ``{"reboot", "seconds"}``.
-    ``support_end`` is required on a channel's first release. ``deflate`` and ``delta_bases``
-    (the exact app images devices may be running) add representations (docs/format.md §2.2),
-    each a DEFLATE stream with a ``2**wbits``-byte window, beside the raw payload, resumable
-    at the chunk boundaries the manifest lists.
-    """
-
-    product: str
-    board: Board
-    channel: str
-    version: str
-    sequence: int
-    security_version: int | None = None
-    expires: int | None = None
-    notes: str | None = None
-    support_end: str | None = None
-    security: dict[str, str] | None = None
-    disruption: dict[str, object] | None = None
-    rollout: dict[str, object] | None = None
-    deflate: bool = False
-    delta_bases: tuple[bytes, ...] = ()
-    wbits: int = DEFAULT_WBITS
-
-
-@dataclass(frozen=True)
 class PublishResult:
     """Where a release went."""
 
@@ -130,33 +98,6 @@ class VerifyReport:
     def ok(self) -> bool:
         """Whether nothing was wrong."""
         return not self.problems
-
-
-def parse_expiry(text: str, now: int) -> int:
-    """Parse ``--expires``: a duration (``90d``, ``12h``, ``2w``), a date or ISO datetime (UTC
-    unless it carries an offset), or Unix seconds.
-
-    Raises:
-        RepoError: unparseable, or not in the future.
-    """
-    text = text.strip()
-    m = _DURATION_RE.fullmatch(text)
-    if m:
-        when = now + int(m[1]) * _UNITS[m[2]]
-    elif text.isdigit():
-        when = int(text)
-    else:
-        try:
-            parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError as e:
-            raise RepoError(f"--expires {text!r}: use a duration (90d, 12h, 2w), an ISO date or "
-                            "Unix seconds", reason="BAD_ARGUMENT") from e
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=dt.UTC)
-        when = int(parsed.timestamp())
-    if when <= now:
-        raise RepoError(f"--expires {text!r} is not in the future", reason="BAD_ARGUMENT")
-    return when
 
 
 def sha256_file(path: Path) -> tuple[int, str]:
@@ -184,10 +125,6 @@ def write_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def _today(now: int) -> str:
-    return time.strftime("%Y-%m-%d", time.gmtime(now))
 
 
 class Repository:
@@ -279,56 +216,20 @@ class Repository:
         """The body a release would get, after the channel's forward-only checks.
 
         Raises:
-            RepoError: sequence not higher, security version or support end lower, no support
-                end on a first release, or a support end in the past (``ROLLBACK`` /
-                ``SECURITY_FLOOR`` / ``BAD_ARGUMENT``).
+            RepoError: see `otakit.release_request.check_forward`, `next_revision`,
+                `keyring_version`.
         """
         cur = self.current(req.product, req.board.name, req.channel)
-        where = f"{req.product}/{req.board.name}/{req.channel}"
-        if cur is not None and req.sequence <= cur.sequence:
-            raise RepoError(f"sequence {req.sequence} is not above {where}'s current "
-                            f"{cur.sequence} (version {cur.version})", reason="ROLLBACK")
-        floor = cur.security_version if cur else 0
-        sec = floor if req.security_version is None else req.security_version
-        if sec < floor:
-            raise RepoError(f"security version {sec} is below {where}'s current {floor}",
-                            reason="SECURITY_FLOOR")
-        support_end = req.support_end or (cur.support_end if cur else None)
-        _check_support_end(support_end, cur, where, now)
+        sec, support_end = check_forward(req, cur, now)
         return ManifestBody(
             product=req.product, board=req.board.name, chip_id=req.board.chip_id,
             channel=req.channel, version=req.version, sequence=req.sequence,
             security_version=sec, payload=payload, created=now,
-            support_end=support_end, expires=req.expires,  # type: ignore[arg-type]
+            support_end=support_end, expires=req.expires,
             revision=self.next_revision(req.product, req.board.name, req.channel),
             min_keyring=self.keyring_version(req.product),
             notes=req.notes, security=req.security, disruption=req.disruption,
             rollout=req.rollout)  # type: ignore[arg-type]
-
-    def encode(self, req: ReleaseRequest, image: bytes) -> list[tuple[Representation, bytes]]:
-        """The representations ``req`` asks for, with their bytes (not written yet).
-
-        Raises:
-            ImageError: a delta base is not an app image for the board.
-            RepoError: more than four representations (``BAD_ARGUMENT``).
-        """
-        if req.deflate + len(req.delta_bases) > MAX_REPRESENTATIONS:
-            raise RepoError(f"at most {MAX_REPRESENTATIONS} encoded payloads per release",
-                            reason="BAD_ARGUMENT")
-        out = []
-        if req.deflate:  # resumable: chunks listed in the manifest (docs/format.md §2.2)
-            z = deflate_chunked(image, req.wbits)
-            sha = hashlib.sha256(z.data).hexdigest()
-            out.append((Representation("deflate", f"{BLOB_DIR}/{sha}", len(z.data), sha,
-                                       req.wbits, chunk=z.chunk, chunks=z.lengths), z.data))
-        for base in req.delta_bases:
-            info = check_app_image(base, req.board)
-            d = delta_chunked(base, image, req.wbits)
-            sha = hashlib.sha256(d.data).hexdigest()
-            out.append((Representation("delta", f"{BLOB_DIR}/{sha}", len(d.data), sha, req.wbits,
-                                       info.size, info.sha256, d.chunk, d.lengths, d.bases),
-                        d.data))
-        return out
 
     def _write_blob(self, sha: str, data: bytes) -> Path:
         blob = self.payload_path(sha)
@@ -351,7 +252,7 @@ class Repository:
         now = int(time.time()) if now is None else now
         info = check_app_image(image, req.board)
         payload = Payload(f"{BLOB_DIR}/{info.sha256}", info.size, info.sha256, "raw")
-        encoded = self.encode(req, image)
+        encoded = encode_representations(req, image)
         body = dataclasses.replace(self.plan(req, payload, now),
                                    payloads=tuple(r for r, _ in encoded))
         sbom_digest = None
@@ -491,28 +392,5 @@ class Repository:
                                        f"{p.sha256[:16]}...")
 
 
-def _real_date(s: str) -> bool:
-    try:
-        dt.date.fromisoformat(s)
-    except ValueError:
-        return False
-    return True
-
-
-def _check_support_end(support_end: str | None, cur: ManifestBody | None, where: str,
-                       now: int) -> None:
-    if support_end is None:
-        raise RepoError(f"{where} has no release yet: give --support-end YYYY-MM-DD (the end of "
-                        "the published support period)", reason="BAD_ARGUMENT")
-    if not valid_date(support_end) or not _real_date(support_end):
-        raise RepoError(f"--support-end {support_end!r} is not a YYYY-MM-DD date",
-                        reason="BAD_ARGUMENT")
-    if cur is not None and support_end < cur.support_end:
-        raise RepoError(f"--support-end {support_end} would shorten {where}'s published support "
-                        f"period (currently {cur.support_end})", reason="BAD_ARGUMENT")
-    if support_end < _today(now):
-        raise RepoError(f"--support-end {support_end} is in the past", reason="BAD_ARGUMENT")
-
-
-__all__ = ["DEFAULT_EXPIRY", "Published", "PublishResult", "ReleaseRequest", "Repository",
+__all__ = ["BLOB_DIR", "DEFAULT_EXPIRY", "Published", "PublishResult", "ReleaseRequest", "Repository",
            "VerifyReport", "parse_expiry", "read_published", "sha256_file", "write_atomic"]
