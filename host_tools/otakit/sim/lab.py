@@ -228,7 +228,8 @@ class Lab:
                "notice_s": 0, **settings}
         script = self.work / "provision.py"
         script.write_text(_PROVISION)
-        result = self.boot(script=script, max_boots=1,
+        # the harness's own boot, not the device's budget: a heap to spare
+        result = self.boot(script=script, max_boots=1, heapsize="128K",
                            env={"OTAKIT_LAB_CONFIG": json.dumps(cfg)})
         if result.ended != "finished" or result.error:
             raise RuntimeError("provisioning failed:\n" + result.log)

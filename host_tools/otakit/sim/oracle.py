@@ -21,7 +21,7 @@ from otakit.sim.inspect import NEW, PENDING, VALID, FlashState, read_state
 from otakit.sim.runner import Boot, RunResult
 
 if TYPE_CHECKING:
-    from otakit.sim.bench import Stage
+    from otakit.sim.lane import Stage
 
 # What one interruption may cost in payload bytes fetched again: ota.download saves its resume
 # point every 64 KB once those bytes are in flash, plus the block in flight, plus the response

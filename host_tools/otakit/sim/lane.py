@@ -1,4 +1,4 @@
-"""The power-cut campaign's bench: one scenario set up on a `Lab`, and one run of it judged.
+"""One lane of the power-cut campaign: one scenario set up on a `Lab`, and one run of it judged.
 
 A `Bench` (one lane of `otakit.sim.campaign`) flashes and provisions the scenario's old image,
 publishes the new release (for ``chain`` two, served one after the other) and keeps the starting
