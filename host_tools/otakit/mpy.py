@@ -6,6 +6,7 @@ process: the module path comes from MICROPYPATH, the heap from ``-X heapsize``.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from otakit.errors import ToolError
+from otakit.paths import ROOT
 
 
 def micropython_binary() -> str:
@@ -124,10 +126,45 @@ def compile_to_mpy(sources: Sequence[Path], out_dir: Path, *, march: str = "x64"
     written = []
     for src in sources:
         dst = out_dir / (src.stem + ".mpy")
+        cached = _cached(exe, march, src)
+        if cached is not None and cached.is_file():
+            shutil.copyfile(cached, dst)
+            written.append(dst)
+            continue
         proc = subprocess.run([exe, f"-march={march}", "-o", str(dst), str(src)],
                               capture_output=True, text=True, check=False)
         if proc.returncode:
             raise ToolError(f"mpy-cross failed on {src.name}: {proc.stderr.strip()}",
                             reason="MPY_CROSS_FAILED")
+        if cached is not None:
+            _store(dst, cached)
         written.append(dst)
     return written
+
+
+# Compiled modules are cached under build/mpy-cache, named by what determines them (mpy-cross,
+# the architecture, the file name and its bytes), so the simulator's labs and the tests do not
+# start mpy-cross again for sources that did not change.
+_CACHE_DIR = ROOT / "build" / "mpy-cache"
+
+
+def _cached(exe: str, march: str, src: Path) -> Path | None:
+    try:
+        st = os.stat(exe)
+        h = hashlib.sha256(f"{exe}\0{st.st_size}\0{st.st_mtime_ns}\0{march}\0{src.name}\0"
+                           .encode())
+        h.update(src.read_bytes())
+    except OSError:
+        return None
+    return _CACHE_DIR / (h.hexdigest()[:32] + ".mpy")
+
+
+def _store(dst: Path, cached: Path) -> None:
+    # A cache that cannot be written (a read-only checkout) only costs the next compile.
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_name(f".{cached.name}.{os.getpid()}")
+        shutil.copyfile(dst, tmp)
+        os.replace(tmp, cached)
+    except OSError:
+        pass
