@@ -251,9 +251,10 @@ def test_attack_delta_cpu_bomb(lab: Lab) -> None:
     # refused at once, by its operation count: 65 empty operations, not a million
     m = re.search(r"^ota: delta payload refused \(BAD_PATCH: (\d+) operations", result.log, re.M)
     assert m and int(m.group(1)) <= 65, result.log
-    # the app's task kept running through the whole check and install
+    # the app's task kept running through the whole check and install (the agent yields after
+    # every 10 ms of work, so the count follows the time taken, not the blocks written)
     app = json.loads(re.search(r"^APP (.*)$", result.log, re.M).group(1))  # type: ignore[union-attr]
-    assert app["ticks"] >= 100, app
+    assert app["ticks"] >= 20, app
     # then the signed raw image was installed in the same check: the bomb was fetched once
     assert fetched(lab) == [delta.sha256, pub.body.payload.sha256]
     assert [b.version for b in result.boots] == ["1.0.0", "1.1.0"], result.log

@@ -35,19 +35,11 @@ from otakit.server import serve_in_thread
 from otakit.sim.faults import Faults
 from otakit.sim.flash import create_flash
 from otakit.sim.inspect import FlashState, read_state
+from otakit.sim.provision import PROVISION_ENV, PROVISION_SCRIPT
 from otakit.sim.runner import RunResult, run
 
 PRODUCT = "doorlock"
 SUPPORT_END = "2031-12-31"
-
-# Written onto the board's filesystem at provisioning, read by firmware/main.py.
-_PROVISION = """\
-import json, os
-cfg = json.loads(os.getenv("OTAKIT_LAB_CONFIG"))
-with open("ota_config.json", "w") as f:
-    json.dump(cfg, f)
-print("provisioned ota_config.json:", cfg)
-"""
 
 # One check and install by the agent, no reboot into the new release (the heap measurement);
 # then the interned names (qstr pools, see docs/simulator.md).
@@ -227,10 +219,10 @@ class Lab:
                "channel": self.channel, "max_checks": 1, "first_s": 0, "check_s": 1,
                "notice_s": 0, **settings}
         script = self.work / "provision.py"
-        script.write_text(_PROVISION)
+        script.write_text(PROVISION_SCRIPT)  # as `otakit sim flash` provisions
         # the harness's own boot, not the device's budget: a heap to spare
         result = self.boot(script=script, max_boots=1, heapsize="128K",
-                           env={"OTAKIT_LAB_CONFIG": json.dumps(cfg)})
+                           env={PROVISION_ENV: json.dumps(cfg)})
         if result.ended != "finished" or result.error:
             raise RuntimeError("provisioning failed:\n" + result.log)
         return result

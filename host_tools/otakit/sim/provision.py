@@ -31,7 +31,8 @@ from otakit.paths import FIRMWARE_DIR
 FIRMWARE_SUFFIX = ".firmware"
 
 # Runs instead of main.py at the provisioning boot (boot.py has run): writes the settings file.
-_PROVISION = """\
+PROVISION_ENV = "OTAKIT_PROVISION_CONFIG"
+PROVISION_SCRIPT = """\
 import json, os
 cfg = json.loads(os.getenv("OTAKIT_PROVISION_CONFIG"))
 with open("ota_config.json", "w") as f:
@@ -107,9 +108,9 @@ def write_config(image: str | os.PathLike[str], config: DeviceConfig,
 
     with tempfile.TemporaryDirectory(prefix="otakit-provision-") as tmp:
         script = Path(tmp) / "provision.py"
-        script.write_text(_PROVISION)
+        script.write_text(PROVISION_SCRIPT)
         result = run(image, script=script, app_dir=app_dir or firmware_dir(image), max_boots=1,
-                     env={"OTAKIT_PROVISION_CONFIG": json.dumps(config.to_json())})
+                     env={PROVISION_ENV: json.dumps(config.to_json())})
     if result.ended != "finished" or result.error:
         last = result.log.strip().splitlines()[-3:]
         raise OtakitError("the provisioning boot failed: " + " | ".join(last),
