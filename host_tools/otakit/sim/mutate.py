@@ -71,8 +71,8 @@ def _m(name: str, what: str, *patches: tuple[str, str, str], equivalent: str = "
     return Mutant(name, what, tuple(patches), equivalent, first)
 
 
-_AGENT, _STATE, _TRIAL = "firmware/ota/agent.py", "firmware/ota/state.py", "firmware/ota/trial.py"
-_CHECK, _SLOT, _DL = "firmware/ota/check.py", "firmware/ota/slot.py", "firmware/ota/download.py"
+_AGENT, _VET, _TRIAL = "firmware/ota/agent.py", "firmware/ota/vet.py", "firmware/ota/trial.py"
+_SLOT, _DL = "firmware/ota/slot.py", "firmware/ota/download.py"
 _OPS, _MAN, _FLASH = "firmware/ota/stateops.py", "firmware/ota/manifest.py", \
     "boards/unix/_simflash.py"
 _VERIFY = "                await slot.verify(m.size, m.sha256, self.cfg.chip_id, self.buf)  # yields\n"
@@ -83,11 +83,11 @@ CATALOGUE: list[Mutant] = [
     _m("readback-removed", "the slot is never read back before set_boot()",
        (_AGENT, _VERIFY, "                pass\n")),
     _m("t-seq-first", "arm_trial writes the trial marker t_seq first instead of last",
-       (_STATE, '        self.erase("t_seq")\n        self.nvs.set_i32("t_armed", 0)\n',
-        '        self.erase("t_seq")\n        self.nvs.set_i32("t_seq", seq)\n'
-        '        self.nvs.set_i32("t_armed", 0)\n'),
-       (_STATE, '        self.nvs.set_i32("t_seq", seq)\n        set_boot()\n',
-        "        set_boot()\n"), first="chain"),
+       (_OPS, '    st.erase("t_seq")\n    st.nvs.set_i32("t_armed", 0)\n',
+        '    st.erase("t_seq")\n    st.nvs.set_i32("t_seq", seq)\n'
+        '    st.nvs.set_i32("t_armed", 0)\n'),
+       (_OPS, '    st.nvs.set_i32("t_seq", seq)\n    set_boot()\n',
+        "    set_boot()\n"), first="chain"),
     _m("progress-before-block", "the resume point is saved before its block is in flash",
        (_DL, "        self.slot.write_block(self.block, buf)\n",
         "        self.progress(self.done + n, self.size)\n"
@@ -98,8 +98,8 @@ CATALOGUE: list[Mutant] = [
        (_MAN, "    if not _verify(alg, key[1], h.digest(), mv[end:]):\n",
         "    if not (_verify(alg, key[1], h.digest(), mv[end:]) or True):\n")),
     _m("floor-at-install", "the anti-rollback floor is raised at install, not at confirm",
-       (_STATE, '        self.nvs.set_i32("t_sv", sv)\n',
-        '        self.nvs.set_i32("t_sv", sv)\n        self.nvs.set_i32("floor", sv)\n'),
+       (_OPS, '    st.nvs.set_i32("t_sv", sv)\n',
+        '    st.nvs.set_i32("t_sv", sv)\n    st.nvs.set_i32("floor", sv)\n'),
        first="rollback"),
     _m("valid-before-checks", "mark_app_valid before the health checks ran",
        (_TRIAL, "        failure = _run_checks(checks, timeout_ms)\n",
@@ -120,7 +120,7 @@ CATALOGUE: list[Mutant] = [
                   "written again, byte for byte the same: one block (4 KB) more on the link, "
                   "within the refetch bound; nothing a user can tell"),
     _m("expiry-ignored", "an expired manifest is accepted",
-       (_CHECK, "    if m.expires is not None and now is not None and now > m.expires:\n",
+       (_VET, "    if m.expires is not None and now is not None and now > m.expires:\n",
         "    if False:\n")),
     _m("board-check-dropped", "a manifest for another board is accepted",
        (_MAN, "    if m.board != board or m.chip_id != chip_id:\n", "    if False:\n")),
@@ -128,12 +128,12 @@ CATALOGUE: list[Mutant] = [
        (_SLOT, "            self.part.writeblocks(block_num, buf)\n",
         "            self.part.writeblocks(block_num, buf, 0)\n"), first="second"),
     _m("channel-check-dropped", "a manifest of another channel is accepted",
-       (_CHECK, "    if m.channel != cfg.channel:\n", "    if False:\n")),
+       (_VET, "    if m.channel != cfg.channel:\n", "    if False:\n")),
     _m("revision-not-persisted", "the accepted manifest revision is never stored",
-       (_STATE, '        st.nvs.set_blob("rev", pack("<i", rev) + channel.encode())\n',
+       (_OPS, '        st.nvs.set_blob("rev", struct.pack("<i", rev) + channel.encode())\n',
         "        pass\n")),
     _m("known-bad-dropped", "a release that failed its trial is offered again",
-       (_CHECK, "    if m.sequence in st.bad_sequences():\n", "    if False:\n")),
+       (_VET, "    if m.sequence in st.bad_sequences():\n", "    if False:\n")),
     _m("floor-not-raised", "confirm does not raise the floor",
        (_OPS, '        st.nvs.set_i32("floor", sv)\n', "        pass\n")),
     _m("power-loss-is-failure", "a trial cut by a power loss is taken as the image's failure",
