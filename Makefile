@@ -65,7 +65,7 @@ campaign: $(BASE)
 # host_tools/otakit/sim/mutate.py, applied one at a time to a copy of the tree, must be caught by
 # a fast selection of the tests or by the reduced campaign (FULL=1: the full one for survivors).
 # Slow (minutes per mutant); not part of `make test`. The verdicts go to build/mutate.json.
-mutate: $(STAMP)
+mutate: $(TESTS)
 	mkdir -p build
 	$(BIN)/python -m otakit.sim.mutate --json build/mutate.json $(if $(FULL),--full)
 
