@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from otakit.sim.campaign import cut_plan, kind_plan, run_campaign
+from otakit.sim.campaign import chain_states, cut_plan, kind_plan, run_campaign
+from otakit.sim.cutplan import Golden
+from otakit.sim.lane import Outcome
 
 
 def test_cut_plan_samples_and_keeps_the_install_phase() -> None:
@@ -33,6 +35,20 @@ def test_kind_plan_cuts_every_kind_in_every_phase() -> None:
         {"erase", "program", "nvs-record", "nvs-commit"}
     assert 1 in plan and {41, 42, 43, 44} <= set(plan)
     assert [k for k in plan if kinds[k - 1] == "erase"] == [2, 18, 38]
+
+
+def test_chain_pairs_each_unusual_state_with_every_install_and_trial_op() -> None:
+    # the full chain campaign: a first-update cut per distinct NVS state it left (not the usual
+    # one), against every op of the second update's install and trial (the t-seq-first mutant
+    # of `make mutate` is caught only there: its bug needs a half-erased trial record from the
+    # first update to meet a cut inside the second's arm_trial)
+    usual, torn = ("floor", "seq"), ("floor", "seq", "t_addr")
+    runs = [Outcome("chain", (k, 0), [], 2, left=usual) for k in (80, 81, 82)] + \
+        [Outcome("chain", (90, 0), [], 2, left=torn), Outcome("chain", (91, 0), [], 2, left=torn),
+         Outcome("chain", (92, 5), ["update 1: broken"], 2)]
+    second = Golden(6, 2, ["erase"] * 6, ["check", "download", "install", "install", "trial",
+                                          "after"])
+    assert chain_states(runs, second) == [(90, 3), (90, 4), (90, 5)]
 
 
 def test_reduced_campaign_survives_every_cut(tmp_path: Path) -> None:

@@ -54,6 +54,7 @@ belong to one run.
 from __future__ import annotations
 
 import random
+from collections import Counter
 import re
 import shutil
 import tempfile
@@ -69,8 +70,8 @@ from otakit.sim.inspect import read_state
 from otakit.sim.oracle import REFETCH_BOUND
 from otakit.sim.scenarios import SCENARIOS, Scenario
 
-__all__ = ["REFETCH_BOUND", "SCENARIOS", "Bench", "Report", "cut_plan", "golden", "kind_plan",
-           "run_campaign"]
+__all__ = ["REFETCH_BOUND", "SCENARIOS", "Bench", "Report", "chain_states", "cut_plan", "golden",
+           "kind_plan", "run_campaign"]
 
 
 @dataclass
@@ -191,6 +192,9 @@ def run_campaign(names: list[str], *, full: bool, per_kind: int = 3, doubles: in
                              f"{gs[0].downloaded}); {len(plan)} cut points")
                 stop = first_failure
                 single = _map(lanes, [(c, False) for c in plan], progress, stop)
+                if scenario.chain and full:
+                    single += _map(lanes, [(c, False) for c in chain_states(single, gs[1])],
+                                   progress, stop)
                 double: list[Outcome] = []
                 if not scenario.chain:
                     firsts = rng.sample(single, min(doubles, len(single)))
@@ -224,6 +228,23 @@ def run_campaign(names: list[str], *, full: bool, per_kind: int = 3, doubles: in
             shutil.rmtree(tmp, ignore_errors=True)
     report.seconds = time.monotonic() - t0
     return report
+
+
+def chain_states(runs: list[Outcome], second: Golden) -> list[tuple[int, int]]:
+    """For ``chain`` (full): a cut of the first update, one per distinct set of NVS records it
+    left to the second (`Outcome.left`), against every op of the second update's install and
+    trial (from the end of its download to the end of its confirm), so that a record the first
+    update's cut left half-erased meets every write of the second's trial record. The cycled
+    pairs of the plan try each first cut with only a few second ones."""
+    # the state most first cuts leave is the uncut one (the plan's cycled pairs cover it)
+    usual = Counter(o.left for o in runs if o.left).most_common(1)
+    firsts: dict[tuple[str, ...], int] = {}
+    for o in runs:
+        if o.cuts[0] and o.left and (not usual or o.left != usual[0][0]):
+            firsts.setdefault(o.left, o.cuts[0])
+    window = [k for k, ph in enumerate(second.phases, 1) if ph in ("install", "trial")]
+    done = {o.cuts for o in runs}
+    return [(a, b) for a in firsts.values() for b in window if (a, b) not in done]
 
 
 def _setup_lanes(lanes: list[Bench], work: Path, scenario: Scenario, workers: int) -> None:

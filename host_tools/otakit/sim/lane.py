@@ -45,6 +45,7 @@ class Outcome:
     recovery_ops: int = 0
     brownout: bool = False
     refetched: int = 0
+    left: tuple[str, ...] = ()  # chain: the NVS records the first update left to the second
 
     @property
     def survived(self) -> bool:
@@ -236,12 +237,15 @@ class Bench:
             retried = False
             refetched = 0
             result = RunResult()
+            left: tuple[str, ...] = ()
             self.results: list[RunResult] = []
             for i, (stage, stage_cuts) in enumerate(zip(self.stages, per_stage)):
                 if self.scenario.chain:
                     self.lab.manifest_path.write_bytes(stage.manifest)
                     if i:
-                        stage.place(read_state(flash), flash.read_bytes())
+                        state = read_state(flash)
+                        left = tuple(sorted(state.nvs.get("otakit", {})))
+                        stage.place(state, flash.read_bytes())
                 env = {"OTAKIT_SIM_BROWNOUT": "1"} if brownout else {}
                 if trace is not None:
                     env["OTAKIT_SIM_TRACE"] = f"{trace}.{i}"
@@ -258,7 +262,7 @@ class Bench:
                     break
             first = cuts[0] if cuts else 0
             return Outcome(self.scenario.name, cuts, problems, boots, retried,
-                           max(0, result.ops - first), brownout, refetched), result
+                           max(0, result.ops - first), brownout, refetched, left), result
         finally:
             flash.unlink(missing_ok=True)
 

@@ -12,7 +12,10 @@ stopping at its first failure:
    mutant's own ``first`` scenario first);
 3. the slower device and sim tests of `make test` (`SLOW_TESTS`: the agent's whole updates,
    the simulator's power-cut and partition tests);
-4. with ``--full``, the full campaign (every cut point of every scenario) for survivors.
+4. for a mutant with its own scenario (``first``), that scenario's part of `make campaign`
+   (every cut point; for ``chain`` also every distinct state the first update's cuts leave
+   against every op of the second's install and trial);
+5. with ``--full``, the full campaign (every cut point of every scenario) for survivors.
 
 A mutant is caught by the first stage that fails (the report names the test or the campaign
 run and its problem); it survives when every stage passes. Mutants marked ``equivalent`` are
@@ -208,13 +211,17 @@ def _pytest(tree: Path, tests: list[str], timeout: float, recheck: Path | None =
     return False, failed[0] if failed else p.stdout[-300:]
 
 
-def _campaign(tree: Path, full: bool, timeout: float, first: str = "") -> tuple[bool, str]:
+def _campaign(tree: Path, full: bool, timeout: float, first: str = "", only: bool = False
+              ) -> tuple[bool, str]:
     out = tree / "build" / "campaign.json"
     out.parent.mkdir(exist_ok=True)
     cmd = [sys.executable, "-m", "otakit", "sim", "campaign", "--first-failure",
            "--workers", "2", "--doubles", "2", "--brownouts", "2", "--json", str(out)]
     order = [first] * bool(first) + [n for n in CAMPAIGN if n != first]
-    cmd += ["--full"] if full else [a for n in order for a in ("--scenario", n)]
+    if only:  # the full campaign of the mutant's own scenario (a part of `make campaign`)
+        order = [first]
+    cmd += ["--full"] * full + ([] if full and not only else
+                                [a for n in order for a in ("--scenario", n)])
     try:
         p = subprocess.run(cmd, cwd=tree, env=_env(tree), capture_output=True, text=True,
                            timeout=timeout)
@@ -248,6 +255,9 @@ def judge(mutant: Mutant | None, work: Path, full: bool) -> Verdict:
         stages = [("quick tests", lambda: _pytest(tree, QUICK_TESTS, 1800, pristine)),
                   ("reduced campaign", lambda: _campaign(tree, False, 3600, first)),
                   ("slow tests", lambda: _pytest(tree, SLOW_TESTS, 3600, pristine))]
+        if first:
+            stages.append((f"full campaign of {first}",
+                           lambda: _campaign(tree, True, 7200, first, only=True)))
         if full:
             stages.append(("full campaign", lambda: _campaign(tree, True, 7200)))
         for stage, run in stages:
