@@ -147,23 +147,6 @@ def _identify(part):
     return behaviour
 
 
-def _romfs():
-    # The frozen-code mode (OTAKIT_SIM_ROMFS, otakit.sim.runner): the app's modules in a ROMFS
-    # image, mounted at /rom in the app directory's place on sys.path. Imports from it execute the
-    # bytecode in place. The image is read into the heap before the budget is set aside, so it
-    # stays outside the budget, as frozen code in a board's flash does.
-    path = os.getenv("OTAKIT_SIM_ROMFS")
-    if not path:
-        return
-    import vfs
-
-    data = bytearray(os.stat(path)[6])
-    with open(path, "rb") as f:
-        f.readinto(data)
-    vfs.mount(vfs.VfsRom(data), "/rom")
-    sys.path.insert(1, "/rom")  # after the simulator's modules, where the app directory was
-
-
 _mount_cost = 0
 
 
@@ -211,6 +194,7 @@ _heap_ballast = None
 # in a fresh pool of DEVICE_POOL entries, which a board reaches with 300 < names <= 620 (it then
 # holds 620 entries in five pools; the simulator's one pool holds 640, within 20).
 DEVICE_POOL = 640
+_pool_charge = 0  # see _pad_names
 
 
 def _intern(i):
@@ -224,6 +208,8 @@ def _pad_names():
     import gc
     import machine  # noqa: F401 - resident before the device runs, its names with it
 
+    if "/rom" in sys.path:  # the ROMFS modules' names first (a board's frozen ones are in flash)
+        __import__("_simrom").intern_names()
     gc.collect()
     i = 0
     while True:  # until a pool is allocated, seen as a jump in the heap in use
@@ -231,11 +217,24 @@ def _pad_names():
         q = _intern(i)
         grew = gc.mem_alloc() - before
         i += 1
+        if grew > 1024 and "/rom" in sys.path:
+            # the device's code names nothing new: the few names it makes at run time (a
+            # board puts them in a 20-entry pool) go into this fresh one
+            return
         if grew > 1024:  # q is the first entry of a new pool: its size from its bytes
             pool = 20
             while pool * 16 < grew:  # entries are 9-16 bytes on any port: the nearest size
                 pool *= 2
-            if pool * 2 >= DEVICE_POOL:
+            if pool == DEVICE_POOL:
+                # The simulator's own names (300 < n <= 620) had opened the pool before: this
+                # one, just opened outside the budget, takes the device's names, and the budget
+                # is cut by its size instead, as if the device had opened it.
+                global _pool_charge
+                _pool_charge = grew
+                return
+            if pool > DEVICE_POOL:
+                raise RuntimeError("the simulator's own names fill a %d-entry pool" % pool)
+            if pool * 2 == DEVICE_POOL:
                 break
     last = q
     while last < q + pool - 1:  # fill that pool: the device's first name opens the next one
@@ -267,7 +266,7 @@ def _ballast():
     _pad_names()
     slots = [None] * 1024
     gc.collect()
-    target = budget - _mount_cost
+    target = budget - _mount_cost - _pool_charge
     # First fit: the budget is taken first (in the one free run large enough), then every other
     # free block is filled, largest pieces first, and the budget is freed again. With automatic
     # collection off, an allocation that does not fit fails at once instead of collecting.
@@ -355,7 +354,8 @@ def main():
 
         while True:
             time.sleep(1)
-    _romfs()
+    if os.getenv("OTAKIT_SIM_ROMFS"):  # the frozen-code mode (otakit.sim.runner)
+        __import__("_simrom").mount()
     _mount()
     _ballast()
     fl.write_exit(_firmware())

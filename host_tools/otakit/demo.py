@@ -36,7 +36,7 @@ from otakit.sim.runner import RunResult
 
 IMAGE_SIZE = 1_400_000  # about a real MicroPython ESP32 app image
 DEVICE_HEAP = "112K"  # the ESP32 heap starts at 56 KB and grows on demand (not simulated). The
-# agent alone completes an update in 62 KB, see docs/performance.md
+# agent alone completes an update in 61 KB, see docs/performance.md
 REAL_DIR = ROOT.parent / "shared" / "firmware"
 REAL_OLD = "ESP32_GENERIC-OTA-v1.21.0.app.bin"
 REAL_NEW = "ESP32_GENERIC-OTA-20250415-v1.25.0.app.bin"

@@ -126,12 +126,13 @@ def compile_to_mpy(sources: Sequence[Path], out_dir: Path, *, march: str = "x64"
     written = []
     for src in sources:
         dst = out_dir / (src.stem + ".mpy")
-        cached = _cached(exe, march, src)
+        name = source_name(src)
+        cached = _cached(exe, march, src, name)
         if cached is not None and cached.is_file():
             shutil.copyfile(cached, dst)
             written.append(dst)
             continue
-        proc = subprocess.run([exe, f"-march={march}", "-o", str(dst), str(src)],
+        proc = subprocess.run([exe, f"-march={march}", "-s", name, "-o", str(dst), str(src)],
                               capture_output=True, text=True, check=False)
         if proc.returncode:
             raise ToolError(f"mpy-cross failed on {src.name}: {proc.stderr.strip()}",
@@ -148,10 +149,17 @@ def compile_to_mpy(sources: Sequence[Path], out_dir: Path, *, march: str = "x64"
 _CACHE_DIR = ROOT / "build" / "mpy-cache"
 
 
-def _cached(exe: str, march: str, src: Path) -> Path | None:
+def source_name(src: Path) -> str:
+    """The name a compiled module carries (tracebacks show it; the device interns it when it
+    loads the module): ``ota/agent.py`` for a package's module, ``doorlock.py`` otherwise, as a
+    frozen manifest names them, never the host's path."""
+    return f"{src.parent.name}/{src.name}" if (src.parent / "__init__.py").exists() else src.name
+
+
+def _cached(exe: str, march: str, src: Path, name: str) -> Path | None:
     try:
         st = os.stat(exe)
-        h = hashlib.sha256(f"{exe}\0{st.st_size}\0{st.st_mtime_ns}\0{march}\0{src.name}\0"
+        h = hashlib.sha256(f"{exe}\0{st.st_size}\0{st.st_mtime_ns}\0{march}\0{name}\0"
                            .encode())
         h.update(src.read_bytes())
     except OSError:

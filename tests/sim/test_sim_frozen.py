@@ -48,8 +48,10 @@ def test_frozen_mode_runs_the_modules_in_place_from_romfs(flash: Path, tmp_path:
     file_rom, cost_rom, call_rom, free_rom = _run(flash, tmp_path, frozen=True)
     assert file_mpy.endswith("/app/bigmod.mpy") and file_rom == "/rom/bigmod.mpy"
     assert call_mpy == call_rom == "True"
-    # the image is held outside the budget: the device starts with the same free heap
-    assert abs(free_rom - free_mpy) < 1024, (free_rom, free_mpy)
+    # the image is held outside the budget, and so are its modules' names (a board has a frozen
+    # module's names in flash): the device starts with the same free heap, less in .mpy mode
+    # only the 640-entry name pool its names open there (about 7 KB on this port)
+    assert 0 <= free_rom - free_mpy < 8 * 1024, (free_rom, free_mpy)
     # the bytecode stays in the image: importing costs the heap less than half as much
     assert cost_rom * 2 < cost_mpy, (cost_rom, cost_mpy)
 

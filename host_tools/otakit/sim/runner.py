@@ -321,6 +321,7 @@ def heap_bytes(heapsize: str | int) -> int:
 # process gets this much more, and _simboot pins the excess so device code sees its budget in
 # one piece. Generous: what the simulator's boot leaves behind must not split the budget.
 SIM_HEAP_HEADROOM = 160 * 1024
-# In the frozen-code mode the process also gets the ROMFS image's size and this much more (the
-# read buffer and the mounted filesystem object).
-ROMFS_HEADROOM = 8 * 1024
+# In the frozen-code mode the process also gets the ROMFS image's size and this much more: the
+# read buffer, the mounted filesystem object, and the names of the image's modules with the
+# qstr pools they fill (interned before the budget is set aside, as a board has them in flash).
+ROMFS_HEADROOM = 64 * 1024
