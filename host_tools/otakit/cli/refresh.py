@@ -1,4 +1,5 @@
-"""otakit CLI: ``refresh`` (re-sign a channel's current manifest with a new expiry)."""
+"""otakit CLI: ``refresh`` (re-sign a channel's current manifest with a new expiry; detached
+with ``--digest-out`` / ``--signature-in``, `otakit.cli._detached`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import click
 
 from otakit.cli._output import echo_json, json_option
 
+from otakit.cli._detached import detached_options
 from otakit.cli._keyfile import load_signing_key, passphrase_file_option
 from otakit.repo import Repository, parse_expiry
 
@@ -19,13 +21,16 @@ from otakit.repo import Repository, parse_expiry
 @click.option("--product", required=True)
 @click.option("--board", required=True)
 @click.option("--channel", default="stable", show_default=True)
-@click.option("--expires", required=True, help="Duration (30d), ISO date or Unix seconds.")
+@click.option("--expires", help="Duration (30d), ISO date or Unix seconds.  [required]")
 @passphrase_file_option
 @json_option
+@detached_options
 def refresh(key_file: str, repo: str, product: str, board: str, channel: str,
-            expires: str, as_json: bool) -> None:
+            expires: str | None, as_json: bool) -> None:
     """Re-sign a channel's current manifest with a new expiry and the next revision (same
     sequence, same release)."""
+    if expires is None:
+        raise click.UsageError("Missing option '--expires'.")
     now = int(time.time())
     res = Repository(repo).refresh(product, board, channel, parse_expiry(expires, now),
                                    load_signing_key(key_file), now)
