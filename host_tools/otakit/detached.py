@@ -268,7 +268,9 @@ def complete_manifest(repo: Any, where: tuple[str, str, str], key: PublicKey,
     manifest = signed + sig
     body = verify_manifest(manifest, {key.key_id: key}).body
     mpath = repo.manifest_path(*where)
-    if (_sha(mpath), _sha(repo.keyring_path(where[0]))) != (state["base"], state["keyring"]):
+    published = repo.published(*where)
+    if (_sha(mpath), _sha(repo.keyring_path(where[0]))) != (state["base"], state["keyring"]) or (
+            published is not None and body.revision <= published.revision):
         raise RepoError(f"{'/'.join(where)} changed since the digest was made (another release, "
                         "refresh, rollout step or keyring): prepare and sign it again",
                         reason="STALE_PENDING")

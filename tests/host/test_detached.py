@@ -207,6 +207,13 @@ def test_stale_and_replayed_digests_are_refused(work: Path, keydir: Path,
     err = capsys.readouterr().err
     assert err.startswith("otakit: STALE_PENDING: ") and err.count("\n") == 1
     assert MANIFEST.read_bytes() == refreshed != before
+    # editing the pending record does not help: the signed revision 3 is below the published 4
+    state_file = Path("repo/.otakit/pending/door/esp32/stable/pending.json")
+    state = json.loads(state_file.read_text())
+    state_file.write_text(json.dumps({**state, "base": hashlib.sha256(refreshed).hexdigest()}))
+    assert _complete(keydir, "ed25519", "new.sig") == 1
+    assert capsys.readouterr().err.startswith("otakit: STALE_PENDING: ")
+    assert MANIFEST.read_bytes() == refreshed
     assert not Path("repo/blobs/sha256", hashlib.sha256(Path("1.2.0.bin").read_bytes())
                     .hexdigest()).exists()
     # options given on completion must be the ones that prepared it
@@ -269,6 +276,23 @@ def test_keyring_document_signed_by_two_roots_with_openssl(work: Path, keydir: P
     assert len(parsed.signers) == 2 and parsed.body.version == 1
     assert main([*base, "--root", roots["rsa"], "--signature-in", "kr-rsa.sig"]) == 1
     assert "otakit: NO_PENDING: " in capsys.readouterr().err
+    # without a repository the body waits beside --out; --add-to needs no pending state
+    assert main(["keyring", "sign", "--root", roots["ed25519"], "--key", _pub(keydir, "rsa"),
+                 "--product", "door", "--version", "2", "--out", "kr2",
+                 "--digest-out", "kr2.d"]) == 0
+    assert Path("kr2.pending/signed.bin").is_file() and not Path("kr2").exists()
+    openssl_sign("ed25519", keydir / "release-ed25519.pem", "kr2.d", "kr2-ed.sig")
+    assert main(["keyring", "sign", "--root", roots["ed25519"], "--signature-in", "kr2-ed.sig",
+                 "--out", "kr2"]) == 0
+    assert not Path("kr2.pending").exists()
+    assert main(["keyring", "sign", "--root", roots["rsa"], "--add-to", "kr2",
+                 "--digest-out", "kr2.add.d"]) == 0
+    assert Path("kr2.add.d").read_bytes() == Path("kr2.d").read_bytes()
+    openssl_sign("rsa", keydir / "release-rsa.pem", "kr2.add.d", "kr2-rsa.sig")
+    assert main(["keyring", "sign", "--root", roots["rsa"], "--signature-in", "kr2-rsa.sig",
+                 "--add-to", "kr2", "--out", "kr3"]) == 0
+    parsed = verify_keyring(Path("kr3").read_bytes(), ring, 2, product="door")
+    assert len(parsed.signers) == 2 and parsed.body.version == 2
 
 
 @pytest.mark.parametrize("risk, ok", [("x", False), ("remote unlock", False),

@@ -54,7 +54,7 @@ def sign(root_files: tuple[str, ...], key_files: tuple[str, ...], product: str |
          version: int | None, expires: str, env: str, add_to: str | None, out: str | None,
          repo: str | None, digest_out: str | None, signature_files: tuple[str, ...]) -> None:
     """Sign a keyring document with root keys (or add signatures to one)."""
-    if not out and not repo:
+    if not out and not repo and not (digest_out and add_to):
         raise OtakitError("give --out FILE and/or --repo DIR", reason="BAD_ARGUMENT")
     if digest_out and signature_files:
         raise OtakitError("--digest-out prepares a document and --signature-in completes it: "

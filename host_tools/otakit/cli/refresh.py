@@ -16,7 +16,8 @@ from otakit.repo import Repository, parse_expiry
 
 @click.command()
 @click.option("--key", "key_file", required=True, type=click.Path(dir_okay=False),
-              help="Private release key (PEM).")
+              help="Private release key (PEM); with --digest-out/--signature-in the public "
+              "key will do.")
 @click.option("--repo", required=True, type=click.Path(file_okay=False), help="Repository dir.")
 @click.option("--product", required=True)
 @click.option("--board", required=True)

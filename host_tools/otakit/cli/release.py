@@ -91,7 +91,8 @@ def _request(o: dict, now: int) -> ReleaseRequest:
 
 @click.command()
 @click.option("--key", "key_file", required=True, type=click.Path(dir_okay=False),
-              help="Private signing key (PEM); passphrase from $OTAKIT_KEY_PASSPHRASE or prompt.")
+              help="Private signing key (PEM); passphrase from $OTAKIT_KEY_PASSPHRASE or prompt. "
+              "With --digest-out/--signature-in: the public key will do.")
 @click.option("--repo", required=True, type=click.Path(file_okay=False), help="Repository dir.")
 @click.option("--product", required=True, help="Product name, [a-z0-9._-]{1,32}.")
 @click.option("--board", required=True, help="Board definition name (boards/<BOARD>).")
