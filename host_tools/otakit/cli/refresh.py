@@ -9,7 +9,7 @@ import click
 
 from otakit.cli._output import echo_json, json_option
 
-from otakit.cli._detached import detached_options
+from otakit.cli._detached import detached_options, digest_out_given
 from otakit.cli._keyfile import load_signing_key, passphrase_file_option
 from otakit.repo import Repository, parse_expiry
 
@@ -40,7 +40,8 @@ def refresh(key_file: str, repo: str, product: str, board: str, channel: str,
                    "sequence": res.body.sequence, "revision": res.body.revision,
                    "expires": res.body.expires, "manifest": str(res.manifest_path)})
         return
-    click.echo(f"refreshed {product}/{board}/{channel} sequence {res.body.sequence}: revision "
+    what = "prepared a refresh of" if digest_out_given() else "refreshed"
+    click.echo(f"{what} {product}/{board}/{channel} sequence {res.body.sequence}: revision "
                f"{res.body.revision}, expires {res.body.expires}")
 
 
