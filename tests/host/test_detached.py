@@ -309,3 +309,37 @@ def test_risk_must_be_a_sentence(work: Path, keydir: Path, capsys: pytest.Captur
         return
     assert rc == 1 and re.fullmatch(r"otakit: BAD_RISK: .*\n", err), err
     assert not MANIFEST.exists()
+
+
+UPDATE = """\
+import json
+import ota
+cfg = json.load(open("ota_config.json"))
+agent = ota.Agent(ota.Config(cfg["url"], cfg["product"], cfg["board"], channel=cfg["channel"]))
+print("INSTALLED" if agent.update_sync() else "FAILED " + json.dumps(agent.status()))
+"""
+
+
+def test_a_simulated_board_installs_a_detached_release(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from otakit.keys import ED25519  # noqa: PLC0415
+    from otakit.sim.lab import PRODUCT, Lab  # noqa: PLC0415
+
+    monkeypatch.setenv("OTAKIT_KEY_PASSPHRASE", PASSPHRASE)
+    with Lab(tmp_path / "lab", alg=ED25519) as lab:
+        (tmp_path / "k.pem").write_bytes(lab.key.private_pem(PASSPHRASE.encode()))
+        (tmp_path / "k.pub.pem").write_bytes(lab.key.public_pem())
+        (tmp_path / "new.bin").write_bytes(make_app_image("1.1.0", size=64 * 1024, seed="new"))
+        lab.flash(make_app_image("1.0.0", size=64 * 1024, seed="old"))
+        where = ["--key", str(tmp_path / "k.pub.pem"), "--repo", str(lab.repo.root),
+                 "--product", PRODUCT, "--board", lab.board.name, "--channel", lab.channel]
+        digest, sig = str(tmp_path / "d"), str(tmp_path / "s")
+        assert main(["release", *where, "--version", "1.1.0", "--sequence", "2",
+                     "--support-end", "2033-12-31", "--digest-out", digest,
+                     str(tmp_path / "new.bin")]) == 0
+        openssl_sign("ed25519", tmp_path / "k.pem", digest, sig)
+        assert main(["release", *where, "--signature-in", sig]) == 0
+        script = tmp_path / "update.py"
+        script.write_text(UPDATE)
+        r = lab.boot(script=script, max_boots=1, heapsize="128K")
+        assert "INSTALLED" in r.log, r.log
