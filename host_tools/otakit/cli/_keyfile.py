@@ -1,8 +1,8 @@
 """Key arguments shared by several commands: a PEM file or a ``pkcs11:`` URI.
 
 Not a command module: `load_any_key` (any key, asking for a passphrase), `load_signing_key`
-(the same, refusing a public key; under ``--digest-out`` a stand-in, `otakit.cli._detached`), `trusted_keys` (the --key/--keyring pair of ``verify`` and
-``inspect``) and `passphrase_file_option` (``--passphrase-file``, on every command that reads a
+(the same, refusing a public key; under ``--digest-out`` a stand-in, `otakit.cli._detached`),
+`trusted_keys` (the --key/--keyring pair of ``verify`` and ``inspect``) and `passphrase_file_option` (``--passphrase-file``, on every command that reads a
 key). A passphrase comes from --passphrase-file, else $OTAKIT_KEY_PASSPHRASE, else a prompt on a
 terminal; without a terminal the command stops with one line naming both
 (``PASSWORD_REQUIRED``).
