@@ -60,6 +60,7 @@ SIGNED = "signed.bin"
 RESERVED = "reserved"
 BLOBS = "blobs"
 MAX_SIGNATURE_FILE = 4096
+_FIELDS = {"command", "params", "key_id", "alg", "revision", "blobs", "base", "keyring"}
 
 
 class DetachedKey(PrivateKey):
@@ -198,9 +199,11 @@ def load_pending(root: Path, where: tuple[str, str, str]) -> tuple[dict[str, Any
                         "--digest-out FILE first (a completed one is gone)", reason="NO_PENDING")
     try:
         state = json.loads((d / STATE).read_text())
-        assert isinstance(state, dict) and isinstance(state["params"], dict)
-    except (ValueError, KeyError, AssertionError) as e:
-        raise RepoError(f"{d / STATE} is malformed", reason="BAD_REPO") from e
+    except ValueError:
+        state = None
+    if not isinstance(state, dict) or not _FIELDS <= state.keys() or not isinstance(
+            state["params"], dict) or not isinstance(state["blobs"], list):
+        raise RepoError(f"{d / STATE} is malformed", reason="BAD_REPO")
     return state, (d / SIGNED).read_bytes()
 
 
@@ -233,8 +236,9 @@ def check_params(state: Mapping[str, Any], command: str, given: Mapping[str, Any
     for name, value in given.items():
         was = state["params"].get(name)
         if name in state["params"] and jsonable(value) != was:
-            raise RepoError(f"the pending document was prepared with {name}={was!r}, not "
-                            f"{jsonable(value)!r}", reason="BAD_ARGUMENT")
+            flag = "--" + name.replace("_", "-")
+            raise RepoError(f"the pending document was prepared with {flag} {was}, not "
+                            f"{jsonable(value)}", reason="BAD_ARGUMENT")
 
 
 def complete_manifest(repo: Any, where: tuple[str, str, str], key: PublicKey,

@@ -247,7 +247,7 @@ def test_refresh_and_rollout_resign_detached(work: Path, keydir: Path,
     openssl_sign("rsa", key, "raise.d", "raise.sig")
     assert main(["rollout", "raise", "--key", pub, *WHERE, "--percent", "60",
                  "--signature-in", "raise.sig"]) == 1
-    assert "percent=50" in capsys.readouterr().err
+    assert "prepared with --percent 50, not 60" in capsys.readouterr().err
     assert main(["rollout", "raise", "--key", pub, *WHERE, "--percent", "50",
                  "--signature-in", "raise.sig"]) == 0
     body = verify_manifest(MANIFEST.read_bytes(), {keys.load_key(pub).key_id:
