@@ -14,6 +14,8 @@ Invariants:
   so signatures can be added one root at a time (offline, on different machines) without
   re-signing the others.
 - A document is at most 4096 bytes, 1..8 signatures, 1..8 keys.
+- A detached signature (`add_signatures`, ``otakit keyring sign --signature-in``) is verified
+  against its root before it goes into a document.
 """
 
 from __future__ import annotations
@@ -117,6 +119,29 @@ def sign_keyring(body: KeyringBody | bytes, roots: Iterable[PrivateKey],
     sigs = {s.key_id: s for s in existing}
     for r in roots:
         sigs[r.key_id] = Signature(r.alg, r.key_id, r.sign(d))
+    return _assemble(raw, sigs)
+
+
+def add_signatures(body: bytes, signed: Iterable[tuple[PublicKey, bytes]],
+                   existing: Iterable[Signature] = ()) -> bytes:
+    """The document of ``body`` with detached signatures added (kept after ``existing``):
+    ``signed`` pairs each root's public key with its raw signature over ``D``, each checked
+    before anything is built.
+
+    Raises:
+        ManifestError: a signature does not verify (``BAD_SIGNATURE``), or as `sign_keyring`.
+    """
+    d = body_digest(body)
+    sigs = {s.key_id: s for s in existing}
+    for key, sig in signed:
+        if not key.verify(d, sig):
+            raise ManifestError(f"the signature given for root {key.key_id_hex} is not its "
+                                "signature over this keyring body's digest", reason="BAD_SIGNATURE")
+        sigs[key.key_id] = Signature(key.alg, key.key_id, sig)
+    return _assemble(body, sigs)
+
+
+def _assemble(raw: bytes, sigs: Mapping[bytes, Signature]) -> bytes:
     if not 1 <= len(sigs) <= MAX_SIGNATURES:
         raise ManifestError(f"a keyring carries 1..{MAX_SIGNATURES} signatures",
                             reason="BAD_FORMAT")

@@ -15,7 +15,11 @@ Invariants:
 - Every manifest this module signs for a channel (a release, a refresh; `otakit.rollout` uses
   `Repository.resign`) carries the channel's published ``revision`` + 1 (1 on a new channel or
   over a body-revision-2 manifest without one) and ``min_keyring`` = the version of the keyring
-  published for the product (0 when none), docs/format.md §2 and §4.
+  published for the product (0 when none), docs/format.md §2 and §4; a revision handed out for
+  detached signing (`otakit.detached`) is never handed out again, so the count may skip.
+- A document prepared with a `otakit.detached.DetachedKey` (``--digest-out``) is not written:
+  `otakit.detached.defer_manifest` keeps it pending, with the blobs it brings, until its
+  signature comes back.
 
 A release's arguments (`ReleaseRequest`, `parse_expiry`), its forward-only checks and its encoded
 representations live in `otakit.release_request`, which writes nothing; this module re-exports
@@ -127,6 +131,27 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+def _sign(body: ManifestBody, key: PrivateKey) -> bytes:
+    """`sign_manifest`; a `otakit.detached.DetachedKey` gives a placeholder signature."""
+    from otakit.detached import DetachedKey  # noqa: PLC0415 - it imports this module
+
+    if isinstance(key, DetachedKey):
+        with key.capture():
+            return sign_manifest(body, key)  # type: ignore[arg-type]
+    return sign_manifest(body, key)
+
+
+def _deferred(repo: Repository, key: PrivateKey, body: ManifestBody, manifest: bytes,
+              blobs: dict[str, bytes]) -> bool:
+    """Keep the document pending if ``key`` stands in for a detached signer."""
+    from otakit.detached import DetachedKey, defer_manifest  # noqa: PLC0415
+
+    if not isinstance(key, DetachedKey):
+        return False
+    defer_manifest(repo, key, body, manifest, blobs)
+    return True
+
+
 class Repository:
     """A release repository directory."""
 
@@ -168,13 +193,17 @@ class Repository:
 
     def next_revision(self, product: str, board: str, channel: str) -> int:
         """The ``revision`` the channel's next signed manifest takes: the published one + 1
-        (1 on a new channel, or over a manifest without a revision).
+        (1 on a new channel, or over a manifest without a revision), or above the highest
+        one handed out for detached signing (`otakit.detached.reserved_revision`).
 
         Raises:
             RepoError: the published manifest is unreadable, or at the largest revision.
         """
         pub = self.published(product, board, channel)
-        rev = 0 if pub is None else pub.revision
+        from otakit.detached import reserved_revision  # noqa: PLC0415
+
+        rev = max(0 if pub is None else pub.revision,
+                  reserved_revision(self.root, (product, board, channel)))
         if rev >= INT31:
             raise RepoError(f"{product}/{board}/{channel} is at revision {rev}, the largest",
                             reason="BAD_REPO")
@@ -199,7 +228,8 @@ class Repository:
 
     def resign(self, body: ManifestBody, key: PrivateKey) -> tuple[ManifestBody, bytes]:
         """Sign ``body`` as its channel's next manifest (revision + 1, the current
-        min_keyring) and write it in place of the published one.
+        min_keyring) and write it in place of the published one (with a
+        `otakit.detached.DetachedKey`: keep it pending instead).
 
         Raises:
             RepoError: see `next_revision`, `keyring_version`.
@@ -208,7 +238,9 @@ class Repository:
         body = dataclasses.replace(
             body, revision=self.next_revision(body.product, body.board, body.channel),
             min_keyring=self.keyring_version(body.product))
-        manifest = sign_manifest(body, key)
+        manifest = _sign(body, key)
+        if _deferred(self, key, body, manifest, {}):
+            return body, manifest
         write_atomic(self.manifest_path(body.product, body.board, body.channel), manifest)
         return body, manifest
 
@@ -239,7 +271,9 @@ class Repository:
 
     def publish(self, req: ReleaseRequest, image: bytes, key: PrivateKey,
                 now: int | None = None, sbom: bytes | None = None) -> PublishResult:
-        """Check ``image`` for the board, sign a manifest and write payload then manifest.
+        """Check ``image`` for the board, sign a manifest and write payload then manifest
+        (with a `otakit.detached.DetachedKey`: keep them pending instead; the result then
+        names where they will go).
 
         ``sbom`` (a CycloneDX JSON document, `otakit.sbom`) is stored as a blob beside the payload
         and bound into the manifest by path, size and SHA-256 (docs/format.md §2.4).
@@ -260,8 +294,15 @@ class Repository:
             sbom_digest = hashlib.sha256(sbom).hexdigest()
             body = dataclasses.replace(body, sbom={"path": f"{BLOB_DIR}/{sbom_digest}",
                                                    "size": len(sbom), "sha256": sbom_digest})
-        manifest = sign_manifest(body, key)
+        manifest = _sign(body, key)
         mpath = self.manifest_path(req.product, req.board.name, req.channel)
+        brought = {info.sha256: image, **{r.sha256: data for r, data in encoded}}
+        if sbom is not None and sbom_digest:
+            brought[sbom_digest] = sbom
+        if _deferred(self, key, body, manifest, brought):
+            return PublishResult(mpath, self.payload_path(info.sha256), body, manifest,
+                                 self.payload_path(sbom_digest) if sbom_digest else None,
+                                 {r.sha256: self.payload_path(r.sha256) for r, _ in encoded})
         new_blobs: list[Path] = []  # written by this release: removed again if it fails
 
         def put(sha: str, data: bytes) -> Path:

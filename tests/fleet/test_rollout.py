@@ -142,7 +142,8 @@ def test_cli_policy_stages_releases_and_security_may_skip(
                  "--skip-staging", "1.2.0.bin"]) == 1
     assert "security releases only" in capsys.readouterr().err
     assert main(["release", *common, "--version", "1.2.0", "--sequence", "2", "--security",
-                 "--severity", "critical", "--risk", "CVE-1", "--skip-staging",
+                 "--severity", "critical", "--risk", "CVE-1: anyone nearby could unlock the door",
+                 "--skip-staging",
                  "1.2.0.bin"]) == 0
     assert main(["rollout", "status", *where_, "--json"]) == 0
     assert '"rollout": null' in capsys.readouterr().out

@@ -59,9 +59,12 @@ def _release(*extra: str, image: str = "app.bin", seq: str = "1") -> int:
                  "--board", "esp32", "--version", "1.1.0", "--sequence", seq, *extra, image])
 
 
+RISK = "CVE-1: anyone nearby could unlock the door"  # --risk is a sentence (BAD_RISK)
+
+
 def test_release_verify_inspect_round_trip(env: Path, capsys: pytest.CaptureFixture) -> None:
     assert _release("--support-end", "2031-12-31", "--expires", "90d", "--notes", "faster",
-                    "--security", "--severity", "high", "--risk", "CVE-1",
+                    "--security", "--severity", "high", "--risk", RISK,
                     "--disruption-seconds", "30") == 0
     out = capsys.readouterr().out
     assert "released door/esp32/stable version 1.1.0 sequence 1" in out
@@ -72,7 +75,7 @@ def test_release_verify_inspect_round_trip(env: Path, capsys: pytest.CaptureFixt
     doc = json.loads(capsys.readouterr().out)
     assert doc["signature"] == "verified" and doc["header"]["alg"] == "ed25519"
     body = doc["body"]
-    assert body["security"] == {"severity": "high", "risk": "CVE-1"}
+    assert body["security"] == {"severity": "high", "risk": RISK}
     assert body["disruption"] == {"reboot": True, "seconds": 30}
     assert body["notes"] == "faster" and body["support_end"] == "2031-12-31"
     assert main(["inspect", manifest]) == 0

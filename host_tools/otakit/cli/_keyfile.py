@@ -1,8 +1,8 @@
 """Key arguments shared by several commands: a PEM file or a ``pkcs11:`` URI.
 
 Not a command module: `load_any_key` (any key, asking for a passphrase), `load_signing_key`
-(the same, refusing a public key), `trusted_keys` (the --key/--keyring pair of ``verify`` and
-``inspect``) and `passphrase_file_option` (``--passphrase-file``, on every command that reads a
+(the same, refusing a public key; under ``--digest-out`` a stand-in, `otakit.cli._detached`),
+`trusted_keys` (the --key/--keyring pair of ``verify`` and ``inspect``) and `passphrase_file_option` (``--passphrase-file``, on every command that reads a
 key). A passphrase comes from --passphrase-file, else $OTAKIT_KEY_PASSPHRASE, else a prompt on a
 terminal; without a terminal the command stops with one line naming both
 (``PASSWORD_REQUIRED``).
@@ -66,7 +66,15 @@ def load_any_key(path: str) -> keys.PublicKey:
 
 
 def load_signing_key(path: str) -> keys.PrivateKey:
-    """`load_any_key`, refusing a public key (``NOT_PRIVATE``): the key signs."""
+    """`load_any_key`, refusing a public key (``NOT_PRIVATE``): the key signs. Under
+    ``--digest-out`` (`otakit.cli._detached`) any key file will do: the result is a
+    `otakit.detached.DetachedKey` standing in for its private half."""
+    from otakit.cli._detached import detached_key, digest_out_given  # noqa: PLC0415
+
+    if digest_out_given():
+        stand_in = detached_key(path, load_any_key(path))
+        assert stand_in is not None
+        return stand_in
     if path.startswith("pkcs11:"):
         return _token_key(path)
     return _with_passphrase(path, keys.load_private_key)

@@ -1,4 +1,5 @@
-"""otakit CLI: ``release`` (check an app image, sign its manifest, publish both)."""
+"""otakit CLI: ``release`` (check an app image, sign its manifest, publish both; or, with
+``--digest-out`` / ``--signature-in``, sign it detached: `otakit.cli._detached`)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,33 @@ from otakit.cli._output import echo_json, json_option
 
 from otakit import rollout
 from otakit.boards import load_board
+from otakit.cli._detached import detached_options, digest_out_given
 from otakit.cli._keyfile import load_signing_key, passphrase_file_option
 from otakit.errors import OtakitError
 from otakit.repo import DEFAULT_EXPIRY, ReleaseRequest, Repository, parse_expiry
 
 SEVERITIES = ("low", "medium", "high", "critical")
+# --risk is shown to the user as the reason to update (ETSI EN 303 645 5.3-11): a sentence,
+# at least RISK_MIN_WORDS words with a letter and RISK_MIN_CHARS characters (docs/release.md).
+RISK_MIN_WORDS = 3
+RISK_MIN_CHARS = 20
+
+
+def check_risk(risk: str) -> str:
+    """``risk`` stripped, if it reads as a sentence a user can act on.
+
+    Raises:
+        OtakitError: fewer than `RISK_MIN_WORDS` words or `RISK_MIN_CHARS` characters
+            (``BAD_RISK``).
+    """
+    text = " ".join(risk.split())
+    words = [w for w in text.split(" ") if any(c.isalpha() for c in w)]
+    if len(words) < RISK_MIN_WORDS or len(text) < RISK_MIN_CHARS:
+        raise OtakitError(f"--risk {text!r}: say in a sentence what the update fixes, for the "
+                          f"user (at least {RISK_MIN_WORDS} words and {RISK_MIN_CHARS} "
+                          "characters, e.g. 'someone nearby could unlock the door')",
+                          reason="BAD_RISK")
+    return text
 
 
 def _expiry(o: dict, now: int) -> int | None:
@@ -50,7 +73,8 @@ def _request(o: dict, now: int) -> ReleaseRequest:
     if any(given) and not all(given):
         raise OtakitError("a security update needs --security, --severity and --risk (what it "
                           "fixes, in plain words); they go together", reason="BAD_ARGUMENT")
-    security = {"severity": o["severity"], "risk": o["risk"].strip()} if o["security"] else None
+    security = ({"severity": o["severity"], "risk": check_risk(str(o["risk"]))}
+                if o["security"] else None)
     disruption = ({"reboot": True, "seconds": o["disruption_seconds"]}
                   if o["disruption_seconds"] is not None else None)
     staged = rollout.initial_rollout(Path(str(o["repo"])),
@@ -67,13 +91,15 @@ def _request(o: dict, now: int) -> ReleaseRequest:
 
 @click.command()
 @click.option("--key", "key_file", required=True, type=click.Path(dir_okay=False),
-              help="Private signing key (PEM); passphrase from $OTAKIT_KEY_PASSPHRASE or prompt.")
+              help="Private signing key (PEM); passphrase from $OTAKIT_KEY_PASSPHRASE or prompt. "
+              "With --digest-out/--signature-in: the public key will do.")
 @click.option("--repo", required=True, type=click.Path(file_okay=False), help="Repository dir.")
 @click.option("--product", required=True, help="Product name, [a-z0-9._-]{1,32}.")
 @click.option("--board", required=True, help="Board definition name (boards/<BOARD>).")
-@click.option("--version", "version", required=True, help="Human version, e.g. 1.2.0.")
-@click.option("--sequence", required=True, type=click.IntRange(1, 2**31 - 1),
-              help="Monotonic release number; must exceed the channel's current one.")
+@click.option("--version", "version", help="Human version, e.g. 1.2.0.  [required]")
+@click.option("--sequence", type=click.IntRange(1, 2**31 - 1),
+              help="Monotonic release number; must exceed the channel's current one.  "
+              "[required]")
 @click.option("--security-version", type=click.IntRange(0, 2**31 - 1),
               help="Anti-rollback floor [default: the channel's current, or 0].")
 @click.option("--channel", default="stable", show_default=True)
@@ -109,14 +135,24 @@ def _request(o: dict, now: int) -> ReleaseRequest:
 @click.option("--frozen", "frozen_dir", type=click.Path(file_okay=False, exists=True),
               help="With --sbom: the directory of the modules frozen into the image (hashed "
               "into the SBOM) [default: the agent shipped with otakit].")
-@click.argument("app_image", type=click.Path(exists=True, dir_okay=False))
+@click.argument("app_image", required=False, type=click.Path(exists=True, dir_okay=False))
 @passphrase_file_option
 @json_option
+@detached_options
 def release(**o: object) -> None:
     """Check APP_IMAGE, sign a manifest and publish both into the repository.
 
     APP_IMAGE is the app image (.app-bin / micropython.bin), never a full firmware.bin.
+
+    Detached signing: --digest-out FILE (with --key the public key) writes the 32 bytes to sign
+    and keeps the release pending; `otakit release --signature-in SIG --key PUB --repo R
+    --product P --board B [--channel C]` publishes it (docs/release.md).
     """
+    for name, flag in (("version", "--version"), ("sequence", "--sequence"),
+                       ("app_image", "APP_IMAGE")):
+        if o[name] is None:
+            raise click.UsageError(f"Missing {'argument' if name == 'app_image' else 'option'} "
+                                   f"'{flag}'.")
     now = int(time.time())
     req = _request(o, now)
     key = load_signing_key(str(o["key_file"]))
@@ -131,6 +167,7 @@ def release(**o: object) -> None:
     _warn_version_down(repo, req)
     res = repo.publish(req, image, key, now, sbom=sbom)
     b = res.body
+    pending = digest_out_given()
     if o["as_json"]:
         echo_json({"product": b.product, "board": b.board, "channel": b.channel,
                    "version": b.version, "sequence": b.sequence,
@@ -143,13 +180,18 @@ def release(**o: object) -> None:
                    "rollout": b.rollout,
                    "payloads": [{"encoding": r.encoding, "path": str(res.blobs[r.sha256]),
                                  "size": r.size, "base_sha256": r.base_sha256}
-                                for r in b.payloads]})
+                                for r in b.payloads],
+                   "pending": pending})
         return
-    click.echo(f"released {b.product}/{b.board}/{b.channel} version {b.version} sequence "
-               f"{b.sequence} (security version {b.security_version}), signed by {key.key_id_hex}")
+    click.echo(f"{'prepared' if pending else 'released'} {b.product}/{b.board}/{b.channel} "
+               f"version {b.version} sequence {b.sequence} (security version "
+               f"{b.security_version}), " + ("to be signed by " if pending else "signed by ")
+               + key.key_id_hex)
     expiry = ("never (--no-expiry)" if b.expires is None else
               time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(b.expires)))
     click.echo(f"  revision: {b.revision} (min_keyring {b.required_keyring}), expires {expiry}")
+    if pending:
+        return
     click.echo(f"  manifest: {res.manifest_path} ({len(res.manifest)} bytes)")
     click.echo(f"  payload:  {res.payload_path} ({b.payload.size} bytes)")
     if res.sbom_path is not None:

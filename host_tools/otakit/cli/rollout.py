@@ -8,6 +8,7 @@ import click
 from otakit.cli._output import echo_json, json_option
 
 from otakit import rollout
+from otakit.cli._detached import detached_options
 from otakit.cli._keyfile import load_signing_key, passphrase_file_option
 from otakit.errors import KeyFileError
 from otakit.manifest_body import ManifestBody
@@ -30,7 +31,7 @@ _KEY_OPTION = click.option("--key", "key_file", required=True,
 
 
 def _KEY(f):  # type: ignore[no-untyped-def]  # noqa: N802
-    return _KEY_OPTION(passphrase_file_option(json_option(f)))
+    return _KEY_OPTION(passphrase_file_option(json_option(detached_options(f))))
 
 
 def _show(b: ManifestBody, as_json: bool = False) -> None:
