@@ -28,6 +28,7 @@ from otakit.mpy import run_micropython
 from otakit.paths import FIRMWARE_DIR
 from otakit.repo import Repository
 from otakit.revert import make_revert
+from otakit.sim.campaign import SCENARIOS, Bench, golden
 from otakit.sim.lab import PRODUCT, Lab, revision_of
 from scenario import HEAP, blob_requests, manifest_by_hand, prepare, statuses, step
 
@@ -204,6 +205,30 @@ def test_a_device_behind_the_revert_downloads_it(lab: Lab) -> None:
     result = step(lab)
     assert [b.version for b in result.boots] == ["0.9.0", "1.0.0"], result.log
     assert blob_requests(lab) and lab.nvs()["seq"] == 1
+
+
+@pytest.mark.slow
+def test_power_cuts_during_a_revert_leave_a_signed_release_and_finish_it(tmp_path: Path) -> None:
+    # The campaign's "revert" scenario (`make campaign` cuts at every op): here its golden run
+    # and a cut at every otadata write (set_boot, the bootloader's trial, mark-valid) and at the
+    # middle NVS record of the install (arm_trial) and of the trial (confirm: the sequence goes
+    # down), each judged by the campaign's oracle.
+    bench = Bench(tmp_path / "lane", SCENARIOS["revert"])
+    try:
+        ops, downloaded, outcome = golden(bench)
+        assert downloaded == 0 and not outcome.problems
+        g = bench.goldens[0]
+        picked = [i for i, k in enumerate(g.kinds, 1) if k == "otadata"]
+        for phase in ("install", "trial"):
+            records = [i for i, (k, p) in enumerate(zip(g.kinds, g.phases), 1)
+                       if (k, p) == ("nvs-record", phase)]
+            picked.append(records[len(records) // 2])
+        assert len(picked) >= 5 and max(picked) <= ops
+        for cut in picked:
+            result = bench.run((cut,))[0]
+            assert result.survived, (cut, result.problems)
+    finally:
+        bench.close()
 
 
 # --- the host command -----------------------------------------------------------------------
