@@ -1,10 +1,11 @@
 # ota/agent.py: the update agent: check -> verify -> stream -> read back -> set_boot.
 # MIT license; Copyright (c) 2026 otakit contributors
 #
-# One object owns the flow; trusted state only moves forward. The agent never raises into the
-# app for network or data errors: every refusal is a reason code plus a message, kept in
-# status(). It owns one 4 KB buffer for its whole life: the manifest is read into it, then every
-# payload block passes through it, so memory does not grow with the image.
+# One object owns the flow; trusted state (floor, revision, keyring) only moves forward, and so
+# does the installed sequence except through a signed revert (ota.revert). The agent never
+# raises into the app for network or data errors: every refusal is a reason code plus a
+# message, kept in status(). It owns one 4 KB buffer for its whole life: the manifest is read
+# into it, then every payload block passes through it, so memory does not grow with the image.
 #
 # RAM: each phase imports what it needs and releases it afterwards (check: ota.check, which
 # loads ota.trusted, ota.httpsmall, ota.manifest and ota.crypto in turn; install: ota.download
