@@ -243,6 +243,9 @@ def test_otakit_revert_command(lab: Lab, tmp_path: Path, capsys: pytest.CaptureF
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "from sequence 2 to version 1.0.0 (sequence 1): revision 3" in out
+    pub = tmp_path / "release.pub.pem"
+    pub.write_bytes(lab.key.public_key().public_pem())
+    assert main(["verify", "--repo", str(lab.repo.root), "--key", str(pub)]) == 0
     assert main(args) == 1  # a revert of a revert: the devices hold 1.1.0 in the other slot
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("otakit: BAD_ARGUMENT: "), err
