@@ -1,19 +1,20 @@
 # ota/agent.py: the update agent: check -> verify -> stream -> read back -> set_boot.
 # MIT license; Copyright (c) 2026 otakit contributors
 #
-# One object owns the flow; trusted state only moves forward. The agent never raises into the
-# app for network or data errors: every refusal is a reason code plus a message, kept in
-# status(). It owns one 4 KB buffer for its whole life: the manifest is read into it, then every
-# payload block passes through it, so memory does not grow with the image.
+# One object owns the flow; trusted state (floor, revision, keyring) only moves forward, and so
+# does the installed sequence except through a signed revert (ota.revert). The agent never
+# raises into the app for network or data errors: every refusal is a reason code plus a
+# message, kept in status(). It owns one 4 KB buffer for its whole life: the manifest is read
+# into it, then every payload block passes through it, so memory does not grow with the image.
 #
 # RAM: each phase imports what it needs and releases it afterwards (check: ota.check, which
 # loads ota.trusted, ota.httpsmall, ota.manifest and ota.crypto in turn; install: ota.download
-# and ota.http), so the code of the phases is never in the heap at once when the agent is
-# loaded as .mpy. Frozen into firmware, its code costs no heap at all. This module stays loaded
-# (ota.RESIDENT), so it holds only what runs while a payload streams in (the peak): install()
-# and what it calls. The Agent's other methods are found through Agent.__getattr__ and
-# released with the phase that used them: check(), check_sync(), now() in ota.agentops,
-# status(), device_info() and the failure path in ota.info.
+# and ota.http, or ota.revert for a signed revert), so the code of the phases is never in the
+# heap at once when the agent is loaded as .mpy. Frozen into firmware, its code costs no heap at
+# all. This module stays loaded (ota.RESIDENT), so it holds only what runs while a payload
+# streams in (the peak): install() and what it calls. The Agent's other methods are found
+# through Agent.__getattr__ and released with the phase that used them: check(), check_sync(),
+# now() in ota.agentops, status(), device_info() and the failure path in ota.info.
 import time
 
 from . import release
@@ -105,11 +106,14 @@ class Agent:
             if m.size > slot.size:
                 raise ManifestError("PAYLOAD_TOO_LARGE", "%d bytes do not fit %s (%d bytes)"
                                     % (m.size, slot.label, slot.size))
-            self._set("downloading")
             try:
-                if not (m.payloads and await self._encoded(m, slot)):
-                    await self._download(m, slot)
-                self._note("downloaded", m.sequence, None, t0, m.version)
+                if m.revert:  # a signed revert: the image is in the slot already (ota.revert)
+                    await self._revert(m, slot)
+                else:
+                    self._set("downloading")
+                    if not (m.payloads and await self._encoded(m, slot)):
+                        await self._download(m, slot)
+                    self._note("downloaded", m.sequence, None, t0, m.version)
                 self._set("verifying")
                 await slot.verify(m.size, m.sha256, self.cfg.chip_id, self.buf)  # yields
             except (ManifestError, FlashError):
@@ -133,6 +137,14 @@ class Agent:
         try:
             return await download(self.cfg, self.state, m, slot, self.buf, self.esp32,
                                   self._client, self._done_with, self._progress)
+        finally:
+            release()
+
+    async def _revert(self, m, slot):
+        from .revert import read_back
+        self._set("verifying")
+        try:
+            await read_back(m, slot, self.buf)
         finally:
             release()
 

@@ -52,6 +52,7 @@ def fill(m, alg, key_id, b):
     m.support_end = v
     m.security = _security(b)
     m.disruption = _disruption(b)
+    m.revert = _revert(b)
     m.rollout = m.sbom = None
     if "rollout" in b or "sbom" in b:  # the fleet fields (docs/format.md §2.3, §2.4)
         from .fleet import check
@@ -154,6 +155,16 @@ def _chunks(r, enc, size, image_size, base_size):
             at += chunk
         bases = array("i", bases)
     return chunk, array("i", lengths), bases
+
+
+def _revert(b):
+    # "action": "revert" (docs/format.md §2.6): the image named is to be taken from the other
+    # slot. Any other action is refused: this device does not know what it would ask.
+    if "action" not in b:
+        return False
+    if b["action"] != "revert":
+        bad("action")
+    return True
 
 
 def _security(b):

@@ -42,6 +42,8 @@ class Manifest:
     #   rollout (None | {"percent": 0-100, "salt": str, "state": "active"|"paused"|"aborted"}),
     #   sbom (None | {"path": str, "size": int, "sha256": str}) - checked by ota.fleet
     #   path (str), size (int), sha256 (32 bytes, the raw digest), encoding (str) - payload
+    #   revert (bool): "action": "revert" (docs/format.md §2.6); ota.vet keeps it True only for
+    #     a revert below the installed sequence, which ota.revert takes from the other slot
     #   payloads: list of the known alternative representations (docs/format.md §2.2), each a
     #     tuple (encoding, path, size, sha256, wbits, base_size, base_sha256); the last two are
     #     None for deflate; digests are 32 raw bytes

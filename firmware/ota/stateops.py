@@ -77,8 +77,9 @@ def interrupted(st):
 
 def confirm_trial(st, seq, sv):
     # The trial booted and passed its checks (mark_app_valid already done): the installed
-    # sequence and floor first, the pending report next, then the marker t_seq is erased
-    # before the rest. A cut before t_seq goes repeats this with the same values.
+    # sequence (lower than before after a signed revert, docs/format.md §2.6) and floor first,
+    # the pending report next, then the marker t_seq is erased before the rest. A cut before
+    # t_seq goes repeats this with the same values.
     st.nvs.set_i32("seq", seq)
     if sv > floor(st):
         st.nvs.set_i32("floor", sv)

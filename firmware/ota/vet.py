@@ -23,9 +23,10 @@ def vet(cfg, st, m, now, kr_version):
     if m.revision < rev:
         raise ManifestError("OLD_REVISION", "revision %d, accepted %d" % (m.revision, rev))
     installed, floor = st.enforced()  # NVS raised to the firmware's own release (ota_origin)
-    if m.sequence < installed:
+    if m.sequence < installed and not m.revert:  # a signed revert may go back (§2.6)
         raise ManifestError("ROLLBACK", "sequence %d is older than the installed %d"
                             % (m.sequence, installed))
+    m.revert = m.sequence < installed  # at or above it a revert is a release like any other
     if m.sequence in st.bad_sequences():
         raise ManifestError("KNOWN_BAD", "sequence %d failed its trial boot before"
                             % m.sequence)

@@ -347,6 +347,8 @@ def body_from_dict(d: object) -> ManifestBody:
         raise _bad("version must be 1-32 printable characters")
     if not valid_date(_get(d, "support_end")):
         raise _bad("support_end must be a YYYY-MM-DD date")
+    if "action" in d and d["action"] != "revert":  # §2.6: a signed revert, kept in extra
+        raise _bad('action must be "revert"')
     known = {"product", "board", "chip_id", "channel", "version", "sequence", "security_version",
              "payload", "created", "support_end", "revision", "min_keyring", "expires", "notes",
              "security", "disruption",

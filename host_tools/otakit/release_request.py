@@ -87,7 +87,8 @@ def check_forward(req: ReleaseRequest, cur: ManifestBody | None, now: int) -> tu
     forward-only checks against ``cur``, its current body (None on a new channel).
 
     Raises:
-        RepoError: sequence not higher, security version or support end lower, no support
+        RepoError: sequence not higher (than the current one, and than the one a revert
+            replaced), security version or support end lower, no support
             end on a first release, or a support end in the past (``ROLLBACK`` /
             ``SECURITY_FLOOR`` / ``BAD_ARGUMENT``).
     """
@@ -95,6 +96,10 @@ def check_forward(req: ReleaseRequest, cur: ManifestBody | None, now: int) -> tu
     if cur is not None and req.sequence <= cur.sequence:
         raise RepoError(f"sequence {req.sequence} is not above {where}'s current "
                         f"{cur.sequence} (version {cur.version})", reason="ROLLBACK")
+    gone = cur.extra.get("reverted_from") if cur is not None else None  # a signed revert's
+    if type(gone) is int and req.sequence <= gone:  # (§2.6): devices may still run that one
+        raise RepoError(f"sequence {req.sequence} is not above {gone}, the release {where} "
+                        "was reverted from", reason="ROLLBACK")
     floor = cur.security_version if cur else 0
     sec = floor if req.security_version is None else req.security_version
     if sec < floor:

@@ -321,6 +321,8 @@ class Repository:
             for path in new_blobs:
                 path.unlink(missing_ok=True)
             raise
+        from otakit.revert import record  # noqa: PLC0415 - the release history (§2.6)
+        record(self.root, body, manifest)
         return PublishResult(mpath, blob, body, manifest, sbom_path, blobs)
 
     def refresh(self, product: str, board: str, channel: str, expires: int, key: PrivateKey,

@@ -27,7 +27,7 @@ from otakit.sim.lab import Lab, revision_of
 from otakit.sim.oracle import Judge, last_status, vfs_files
 from otakit.sim.runner import RunResult, run
 from otakit.sim.scenarios import (
-    APP_SETUP, APP_USER_FILES, HEAP, SETTINGS_CHANGE, Scenario, device_script,
+    APP_SETUP, APP_USER_FILES, HEAP, SETTINGS_CHANGE, Scenario, device_script, revert_setup,
 )
 
 __all__ = ["Bench", "Outcome", "Stage"]
@@ -152,6 +152,9 @@ class Bench:
         first = make_app_image("1.0.0", size=scenario.size, seed="old")
         self.script = work / "device.py"
         self.script.write_text(device_script(scenario, "1.1.0" if scenario.unhealthy else None))
+        if scenario.revert:
+            self._setup_revert(scenario)
+            return
         lab.flash(first)
         if scenario.app:
             setup = work / "setup.py"
@@ -205,6 +208,23 @@ class Bench:
         if scenario.chain:
             self.stages[1].shas[hashlib.sha256(first).hexdigest()] = "older"
         self.runs = work / "runs"
+        self.runs.mkdir(exist_ok=True)
+
+    def _setup_revert(self, scenario: Scenario) -> None:
+        # 1.1.0 (sequence 2) runs, the revert to 1.0.0 (sequence 1, in the other slot) is
+        # published: the stage's "new" release is 1.0.0 (otakit.sim.scenarios.revert_setup).
+        lab = self.lab
+        old, new, rev = revert_setup(lab, self.script, scenario.size)
+        self.base = self.work / "base.img"
+        shutil.copyfile(lab.flash_path, self.base)
+        stage = Stage(scenario, lab.channel, old, new, 2, 1, 1, rev, {},
+                      lab.manifest_path.read_bytes(), seen=self.recorder.seen,
+                      user_files=vfs_files(self.base, ["ota_config.json"]))
+        stage.place(read_state(self.base), self.base.read_bytes())
+        stage.shas = {hashlib.sha256(old).hexdigest(): "old",
+                      hashlib.sha256(new).hexdigest(): "new"}
+        self.stages = [stage]
+        self.runs = self.work / "runs"
         self.runs.mkdir(exist_ok=True)
 
     # kept for the CLI and the tests: the (first) stage's figures

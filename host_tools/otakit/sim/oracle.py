@@ -144,7 +144,7 @@ class Judge:
         floor, seq = int(nvs.get("floor", 0)), int(nvs.get("seq", 0))
         if floor < self.floor:
             self.fail(f"(d) boot {b.index}: the floor went down from {self.floor} to {floor}")
-        if seq < self.seq:
+        if seq < self.seq and not (self.bench.scenario.revert and seq == new_seq):
             self.fail(f"(d) boot {b.index}: the installed sequence went down from {self.seq} "
                       f"to {seq}")
         if seq == new_seq and which != "new":
@@ -169,7 +169,9 @@ class Judge:
         data = self.flash.read_bytes()
         nvs = st.nvs.get("otakit", {})
         new_state = slot_entry_state(st, bench.new_slot)
-        self.confirmed = self.confirmed or (not bench.scenario.rejects and (
+        # (a revert writes no slot: the image it leaves stays intact throughout)
+        self.confirmed = self.confirmed or (not bench.scenario.rejects and
+                                            not bench.scenario.revert and (
             nvs.get("seq") == bench.new_seq or new_state == VALID))
         if not self.confirmed and \
                 data[bench.old_offset:bench.old_offset + len(bench.old)] != bench.old:
@@ -245,8 +247,10 @@ class Judge:
             self.fail(f"(d) the accepted keyring is version {stored_keyring(nvs)}, not the "
                       f"published {bench.keyring}")
         # (h) payload bytes: the golden run fetches it once, whole; a cut costs at most the bound
-        if not self.cuts and (self.fetches != 1 or self.refetched):
+        if not self.cuts and (self.fetches != 1 or self.refetched) and not bench.scenario.revert:
             self.fail(f"(h) the uncut run requested the payload {self.fetches} times")
+        if bench.scenario.revert and self.fetches:  # the image is in the slot already
+            self.fail(f"(h) the revert requested the payload {self.fetches} times")
         if self.refetched > self.cuts * REFETCH_BOUND:
             self.fail(f"(h) {self.refetched} payload bytes fetched again for {self.cuts} cut(s)")
         # (e) the user's files: unchanged, and the bare script's own state file parses

@@ -8,6 +8,11 @@ door-lock app (`APP_SCRIPT`, after `APP_SETUP` wrote the user's files `APP_USER_
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from otakit.sim.lab import Lab
 
 HEAP = "128K"
 
@@ -104,7 +109,9 @@ class Scenario:
     (signed by the firmware's root key, fetched in the same check) trusts; ``settings``: the
     app's user changes the update settings at every boot; ``chain``: two consecutive updates,
     1.0.0 -> 1.1.0 -> 1.2.0, a cut in each (the first's install/trial/confirm, the second's
-    whole cycle)."""
+    whole cycle); ``revert``: a signed revert (docs/format.md §2.6) from 1.1.0 back to 1.0.0,
+    still in the other slot (`revert_setup`): nothing is downloaded, the "new" release is the
+    older one, and the installed sequence goes down to it once its trial is confirmed."""
 
     name: str
     size: int
@@ -116,6 +123,7 @@ class Scenario:
     keyring: bool = False
     settings: bool = False
     chain: bool = False
+    revert: bool = False
 
     @property
     def rejects(self) -> bool:
@@ -130,6 +138,31 @@ def device_script(scenario: Scenario, unhealthy: str | None) -> str:
     return f"UNHEALTHY = {unhealthy!r}\n" + DEVICE_SCRIPT
 
 
+def revert_setup(lab: Lab, script: Path, size: int) -> tuple[bytes, bytes, int]:
+    """The ``revert`` scenario up to its cut: the board runs 1.0.0 (sequence 1: its frozen
+    origin, so the agent does not download it), the agent updates it to 1.1.0 (sequence 2; both
+    security version 1, so the floor is 1) uncut, then `otakit revert` publishes the revert to
+    1.0.0. Returns (the running image 1.1.0, the revert's target 1.0.0, the revert's revision).
+    """
+    from otakit.appimage import make_app_image  # noqa: PLC0415 - the lane's imports only
+    from otakit.revert import make_revert  # noqa: PLC0415
+    from otakit.sim.inspect import read_state  # noqa: PLC0415
+    from otakit.sim.lab import PRODUCT  # noqa: PLC0415
+    from otakit.sim.runner import run  # noqa: PLC0415
+
+    first = make_app_image("1.0.0", size=size, seed="old")
+    later = make_app_image("1.1.0", size=size, seed="new")
+    lab.flash(first, origin=(1, 1))
+    lab.publish(first, "1.0.0", 1, security_version=1)
+    lab.publish(later, "1.1.0", 2, security_version=1)
+    result = run(lab.flash_path, script=script, app_dir=lab.device_dir, max_boots=10,
+                 heapsize=HEAP, timeout=60)
+    if read_state(lab.flash_path).nvs.get("otakit", {}).get("seq") != 2:
+        raise RuntimeError("the update before the revert failed:\n" + result.log)
+    body = make_revert(lab.repo, (PRODUCT, lab.board.name, lab.channel), lab.key)
+    return later, first, body.revision
+
+
 SCENARIOS = {s.name: s for s in (Scenario("small", 256 * 1024),
                                  Scenario("large", 1_500_000),
                                  Scenario("rollback", 64 * 1024, crash=True),
@@ -140,4 +173,5 @@ SCENARIOS = {s.name: s for s in (Scenario("small", 256 * 1024),
                                  Scenario("deflate", 256 * 1024, encoding="deflate"),
                                  Scenario("delta", 256 * 1024, encoding="delta"),
                                  Scenario("keyring", 128 * 1024, keyring=True),
-                                 Scenario("settings", 128 * 1024, app=True, settings=True))}
+                                 Scenario("settings", 128 * 1024, app=True, settings=True),
+                                 Scenario("revert", 128 * 1024, revert=True))}
