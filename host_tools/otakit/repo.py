@@ -275,6 +275,10 @@ class Repository:
             sbom_path = put(sbom_digest, sbom) if sbom is not None and sbom_digest else None
             blob = put(info.sha256, image)
             blobs = {r.sha256: put(r.sha256, data) for r, data in encoded}
+            if mpath.is_file():  # the outgoing release's manifest: what `otakit serve` serves
+                # while it withholds this one (otakit.withhold, docs/fleet.md)
+                write_atomic(self.root / ".otakit" / "previous" / req.product / req.board.name
+                             / req.channel / MANIFEST_NAME, mpath.read_bytes())
             write_atomic(mpath, manifest)
         except BaseException:
             for path in new_blobs:

@@ -11,7 +11,9 @@ replay of the earlier document as OLD_REVISION):
   that were offered it, while the ones that installed it keep it);
 - `pause` / `resume`: stop and restart offering it to devices that do not have it yet;
 - `abort`: stop offering it for good (devices that updated stay updated; publish a fixed release
-  with a higher sequence to move on).
+  with a higher sequence to move on); an unstaged release gets an aborted rollout at 0 %;
+- `lift`: re-sign the manifest unchanged, which ends a withhold (`otakit.withhold`): the
+  operator's "resume" of a release its threshold withheld.
 
 Channel policy: `set_policy` makes a channel staged; `otakit release` then starts every release
 there at the policy's percentage, unless it is a security release published with
@@ -125,12 +127,28 @@ def set_state(repo: Repository, where: tuple[str, str, str], key: PrivateKey, st
     Raises:
         RepoError: not staged, or resuming/pausing an aborted rollout.
     """
+    if state == "aborted":  # any release can be aborted, staged or not (a withheld one too)
+        body = _current(repo, where, key)
+        r = body.rollout or {"percent": 0, "salt": new_salt(body.sequence), "state": "aborted"}
+        return _resign(repo, where, key, body, {**r, "state": state}, now)
     body = _staged(repo, where, key)
     r = body.rollout
     assert r is not None
     if r["state"] == "aborted" and state != "aborted":
         raise RepoError("the rollout was aborted; publish a new release", reason="BAD_ARGUMENT")
     return _resign(repo, where, key, body, {**r, "state": state}, now)
+
+
+def lift(repo: Repository, where: tuple[str, str, str], key: PrivateKey,
+         now: int | None = None) -> ManifestBody:
+    """Offer a withheld release again (`otakit.withhold`): re-sign the channel's manifest
+    unchanged but for ``created`` and the next ``revision``, which ends the withhold.
+
+    Raises:
+        RepoError: no release, or it does not verify with ``key``.
+    """
+    body = _current(repo, where, key)
+    return _resign(repo, where, key, body, body.rollout, now)
 
 
 def load_policy(root: Path) -> dict[str, int]:
@@ -155,8 +173,10 @@ def set_policy(root: Path, where: tuple[str, str, str], start_percent: int | Non
         policy.pop(name, None)
     else:
         policy[name] = start_percent
-    write_atomic(Path(root) / POLICY_FILE,
-                 (json.dumps({"staged": policy}, indent=1, sort_keys=True) + "\n").encode())
+    path = Path(root) / POLICY_FILE
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    data["staged"] = policy  # other tables (otakit.withhold's thresholds) are kept
+    write_atomic(path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
 
 
 def initial_rollout(root: Path, where: tuple[str, str, str], sequence: int,
@@ -185,5 +205,5 @@ def initial_rollout(root: Path, where: tuple[str, str, str], sequence: int,
     return {"percent": percent, "salt": new_salt(sequence), "state": "active"}
 
 
-__all__ = ["POLICY_FILE", "initial_rollout", "load_policy", "new_salt", "raise_to",
+__all__ = ["POLICY_FILE", "initial_rollout", "lift", "load_policy", "new_salt", "raise_to",
            "set_policy", "set_state", "start"]

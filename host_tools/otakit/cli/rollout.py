@@ -1,4 +1,5 @@
-"""otakit CLI: ``rollout start|raise|pause|resume|abort|status|policy``."""
+"""otakit CLI: ``rollout start|raise|pause|resume|abort|status|policy`` and the withhold
+commands ``rollout threshold|watch|withheld|lift`` (`otakit.withhold`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,18 @@ import click
 
 from otakit.cli._output import echo_json, json_option
 
-from otakit import rollout
+import contextlib
+import json
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from otakit import rollout, withhold
+from otakit.errors import OtakitError
+from otakit.publish import publish_static
+from otakit.telemetry import open_store
 from otakit.cli._keyfile import load_signing_key, passphrase_file_option
 from otakit.errors import KeyFileError
 from otakit.manifest_body import ManifestBody
@@ -122,6 +134,139 @@ def policy(repo: str, product: str, board: str, channel: str, start_percent: int
     rollout.set_policy(Repository(repo).root, (product, board, channel), start_percent)
     click.echo(f"{product}/{board}/{channel}: " + (
         "not staged" if off else f"new releases start at {start_percent}%"))
+
+
+@rollout_group.command("lift")
+@_where
+@_KEY
+def lift(repo: str, product: str, board: str, channel: str, key_file: str,
+         as_json: bool) -> None:
+    """Offer a withheld release again: re-sign its manifest unchanged (next revision)."""
+    _show(rollout.lift(Repository(repo), (product, board, channel), load_signing_key(key_file)),
+          as_json)
+
+
+@rollout_group.command("threshold")
+@_where
+@click.option("--failed", "min_failed", type=click.IntRange(1),
+              help="Withhold once at least this many distinct devices failed or rolled back...")
+@click.option("--percent", type=click.FloatRange(0, 100, min_open=True),
+              help="...and they are at least this % of the devices the release reached...")
+@click.option("--sources", "min_sources", default=2, show_default=True,
+              type=click.IntRange(1), help="...reporting from at least this many networks.")
+@click.option("--off", is_flag=True, help="The channel's releases are never withheld.")
+def threshold(repo: str, product: str, board: str, channel: str, min_failed: int | None,
+              percent: float | None, min_sources: int, off: bool) -> None:
+    """Withhold the channel's release when too many devices fail it (no key needed).
+
+    `otakit serve --telemetry` checks it after every device report and then serves the
+    previous release's manifest (or 503); `otakit rollout watch` does the same for a static
+    host. Lift it with `otakit rollout lift` or `abort` (with the key).
+    """
+    if off == (min_failed is not None and percent is not None) or (
+            not off and (min_failed is None) != (percent is None)):
+        raise click.UsageError("give --failed N --percent X, or --off")
+    t = None if off else withhold.Threshold(min_failed, percent, min_sources)  # type: ignore[arg-type]
+    withhold.set_threshold(Repository(repo).root, (product, board, channel), t)
+    click.echo(f"{product}/{board}/{channel}: " + (
+        "never withheld" if t is None else
+        f"withheld once {t.min_failed} devices ({t.percent:g}% of those reached, from "
+        f"{t.min_sources} networks) failed or rolled back"))
+
+
+@rollout_group.command("withheld")
+@click.option("--repo", required=True, type=click.Path(file_okay=False), help="Repository dir.")
+@json_option
+def withheld(repo: str, as_json: bool) -> None:
+    """List the channels whose release is withheld now."""
+    root = Repository(repo).root
+    recs = withhold.records(root)
+    now = {n: r for n, r in recs.items() if withhold.active(root, withhold.where_of(n), recs)}
+    if as_json:
+        echo_json(now)
+        return
+    for name, r in sorted(now.items()):
+        click.echo(f"{name} sequence {r['seq']} revision {r['revision']}: withheld, "
+                   f"{r['failed']} of {r['reached']} devices failed; serving "
+                   + ("the previous release" if withhold.previous_manifest(
+                       root, withhold.where_of(name)) else "nothing"))
+    if not now:
+        click.echo("no channel is withheld")
+
+
+@rollout_group.command("watch")
+@click.option("--repo", required=True, type=click.Path(file_okay=False), help="Repository dir.")
+@click.option("--to", "dest", type=click.Path(file_okay=False),
+              help="The static site to re-publish (`otakit publish --to`) when a release is "
+              "withheld.")
+@click.option("--server", help="An `otakit serve --telemetry` instance to read the figures "
+              "from (its admin API, /.otakit/api/summary).")
+@click.option("--token-file", type=click.Path(dir_okay=False, exists=True),
+              help="The admin token of --server.")
+@click.option("--telemetry", "telemetry_db", metavar="DB",
+              help="Read the figures from this telemetry store instead (SQLite file or "
+              "postgresql:// URL).")
+@click.option("--interval", default=60.0, show_default=True, type=click.FloatRange(1),
+              help="Seconds between checks.")
+@click.option("--once", is_flag=True, help="Check once and exit.")
+def watch(repo: str, dest: str | None, server: str | None, token_file: str | None,
+          telemetry_db: str | None, interval: float, once: bool) -> None:
+    """Withhold failing releases on a static host: poll the telemetry, and when a channel
+    crosses its threshold (`otakit rollout threshold`) record it and re-publish DEST with the
+    previous release's manifest (or without the channel's manifest). Needs no signing key."""
+    if (server is None) == (telemetry_db is None):
+        raise click.UsageError("give --server URL --token-file FILE, or --telemetry DB")
+    root = Repository(repo).root
+    if not root.is_dir():
+        raise KeyFileError(f"no release repository at {repo}", reason="NO_REPO")
+    if server is not None and token_file is None:
+        raise click.UsageError("--server needs --token-file")
+    with contextlib.ExitStack() as stack:
+        rows: list[dict] = []
+        refresh: Callable[[], None] | None = None
+        if telemetry_db:
+            store = open_store(telemetry_db)
+            stack.callback(store.close)
+            health = withhold.store_health(store)
+        else:
+            token = Path(str(token_file)).read_text().strip()
+
+            def fetch() -> None:
+                rows[:] = _summary(str(server), token).get("funnel", [])
+
+            def health(where: tuple[str, str, str], seq: int) -> tuple[int, int, int]:
+                return withhold.funnel_health(rows, where, seq)
+            refresh = fetch
+        watcher = withhold.Withholder(root, health)
+        if dest:  # the site starts in step with the repository's withholds
+            publish_static(root, dest)
+        while True:
+            if refresh is not None:
+                refresh()
+            new = watcher.evaluate()
+            for name, rec in new:
+                click.echo(f"withheld {name} sequence {rec['seq']}: {rec['failed']} of "
+                           f"{rec['reached']} devices failed ({rec['sources']} networks)")
+            if new and dest:
+                r = publish_static(root, dest)
+                click.echo(f"re-published {dest}: {r.withheld} channel(s) withheld")
+            sys.stdout.flush()
+            if once:
+                return
+            time.sleep(interval)
+
+
+def _summary(server: str, token: str) -> dict:
+    url = server.rstrip("/") + "/.otakit/api/summary"
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - the operator's URL
+            data = json.loads(resp.read(1 << 24))
+    except (OSError, ValueError) as e:
+        raise OtakitError(f"cannot read {url}: {e}", reason="NETWORK") from e
+    if type(data) is not dict:
+        raise OtakitError(f"{url} did not answer a summary object", reason="NETWORK")
+    return data
 
 
 COMMANDS = [rollout_group]
