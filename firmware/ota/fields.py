@@ -52,8 +52,8 @@ def fill(m, alg, key_id, b):
     m.support_end = v
     m.security = _security(b)
     m.disruption = _disruption(b)
-    m.rollout = m.sbom = None
-    if "rollout" in b or "sbom" in b:  # the fleet fields (docs/format.md §2.3, §2.4)
+    m.rollout = m.sbom = m.cohort = m.pins = None
+    if "rollout" in b or "sbom" in b or "cohort" in b or "pins" in b:  # fleet: §2.3, §2.4, §2.6
         from .fleet import check
 
         check(m, b)

@@ -229,7 +229,9 @@ class Repository:
             revision=self.next_revision(req.product, req.board.name, req.channel),
             min_keyring=self.keyring_version(req.product),
             notes=req.notes, security=req.security, disruption=req.disruption,
-            rollout=req.rollout)  # type: ignore[arg-type]
+            rollout=req.rollout,  # type: ignore[arg-type]
+            # pins outlive releases (otakit.rollout.pin, docs/format.md §2.6); a cohort does not
+            extra={"pins": cur.extra["pins"]} if cur is not None and "pins" in cur.extra else {})
 
     def _write_blob(self, sha: str, data: bytes) -> Path:
         blob = self.payload_path(sha)

@@ -1,5 +1,6 @@
 """otakit CLI: ``rollout start|raise|pause|resume|abort|status|policy`` and the withhold
-commands ``rollout threshold|watch|withheld|lift`` (`otakit.withhold`)."""
+commands ``rollout threshold|watch|withheld|lift`` (`otakit.withhold`) and the targeting
+commands ``rollout cohort add|remove|clear``, ``rollout pin|unpin`` (docs/format.md §2.6)."""
 
 from __future__ import annotations
 
@@ -267,6 +268,71 @@ def _summary(server: str, token: str) -> dict:
     if type(data) is not dict:
         raise OtakitError(f"{url} did not answer a summary object", reason="NETWORK")
     return data
+
+
+def _show_targets(b: ManifestBody, as_json: bool) -> None:
+    c, pins = b.extra.get("cohort"), b.extra.get("pins", [])
+    if as_json:
+        echo_json({"version": b.version, "sequence": b.sequence, "revision": b.revision,
+                   "cohort": c, "pins": pins})
+        return
+    click.echo(f"{b.product}/{b.board}/{b.channel} version {b.version} sequence {b.sequence}, "
+               f"revision {b.revision}: " + (
+                   f"cohort {c['name']} ({len(c['members'])} devices)" if c else "no cohort")
+               + f", {len(pins)} pinned device(s)")
+
+
+@rollout_group.group("cohort")
+def cohort_group() -> None:
+    """Target the current release at a named cohort of at most 64 devices (by their
+    pseudonymous ids, as the dashboard shows them); other devices hold (NOT_IN_COHORT)."""
+
+
+def _cohort_command(name: str, doc: str, op: str) -> click.Command:
+    @click.command(name, help=doc)
+    @_where
+    @_KEY
+    @click.option("--name", "cohort_name", required=op != "clear", help="The cohort's name.")
+    @click.argument("devices", nargs=-1, required=op != "clear")
+    def cmd(repo: str, product: str, board: str, channel: str, key_file: str,
+            as_json: bool, cohort_name: str | None, devices: tuple[str, ...]) -> None:
+        k = load_signing_key(key_file)
+        w = (product, board, channel)
+        b = (rollout.cohort(Repository(repo), w, k, None) if op == "clear" else
+             rollout.cohort(Repository(repo), w, k, cohort_name, **{op: list(devices)}))
+        _show_targets(b, as_json)
+    return cmd
+
+
+for _name, _doc, _op in (
+        ("add", "Add DEVICES to the cohort (re-signs the manifest).", "add"),
+        ("remove", "Remove DEVICES from the cohort (the last one clears it).", "remove"),
+        ("clear", "Offer the release to every device again.", "clear")):
+    cohort_group.add_command(_cohort_command(_name, _doc, _op))
+
+
+@rollout_group.command("pin")
+@_where
+@_KEY
+@click.argument("device")
+@click.argument("sequence", type=click.IntRange(1, 2**31 - 1))
+def pin(repo: str, product: str, board: str, channel: str, key_file: str, as_json: bool,
+        device: str, sequence: int) -> None:
+    """Pin DEVICE to release SEQUENCE: it takes no release above it (PINNED), also from later
+    releases of the channel, until unpinned."""
+    _show_targets(rollout.pin(Repository(repo), (product, board, channel),
+                              load_signing_key(key_file), device, sequence), as_json)
+
+
+@rollout_group.command("unpin")
+@_where
+@_KEY
+@click.argument("device")
+def unpin(repo: str, product: str, board: str, channel: str, key_file: str, as_json: bool,
+          device: str) -> None:
+    """Let DEVICE take the channel's releases again."""
+    _show_targets(rollout.pin(Repository(repo), (product, board, channel),
+                              load_signing_key(key_file), device, None), as_json)
 
 
 COMMANDS = [rollout_group]
