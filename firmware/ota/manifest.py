@@ -41,6 +41,8 @@ class Manifest:
     #   disruption (None | {"reboot": bool, "seconds": int}),
     #   rollout (None | {"percent": 0-100, "salt": str, "state": "active"|"paused"|"aborted"}),
     #   sbom (None | {"path": str, "size": int, "sha256": str}) - checked by ota.fleet
+    #   cohort (None | (name, [member hash, ...])), pins (None | [{"member", "sequence"}, ...])
+    #     - checked by ota.fleet (docs/format.md section 2.6)
     #   path (str), size (int), sha256 (32 bytes, the raw digest), encoding (str) - payload
     #   payloads: list of the known alternative representations (docs/format.md §2.2), each a
     #     tuple (encoding, path, size, sha256, wbits, base_size, base_sha256); the last two are

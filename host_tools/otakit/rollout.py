@@ -37,6 +37,7 @@ import json
 import re
 import secrets
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -187,7 +188,7 @@ def _resign_extra(repo: Repository, where: tuple[str, str, str], key: PrivateKey
 
 
 def cohort(repo: Repository, where: tuple[str, str, str], key: PrivateKey, name: str | None,
-           add: list[str] = (), remove: list[str] = (),  # type: ignore[assignment]
+           add: Sequence[str] = (), remove: Sequence[str] = (),
            now: int | None = None) -> ManifestBody:
     """Target the channel's current release at a cohort: add or remove devices (by their
     pseudonymous ids) of the cohort ``name``; ``name`` None clears the cohort (every device).

@@ -298,8 +298,11 @@ def _cohort_command(name: str, doc: str, op: str) -> click.Command:
             as_json: bool, cohort_name: str | None, devices: tuple[str, ...]) -> None:
         k = load_signing_key(key_file)
         w = (product, board, channel)
+        listed = list(devices)
         b = (rollout.cohort(Repository(repo), w, k, None) if op == "clear" else
-             rollout.cohort(Repository(repo), w, k, cohort_name, **{op: list(devices)}))
+             rollout.cohort(Repository(repo), w, k, cohort_name,
+                            add=listed if op == "add" else [],
+                            remove=listed if op == "remove" else []))
         _show_targets(b, as_json)
     return cmd
 
