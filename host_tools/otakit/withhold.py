@@ -147,6 +147,21 @@ def active(root: Path, where: Where, recs: dict[str, dict[str, Any]] | None = No
     return rec if cur is not None and cur == (rec.get("seq"), rec.get("revision")) else None
 
 
+def withheld_now(root: Path) -> dict[str, dict[str, Any]]:
+    """The withholds in force, by ``product/board/channel`` (each record with ``serve``:
+    ``previous`` or ``none``, what is served instead); {} when the state file is malformed."""
+    try:
+        recs = records(root)
+    except RepoError:
+        return {}
+    out = {}
+    for name, rec in recs.items():
+        where = where_of(name)
+        if active(root, where, recs) is not None:
+            out[name] = {**rec, "serve": "previous" if previous_manifest(root, where) else "none"}
+    return out
+
+
 def previous_manifest(root: Path, where: Where) -> Path | None:
     """The previous release's manifest to serve while the channel is withheld, or None when
     the repository keeps none (or it is not older than the current one)."""
@@ -228,6 +243,7 @@ class Withholder:
         self.health = health
         self._stamp: tuple[int, int] | None = None
         self._recs: dict[str, dict[str, Any]] = {}
+        self._decided: dict[str, tuple[object, str | None]] = {}
 
     def evaluate(self, now: int | None = None) -> list[tuple[str, dict[str, Any]]]:
         """Check every channel that has a threshold; withhold those that cross it. Returns the
@@ -251,7 +267,11 @@ class Withholder:
             return {}
         stamp = (st.st_mtime_ns, st.st_size)
         if stamp != self._stamp:
-            self._recs, self._stamp = records(self.root), stamp
+            try:
+                self._recs = records(self.root)
+            except RepoError:  # malformed: nothing is withheld (the writer replaces it whole)
+                self._recs = {}
+            self._stamp = stamp
         return self._recs
 
     def substitute(self, path: str) -> str | None:
@@ -265,10 +285,22 @@ class Withholder:
             return path
         recs = self._records()
         where = (rel[0], rel[1], rel[2])
-        if "/".join(where) not in recs or active(self.root, where, recs) is None:
+        if "/".join(where) not in recs:
             return path
-        prev = previous_manifest(self.root, where)
-        return None if prev is None else str(prev)
+        try:  # the decision holds while neither the state file nor the manifest changes
+            st = Path(path).stat()
+        except OSError:
+            return path
+        key = (self._stamp, st.st_ino, st.st_mtime_ns, st.st_size)
+        hit = self._decided.get(path)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        out: str | None = path
+        if active(self.root, where, recs) is not None:
+            prev = previous_manifest(self.root, where)
+            out = None if prev is None else str(prev)
+        self._decided[path] = (key, out)
+        return out
 
 
 def store_health(store: Any) -> Any:
@@ -297,4 +329,4 @@ def funnel_health(rows: list[dict[str, Any]], where: Where, seq: int) -> tuple[i
 
 __all__ = ["POLICY_FILE", "PREVIOUS_DIR", "STATE_FILE", "Threshold", "Withholder", "active",
            "consider", "funnel_health", "offering", "previous_manifest", "previous_path",
-           "records", "set_threshold", "store_health", "thresholds", "where_of"]
+           "records", "set_threshold", "store_health", "thresholds", "where_of", "withheld_now"]

@@ -24,6 +24,7 @@ from otakit.fleet import Fleet
 from otakit.keys import generate_key
 from otakit.publish import publish_static
 from otakit.repo import ReleaseRequest, Repository
+from otakit.server import serve_in_thread
 from otakit.sim.lab import PRODUCT, Lab
 from otakit.telemetry import Event, Report, open_store
 
@@ -215,3 +216,29 @@ def test_threshold_cli_refusals(tmp_path: Path, capsys: pytest.CaptureFixture) -
     assert main(["rollout", "watch", "--repo", str(tmp_path / "none"), "--telemetry",
                  str(tmp_path / "t.sqlite3"), "--once"]) == 1
     assert "NO_REPO" in capsys.readouterr().err
+
+
+def test_watch_reads_the_figures_from_a_servers_admin_api(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    repo, store, site = _fleet(tmp_path)
+    withhold.set_threshold(repo.root, (PRODUCT, "esp32", "stable"), withhold.Threshold(3, 20))
+    _reports(store, "stable", 2, 9, 3)  # into the store directly: the server withholds nothing
+    token = tmp_path / "token"
+    token.write_text(TOKEN + "\n")
+    (tmp_path / "empty").mkdir()
+    with serve_in_thread(tmp_path / "empty", fleet=Fleet(store=store),  # type: ignore[arg-type]
+                         admin_token=TOKEN) as url:
+        watch = ["rollout", "watch", "--repo", str(repo.root), "--to", str(site), "--server",
+                 url, "--once"]
+        assert main([*watch, "--token-file", str(token)]) == 0
+        assert "withheld doorlock/esp32/stable sequence 2: 3 of 12" in capsys.readouterr().out
+        bad = tmp_path / "bad-token"
+        bad.write_text("wrong-token-wrong-token-wrong-token\n")
+        assert main([*watch, "--token-file", str(bad)]) == 1
+        assert "NETWORK" in capsys.readouterr().err
+    stable = site / PRODUCT / "esp32" / "stable" / "manifest"
+    assert stable.read_bytes() == withhold.previous_path(
+        repo.root, (PRODUCT, "esp32", "stable")).read_bytes()
+    assert main(["rollout", "withheld", "--repo", str(repo.root), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["doorlock/esp32/stable"]["serve"] == "previous"
+    store.close()  # type: ignore[attr-defined]

@@ -180,17 +180,15 @@ def threshold(repo: str, product: str, board: str, channel: str, min_failed: int
 @json_option
 def withheld(repo: str, as_json: bool) -> None:
     """List the channels whose release is withheld now."""
-    root = Repository(repo).root
-    recs = withhold.records(root)
-    now = {n: r for n, r in recs.items() if withhold.active(root, withhold.where_of(n), recs)}
+    withhold.records(Repository(repo).root)  # a malformed state file is an error here
+    now = withhold.withheld_now(Repository(repo).root)
     if as_json:
         echo_json(now)
         return
     for name, r in sorted(now.items()):
         click.echo(f"{name} sequence {r['seq']} revision {r['revision']}: withheld, "
                    f"{r['failed']} of {r['reached']} devices failed; serving "
-                   + ("the previous release" if withhold.previous_manifest(
-                       root, withhold.where_of(name)) else "nothing"))
+                   + ("the previous release" if r["serve"] == "previous" else "nothing"))
     if not now:
         click.echo("no channel is withheld")
 
