@@ -107,6 +107,11 @@ def test_without_a_previous_manifest_the_channel_is_503(tmp_path: Path) -> None:
         with pytest.raises(urllib.error.HTTPError) as e:
             urllib.request.urlopen(req)
         assert e.value.code == 503 and e.value.headers["Retry-After"]
+        api = urllib.request.Request(lab.url + ".otakit/api/summary",
+                                     headers={"Authorization": f"Bearer {TOKEN}"})
+        with urllib.request.urlopen(api) as r:  # the dashboard's data says so
+            held = json.loads(r.read())["withheld"]["doorlock/esp32/stable"]
+        assert (held["seq"], held["serve"], held["failed"], held["reached"]) == (2, "none", 1, 1)
         # lifting it (re-signing with the key) offers the release again, and it is not
         # withheld automatically a second time
         rollout.lift(lab.repo, where, lab.key)
