@@ -4,6 +4,9 @@ Layout::
 
     <repo>/<product>/<board>/<channel>/manifest   the current signed manifest of that channel
     <repo>/blobs/sha256/<64 hex>                   payloads, content-addressed
+    <repo>/.otakit/previous/<product>/<board>/<channel>/manifest
+                                                   the manifest a new release replaced, kept
+                                                   for `otakit.withhold` (never served as is)
 
 Invariants:
 - Every file is written atomically (temporary file in the same directory, fsync, `os.replace`),

@@ -18,7 +18,9 @@ Invariants:
 - ``If-None-Match`` matching the ETag (or ``*``) gives 304 with no body.
 - A channel with a withhold threshold (`otakit.withhold`) whose release crossed it is served
   as the previous release's signed manifest, or 503 when the repository keeps none; the check
-  runs after every device report taken. It needs a telemetry store (``fleet``).
+  runs after every device report taken and records a withhold in ``<repo>/.otakit/
+  withheld.json``, the only file the server writes there. It needs a telemetry store
+  (``fleet``).
 - One access-log line per request: time, peer, method, raw path, status, body bytes, ms; the
   fleet routes (``/.otakit/``, `otakit.fleet`) are logged without the peer address.
 - Hardening (`otakit.guard`): ``/admin/`` (and the fleet dashboard) needs the admin token
