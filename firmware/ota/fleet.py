@@ -4,8 +4,8 @@
 #
 # Loaded only when needed, then released: by ota.fields while it checks a body that has fleet
 # fields, and by ota.vet when the manifest has a staged rollout, a cohort or pins. A plain
-# update (no fleet fields) never loads it. Its own module, apart from ota.fields, so that the manifest checks
-# still compile from source in a 48 KB heap (tests/device/test_manifest.py).
+# update (no fleet fields) never loads it. Its own module, apart from ota.fields, so that the
+# manifest checks still compile from source in a 48 KB heap (tests/device/test_manifest.py).
 
 
 # A device's bucket 0..99 in a staged rollout (docs/format.md section 2.3).
@@ -21,7 +21,8 @@ def member(device_id):
     import hashlib
     from binascii import hexlify
 
-    return hexlify(hashlib.sha256(b"otakit-member\x00" + device_id.encode()).digest()[:8]).decode()
+    d = hashlib.sha256(b"otakit-member\x00" + device_id.encode()).digest()
+    return hexlify(d[:8]).decode()
 
 
 # None when the manifest's cohort, pins and rollout (if any) offer it to this device, else why
@@ -54,7 +55,8 @@ def _members(v, hi, field):
 
 
 # For ota.fields (loaded, with its checks): the fleet fields of body b onto m, BAD_BODY when
-# malformed: rollout (docs/format.md section 2.3) and sbom (2.4; checked, not used on the device).
+# malformed: rollout (docs/format.md section 2.3), sbom (2.4; checked, not used on the device),
+# cohort and pins (2.6).
 def check(m, b):
     from ota.errors import ManifestError
     from ota.jsonfields import HEX, bad, get, integer, name, only, path

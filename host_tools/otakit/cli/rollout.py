@@ -167,7 +167,8 @@ def threshold(repo: str, product: str, board: str, channel: str, min_failed: int
     if off == (min_failed is not None and percent is not None) or (
             not off and (min_failed is None) != (percent is None)):
         raise click.UsageError("give --failed N --percent X, or --off")
-    t = None if off else withhold.Threshold(min_failed, percent, min_sources)  # type: ignore[arg-type]
+    t = None if off or min_failed is None or percent is None else withhold.Threshold(
+        min_failed, percent, min_sources)
     withhold.set_threshold(Repository(repo).root, (product, board, channel), t)
     click.echo(f"{product}/{board}/{channel}: " + (
         "never withheld" if t is None else
