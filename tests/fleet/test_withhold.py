@@ -247,3 +247,21 @@ def test_watch_reads_the_figures_from_a_servers_admin_api(
     assert main(["rollout", "withheld", "--repo", str(repo.root), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["doorlock/esp32/stable"]["serve"] == "previous"
     store.close()  # type: ignore[attr-defined]
+
+
+def test_a_withheld_release_is_never_served_as_the_previous_one(tmp_path: Path) -> None:
+    repo, store, _ = _fleet(tmp_path)
+    where = (PRODUCT, "esp32", "stable")
+    t = withhold.Threshold(1, 1, min_sources=1)
+    assert withhold.consider(repo.root, where, t, 10, 5, 2)["serve"] == "previous"
+    assert withhold.consider(repo.root, where, t, 10, 5, 2) is None  # once per sequence
+    key = generate_key("ed25519")
+    # the operator publishes a fix (sequence 4): the outgoing manifest is the withheld 1.1.0
+    repo.publish(ReleaseRequest(PRODUCT, load_board("esp32"), "stable", "1.2.0", 4,
+                                support_end="2031-12-31"), make_app_image("1.2.0"), key)
+    assert withhold.active(repo.root, where) is None
+    assert withhold.previous_manifest(repo.root, where) is None  # 1.1.0 was withheld
+    rec = withhold.consider(repo.root, where, t, 10, 5, 2)
+    assert rec is not None and (rec["seq"], rec["serve"]) == (4, "none")
+    assert withhold.records(repo.root)["doorlock/esp32/stable"]["withheld_seqs"] == [2, 4]
+    store.close()  # type: ignore[attr-defined]
