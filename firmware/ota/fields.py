@@ -53,8 +53,8 @@ def fill(m, alg, key_id, b):
     m.security = _security(b)
     m.disruption = _disruption(b)
     m.revert = _revert(b)
-    m.rollout = m.sbom = None
-    if "rollout" in b or "sbom" in b:  # the fleet fields (docs/format.md §2.3, §2.4)
+    m.rollout = m.sbom = m.cohort = m.pins = None
+    if "rollout" in b or "sbom" in b or "cohort" in b or "pins" in b:  # fleet: §2.3, §2.4, §2.7
         from .fleet import check
 
         check(m, b)

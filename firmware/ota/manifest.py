@@ -41,6 +41,8 @@ class Manifest:
     #   disruption (None | {"reboot": bool, "seconds": int}),
     #   rollout (None | {"percent": 0-100, "salt": str, "state": "active"|"paused"|"aborted"}),
     #   sbom (None | {"path": str, "size": int, "sha256": str}) - checked by ota.fleet
+    #   cohort (None | (name, [member hash, ...])), pins (None | [{"member", "sequence"}, ...])
+    #     - checked by ota.fleet (docs/format.md section 2.6)
     #   path (str), size (int), sha256 (32 bytes, the raw digest), encoding (str) - payload
     #   revert (bool): "action": "revert" (docs/format.md §2.6); ota.vet keeps it True only for
     #     a revert below the installed sequence, which ota.revert takes from the other slot

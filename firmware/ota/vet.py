@@ -36,11 +36,11 @@ def vet(cfg, st, m, now, kr_version):
     st.accept(cfg.channel, m.revision, m.support_end)  # every check passed; both signed
     if m.sequence == installed:
         return "up_to_date", None, "", None, None
-    if m.rollout is not None:  # a staged rollout (docs/format.md §2.3)
-        from .fleet import held
+    if m.rollout is not None or m.cohort is not None or m.pins is not None:
+        from .fleet import held  # a staged rollout, a cohort, pins (docs/format.md §2.3, §2.6)
         why = held(m, cfg.device_id)
         release()
         if why:
-            return "held", None, why, None, None
+            return "held", why[0], why[1], None, None
     return "offered", None, "%s (sequence %d)" % (m.version, m.sequence), m, None
 

@@ -307,8 +307,7 @@ def complete_manifest(repo: Any, where: tuple[str, str, str], key: PublicKey,
         for path in new_blobs:
             path.unlink(missing_ok=True)
         raise
-    from otakit.revert import record  # noqa: PLC0415 - the release history (format.md §2.6)
-    record(repo.root, body, manifest)
+    repo.record(body, manifest)  # the channel's history (otakit revert, otakit.withhold)
     _clear(d)
     return body, manifest, mpath
 

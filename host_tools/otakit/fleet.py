@@ -37,6 +37,7 @@ from otakit.errors import ManifestError, OtakitError
 from otakit.manifest import parse_unverified
 from otakit.repo import Repository
 from otakit.telemetry import MAX_REPORT, TelemetryStore, parse_report
+from otakit.withhold import withheld_now
 
 PREFIX = "/.otakit"
 
@@ -131,7 +132,8 @@ def summary(root: Path, fleet: Fleet) -> dict[str, Any]:
     return {"generated": int(time.time()), "threshold": fleet.threshold,
             "min_devices": fleet.min_devices, "min_failed": fleet.min_failed,
             "min_sources": fleet.min_sources, "channels": chans, "versions": per_version,
-            "funnel": funnel, "failures": failures}
+            "funnel": funnel, "failures": failures,
+            "withheld": withheld_now(root)}  # otakit.withhold: channels not offered now
 
 
 _CSS = """

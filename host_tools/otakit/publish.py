@@ -7,6 +7,9 @@ product's support statement (``<product>/support/*``), each file with an atomic 
 device reading DEST while it runs never sees a manifest whose payload or keyring is not there yet.
 `nginx_config` writes a server block for DEST.
 
+A channel withheld by its threshold (`otakit.withhold`) is published as the previous release's
+signed manifest, or, when the repository keeps none, its manifest is removed from DEST (404).
+
 Invariants:
 - Dot-files and dot-directories (``.otakit/`` policy and telemetry, temporary files) are never
   published.
@@ -22,6 +25,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from otakit import withhold
 from otakit.errors import ManifestError, OtakitError, RepoError
 from otakit.manifest import parse_unverified
 from otakit.repo import BLOB_DIR, Repository, sha256_file, write_atomic
@@ -37,6 +41,7 @@ class PublishReport:
     blobs_copied: int = 0
     blobs_kept: int = 0
     pruned: int = 0
+    withheld: int = 0
 
 
 def _copy_atomic(src: Path, dst: Path) -> None:
@@ -83,10 +88,20 @@ def publish_static(repo: str | os.PathLike[str], dest: str | os.PathLike[str], *
         report.blobs_copied += 1
     _copy_keyrings(src, out, report)
     published = set()
+    recs = withhold.records(src.root)
     for mpath in src.manifests():
         rel = mpath.relative_to(src.root)
         if any(part.startswith(".") for part in rel.parts):
             continue
+        where = withhold.where_of("/".join(rel.parts[:3]))
+        if withhold.active(src.root, where, recs) is not None:  # withheld (otakit.withhold)
+            prev = withhold.previous_manifest(src.root, where)
+            if prev is None:  # nothing to offer: the static host answers 404
+                (out / rel).unlink(missing_ok=True)
+                report.withheld += 1
+                continue
+            mpath = prev
+            report.withheld += 1
         data = mpath.read_bytes()
         try:
             body = parse_unverified(data).body

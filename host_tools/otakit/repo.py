@@ -4,6 +4,11 @@ Layout::
 
     <repo>/<product>/<board>/<channel>/manifest   the current signed manifest of that channel
     <repo>/blobs/sha256/<64 hex>                   payloads, content-addressed
+    <repo>/.otakit/releases/<product>/<board>/<channel>/<revision>
+                                                   every manifest signed for the channel, as
+                                                   published (`Repository.record`): the history
+                                                   `otakit revert` and `otakit.withhold` read
+                                                   (a dot-directory: never served or published)
 
 Invariants:
 - Every file is written atomically (temporary file in the same directory, fsync, `os.replace`),
@@ -49,6 +54,7 @@ from otakit.release_request import (  # re-exported: importers take them from ot
 
 MANIFEST_NAME = "manifest"
 KEYRING_NAME = "keyring"
+HISTORY_DIR = ".otakit/releases"  # every manifest signed for a channel (Repository.record)
 
 
 @dataclass(frozen=True)
@@ -242,7 +248,25 @@ class Repository:
         if _deferred(self, key, body, manifest, {}):
             return body, manifest
         write_atomic(self.manifest_path(body.product, body.board, body.channel), manifest)
+        self.record(body, manifest)
         return body, manifest
+
+    def record(self, body: ManifestBody, manifest: bytes) -> Path:
+        """Keep ``manifest``, just published, in its channel's history (`HISTORY_DIR`), named
+        by its revision."""
+        path = self.history_dir(body.product, body.board, body.channel) / f"{body.revision:010d}"
+        write_atomic(path, manifest)
+        return path
+
+    def history_dir(self, product: str, board: str, channel: str) -> Path:
+        """Where the channel's signed manifests are kept (`record`)."""
+        return self.root / HISTORY_DIR / product / board / channel
+
+    def history(self, product: str, board: str, channel: str) -> list[Path]:
+        """The channel's recorded manifests, newest (highest revision) first."""
+        d = self.history_dir(product, board, channel)
+        return sorted((p for p in d.iterdir() if p.name.isdigit()), reverse=True) \
+            if d.is_dir() else []
 
     def plan(self, req: ReleaseRequest, payload: Payload, now: int) -> ManifestBody:
         """The body a release would get, after the channel's forward-only checks.
@@ -261,7 +285,9 @@ class Repository:
             revision=self.next_revision(req.product, req.board.name, req.channel),
             min_keyring=self.keyring_version(req.product),
             notes=req.notes, security=req.security, disruption=req.disruption,
-            rollout=req.rollout)  # type: ignore[arg-type]
+            rollout=req.rollout,  # type: ignore[arg-type]
+            # pins outlive releases (otakit.rollout.pin, docs/format.md §2.6); a cohort does not
+            extra={"pins": cur.extra["pins"]} if cur is not None and "pins" in cur.extra else {})
 
     def _write_blob(self, sha: str, data: bytes) -> Path:
         blob = self.payload_path(sha)
@@ -321,8 +347,7 @@ class Repository:
             for path in new_blobs:
                 path.unlink(missing_ok=True)
             raise
-        from otakit.revert import record  # noqa: PLC0415 - the release history (§2.6)
-        record(self.root, body, manifest)
+        self.record(body, manifest)
         return PublishResult(mpath, blob, body, manifest, sbom_path, blobs)
 
     def refresh(self, product: str, board: str, channel: str, expires: int, key: PrivateKey,
@@ -435,5 +460,5 @@ class Repository:
                                        f"{p.sha256[:16]}...")
 
 
-__all__ = ["BLOB_DIR", "DEFAULT_EXPIRY", "Published", "PublishResult", "ReleaseRequest", "Repository",
+__all__ = ["BLOB_DIR", "DEFAULT_EXPIRY", "HISTORY_DIR", "Published", "PublishResult", "ReleaseRequest", "Repository",
            "VerifyReport", "parse_expiry", "read_published", "sha256_file", "write_atomic"]

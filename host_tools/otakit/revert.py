@@ -1,10 +1,9 @@
 """Signed revert (docs/format.md §2.6): send a channel's devices back to the release before.
 
-The repository keeps a history of what each channel published: `record` writes every manifest
-`Repository.publish` and `make_revert` publish to
-``<repo>/.otakit/releases/<product>/<board>/<channel>/<revision>`` (a dot-directory: never
-served, never published; `otakit rollout` and `otakit refresh` re-signings are not recorded, as
-they keep the release). `make_revert` finds the channel's previous release there (the newest
+The repository keeps a history of every manifest signed for a channel
+(`otakit.repo.Repository.record`: releases, re-signings, reverts, under
+``<repo>/.otakit/releases/<product>/<board>/<channel>/<revision>``, a dot-directory: never
+served, never published). `make_revert` finds the channel's previous release there (the newest
 recorded manifest with another sequence than the current one, which is what a device that took
 the current release ran before, and so what its other slot holds) and signs a revert manifest
 from it with the channel's next revision.
@@ -25,23 +24,9 @@ from otakit.errors import ManifestError, RepoError
 from otakit.keys import PrivateKey
 from otakit.manifest import verify_manifest
 from otakit.manifest_body import ManifestBody
-from otakit.repo import DEFAULT_EXPIRY, Repository, sha256_file, write_atomic
+from otakit.repo import DEFAULT_EXPIRY, HISTORY_DIR, Repository, sha256_file
 
-HISTORY_DIR = ".otakit/releases"
 ACTION = "revert"
-
-
-def history_dir(root: Path, product: str, board: str, channel: str) -> Path:
-    """Where a channel's published releases are kept."""
-    return Path(root) / HISTORY_DIR / product / board / channel
-
-
-def record(root: Path, body: ManifestBody, manifest: bytes) -> Path:
-    """Keep ``manifest`` (a release or a revert just published) in its channel's history,
-    named by its revision."""
-    path = history_dir(root, body.product, body.board, body.channel) / f"{body.revision:010d}"
-    write_atomic(path, manifest)
-    return path
 
 
 def is_revert(body: ManifestBody) -> bool:
@@ -52,10 +37,8 @@ def is_revert(body: ManifestBody) -> bool:
 def _history(repo: Repository, where: tuple[str, str, str],
              key: PrivateKey) -> list[tuple[Path, ManifestBody]]:
     # The recorded manifests of the channel, newest first, each verified with the key.
-    d = history_dir(repo.root, *where)
     out = []
-    for path in sorted((p for p in d.iterdir() if p.name.isdigit()), reverse=True) \
-            if d.is_dir() else []:
+    for path in repo.history(*where):
         try:
             out.append((path, verify_manifest(path.read_bytes(), {key.key_id: key}).body))
         except ManifestError as e:
@@ -130,10 +113,8 @@ def make_revert(repo: Repository, where: tuple[str, str, str], key: PrivateKey, 
         payloads=reps, rollout=None, created=now,
         expires=now + DEFAULT_EXPIRY if expires is None else expires,
         support_end=max(prev.support_end, cur.support_end))
-    body, manifest = repo.resign(body, key)
-    record(repo.root, body, manifest)
+    body, _ = repo.resign(body, key)  # recorded in the history by resign
     return body
 
 
-__all__ = ["ACTION", "HISTORY_DIR", "history_dir", "is_revert", "make_revert", "previous",
-           "record"]
+__all__ = ["ACTION", "is_revert", "make_revert", "previous"]

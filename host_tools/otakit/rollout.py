@@ -11,7 +11,13 @@ replay of the earlier document as OLD_REVISION):
   that were offered it, while the ones that installed it keep it);
 - `pause` / `resume`: stop and restart offering it to devices that do not have it yet;
 - `abort`: stop offering it for good (devices that updated stay updated; publish a fixed release
-  with a higher sequence to move on).
+  with a higher sequence to move on); an unstaged release gets an aborted rollout at 0 %;
+- `lift`: re-sign the manifest unchanged, which ends a withhold (`otakit.withhold`): the
+  operator's "resume" of a release its threshold withheld.
+
+Targeting (docs/format.md §2.7): `cohort` limits the release to a named list of at most 64
+devices, `pin` keeps a device at or below a sequence (pins are carried into later releases);
+both are fields of the signed manifest, so any static host serves them.
 
 Channel policy: `set_policy` makes a channel staged; `otakit release` then starts every release
 there at the policy's percentage, unless it is a security release published with
@@ -26,9 +32,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
+import re
 import secrets
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -125,12 +134,110 @@ def set_state(repo: Repository, where: tuple[str, str, str], key: PrivateKey, st
     Raises:
         RepoError: not staged, or resuming/pausing an aborted rollout.
     """
+    if state == "aborted":  # any release can be aborted, staged or not (a withheld one too)
+        body = _current(repo, where, key)
+        r = body.rollout or {"percent": 0, "salt": new_salt(body.sequence), "state": "aborted"}
+        return _resign(repo, where, key, body, {**r, "state": state}, now)
     body = _staged(repo, where, key)
     r = body.rollout
     assert r is not None
     if r["state"] == "aborted" and state != "aborted":
         raise RepoError("the rollout was aborted; publish a new release", reason="BAD_ARGUMENT")
     return _resign(repo, where, key, body, {**r, "state": state}, now)
+
+
+def lift(repo: Repository, where: tuple[str, str, str], key: PrivateKey,
+         now: int | None = None) -> ManifestBody:
+    """Offer a withheld release again (`otakit.withhold`): re-sign the channel's manifest
+    unchanged but for ``created`` and the next ``revision``, which ends the withhold.
+
+    Raises:
+        RepoError: no release, or it does not verify with ``key``.
+    """
+    body = _current(repo, where, key)
+    return _resign(repo, where, key, body, body.rollout, now)
+
+
+MAX_COHORT = 64  # members of a cohort (docs/format.md §2.7; the device refuses more)
+MAX_PINS = 32
+_DEVICE_RE = re.compile(r"[A-Za-z0-9._-]{8,64}")
+_COHORT_RE = re.compile(r"[a-z0-9._-]{1,32}")
+
+
+def member(device_id: str) -> str:
+    """A device's member hash in cohorts and pins: ``hex(SHA-256("otakit-member\\0" id)[0:8])``
+    of its pseudonymous id (docs/format.md §2.7).
+
+    Raises:
+        RepoError: ``BAD_ARGUMENT`` for an id that is not 8-64 of ``[A-Za-z0-9._-]``.
+    """
+    if not _DEVICE_RE.fullmatch(device_id):
+        raise RepoError(f"{device_id!r} is not a device id (8-64 of A-Z a-z 0-9 . _ -)",
+                        reason="BAD_ARGUMENT")
+    return hashlib.sha256(b"otakit-member\0" + device_id.encode()).hexdigest()[:16]
+
+
+def _resign_extra(repo: Repository, where: tuple[str, str, str], key: PrivateKey,
+                  body: ManifestBody, name: str, value: Any, now: int | None) -> ManifestBody:
+    extra = {k: v for k, v in body.extra.items() if k != name}
+    if value is not None:
+        extra[name] = value
+    new = dataclasses.replace(body, extra=extra,
+                              created=int(time.time()) if now is None else now)
+    return repo.resign(new, key)[0]
+
+
+def cohort(repo: Repository, where: tuple[str, str, str], key: PrivateKey, name: str | None,
+           add: Sequence[str] = (), remove: Sequence[str] = (),
+           now: int | None = None) -> ManifestBody:
+    """Target the channel's current release at a cohort: add or remove devices (by their
+    pseudonymous ids) of the cohort ``name``; ``name`` None clears the cohort (every device).
+    A cohort left without members is cleared.
+
+    Raises:
+        RepoError: a bad name or device id, another cohort's name, more than `MAX_COHORT`.
+    """
+    body = _current(repo, where, key)
+    cur = body.extra.get("cohort")
+    if name is None:
+        return _resign_extra(repo, where, key, body, "cohort", None, now)
+    if not _COHORT_RE.fullmatch(name):
+        raise RepoError(f"{name!r} is not a cohort name (1-32 of a-z 0-9 . _ -)",
+                        reason="BAD_ARGUMENT")
+    if cur is not None and cur.get("name") != name:
+        raise RepoError(f"the release targets the cohort {cur.get('name')!r}; clear it first",
+                        reason="BAD_ARGUMENT")
+    members = list(cur["members"]) if cur else []
+    for d in add:
+        if member(d) not in members:
+            members.append(member(d))
+    gone = {member(d) for d in remove}
+    members = [m for m in members if m not in gone]
+    if len(members) > MAX_COHORT:
+        raise RepoError(f"a cohort has at most {MAX_COHORT} devices, not {len(members)}",
+                        reason="BAD_ARGUMENT")
+    value = {"name": name, "members": members} if members else None
+    return _resign_extra(repo, where, key, body, "cohort", value, now)
+
+
+def pin(repo: Repository, where: tuple[str, str, str], key: PrivateKey, device: str,
+        sequence: int | None, now: int | None = None) -> ManifestBody:
+    """Pin a device (its pseudonymous id) to ``sequence``: it takes no release above it (None:
+    unpin). Pins are carried into the channel's next releases (`Repository.plan`).
+
+    Raises:
+        RepoError: a bad device id or sequence, more than `MAX_PINS` pins.
+    """
+    body = _current(repo, where, key)
+    h = member(device)
+    pins = [p for p in body.extra.get("pins", []) if p.get("member") != h]
+    if sequence is not None:
+        if not 1 <= sequence <= 2**31 - 1:
+            raise RepoError(f"sequence {sequence} is not 1..2^31-1", reason="BAD_ARGUMENT")
+        pins.append({"member": h, "sequence": sequence})
+    if len(pins) > MAX_PINS:
+        raise RepoError(f"at most {MAX_PINS} devices can be pinned", reason="BAD_ARGUMENT")
+    return _resign_extra(repo, where, key, body, "pins", pins or None, now)
 
 
 def load_policy(root: Path) -> dict[str, int]:
@@ -155,8 +262,10 @@ def set_policy(root: Path, where: tuple[str, str, str], start_percent: int | Non
         policy.pop(name, None)
     else:
         policy[name] = start_percent
-    write_atomic(Path(root) / POLICY_FILE,
-                 (json.dumps({"staged": policy}, indent=1, sort_keys=True) + "\n").encode())
+    path = Path(root) / POLICY_FILE
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    data["staged"] = policy  # other tables (otakit.withhold's thresholds) are kept
+    write_atomic(path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
 
 
 def initial_rollout(root: Path, where: tuple[str, str, str], sequence: int,
@@ -185,5 +294,6 @@ def initial_rollout(root: Path, where: tuple[str, str, str], sequence: int,
     return {"percent": percent, "salt": new_salt(sequence), "state": "active"}
 
 
-__all__ = ["POLICY_FILE", "initial_rollout", "load_policy", "new_salt", "raise_to",
+__all__ = ["MAX_COHORT", "MAX_PINS", "POLICY_FILE", "cohort", "initial_rollout", "lift",
+           "load_policy", "member", "new_salt", "pin", "raise_to",
            "set_policy", "set_state", "start"]

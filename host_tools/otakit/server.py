@@ -16,6 +16,11 @@ Invariants:
   ignores Range.
 - A path with bad percent-encoding (``%ff``, ``%zz``, a lone ``%``) is 400.
 - ``If-None-Match`` matching the ETag (or ``*``) gives 304 with no body.
+- A channel with a withhold threshold (`otakit.withhold`) whose release crossed it is served
+  as the previous release's signed manifest, or 503 when the repository keeps none; the check
+  runs after every device report taken and records a withhold in ``<repo>/.otakit/
+  withheld.json``, the only file the server writes there. It needs a telemetry store
+  (``fleet``).
 - One access-log line per request: time, peer, method, raw path, status, body bytes, ms; the
   fleet routes (``/.otakit/``, `otakit.fleet`) are logged without the peer address.
 - Hardening (`otakit.guard`): ``/admin/`` (and the fleet dashboard) needs the admin token
@@ -36,6 +41,7 @@ import gc
 import os
 import signal
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -51,10 +57,12 @@ from otakit.connguard import HEADER_TIMEOUT, CappedSite, ConnectionLimits, Proto
 from otakit.filebody import SENT, FileBody
 from otakit.http_request import (MALFORMED, BadPath, choose_range, etag_matches, make_etag,
                                  resolve)
+from otakit.withhold import Withholder, store_health
 
 _LOG = web.AppKey("access_log", object)
 _ROOT = web.AppKey("root", Path)
 _STARTED = web.AppKey("started", float)
+_WITHHOLD = web.AppKey("withhold", object)
 Middleware = Callable[[web.Request, Callable[[web.Request], Awaitable[web.StreamResponse]]],
                       Awaitable[web.StreamResponse]]
 
@@ -87,6 +95,13 @@ async def _handle(request: web.Request) -> web.StreamResponse:
         raise web.HTTPBadRequest(text=f"400: {e}\n") from None
     if path is None:
         raise web.HTTPNotFound()
+    withholder = request.app[_WITHHOLD]
+    if withholder is not None and path.endswith("/manifest"):
+        path = withholder.substitute(path)  # type: ignore[attr-defined]
+        if path is None:  # withheld, and no previous release's manifest to serve instead
+            raise web.HTTPServiceUnavailable(text="503: this channel's release is withheld\n",
+                                             headers={"Retry-After": "3600",
+                                                      "Cache-Control": "no-store"})
     try:
         f = open(path, "rb")  # noqa: SIM115 - FileBody closes it once sent
     except OSError:
@@ -149,6 +164,27 @@ async def _log_middleware(request: web.Request,
                       (time.perf_counter() - t0) * 1000)
 
 
+@web.middleware
+async def _withhold_middleware(request: web.Request,
+                               handler: Callable[[web.Request], object]) -> web.StreamResponse:
+    """After a device report was taken (204), check the channels' withhold thresholds
+    (`otakit.withhold`): a release that crosses one is not offered from the next request on."""
+    resp = await handler(request)  # type: ignore[misc]
+    withholder = request.app[_WITHHOLD]
+    if (withholder is not None and resp.status == 204 and request.method == "POST"
+            and request.path == OPEN_POSTS[0]):
+        try:
+            for name, rec in withholder.evaluate():  # type: ignore[attr-defined]
+                print(f"otakit serve: withheld {name} sequence {rec['seq']}: {rec['failed']} of "
+                      f"{rec['reached']} devices failed; serving "
+                      f"{'the previous release' if rec['serve'] == 'previous' else 'nothing'}",
+                      file=sys.stderr, flush=True)
+        except Exception as e:  # noqa: BLE001 - the report was taken: its 204 stands
+            # (a repository that is not writable or malformed, a store error)
+            print(f"otakit serve: cannot withhold: {e}", file=sys.stderr, flush=True)
+    return resp  # type: ignore[return-value]
+
+
 async def _admin_status(request: web.Request) -> web.Response:
     """GET /admin/status (token required): what is served, and for how long."""
     root = request.app[_ROOT]
@@ -181,12 +217,14 @@ def make_app(repo: str | os.PathLike[str], *, access_log: IO[str] | None = None,
     if not root.is_dir():
         raise RepoError(f"not a directory: {repo}", reason="NO_REPO")
     app = web.Application(client_max_size=guard.MAX_BODY, middlewares=[  # pyright: ignore[reportArgumentType]
-        _log_middleware, guard.error_middleware,
+        _log_middleware, guard.error_middleware, _withhold_middleware,
         guard.rate_middleware(rate or guard.RateLimiter()),
         guard.token_middleware(admin_token, open_posts=OPEN_POSTS), *middlewares])
     app[_ROOT] = root
     app[_STARTED] = time.monotonic()
     app[_LOG] = AccessLog(access_log) if access_log is not None else None
+    store = (fleet or Fleet()).store
+    app[_WITHHOLD] = None if store is None else Withholder(root, store_health(store))
     app.router.add_get("/admin/status", _admin_status)
     add_routes(app, root, fleet or Fleet(), admin_token)
     app.router.add_get("/{tail:.*}", _handle)  # HEAD is routed here too

@@ -149,8 +149,9 @@ class TelemetryStore(Protocol):
 
     def funnel(self) -> list[dict[str, Any]]:
         """Per release (product, board, channel, seq): distinct devices per event, distinct
-        devices that failed or rolled back (``failed_devices``) and the distinct sources they
-        reported from (``failed_sources``)."""
+        devices that failed or rolled back (``failed_devices``), the distinct sources they
+        reported from (``failed_sources``) and the distinct devices that reported any event of
+        the release but a check (``reached``, `otakit.withhold`)."""
         ...
 
     def recent_failures(self, limit: int = 20) -> list[dict[str, Any]]:
@@ -260,6 +261,10 @@ class SQLStore:
                 "COUNT(DISTINCT COALESCE(source, 'device:' || device)) FROM events "
                 "WHERE seq > 0 AND event IN ('failed', 'rolled_back') "
                 "GROUP BY product, board, channel, seq")
+            reach = self._exec(
+                "SELECT product, board, channel, seq, COUNT(DISTINCT device) FROM events "
+                "WHERE seq > 0 AND event <> 'checked' GROUP BY product, board, channel, seq")
+        reached = {(p, b, c, s): n for p, b, c, s, n in reach}
         failed = {(p, b, c, s): (d, n) for p, b, c, s, d, n in bad}
         out: dict[tuple[str, str, str, int], dict[str, Any]] = {}
         for product, board, channel, seq, event, n in rows:
@@ -269,7 +274,24 @@ class SQLStore:
             if event in f:
                 f[event] = n
             f["failed_devices"], f["failed_sources"] = failed.get(key, (0, 0))
+            f["reached"] = reached.get(key, 0)
         return [out[k] for k in sorted(out, reverse=True)]
+
+    def release_health(self, product: str, board: str, channel: str,
+                       seq: int) -> tuple[int, int, int]:
+        """One release's (reached, failed, failed sources): the distinct devices that reported
+        any event of it but a check, those that failed or rolled back, and the distinct source
+        networks of their failure reports (`otakit.withhold`)."""
+        where = "product = ? AND board = ? AND channel = ? AND seq = ?"
+        args = (product, board, channel, seq)
+        with self._lock:
+            reached = self._exec("SELECT COUNT(DISTINCT device) FROM events WHERE " + where
+                                 + " AND event <> 'checked'", args)[0][0]
+            failed, sources = self._exec(
+                "SELECT COUNT(DISTINCT device), COUNT(DISTINCT COALESCE(source, 'device:' || "
+                "device)) FROM events WHERE " + where
+                + " AND event IN ('failed', 'rolled_back')", args)[0]
+        return int(reached), int(failed), int(sources)
 
     def recent_failures(self, limit: int = 20) -> list[dict[str, Any]]:
         """Latest failures, newest first."""

@@ -152,3 +152,20 @@ def test_cli_policy_stages_releases_and_security_may_skip(
     assert main(["verify", "--repo", "repo", "--key", "keys/release.pub.pem"]) == 0
     assert main(["rollout", "status", *where_]) == 0
     assert "sequence 3: active at 50%" in capsys.readouterr().out
+
+
+def test_abort_and_lift_work_on_an_unstaged_release(tmp_path: Path) -> None:
+    from otakit.boards import load_board  # noqa: PLC0415
+    from otakit.keys import generate_key  # noqa: PLC0415
+    from otakit.repo import ReleaseRequest, Repository  # noqa: PLC0415
+
+    repo, key = Repository(tmp_path / "repo"), generate_key("ed25519")
+    repo.publish(ReleaseRequest("door", load_board("esp32"), "stable", "1.0.0", 1,
+                                support_end="2031-12-31"), make_app_image("1.0.0"), key)
+    w = ("door", "esp32", "stable")
+    lifted = rollout.lift(repo, w, key)  # unchanged but the revision
+    assert (lifted.rollout, lifted.revision) == (None, 2)
+    aborted = rollout.set_state(repo, w, key, "aborted")
+    assert aborted.rollout is not None and aborted.revision == 3
+    assert (aborted.rollout["state"], aborted.rollout["percent"]) == ("aborted", 0)
+    assert not rollout_offers(aborted.rollout, device_id(b"\x00" * 6))

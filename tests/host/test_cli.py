@@ -18,6 +18,7 @@ KNOWN_OTHERS = {"init", "serve", "sim", "build", "flash", "deploy", "layout", "k
                 "support", "compliance", "rollout", "publish", "revert"}
 SUBCOMMANDS = {"key": {"export", "id"}, "layout": {"check", "suggest"},
                "rollout": {"start", "raise", "pause", "resume", "abort", "status", "policy"}}
+SUBCOMMANDS["rollout"] |= {"threshold", "watch", "withheld", "lift", "cohort", "pin", "unpin"}
 
 
 def _all_commands() -> list[list[str]]:

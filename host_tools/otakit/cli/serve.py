@@ -68,6 +68,9 @@ def serve(repo: str, host: str, port: int, tls_cert: str | None, tls_key: str | 
     Prints `serving DIR on URL` once listening. With --telemetry it takes device reports at
     /.otakit/events; the admin token (--token-file) opens /admin/ and the fleet dashboard at
     /.otakit/dashboard. Without --telemetry or --token-file no token is read or written.
+    With --telemetry, a channel given a withhold threshold (`otakit rollout threshold`) whose
+    release crosses it is served as the previous release's manifest, or 503, from the next
+    request on (recorded in REPO/.otakit/withheld.json).
     """
     if (tls_cert is None) != (tls_key is None):
         raise OtakitError("--tls-cert and --tls-key go together", reason="BAD_ARGUMENT")
