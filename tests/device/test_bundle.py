@@ -13,13 +13,20 @@ import json
 import re
 import shutil
 import struct
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from otakit import deploy as dev_deploy
 from otakit.appimage import make_app_image
-from otakit.bundle import HEADER, Header, make_bundle
+from otakit.bundle import Header, make_bundle
+from otakit.cli import main
+from otakit.errors import OtakitError
+from otakit.manifest import parse_unverified
+from otakit.sim.inspect import read_state
 from otakit.sim.lab import PRODUCT, Lab
+from otakit.sim.oracle import vfs_files
 from otakit.sim.runner import RunResult
 from scenario import HEAP, manifest_by_hand, otadata
 
@@ -181,3 +188,112 @@ def test_a_cut_install_resumes_when_the_bundle_is_installed_again(lab: Lab) -> N
     first = statuses(result)[0]
     assert first["state"] == "installed" and first["resumed_from"] > 0, result.log
     assert [b.version for b in result.boots] == ["1.0.0", "1.1.0"]
+
+
+# --- otakit bundle, otakit sim install, otakit deploy --bundle (the command line) -----------
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Keys, a repository with 1.1.0 (raw and deflate), a simulated board flashed with 1.0.0 and
+    the agent frozen in, provisioned for the (absent) server."""
+    monkeypatch.setenv("OTAKIT_KEY_PASSPHRASE", "pw")
+    monkeypatch.chdir(tmp_path)
+    assert main(["keygen", "--alg", "ed25519", "--out", "keys"]) == 0
+    assert main(["key", "export", "--micropython", "keys/release.pub.pem",
+                 "--out", "ota_keys.py"]) == 0
+    Path("old.bin").write_bytes(make_app_image("1.0.0", size=SIZE))
+    Path("new.bin").write_bytes(make_app_image("1.1.0", size=SIZE))
+    assert main(["sim", "flash", "--app", "old.bin", "--out", "flash.img", "--keyring",
+                 "ota_keys.py", "--url", "http://127.0.0.1:9", "--product", PRODUCT]) == 0
+    assert main([*RELEASE, "--version", "1.1.0", "--sequence", "2", "--encoding", "deflate",
+                 "new.bin"]) == 0
+    return tmp_path
+
+
+RELEASE = ["release", "--key", "keys/release.pem", "--repo", "repo", "--product", PRODUCT,
+           "--board", "esp32", "--support-end", "2031-12-31"]
+BUNDLE = ["bundle", "--repo", "repo", "--product", PRODUCT, "--board", "esp32"]
+
+
+def test_sim_install_of_a_bundle_installs_and_boots_it(project: Path,
+                                                       capsys: pytest.CaptureFixture) -> None:
+    assert main([*BUNDLE, "--encoding", "deflate", "--out", "b.otab"]) == 0
+    capsys.readouterr()
+    assert main(["sim", "install", "flash.img", "b.otab"]) == 0
+    out = capsys.readouterr().out
+    assert "installed doorlock/esp32/stable 1.1.0" in out and "the board ran 1.1.0" in out
+    st = read_state("flash.img")
+    assert st.next_boot == "ota_1" and st.nvs["otakit"]["seq"] == 2  # confirmed by the app
+    # the file was removed from the board's filesystem after the install
+    assert vfs_files(Path("flash.img"), ["bundle.otab"]) == {"bundle.otab": None}
+    # again: up to date, nothing installed
+    assert main(["sim", "install", "flash.img", "b.otab"]) == 0
+    assert "nothing installed: up_to_date" in capsys.readouterr().out
+
+
+def test_bundle_refusals_on_the_simulated_board_are_one_line(project: Path,
+                                            capsys: pytest.CaptureFixture) -> None:
+    assert main([*BUNDLE, "--out", "b.otab"]) == 0
+    data = Path("b.otab").read_bytes()
+    Path("cut.otab").write_bytes(data[:-100])
+    capsys.readouterr()
+    assert main(["sim", "install", "flash.img", "cut.otab"]) == 1
+    assert capsys.readouterr().err.startswith("otakit: SHORT_READ: ")  # before anything is sent
+    tampered = bytearray(data)
+    tampered[-1000] ^= 1
+    Path("bad.otab").write_bytes(bytes(tampered))
+    assert main(["sim", "install", "flash.img", "bad.otab"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("otakit: HASH_MISMATCH: the device refused the bundle")
+    assert len(err.strip().splitlines()) == 1
+    # a bundle bigger than the board's filesystem (960 KB) is refused before the copy
+    Path("big.bin").write_bytes(make_app_image("1.2.0", size=1_000_000))
+    assert main([*RELEASE, "--version", "1.2.0", "--sequence", "3", "big.bin"]) == 0
+    assert main([*BUNDLE, "--out", "big.otab"]) == 0
+    capsys.readouterr()
+    assert main(["sim", "install", "flash.img", "big.otab"]) == 1
+    assert capsys.readouterr().err.startswith("otakit: NO_SPACE: ")
+    assert read_state("flash.img").next_boot == "ota_0"
+    assert vfs_files(Path("flash.img"), ["bundle.otab"]) == {"bundle.otab": None}
+
+
+def test_bundle_command_refusals(project: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main([*BUNDLE, "--encoding", "delta"]) == 1
+    assert capsys.readouterr().err.startswith("otakit: BAD_ARGUMENT: sequence 2 has no delta")
+    assert main([*BUNDLE, "--channel", "beta"]) == 1
+    assert capsys.readouterr().err.startswith("otakit: NO_REPO: ")
+    body = parse_unverified(Path("repo/doorlock/esp32/stable/manifest").read_bytes()).body
+    Path("repo", body.payload.path).write_bytes(b"x")
+    assert main(BUNDLE) == 1
+    assert capsys.readouterr().err.startswith("otakit: HASH_MISMATCH: ")
+    assert not list(Path().glob("*.otab*"))  # nothing written
+
+
+def test_usb_deploy_copies_installs_and_resets(project: Path) -> None:
+    # mpremote itself is replaced (no board here): the commands it gets, and what the host
+    # makes of the board's answer
+    assert main([*BUNDLE, "--out", "b.otab"]) == 0
+    bundle = dev_deploy.check_bundle(Path("b.otab"))
+    calls: list[list[str]] = []
+
+    def board(answer: str):
+        def run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess:
+            calls.append(cmd[3:])
+            return subprocess.CompletedProcess(cmd, 0, answer.encode())
+        return run
+
+    ok = 'OTAKIT-BUNDLE {"installed": true, "status": {"state": "installed"}}\n'
+    assert dev_deploy.deploy_bundle("/dev/ttyUSB0", bundle, run=board(ok))["installed"]
+    argv = calls[0]
+    assert argv[:3] == ["connect", "/dev/ttyUSB0", "exec"] and "statvfs" in argv[3]
+    assert argv[4:8] == ["+", "cp", "b.otab", ":bundle.otab"]
+    assert argv[8:10] == ["+", "exec"] and 'install_file_sync("bundle.otab")' in argv[10]
+    assert calls[1] == ["connect", "/dev/ttyUSB0", "reset"]
+    calls.clear()
+    refused = ('OTAKIT-BUNDLE {"installed": false, "status": {"state": "failed", '
+               '"reason": "WRONG_BOARD", "detail": "esp32s3 (chip id 9)"}}\n')
+    with pytest.raises(OtakitError) as e:
+        dev_deploy.deploy_bundle("/dev/ttyUSB0", bundle, run=board(refused))
+    assert e.value.reason == "WRONG_BOARD" and len(calls) == 1  # no reset
+    with pytest.raises(OtakitError) as e:
+        dev_deploy.deploy_bundle("p", bundle, run=board("OTAKIT-NO-SPACE 4096\n"))
+    assert e.value.reason == "NO_SPACE"
