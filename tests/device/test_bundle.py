@@ -26,6 +26,7 @@ from otakit.errors import OtakitError
 from otakit.manifest import parse_unverified
 from otakit.sim.inspect import read_state
 from otakit.sim.lab import PRODUCT, Lab
+from otakit.sim.campaign import SCENARIOS, Bench, golden
 from otakit.sim.oracle import vfs_files
 from otakit.sim.runner import RunResult
 from scenario import HEAP, manifest_by_hand, otadata
@@ -297,3 +298,25 @@ def test_usb_deploy_copies_installs_and_resets(project: Path) -> None:
     with pytest.raises(OtakitError) as e:
         dev_deploy.deploy_bundle("p", bundle, run=board("OTAKIT-NO-SPACE 4096\n"))
     assert e.value.reason == "NO_SPACE"
+
+
+# --- the power-cut campaign's bundle scenario (otakit.sim.scenarios) -------------------------
+def test_bundle_install_survives_power_cuts(tmp_path: Path) -> None:
+    # The golden run and a cut in each phase (the payload's write, the install records,
+    # set_boot, the trial), judged by the campaign's oracle; after each cut the same bundle is
+    # installed again and resumes. `otakit sim campaign --scenario bundle` cuts a few of every
+    # kind in every phase, `make campaign` every op.
+    bench = Bench(tmp_path, SCENARIOS["bundle"])
+    try:
+        ops, downloaded, outcome = golden(bench)
+        assert outcome.survived and ops > downloaded > 0
+        phases = bench.goldens[0].phases
+        cuts = [phases.index("download") + 1 + phases.count("download") // 2, downloaded,
+                downloaded + 1, phases.index("trial") + 1, ops]
+        for k in cuts:
+            result, _ = bench.run((k,))
+            assert result.survived, (k, result.problems)
+        double, _ = bench.run((downloaded // 2, downloaded // 2 + 12))  # and in its recovery
+        assert double.survived, double.problems
+    finally:
+        bench.close()

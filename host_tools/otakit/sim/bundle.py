@@ -35,6 +35,13 @@ except OSError as e:
 """
 
 
+def copy_script(size: int) -> str:
+    """The device script that only copies the file ``$OTAKIT_BUNDLE_SRC`` of ``size`` bytes into
+    the board's filesystem as ``bundle.otab`` and prints ``COPIED`` (the campaign's bundle
+    scenario, `otakit.sim.scenarios.setup_bundle`)."""
+    return BUNDLE_SPACE.format(size=size) + _COPY + 'print("COPIED")\n'
+
+
 def install_bundle(image: Path, bundle: BundleFile, app_dir: Path | None = None,
                    heapsize: str = "112K") -> tuple[dict, list[str]]:
     """Install ``bundle`` on the simulated board ``image``: the outcome
