@@ -2,8 +2,9 @@
 
 A `Bench` (one lane of `otakit.sim.campaign`) flashes and provisions the scenario's old image,
 publishes the new release (for ``chain`` two, served one after the other; for ``bundle`` also
-copied onto the board's filesystem as a bundle file) and keeps the starting flash image; `Bench.run` runs one update cycle from a copy of it with the power cut at the given
-ops (`otakit.sim.runner`), boots once more when the cut left the update for the next check, and
+copied onto the board's filesystem as a bundle file) and keeps the starting flash image;
+`Bench.run` runs one update cycle from a copy of it with the power cut at the given ops
+(`otakit.sim.runner`), boots once more when the cut left the update for the next check, and
 returns the oracle's verdict (`otakit.sim.oracle.Judge`) as an `Outcome`. A `Stage` is one update
 as the oracle sees it; the lane's server records every request for criterion (h).
 """
