@@ -23,6 +23,7 @@ from otakit.appimage import make_app_image
 from otakit.bundle import Header, make_bundle
 from otakit.cli import main
 from otakit.errors import OtakitError
+from otakit.keys import ED25519, generate_key
 from otakit.manifest import parse_unverified
 from otakit.sim.inspect import read_state
 from otakit.sim.lab import PRODUCT, Lab
@@ -48,6 +49,13 @@ for path in os.getenv("BUNDLES").split(","):
         machine.reset()
 """
 
+INSTALL_ONCE = """\
+import ota, json
+cfg = json.load(open("ota_config.json"))
+agent = ota.Agent(ota.Config(cfg["url"], cfg["product"], cfg["board"]))
+print("INSTALLED" if agent.install_file_sync(%r) else "FAILED " + json.dumps(agent.status()))
+"""
+
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory):
@@ -71,8 +79,8 @@ def lab(base: tuple[Lab, Path], tmp_path: Path) -> Lab:
 def run(lab: Lab, *bundles: Path, env: dict[str, str] | None = None, **kw: object) -> RunResult:
     before = len(lab.requests())
     env = {"BUNDLES": ",".join(str(b) for b in bundles), **(env or {})}
-    result = lab.boot(script=lab.work / "step.py", heapsize=HEAP, env=env,
-                      **kw)  # type: ignore[arg-type]
+    kw.setdefault("heapsize", HEAP)
+    result = lab.boot(script=lab.work / "step.py", env=env, **kw)  # type: ignore[arg-type]
     assert len(lab.requests()) == before, "an offline install asked the server"
     return result
 
@@ -168,6 +176,40 @@ def test_bad_bundles_are_refused_and_the_device_keeps_its_image(lab: Lab) -> Non
     assert [b.version for b in result.boots] == ["1.0.0", "1.2.0"], result.log
 
 
+def test_a_1_mb_bundle_installs_in_the_network_installs_heap_gate(lab: Lab) -> None:
+    # tests/device/test_agent.py's gate for a whole network update (62 KB); the bundle's check
+    # and install load ota.bundle and ota.filebody instead of the HTTP client. Flashed as that
+    # test's board is (without ota_origin)
+    lab.flash(make_app_image("1.0.0", size=SIZE))
+    lab.publish(make_app_image("1.1.0", size=1_000_000), "1.1.0", 3, security_version=1)
+    path = make_bundle(lab.repo, PRODUCT, lab.board.name, lab.channel,
+                       lab.bundles / "big.otab").path  # type: ignore[attr-defined]
+    script = lab.work / "install_once.py"  # as Lab.install_once's: no ota.boot(), no loop
+    script.write_text(INSTALL_ONCE % str(path))
+    result = lab.boot(script=script, heapsize="62K", max_boots=1, timeout=900)
+    assert "INSTALLED" in result.log, result.log[-2000:]
+    assert lab.state().next_boot == "ota_1"
+
+
+def test_encoded_bundles_the_device_cannot_take_are_refused(lab: Lab) -> None:
+    # a delta from a base this board does not run, and a deflate payload altered in the file
+    other = make_app_image("0.9.0", size=SIZE, seed="other")
+    lab.publish(make_app_image("1.1.0", size=SIZE), "1.1.0", 3, deflate=True,
+                delta_bases=(other,), security_version=1)
+    where: Path = lab.bundles  # type: ignore[attr-defined]
+    delta = make_bundle(lab.repo, PRODUCT, lab.board.name, lab.channel, where / "delta.otab",
+                        encoding="delta").path
+    deflate = make_bundle(lab.repo, PRODUCT, lab.board.name, lab.channel, where / "deflate.otab",
+                          encoding="deflate").path
+    data = bytearray(deflate.read_bytes())
+    data[-2000] ^= 0x55
+    deflate.write_bytes(bytes(data))
+    result = run(lab, delta, deflate)
+    assert [s["reason"] for s in statuses(result)] == ["BAD_BUNDLE", "HASH_MISMATCH"], result.log
+    assert "cannot use the bundle's delta payload" in statuses(result)[0]["detail"]
+    assert len(result.boots) == 1 and lab.state().next_boot == "ota_0"
+
+
 def test_an_older_revision_is_refused_after_a_newer_one(lab: Lab) -> None:
     first = published(lab, "1.1.0", 3)
     newer = published(lab, "1.2.0", 4)
@@ -189,6 +231,33 @@ def test_a_cut_install_resumes_when_the_bundle_is_installed_again(lab: Lab) -> N
     first = statuses(result)[0]
     assert first["state"] == "installed" and first["resumed_from"] > 0, result.log
     assert [b.version for b in result.boots] == ["1.0.0", "1.1.0"]
+
+
+def test_a_bundle_carries_the_keyring_for_firmware_with_roots(tmp_path: Path) -> None:
+    root = generate_key(ED25519)
+    with Lab(tmp_path / "lab", alg=ED25519, roots=[root]) as lab:
+        (lab.work / "step.py").write_text(SCRIPT)
+        lab.flash(make_app_image("1.0.0", size=SIZE), origin=(2, 1))
+        lab.bundles = tmp_path  # type: ignore[attr-defined]
+        key = generate_key(ED25519)  # trusted only through the keyring document
+        old_keyring = lab.sign_keyring([key], 1, publish=False)
+        lab.sign_keyring([key], 2)
+        lab.publish(make_app_image("1.1.0", size=SIZE), "1.1.0", 3, security_version=1, key=key)
+        bare = make_bundle(lab.repo, PRODUCT, lab.board.name, lab.channel, tmp_path / "a.otab",
+                           keyring=False).path
+        full = make_bundle(lab.repo, PRODUCT, lab.board.name, lab.channel,
+                           tmp_path / "b.otab").path
+        result = run(lab, bare, full)
+        got = [(s["state"], s["reason"]) for s in statuses(result)]
+        assert got[:2] == [("failed", "KEYRING_REQUIRED"), ("installed", None)], result.log
+        assert [b.version for b in result.boots] == ["1.0.0", "1.1.0"]
+        assert lab.state().nvs["otakit"]["kr_v"][:4] == (2).to_bytes(4, "little")
+        # a later bundle with an older keyring document: the device keeps the one it holds
+        newer = make_app_image("1.2.0", size=SIZE)
+        lab.publish(newer, "1.2.0", 4, security_version=1, key=key)
+        stale = bundle_of(lab, "stale", lab.manifest_path.read_bytes(), newer, old_keyring)
+        result = run(lab, stale)
+        assert [b.version for b in result.boots] == ["1.1.0", "1.2.0"], result.log
 
 
 # --- otakit bundle, otakit sim install, otakit deploy --bundle (the command line) -----------
