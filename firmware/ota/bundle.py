@@ -4,7 +4,7 @@
 # agent.install_file(path) (ota.agentops) runs install() here: the bundle's header is read and
 # its lengths bounded (a keyring or manifest over the agent's 4 KB buffer is TOO_LARGE before a
 # byte of it is read; a file shorter than its header announces is SHORT_READ, a longer one
-# BAD_BUNDLE), then the check phase of a network install runs unchanged (ota.check: keyring,
+# BAD_BUNDLE; a read that fails is SHORT_READ too), then the check phase of a network install runs unchanged (ota.check: keyring,
 # signature, target, channel, expiry, revision, sequence, floor, known bad, rollout) with a
 # fetch that reads the bundle's keyring document and manifest instead of the server's, and the
 # install phase runs unchanged too (Agent._install: write, read back, set_boot; resumed from
@@ -23,7 +23,7 @@
 import time
 
 from . import release
-from .errors import ManifestError, OTAError
+from .errors import FetchError, ManifestError, OTAError
 from .slot import Slot
 
 try:
@@ -32,8 +32,10 @@ except ImportError:  # CPython
     def const(x):
         return x
 
-HEADER = const(48)  # magic 4, version 1, 0, keyring length 2, manifest length 2, 0 0,
-_MAX_DOC = const(4096)  # payload length 4, payload SHA-256 32; the agent's buffer
+# The header (docs/format.md §8): magic 4, version 1, 0, keyring length 2, manifest length 2,
+# 0 0, payload length 4, payload SHA-256 32.
+HEADER = const(48)
+_MAX_DOC = const(4096)  # the agent's buffer: the keyring document's and the manifest's bound
 
 
 class _Offer:
@@ -48,10 +50,19 @@ def _u16(b, i):
     return b[i] | (b[i + 1] << 8)
 
 
+def _read(f, at, mv):
+    # Bytes at offset `at` of the file into mv; a failing medium (a card pulled out) is a read
+    # that ended early, as on the network (the progress in flash is kept).
+    try:
+        f.seek(at)
+        return f.readinto(mv)
+    except OSError as e:
+        raise FetchError("SHORT_READ", "reading the bundle: %s" % e)
+
+
 def _open(path, buf):
     # (file, keyring length, manifest length, payload length, payload SHA-256); raises OTAError.
     import os
-    from .errors import FetchError
     try:
         size = os.stat(path)[6]
         f = open(path, "rb")
@@ -61,7 +72,7 @@ def _open(path, buf):
         if size < HEADER:
             raise FetchError("SHORT_READ", "the bundle is %d bytes, its header %d"
                              % (size, HEADER))
-        f.readinto(memoryview(buf)[:HEADER])
+        _read(f, 0, memoryview(buf)[:HEADER])
         if bytes(buf[:4]) != b"OTAB" or buf[4] != 1 or buf[5] or buf[10] or buf[11]:
             raise _bad("not an otakit bundle of version 1")
         k, n = _u16(buf, 6), _u16(buf, 8)
@@ -95,14 +106,12 @@ async def _check(a, f, k, n):
     async def fetch(url, etag):
         if url.endswith("/keyring"):
             if own[0]:
-                f.seek(HEADER)
-                return 200, None, f.readinto(memoryview(a.buf)[:k])
+                return 200, None, _read(f, HEADER, memoryview(a.buf)[:k])
             if etag:  # the device holds an accepted keyring: "not modified"
                 return 304, etag, 0
             raise ManifestError("KEYRING_REQUIRED", "the bundle carries no keyring document "
                                 "and this device holds none")
-        f.seek(HEADER + k)
-        return 200, None, f.readinto(memoryview(a.buf)[:n])
+        return 200, None, _read(f, HEADER + k, memoryview(a.buf)[:n])
 
     try:
         while True:

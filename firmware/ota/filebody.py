@@ -5,13 +5,18 @@
 # answers for the one blob the bundle holds (its path in the manifest) with a FileBody, which
 # reads the payload bytes from the open bundle file straight into the caller's buffer, as
 # ota.body reads a response: from `start` (a resumed download's Range: status 206), never past
-# the payload's end, a file that ends early is SHORT_READ. Asked for another blob, it raises:
-# the install fell back to the raw payload the bundle does not hold, either because this
+# the payload's end. A file that ends early, or a read that fails (a card pulled out), is
+# SHORT_READ, the progress in flash kept as for a lost connection. Asked for another blob, it
+# raises: the install fell back to the raw payload the bundle does not hold, either because this
 # device cannot use the bundle's representation (BAD_BUNDLE) or because that representation's
 # bytes were refused (HASH_MISMATCH, the representation having been read). Reads from a file
 # do not block; ota.download's writer yields to the app between blocks. Allocates a
 # memoryview per read, nothing per byte.
 from .errors import FetchError, FlashError, ManifestError
+
+
+def _failed(e):
+    return FetchError("SHORT_READ", "reading the bundle: %s" % e)
 
 
 class FileClient:
@@ -36,7 +41,10 @@ class FileClient:
         if self.size - start > max_body:
             raise FetchError("BAD_RESPONSE", "body too large: %d" % (self.size - start))
         self.served = True
-        self.f.seek(self.at + start)
+        try:
+            self.f.seek(self.at + start)
+        except OSError as e:
+            raise _failed(e)
         return FileBody(self.f, start, self.size)
 
 
@@ -58,7 +66,10 @@ class FileBody:
             n = self._left
         if n <= 0:
             return 0
-        k = self.f.readinto(buf if n == len(buf) else memoryview(buf)[:n])
+        try:
+            k = self.f.readinto(buf if n == len(buf) else memoryview(buf)[:n])
+        except OSError as e:
+            raise _failed(e)
         if not k:
             raise FetchError("SHORT_READ", "%d payload bytes missing in the bundle" % self._left)
         self._left -= k
