@@ -233,6 +233,23 @@ def test_a_cut_install_resumes_when_the_bundle_is_installed_again(lab: Lab) -> N
     assert [b.version for b in result.boots] == ["1.0.0", "1.1.0"]
 
 
+def test_a_cut_deflate_install_resumes_from_its_last_chunk(lab: Lab) -> None:
+    lab.publish(make_app_image("1.1.0", size=SIZE), "1.1.0", 3, deflate=True,
+                security_version=1)
+    where: Path = lab.bundles  # type: ignore[attr-defined]
+    path = make_bundle(lab.repo, PRODUCT, lab.board.name, lab.channel, where / "d.otab",
+                       encoding="deflate").path
+    once = {"env": {"NO_RESET": "1"}, "max_boots": 1}
+    golden = run(lab, path, **once)  # type: ignore[arg-type]
+    assert statuses(golden)[-1]["state"] == "installed"
+    shutil.copyfile(lab.work.parent / "base.img", lab.flash_path)
+    run(lab, path, cut_at=[golden.ops * 3 // 4], restart_after_cut=False)
+    again = run(lab, path, **once)  # type: ignore[arg-type]
+    assert statuses(again)[-1]["state"] == "installed", again.log
+    assert again.ops < golden.ops * 2 // 3  # the chunk already in flash is not written again
+    assert lab.state().next_boot == "ota_1"
+
+
 def test_a_bundle_carries_the_keyring_for_firmware_with_roots(tmp_path: Path) -> None:
     root = generate_key(ED25519)
     with Lab(tmp_path / "lab", alg=ED25519, roots=[root]) as lab:
