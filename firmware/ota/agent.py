@@ -14,7 +14,8 @@
 # all. This module stays loaded (ota.RESIDENT), so it holds only what runs while a payload
 # streams in (the peak): install() and what it calls. The Agent's other methods are found
 # through Agent.__getattr__ and released with the phase that used them: check(), check_sync(),
-# now() in ota.agentops, status(), device_info() and the failure path in ota.info.
+# now(), install_file() (a bundle file, ota.bundle) in ota.agentops, status(), device_info()
+# and the failure path in ota.info.
 import time
 
 from . import release

@@ -119,3 +119,17 @@ def now(a):
         return t
     t = a._date
     return t if t is not None and t > 1704067200 else None
+
+
+# --- install from a file (ota.bundle) -----------------------------------------------------------
+def install_file(a, path):
+    # A coroutine: `await agent.install_file(path)` checks and installs the signed bundle file at
+    # path as a network release is checked and installed (docs/agent.md); True: reboot to try it.
+    # Returned, not awaited here, so that this module is not on the stack while it runs.
+    from .bundle import install
+    return install(a, path)
+
+
+def install_file_sync(a, path):
+    import asyncio
+    return asyncio.run(install_file(a, path))

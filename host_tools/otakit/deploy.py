@@ -8,6 +8,15 @@ invocation does it all (commands chained with ``+``), then resets the board.
 This is a development path: on stock firmware the keyring is a file on the writable filesystem,
 which anyone with file access can replace. Products freeze it into the firmware
 (`otakit build`), where the agent is meant to take it from.
+
+A bundle (`otakit bundle`, docs/format.md §8) goes the same way to a board that runs the agent:
+`check_bundle` reads its header and refuses a truncated or foreign file before anything is sent;
+one mpremote invocation checks the board's free space, copies it to ``:bundle.otab`` and runs
+the agent's ``install_file`` on it with the board's own ``ota_config.json`` (`bundle_argv`,
+`BUNDLE_INSTALL`), which prints the agent's status on one ``OTAKIT-BUNDLE`` line and removes the
+file; `deploy_bundle` reads that line and resets the board when a release was installed, so that
+it boots it on trial. `otakit sim install` does the same on a simulated board
+(`otakit.sim.bundle`, with these scripts).
 """
 
 from __future__ import annotations
@@ -23,7 +32,8 @@ from pathlib import Path
 
 from otakit import keys
 from otakit.boards import Board
-from otakit.errors import KeyFileError, ToolError
+from otakit.bundle import HEADER, Header, read_header
+from otakit.errors import KeyFileError, OtakitError, ToolError
 from otakit.mpy import compile_to_mpy
 from otakit.paths import FIRMWARE_DIR
 
@@ -118,3 +128,134 @@ def run_mpremote(plan: DeployPlan, run: Runner = subprocess.run) -> None:
     if proc.returncode:
         raise ToolError(f"mpremote failed with exit code {proc.returncode}",
                         reason="DEPLOY_FAILED")
+
+
+# --- a bundle file ---------------------------------------------------------------------------
+BUNDLE_NAME = "bundle.otab"  # where a bundle lands on the board's filesystem (its cwd, "/")
+_MARK = "OTAKIT-BUNDLE "
+_NO_SPACE = "OTAKIT-NO-SPACE "
+# Before the copy: the free space of the filesystem the app runs in (a bundle left by an earlier
+# copy is replaced, so it counts).
+BUNDLE_SPACE = """\
+import os
+s = os.statvfs(os.getcwd())
+free = s[0] * s[3]
+try:
+    free += os.stat("bundle.otab")[6]
+except OSError:
+    pass
+if free < {size}:
+    print("OTAKIT-NO-SPACE %d" % free)
+    raise SystemExit(1)
+"""
+# After the copy: the agent installs it as the example app configures the agent (firmware/
+# doorlock.py); the file is removed whatever the outcome (a second deploy resumes a cut install).
+BUNDLE_INSTALL = """\
+import json, os, ota
+cfg = json.load(open("ota_config.json"))
+agent = ota.Agent(ota.Config(cfg["url"], cfg.get("product", "doorlock"), cfg.get("board", "esp32"),
+                             channel=cfg.get("channel", "stable")))
+installed = agent.install_file_sync("bundle.otab")
+os.remove("bundle.otab")
+print("OTAKIT-BUNDLE " + json.dumps({"installed": installed, "status": agent.status()}))
+"""
+
+
+@dataclass(frozen=True)
+class BundleFile:
+    """A bundle checked on the host: its path, header and what it installs (for the user)."""
+
+    path: Path
+    header: Header
+    summary: str
+
+
+def check_bundle(path: Path) -> BundleFile:
+    """Read a bundle's header and manifest (not its signature: the device checks that).
+
+    Raises:
+        OtakitError: ``SHORT_READ`` (a truncated file), ``BAD_BUNDLE``, ``TOO_LARGE``.
+    """
+    from otakit.manifest import parse_unverified  # noqa: PLC0415
+
+    with path.open("rb") as f:
+        head = f.read(HEADER)
+        h = read_header(head)
+        keyring_doc = f.read(h.keyring_len)
+        manifest = f.read(h.manifest_len)
+    size = path.stat().st_size
+    if size < h.size:
+        raise OtakitError(f"{path} is {size} bytes, its header announces {h.size} (a truncated "
+                          "copy?)", reason="SHORT_READ")
+    if size > h.size:
+        raise OtakitError(f"{path} has {size - h.size} bytes after its payload",
+                          reason="BAD_BUNDLE")
+    try:
+        b = parse_unverified(manifest).body
+    except OtakitError as e:
+        raise OtakitError(f"{path}: its manifest is unreadable ({e})", reason="BAD_BUNDLE") from e
+    summary = (f"{b.product}/{b.board}/{b.channel} {b.version} (sequence {b.sequence}), "
+               f"{h.payload_len} payload bytes")
+    if keyring_doc:
+        summary += ", with a keyring document"
+    return BundleFile(path, h, summary)
+
+
+def bundle_argv(port: str, bundle: BundleFile) -> list[str]:
+    """``mpremote connect PORT exec SPACE + cp FILE :bundle.otab + exec INSTALL``."""
+    return ["connect", port, "exec", BUNDLE_SPACE.format(size=bundle.header.size), "+",
+            "cp", str(bundle.path), ":" + BUNDLE_NAME, "+", "exec", BUNDLE_INSTALL]
+
+
+def bundle_outcome(output: str) -> dict:
+    """The ``OTAKIT-BUNDLE`` line's ``{"installed", "status"}``.
+
+    Raises:
+        OtakitError: ``NO_SPACE`` (the board's filesystem cannot hold the file), the agent's
+            reason code when it refused the bundle, ``DEPLOY_FAILED`` without the line.
+    """
+    for line in output.splitlines():
+        if line.startswith(_NO_SPACE):
+            raise OtakitError(f"the board's filesystem has {line[len(_NO_SPACE):].strip()} bytes "
+                              "free, not enough for the bundle", reason="NO_SPACE")
+        if line.startswith(_MARK):
+            try:
+                out = json.loads(line[len(_MARK):])
+            except ValueError:
+                break
+            st = out["status"]
+            if st.get("state") == "failed":
+                raise OtakitError(f"the device refused the bundle: {st.get('detail') or ''}",
+                                  reason=st.get("reason") or "DEPLOY_FAILED")
+            return out
+    raise ToolError("the board did not report the install (no OTAKIT-BUNDLE line)",
+                    reason="DEPLOY_FAILED")
+
+
+def deploy_bundle(port: str, bundle: BundleFile, run: Runner = subprocess.run) -> dict:
+    """Copy the bundle to the board and install it there; reset the board after an install.
+    Returns the outcome (`bundle_outcome`).
+
+    Raises:
+        OtakitError: as `bundle_outcome`; ToolError ``DEPLOY_FAILED`` when mpremote fails.
+    """
+    cmd = [sys.executable, "-m", "mpremote", *bundle_argv(port, bundle)]
+    try:
+        proc = run(cmd, check=False, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    except OSError as e:
+        raise ToolError(f"cannot run mpremote: {e}", reason="DEPLOY_FAILED") from e
+    output = (proc.stdout or b"").decode("utf-8", "replace")
+    try:
+        out = bundle_outcome(output)
+    except ToolError:
+        if proc.returncode:
+            tail = " | ".join(output.strip().splitlines()[-2:])
+            raise ToolError(f"mpremote failed with exit code {proc.returncode}: {tail}",
+                            reason="DEPLOY_FAILED") from None
+        raise
+    if out["installed"]:
+        proc = run([sys.executable, "-m", "mpremote", "connect", port, "reset"], check=False)
+        if proc.returncode:
+            raise ToolError("installed, but the reset failed: reset the board to try it",
+                            reason="DEPLOY_FAILED")
+    return out

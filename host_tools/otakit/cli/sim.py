@@ -234,3 +234,26 @@ def _add_campaign() -> None:
 
 
 _add_campaign()
+
+
+# --- otakit sim install: a bundle file on the simulated board (otakit.sim.bundle) -------------
+@sim.command("install")
+@click.argument("image", type=click.Path(dir_okay=False, exists=True))
+@click.argument("bundle", type=click.Path(dir_okay=False, exists=True))
+@click.option("--app-dir", type=click.Path(file_okay=False, exists=True),
+              help="The firmware's frozen code [default: IMAGE.firmware/ that `sim flash` "
+              "wrote].")
+def install_cmd(image: str, bundle: str, app_dir: str | None) -> None:
+    """Install a bundle file (otakit bundle) on the simulated board IMAGE, as `otakit deploy
+    --bundle` does on a USB board: the file is copied into the board's filesystem and the agent
+    installs it (agent.install_file); after an install the board boots it (its trial)."""
+    from otakit import deploy as dev_deploy  # noqa: PLC0415
+    from otakit.cli.deploy import report_bundle  # noqa: PLC0415
+    from otakit.sim.bundle import install_bundle  # noqa: PLC0415
+
+    b = dev_deploy.check_bundle(Path(bundle))
+    click.echo(f"bundle {bundle}: {b.summary}")
+    out, versions = install_bundle(Path(image), b, Path(app_dir) if app_dir else None)
+    report_bundle(out, b.summary)
+    if versions:
+        click.echo(f"rebooted: the board ran {' -> '.join(versions)}")

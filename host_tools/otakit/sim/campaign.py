@@ -32,7 +32,8 @@ the requests the scenario's server saw:
       reports a normal boot: every boot of a new image is a trial the agent knows about;
   (h) the payload: the uncut run fetches it once, whole; a download never resumes past the
       bytes intact in the slot, never fetches more than `REFETCH_BOUND` bytes again per
-      interruption, and no boot requests it twice.
+      interruption, and no boot requests it twice (``bundle``, an offline install from a file
+      on the board's filesystem: no run requests it at all).
 The floor check of (d) holds in every scenario (for the refused releases: the floor is
 unchanged at the end); the golden run of each scenario is judged like every cut run.
 

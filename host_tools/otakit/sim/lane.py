@@ -1,9 +1,10 @@
 """One lane of the power-cut campaign: one scenario set up on a `Lab`, and one run of it judged.
 
 A `Bench` (one lane of `otakit.sim.campaign`) flashes and provisions the scenario's old image,
-publishes the new release (for ``chain`` two, served one after the other) and keeps the starting
-flash image; `Bench.run` runs one update cycle from a copy of it with the power cut at the given
-ops (`otakit.sim.runner`), boots once more when the cut left the update for the next check, and
+publishes the new release (for ``chain`` two, served one after the other; for ``bundle`` also
+copied onto the board's filesystem as a bundle file) and keeps the starting flash image;
+`Bench.run` runs one update cycle from a copy of it with the power cut at the given ops
+(`otakit.sim.runner`), boots once more when the cut left the update for the next check, and
 returns the oracle's verdict (`otakit.sim.oracle.Judge`) as an `Outcome`. A `Stage` is one update
 as the oracle sees it; the lane's server records every request for criterion (h).
 """
@@ -28,6 +29,7 @@ from otakit.sim.oracle import Judge, last_status, vfs_files
 from otakit.sim.runner import RunResult, run
 from otakit.sim.scenarios import (
     APP_SETUP, APP_USER_FILES, HEAP, SETTINGS_CHANGE, Scenario, device_script, revert_setup,
+    setup_bundle,
 )
 
 __all__ = ["Bench", "Outcome", "Stage"]
@@ -189,6 +191,9 @@ class Bench:
             changed = {k: (v,) for k, v in vfs_files(probe, APP_USER_FILES).items()}
             probe.unlink()
         stage = self._publish(new, version, new_seq, new_sv, old)
+        if scenario.bundle:  # the release as a file on the board's filesystem, in the start image
+            setup_bundle(lab, work)
+            shutil.copyfile(lab.flash_path, self.base)
         stage.old_seq = 0 if not scenario.second else old_seq
         stage.user_files, stage.changed = user_files, changed
         self.stages = [stage]

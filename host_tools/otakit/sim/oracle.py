@@ -247,10 +247,13 @@ class Judge:
             self.fail(f"(d) the accepted keyring is version {stored_keyring(nvs)}, not the "
                       f"published {bench.keyring}")
         # (h) payload bytes: the golden run fetches it once, whole; a cut costs at most the bound
-        if not self.cuts and (self.fetches != 1 or self.refetched) and not bench.scenario.revert:
+        offline = bench.scenario.revert or bench.scenario.bundle  # nothing to download
+        if not self.cuts and (self.fetches != 1 or self.refetched) and not offline:
             self.fail(f"(h) the uncut run requested the payload {self.fetches} times")
         if bench.scenario.revert and self.fetches:  # the image is in the slot already
             self.fail(f"(h) the revert requested the payload {self.fetches} times")
+        if bench.scenario.bundle and self.fetches:  # an offline install reads only its file
+            self.fail(f"(h) the offline install requested the payload {self.fetches} times")
         if self.refetched > self.cuts * REFETCH_BOUND:
             self.fail(f"(h) {self.refetched} payload bytes fetched again for {self.cuts} cut(s)")
         # (e) the user's files: unchanged, and the bare script's own state file parses

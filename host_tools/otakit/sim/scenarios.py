@@ -2,7 +2,9 @@
 
 Each scenario is one update cycle on the simulated board (`otakit.sim.campaign` describes them);
 the scripts here are what the device runs: a bare agent script (`DEVICE_SCRIPT`) or the example
-door-lock app (`APP_SCRIPT`, after `APP_SETUP` wrote the user's files `APP_USER_FILES`).
+door-lock app (`APP_SCRIPT`, after `APP_SETUP` wrote the user's files `APP_USER_FILES`). The
+``bundle`` scenario's setup (`setup_bundle`) puts the release as a bundle file on the board's
+filesystem, which the bare script installs offline (`bundle_script`).
 """
 
 from __future__ import annotations
@@ -111,7 +113,9 @@ class Scenario:
     1.0.0 -> 1.1.0 -> 1.2.0, a cut in each (the first's install/trial/confirm, the second's
     whole cycle); ``revert``: a signed revert (docs/format.md §2.6) from 1.1.0 back to 1.0.0,
     still in the other slot (`revert_setup`): nothing is downloaded, the "new" release is the
-    older one, and the installed sequence goes down to it once its trial is confirmed."""
+    older one, and the installed sequence goes down to it once its trial is confirmed;
+    ``bundle``: the device installs the release offline, from a bundle file on its
+    filesystem (`setup_bundle`, `bundle_script`), never asking the server."""
 
     name: str
     size: int
@@ -124,6 +128,7 @@ class Scenario:
     settings: bool = False
     chain: bool = False
     revert: bool = False
+    bundle: bool = False
 
     @property
     def rejects(self) -> bool:
@@ -135,6 +140,8 @@ def device_script(scenario: Scenario, unhealthy: str | None) -> str:
     """The script the device runs at every boot of ``scenario``."""
     if scenario.app:
         return (SETTINGS_CHANGE if scenario.settings else "") + APP_SCRIPT
+    if scenario.bundle:
+        return bundle_script(unhealthy)
     return f"UNHEALTHY = {unhealthy!r}\n" + DEVICE_SCRIPT
 
 
@@ -163,6 +170,35 @@ def revert_setup(lab: Lab, script: Path, size: int) -> tuple[bytes, bytes, int]:
     return later, first, body.revision
 
 
+# --- bundle: an offline install from a file on the board's filesystem -------------------------
+BUNDLE_FILE = "bundle.otab"
+
+
+def bundle_script(unhealthy: str | None) -> str:
+    """The bare script with the check replaced by the install of `BUNDLE_FILE` (at every boot:
+    after a cut it resumes, after the update it finds the release up to date)."""
+    script = DEVICE_SCRIPT.replace("agent.update_sync()",
+                                   f"agent.install_file_sync({BUNDLE_FILE!r})")
+    assert script != DEVICE_SCRIPT
+    return f"UNHEALTHY = {unhealthy!r}\n" + script
+
+
+def setup_bundle(lab: Lab, work: Path) -> None:
+    """Make the lab's published release into a bundle (`otakit.bundle`) and copy it onto the
+    board's filesystem with one boot, before the starting image is kept."""
+    from otakit.bundle import make_bundle  # noqa: PLC0415
+    from otakit.sim.bundle import copy_script  # noqa: PLC0415
+    from otakit.sim.lab import PRODUCT  # noqa: PLC0415
+
+    info = make_bundle(lab.repo, PRODUCT, lab.board.name, lab.channel, work / BUNDLE_FILE)
+    script = work / "copy_bundle.py"
+    script.write_text(copy_script(info.header.size))
+    result = lab.boot(script=script, max_boots=1, heapsize=HEAP,
+                      env={"OTAKIT_BUNDLE_SRC": str(info.path.resolve())})
+    if "COPIED" not in result.log:
+        raise RuntimeError("the bundle scenario's copy failed:\n" + result.log)
+
+
 SCENARIOS = {s.name: s for s in (Scenario("small", 256 * 1024),
                                  Scenario("large", 1_500_000),
                                  Scenario("rollback", 64 * 1024, crash=True),
@@ -174,4 +210,5 @@ SCENARIOS = {s.name: s for s in (Scenario("small", 256 * 1024),
                                  Scenario("delta", 256 * 1024, encoding="delta"),
                                  Scenario("keyring", 128 * 1024, keyring=True),
                                  Scenario("settings", 128 * 1024, app=True, settings=True),
-                                 Scenario("revert", 128 * 1024, revert=True))}
+                                 Scenario("revert", 128 * 1024, revert=True),
+                                 Scenario("bundle", 128 * 1024, bundle=True))}
