@@ -83,7 +83,10 @@ _VERIFY = "                await slot.verify(m.size, m.sha256, self.cfg.chip_id,
 CATALOGUE: list[Mutant] = [
     _m("set-boot-before-readback", "set_boot() before the slot is read back",
        (_AGENT, _VERIFY, "                slot.switch()\n" + _VERIFY), first="small"),
-    _m("readback-removed", "the slot is never read back before set_boot()",
+    _m("readback-removed", "the slot is never read back before set_boot(): each block is "
+       "hashed as received, not as the flash holds it, and the final check is skipped",
+       (_DL, "        self.slot.part.readblocks(self.block, buf)  # what is hashed is what the "
+        "flash holds\n", ""),
        (_AGENT, _VERIFY, "                pass\n")),
     _m("t-seq-first", "arm_trial writes the trial marker t_seq first instead of last",
        (_OPS, '    st.erase("t_seq")\n    st.nvs.set_i32("t_armed", 0)\n',
