@@ -15,6 +15,7 @@ Invariants:
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -76,6 +77,7 @@ def stage_sources(board: Board, keyring: Path, stage: Path, *,
         shutil.rmtree(stage)
     for name in ("manifest.py", "partitions.csv", "board.json"):
         copy_file(src_board / name, stage / "boards" / board.name / name)
+    copy_file(firmware_dir / "manifest.py", stage / "firmware" / "manifest.py")
     for src in sorted((firmware_dir / "ota").glob("*.py")):
         copy_file(src, stage / "firmware" / "ota" / src.name)
     for name in ("doorlock.py", "boot.py", "main.py"):
@@ -85,25 +87,54 @@ def stage_sources(board: Board, keyring: Path, stage: Path, *,
     return stage / "boards" / board.name / "manifest.py"
 
 
-def manifest_calls(board: Board, boards_dir: Path = BOARDS_DIR
+def manifest_calls(board: Board, boards_dir: Path = BOARDS_DIR, *, follow: bool = True
                    ) -> list[tuple[str, tuple[object, ...], dict[str, object]]]:
     """The calls the board's frozen-module ``manifest.py`` makes, in order, as
     ``(function, args, kwargs)``: the functions of MicroPython's tools/manifestfile.py, recorded
     instead of run.
 
+    With ``follow`` (the default), an ``include()`` of a manifest in this tree (not one under
+    ``$(PORT_DIR)``, the port's own) is replaced by the freezing calls it makes (``package``,
+    ``module``, ``require``, ``freeze``), their ``base_path`` made relative to the board
+    manifest's directory, as MicroPython resolves them; its ``metadata()`` is dropped.
+
     Raises:
-        BoardError: the board has no ``manifest.py``.
+        BoardError: the board has no ``manifest.py`` (or an included manifest is missing).
     """
     path = boards_dir / board.name / "manifest.py"
     if not path.is_file():
         raise BoardError(f"board {board.name} has no manifest.py", reason="NO_MANIFEST")
+    return _record(path, path.parent, follow)
+
+
+def _record(path: Path, top: Path, follow: bool
+            ) -> list[tuple[str, tuple[object, ...], dict[str, object]]]:
     calls: list[tuple[str, tuple[object, ...], dict[str, object]]] = []
 
     def record(kind: str) -> Callable[..., None]:
         return lambda *args, **kwargs: calls.append((kind, args, kwargs))
 
-    names = ("include", "package", "module", "require", "freeze", "metadata", "add_library")
-    exec(compile(path.read_text(), str(path), "exec"), {n: record(n) for n in names})  # noqa: S102 - our own file
+    def include(what: object, **kwargs: object) -> None:
+        inc = str(what)
+        if not follow or inc.startswith("$("):
+            calls.append(("include", (what,), kwargs))
+            return
+        sub = path.parent / inc
+        if sub.is_dir():
+            sub = sub / "manifest.py"
+        if not sub.is_file():
+            raise BoardError(f"{path} includes {inc}, which does not exist", reason="NO_MANIFEST")
+        for kind, args, kw in _record(sub, top, follow):
+            if kind in ("package", "module", "require", "freeze"):
+                base = sub.parent / str(kw.get("base_path", "."))
+                calls.append((kind, args, {**kw, "base_path": os.path.relpath(base, top)}))
+            elif kind == "include":
+                calls.append((kind, args, kw))
+
+    names = ("package", "module", "require", "freeze", "metadata", "add_library")
+    env: dict[str, object] = {n: record(n) for n in names}
+    env["include"] = include
+    exec(compile(path.read_text(), str(path), "exec"), env)  # noqa: S102 - our own file
     return calls
 
 
