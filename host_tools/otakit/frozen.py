@@ -10,7 +10,8 @@ Invariants:
 - Nothing is staged without a keyring that lists at least one key: the firmware's trust anchor
   is frozen in or there is no firmware.
 - Every stage has ``ota_origin`` beside ``ota_keys``: the firmware's own sequence and security
-  version (`origin_module`; 0, 0 when not given: a development build).
+  version (`origin_module`; 0, 0 when not given) and whether it is a development build (only
+  when asked: ``otakit build --dev``; a product build takes only https update URLs).
 """
 
 from __future__ import annotations
@@ -29,8 +30,12 @@ from otakit.paths import BOARDS_DIR, FIRMWARE_DIR
 ORIGIN_MAX = 0x7FFFFFFF
 
 
-def origin_module(sequence: int = 0, security_version: int = 0) -> str:
-    """The text of the frozen module ``ota_origin``: the release this firmware is (docs/agent.md).
+def origin_module(sequence: int = 0, security_version: int = 0, *,
+                  development: bool = False) -> str:
+    """The text of the frozen module ``ota_origin``: the release this firmware is and whether
+    it is a development build (docs/agent.md). ``DEVELOPMENT = True`` lets the example app
+    take a plain ``http://`` update URL; a product build (False) takes only ``https://``
+    (``ota.config.url_refusal``; `otakit.build.HTTP_POLICY`).
 
     Raises:
         ToolError: ``BAD_ARGUMENT`` for a value outside 0 - 2^31-1.
@@ -40,7 +45,8 @@ def origin_module(sequence: int = 0, security_version: int = 0) -> str:
             raise ToolError(f"{name} {v!r} is not an integer 0 - {ORIGIN_MAX}",
                             reason="BAD_ARGUMENT")
     return ("# ota_origin: written by otakit build; the release this firmware is (frozen).\n"
-            f"SEQUENCE = {sequence}\nSECURITY_VERSION = {security_version}\n")
+            f"SEQUENCE = {sequence}\nSECURITY_VERSION = {security_version}\n"
+            f"DEVELOPMENT = {bool(development)}\n")
 
 
 def copy_file(src: Path, dst: Path) -> None:
@@ -50,10 +56,11 @@ def copy_file(src: Path, dst: Path) -> None:
 
 def stage_sources(board: Board, keyring: Path, stage: Path, *,
                   boards_dir: Path = BOARDS_DIR, firmware_dir: Path = FIRMWARE_DIR,
-                  sequence: int = 0, security_version: int = 0) -> Path:
+                  sequence: int = 0, security_version: int = 0,
+                  development: bool = False) -> Path:
     """Copy what the board's manifest freezes into ``stage``, in the repository's layout, and
-    write the firmware's ``ota_origin`` module (``sequence``, ``security_version``) beside the
-    keyring.
+    write the firmware's ``ota_origin`` module (``sequence``, ``security_version``,
+    ``development``) beside the keyring.
 
     Returns:
         The staged ``manifest.py``.
@@ -63,7 +70,7 @@ def stage_sources(board: Board, keyring: Path, stage: Path, *,
         BoardError: the board has no ``manifest.py``.
         ToolError: ``BAD_ARGUMENT`` for a sequence or security version out of range.
     """
-    origin = origin_module(sequence, security_version)
+    origin = origin_module(sequence, security_version, development=development)
     if not keyring.is_file():
         raise KeyFileError(f"no keyring at {keyring}: write one with `otakit key export "
                            "--micropython KEY.pub.pem --out ota_keys.py` (firmware is never "
@@ -80,7 +87,7 @@ def stage_sources(board: Board, keyring: Path, stage: Path, *,
     copy_file(firmware_dir / "manifest.py", stage / "firmware" / "manifest.py")
     for src in sorted((firmware_dir / "ota").glob("*.py")):
         copy_file(src, stage / "firmware" / "ota" / src.name)
-    for name in ("doorlock.py", "boot.py", "main.py"):
+    for name in ("doorlock.py", "lockui.py", "boot.py", "main.py"):
         copy_file(firmware_dir / name, stage / "firmware" / name)
     copy_file(keyring, stage / "keyring" / "ota_keys.py")
     (stage / "keyring" / "ota_origin.py").write_text(origin)
