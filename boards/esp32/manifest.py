@@ -13,6 +13,7 @@ include("../../firmware/manifest.py")
 # boot.py or main.py on the filesystem (MicroPython runs a frozen one first), and boot.py takes
 # the filesystem off sys.path, so no module written there is ever imported (docs/security.md).
 module("doorlock.py", base_path="../../firmware")
+module("lockui.py", base_path="../../firmware")  # its local interface
 module("boot.py", base_path="../../firmware")
 module("main.py", base_path="../../firmware")
 

@@ -78,7 +78,8 @@ def test_manifest_freezes_agent_keyring_origin_app_boot_and_main_on_the_stock_ma
     calls = manifest_calls(load_board(name))
     assert calls[0] == ("include", ("$(PORT_DIR)/boards/manifest.py",), {})
     frozen = {(c[0], c[1][0]) for c in calls[1:]}
-    assert frozen == {("package", "ota"), ("module", "doorlock.py"), ("module", "ota_keys.py"),
+    assert frozen == {("package", "ota"), ("module", "doorlock.py"), ("module", "lockui.py"),
+                      ("module", "ota_keys.py"),
                       ("module", "ota_origin.py"), ("module", "boot.py"), ("module", "main.py")}
     # Every path resolves in the tree `otakit build` stages (relative to the manifest's dir).
     keyring = tmp_path / "ota_keys.py"
