@@ -17,6 +17,7 @@ REPORTING = {
     "release", "verify", "inspect", "refresh", "publish", "key id", "keyring show",
     "layout check", "layout suggest", "support publish", "sim inspect", "rollout status",
     "rollout start", "rollout raise", "rollout pause", "rollout resume", "rollout abort",
+    "latency",
 }
 
 

@@ -50,12 +50,12 @@ def cli(ctx: click.Context, project: str | None) -> None:
 
 def _register() -> None:
     from otakit.cli import (  # noqa: PLC0415
-        build, compliance, deploy, flash, init, inspect, key, keygen, keyring, layout, publish,
-        refresh, release, rollout, serve, sim, support, verify,
+        build, compliance, deploy, flash, init, inspect, key, keygen, keyring, latency, layout,
+        publish, refresh, release, rollout, serve, sim, support, verify,
     )
 
     for module in (init, keygen, key, keyring, refresh, release, verify, inspect, serve, sim,
-                   build, flash, deploy, layout, support, compliance, rollout, publish):
+                   build, flash, deploy, layout, support, compliance, rollout, publish, latency):
         for command in module.COMMANDS:
             cli.add_command(command)
 
