@@ -143,3 +143,21 @@ def test_a_micropython_build_reports_the_version_in_its_image(lab: Lab) -> None:
     info = dict(f.split(": ", 1) for f in re.findall(r"^INFO (.*)$", r.log, re.M)[0].split("|"))
     assert info["firmware"] == "MicroPython v1.25.0 on 2025-04-15 (ota_0)"
     assert info["model"] == "not set" and info["product"] == "doorlock"
+
+
+def test_a_product_build_updates_over_https_with_its_provisioned_ca(tmp_path: Path) -> None:
+    # 5.5-1 end to end: the product build that refuses http takes the same release over https,
+    # the server verified against the CA certificate provisioned beside ota_config.json.
+    from test_security_net import make_certs
+
+    ca, _, ctx = make_certs(tmp_path)
+    (tmp_path / "ca.der").write_bytes(ca)
+    with Lab(tmp_path / "lab", ssl_context=ctx) as tls:
+        assert tls.url.startswith("https://")
+        tls.publish(make_app_image("1.1.0", size=SIZE), "1.1.0", 2)
+        tls.flash(make_app_image("1.0.0", size=SIZE), product=True, origin=(1, 0),
+                  ca=str(tmp_path / "ca.der"))
+        r = tls.boot(heapsize=HEAP)
+        assert "BAD_CONFIG" not in r.log and not r.error, r.log[-3000:]
+        assert [b.version for b in r.boots] == ["1.0.0", "1.1.0"], r.log[-3000:]
+        assert "app: boot confirmed ota_1" in r.log
