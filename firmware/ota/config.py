@@ -18,7 +18,8 @@ class Config:
     # device_id  stable pseudonymous id (rollout bucket, telemetry); default (None): derived from
     #            machine.unique_id() on first use by ota.ident, never the MAC itself
     # ca         DER bytes of the CA certificate for https (required for https URLs); an app
-    #            checks its URL with ota.buildinfo.url_refusal() first (a product build takes only https)
+    #            checks its URL with ota.buildinfo.url_refusal() first (a product build takes
+    #            only https)
     # timeout_ms per network operation
     # health_timeout_ms  deadline for the health checks of a trial boot
     # max_wbits  the largest DEFLATE window (2**max_wbits bytes of RAM) this device decodes;

@@ -1,4 +1,5 @@
-"""otakit CLI: ``latency`` (release-to-fleet latency from the telemetry store, `otakit.fleetlatency`)."""
+"""otakit CLI: ``latency`` (release-to-fleet latency from the telemetry store:
+`otakit.fleetlatency`)."""
 
 from __future__ import annotations
 
