@@ -10,11 +10,19 @@
 #    verified and installed; the restart waits until the bolt is not moving (can_reboot).
 # 3. Notices (update available, postponed, downloaded, restart ahead, applied, failed, rolled
 #    back, end of support) are printed and shown as a pattern on the status LED.
+# 4. The local interface (lockui.py, when ota_config.json sets local_port): a tiny HTTP server on
+#    the local network for the owner's phone or browser. It shows the device info (the model on
+#    the label, the firmware, the release: EN 303 645 5.3-16) and lets the user turn automatic
+#    checks, automatic install and notices off and on (5.3-6); nothing of it goes to the serial
+#    console. It has no authentication of its own: a product puts its pairing in front of it.
 # Files on the filesystem:
-#   ota_config.json    written at provisioning (manufacturer): url, product, board, channel and
-#                      the update policy (check_s, first_s, retry_s and retry_max_s: the first
-#                      and the longest wait after a network failure, security_postpone_max_s,
-#                      notice_s);
+#   ota_config.json    written at provisioning (manufacturer): url, product, board, channel,
+#                      model (the label's model designation, e.g. "DL-100"), ca (the file of
+#                      the DER CA certificate for an https url), local_port (0 or absent: no
+#                      local interface) and the update policy (check_s, first_s, retry_s and
+#                      retry_max_s: the first and the longest wait after a network failure,
+#                      security_postpone_max_s, notice_s); on a product build the url must be
+#                      https:// (ota.buildinfo.url_refusal), http:// only on a development build;
 #                      max_checks > 0 ends the app after that many checks (simulated demo);
 #                      user_postpone_s > 0 answers every update notice with "later" (simulates a
 #                      user, for the demo)
@@ -119,7 +127,9 @@ _CONFIG = {"url": (str, 8, 256), "product": (str, 1, 64), "board": (str, 1, 64),
            "first_s": (int, 0, 86400), "retry_s": (int, 1, 86400),
            "retry_max_s": (int, 1, 7 * 86400), "security_postpone_max_s": (int, 0, 30 * 86400),
            "notice_s": (int, 0, 86400), "max_checks": (int, 0, 1000000),
-           "user_postpone_s": (int, 0, 30 * 86400)}
+           "user_postpone_s": (int, 0, 30 * 86400), "model": (str, 1, 32), "ca": (str, 1, 128),
+           "local_port": (int, 0, 65535)}
+MAX_CA = 4096  # bytes of the CA certificate file
 config_notice = None  # "BAD_CONFIG: detail" when ota_config.json was (partly) replaced
 
 
@@ -147,9 +157,33 @@ def load_config():
                 del cfg[k]
         if "url" not in cfg:
             cfg, bad = None, bad or "ota_config.json has no url"
+    if cfg is not None:
+        import ota
+        from ota.buildinfo import url_refusal
+        refused = url_refusal(cfg["url"])
+        ota.release()
+        if refused:
+            cfg, bad = None, "ota_config.json: " + refused
+    if cfg is not None and "ca" in cfg:
+        cfg["ca"], refused = _read_ca(cfg["ca"])
+        if refused:
+            cfg, bad = None, refused
     if bad:
         config_notice = notice("BAD_CONFIG", bad)
     return cfg
+
+
+def _read_ca(path):
+    # (the DER bytes of the CA certificate file, None) or (None, why it is unusable).
+    try:
+        with open(path, "rb") as f:
+            der = f.read(MAX_CA + 1)
+    except OSError:
+        return None, "ota_config.json: no CA certificate file %s" % path
+    if not der or len(der) > MAX_CA:
+        return None, "ota_config.json: CA certificate %s is empty or over %d bytes" % (path,
+                                                                                      MAX_CA)
+    return der, None
 
 
 def lock_store():
@@ -228,18 +262,25 @@ def main():
     agent = ota.Agent(ota.Config(cfg["url"], cfg.get("product", "doorlock"),
                                  cfg.get("board", "esp32"), channel=cfg.get("channel", "stable"),
                                  support_end=cfg.get("support_end"),
-                                 telemetry=cfg.get("telemetry", True)))
+                                 telemetry=cfg.get("telemetry", True), ca=cfg.get("ca"),
+                                 model=cfg.get("model")))
     agent.on_progress = progress  # pyright: ignore[reportAttributeAccessIssue] - starts as None
     led = StatusLED()
-    print("app: device info:\n  " + agent.device_info().replace("\n", "\n  "))
     up = make_updater(agent, cfg, lock, led)
     up.boot_notice(outcome, detail)
     report(agent)
 
     async def both():
         tasks = [asyncio.create_task(lock.run()), asyncio.create_task(led.run())]
+        port = cfg.get("local_port", 0)
+        srv = None
+        if port:
+            from lockui import start_local  # loaded only for a lock with a local interface
+            srv = await start_local(agent, up, port)
         await up.run(cfg.get("max_checks", 0))
         report(agent)
+        if srv:
+            srv.close()
         for t in tasks:
             t.cancel()
 

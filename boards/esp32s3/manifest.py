@@ -5,13 +5,15 @@
 # The port's stock frozen modules: _boot, asyncio, mip, requests, ntptime, webrepl, ...
 include("$(PORT_DIR)/boards/manifest.py")
 
-# The update agent: the package `ota`.
-package("ota", base_path="../../firmware")
+# The update agent: the package `ota`, through its micropython-lib style manifest, as a
+# product's own board manifest freezes it (docs/quickstart.md).
+include("../../firmware/manifest.py")
 
 # The example app, and the boot.py and main.py that start it. Frozen, they run instead of any
 # boot.py or main.py on the filesystem (MicroPython runs a frozen one first), and boot.py takes
 # the filesystem off sys.path, so no module written there is ever imported (docs/security.md).
 module("doorlock.py", base_path="../../firmware")
+module("lockui.py", base_path="../../firmware")  # its local interface
 module("boot.py", base_path="../../firmware")
 module("main.py", base_path="../../firmware")
 

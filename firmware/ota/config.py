@@ -5,6 +5,8 @@
 class Config:
     # url        base URL of the release repository, e.g. "https://updates.example.com/repo"
     # product    product name as in the signed manifests
+    # model      the model designation on the product's label (e.g. "DL-100"), shown by
+    #            device_info() (EN 303 645 5.3-16); None: not set
     # board      board name as in the signed manifests (boards/<board> on the host)
     # chip_id    the chip id app images for this board carry (ESP32 0, C3 5, S3 9); default
     #            (None): the running image's, from its header (bytes 12-13, running_chip_id),
@@ -15,7 +17,9 @@ class Config:
     #            ota_keys, imported only while a manifest is verified
     # device_id  stable pseudonymous id (rollout bucket, telemetry); default (None): derived from
     #            machine.unique_id() on first use by ota.ident, never the MAC itself
-    # ca         DER bytes of the CA certificate for https (required for https URLs)
+    # ca         DER bytes of the CA certificate for https (required for https URLs); an app
+    #            checks its URL with ota.buildinfo.url_refusal() first (a product build takes
+    #            only https)
     # timeout_ms per network operation
     # health_timeout_ms  deadline for the health checks of a trial boot
     # max_wbits  the largest DEFLATE window (2**max_wbits bytes of RAM) this device decodes;
@@ -31,9 +35,10 @@ class Config:
     def __init__(self, url, product, board, chip_id=None, channel="stable", keys=None,
                  device_id=None, ca=None, timeout_ms=15000, health_timeout_ms=30000,
                  max_wbits=12, support_end=None, telemetry=True, report_url=None,
-                 deadline_s=30, min_rate=4096):
+                 deadline_s=30, min_rate=4096, model=None):
         self.url = url.rstrip("/")
         self.product = product
+        self.model = model
         self.board = board
         self.chip_id = chip_id  # None: running_chip_id() at the first check (ota.check)
         self.channel = channel
@@ -53,8 +58,6 @@ class Config:
     # ota.trusted, so that this resident class does not carry them.)
     def payload_url(self, path):
         return self.url + "/" + path
-
-
 
 
 def running_chip_id():

@@ -44,10 +44,12 @@ def device_info(a):
 
 
 # Plain text for a local interface (ETSI EN 303 645 5.3-16, the model designation): the model
-# (the product), the hardware (board, chip id), the firmware the board runs, read from the app
-# descriptor of the running image (its version and project name when the build set them, else
-# MicroPython's own version; its build date and ESP-IDF version; its slot), the installed
-# release, the end of support and the device id (s: Agent.status()). One "name: value" line each.
+# on the product's label (Config.model, "not set" without one), the product name the manifests
+# carry, the hardware (board, chip id), the firmware the board runs, read from the running image
+# (its app descriptor's version and project name when the build set them, else the MicroPython
+# banner inside the image, e.g. "MicroPython v1.25.0 on 2025-04-15"; its build date and ESP-IDF
+# version; its slot), the installed release, the end of support and the device id
+# (s: Agent.status()). One "name: value" line each.
 def _text_info(esp32, cfg, s):
     from .ident import device_id
     if cfg.chip_id is None:
@@ -61,16 +63,37 @@ def _text_info(esp32, cfg, s):
         version = (_text(b, 0x30, 32) + " " + _text(b, 0x50, 32)).strip()  # date 0x80, idf 0x90
         built = "%s %s, ESP-IDF %s" % (_text(b, 0x80, 16), _text(b, 0x70, 16), _text(b, 0x90, 32))
     if not version:  # e.g. "MicroPython v1.25.0 on 2025-04-15"
+        version = _banner(part)
+    if not version:
         import sys
         version = sys.version.split("; ")[-1]
     return "\n".join((
-        "model: " + cfg.product,
+        "model: " + (cfg.model or "not set"),
+        "product: " + cfg.product,
         "hardware: %s (chip id %s)" % (cfg.board, cfg.chip_id),  # None: no image header
         "firmware: %s (%s)" % (version, part.info()[4]),
         "built: " + (built or "unknown"),
         "release: %d" % s["installed_sequence"],
         "support until: " + (s["support_end"] or "unknown"),
         "device id: " + device_id(cfg)))
+
+
+def _banner(part):
+    # "MicroPython vX.Y.Z on YYYY-MM-DD" from MicroPython's banner inside the image in part, read
+    # a 4 KB block at a time into one buffer after the previous block's last 64 bytes (so that a
+    # banner cut by a block boundary is whole); "" when there is none.
+    buf = bytearray(4160)
+    mv = memoryview(buf)
+    for i in range(part.info()[3] // 4096):
+        mv[0:64] = mv[4096:4160]
+        part.readblocks(i, mv[64:])
+        at = buf.find(b"MicroPython v")
+        if 0 <= at <= 4096:
+            end = at
+            while end < at + 64 and 0x20 <= buf[end] < 0x7F and buf[end] != 0x3B:  # ";"
+                end += 1
+            return bytes(mv[at:end]).decode()
+    return ""
 
 
 def _text(b, at, n):

@@ -17,7 +17,9 @@ Invariants:
   firmware.
 - Every build freezes ``ota_origin`` beside ``ota_keys``: the firmware's own sequence and security
   version (`otakit.frozen.origin_module`), so that a board with empty NVS refuses anything older
-  (0, 0 when not given: a development build).
+  (0, 0 when not given), and ``DEVELOPMENT``: a build is a product build, whose example app takes
+  only ``https://`` update URLs, unless it is asked for as a development build (``--dev``);
+  `HTTP_POLICY` says so in words (the compliance report reads it).
 - `plan_build` only writes the stage; `run_build` runs the commands through an injectable runner
   and then checks the outputs (the app image with `check_app_image`, the firmware's partition
   table against the board's) before copying them to the output directory.
@@ -39,6 +41,20 @@ from otakit.frozen import copy_file, stage_sources
 from otakit.image import check_app_image
 
 Runner = Callable[..., "subprocess.CompletedProcess[bytes]"]
+
+# Which update URLs a build's devices take (ETSI EN 303 645 5.5-1): the device side is
+# ota.config.url_refusal, called by the example app's config validation (BAD_CONFIG).
+HTTP_POLICY = ("https required for update URLs on a product build: the device refuses an http:// "
+               "update URL (BAD_CONFIG) unless its firmware is a development build (`otakit "
+               "build --dev`, or no frozen ota_origin: a development board with the agent "
+               "installed by mip or `otakit deploy`); the simulator's boards are development "
+               "builds, serving http on loopback, unless flashed with --product")
+
+
+def http_allowed(development: bool) -> bool:
+    """Whether a build's devices take a plain ``http://`` update URL: only a development
+    build's (`HTTP_POLICY`)."""
+    return bool(development)
 APP_IMAGE = "micropython.bin"
 FIRMWARE_BIN = "firmware.bin"
 DOCKER_STAGE = "otakit-stage"
@@ -184,11 +200,12 @@ def build_commands(board: Board, tc: Toolchain, board_dir: Path,
 
 
 def plan_build(board: Board, tc: Toolchain, keyring: Path, out: Path, *, sequence: int = 0,
-               security_version: int = 0) -> BuildPlan:
+               security_version: int = 0, development: bool = False) -> BuildPlan:
     """Stage the sources and the MicroPython board directory; return the commands to run.
 
-    ``sequence`` and ``security_version`` are the release this firmware is: frozen as
-    ``ota_origin`` (`otakit.frozen.origin_module`).
+    ``sequence`` and ``security_version`` are the release this firmware is, ``development``
+    whether it is a development build (http update URLs allowed): frozen as ``ota_origin``
+    (`otakit.frozen.origin_module`).
 
     Raises:
         KeyFileError: no usable keyring.
@@ -201,7 +218,7 @@ def plan_build(board: Board, tc: Toolchain, keyring: Path, out: Path, *, sequenc
     else:
         stage = out / "stage"
     manifest = stage_sources(board, keyring, stage, sequence=sequence,
-                             security_version=security_version)
+                             security_version=security_version, development=development)
     board_dir = stage / mp_board_name(board)
     board_dir.mkdir(parents=True, exist_ok=True)
     for name, text in mp_board_files(board, tc.micropython, stage).items():

@@ -112,7 +112,9 @@ class Demo:
             lab.flash(old, user_postpone_s=3600, security_postpone_max_s=POSTPONE_MAX,
                       check_s=1, notice_s=1, max_checks=10)
             self.say(f"[bold]4. flash[/]    {v_old} into ota_0 of a fresh simulated "
-                     f"{lab.board.name} ({lab.board.flash_size // (1 << 20)} MB flash); its "
+                     f"{lab.board.name} ({lab.board.flash_size // (1 << 20)} MB flash), a "
+                     f"development build (it takes the http URL on loopback; a product build "
+                     f"takes only https); its "
                      f"user answers every update notice with 'later' (1 hour), and security "
                      f"updates may wait at most {POSTPONE_MAX} s (7 days on a real product)")
             result = self.update(lab, f"5. update to {v_new}")

@@ -89,7 +89,8 @@ def stage(board: Board, config: Path, keyring: Path, staging: Path, *,
     march = MARCH.get(board.chip, "xtensawin")
     lib = staging / "lib"
     compile_to_mpy(sorted((firmware_dir / "ota").glob("*.py")), lib / "ota", march=march)
-    compile_to_mpy([firmware_dir / "doorlock.py", keyring], lib, march=march)
+    compile_to_mpy([firmware_dir / "doorlock.py", firmware_dir / "lockui.py", keyring], lib,
+                   march=march)
     if keyring.name != "ota_keys.py":
         (lib / (keyring.stem + ".mpy")).rename(lib / "ota_keys.mpy")
     for name in ("boot.py", "main.py"):

@@ -38,7 +38,7 @@ FIELDS: dict[str, tuple[type, str]] = {
                      "sim flash freeze it)"),
     "url": (str, "the update URL devices fetch releases from"),
     "ca": (str, "the CA certificate (PEM) devices trust for an https url (\"\" for http); "
-                "recorded for the product's device settings, no command reads it yet"),
+                "`sim flash` writes it onto the board for the example app"),
 }
 PATH_FIELDS = ("repository", "key", "keyring", "ca")
 

@@ -309,6 +309,26 @@ class SQLStore:
                               "WHERE version IS NOT NULL")
         return {(p, b, s): v for p, b, s, v in rows}
 
+    # --- release-to-fleet latency (otakit.fleetlatency) -------------------------------------
+    def first_reports(self, product: str, board: str, channel: str, seq: int,
+                      events: Iterable[str]) -> dict[str, int]:
+        """device -> the receipt time of its first ``events`` report of release ``seq``."""
+        names = tuple(events)
+        marks = ", ".join("?" * len(names))
+        with self._lock:
+            rows = self._exec(
+                "SELECT device, MIN(ts) FROM events WHERE product = ? AND board = ? AND "
+                f"channel = ? AND seq = ? AND event IN ({marks}) GROUP BY device",  # noqa: S608 - marks only
+                (product, board, channel, seq, *names))
+        return {d: int(ts) for d, ts in rows}
+
+    def known_devices(self, product: str, board: str, channel: str) -> int:
+        """How many devices the store knows on a product/board/channel."""
+        with self._lock:
+            rows = self._exec("SELECT COUNT(*) FROM devices WHERE product = ? AND board = ? "
+                              "AND channel = ?", (product, board, channel))
+        return int(rows[0][0])
+
     def close(self) -> None:
         """Close the connection."""
         self._db.close()

@@ -19,6 +19,8 @@ from otakit.paths import ROOT
 from otakit.sim.lab import Lab
 from otakit.sim.latency import measure
 
+from doorlock_local import CLIENT, answers, free_port, info
+
 HEAP = "128K"
 SIZE = 96 * 1024
 
@@ -168,20 +170,27 @@ def test_lock_works_with_no_update_server(lab: Lab) -> None:
 
 
 def test_device_info_names_model_and_running_firmware(lab: Lab) -> None:
-    # ETSI EN 303 645 5.3-16: the model designation on a local interface (the serial console).
-    # The app prints Agent.device_info() at every boot; after the update it names the new image.
+    # ETSI EN 303 645 5.3-16: the model on the label, beside the product name, the hardware and
+    # the firmware the board runs, on the app's local interface (lockui.py; asked at every boot,
+    # so after the update it names the new image); 5.6-4: none of it on the serial console.
     lab.publish(make_app_image("1.1.0", size=SIZE), "1.1.0", 2)
-    lab.flash(make_app_image("1.0.0", size=SIZE), uid=bytes(range(6)))
-    result = lab.boot(heapsize=HEAP)
-    infos = re.findall(r"^app: device info:\n((?:  .*\n)+)", result.log, re.M)
+    lab.flash(make_app_image("1.0.0", size=SIZE), uid=bytes(range(6)), model="DL-100",
+              local_port=free_port())
+    script = lab.work / "local_client.py"
+    script.write_text(CLIENT)
+    result = lab.boot(script=script, heapsize=HEAP, env={"OTAKIT_LOCAL": "GET /info"})
+    infos = [body for status, body in answers(result, "GET /info") if "200" in status]
     assert len(infos) == 2, result.log[-3000:]
-    before, after = (dict(line.strip().split(": ", 1) for line in i.splitlines()) for i in infos)
-    assert before["model"] == after["model"] == "doorlock"
+    before, after = (info(i) for i in infos)
+    assert before["model"] == after["model"] == "DL-100"
+    assert before["product"] == "doorlock"
     assert before["hardware"] == "esp32 (chip id 0)"
     assert before["firmware"] == "1.0.0 (ota_0)" and after["firmware"] == "1.1.0 (ota_1)"
     assert (before["release"], after["release"]) == ("0", "2")
     assert after["support until"] == "2031-12-31"
     assert len(before["device id"]) == 24 and before["device id"] == after["device id"]
+    console = [line for line in result.log.splitlines() if not line.startswith("LOCAL ")]
+    assert not [line for line in console if "DL-100" in line or "device id" in line]
 
 
 # Writes ota_settings.json on the board's vfs: the bytes of the file OTAKIT_JUNK names, or, for
@@ -246,11 +255,12 @@ def test_example_app_updates_on_s3_and_c3(tmp_path: Path, board: str, chip_id: i
     with Lab(tmp_path / "lab", board=board) as lab:
         chip = lab.board.chip
         lab.publish(make_app_image("1.1.0", size=SIZE, chip=chip), "1.1.0", 2)
-        lab.flash(make_app_image("1.0.0", size=SIZE, chip=chip))
-        result = lab.boot(heapsize=HEAP)
-        infos = re.findall(r"^app: device info:\n((?:  .*\n)+)", result.log, re.M)
+        lab.flash(make_app_image("1.0.0", size=SIZE, chip=chip), local_port=free_port())
+        script = lab.work / "local_client.py"
+        script.write_text(CLIENT)
+        result = lab.boot(script=script, heapsize=HEAP, env={"OTAKIT_LOCAL": "GET /info"})
+        infos = [body for status, body in answers(result, "GET /info") if "200" in status]
         assert len(infos) == 2, result.log[-3000:]
-        before, after = (dict(line.strip().split(": ", 1) for line in i.splitlines())
-                         for i in infos)
+        before, after = (info(i) for i in infos)
         assert before["hardware"] == f"{board} (chip id {chip_id})"
         assert after["firmware"] == "1.1.0 (ota_1)" and after["release"] == "2"

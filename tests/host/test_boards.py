@@ -14,6 +14,7 @@ from otakit.boards import (
 from otakit.frozen import manifest_calls, stage_sources
 from otakit.cli import main
 from otakit.keys import export_keyring, generate_key
+from otakit.paths import FIRMWARE_DIR
 from otakit.sim.flash import make_firmware_bin
 
 TARGETS = ["esp32", "esp32s3", "esp32c3", "esp32-8mb"]
@@ -77,7 +78,8 @@ def test_manifest_freezes_agent_keyring_origin_app_boot_and_main_on_the_stock_ma
     calls = manifest_calls(load_board(name))
     assert calls[0] == ("include", ("$(PORT_DIR)/boards/manifest.py",), {})
     frozen = {(c[0], c[1][0]) for c in calls[1:]}
-    assert frozen == {("package", "ota"), ("module", "doorlock.py"), ("module", "ota_keys.py"),
+    assert frozen == {("package", "ota"), ("module", "doorlock.py"), ("module", "lockui.py"),
+                      ("module", "ota_keys.py"),
                       ("module", "ota_origin.py"), ("module", "boot.py"), ("module", "main.py")}
     # Every path resolves in the tree `otakit build` stages (relative to the manifest's dir).
     keyring = tmp_path / "ota_keys.py"
@@ -87,6 +89,21 @@ def test_manifest_freezes_agent_keyring_origin_app_boot_and_main_on_the_stock_ma
         target = (staged.parent / kw["base_path"] / what).resolve()
         assert target.is_dir() if kind == "package" else target.is_file(), target
     assert (staged.parent / "../../firmware/ota/agent.py").resolve().is_file()
+
+
+@pytest.mark.parametrize("name", TARGETS)
+def test_board_manifest_freezes_the_agent_through_firmware_manifest(name: str,
+                                                                    tmp_path: Path) -> None:
+    # The agent comes in as a product's own manifest brings it: include() of the
+    # micropython-lib style firmware/manifest.py, never a package() of the board's own.
+    raw = manifest_calls(load_board(name), follow=False)
+    assert ("include", ("../../firmware/manifest.py",), {}) in raw
+    assert all(kind != "package" for kind, _, _ in raw)
+    keyring = tmp_path / "ota_keys.py"
+    keyring.write_text(export_keyring([generate_key("ed25519")]))
+    staged = stage_sources(load_board(name), keyring, tmp_path / "stage")
+    assert (staged.parent / "../../firmware/manifest.py").resolve().read_text() == \
+        (FIRMWARE_DIR / "manifest.py").read_text()
 
 
 @pytest.mark.parametrize("name", ["esp32s3", "esp32c3"])

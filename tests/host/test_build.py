@@ -89,7 +89,7 @@ def test_idf_plan_stages_sources_and_prints_exact_commands(trees: dict[str, Path
                 "firmware/ota/agent.py", "firmware/doorlock.py", "keyring/ota_keys.py"):
         assert (stage / rel).is_file(), rel
     assert (stage / "keyring/ota_keys.py").read_text() == trees["keyring"].read_text()
-    assert _origin(stage) == {"SEQUENCE": 0, "SECURITY_VERSION": 0}  # a development build
+    assert _origin(stage) == {"SEQUENCE": 0, "SECURITY_VERSION": 0}  # born at no release
     cmake = (plan.board_dir / "mpconfigboard.cmake").read_text()
     assert "include(boards/ESP32_GENERIC_C3/mpconfigboard.cmake)" in cmake
     assert "${MICROPY_BOARD_DIR}/sdkconfig.otakit" in cmake
@@ -204,6 +204,25 @@ def test_cli_freezes_the_firmwares_own_sequence_and_security_version(
     with pytest.raises(ToolError) as e:
         origin_module(2**31, 0)
     assert e.value.reason == "BAD_ARGUMENT"
+
+
+def test_a_build_is_a_product_build_unless_asked_for_a_development_build(
+        trees: dict[str, Path], capsys: pytest.CaptureFixture) -> None:
+    # A product build's devices take only https update URLs (ota.buildinfo.url_refusal); --dev
+    # freezes DEVELOPMENT = True, which lets them take http too.
+    argv = ["build", "--board", "esp32", "--micropython", str(trees["mpy"]), "--idf",
+            str(trees["idf"]), "--keyring", str(trees["keyring"]), "--out", str(trees["out"]),
+            "--dry-run"]
+    ns: dict[str, object] = {}
+    for extra, development in (([], False), (["--dev"], True)):
+        assert main([*argv, *extra]) == 0
+        exec((trees["out"].resolve() / "stage/keyring/ota_origin.py").read_text(), ns)  # noqa: S102
+        assert ns["DEVELOPMENT"] is development
+        assert fwbuild.http_allowed(development) is development
+    out = capsys.readouterr().out
+    assert "a product build: https:// update URLs only" in out
+    assert "a development build: http:// update URLs allowed" in out
+    assert "product build" in fwbuild.HTTP_POLICY and "development build" in fwbuild.HTTP_POLICY
 
 
 def test_cli_without_toolchain(trees: dict[str, Path], monkeypatch: pytest.MonkeyPatch,

@@ -15,7 +15,8 @@ from otakit.cli import _register, cli, main
 # Pinned: adding or removing a command is a visible change. Other areas add theirs here.
 MY_COMMANDS = {"keygen", "key", "release", "verify", "inspect"}
 KNOWN_OTHERS = {"init", "serve", "sim", "build", "flash", "deploy", "layout", "keyring", "refresh",
-                "support", "compliance", "rollout", "publish", "revert", "bundle"}
+                "support", "compliance", "rollout", "publish", "revert", "bundle",
+                "latency"}
 SUBCOMMANDS = {"key": {"export", "id"}, "layout": {"check", "suggest"},
                "rollout": {"start", "raise", "pause", "resume", "abort", "status", "policy"}}
 SUBCOMMANDS["rollout"] |= {"threshold", "watch", "withheld", "lift", "cohort", "pin", "unpin"}

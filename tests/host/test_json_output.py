@@ -18,6 +18,7 @@ REPORTING = {
     "layout check", "layout suggest", "support publish", "sim inspect", "rollout status",
     "rollout start", "rollout raise", "rollout pause", "rollout resume", "rollout abort",
     "revert",
+    "latency",
 }
 
 

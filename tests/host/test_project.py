@@ -138,3 +138,46 @@ def test_sim_run_exits_1_in_a_boot_loop(proj: Path, capsys) -> None:
     assert main(["sim", "run", "flash.img"]) == 1
     out = capsys.readouterr()
     assert "--- boot_loop:" in out.out and "boot loop" in out.err
+
+
+def test_sim_flash_provisions_the_projects_ca_model_and_product_build(
+        proj: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The project's `ca` (PEM) is what the board gets for an https update URL: written as
+    # ota_ca.der and named by ota_config.json, which the example app reads (firmware/doorlock.py).
+    import datetime as dt
+    import json
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "otakit test ca")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1).not_valid_before(now)
+            .not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256()))
+    (proj / "ca.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    monkeypatch.setenv("OTAKIT_CA", "ca.pem")
+    monkeypatch.setenv("OTAKIT_URL", "https://updates.example.com/repo")
+    assert main(["key", "export", "--micropython", "keys/release.pub.pem", "--out",
+                 "ota_keys.py"]) == 0
+    capsys.readouterr()
+    assert main(["sim", "flash", "--app", "app.bin", "--out", "flash.img", "--product-build",
+                 "--model", "DL-100", "--local-port", "8081"]) == 0
+    out = capsys.readouterr().out
+    assert "a product build: https update URLs only" in out
+    assert "provisioned ota_config.json: https://updates.example.com/repo" in out
+    (proj / "show.py").write_text(
+        "import json, binascii\ncfg = json.load(open('ota_config.json'))\n"
+        "print('CFG ' + json.dumps(cfg))\n"
+        "print('CA ' + binascii.hexlify(open(cfg['ca'], 'rb').read()).decode())\n")
+    assert main(["sim", "run", "flash.img", "show.py", "--max-boots", "1"]) == 0
+    lines = dict(line.split(" ", 1) for line in capsys.readouterr().out.splitlines()
+                 if line.startswith(("CFG ", "CA ")))
+    cfg = json.loads(lines["CFG"])
+    assert (cfg["ca"], cfg["model"], cfg["local_port"]) == ("ota_ca.der", "DL-100", 8081)
+    assert bytes.fromhex(lines["CA"]) == cert.public_bytes(serialization.Encoding.DER)
+    assert main(["sim", "flash", "--app", "app.bin", "--out", "f2.img", "--ca", "app.bin"]) == 1
+    assert "otakit: BAD_ARGUMENT: app.bin is not an X.509 certificate" in capsys.readouterr().err

@@ -83,5 +83,5 @@ def test_quickstart_runs_as_written(tmp_path: Path) -> None:
         missing = [line for line in shown if line.strip() != "..." and _norm(line) not in got]
         assert not missing, f"`{command}` printed:\n{real}\nnot the doc's lines {missing}"
     run = outputs[[c for c, _ in todo].index("otakit sim run flash.img")]
-    assert "firmware: 1.1.0 (ota_1)" in run and "app: boot confirmed ota_1" in run
+    assert "ota: sequence 1 confirmed in ota_1" in run and "app: boot confirmed ota_1" in run
     assert "--- finished: 2 boot(s)" in run

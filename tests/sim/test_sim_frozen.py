@@ -66,3 +66,21 @@ def test_romfs_image_holds_only_the_compiled_modules(tmp_path: Path) -> None:
     assert image.startswith(b"\xd2\xcd\x31")  # the VfsRom signature
     assert b"a.mpy" in image and b"b.mpy" in image and b"ota" in image
     assert b"main.py" not in image and b"empty" not in image
+
+
+def test_the_example_app_updates_frozen_at_sim_runs_default_heap(tmp_path: Path) -> None:
+    # Issue 17: the example app (the agent and the door lock: lock loop, status LED and update
+    # loop side by side) frozen as on a product board (`otakit sim run --frozen`) completes a
+    # whole update — download, install, trial boot, confirm — at `otakit sim run`'s default
+    # heap (docs/simulator.md "Heap settings").
+    from otakit.appimage import make_app_image
+    from otakit.cli.sim import DEV_BOARD_HEAPSIZE
+    from otakit.sim.lab import Lab
+
+    with Lab(tmp_path / "lab", frozen=True) as lab:
+        lab.publish(make_app_image("1.1.0", size=256 * 1024), "1.1.0", 2)
+        lab.flash(make_app_image("1.0.0", size=256 * 1024))
+        r = lab.boot(heapsize=DEV_BOARD_HEAPSIZE)
+        assert "MemoryError" not in r.log and not r.error, r.log[-3000:]
+        assert [b.version for b in r.boots] == ["1.0.0", "1.1.0"], r.log[-3000:]
+        assert "app: notice downloaded" in r.log and "app: boot confirmed ota_1" in r.log

@@ -50,13 +50,13 @@ def cli(ctx: click.Context, project: str | None) -> None:
 
 def _register() -> None:
     from otakit.cli import (  # noqa: PLC0415
-        build, bundle, compliance, deploy, flash, init, inspect, key, keygen, keyring, layout,
-        publish, refresh, release, revert, rollout, serve, sim, support, verify,
+        build, bundle, compliance, deploy, flash, init, inspect, key, keygen, keyring, latency,
+        layout, publish, refresh, release, revert, rollout, serve, sim, support, verify,
     )
 
     for module in (init, keygen, key, keyring, refresh, release, verify, inspect, serve, sim,
                    build, flash, deploy, layout, support, compliance, rollout, publish, revert,
-                   bundle):
+                   bundle, latency):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -69,12 +69,24 @@ def sim() -> None:
 @click.option("--checks", default=1, show_default=True, type=click.IntRange(0, 1000000),
               help="The example app ends after this many update checks per boot (0: never), "
                    "so that `sim run` ends.")
+@click.option("--model", help="The model designation on the label (e.g. DL-100) for "
+                              "ota_config.json: the device info shows it.")
+@click.option("--ca", type=click.Path(dir_okay=False),
+              help="The CA certificate (PEM) for an https update URL: written onto the board "
+                   "as ota_ca.der, named by ota_config.json [default: the project's].")
+@click.option("--local-port", type=click.IntRange(1, 65535),
+              help="The example app's local interface (device info, update settings) listens "
+                   "on this port [default: none].")
+@click.option("--product-build", is_flag=True,
+              help="A product build (its frozen ota_origin says so): the device takes only "
+                   "https update URLs. Without it the simulated firmware is a development build.")
 @click.option("--bare", is_flag=True,
               help="Only write the flash image: no firmware, no ota_config.json.")
 @click.pass_context
 def flash_cmd(ctx: click.Context, board: str, app: str, out: str, sequence: int | None,  # noqa: PLR0913
               security_version: int | None, keyring: str | None, url: str | None,
-              product: str | None, channel: str, checks: int, bare: bool) -> None:
+              product: str | None, channel: str, checks: int, model: str | None,
+              ca: str | None, local_port: int | None, product_build: bool, bare: bool) -> None:
     """Write a flash image as esptool leaves a board after flashing the full firmware, and
     provision it as a factory would.
 
@@ -84,8 +96,9 @@ def flash_cmd(ctx: click.Context, board: str, app: str, out: str, sequence: int 
     the example app and the keyring frozen in (OUT.firmware/, what `sim run` runs); with an
     update URL (--url or the project's), one boot writes ota_config.json (url, product, board,
     channel) onto the board's filesystem. With --sequence/--security-version the firmware has
-    the frozen module ota_origin (a release build); without them it has none (a development
-    build: 0, 0).
+    the frozen module ota_origin (born at that release); without them it has none (0, 0).
+    The simulated firmware is a development build, which takes the http:// URL of a loopback
+    server, unless --product-build (https only, with --ca).
     """
     data = Path(app).read_bytes()
     if data[:1] != b"\xe9":
@@ -101,9 +114,12 @@ def flash_cmd(ctx: click.Context, board: str, app: str, out: str, sequence: int 
                           "provisioning an update URL needs the keyring to freeze: give "
                           "--keyring ota_keys.py (or keyring in otakit.toml), or --bare",
                           reason="NO_KEYRING")
-    path = sim_flash.create_flash(board, data, out, origin=origin)
+    ca_der = _ca_der(ca) if ca and not bare else None
+    path = sim_flash.create_flash(board, data, out, origin=origin, product=product_build)
     born = f", born at sequence {origin[0]} security version {origin[1]}" if origin else ""
     click.echo(f"wrote {path} (board {board}, app in the first app slot, otadata blank{born})")
+    click.echo("a product build: https update URLs only" if product_build else
+               "a development build: http update URLs allowed (--product-build: https only)")
     if bare or not keyring:
         return
     frozen = sim_provision.freeze_firmware(path, keyring)
@@ -113,10 +129,31 @@ def flash_cmd(ctx: click.Context, board: str, app: str, out: str, sequence: int 
                    "ota_config.json and runs without updates")
         return
     cfg = sim_provision.DeviceConfig(url=url, product=product or "doorlock", board=board,
-                                     channel=channel, checks=checks)
+                                     channel=channel, checks=checks, model=model, ca=ca_der,
+                                     local_port=local_port)
     sim_provision.write_config(path, cfg)
     click.echo(f"provisioned ota_config.json: {url} {cfg.product}/{board}/{channel}, "
                f"{checks or 'unlimited'} check(s) per boot")
+
+
+def _ca_der(path: str) -> bytes:
+    """The DER bytes of a CA certificate file (PEM or DER)."""
+    from cryptography import x509  # noqa: PLC0415 - only with --ca
+
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as e:
+        raise OtakitError(f"cannot read the CA certificate {path}: {e.strerror or e}",
+                          reason="BAD_ARGUMENT") from e
+    try:
+        cert = (x509.load_pem_x509_certificate(raw) if b"-----BEGIN" in raw
+                else x509.load_der_x509_certificate(raw))
+    except ValueError as e:
+        raise OtakitError(f"{path} is not an X.509 certificate (PEM or DER): {e}",
+                          reason="BAD_ARGUMENT") from e
+    from cryptography.hazmat.primitives.serialization import Encoding  # noqa: PLC0415
+
+    return cert.public_bytes(Encoding.DER)
 
 
 @sim.command("image")
@@ -162,11 +199,14 @@ def image_cmd(version: str, out: str, board: str, size: int, crash: bool) -> Non
                    "(56K at start, grown once), 56K the heap it starts with "
                    "(docs/simulator.md).")
 @click.option("--timeout", default=60.0, show_default=True, help="Seconds allowed per boot.")
+@click.option("--frozen", is_flag=True,
+              help="Run the app directory's compiled modules in place, outside the heap, as a "
+                   "product board runs its frozen code (docs/simulator.md).")
 @click.option("--env", "env", multiple=True, callback=_env_pair, metavar="KEY=VALUE",
               help="Environment variable for the device (os.getenv); repeatable.")
 def run_cmd(image: str, script: str | None, app_dir: str | None, max_boots: int,  # noqa: PLR0913
             cut_at: int | None, no_restart: bool, heapsize: str, timeout: float,
-            env: dict) -> None:
+            frozen: bool, env: dict) -> None:
     """Power on IMAGE and run it across resets; print the boot log.
 
     Each boot runs the simulated bootloader, mounts the vfs at /flash, then boot.py and main.py
@@ -178,7 +218,7 @@ def run_cmd(image: str, script: str | None, app_dir: str | None, max_boots: int,
         app_dir = str(sim_provision.firmware_dir(image))
     result = sim_runner.run(image, script=script, app_dir=app_dir, max_boots=max_boots,
                             cut_at=cut_at, heapsize=heapsize, env=env, timeout=timeout,
-                            restart_after_cut=not no_restart,
+                            restart_after_cut=not no_restart, frozen=frozen,
                             on_boot=lambda b: click.echo(
                                 f"--- boot {b.index} ({b.reason}) ---\n{b.log}", nl=False))
     click.echo(f"--- {result.ended}: {len(result.boots)} boot(s), {result.ops} mutating flash "

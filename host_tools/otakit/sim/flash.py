@@ -7,9 +7,11 @@ The image is one file of the board's flash size. Layout (docs/simulator.md):
   0x20). The simulated bootloader is Python code; this image only makes the region realistic and
   is what :func:`make_firmware_bin` puts first.
 - 0x7F00: the simulator's board record (``OTAKIT-SIM`` + ``key=value`` line: board, chip, chip
-  id, chip revision, unique id, and ``origin=SEQ,SV`` when the flashed firmware was built knowing
-  its own release). It sits in bootloader space that a real bootloader never uses. The runner
-  turns ``origin`` into the firmware's frozen module ``ota_origin`` (docs/simulator.md).
+  id, chip revision, unique id, ``origin=SEQ,SV`` when the flashed firmware was built knowing
+  its own release, and ``build=product`` for a product build; without it the firmware is a
+  development build, which takes http update URLs). It sits in bootloader space that a real
+  bootloader never uses. The runner turns ``origin``/``build`` into the firmware's frozen module
+  ``ota_origin`` (docs/simulator.md).
 - 0x8000: the binary partition table (``gen_esp32part.py`` format, MD5 entry, 0xC00 bytes).
 - the app image in the first app partition; everything else 0xFF (blank otadata, nvs and vfs),
   which is what flashing a full ``firmware.bin`` does.
@@ -76,12 +78,15 @@ def bootloader_image(chip: str = "esp32") -> bytes:
     return data
 
 
-def board_record(board: Board, uid: bytes, origin: tuple[int, int] | None = None) -> bytes:
+def board_record(board: Board, uid: bytes, origin: tuple[int, int] | None = None,
+                 product: bool = False) -> bytes:
     """The 256-byte board record stored at 0x7F00."""
     line = (f"board={board.name} chip={board.chip} chip_id={board.chip_id} "
             f"rev={CHIP_REV.get(board.chip, 0)} uid={uid.hex()} flash={board.flash_size}")
     if origin is not None:
         line += f" origin={origin[0]},{origin[1]}"
+    if product:
+        line += " build=product"
     rec = MARKER_MAGIC + b"\n" + line.encode() + b"\n"
     return rec + b"\xff" * (256 - len(rec))
 
@@ -113,7 +118,8 @@ def make_firmware_bin(board: Board | str, app_image: bytes) -> bytes:
 
 
 def create_flash(board: Board | str, app_image: bytes, path: str | os.PathLike[str], *,
-                 uid: bytes | None = None, origin: tuple[int, int] | None = None) -> Path:
+                 uid: bytes | None = None, origin: tuple[int, int] | None = None,
+                 product: bool = False) -> Path:
     """Write a fresh flash image: as if the full firmware had been flashed with esptool.
 
     Args:
@@ -124,6 +130,8 @@ def create_flash(board: Board | str, app_image: bytes, path: str | os.PathLike[s
         origin: ``(sequence, security_version)`` of the flashed firmware, as `otakit build
             --sequence --security-version` freezes them (``ota_origin``); None: a development
             build without the module.
+        product: a product build (``ota_origin.DEVELOPMENT = False``: the device takes only
+            https update URLs); else a development build.
 
     Returns:
         The path written.
@@ -149,7 +157,7 @@ def create_flash(board: Board | str, app_image: bytes, path: str | os.PathLike[s
     flash = bytearray(b"\xff" * b.flash_size)
     boot = bootloader_image(b.chip)
     flash[b.bootloader_offset:b.bootloader_offset + len(boot)] = boot
-    flash[MARKER_ADDR:MARKER_ADDR + 256] = board_record(b, uid, origin)
+    flash[MARKER_ADDR:MARKER_ADDR + 256] = board_record(b, uid, origin, product)
     flash[PT_ADDR:PT_ADDR + PT_SIZE] = partition_table_bin(b.partitions)
     flash[slot.offset:slot.offset + len(app_image)] = app_image
     out = Path(path)
@@ -160,14 +168,17 @@ def create_flash(board: Board | str, app_image: bytes, path: str | os.PathLike[s
 def frozen_origin(image: Path | str, out_dir: Path) -> Path | None:
     """The flashed firmware's frozen module ``ota_origin``, compiled to .mpy in ``out_dir``
     (a directory the runner puts where the board's frozen modules are on ``sys.path``), from
-    the image's board record; None when the firmware has none (a development build)."""
-    origin = read_board_record(image).get("origin")
-    if not origin:
+    the image's board record; None when the firmware has none (a development build). With an
+    origin it is a development build too (``DEVELOPMENT = True``) unless the record says
+    ``build=product``."""
+    rec = read_board_record(image)
+    origin, product = rec.get("origin"), rec.get("build") == "product"
+    if not origin and not product:
         return None
-    seq, _, sv = origin.partition(",")
+    seq, _, sv = (origin or "0,0").partition(",")
     out_dir.mkdir(parents=True, exist_ok=True)
     src = out_dir / "ota_origin.py"
-    src.write_text(origin_module(int(seq), int(sv)))
+    src.write_text(origin_module(int(seq), int(sv), development=not product))
     compile_to_mpy([src], out_dir)
     src.unlink()
     return out_dir

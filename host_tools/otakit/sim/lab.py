@@ -103,7 +103,8 @@ class Lab:
         self.roots = list(roots or [])
         self.bake_keys([self.key], self.roots, threshold, env)
         compile_to_mpy(sorted((FIRMWARE_DIR / "ota").glob("*.py")), self.device_dir / "ota")
-        compile_to_mpy([FIRMWARE_DIR / "doorlock.py"], self.device_dir)
+        compile_to_mpy([FIRMWARE_DIR / "doorlock.py", FIRMWARE_DIR / "lockui.py"],
+                       self.device_dir)
         for name in ("boot.py", "main.py"):
             link = self.device_dir / name
             if not link.exists():
@@ -201,12 +202,13 @@ class Lab:
 
     # --- device side -----------------------------------------------------------------------
     def flash(self, image: bytes, *, uid: bytes | None = None,
-              origin: tuple[int, int] | None = None, **settings: object) -> RunResult:
+              origin: tuple[int, int] | None = None, product: bool = False,
+              **settings: object) -> RunResult:
         """Flash ``image`` as a fresh board (``uid``: its ``machine.unique_id()``, random when
         None; ``origin``: the firmware's own (sequence, security version), its frozen
-        ``ota_origin``, None for a development build without one) and provision its settings
-        file (one boot)."""
-        create_flash(self.board, image, self.flash_path, uid=uid, origin=origin)
+        ``ota_origin``, None for a development build without one; ``product``: a product build,
+        which takes only https update URLs) and provision its settings file (one boot)."""
+        create_flash(self.board, image, self.flash_path, uid=uid, origin=origin, product=product)
         return self.provision(**settings)
 
     def provision(self, **settings: object) -> RunResult:

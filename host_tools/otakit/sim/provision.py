@@ -30,11 +30,18 @@ from otakit.paths import FIRMWARE_DIR
 
 FIRMWARE_SUFFIX = ".firmware"
 
-# Runs instead of main.py at the provisioning boot (boot.py has run): writes the settings file.
+# Runs instead of main.py at the provisioning boot (boot.py has run): writes the settings file,
+# and the CA certificate the config names ("ca_der": its DER bytes in hex, written as the file
+# "ca" names, by default ota_ca.der).
 PROVISION_ENV = "OTAKIT_PROVISION_CONFIG"
 PROVISION_SCRIPT = """\
-import json, os
+import binascii, json, os
 cfg = json.loads(os.getenv("OTAKIT_PROVISION_CONFIG"))
+der = cfg.pop("ca_der", None)
+if der:
+    cfg.setdefault("ca", "ota_ca.der")
+    with open(cfg["ca"], "wb") as f:
+        f.write(binascii.unhexlify(der))
 with open("ota_config.json", "w") as f:
     json.dump(cfg, f)
 print("provisioned ota_config.json:", cfg)
@@ -47,7 +54,10 @@ class DeviceConfig:
 
     The update policy is the simulation's: the first check at once, checks a second apart, no
     wait between the restart notice and the restart; ``checks`` ends the app after that many
-    checks in one boot (0: never), so that ``otakit sim run`` ends.
+    checks in one boot (0: never), so that ``otakit sim run`` ends. ``model`` is the model
+    designation on the label (the device info shows it), ``ca`` the DER CA certificate for an
+    https url (written onto the board as ``ota_ca.der``), ``local_port`` the port of the app's
+    local interface (None: none).
     """
 
     url: str
@@ -55,12 +65,23 @@ class DeviceConfig:
     board: str
     channel: str = "stable"
     checks: int = 1
+    model: str | None = None
+    ca: bytes | None = None
+    local_port: int | None = None
 
     def to_json(self) -> dict[str, object]:
-        """The file's fields."""
-        return {"url": self.url.rstrip("/"), "product": self.product, "board": self.board,
-                "channel": self.channel, "first_s": 0, "check_s": 1, "notice_s": 0,
-                "max_checks": self.checks}
+        """The file's fields (``ca_der``: the CA certificate the provisioning boot writes)."""
+        cfg: dict[str, object] = {
+            "url": self.url.rstrip("/"), "product": self.product, "board": self.board,
+            "channel": self.channel, "first_s": 0, "check_s": 1, "notice_s": 0,
+            "max_checks": self.checks}
+        if self.model:
+            cfg["model"] = self.model
+        if self.ca:
+            cfg["ca_der"] = self.ca.hex()
+        if self.local_port:
+            cfg["local_port"] = self.local_port
+        return cfg
 
 
 def firmware_dir(image: str | os.PathLike[str]) -> Path:
@@ -91,7 +112,7 @@ def freeze_firmware(image: str | os.PathLike[str], keyring: str | os.PathLike[st
         shutil.copyfile(src, ring)
         compile_to_mpy([ring], out)
     compile_to_mpy(sorted((FIRMWARE_DIR / "ota").glob("*.py")), out / "ota")
-    compile_to_mpy([FIRMWARE_DIR / "doorlock.py"], out)
+    compile_to_mpy([FIRMWARE_DIR / "doorlock.py", FIRMWARE_DIR / "lockui.py"], out)
     for name in ("boot.py", "main.py"):
         shutil.copyfile(FIRMWARE_DIR / name, out / name)
     return out
@@ -109,8 +130,9 @@ def write_config(image: str | os.PathLike[str], config: DeviceConfig,
     with tempfile.TemporaryDirectory(prefix="otakit-provision-") as tmp:
         script = Path(tmp) / "provision.py"
         script.write_text(PROVISION_SCRIPT)
+        # the factory's own boot, not the device's budget: a heap to spare (as otakit.sim.lab)
         result = run(image, script=script, app_dir=app_dir or firmware_dir(image), max_boots=1,
-                     env={PROVISION_ENV: json.dumps(config.to_json())})
+                     heapsize="128K", env={PROVISION_ENV: json.dumps(config.to_json())})
     if result.ended != "finished" or result.error:
         last = result.log.strip().splitlines()[-3:]
         raise OtakitError("the provisioning boot failed: " + " | ".join(last),
