@@ -40,7 +40,7 @@ th,td{border:1px solid #d0d7de;padding:4px 10px;text-align:left;overflow-wrap:an
 th{background:#eaeef2} td.n{text-align:right;font-variant-numeric:tabular-nums}
 tr.flagged td{background:#ffebe9} .flag{color:#cf222e;font-weight:600}
 .bar{display:inline-block;height:10px;background:#2da44e;vertical-align:middle;margin-right:6px}
-.muted{color:#57606a} .id{font-family:ui-monospace,monospace}
+.muted{color:#57606a} .id{font-family:ui-monospace,monospace} footer{margin:24px 0 0}
 svg.chart{display:block;width:100%;max-width:720px;height:auto;background:#fff;
 border:1px solid #d0d7de}
 .legend span{display:inline-block;width:10px;height:10px;margin:0 4px 0 12px}
@@ -126,7 +126,9 @@ def page(title: str, body: str, csrf: str | None = None, refresh: bool = True,
     return ("<!doctype html><html lang=en><head><meta charset=utf-8>"
             '<meta name="viewport" content="width=device-width, initial-scale=1">' + meta +
             f"<title>{_e(title)}</title><style>{CSS}</style></head><body>"
-            f"<header>{head}</header>{body}</body></html>")
+            f"<header>{head}</header>{body}<footer class=\"muted\">otakit fleet dashboard"
+            + (f' · <a href="{PREFIX}/api/summary">as JSON</a>' if csrf is not None else "")
+            + "</footer></body></html>")
 
 
 def chart(daily: list[dict[str, Any]]) -> str:
@@ -142,16 +144,16 @@ def chart(daily: list[dict[str, Any]]) -> str:
            f'<text x="4" y="16" font-size="13" fill="#57606a">{top} devices</text>']
     for i, d in enumerate(daily):
         x, bw = i * step + step * 0.15, step * 0.7
-        ok = round((base - 24) * d["succeeded"] / top)
-        bad = round((base - 24) * d["failed"] / top)
+        ok = (base - 24) * d["succeeded"] / top
+        bad = (base - 24) * d["failed"] / top
         label = f'{day(d["day"])}: {d["succeeded"]} succeeded, {d["failed"]} failed'
         out.append(f'<g class="day" data-day="{_e(day(d["day"]))}"><title>{_e(label)}</title>')
         if ok:
-            out.append(f'<rect class="ok" x="{x:.1f}" y="{base - ok}" width="{bw:.1f}" '
-                       f'height="{ok}" fill="#2da44e"/>')
+            out.append(f'<rect class="ok" x="{x:.1f}" y="{base - ok:.1f}" width="{bw:.1f}" '
+                       f'height="{ok:.1f}" fill="#2da44e"/>')
         if bad:
-            out.append(f'<rect class="bad" x="{x:.1f}" y="{base - ok - bad}" width="{bw:.1f}" '
-                       f'height="{bad}" fill="#cf222e"/>')
+            out.append(f'<rect class="bad" x="{x:.1f}" y="{base - ok - bad:.1f}" '
+                       f'width="{bw:.1f}" height="{bad:.1f}" fill="#cf222e"/>')
         if i % 2 == (n - 1) % 2:  # every other day, always the last one
             out.append(f'<text x="{x + bw / 2:.1f}" y="{base + 20}" font-size="13" '
                        f'text-anchor="middle" fill="#57606a">{_e(day(d["day"])[5:])}</text>')
@@ -223,7 +225,8 @@ def overview(s: dict[str, Any], csrf: str) -> str:
 def _device_rows(found: list[dict[str, Any]], names: dict[tuple[str, str, int], str]
                  ) -> list[tuple[str, list[str]]]:
     return [(f' data-device="{_e(d["device"])}"', [
-        f'<td class="id"><a href="{_e(device_href(d["device"]))}">{_e(d["device"])}</a></td>',
+        f'<td class="id"><a id="device-{_e(d["device"])}" href="{_e(device_href(d["device"]))}">'
+        f'{_e(d["device"])}</a></td>',
         _td(f"{d['product']}/{d['board']}"), _td(d["channel"]),
         _td(names.get((d["product"], d["board"], d["seq"]), f"seq {d['seq']}")),
         _td(when(d["last_seen"]))]) for d in found]

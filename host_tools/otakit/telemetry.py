@@ -315,11 +315,13 @@ class SQLStore:
         return dict(zip(keys, rows[0], strict=True)) if rows else None
 
     def device_history(self, device: str, limit: int = 200) -> list[dict[str, Any]]:
-        """The events ``device`` reported, newest first, at most ``limit``."""
+        """The events ``device`` reported, newest first (within one report, the later stage of
+        an update first), at most ``limit``."""
+        stage = "CASE event " + " ".join(f"WHEN '{e}' THEN {i}" for i, e in enumerate(EVENTS))
         with self._lock:
             rows = self._exec(
                 "SELECT ts, product, board, channel, seq, event, reason, ms, version FROM events "
-                "WHERE device = ? ORDER BY ts DESC LIMIT ?", (device, limit))
+                f"WHERE device = ? ORDER BY ts DESC, {stage} END DESC LIMIT ?", (device, limit))
         keys = ("ts", "product", "board", "channel", "seq", "event", "reason", "ms", "version")
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
