@@ -30,7 +30,7 @@ CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:0;padding:16px 24px;color:#1b1f24;
 background:#f6f8fa}
 header{display:flex;flex-wrap:wrap;align-items:center;gap:8px 16px;margin:0 0 8px}
-h1{font-size:20px;margin:0} h2{font-size:16px;margin:24px 0 8px}
+h1{font-size:20px;margin:0} h2{font-size:16px;margin:24px 0 8px;overflow-wrap:anywhere}
 h1 a{color:inherit;text-decoration:none}
 header form{display:flex;gap:4px;margin:0} header .search{flex:1 1 220px;max-width:420px}
 header .search input{flex:1;min-width:0}

@@ -3,8 +3,9 @@ tests; `chromium()` skips the test with the reason when either is missing.
 
 `chromium(phone=True)` emulates a phone (a mobile viewport of the given width, which honours the
 page's viewport meta tag, as a phone does); ``js=False`` turns JavaScript off in the first tab
-(the driver's own calls still work there; a tab it opens has JavaScript). `screenshot_facts` decodes a screenshot and says what a person
-would see in it; `overflowing` lists the elements that stick out of the viewport.
+(the driver's own calls still work there; a tab it opens has JavaScript). `screenshot_facts`
+decodes a screenshot and says what a person would see in it; `overflowing` lists the elements
+that stick out of the viewport.
 """
 
 from __future__ import annotations

@@ -136,7 +136,7 @@ def _fits(driver: Any, width: int) -> None:
     """The page is laid out at ``width`` (the viewport meta tag works), nothing scrolls
     sideways and no element sticks out of the viewport."""
     o = overflowing(driver)
-    assert o["viewport"] == width
+    assert o["viewport"] == width, "not laid out at the window's width (or a scrollbar took some)"
     assert o["scrollWidth"] <= o["clientWidth"], o
     assert o["outside"] == []
 
@@ -158,7 +158,7 @@ def test_dashboard_in_a_real_browser(server: str, tmp_path: Path) -> None:
     from selenium.webdriver.support import expected_conditions as ec  # noqa: PLC0415
     from selenium.webdriver.support.wait import WebDriverWait  # noqa: PLC0415
 
-    with chromium(1280, 2000) as driver:
+    with chromium(1280, 1500) as driver:  # the whole page: no vertical scrollbar
         driver.get(server + ".otakit/dashboard")
         assert driver.current_url.endswith("/.otakit/login")
         token = driver.find_element(By.ID, "token")
@@ -279,7 +279,7 @@ def test_telemetry_that_carries_html_shows_as_text(tmp_path: Path) -> None:
     # a version the ingest accepts (printable, at most 32 characters), and a store holding what
     # the ingest would refuse (another store, an older server) in every other field
     evil_id, evil_ver, evil_reason = '"><img id=x1 src=x>', '<i id="x2">v</i>', "<b id=x4>"
-    longest = "a-" * 32
+    longest = "a" * 64  # no hyphen: nowhere to break a line
     store.add(Report(evil_id, "door", "esp32", "stable", 3, (
         Event("offered", 3, 5, None, evil_ver), Event("failed", 3, 5, evil_reason))),
         int(time.time()))
