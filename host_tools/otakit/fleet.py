@@ -16,10 +16,12 @@ never served):
 Admin access is the server's one admin token (`otakit serve --token-file`, `otakit.guard`):
 ``Authorization: Bearer <token>``, or the session cookie the login form sets for it.
 
-Invariants: without an admin token the admin pages are 404 (a request without the token or
-session gets the login form, or 401 for the API); without a store the ingest is 404
-and the dashboard shows only the repository. The ingest is bounded (`MAX_REPORT` bytes, checked
-before parsing) and rate-limited per client with every other request (`otakit.guard`).
+Invariants: on a server without an admin token the admin pages are 404; otherwise a request
+without the token or the session is sent to the login form (the API: 401). Without a store the
+ingest and the device pages are 404 and the dashboard shows only the repository. The ingest is
+bounded (`MAX_REPORT` bytes, checked before parsing) and rate-limited per client with every other
+request (`otakit.guard`). The pages (`otakit.dashboard`) carry no script and are sent with a
+`Content-Security-Policy` that allows none.
 """
 
 from __future__ import annotations

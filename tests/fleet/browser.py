@@ -47,6 +47,9 @@ def chromium(width: int = 1280, height: int = 1100, js: bool = True,
             opts.add_experimental_option("mobileEmulation", {"deviceMetrics": {
                 "width": width, "height": height, "pixelRatio": 1, "mobile": True,
                 "touch": False}})
+            # a phone's scroll indicator comes and goes (after a scroll or a focus): keep it out
+            # of the screenshots
+            opts.add_argument("--hide-scrollbars")
         driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
         try:
             driver.set_page_load_timeout(30)
