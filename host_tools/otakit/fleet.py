@@ -6,24 +6,30 @@ never served):
 - ``POST /.otakit/events``: a device's report (`otakit.telemetry.parse_report`); 204, or 400 /
   413 / 415 for a refused one. Its access-log line carries no peer address.
 - ``GET|POST /.otakit/login``: the admin token form; sets the session cookie.
-- ``GET /.otakit/dashboard``: the dashboard (HTML, no script), admin only.
-- ``GET /.otakit/api/summary``: the same figures as JSON, admin only.
+- ``POST /.otakit/logout``: sign-out (clears the session cookie); needs the page's ``csrf``
+  field (`csrf_value`), so another site cannot post it.
+- ``GET /.otakit/dashboard``: the dashboard (HTML, no script, `otakit.dashboard`), admin only.
+- ``GET /.otakit/devices?q=PREFIX``: device search by id prefix, admin only.
+- ``GET /.otakit/devices/{id}``: one device's reports over time, admin only.
+- ``GET /.otakit/api/summary``: the same figures as the dashboard as JSON, admin only.
 
 Admin access is the server's one admin token (`otakit serve --token-file`, `otakit.guard`):
 ``Authorization: Bearer <token>``, or the session cookie the login form sets for it.
 
-Invariants: without an admin token the admin pages are 404; without a store the ingest is 404
-and the dashboard shows only the repository. The ingest is bounded (`MAX_REPORT` bytes, checked
-before parsing) and rate-limited per client with every other request (`otakit.guard`).
+Invariants: on a server without an admin token the admin pages are 404; otherwise a request
+without the token or the session is sent to the login form (the API: 401). Without a store the
+ingest and the device pages are 404 and the dashboard shows only the repository. The ingest is
+bounded (`MAX_REPORT` bytes, checked before parsing) and rate-limited per client with every other
+request (`otakit.guard`). The pages (`otakit.dashboard`) carry no script and are sent with a
+`Content-Security-Policy` that allows none.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import hmac
-import html
 import ipaddress
+import re
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -32,7 +38,7 @@ from typing import Any
 
 from aiohttp import web
 
-from otakit import guard
+from otakit import dashboard, guard
 from otakit.errors import ManifestError, OtakitError
 from otakit.manifest import parse_unverified
 from otakit.repo import Repository
@@ -116,6 +122,7 @@ def summary(root: Path, fleet: Fleet) -> dict[str, Any]:
                         "version": versions.get((p, b, s), "-" if s == 0 else f"seq {s}")}
                        for p, b, s, n in store.device_versions()]
         failures = store.recent_failures()
+    daily = getattr(store, "daily", None)
     flagged = set()
     for f in funnel:
         f["version"] = versions.get((f["product"], f["board"], f["seq"]), f"seq {f['seq']}")
@@ -129,114 +136,53 @@ def summary(root: Path, fleet: Fleet) -> dict[str, Any]:
             flagged.add((f["product"], f["board"], f["channel"], f["seq"]))
     for c in chans:
         c["flagged"] = (c["product"], c["board"], c["channel"], c["seq"]) in flagged
-    return {"generated": int(time.time()), "threshold": fleet.threshold,
+    now = int(time.time())
+    return {"generated": now, "threshold": fleet.threshold,
             "min_devices": fleet.min_devices, "min_failed": fleet.min_failed,
             "min_sources": fleet.min_sources, "channels": chans, "versions": per_version,
             "funnel": funnel, "failures": failures,
-            "withheld": withheld_now(root)}  # otakit.withhold: channels not offered now
+            "withheld": withheld_now(root),  # otakit.withhold: channels not offered now
+            "daily": daily(now) if daily is not None else None}
 
 
-_CSS = """
-body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#1b1f24;background:#f6f8fa}
-h1{font-size:20px;margin:0 0 4px} h2{font-size:16px;margin:24px 0 8px}
-table{border-collapse:collapse;background:#fff;min-width:640px}
-th,td{border:1px solid #d0d7de;padding:4px 10px;text-align:left}
-th{background:#eaeef2} td.n{text-align:right;font-variant-numeric:tabular-nums}
-tr.flagged td{background:#ffebe9} .flag{color:#cf222e;font-weight:600}
-.bar{display:inline-block;height:10px;background:#2da44e;vertical-align:middle}
-.bar.bad{background:#cf222e} .muted{color:#57606a}
-"""
+def version_names(root: Path, store: TelemetryStore | None) -> dict[tuple[str, str, int], str]:
+    """(product, board, seq) -> version: the repository's names over the reported ones."""
+    names = store.versions() if store is not None else {}
+    return {**names, **{(c["product"], c["board"], c["seq"]): c["version"]
+                        for c in channels(root)}}
 
 
-def _e(v: object) -> str:
-    return html.escape(str(v))
+def render(s: dict[str, Any], csrf: str = "") -> str:
+    """The dashboard page for a `summary` (`otakit.dashboard.overview`)."""
+    return dashboard.overview(s, csrf)
 
-
-def _time(ts: int) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-
-
-def _table(tid: str, head: list[str], rows: list[tuple[str, list[str]]]) -> str:
-    out = [f'<table id="{tid}"><thead><tr>']
-    out += [f"<th>{_e(h)}</th>" for h in head]
-    out.append("</tr></thead><tbody>")
-    for attrs, cells in rows:
-        out.append(f"<tr{attrs}>" + "".join(cells) + "</tr>")
-    if not rows:
-        out.append(f'<tr><td colspan="{len(head)}" class="muted">none yet</td></tr>')
-    out.append("</tbody></table>")
-    return "".join(out)
-
-
-def _td(v: object, num: bool = False) -> str:
-    return f'<td class="n">{_e(v)}</td>' if num else f"<td>{_e(v)}</td>"
-
-
-def _release_attrs(d: dict[str, Any]) -> str:
-    key = f"{d['product']}/{d['board']}/{d['channel']}/{d['seq']}"
-    return f' data-release="{_e(key)}"' + (' class="flagged"' if d.get("flagged") else "")
-
-
-def render(s: dict[str, Any]) -> str:
-    """The dashboard page for a `summary`."""
-    chans = [(_release_attrs(c), [
-        _td(f"{c['product']}/{c['board']}"), _td(c["channel"]), _td(c["version"]),
-        _td(c["seq"], True), _td(c["rollout"]), _td(f"{c['percent']}%", True),
-        _td("security" if c["security"] else ""),
-        '<td class="flag">FLAGGED</td>' if c["flagged"] else "<td>ok</td>"])
-        for c in s["channels"]]
-    total = sum(v["devices"] for v in s["versions"]) or 1
-    vers = [(f' data-version="{_e(v["version"])}"', [
-        _td(f"{v['product']}/{v['board']}"), _td(v["version"]), _td(v["seq"], True),
-        _td(v["devices"], True),
-        f'<td><span class="bar" style="width:{200 * v["devices"] // total}px"></span></td>'])
-        for v in s["versions"]]
-    fun = [(_release_attrs(f), [
-        _td(f"{f['product']}/{f['board']}/{f['channel']}"), _td(f["version"]),
-        *(_td(f[k], True) for k in ("offered", "downloaded", "installed", "confirmed",
-                                    "rolled_back", "failed")),
-        _td(f"{100 * f['failure_rate']:.0f}% ({f['failed_devices']} of {f['offered']} devices, "
-            f"{f['failed_sources']} networks)", True),
-        '<td class="flag">FLAGGED</td>' if f["flagged"] else "<td>ok</td>"]) for f in s["funnel"]]
-    fails = [("", [_td(_time(f["ts"])), _td(f["device"][:12]),
-                   _td(f"{f['product']}/{f['board']}/{f['channel']}"), _td(f["seq"], True),
-                   _td(f["event"]), _td(f["reason"] or "")]) for f in s["failures"]]
-    return (
-        "<!doctype html><html lang=en><head><meta charset=utf-8>"
-        "<title>otakit fleet</title><style>" + _CSS + "</style></head><body>"
-        "<h1>otakit fleet</h1>"
-        f'<p class="muted">generated {_e(_time(s["generated"]))}; a release is flagged when '
-        f'{100 * s["threshold"]:.0f}% or more of the devices offered it (at least '
-        f'{s["min_devices"]}) failed or rolled back, at least {s["min_failed"]} devices from at '
-        f'least {s["min_sources"]} networks</p>'
-        "<h2>Releases per channel</h2>" + _table("channels", [
-            "product/board", "channel", "version", "sequence", "rollout", "percent", "type",
-            "health"], chans) +
-        "<h2>Devices per version</h2>" + _table("versions", [
-            "product/board", "version", "sequence", "devices", ""], vers) +
-        "<h2>Update funnel per release</h2>" + _table("funnel", [
-            "release", "version", "offered", "downloaded", "installed", "confirmed",
-            "rolled back", "failed", "failure rate", "health"], fun) +
-        "<h2>Recent failures</h2>" + _table("failures", [
-            "time (UTC)", "device", "channel", "sequence", "event", "reason"], fails) +
-        "</body></html>")
-
-
-_LOGIN = """<!doctype html><html lang=en><head><meta charset=utf-8><title>otakit login</title>
-<style>{css}</style></head><body><h1>otakit fleet</h1>{error}
-<form method="post" action="{prefix}/login"><label>Admin token
-<input id="token" name="token" type="password" autocomplete="off" required></label>
-<button id="login" type="submit">Sign in</button></form></body></html>"""
 
 _FLEET = web.AppKey("fleet", Fleet)
 _REPO = web.AppKey("fleet_root", Path)
 _TOKEN = web.AppKey("fleet_admin_token", str)
 
 
+_HEADERS = {"Cache-Control": "no-store", "X-Frame-Options": "DENY",
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"}
+_DEVICE_RE = re.compile(r"[A-Za-z0-9._-]{0,64}")  # a prefix of a device id (telemetry's)
+SEARCH_LIMIT = 50
+HISTORY_LIMIT = 200
+
+
+def _html(text: str, status: int = 200) -> web.Response:
+    return web.Response(text=text, content_type="text/html", status=status, headers=_HEADERS)
+
+
 def _login_page(error: str = "", status: int = 200) -> web.Response:
-    err = f'<p class="flag" id="error">{_e(error)}</p>' if error else ""
-    return web.Response(text=_LOGIN.format(css=_CSS, error=err, prefix=PREFIX),
-                        content_type="text/html", status=status)
+    return _html(dashboard.login(error), status)
+
+
+def csrf_value(token: str) -> str:
+    """The sign-out form's ``csrf`` field: an HMAC of the session, so only a page the server
+    sent to a signed-in admin has it."""
+    return hmac.new(guard.session_value(token).encode(), b"otakit-sign-out-v1",
+                    hashlib.sha256).hexdigest()
 
 
 def _token(request: web.Request) -> str:
@@ -246,13 +192,16 @@ def _token(request: web.Request) -> str:
     return token
 
 
-def _admin(request: web.Request) -> Fleet:
+def _admin(request: web.Request, page: bool = True) -> tuple[Fleet, str]:
+    """The fleet settings and the sign-out form's csrf value for an admin request; otherwise
+    the login form (``page``) or 401."""
     fleet = request.app[_FLEET]
-    if not guard.is_admin(request, _token(request), cookie=True):
-        if request.path.endswith("/dashboard"):
+    token = _token(request)
+    if not guard.is_admin(request, token, cookie=True):
+        if page:
             raise web.HTTPSeeOther(PREFIX + "/login")
         raise web.HTTPUnauthorized(headers={"WWW-Authenticate": "Bearer"})
-    return fleet
+    return fleet, csrf_value(token)
 
 
 async def _events(request: web.Request) -> web.Response:
@@ -286,22 +235,62 @@ async def _login(request: web.Request) -> web.Response:
     raise resp
 
 
+async def _logout(request: web.Request) -> web.Response:
+    token = _token(request)
+    resp = web.HTTPSeeOther(PREFIX + "/login")
+    if guard.is_admin(request, token, cookie=True):
+        form = await request.post()
+        given = str(form.get("csrf", ""))[:128]
+        if not hmac.compare_digest(given.encode(), csrf_value(token).encode()):
+            return _html(dashboard.page("otakit sign-out", '<p class="flag" id="error">sign-out '
+                                        "refused: the form is not this server's</p>",
+                                        refresh=False), 403)
+    resp.del_cookie(guard.SESSION_COOKIE, path=PREFIX + "/")
+    raise resp
+
+
 async def _dashboard(request: web.Request) -> web.Response:
-    fleet = _admin(request)
-    return web.Response(text=render(summary(request.app[_REPO], fleet)),
-                        content_type="text/html",
-                        headers={"Cache-Control": "no-store",
-                                 "Content-Security-Policy": "default-src 'none'; "
-                                 "style-src 'unsafe-inline'; form-action 'self'"})
+    fleet, csrf = _admin(request)
+    return _html(render(summary(request.app[_REPO], fleet), csrf))
+
+
+async def _devices(request: web.Request) -> web.Response:
+    fleet, csrf = _admin(request)
+    query = request.query.get("q", "").strip()
+    find = getattr(fleet.store, "find_devices", None)
+    if not _DEVICE_RE.fullmatch(query):
+        return _html(dashboard.devices(query[:80], None, {}, csrf, SEARCH_LIMIT,
+                                       "not a device id prefix: up to 64 of A-Z a-z 0-9 . _ -"),
+                     400)
+    found = None if find is None else find(query, SEARCH_LIMIT)
+    names = version_names(request.app[_REPO], fleet.store)
+    return _html(dashboard.devices(query, found, names, csrf, SEARCH_LIMIT))
+
+
+async def _device(request: web.Request) -> web.Response:
+    fleet, csrf = _admin(request)
+    dev = request.match_info["device"]
+    store = fleet.store
+    if store is None or not hasattr(store, "device_history") or not _DEVICE_RE.fullmatch(dev):
+        raise web.HTTPNotFound()
+    info = store.device(dev)  # type: ignore[attr-defined]
+    history = store.device_history(dev, HISTORY_LIMIT)  # type: ignore[attr-defined]
+    if info is None and not history:
+        return _html(dashboard.page("otakit device", '<p class="flag" id="error">no reports '
+                                    "from this device</p>", csrf), 404)
+    return _html(dashboard.device(dev, info, history,
+                                  version_names(request.app[_REPO], store), csrf))
 
 
 async def _api(request: web.Request) -> web.Response:
-    fleet = _admin(request)
+    fleet, _ = _admin(request, page=False)
     return web.json_response(summary(request.app[_REPO], fleet),
                              headers={"Cache-Control": "no-store"})
 
 
-OPEN_POSTS = (PREFIX + "/events", PREFIX + "/login")  # writes that need no token (guard)
+# writes that need no bearer token (guard): device reports, the login form, and sign-out (which
+# checks the session and its csrf field itself)
+OPEN_POSTS = (PREFIX + "/events", PREFIX + "/login", PREFIX + "/logout")
 
 
 def add_routes(app: web.Application, root: Path, fleet: Fleet,
@@ -315,8 +304,12 @@ def add_routes(app: web.Application, root: Path, fleet: Fleet,
     app.router.add_post(PREFIX + "/events", _events)
     app.router.add_get(PREFIX + "/login", _login)
     app.router.add_post(PREFIX + "/login", _login)
+    app.router.add_post(PREFIX + "/logout", _logout)
     app.router.add_get(PREFIX + "/dashboard", _dashboard)
+    app.router.add_get(PREFIX + "/devices", _devices)
+    app.router.add_get(PREFIX + "/devices/{device}", _device)
     app.router.add_get(PREFIX + "/api/summary", _api)
 
 
-__all__ = ["OPEN_POSTS", "PREFIX", "Fleet", "add_routes", "channels", "render", "summary"]
+__all__ = ["OPEN_POSTS", "PREFIX", "Fleet", "add_routes", "channels", "csrf_value", "render",
+           "summary", "version_names"]

@@ -13,8 +13,8 @@ one admin token mechanism, this one: `otakit serve --token-file` and the fleet d
 - `token_middleware(token, prefixes, open_posts)`: requests under the given path prefixes
   (default ``/admin/``) need the bearer token; anything else is 401 (no hint whether the path
   exists). Any method other than GET/HEAD must be under a protected prefix or be a POST to one
-  of the exact ``open_posts`` paths (device telemetry, the login form), so a write endpoint can
-  never be added without the token by accident.
+  of the exact ``open_posts`` paths (device telemetry, the login and sign-out forms), so a write
+  endpoint can never be added without the token by accident.
 - `RateLimiter` / `rate_middleware`: a token bucket per client address; over the limit is 429
   with ``Retry-After``.
 - `error_middleware`: an unexpected exception becomes a bare ``500 internal error`` (the

@@ -25,8 +25,9 @@ Invariants:
   fleet routes (``/.otakit/``, `otakit.fleet`) are logged without the peer address.
 - Hardening (`otakit.guard`): ``/admin/`` (and the fleet dashboard) needs the admin token
   generated at first start; no other method than GET/HEAD outside it, except the device
-  telemetry POST and the dashboard's login form; request lines and header fields ≤ 4 KiB, bodies
-  ≤ 64 KiB; a rate limit per client (429); an unexpected error is a bare 500, never a traceback.
+  telemetry POST and the dashboard's login and sign-out forms; request lines and header fields
+  ≤ 4 KiB, bodies ≤ 64 KiB; a rate limit per client (429); an unexpected error is a bare 500,
+  never a traceback.
 
 There is no test code on this path: the tests' fault injection (`otakit.sim.faults`) is a
 middleware they add through ``middlewares``.

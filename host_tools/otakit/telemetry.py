@@ -333,6 +333,58 @@ class SQLStore:
         """Close the connection."""
         self._db.close()
 
+    # -- Read-only queries for the dashboard's device search, device pages and daily chart
+    # (`otakit.dashboard`; a store without them shows no device search, no chart).
+
+    def find_devices(self, prefix: str, limit: int = 50) -> list[dict[str, Any]]:
+        """Devices whose id starts with ``prefix`` (case-sensitive), most recently seen
+        first, at most ``limit``."""
+        with self._lock:
+            rows = self._exec(
+                "SELECT id, product, board, channel, seq, last_seen FROM devices "
+                "WHERE SUBSTR(id, 1, ?) = ? ORDER BY last_seen DESC, id LIMIT ?",
+                (len(prefix), prefix, limit))
+        keys = ("device", "product", "board", "channel", "seq", "last_seen")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def device(self, device: str) -> dict[str, Any] | None:
+        """The last report's header of ``device`` (product, board, channel, installed
+        sequence, last seen), None if unknown."""
+        with self._lock:
+            rows = self._exec("SELECT id, product, board, channel, seq, last_seen FROM devices "
+                              "WHERE id = ?", (device,))
+        keys = ("device", "product", "board", "channel", "seq", "last_seen")
+        return dict(zip(keys, rows[0], strict=True)) if rows else None
+
+    def device_history(self, device: str, limit: int = 200) -> list[dict[str, Any]]:
+        """The events ``device`` reported, newest first (within one report, the later stage of
+        an update first), at most ``limit``."""
+        stage = "CASE event " + " ".join(f"WHEN '{e}' THEN {i}" for i, e in enumerate(EVENTS))
+        with self._lock:
+            rows = self._exec(
+                "SELECT ts, product, board, channel, seq, event, reason, ms, version FROM events "
+                f"WHERE device = ? ORDER BY ts DESC, {stage} END DESC LIMIT ?", (device, limit))
+        keys = ("ts", "product", "board", "channel", "seq", "event", "reason", "ms", "version")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def daily(self, now: int, days: int = 14) -> list[dict[str, Any]]:
+        """Per UTC day of the last ``days`` (oldest first, days without events included):
+        distinct devices that confirmed an update (``succeeded``), that failed or rolled
+        back (``failed``), and that did either (``devices``)."""
+        first = now // 86400 - days + 1
+        with self._lock:
+            rows = self._exec(
+                "SELECT ts / 86400, "
+                "COUNT(DISTINCT CASE WHEN event = 'confirmed' THEN device END), "
+                "COUNT(DISTINCT CASE WHEN event <> 'confirmed' THEN device END), "
+                "COUNT(DISTINCT device) FROM events "
+                "WHERE ts >= ? AND event IN ('confirmed', 'failed', 'rolled_back') "
+                "GROUP BY ts / 86400", (first * 86400,))
+        got = {int(d): (ok, bad, n) for d, ok, bad, n in rows}
+        return [dict(zip(("day", "succeeded", "failed", "devices"),
+                         (d, *got.get(d, (0, 0, 0))), strict=True))
+                for d in range(first, first + days)]
+
 
 def open_store(where: str, retention_days: int = DEFAULT_RETENTION_DAYS) -> SQLStore:
     """A store for a SQLite file path, or a ``postgresql://`` URL (needs psycopg).

@@ -112,6 +112,10 @@ def test_without_a_previous_manifest_the_channel_is_503(tmp_path: Path) -> None:
         with urllib.request.urlopen(api) as r:  # the dashboard's data says so
             held = json.loads(r.read())["withheld"]["doorlock/esp32/stable"]
         assert (held["seq"], held["serve"], held["failed"], held["reached"]) == (2, "none", 1, 1)
+        page = urllib.request.Request(lab.url + ".otakit/dashboard",
+                                      headers={"Authorization": f"Bearer {TOKEN}"})
+        with urllib.request.urlopen(page) as r:  # and so does the page an operator reads
+            assert "WITHHELD (serving none)" in r.read().decode()
         # lifting it (re-signing with the key) offers the release again, and it is not
         # withheld automatically a second time
         rollout.lift(lab.repo, where, lab.key)
