@@ -52,7 +52,8 @@ def _seconds(v: object) -> str:
         except Exception:  # noqa: BLE001
             return str(v)
     if isinstance(v, int | float):
-        return f"{v:g} s ({v / 86400:g} days)" if v >= 86400 else f"{v:g} s"
+        days = v / 86400
+        return f"{v:g} s ({days:g} day{'' if days == 1 else 's'})" if v >= 86400 else f"{v:g} s"
     return str(v)
 
 
@@ -183,7 +184,8 @@ _DATA = {0: ("otadata", "data: which OTA slot boots, written by the bootloader a
                     "other settings; not software")}
 _FROZEN = {"ota": "the update agent", "doorlock.py": "the example app",
            "ota_keys.py": "the root and release keys",
-           "boot.py": "takes the filesystem off sys.path", "main.py": "starts the app"}
+           "boot.py": "takes the filesystem off sys.path", "main.py": "starts the app",
+           "ota_origin.py": "the firmware's own sequence and security version, its floor"}
 
 
 def ixit_softcomp(board: Board) -> str:

@@ -165,8 +165,8 @@ def run_tests(tests: list[str], junit: Path, record: dict[str, object],
     proc = subprocess.run(cmd, cwd=ROOT, env=env, check=False, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True)
     if not junit.is_file():
-        tail = "\n".join(proc.stdout.splitlines()[-5:])
-        raise OtakitError(f"pytest wrote no results (exit {proc.returncode}): {tail}",
+        last = ([ln.strip() for ln in proc.stdout.splitlines() if ln.strip()] or ["-"])[-1]
+        raise OtakitError(f"pytest wrote no results (exit {proc.returncode}): {last}",
                           reason="BAD_JUNIT")
     run = {"run_id": run_id, "commit": record["commit"], "dirty": record["dirty"],
            "started": started,
