@@ -138,6 +138,7 @@ def test_compliance_report_statuses(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert rows["5.3-14"]["verdict"] == "N/A" and "cannot be updated" in \
         rows["5.3-14"]["cases"][0]["why"]
     assert doc["record"]["verified"] is False and "no run record" in doc["record"]["traceability"]
+    assert doc["attacks"] and all("UNVERIFIED" in a["result"] for a in doc["attacks"])
     md = (out / "report.md").read_text()
     assert "UNVERIFIED" in md and "| PASS |" not in md
     assert "IXIT 7-UpdMech" in md and "auto_install=True" in md

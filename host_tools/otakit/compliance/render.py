@@ -56,7 +56,7 @@ _CSS = """
 body{font-family:sans-serif;font-size:10pt;margin:1.5em}
 table{border-collapse:collapse;width:100%;margin-bottom:1em}
 th,td{vertical-align:top;border:1px solid #999;padding:3px 5px;text-align:left}
-th{background:#eee} td:first-child{white-space:nowrap} code{font-size:9pt;word-break:break-all}
+th{background:#eee} td.id{white-space:nowrap} code{font-size:9pt;word-break:break-all}
 .PASS{color:#060;font-weight:bold} .FAIL{color:#b00;font-weight:bold}
 .INCONCLUSIVE{color:#a60;font-weight:bold} .UNVERIFIED{color:#b00;font-weight:bold}
 .NA{color:#555} h2{page-break-after:avoid} tr{page-break-inside:avoid}
@@ -79,8 +79,11 @@ def _inline(text: str) -> str:
 def _cell(text: str) -> str:
     cls = {"PASS": "PASS", "FAIL": "FAIL", "INCONCLUSIVE": "INCONCLUSIVE",
            "UNVERIFIED": "UNVERIFIED", "N/A": "NA"}.get(text.strip("*"))
-    return f'<td class="{cls}">{html.escape(text.strip("*"))}</td>' if cls else \
-        f"<td>{_inline(text)}</td>"
+    if cls:
+        return f'<td class="{cls}">{html.escape(text.strip("*"))}</td>'
+    if len(text) < 24 and text.startswith("**") and text.endswith("**"):
+        return f'<td class="id">{_inline(text)}</td>'  # an id: kept on one line
+    return f"<td>{_inline(text)}</td>"
 
 
 def _md_block(text: str) -> str:

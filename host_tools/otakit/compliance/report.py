@@ -70,7 +70,7 @@ def _summary(verdicts: list[ProvisionVerdict]) -> Section:
 
 
 def _ics(verdicts: list[ProvisionVerdict]) -> Section:
-    rows = [[f"**{v.provision.pid}** {v.provision.summary}", v.provision.status,
+    rows = [[f"**{v.provision.pid}**", v.provision.summary, v.provision.status,
              v.provision.condition or "-",
              ("yes" if v.provision.applies else "no") if v.provision.condition else "-",
              "yes" if v.provision.applies else "N/A", v.provision.ixit or "-"]
@@ -78,7 +78,7 @@ def _ics(verdicts: list[ProvisionVerdict]) -> Section:
     return Section("ICS (implementation conformance statement)",
                    ["Status: M mandatory, R recommended, C conditional (the condition "
                     "given)."],
-                   Table(["provision", "status", "condition", "condition holds",
+                   Table(["provision", "summary", "status", "condition", "condition holds",
                           "supported", "IXIT"], rows))
 
 

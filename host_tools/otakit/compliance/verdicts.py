@@ -92,8 +92,9 @@ def judge_case(p: Provision, case: Case, results: Results | None,
     missing = [t for t in tests if state[t] in ("not run", "skipped")]
     url = str((device_config or {}).get("url", ""))
     if tests and (results is None or not results.verified):
-        why = results.why if results else "no test results"
-        return CaseVerdict(case, UNVERIFIED, f"results not traceable: {why}", counts)
+        why = "no test results" if results is None else \
+            "results not traceable to a run of this checkout (see the evidence record)"
+        return CaseVerdict(case, UNVERIFIED, why, counts)
     if failed:
         return CaseVerdict(case, FAIL, "tests failed: " + _short(failed), counts)
     if p.pid == "5.5-1" and url.startswith("http://"):
@@ -145,5 +146,7 @@ def attack_results(results: Results | None) -> list[AttackResult]:
         counts = {t: count(cases, t) for t in a.tests}
         states = [_state(c) for c in counts.values()]
         result = next((s for s in ("failed", "not run", "skipped") if s in states), "passed")
+        if results is None or not results.verified:
+            result += " (UNVERIFIED)"
         out.append(AttackResult(a, result, counts))
     return out
