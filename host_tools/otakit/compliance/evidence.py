@@ -160,7 +160,9 @@ def run_tests(tests: list[str], junit: Path, record: dict[str, object],
     if jobs:
         cmd += ["-n", jobs]
     cmd += tests
-    env = dict(os.environ, OTAKIT_RUN_ID=run_id, OTAKIT_RUN_COMMIT=str(record["commit"]))
+    env = {k: v for k, v in os.environ.items()  # a run of its own, also when called from a test
+           if not k.startswith(("PYTEST_XDIST_", "PYTEST_CURRENT_TEST"))}
+    env.update(OTAKIT_RUN_ID=run_id, OTAKIT_RUN_COMMIT=str(record["commit"]))
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     proc = subprocess.run(cmd, cwd=ROOT, env=env, check=False, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True)
