@@ -84,6 +84,9 @@ def test_a_failed_skipped_or_missing_test_is_never_pass() -> None:
         assert "test_attack_undo_pause" in _case(v["5.3-2"], "5.3-2-2").why
     v = _verdicts(_results(failed=frozenset({"test_attack_channel_hop"})))
     assert v["5.3-2"].verdict == v["5.3-9"].verdict == compliance.FAIL
+    undo_failed = _results(failed=frozenset({"test_attack_undo_pause"}))  # a 5.3-2-only attack
+    table = compliance.verdicts.attack_results(undo_failed, ["5.3-9"])
+    assert table and all("5.3-9" in a.attack.provisions and a.result == "passed" for a in table)
 
 
 def test_an_attack_test_missing_from_the_table_keeps_5_3_2_from_pass(tmp_path: Path) -> None:
@@ -176,6 +179,7 @@ def test_report_run_is_an_evidence_record(run: tuple[Path, str]) -> None:
         in rec["commands"][1]
     (prov,) = doc["provisions"]
     assert prov["provision"] == "5.3-11" and prov["verdict"] == compliance.INCONCLUSIVE
+    assert doc["attacks"] == []  # no attack tests 5.3-11: the table is left out
     (case,) = prov["cases"]
     assert len(case["tests"]) == 2
     assert all(n == {"passed": 1, "failed": 0, "skipped": 0} for n in case["tests"].values())

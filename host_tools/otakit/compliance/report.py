@@ -133,9 +133,10 @@ def build(results: Results | None, facts: dict, commands: list[str], ixit: str,
           device_config: dict | None = None, pids: list[str] | None = None
           ) -> tuple[list[Section], list[ProvisionVerdict], list[AttackResult]]:
     verdicts = evaluate(results, device_config, pids)
-    attacks = attack_results(results)
+    attacks = attack_results(results, pids)
     sections = [_record(facts, results, commands), _summary(verdicts), _ics(verdicts),
-                _cases(verdicts), _attacks(attacks), _manufacturer(verdicts),
+                _cases(verdicts)] + ([_attacks(attacks)] if attacks else []) + [
+                _manufacturer(verdicts),
                 _provisions(verdicts), Section("IXIT drafts", markdown=ixit)]
     return sections, verdicts, attacks
 

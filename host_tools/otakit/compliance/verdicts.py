@@ -138,11 +138,15 @@ def evaluate(results: Results | None, device_config: dict | None = None,
     return out
 
 
-def attack_results(results: Results | None) -> list[AttackResult]:
-    """Each attack of the table with the results of its tests."""
+def attack_results(results: Results | None, pids: list[str] | None = None
+                   ) -> list[AttackResult]:
+    """Each attack of the table (only those testing ``pids`` when given) with the results of
+    its tests."""
     cases = results.cases if results else {}
     out = []
     for a in ATTACKS:
+        if pids and not set(pids) & set(a.provisions):
+            continue
         counts = {t: count(cases, t) for t in a.tests}
         states = [_state(c) for c in counts.values()]
         result = next((s for s in ("failed", "not run", "skipped") if s in states), "passed")
