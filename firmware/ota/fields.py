@@ -64,7 +64,12 @@ def fill(m, alg, key_id, b):
     m.size = integer(p, "size", 1, _INT31)
     m.sha256 = _sha256(get(p, "sha256"))
     m.encoding = name(p, "encoding")
-    m.payloads = _payloads(b, m.size)
+    m.crypt = None
+    if m.encoding == "aes-256-cbc":  # an encrypted payload (docs/format.md §2.6)
+        m.crypt = _crypt(p, m.size)
+        m.payloads = []  # encrypted raw only: plaintext representations beside it are ignored
+    else:
+        m.payloads = _payloads(b, m.size)
 
 
 def _str(d, k, hi, required=True):
@@ -97,6 +102,23 @@ def _sha256(v):
     from binascii import unhexlify
 
     return unhexlify(v)
+
+
+def _hex(d, k, n):
+    v = get(d, k)
+    if type(v) is not str or len(v) != 2 * n or not only(v, HEX):
+        bad("payload." + k)
+    from binascii import unhexlify
+
+    return unhexlify(v)
+
+
+def _crypt(p, size):
+    # (nonce, key_id) of an encrypted payload; its blob's SHA-256 (blob_sha256) is the host's.
+    if size % 16:
+        bad("payload.size")
+    _hex(p, "blob_sha256", 32)
+    return _hex(p, "nonce", 12), _hex(p, "key_id", 8)
 
 
 def _payloads(b, image_size):

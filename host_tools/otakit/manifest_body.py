@@ -41,6 +41,23 @@ class Payload:
     size: int
     sha256: str
     encoding: str = "raw"
+    # an encrypted payload (encoding ENCRYPTED, docs/format.md §2.6): the release's 96-bit
+    # nonce (24 hex), the content key's fingerprint (16 hex) and the encrypted blob's SHA-256;
+    # None for raw
+    nonce: str | None = None
+    key_id: str | None = None
+    blob_sha256: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object."""
+        d: dict[str, Any] = {"path": self.path, "size": self.size, "sha256": self.sha256,
+                             "encoding": self.encoding}
+        if self.encoding == ENCRYPTED:
+            d.update(nonce=self.nonce, key_id=self.key_id, blob_sha256=self.blob_sha256)
+        return d
+
+
+ENCRYPTED = "aes-256-cbc"  # the encrypted payload's encoding (docs/format.md §2.6)
 
 
 REPRESENTATIONS = ("deflate", "delta")
@@ -121,8 +138,7 @@ class ManifestBody:
             "product": self.product, "board": self.board, "chip_id": self.chip_id,
             "channel": self.channel, "version": self.version, "sequence": self.sequence,
             "security_version": self.security_version,
-            "payload": {"path": self.payload.path, "size": self.payload.size,
-                        "sha256": self.payload.sha256, "encoding": self.payload.encoding},
+            "payload": self.payload.to_dict(),
             "created": self.created, "support_end": self.support_end,
             "revision": self.revision,
         }
@@ -222,8 +238,20 @@ def _payload(d: Mapping[str, Any]) -> Payload:
     sha = _get(p, "sha256")
     if type(sha) is not str or not _HEX64_RE.fullmatch(sha):
         raise _bad("payload.sha256 must be 64 lowercase hex digits")
-    return Payload(p["path"], _int(p, "size", 1, INT31), sha,  # type: ignore[arg-type]
-                   _name(p, "encoding"))
+    size, enc = _int(p, "size", 1, INT31), _name(p, "encoding")
+    if enc != ENCRYPTED:
+        return Payload(p["path"], size, sha, enc)  # type: ignore[arg-type]
+    if size % 16:  # type: ignore[operator]
+        raise _bad("an encrypted payload's size must be a multiple of 16")
+    return Payload(p["path"], size, sha, enc, _hex_field(p, "nonce", 12),  # type: ignore[arg-type]
+                   _hex_field(p, "key_id", 8), _sha_field(p, "blob_sha256"))
+
+
+def _hex_field(d: Mapping[str, Any], name: str, n: int) -> str:
+    v = _get(d, name)
+    if type(v) is not str or not re.fullmatch(f"[0-9a-f]{{{2 * n}}}", v):
+        raise _bad(f"payload.{name} must be {2 * n} lowercase hex digits")
+    return v
 
 
 def _sha_field(d: Mapping[str, Any], name: str) -> str:
@@ -363,9 +391,11 @@ def body_from_dict(d: object) -> ManifestBody:
         expires=_int(d, "expires", 0, TIME_MAX, required=False),
         notes=_str(d, "notes", 1024, required=False), security=_security(d),
         disruption=_disruption(d), extra={k: v for k, v in d.items() if k not in known},
-        payloads=_payloads(d), rollout=_rollout(d), sbom=_sbom(d))
+        # an encrypted payload: the device ignores plaintext representations beside it (§2.6)
+        payloads=() if d["payload"]["encoding"] == ENCRYPTED else _payloads(d),
+        rollout=_rollout(d), sbom=_sbom(d))
 
 
-__all__ = ["INT31", "MAX_DEPTH", "MAX_REPRESENTATIONS", "REPRESENTATIONS", "SEVERITIES",
+__all__ = ["ENCRYPTED", "INT31", "MAX_DEPTH", "MAX_REPRESENTATIONS", "REPRESENTATIONS", "SEVERITIES",
            "TIME_MAX", "ManifestBody", "Payload", "Representation", "body_from_dict",
            "parse_body", "safe_path", "valid_date"]

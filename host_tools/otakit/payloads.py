@@ -19,13 +19,21 @@ one valid §6 patch), so a decoder that knows nothing of chunks decodes it as be
 `Encoded.lengths` (encoded bytes per chunk) and `Encoded.bases` (delta: base position at each
 chunk's start minus the chunk's image offset) go into the signed manifest (§2.2).
 
-Invariants: every function is deterministic (same input, same bytes), so a republished release
+Encrypted payloads (docs/format.md §2.6, `encrypt` / `decrypt`): the image encrypted with AES-256
+in CBC mode, one CBC run per `CRYPT_BLOCK` (4 KB) image block, the IV of block ``k`` being
+AES-256(key, nonce || k as 4 big-endian bytes); no padding (the image's size is a multiple of 16,
+as every ESP-IDF app image's is). A block decrypts on its own, so a download resumes at any
+block; the nonce is random per release (`new_nonce`), so no key and IV pair repeats across
+releases. Encryption is offered for the raw payload only (no encrypted deflate or delta).
+
+Invariants: every function but `new_nonce` is deterministic (same input, same bytes), so a republished release
 gets the same content-addressed blobs; `apply_patch` refuses any patch that reads outside the base
 or produces other than the announced size (`PatchError`).
 """
 
 from __future__ import annotations
 
+import secrets
 import struct
 import zlib
 from collections.abc import Callable
@@ -382,7 +390,72 @@ def decode_from(enc: Encoded, k: int, size: int, wbits: int = DEFAULT_WBITS,
     return _apply_ops(old, stream, 0, k * enc.chunk + enc.bases[k], size - k * enc.chunk)
 
 
-__all__ = ["CHUNK", "DEFAULT_WBITS", "MAX_WBITS", "MIN_WBITS", "PATCH_MAGIC", "Encoded", "Op",
+# --- encrypted payloads (docs/format.md §2.6) -------------------------------------------------
+
+CRYPT_BLOCK = 4096  # image bytes per CBC run: the device's block
+NONCE_LEN = 12
+
+
+class EncryptError(OtakitError):
+    """An image cannot be encrypted as asked (reason ``BAD_ARGUMENT``)."""
+
+    def __init__(self, message: str) -> None:
+        """Carry the reason ``BAD_ARGUMENT``."""
+        super().__init__(message, reason="BAD_ARGUMENT")
+
+
+def new_nonce() -> bytes:
+    """A fresh random 96-bit nonce: one per release."""
+    return secrets.token_bytes(NONCE_LEN)
+
+
+def _aes(key: bytes, mode: object) -> object:
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms  # noqa: PLC0415
+
+    return Cipher(algorithms.AES(key), mode)  # type: ignore[arg-type]
+
+
+def block_iv(key: bytes, nonce: bytes, k: int) -> bytes:
+    """The IV of image block ``k``: AES-256(key, nonce || k)."""
+    from cryptography.hazmat.primitives.ciphers import modes  # noqa: PLC0415
+
+    e = _aes(key, modes.ECB()).encryptor()  # type: ignore[attr-defined]
+    return e.update(nonce + k.to_bytes(4, "big")) + e.finalize()
+
+
+def _crypt(data: bytes, key: bytes, nonce: bytes, start: int, encrypt: bool) -> bytes:
+    from cryptography.hazmat.primitives.ciphers import modes  # noqa: PLC0415
+
+    if len(key) != 32 or len(nonce) != NONCE_LEN:
+        raise EncryptError("a content key is 32 bytes and a nonce 12")
+    if len(data) % 16 or start % CRYPT_BLOCK:
+        raise EncryptError(f"an encrypted payload's size must be a multiple of 16 bytes, not "
+                           f"{len(data)} (every ESP-IDF app image's is)")
+    out = []
+    for i in range(0, len(data), CRYPT_BLOCK):
+        c = _aes(key, modes.CBC(block_iv(key, nonce, (start + i) // CRYPT_BLOCK)))
+        op = c.encryptor() if encrypt else c.decryptor()  # type: ignore[attr-defined]
+        out.append(op.update(data[i:i + CRYPT_BLOCK]) + op.finalize())
+    return b"".join(out)
+
+
+def encrypt(image: bytes, key: bytes, nonce: bytes) -> bytes:
+    """The encrypted payload of ``image`` (its size a multiple of 16).
+
+    Raises:
+        EncryptError: the image's size is not a multiple of 16, or a bad key or nonce length.
+    """
+    return _crypt(image, key, nonce, 0, True)
+
+
+def decrypt(blob: bytes, key: bytes, nonce: bytes, start: int = 0) -> bytes:
+    """The image bytes of an encrypted payload's bytes ``blob`` from image offset ``start`` (a
+    multiple of `CRYPT_BLOCK`) on: what a device resuming there writes (reference decoder)."""
+    return _crypt(blob, key, nonce, start, False)
+
+
+__all__ = ["CHUNK", "CRYPT_BLOCK", "NONCE_LEN", "EncryptError", "block_iv", "decrypt",
+           "encrypt", "new_nonce", "DEFAULT_WBITS", "MAX_WBITS", "MIN_WBITS", "PATCH_MAGIC", "Encoded", "Op",
            "PatchError", "apply_patch", "auto_chunk", "decode_delta", "decode_from", "deflate",
            "deflate_chunked", "delta_chunked", "encode_delta", "inflate", "make_ops",
            "make_patch", "make_segments"]

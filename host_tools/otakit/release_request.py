@@ -53,6 +53,7 @@ class ReleaseRequest:
     deflate: bool = False
     delta_bases: tuple[bytes, ...] = ()
     wbits: int = DEFAULT_WBITS
+    encrypt_key: bytes | None = None  # a content key: the payload is encrypted (format §2.6)
 
 
 def parse_expiry(text: str, now: int) -> int:
@@ -135,6 +136,9 @@ def encode_representations(req: ReleaseRequest,
     if req.deflate + len(req.delta_bases) > MAX_REPRESENTATIONS:
         raise RepoError(f"at most {MAX_REPRESENTATIONS} encoded payloads per release",
                         reason="BAD_ARGUMENT")
+    if req.encrypt_key is not None and (req.deflate or req.delta_bases):
+        raise RepoError("an encrypted release offers the encrypted raw payload only: no "
+                        "--encoding deflate or --delta-base with it", reason="BAD_ARGUMENT")
     out = []
     if req.deflate:  # resumable: chunks listed in the manifest (docs/format.md §2.2)
         z = deflate_chunked(image, req.wbits)

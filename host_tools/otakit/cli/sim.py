@@ -71,10 +71,14 @@ def sim() -> None:
                    "so that `sim run` ends.")
 @click.option("--bare", is_flag=True,
               help="Only write the flash image: no firmware, no ota_config.json.")
+@click.option("--content-key", type=click.Path(dir_okay=False),
+              help="A content key file (`otakit key content`): written onto the board as "
+              "ota_content.key, so that it installs releases encrypted with it.")
 @click.pass_context
 def flash_cmd(ctx: click.Context, board: str, app: str, out: str, sequence: int | None,  # noqa: PLR0913
               security_version: int | None, keyring: str | None, url: str | None,
-              product: str | None, channel: str, checks: int, bare: bool) -> None:
+              product: str | None, channel: str, checks: int, bare: bool,
+              content_key: str | None) -> None:
     """Write a flash image as esptool leaves a board after flashing the full firmware, and
     provision it as a factory would.
 
@@ -112,8 +116,13 @@ def flash_cmd(ctx: click.Context, board: str, app: str, out: str, sequence: int 
         click.echo("no update URL (--url, or url in otakit.toml): the device has no "
                    "ota_config.json and runs without updates")
         return
+    ck = None
+    if content_key:
+        from otakit.contentkey import key_file_text  # noqa: PLC0415
+
+        ck = key_file_text(content_key)
     cfg = sim_provision.DeviceConfig(url=url, product=product or "doorlock", board=board,
-                                     channel=channel, checks=checks)
+                                     channel=channel, checks=checks, content_key=ck)
     sim_provision.write_config(path, cfg)
     click.echo(f"provisioned ota_config.json: {url} {cfg.product}/{board}/{channel}, "
                f"{checks or 'unlimited'} check(s) per boot")

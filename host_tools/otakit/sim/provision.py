@@ -1,6 +1,6 @@
 """Provision a simulated board as a factory would a real one: firmware with the agent, the
-example app and the product's keyring frozen in, and the device's ``ota_config.json`` on its
-filesystem.
+example app and the product's keyring frozen in, and the device's ``ota_config.json`` (and, for
+encrypted payloads, its content key ``ota_content.key``) on its filesystem.
 
 `otakit sim flash` calls this after writing the flash image. The firmware's frozen modules live
 in the directory `firmware_dir` names beside the image (``flash.img`` -> ``flash.img.firmware/``):
@@ -35,6 +35,11 @@ PROVISION_ENV = "OTAKIT_PROVISION_CONFIG"
 PROVISION_SCRIPT = """\
 import json, os
 cfg = json.loads(os.getenv("OTAKIT_PROVISION_CONFIG"))
+key = cfg.pop("content_key", None)  # a content key file's line (otakit.contentkey)
+if key:
+    with open("ota_content.key", "w") as f:
+        f.write(key)
+    print("provisioned ota_content.key")
 with open("ota_config.json", "w") as f:
     json.dump(cfg, f)
 print("provisioned ota_config.json:", cfg)
@@ -55,12 +60,16 @@ class DeviceConfig:
     board: str
     channel: str = "stable"
     checks: int = 1
+    content_key: str | None = None  # a content key file's text: written as ota_content.key
 
     def to_json(self) -> dict[str, object]:
-        """The file's fields."""
-        return {"url": self.url.rstrip("/"), "product": self.product, "board": self.board,
-                "channel": self.channel, "first_s": 0, "check_s": 1, "notice_s": 0,
-                "max_checks": self.checks}
+        """The file's fields (and the content key, which the script writes to its own file)."""
+        d: dict[str, object] = {"url": self.url.rstrip("/"), "product": self.product,
+                                "board": self.board, "channel": self.channel, "first_s": 0,
+                                "check_s": 1, "notice_s": 0, "max_checks": self.checks}
+        if self.content_key:
+            d["content_key"] = self.content_key
+        return d
 
 
 def firmware_dir(image: str | os.PathLike[str]) -> Path:
