@@ -68,9 +68,8 @@ class Writer:
     # Image bytes go into buf at offset o (see room/advance); done counts bytes in the slot
     # (written and read back). progress(done, size) is called after every block written.
     # dec: None, or the ota.decrypt.Decrypt of an encrypted payload (each block decrypted first)
-    dec = None
-
-    def __init__(self, slot, buf, size, chip_id, progress, start=0):
+    def __init__(self, slot, buf, size, chip_id, progress, start=0, dec=None):
+        self.dec = dec
         self.slot = slot
         self.buf = buf
         self.mv = memoryview(buf)
@@ -143,8 +142,7 @@ async def raw(cfg, st, m, slot, buf, new_client, done_with, progress):
     if m.crypt is not None:  # encrypted (docs/format.md §2.6): ota.decrypt, loaded only then
         from .decrypt import Decrypt
         dec = Decrypt(m)
-    w = Writer(slot, buf, size, cfg.chip_id, persist, start)
-    w.dec = dec
+    w = Writer(slot, buf, size, cfg.chip_id, persist, start, dec)
     if start:
         await slot.hash_range(start, buf, w.h)
     if start < size:
@@ -157,8 +155,7 @@ async def raw(cfg, st, m, slot, buf, new_client, done_with, progress):
         try:
             if start and resp.range_start == 0:  # the server ignored Range: start again
                 st.forget_progress()
-                w = Writer(slot, buf, size, cfg.chip_id, persist)
-                w.dec = dec
+                w = Writer(slot, buf, size, cfg.chip_id, persist, 0, dec)
                 start = 0
             if resp.length != size - start:
                 raise ManifestError("HASH_MISMATCH", "the server sent %d bytes, the manifest "
