@@ -95,6 +95,11 @@ def flash_cmd(ctx: click.Context, board: str, app: str, out: str, sequence: int 
     if data[:1] != b"\xe9":
         raise ImageError("not an ESP app image (magic byte is not 0xE9)", reason="BAD_IMAGE")
     check_app_image(data, load_board(board))  # as `otakit release` checks it
+    ck = None
+    if content_key:  # checked before anything is written
+        from otakit.contentkey import key_file_text  # noqa: PLC0415
+
+        ck = key_file_text(content_key)
     origin = None
     if sequence is not None or security_version is not None:
         origin = (sequence or 0, security_version or 0)
@@ -116,16 +121,13 @@ def flash_cmd(ctx: click.Context, board: str, app: str, out: str, sequence: int 
         click.echo("no update URL (--url, or url in otakit.toml): the device has no "
                    "ota_config.json and runs without updates")
         return
-    ck = None
-    if content_key:
-        from otakit.contentkey import key_file_text  # noqa: PLC0415
-
-        ck = key_file_text(content_key)
     cfg = sim_provision.DeviceConfig(url=url, product=product or "doorlock", board=board,
                                      channel=channel, checks=checks, content_key=ck)
     sim_provision.write_config(path, cfg)
     click.echo(f"provisioned ota_config.json: {url} {cfg.product}/{board}/{channel}, "
                f"{checks or 'unlimited'} check(s) per boot")
+    if ck:
+        click.echo(f"provisioned ota_content.key (the content key of {content_key})")
 
 
 @sim.command("image")
