@@ -7,13 +7,19 @@ sent, the reason code the device reports, and what the flash holds.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from scenario import blob_requests, last, otadata, prepare, statuses, step
 from test_agent import SIZE
 
+from otakit import keys
 from otakit.appimage import app_descriptor, make_app_image
+from otakit.errors import ManifestError
+from otakit.manifest import sign_manifest, verify_manifest
+from otakit.mpy import run_micropython
+from otakit.paths import FIRMWARE_DIR, ROOT
 from otakit.payloads import decrypt
 from otakit.sim.lab import Lab
 
@@ -143,3 +149,75 @@ def test_encrypted_install_completes_in_66_kb_of_heap(tmp_path: Path) -> None:
         result = lab.install_once(ENCRYPTED_HEAP)
         assert "INSTALLED" in result.log, result.log[-3000:]
         assert lab.state().next_boot == "ota_1"
+
+
+# --- the encrypted payload's fields, device and host parsers side by side ----------------------
+
+PARSE = r"""
+import sys
+from binascii import hexlify
+from vector_keys import KEYS
+from ota.manifest import parse
+from ota.errors import ManifestError
+for name in sys.stdin.read().split():
+    try:
+        m = parse(open(name, "rb").read(), KEYS)
+    except ManifestError as e:
+        print(name, e.reason)
+        continue
+    c = m.crypt and (hexlify(m.crypt[0]).decode(), hexlify(m.crypt[1]).decode())
+    print(name, "OK", m.encoding, c, len(m.payloads))
+"""
+
+
+def _body(**payload: object) -> dict:
+    sha = "ab" * 32
+    p = {"path": f"blobs/sha256/{'cd' * 32}", "size": 65536, "sha256": sha,
+         "encoding": "aes-256-cbc", "nonce": "01" * 12, "key_id": "02" * 8,
+         "blob_sha256": "cd" * 32}
+    p.update(payload)
+    return {"product": "door-lock", "board": "esp32", "chip_id": 0, "channel": "stable",
+            "version": "1.0.0", "sequence": 2, "security_version": 0, "revision": 1,
+            "created": 1767225600, "support_end": "2032-06-30",
+            "payload": {k: v for k, v in p.items() if v is not None},
+            "payloads": [{"encoding": "deflate", "path": f"blobs/sha256/{sha}", "size": 100,
+                          "sha256": sha, "wbits": 12}]}
+
+
+CASES = {
+    "good": ({}, "OK"),
+    "odd-size": ({"size": 65537}, "BAD_BODY"),
+    "no-nonce": ({"nonce": None}, "BAD_BODY"),
+    "short-nonce": ({"nonce": "01" * 11}, "BAD_BODY"),
+    "upper-key-id": ({"key_id": "AB" * 8}, "BAD_BODY"),
+    "no-blob-sha": ({"blob_sha256": None}, "BAD_BODY"),
+    "raw": ({"encoding": "raw", "nonce": None, "key_id": None, "blob_sha256": None}, "OK"),
+    "other": ({"encoding": "aes-256-gcm"}, "OK"),  # refused later: UNSUPPORTED_ENCODING
+}
+
+
+def test_device_and_host_agree_on_the_encrypted_payload_fields(tmp_path: Path) -> None:
+    vectors = ROOT / "tests" / "vectors"
+    index = json.loads((vectors / "index.json").read_text())
+    ring = keys.load_keyring_module(vectors / index["keyring"])
+    key = keys.load_private_key(vectors / "keys" / "test-only-ed25519.pem")
+    host = {}
+    for name, (over, _) in CASES.items():
+        data = sign_manifest(json.dumps(_body(**over)).encode(), key)
+        (tmp_path / name).write_bytes(data)
+        try:
+            body = verify_manifest(data, ring).body
+            host[name] = ("OK", body.payload.encoding, len(body.payloads))
+        except ManifestError as e:
+            host[name] = (e.reason, None, None)
+    (tmp_path / "parse.py").write_text(PARSE)
+    r = run_micropython([str(tmp_path / "parse.py")], path=[FIRMWARE_DIR, vectors],
+                        cwd=tmp_path, input_data="\n".join(CASES).encode(), timeout=300)
+    assert r.returncode == 0, r.stderr.decode()
+    device = {line.split(" ", 1)[0]: line.split(" ", 1)[1]
+              for line in r.stdout.decode().splitlines()}
+    for name, (_, want) in CASES.items():
+        assert device[name].split()[0] == host[name][0] == want, (name, device[name], host[name])
+    assert device["good"] == f"OK aes-256-cbc ('{'01' * 12}', '{'02' * 8}') 0"
+    assert host["good"] == ("OK", "aes-256-cbc", 0)  # no plaintext representation beside it
+    assert device["raw"] == "OK raw None 1" and host["raw"] == ("OK", "raw", 1)

@@ -16,7 +16,7 @@ from otakit.cli import _register, cli, main
 MY_COMMANDS = {"keygen", "key", "release", "verify", "inspect"}
 KNOWN_OTHERS = {"init", "serve", "sim", "build", "flash", "deploy", "layout", "keyring", "refresh",
                 "support", "compliance", "rollout", "publish"}
-SUBCOMMANDS = {"key": {"export", "id"}, "layout": {"check", "suggest"},
+SUBCOMMANDS = {"key": {"export", "id", "content"}, "layout": {"check", "suggest"},
                "rollout": {"start", "raise", "pause", "resume", "abort", "status", "policy"}}
 
 
