@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
-from scenario import blob_requests, last, otadata, prepare, statuses, step
+from scenario import HEAP, blob_requests, last, otadata, prepare, statuses, step
 from test_agent import SIZE
 
 from otakit import keys
@@ -101,6 +101,29 @@ def test_altered_ciphertext_is_refused_and_boot_target_unchanged(lab: Lab) -> No
     assert statuses(result)[-1]["reason"] == "HASH_MISMATCH", result.log
     assert len(result.boots) == 1
     assert otadata(lab) == [(1, "VALID")] and lab.state().next_boot == "ota_0"
+
+
+def test_power_cut_during_an_encrypted_install_keeps_a_bootable_image(lab: Lab) -> None:
+    lab.publish(NEW, "1.1.0", 2, encrypt_key=KEY)
+    flashed = lab.flash_path.read_bytes()
+    dry = step(lab)
+    assert [b.version for b in dry.boots] == ["1.0.0", "1.1.0"], dry.log
+    total = dry.ops
+    mid = 0
+    for cut in sorted({2, total // 6, total // 3, total // 2, total - 1}):
+        lab.flash_path.write_bytes(flashed)
+        r = lab.boot(script=lab.work / "step.py", heapsize=HEAP, cut_at=cut,
+                     restart_after_cut=False)
+        assert r.ended == "power_cut", (cut, r.log)
+        part = slot_bytes(lab, "ota_1", len(NEW))
+        done = sum(part[i:i + 4096] == NEW[i:i + 4096] for i in range(0, len(NEW), 4096))
+        mid += 0 < done < len(NEW) // 4096  # the slot holds decrypted blocks, part of them
+        again = step(lab)  # power on again: boots a signed image, then finishes the update
+        assert again.boots[0].version in ("1.0.0", "1.1.0"), (cut, again.log)
+        assert again.last.version == "1.1.0", (cut, again.log)
+        assert slot_bytes(lab, "ota_1", len(NEW)) == NEW, cut
+        assert lab.nvs()["seq"] == 2, cut
+    assert mid >= 2  # the samples do hit the download itself
 
 
 def _blob_log(lab: Lab) -> list[tuple[int, int]]:
