@@ -16,12 +16,15 @@ from test_agent import SIZE
 
 from otakit import keys
 from otakit.appimage import app_descriptor, make_app_image
+from otakit.cli import main
 from otakit.errors import ManifestError
 from otakit.manifest import sign_manifest, verify_manifest
 from otakit.mpy import run_micropython
 from otakit.paths import FIRMWARE_DIR, ROOT
 from otakit.payloads import decrypt
 from otakit.sim.lab import Lab
+from otakit.sim.provision import firmware_dir
+from otakit.sim.runner import run
 
 OLD = make_app_image("1.0.0", size=SIZE)
 NEW = make_app_image("1.1.0", size=SIZE)
@@ -244,3 +247,26 @@ def test_device_and_host_agree_on_the_encrypted_payload_fields(tmp_path: Path) -
     assert device["good"] == f"OK aes-256-cbc ('{'01' * 12}', '{'02' * 8}') 0"
     assert host["good"] == ("OK", "aes-256-cbc", 0)  # no plaintext representation beside it
     assert device["raw"] == "OK raw None 1" and host["raw"] == ("OK", "raw", 1)
+
+
+def test_sim_flash_provisions_the_content_key_file(tmp_path: Path, monkeypatch, capsys) -> None:
+    # `otakit key content` then `otakit sim flash --content-key`: the board's filesystem holds
+    # the key file as the host wrote it, which is what ota.decrypt reads
+    monkeypatch.chdir(tmp_path)
+    assert main(["keygen", "--alg", "ed25519", "--out", ".", "--name", "k",
+                 "--insecure-no-passphrase"]) == 0
+    assert main(["key", "export", "--micropython", "--out", "ota_keys.py", "k.pub.pem"]) == 0
+    assert main(["key", "content", "product.key"]) == 0
+    (tmp_path / "app.bin").write_bytes(OLD)
+    capsys.readouterr()
+    assert main(["sim", "flash", "--app", "app.bin", "--out", "flash.img", "--keyring",
+                 "ota_keys.py", "--url", "http://127.0.0.1:9", "--content-key",
+                 "product.key"]) == 0
+    assert "provisioned ota_content.key" in capsys.readouterr().out
+    show = tmp_path / "show.py"
+    show.write_text("import json\nprint('KEY', repr(open('ota_content.key').read()))\n"
+                    "print('CFG', sorted(json.load(open('ota_config.json'))))\n")
+    r = run(tmp_path / "flash.img", script=show, app_dir=firmware_dir(tmp_path / "flash.img"),
+            max_boots=1)
+    assert f"KEY {(tmp_path / 'product.key').read_text()!r}" in r.log, r.log
+    assert "content_key" not in r.log.split("CFG", 1)[1]  # not left in ota_config.json
