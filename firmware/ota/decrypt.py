@@ -4,13 +4,14 @@
 # An encrypted payload is the image encrypted with AES-256 in CBC mode, one CBC run per 4 KB
 # block of the image (the block the agent's buffer holds), with the IV of block k the AES-256
 # encryption of nonce || k (12 + 4 bytes, big-endian k) under the content key. The device holds
-# that key in the file KEY_FILE its provisioning wrote (the host's key file, otakit.contentkey); key_problem() compares its
-# fingerprint with the manifest's key_id in the check phase (ota.vet: NO_CONTENT_KEY), and
-# ota.download's Writer calls Decrypt.block() on each 4 KB block before its header check, its
-# write and its read-back hash: what is hashed against the signed SHA-256 is the decrypted image,
-# so the signature authenticates the plaintext and a wrong key or altered ciphertext is refused
-# (BAD_IMAGE or HASH_MISMATCH) and never booted. A block decrypts on its own (its IV needs only
-# the key, the nonce and k), so a resumed download starts at any block like the raw one.
+# that key in the file KEY_FILE its provisioning wrote (the host's key file as it is:
+# otakit.contentkey); key_problem() compares its fingerprint with the manifest's key_id in the
+# check phase (ota.vet: NO_CONTENT_KEY), and ota.download's Writer calls Decrypt.block() on each
+# 4 KB block before its header check, its write and its read-back hash: what is hashed against
+# the signed SHA-256 is the decrypted image, so the signature authenticates the plaintext and a
+# wrong key or altered ciphertext is refused (BAD_IMAGE or HASH_MISMATCH) and never booted. A
+# block decrypts on its own (its IV needs only the key, the nonce and k), so a resumed download
+# starts at any block like the raw one.
 # cryptolib's CTR mode is not in the ESP32 build (MICROPY_PY_CRYPTOLIB_CTR is 0 there); ECB and
 # CBC are (docs/security.md "Encrypted payloads").
 # Loaded by ota.vet and ota.download only for an encrypted payload; RAM: two AES contexts and
@@ -24,7 +25,6 @@ except ImportError:  # CPython
         return x
 
 KEY_FILE = "ota_content.key"
-ENCRYPTED = "aes-256-cbc"
 _LINE = const(83)  # the key file's line without its newline
 _BLOCK = const(4096)
 _DOMAIN = b"otakit content key\x00"

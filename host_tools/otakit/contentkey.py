@@ -106,5 +106,5 @@ def encrypted_payload(path_prefix: str, size: int, sha256: str, image: bytes,
                    key_id(key), blob_sha), blob
 
 
-__all__ = ["DEVICE_FILE", "KEY_LEN", "encrypted_payload", "key_file_text", "key_id", "load_key_file", "new_key",
-           "write_key_file"]
+__all__ = ["DEVICE_FILE", "KEY_LEN", "encrypted_payload", "key_file_text", "key_id",
+           "load_key_file", "new_key", "write_key_file"]

@@ -243,8 +243,9 @@ def _payload(d: Mapping[str, Any]) -> Payload:
         return Payload(p["path"], size, sha, enc)  # type: ignore[arg-type]
     if size % 16:  # type: ignore[operator]
         raise _bad("an encrypted payload's size must be a multiple of 16")
-    return Payload(p["path"], size, sha, enc, _hex_field(p, "nonce", 12),  # type: ignore[arg-type]
-                   _hex_field(p, "key_id", 8), _sha_field(p, "blob_sha256"))
+    return Payload(p["path"], size, sha, enc,  # type: ignore[arg-type]
+                   _hex_field(p, "nonce", 12), _hex_field(p, "key_id", 8),
+                   _sha_field(p, "blob_sha256"))
 
 
 def _hex_field(d: Mapping[str, Any], name: str, n: int) -> str:
@@ -396,6 +397,6 @@ def body_from_dict(d: object) -> ManifestBody:
         rollout=_rollout(d), sbom=_sbom(d))
 
 
-__all__ = ["ENCRYPTED", "INT31", "MAX_DEPTH", "MAX_REPRESENTATIONS", "REPRESENTATIONS", "SEVERITIES",
-           "TIME_MAX", "ManifestBody", "Payload", "Representation", "body_from_dict",
-           "parse_body", "safe_path", "valid_date"]
+__all__ = ["ENCRYPTED", "INT31", "MAX_DEPTH", "MAX_REPRESENTATIONS", "REPRESENTATIONS",
+           "SEVERITIES", "TIME_MAX", "ManifestBody", "Payload", "Representation",
+           "body_from_dict", "parse_body", "safe_path", "valid_date"]

@@ -26,8 +26,9 @@ as every ESP-IDF app image's is). A block decrypts on its own, so a download res
 block; the nonce is random per release (`new_nonce`), so no key and IV pair repeats across
 releases. Encryption is offered for the raw payload only (no encrypted deflate or delta).
 
-Invariants: every function but `new_nonce` is deterministic (same input, same bytes), so a republished release
-gets the same content-addressed blobs; `apply_patch` refuses any patch that reads outside the base
+Invariants: every function but `new_nonce` is deterministic (same input, same bytes), so a
+republished release gets the same content-addressed blobs (an encrypted one: new blobs under
+its new nonce); `apply_patch` refuses any patch that reads outside the base
 or produces other than the announced size (`PatchError`).
 """
 
@@ -454,8 +455,8 @@ def decrypt(blob: bytes, key: bytes, nonce: bytes, start: int = 0) -> bytes:
     return _crypt(blob, key, nonce, start, False)
 
 
-__all__ = ["CHUNK", "CRYPT_BLOCK", "NONCE_LEN", "EncryptError", "block_iv", "decrypt",
-           "encrypt", "new_nonce", "DEFAULT_WBITS", "MAX_WBITS", "MIN_WBITS", "PATCH_MAGIC", "Encoded", "Op",
-           "PatchError", "apply_patch", "auto_chunk", "decode_delta", "decode_from", "deflate",
-           "deflate_chunked", "delta_chunked", "encode_delta", "inflate", "make_ops",
+__all__ = ["CHUNK", "CRYPT_BLOCK", "DEFAULT_WBITS", "MAX_WBITS", "MIN_WBITS", "NONCE_LEN",
+           "PATCH_MAGIC", "Encoded", "EncryptError", "Op", "block_iv", "decrypt", "encrypt",
+           "new_nonce", "PatchError", "apply_patch", "auto_chunk", "decode_delta", "decode_from",
+           "deflate", "deflate_chunked", "delta_chunked", "encode_delta", "inflate", "make_ops",
            "make_patch", "make_segments"]
