@@ -141,7 +141,7 @@ async def raw(cfg, st, m, slot, buf, new_client, done_with, progress):
     dec = None
     if m.crypt is not None:  # encrypted (docs/format.md §2.6): ota.decrypt, loaded only then
         from .decrypt import Decrypt
-        dec = Decrypt(m)
+        dec = Decrypt(m, m.crypt[0])
     w = Writer(slot, buf, size, cfg.chip_id, persist, start, dec)
     if start:
         await slot.hash_range(start, buf, w.h)

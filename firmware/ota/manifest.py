@@ -42,10 +42,13 @@ class Manifest:
     #   rollout (None | {"percent": 0-100, "salt": str, "state": "active"|"paused"|"aborted"}),
     #   sbom (None | {"path": str, "size": int, "sha256": str}) - checked by ota.fleet
     #   path (str), size (int), sha256 (32 bytes, the raw digest), encoding (str) - payload
-    #   crypt: None, or (nonce 12 bytes, key_id 8 bytes) of an encrypted payload (§2.6)
+    #   crypt: None, or (nonce 12 bytes, key_id 8 bytes) of an encrypted payload (§2.6), and
+    #     once ota.vet accepted it the device's content key (32 bytes, ota.contentkey)
     #   payloads: list of the known alternative representations (docs/format.md §2.2), each a
-    #     tuple (encoding, path, size, sha256, wbits, base_size, base_sha256); the last two are
-    #     None for deflate; digests are 32 raw bytes
+    #     tuple (encoding, path, size, sha256, wbits, base_size, base_sha256, chunk, chunks,
+    #     chunk_bases, nonce); base_size, base_sha256 and chunk_bases are None but for a delta,
+    #     the chunk fields None without chunks, nonce (12 bytes) None but in an encrypted
+    #     release (§2.6); digests are 32 raw bytes
     # It has no methods on purpose: an instance then keeps only this small class alive, not
     # this module's code, which the agent releases after verifying (ota.release).
     crypt = None

@@ -42,10 +42,10 @@ def vet(cfg, st, m, now, kr_version):
         if why:
             return "held", None, why, None, None
     if m.crypt is not None:  # an encrypted payload (docs/format.md §2.6): this device's key
-        from .decrypt import key_problem
-        why = key_problem(m)
-        release()
-        if why:
-            raise ManifestError("NO_CONTENT_KEY", why)
+        from .contentkey import take
+        try:
+            take(m)  # NO_CONTENT_KEY, or the key into m.crypt for the install
+        finally:
+            release()
     return "offered", None, "%s (sequence %d)" % (m.version, m.sequence), m, None
 

@@ -1,12 +1,12 @@
 """Content keys: the AES-256 keys of encrypted payloads (docs/format.md §2.6).
 
 A content key file holds one line: ``otakit-content-key`` and the key as 64 lowercase hex digits.
-`otakit key content FILE` writes one (mode 0600, never over an existing file); `otakit
-release --encrypt-key FILE` encrypts a release's payload with it; the device reads the same file
-as ``ota_content.key`` on its filesystem (``firmware/ota/decrypt.py``), where `otakit sim flash
---content-key FILE` puts it on a simulated board and ``mpremote cp FILE :ota_content.key`` on a
-real one. `key_id` is the key's fingerprint, which the manifest
-carries so that a device can tell it holds another key (``NO_CONTENT_KEY``) without trying.
+`otakit key content FILE` writes one (mode 0600, never over an existing file); `otakit release
+--encrypt-key FILE` encrypts a release's payload (and its representations) with it; the device
+reads the same file as ``ota_content.key`` on its filesystem (``firmware/ota/contentkey.py``),
+where `otakit sim flash --content-key FILE` puts it on a simulated board and ``mpremote cp FILE
+:ota_content.key`` on a real one. `key_id` is the key's fingerprint, which the manifest carries
+so that a device can tell it holds another key (``NO_CONTENT_KEY``) without trying.
 
 Invariant: a key is 32 bytes; a file that is not exactly the format above is refused
 (``BAD_KEY``), never read as a shorter or padded key.
@@ -25,7 +25,7 @@ from otakit.manifest_body import ENCRYPTED, Payload
 from otakit.payloads import encrypt, new_nonce
 
 KEY_LEN = 32
-DEVICE_FILE = "ota_content.key"  # where the device keeps it (firmware/ota/decrypt.py)
+DEVICE_FILE = "ota_content.key"  # where the device keeps it (firmware/ota/contentkey.py)
 _TAG = "otakit-content-key"
 _DOMAIN = b"otakit content key\x00"
 _LINE = re.compile(_TAG + r" ([0-9a-f]{64})\n?")

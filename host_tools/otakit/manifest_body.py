@@ -83,11 +83,14 @@ class Representation:
     chunk: int | None = None
     chunks: tuple[int, ...] | None = None
     chunk_bases: tuple[int, ...] | None = None
+    nonce: str | None = None  # an encrypted release's representation: its own nonce (§2.6)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object."""
         d: dict[str, Any] = {"encoding": self.encoding, "path": self.path, "size": self.size,
                              "sha256": self.sha256, "wbits": self.wbits}
+        if self.nonce is not None:
+            d["nonce"] = self.nonce
         if self.encoding == "delta":
             d["base_size"] = self.base_size
             d["base_sha256"] = self.base_sha256
@@ -248,10 +251,10 @@ def _payload(d: Mapping[str, Any]) -> Payload:
                    _sha_field(p, "blob_sha256"))
 
 
-def _hex_field(d: Mapping[str, Any], name: str, n: int) -> str:
+def _hex_field(d: Mapping[str, Any], name: str, n: int, where: str = "payload.") -> str:
     v = _get(d, name)
     if type(v) is not str or not re.fullmatch(f"[0-9a-f]{{{2 * n}}}", v):
-        raise _bad(f"payload.{name} must be {2 * n} lowercase hex digits")
+        raise _bad(f"{where}{name} must be {2 * n} lowercase hex digits")
     return v
 
 
@@ -293,7 +296,7 @@ def _chunks(r: Mapping[str, Any], enc: str, size: int, image_size: int,
     return chunk, lengths, bases
 
 
-def _representation(r: object, image_size: int) -> Representation | None:
+def _representation(r: object, image_size: int, encrypted: bool) -> Representation | None:
     if type(r) is not dict:
         raise _bad("payloads entries must be objects")
     enc = _name(r, "encoding")
@@ -309,8 +312,13 @@ def _representation(r: object, image_size: int) -> Representation | None:
     wbits = _int(r, "wbits", 9, 15)
     sha = _sha_field(r, "sha256")
     chunk, lengths, bases = _chunks(r, enc, size, image_size, base_size)  # type: ignore[arg-type]
+    nonce = None
+    if encrypted:  # encrypted per chunk (§2.6): chunks of whole AES blocks, and a nonce
+        if lengths is None or any(n % 16 for n in lengths):
+            raise _bad("an encrypted representation needs chunks of multiples of 16 bytes")
+        nonce = _hex_field(r, "nonce", 12, "payloads[].")
     return Representation(enc, r["path"], size, sha, wbits,  # type: ignore[arg-type]
-                          base_size, base_sha, chunk, lengths, bases)
+                          base_size, base_sha, chunk, lengths, bases, nonce)
 
 
 def _payloads(d: Mapping[str, Any]) -> tuple[Representation, ...]:
@@ -320,7 +328,9 @@ def _payloads(d: Mapping[str, Any]) -> tuple[Representation, ...]:
     if type(v) is not list or not 1 <= len(v) <= MAX_REPRESENTATIONS:
         raise _bad(f"payloads must be a list of 1-{MAX_REPRESENTATIONS} objects")
     image_size = d["payload"]["size"]  # checked by _payload first
-    return tuple(r for r in (_representation(x, image_size) for x in v) if r is not None)
+    encrypted = d["payload"]["encoding"] == ENCRYPTED  # then so is every representation (§2.6)
+    return tuple(r for r in (_representation(x, image_size, encrypted) for x in v)
+                 if r is not None)
 
 
 def _security(d: Mapping[str, Any]) -> dict[str, str] | None:
@@ -392,8 +402,7 @@ def body_from_dict(d: object) -> ManifestBody:
         expires=_int(d, "expires", 0, TIME_MAX, required=False),
         notes=_str(d, "notes", 1024, required=False), security=_security(d),
         disruption=_disruption(d), extra={k: v for k, v in d.items() if k not in known},
-        # an encrypted payload: the device ignores plaintext representations beside it (§2.6)
-        payloads=() if d["payload"]["encoding"] == ENCRYPTED else _payloads(d),
+        payloads=_payloads(d),
         rollout=_rollout(d), sbom=_sbom(d))
 
 

@@ -19,7 +19,8 @@ from otakit.boards import Board
 from otakit.errors import RepoError
 from otakit.image import check_app_image
 from otakit.manifest_body import MAX_REPRESENTATIONS, ManifestBody, Representation, valid_date
-from otakit.payloads import DEFAULT_WBITS, deflate_chunked, delta_chunked
+from otakit.payloads import (DEFAULT_WBITS, Encoded, deflate_chunked, delta_chunked,
+                             encrypt_chunks, new_nonce)
 
 BLOB_DIR = "blobs/sha256"
 _DURATION_RE = re.compile(r"([0-9]+)([smhdw])")
@@ -136,23 +137,32 @@ def encode_representations(req: ReleaseRequest,
     if req.deflate + len(req.delta_bases) > MAX_REPRESENTATIONS:
         raise RepoError(f"at most {MAX_REPRESENTATIONS} encoded payloads per release",
                         reason="BAD_ARGUMENT")
-    if req.encrypt_key is not None and (req.deflate or req.delta_bases):
-        raise RepoError("an encrypted release offers the encrypted raw payload only: no "
-                        "--encoding deflate or --delta-base with it", reason="BAD_ARGUMENT")
     out = []
+    key = req.encrypt_key
+    align = 1 if key is None else 16  # encrypted per chunk (docs/format.md §2.6)
     if req.deflate:  # resumable: chunks listed in the manifest (docs/format.md §2.2)
-        z = deflate_chunked(image, req.wbits)
+        z, nonce = _encrypted(deflate_chunked(image, req.wbits, align=align), key)
         sha = hashlib.sha256(z.data).hexdigest()
         out.append((Representation("deflate", f"{BLOB_DIR}/{sha}", len(z.data), sha,
-                                   req.wbits, chunk=z.chunk, chunks=z.lengths), z.data))
+                                   req.wbits, chunk=z.chunk, chunks=z.lengths, nonce=nonce),
+                    z.data))
     for base in req.delta_bases:
         info = check_app_image(base, req.board)
-        d = delta_chunked(base, image, req.wbits)
+        d, nonce = _encrypted(delta_chunked(base, image, req.wbits, align=align), key)
         sha = hashlib.sha256(d.data).hexdigest()
         out.append((Representation("delta", f"{BLOB_DIR}/{sha}", len(d.data), sha, req.wbits,
-                                   info.size, info.sha256, d.chunk, d.lengths, d.bases),
+                                   info.size, info.sha256, d.chunk, d.lengths, d.bases, nonce),
                     d.data))
     return out
+
+
+def _encrypted(enc: Encoded, key: bytes | None) -> tuple[Encoded, str | None]:
+    """``enc`` encrypted under ``key`` with a fresh nonce of its own, and that nonce (hex);
+    ``enc`` itself when there is no key."""
+    if key is None:
+        return enc, None
+    nonce = new_nonce()
+    return encrypt_chunks(enc, key, nonce), nonce.hex()
 
 
 __all__ = ["BLOB_DIR", "DEFAULT_EXPIRY", "ReleaseRequest", "check_forward",

@@ -15,13 +15,13 @@ from scenario import HEAP, blob_requests, last, otadata, prepare, statuses, step
 from test_agent import SIZE
 
 from otakit import keys
-from otakit.appimage import app_descriptor, make_app_image
+from otakit.appimage import app_descriptor, make_app_image, rebuild_with_module
 from otakit.cli import main
 from otakit.errors import ManifestError
 from otakit.manifest import sign_manifest, verify_manifest
 from otakit.mpy import run_micropython
 from otakit.paths import FIRMWARE_DIR, ROOT
-from otakit.payloads import decrypt
+from otakit.payloads import Encoded, decode_from, decrypt, decrypt_chunks, deflate_chunked
 from otakit.sim.lab import Lab
 from otakit.sim.provision import firmware_dir
 from otakit.sim.runner import run
@@ -162,6 +162,76 @@ def test_interrupted_encrypted_download_resumes_fetching_at_most_one_chunk(lab: 
                    resume) == new[resume:]
 
 
+# --- representations of an encrypted release: encrypted per chunk -------------------------------
+
+BASE = make_app_image("1.0.0", size=384 * 1024, compressible=True)
+REBUILT = rebuild_with_module(BASE, at=0.3, removed=1536, added=100_000)  # several chunks
+
+
+def _publish_encoded(lab: Lab, encoding: str, sequence: int = 2):
+    lab.flash(BASE, content_key=key_text(KEY))
+    kw = {"deflate": True} if encoding == "deflate" else {"delta_bases": (BASE,)}
+    pub = lab.publish(REBUILT, "1.1.0", sequence, encrypt_key=KEY, **kw)  # type: ignore[arg-type]
+    (rep,) = pub.body.payloads
+    assert rep.encoding == encoding and rep.nonce and rep.nonce != pub.body.payload.nonce
+    assert rep.chunks and len(rep.chunks) >= 3 and all(n % 16 == 0 for n in rep.chunks)
+    return pub, rep
+
+
+@pytest.mark.parametrize("encoding", ["deflate", "delta"])
+def test_encrypted_release_installs_from_its_encrypted_representation(lab: Lab,
+                                                                      encoding: str) -> None:
+    pub, rep = _publish_encoded(lab, encoding)
+    blob = pub.blobs[rep.sha256].read_bytes()
+    plain = deflate_chunked(REBUILT) if encoding == "deflate" else None
+    assert plain is None or blob[:64] != plain.data[:64]  # not the plaintext DEFLATE stream
+    assert blob.find(REBUILT[0x20:0x50]) < 0
+    result = step(lab)
+    assert len(result.boots) == 2 and "BOOT confirmed" in result.log, result.log
+    assert [path.rsplit("/", 1)[1] for _, path, _ in blob_requests(lab)] == [rep.sha256]
+    assert slot_bytes(lab, "ota_1", len(REBUILT)) == REBUILT
+    assert slot_bytes(lab, "ota_0", len(BASE)) == BASE
+
+
+def test_tampered_encrypted_representation_falls_back_to_the_encrypted_payload(lab: Lab) -> None:
+    pub, rep = _publish_encoded(lab, "delta")
+    f = pub.blobs[rep.sha256]
+    data = bytearray(f.read_bytes())
+    data[len(data) // 2] ^= 0x04
+    f.write_bytes(bytes(data))
+    result = step(lab)
+    assert "ota: delta payload refused (HASH_MISMATCH" in result.log, result.log
+    got = [path.rsplit("/", 1)[1] for _, path, _ in blob_requests(lab)]
+    assert got == [rep.sha256, pub.body.payload.blob_sha256]  # the encrypted raw payload next
+    assert len(result.boots) == 2 and "BOOT confirmed" in result.log, result.log
+    assert slot_bytes(lab, "ota_1", len(REBUILT)) == REBUILT
+
+
+def test_interrupted_encrypted_delta_resumes_at_a_chunk(lab: Lab) -> None:
+    pub, rep = _publish_encoded(lab, "delta")
+    assert rep.chunks is not None and rep.chunk
+    k = max(range(1, len(rep.chunks)), key=lambda i: rep.chunks[i])  # type: ignore[index]
+    offset = sum(rep.chunks[:k])
+    drop = offset + rep.chunks[k] * 9 // 10  # late in chunk k: the most to fetch again
+    lab.faults.drop_after = drop
+    lab.faults.only = "/blobs/"
+    first = step(lab)
+    assert last(first)["reason"] == "SHORT_READ", first.log
+    assert lab.nvs()["d_off"] == k * rep.chunk
+    lab.faults.clear()
+    again = step(lab)
+    assert len(again.boots) == 2 and "BOOT confirmed" in again.log, again.log
+    assert slot_bytes(lab, "ota_1", len(REBUILT)) == REBUILT
+    log = _blob_log(lab)
+    assert log == [(200, drop), (206, rep.size - offset)], log  # a Range from chunk k
+    assert 0 < drop - offset <= rep.chunks[k] <= 65536 + 128  # at most one chunk again
+    # what the device decrypted from chunk k on is the reference decoder's
+    enc = Encoded(pub.blobs[rep.sha256].read_bytes(), rep.chunk, rep.chunks, rep.chunk_bases)
+    stream = decrypt_chunks(enc, KEY, bytes.fromhex(rep.nonce or ""), k)
+    assert decode_from(Encoded(bytes(offset) + stream, rep.chunk, rep.chunks, rep.chunk_bases),
+                       k, len(REBUILT), old=BASE) == REBUILT[k * rep.chunk:]
+
+
 # The encrypted install's smallest heap is ~62 KB (1 KB steps, an idle machine): the raw one's
 # plus ota.decrypt and two AES contexts; the gate allows 4 KB more, like test_agent.py's, and
 # stays far below the deflate and delta installs' 86-91 KB (docs/performance.md).
@@ -192,24 +262,28 @@ for name in sys.stdin.read().split():
         print(name, e.reason)
         continue
     c = m.crypt and (hexlify(m.crypt[0]).decode(), hexlify(m.crypt[1]).decode())
-    print(name, "OK", m.encoding, c, len(m.payloads))
+    r = [(p[0], p[10] and hexlify(p[10]).decode()) for p in m.payloads]
+    print(name, "OK", m.encoding, c, r)
 """
 
 
-def _body(**payload: object) -> dict:
+def _body(rep: dict | None = None, **payload: object) -> dict:
     sha = "ab" * 32
     p = {"path": f"blobs/sha256/{'cd' * 32}", "size": 65536, "sha256": sha,
          "encoding": "aes-256-cbc", "nonce": "01" * 12, "key_id": "02" * 8,
          "blob_sha256": "cd" * 32}
     p.update(payload)
+    r = {"encoding": "deflate", "path": f"blobs/sha256/{sha}", "size": 160, "sha256": sha,
+         "wbits": 12, "chunk": 65536, "chunks": [160], "nonce": "03" * 12}
+    r.update(rep or {})
     return {"product": "door-lock", "board": "esp32", "chip_id": 0, "channel": "stable",
             "version": "1.0.0", "sequence": 2, "security_version": 0, "revision": 1,
             "created": 1767225600, "support_end": "2032-06-30",
             "payload": {k: v for k, v in p.items() if v is not None},
-            "payloads": [{"encoding": "deflate", "path": f"blobs/sha256/{sha}", "size": 100,
-                          "sha256": sha, "wbits": 12}]}
+            "payloads": [{k: v for k, v in r.items() if v is not None}]}
 
 
+RAW = {"encoding": "raw", "nonce": None, "key_id": None, "blob_sha256": None}
 CASES = {
     "good": ({}, "OK"),
     "odd-size": ({"size": 65537}, "BAD_BODY"),
@@ -217,7 +291,11 @@ CASES = {
     "short-nonce": ({"nonce": "01" * 11}, "BAD_BODY"),
     "upper-key-id": ({"key_id": "AB" * 8}, "BAD_BODY"),
     "no-blob-sha": ({"blob_sha256": None}, "BAD_BODY"),
-    "raw": ({"encoding": "raw", "nonce": None, "key_id": None, "blob_sha256": None}, "OK"),
+    "rep-no-nonce": ({"rep": {"nonce": None}}, "BAD_BODY"),
+    "rep-no-chunks": ({"rep": {"chunk": None, "chunks": None}}, "BAD_BODY"),
+    "rep-odd-chunk": ({"rep": {"size": 161, "chunks": [161]}}, "BAD_BODY"),
+    "raw": (RAW, "OK"),  # a plaintext release: its representations need no nonce
+    "raw-odd-chunk": ({**RAW, "rep": {"size": 161, "chunks": [161], "nonce": None}}, "OK"),
     "other": ({"encoding": "aes-256-gcm"}, "OK"),  # refused later: UNSUPPORTED_ENCODING
 }
 
@@ -229,11 +307,12 @@ def test_device_and_host_agree_on_the_encrypted_payload_fields(tmp_path: Path) -
     key = keys.load_private_key(vectors / "keys" / "test-only-ed25519.pem")
     host = {}
     for name, (over, _) in CASES.items():
-        data = sign_manifest(json.dumps(_body(**over)).encode(), key)
+        data = sign_manifest(json.dumps(_body(**over)).encode(), key)  # type: ignore[arg-type]
         (tmp_path / name).write_bytes(data)
         try:
             body = verify_manifest(data, ring).body
-            host[name] = ("OK", body.payload.encoding, len(body.payloads))
+            host[name] = ("OK", body.payload.encoding,
+                          [(r.encoding, r.nonce) for r in body.payloads])
         except ManifestError as e:
             host[name] = (e.reason, None, None)
     (tmp_path / "parse.py").write_text(PARSE)
@@ -244,9 +323,11 @@ def test_device_and_host_agree_on_the_encrypted_payload_fields(tmp_path: Path) -
               for line in r.stdout.decode().splitlines()}
     for name, (_, want) in CASES.items():
         assert device[name].split()[0] == host[name][0] == want, (name, device[name], host[name])
-    assert device["good"] == f"OK aes-256-cbc ('{'01' * 12}', '{'02' * 8}') 0"
-    assert host["good"] == ("OK", "aes-256-cbc", 0)  # no plaintext representation beside it
-    assert device["raw"] == "OK raw None 1" and host["raw"] == ("OK", "raw", 1)
+    rep = [("deflate", "03" * 12)]
+    assert device["good"] == f"OK aes-256-cbc ('{'01' * 12}', '{'02' * 8}') {rep}"
+    assert host["good"] == ("OK", "aes-256-cbc", rep)
+    assert device["raw"] == "OK raw None [('deflate', None)]"
+    assert host["raw"] == ("OK", "raw", [("deflate", None)])
 
 
 def test_sim_flash_provisions_the_content_key_file(tmp_path: Path, monkeypatch, capsys) -> None:
@@ -270,3 +351,19 @@ def test_sim_flash_provisions_the_content_key_file(tmp_path: Path, monkeypatch, 
             max_boots=1)
     assert f"KEY {(tmp_path / 'product.key').read_text()!r}" in r.log, r.log
     assert "content_key" not in r.log.split("CFG", 1)[1]  # not left in ota_config.json
+
+
+# An encrypted deflate install's smallest heap is ~86 KB (1 KB steps, an idle machine; the same
+# representation in the clear: ~82 KB): ota.decrypt and its AES context on top. The gate allows
+# 4 KB more.
+ENCRYPTED_DEFLATE_HEAP = "90K"
+
+
+def test_encrypted_deflate_install_completes_in_90_kb_of_heap(tmp_path: Path) -> None:
+    with Lab(tmp_path / "lab") as lab:
+        lab.flash(BASE, content_key=key_text(KEY))
+        pub = lab.publish(REBUILT, "1.1.0", 2, encrypt_key=KEY, deflate=True)
+        result = lab.install_once(ENCRYPTED_DEFLATE_HEAP)
+        assert "INSTALLED" in result.log, result.log[-3000:]
+        (rep,) = pub.body.payloads
+        assert [p.rsplit("/", 1)[1] for _, p, _ in blob_requests(lab)] == [rep.sha256]

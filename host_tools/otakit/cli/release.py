@@ -101,8 +101,8 @@ def _request(o: dict, now: int) -> ReleaseRequest:
               help="An app image devices may be running: also offer a patch from it "
                    "(repeatable; devices running anything else take the full image).")
 @click.option("--encrypt-key", type=click.Path(dir_okay=False),
-              help="A content key file (`otakit key content`): publish the payload encrypted "
-              "with it, not in the clear (docs/security.md); raw payload only.")
+              help="A content key file (`otakit key content`): publish the payload (and its "
+              "representations) encrypted with it, not in the clear (docs/security.md).")
 @click.option("--rollout", type=click.IntRange(0, 100),
               help="Stage the release: offer it to this percentage of devices first "
               "[default: the channel's policy, see `otakit rollout policy`].")
