@@ -9,9 +9,11 @@
 # again), and a byte the flash did not keep fails that check like a byte the network altered
 # (HASH_MISMATCH). Block 0 must be an app image for this chip before anything is written. The
 # raw payload goes straight from the HTTP response into that buffer; ota.encoded decodes
-# deflate and delta representations into it. The Writer allocates nothing per block; the raw
-# read loop allocates only the read's coroutine (one read fills a whole block: Response.readinto
-# waits for all of it) and, for the last block, a view of the buffer.
+# deflate and delta representations into it; an encrypted payload's blocks are decrypted
+# (ota.decrypt) before anything else is done with them. The Writer allocates nothing per block
+# (but a view for a decrypted last block); the raw read loop allocates only the read's coroutine
+# (one read fills a whole block: Response.readinto waits for all of it) and, for the last block,
+# a view of the buffer.
 #
 # raw() resumes from the offset ota.state kept for this payload (State.progress): hashlib state
 # cannot be saved, so the blocks already in the slot are hashed again from flash, and the rest
@@ -65,7 +67,9 @@ def overdue(dl, done, size):
 class Writer:
     # Image bytes go into buf at offset o (see room/advance); done counts bytes in the slot
     # (written and read back). progress(done, size) is called after every block written.
-    def __init__(self, slot, buf, size, chip_id, progress, start=0):
+    # dec: None, or the ota.decrypt.Decrypt of an encrypted payload (each block decrypted first)
+    def __init__(self, slot, buf, size, chip_id, progress, start=0, dec=None):
+        self.dec = dec
         self.slot = slot
         self.buf = buf
         self.mv = memoryview(buf)
@@ -99,6 +103,8 @@ class Writer:
 
     def _flush(self):
         buf, n = self.buf, self.o
+        if self.dec:
+            self.dec.block(self.block, buf, n)
         if self.block == 0:
             problem = app_header_problem(buf, self.chip_id)
             if problem:
@@ -132,7 +138,11 @@ async def raw(cfg, st, m, slot, buf, new_client, done_with, progress):
             st.save_progress(done)  # the block is in flash and read back: never runs ahead
         progress(done, size)
 
-    w = Writer(slot, buf, size, cfg.chip_id, persist, start)
+    dec = None
+    if m.crypt is not None:  # encrypted (docs/format.md §2.8): ota.decrypt, loaded only then
+        from .decrypt import Decrypt
+        dec = Decrypt(m, m.crypt[0])
+    w = Writer(slot, buf, size, cfg.chip_id, persist, start, dec)
     if start:
         await slot.hash_range(start, buf, w.h)
     if start < size:
@@ -145,7 +155,7 @@ async def raw(cfg, st, m, slot, buf, new_client, done_with, progress):
         try:
             if start and resp.range_start == 0:  # the server ignored Range: start again
                 st.forget_progress()
-                w = Writer(slot, buf, size, cfg.chip_id, persist)
+                w = Writer(slot, buf, size, cfg.chip_id, persist, 0, dec)
                 start = 0
             if resp.length != size - start:
                 raise ManifestError("HASH_MISMATCH", "the server sent %d bytes, the manifest "

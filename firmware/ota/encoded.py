@@ -27,6 +27,9 @@
 # too), checked at every decode call (Source.readinto), so also while no byte arrives. The
 # decode yields to the app whenever _SLICE_MS have passed (Source.readinto, ota.delta), whether
 # or not it makes output.
+# In an encrypted release (docs/format.md §2.8) every representation is encrypted per chunk:
+# Source asks for whole AES blocks, hashes the received (encrypted) bytes and has them decrypted
+# in place (ota.decrypt.Decrypt.run, from chunk k on) before the decoder sees them.
 # The code lives here, not in ota.agent, so that it costs no RAM during a raw update.
 #
 # deflate.DeflateIO pulls its source one byte per call, so it never sees the socket: it reads an
@@ -77,9 +80,10 @@ def _bad(detail):
 class Source:
     # The decoded stream of a raw-DEFLATE HTTP body of `size` bytes, due by the deadline dl
     # (ota.download.deadline). It may start at a chunk boundary of the blob (a resume).
-    def __init__(self, resp, size, wbits, dl):
+    def __init__(self, resp, size, wbits, dl, dec=None):
         import deflate
         self.resp = resp
+        self.dec = dec  # an encrypted release's ota.decrypt.Decrypt, else None
         self.size = size
         self.dl = dl
         self.left = size  # body bytes not received yet
@@ -100,10 +104,16 @@ class Source:
         want = _CAP - u
         if want > self.left:
             want = self.left
+        if self.dec:
+            want &= ~15  # whole AES blocks (the blob's size and chunks are multiples of 16)
+            if not want:
+                raise _bad("the payload continues after its deflate stream")
         n = await self.resp.readinto(smv[u:u + want])
         if not n:
             raise FetchError("SHORT_READ", "the payload ended %d bytes early" % self.left)
-        self.h.update(smv[u:u + n])
+        self.h.update(smv[u:u + n])  # the blob's bytes as signed (encrypted: the ciphertext)
+        if self.dec:
+            self.dec.run(smv[u:u + n])
         self.left -= n
         bio.seek(0)
         bio.write(smv[:u + n])
@@ -170,10 +180,14 @@ async def _base_is(esp32, size, sha256, buf):
 async def install(resp, rep, m, w, esp32, dl, k=0, off=0):
     # Decode rep's blob from its chunk k, at blob offset off (resp: the body from there), into
     # the Writer w (at image offset k * chunk).
-    enc, _, size, sha256, wbits, base_size, _, chunk, _, bases = rep
+    enc, _, size, sha256, wbits, base_size, _, chunk, lengths, bases, nonce = rep
     if resp.length != size - off:
         raise _bad("the server sent %d bytes, the manifest signs %d" % (off + resp.length, size))
-    src = Source(resp, size - off, wbits, dl)
+    dec = None
+    if nonce is not None:  # an encrypted release (docs/format.md §2.8): loaded only then
+        from .decrypt import Decrypt
+        dec = Decrypt(m, nonce, lengths, k)
+    src = Source(resp, size - off, wbits, dl, dec)
     if enc == "delta":
         from .delta import apply
         await apply(src, w, esp32.Partition(esp32.Partition.RUNNING), base_size, chunk, bases, k)

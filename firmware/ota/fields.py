@@ -65,7 +65,10 @@ def fill(m, alg, key_id, b):
     m.size = integer(p, "size", 1, _INT31)
     m.sha256 = _sha256(get(p, "sha256"))
     m.encoding = name(p, "encoding")
-    m.payloads = _payloads(b, m.size)
+    m.crypt = None
+    if m.encoding == "aes-256-cbc":  # an encrypted payload (docs/format.md §2.8)
+        m.crypt = _crypt(p, m.size)
+    m.payloads = _payloads(b, m.size, m.crypt is not None)
 
 
 def _str(d, k, hi, required=True):
@@ -100,7 +103,24 @@ def _sha256(v):
     return unhexlify(v)
 
 
-def _payloads(b, image_size):
+def _hex(d, k, n, where="payload."):
+    v = get(d, k)
+    if type(v) is not str or len(v) != 2 * n or not only(v, HEX):
+        bad(where + k)
+    from binascii import unhexlify
+
+    return unhexlify(v)
+
+
+def _crypt(p, size):
+    # (nonce, key_id) of an encrypted payload; its blob's SHA-256 (blob_sha256) is the host's.
+    if size % 16:
+        bad("payload.size")
+    _hex(p, "blob_sha256", 32)
+    return _hex(p, "nonce", 12), _hex(p, "key_id", 8)
+
+
+def _payloads(b, image_size, encrypted):
     if "payloads" not in b:
         return []
     v = b["payloads"]
@@ -118,9 +138,20 @@ def _payloads(b, image_size):
             base_size = integer(r, "base_size", 1, _INT31)
             base_sha = _sha256(get(r, "base_sha256"))
         size = integer(r, "size", 1, _INT31)
-        out.append((enc, path(get(r, "path")), size, _sha256(get(r, "sha256")),
-                    integer(r, "wbits", 9, 15), base_size, base_sha)
-                   + _chunks(r, enc, size, image_size, base_size))
+        rep = ((enc, path(get(r, "path")), size, _sha256(get(r, "sha256")),
+                integer(r, "wbits", 9, 15), base_size, base_sha)
+               + _chunks(r, enc, size, image_size, base_size))
+        nonce = None
+        if encrypted:  # encrypted per chunk (§2.8): chunks of whole AES blocks, and a nonce
+            lengths = rep[8]
+            if lengths is None:
+                bad("chunk")
+            else:
+                for n in lengths:
+                    if int(n) % 16:
+                        bad("chunks")
+            nonce = _hex(r, "nonce", 12, "payloads[].")
+        out.append(rep + (nonce,))
     return out
 
 

@@ -29,7 +29,7 @@ _MAX = const(4096)
 _HDR = const(18)
 _DEPTH = const(16)  # deepest JSON nesting accepted in a body
 _DOMAIN = b"otakit-manifest-v1\x00"
-ENCODINGS = ("raw",)
+ENCODINGS = ("raw", "aes-256-cbc")  # aes-256-cbc: an encrypted payload (§2.8)
 
 
 class Manifest:
@@ -46,12 +46,16 @@ class Manifest:
     #   path (str), size (int), sha256 (32 bytes, the raw digest), encoding (str) - payload
     #   revert (bool): "action": "revert" (docs/format.md §2.6); ota.vet keeps it True only for
     #     a revert below the installed sequence, which ota.revert takes from the other slot
+    #   crypt: None, or (nonce 12 bytes, key_id 8 bytes) of an encrypted payload (§2.8), and
+    #     once ota.vet accepted it the device's content key (32 bytes, ota.contentkey)
     #   payloads: list of the known alternative representations (docs/format.md §2.2), each a
-    #     tuple (encoding, path, size, sha256, wbits, base_size, base_sha256); the last two are
-    #     None for deflate; digests are 32 raw bytes
+    #     tuple (encoding, path, size, sha256, wbits, base_size, base_sha256, chunk, chunks,
+    #     chunk_bases, nonce); base_size, base_sha256 and chunk_bases are None but for a delta,
+    #     the chunk fields None without chunks, nonce (12 bytes) None but in an encrypted
+    #     release (§2.8); digests are 32 raw bytes
     # It has no methods on purpose: an instance then keeps only this small class alive, not
     # this module's code, which the agent releases after verifying (ota.release).
-    pass
+    crypt = None
 
 
 # The envelope: returns (alg, key id, body end). Allocates only the 8-byte key id.

@@ -37,10 +37,16 @@ def vet(cfg, st, m, now, kr_version):
     if m.sequence == installed:
         return "up_to_date", None, "", None, None
     if m.rollout is not None or m.cohort is not None or m.pins is not None:
-        from .fleet import held  # a staged rollout, a cohort, pins (docs/format.md §2.3, §2.6)
+        from .fleet import held  # a staged rollout, a cohort, pins (docs/format.md §2.3, §2.7)
         why = held(m, cfg.device_id)
         release()
         if why:
             return "held", why[0], why[1], None, None
+    if m.crypt is not None:  # an encrypted payload (docs/format.md §2.8): this device's key
+        from .contentkey import take
+        try:
+            take(m)  # NO_CONTENT_KEY, or the key into m.crypt for the install
+        finally:
+            release()
     return "offered", None, "%s (sequence %d)" % (m.version, m.sequence), m, None
 

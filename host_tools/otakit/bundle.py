@@ -87,10 +87,12 @@ def read_header(data: bytes) -> Header:
     return Header(klen, mlen, plen, sha)
 
 
-def _payload(body: ManifestBody, encoding: str, base: str | None) -> tuple[str, int, str]:
-    # (path, size, sha256 hex) of the representation asked for.
+def _payload(body: ManifestBody, encoding: str, base: str | None) -> tuple[str, int, str, str]:
+    # (path, size, sha256 hex, the file's sha256 hex) of the representation asked for: the file
+    # of an encrypted payload (docs/format.md §2.8) is the ciphertext, its blob_sha256.
     if encoding == "raw":
-        return body.payload.path, body.payload.size, body.payload.sha256
+        p = body.payload
+        return p.path, p.size, p.sha256, p.blob_sha256 or p.sha256
     reps = [r for r in body.payloads if r.encoding == encoding and
             (base is None or (r.base_sha256 or "").startswith(base))]
     if not reps:
@@ -102,7 +104,7 @@ def _payload(body: ManifestBody, encoding: str, base: str | None) -> tuple[str, 
         bases = ", ".join((r.base_sha256 or "")[:12] for r in reps)
         raise OtakitError(f"several {encoding} payloads (bases {bases}): choose one with --base",
                           reason="BAD_ARGUMENT")
-    return reps[0].path, reps[0].size, reps[0].sha256
+    return reps[0].path, reps[0].size, reps[0].sha256, reps[0].sha256
 
 
 def _check_blob(path: Path, size: int, sha: str) -> None:
@@ -154,9 +156,9 @@ def make_bundle(repo: Repository, product: str, board: str, channel: str, out: P
     if len(manifest) > MAX_DOC or len(kdoc) > MAX_DOC:
         raise OtakitError(f"the manifest or keyring document is over {MAX_DOC} bytes",
                           reason="TOO_LARGE")
-    rel, size, sha = _payload(body, encoding, base)
+    rel, size, sha, file_sha = _payload(body, encoding, base)
     blob = repo.root / rel
-    _check_blob(blob, size, sha)
+    _check_blob(blob, size, file_sha)
     header = Header(len(kdoc), len(manifest), size, bytes.fromhex(sha))
     if out is None:
         tail = "" if encoding == "raw" else "-" + encoding

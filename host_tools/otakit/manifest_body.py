@@ -41,6 +41,23 @@ class Payload:
     size: int
     sha256: str
     encoding: str = "raw"
+    # an encrypted payload (encoding ENCRYPTED, docs/format.md §2.8): the release's 96-bit
+    # nonce (24 hex), the content key's fingerprint (16 hex) and the encrypted blob's SHA-256;
+    # None for raw
+    nonce: str | None = None
+    key_id: str | None = None
+    blob_sha256: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object."""
+        d: dict[str, Any] = {"path": self.path, "size": self.size, "sha256": self.sha256,
+                             "encoding": self.encoding}
+        if self.encoding == ENCRYPTED:
+            d.update(nonce=self.nonce, key_id=self.key_id, blob_sha256=self.blob_sha256)
+        return d
+
+
+ENCRYPTED = "aes-256-cbc"  # the encrypted payload's encoding (docs/format.md §2.8)
 
 
 REPRESENTATIONS = ("deflate", "delta")
@@ -66,11 +83,14 @@ class Representation:
     chunk: int | None = None
     chunks: tuple[int, ...] | None = None
     chunk_bases: tuple[int, ...] | None = None
+    nonce: str | None = None  # an encrypted release's representation: its own nonce (§2.8)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object."""
         d: dict[str, Any] = {"encoding": self.encoding, "path": self.path, "size": self.size,
                              "sha256": self.sha256, "wbits": self.wbits}
+        if self.nonce is not None:
+            d["nonce"] = self.nonce
         if self.encoding == "delta":
             d["base_size"] = self.base_size
             d["base_sha256"] = self.base_sha256
@@ -121,8 +141,7 @@ class ManifestBody:
             "product": self.product, "board": self.board, "chip_id": self.chip_id,
             "channel": self.channel, "version": self.version, "sequence": self.sequence,
             "security_version": self.security_version,
-            "payload": {"path": self.payload.path, "size": self.payload.size,
-                        "sha256": self.payload.sha256, "encoding": self.payload.encoding},
+            "payload": self.payload.to_dict(),
             "created": self.created, "support_end": self.support_end,
             "revision": self.revision,
         }
@@ -222,8 +241,21 @@ def _payload(d: Mapping[str, Any]) -> Payload:
     sha = _get(p, "sha256")
     if type(sha) is not str or not _HEX64_RE.fullmatch(sha):
         raise _bad("payload.sha256 must be 64 lowercase hex digits")
-    return Payload(p["path"], _int(p, "size", 1, INT31), sha,  # type: ignore[arg-type]
-                   _name(p, "encoding"))
+    size, enc = _int(p, "size", 1, INT31), _name(p, "encoding")
+    if enc != ENCRYPTED:
+        return Payload(p["path"], size, sha, enc)  # type: ignore[arg-type]
+    if size % 16:  # type: ignore[operator]
+        raise _bad("an encrypted payload's size must be a multiple of 16")
+    return Payload(p["path"], size, sha, enc,  # type: ignore[arg-type]
+                   _hex_field(p, "nonce", 12), _hex_field(p, "key_id", 8),
+                   _sha_field(p, "blob_sha256"))
+
+
+def _hex_field(d: Mapping[str, Any], name: str, n: int, where: str = "payload.") -> str:
+    v = _get(d, name)
+    if type(v) is not str or not re.fullmatch(f"[0-9a-f]{{{2 * n}}}", v):
+        raise _bad(f"{where}{name} must be {2 * n} lowercase hex digits")
+    return v
 
 
 def _sha_field(d: Mapping[str, Any], name: str) -> str:
@@ -264,7 +296,7 @@ def _chunks(r: Mapping[str, Any], enc: str, size: int, image_size: int,
     return chunk, lengths, bases
 
 
-def _representation(r: object, image_size: int) -> Representation | None:
+def _representation(r: object, image_size: int, encrypted: bool) -> Representation | None:
     if type(r) is not dict:
         raise _bad("payloads entries must be objects")
     enc = _name(r, "encoding")
@@ -280,8 +312,13 @@ def _representation(r: object, image_size: int) -> Representation | None:
     wbits = _int(r, "wbits", 9, 15)
     sha = _sha_field(r, "sha256")
     chunk, lengths, bases = _chunks(r, enc, size, image_size, base_size)  # type: ignore[arg-type]
+    nonce = None
+    if encrypted:  # encrypted per chunk (§2.8): chunks of whole AES blocks, and a nonce
+        if lengths is None or any(n % 16 for n in lengths):
+            raise _bad("an encrypted representation needs chunks of multiples of 16 bytes")
+        nonce = _hex_field(r, "nonce", 12, "payloads[].")
     return Representation(enc, r["path"], size, sha, wbits,  # type: ignore[arg-type]
-                          base_size, base_sha, chunk, lengths, bases)
+                          base_size, base_sha, chunk, lengths, bases, nonce)
 
 
 def _payloads(d: Mapping[str, Any]) -> tuple[Representation, ...]:
@@ -291,7 +328,9 @@ def _payloads(d: Mapping[str, Any]) -> tuple[Representation, ...]:
     if type(v) is not list or not 1 <= len(v) <= MAX_REPRESENTATIONS:
         raise _bad(f"payloads must be a list of 1-{MAX_REPRESENTATIONS} objects")
     image_size = d["payload"]["size"]  # checked by _payload first
-    return tuple(r for r in (_representation(x, image_size) for x in v) if r is not None)
+    encrypted = d["payload"]["encoding"] == ENCRYPTED  # then so is every representation (§2.8)
+    return tuple(r for r in (_representation(x, image_size, encrypted) for x in v)
+                 if r is not None)
 
 
 def _security(d: Mapping[str, Any]) -> dict[str, str] | None:
@@ -365,9 +404,10 @@ def body_from_dict(d: object) -> ManifestBody:
         expires=_int(d, "expires", 0, TIME_MAX, required=False),
         notes=_str(d, "notes", 1024, required=False), security=_security(d),
         disruption=_disruption(d), extra={k: v for k, v in d.items() if k not in known},
-        payloads=_payloads(d), rollout=_rollout(d), sbom=_sbom(d))
+        payloads=_payloads(d),
+        rollout=_rollout(d), sbom=_sbom(d))
 
 
-__all__ = ["INT31", "MAX_DEPTH", "MAX_REPRESENTATIONS", "REPRESENTATIONS", "SEVERITIES",
-           "TIME_MAX", "ManifestBody", "Payload", "Representation", "body_from_dict",
-           "parse_body", "safe_path", "valid_date"]
+__all__ = ["ENCRYPTED", "INT31", "MAX_DEPTH", "MAX_REPRESENTATIONS", "REPRESENTATIONS",
+           "SEVERITIES", "TIME_MAX", "ManifestBody", "Payload", "Representation",
+           "body_from_dict", "parse_body", "safe_path", "valid_date"]

@@ -19,13 +19,24 @@ one valid §6 patch), so a decoder that knows nothing of chunks decodes it as be
 `Encoded.lengths` (encoded bytes per chunk) and `Encoded.bases` (delta: base position at each
 chunk's start minus the chunk's image offset) go into the signed manifest (§2.2).
 
-Invariants: every function is deterministic (same input, same bytes), so a republished release
-gets the same content-addressed blobs; `apply_patch` refuses any patch that reads outside the base
+Encrypted payloads (docs/format.md §2.8, `encrypt` / `decrypt`): the image encrypted with AES-256
+in CBC mode, one CBC run per `CRYPT_BLOCK` (4 KB) image block, the IV of block ``k`` being
+the AES-256 decryption of nonce || k (4 big-endian bytes) under the key (`block_iv`); no padding (the image's size is a multiple of 16,
+as every ESP-IDF app image's is). A block decrypts on its own, so a download resumes at any
+block; the nonce is random per release (`new_nonce`), so no key and IV pair repeats across
+releases. A representation of an encrypted release is encrypted per chunk (`encrypt_chunks`):
+its chunks are padded to multiples of 16 with empty stored blocks (``align=16``) and each is one
+CBC run whose IV is `block_iv` of its own nonce and the chunk number, so it resumes at any chunk.
+
+Invariants: every function but `new_nonce` is deterministic (same input, same bytes), so a
+republished release gets the same content-addressed blobs (an encrypted one: new blobs under
+its new nonce); `apply_patch` refuses any patch that reads outside the base
 or produces other than the announced size (`PatchError`).
 """
 
 from __future__ import annotations
 
+import secrets
 import struct
 import zlib
 from collections.abc import Callable
@@ -274,14 +285,27 @@ def _check_chunk(chunk: int, wbits: int) -> None:
         raise ValueError(f"chunk must be a multiple of {MIN_CHUNK} up to {MAX_CHUNK}")
 
 
-def _deflate_pieces(pieces: list[bytes], wbits: int) -> tuple[bytes, tuple[int, ...]]:
+_EMPTY_STORED = b"\x00\x00\x00\xff\xff"  # an empty stored block, byte-aligned (RFC 1951 3.2.4)
+_FINAL_STORED = b"\x01\x00\x00\xff\xff"  # the same, marked final: ends the stream
+
+
+def _deflate_pieces(pieces: list[bytes], wbits: int,
+                    align: int = 1) -> tuple[bytes, tuple[int, ...]]:
     """One raw DEFLATE stream of the pieces, fully flushed after each but the last (which ends
-    the stream); returns it and the encoded length of each piece."""
+    the stream); returns it and the encoded length of each piece. ``align`` 16 (an encrypted
+    representation): every piece's bytes are padded to a multiple of 16 with empty stored
+    blocks (the last one's end with an empty final block), still one valid stream."""
     c = zlib.compressobj(9, zlib.DEFLATED, -wbits, 9)
     out, lengths = [], []
     for i, piece in enumerate(pieces):
-        z = c.compress(piece) + c.flush(zlib.Z_FULL_FLUSH if i + 1 < len(pieces) else
-                                        zlib.Z_FINISH)
+        last = i + 1 == len(pieces)
+        if align == 1:
+            z = c.compress(piece) + c.flush(zlib.Z_FINISH if last else zlib.Z_FULL_FLUSH)
+        else:
+            z = c.compress(piece) + c.flush(zlib.Z_FULL_FLUSH)
+            tail = _FINAL_STORED if last else b""
+            n = next(a for a in range(align) if (len(z) + len(tail) + 5 * a) % align == 0)
+            z += _EMPTY_STORED * n + tail
         out.append(z)
         lengths.append(len(z))
     return b"".join(out), tuple(lengths)
@@ -301,14 +325,15 @@ def auto_chunk(build: Callable[[int], Encoded], size: int) -> Encoded:
     return fine
 
 
-def deflate_chunked(data: bytes, wbits: int = DEFAULT_WBITS, chunk: int | None = None) -> Encoded:
+def deflate_chunked(data: bytes, wbits: int = DEFAULT_WBITS, chunk: int | None = None,
+                    align: int = 1) -> Encoded:
     """A resumable ``deflate`` payload: every ``chunk`` image bytes (None: `auto_chunk`) the
-    stream is fully flushed."""
+    stream is fully flushed (and padded to a multiple of ``align``, `_deflate_pieces`)."""
     if chunk is None:
-        return auto_chunk(lambda c: deflate_chunked(data, wbits, c), len(data))
+        return auto_chunk(lambda c: deflate_chunked(data, wbits, c, align), len(data))
     _check_chunk(chunk, wbits)
     pieces = [data[i:i + chunk] for i in range(0, len(data), chunk)] or [b""]
-    blob, lengths = _deflate_pieces(pieces, wbits)
+    blob, lengths = _deflate_pieces(pieces, wbits, align)
     return Encoded(blob, chunk, lengths)
 
 
@@ -350,15 +375,16 @@ def make_segments(old: bytes, new: bytes, chunk: int = CHUNK,
 
 
 def delta_chunked(old: bytes, new: bytes, wbits: int = DEFAULT_WBITS,
-                  chunk: int | None = None, ops: list[Op] | None = None) -> Encoded:
+                  chunk: int | None = None, ops: list[Op] | None = None,
+                  align: int = 1) -> Encoded:
     """A resumable ``delta`` payload: the segmented patch, fully flushed after each segment
-    (``chunk`` None: `auto_chunk`)."""
+    (and padded to a multiple of ``align``; ``chunk`` None: `auto_chunk`)."""
     if chunk is None:
         ops = make_ops(old, new) if ops is None else ops
-        return auto_chunk(lambda c: delta_chunked(old, new, wbits, c, ops), len(new))
+        return auto_chunk(lambda c: delta_chunked(old, new, wbits, c, ops, align), len(new))
     _check_chunk(chunk, wbits)
     segs, starts = make_segments(old, new, chunk, ops)
-    blob, lengths = _deflate_pieces(segs, wbits)
+    blob, lengths = _deflate_pieces(segs, wbits, align)
     return Encoded(blob, chunk, lengths, tuple(p - k * chunk for k, p in enumerate(starts)))
 
 
@@ -382,7 +408,100 @@ def decode_from(enc: Encoded, k: int, size: int, wbits: int = DEFAULT_WBITS,
     return _apply_ops(old, stream, 0, k * enc.chunk + enc.bases[k], size - k * enc.chunk)
 
 
-__all__ = ["CHUNK", "DEFAULT_WBITS", "MAX_WBITS", "MIN_WBITS", "PATCH_MAGIC", "Encoded", "Op",
-           "PatchError", "apply_patch", "auto_chunk", "decode_delta", "decode_from", "deflate",
-           "deflate_chunked", "delta_chunked", "encode_delta", "inflate", "make_ops",
+# --- encrypted payloads (docs/format.md §2.8) -------------------------------------------------
+
+CRYPT_BLOCK = 4096  # image bytes per CBC run: the device's block
+NONCE_LEN = 12
+
+
+class EncryptError(OtakitError):
+    """An image cannot be encrypted as asked (reason ``BAD_ARGUMENT``)."""
+
+    def __init__(self, message: str) -> None:
+        """Carry the reason ``BAD_ARGUMENT``."""
+        super().__init__(message, reason="BAD_ARGUMENT")
+
+
+def new_nonce() -> bytes:
+    """A fresh random 96-bit nonce: one per release."""
+    return secrets.token_bytes(NONCE_LEN)
+
+
+def _aes(key: bytes, mode: object) -> object:
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms  # noqa: PLC0415
+
+    return Cipher(algorithms.AES(key), mode)  # type: ignore[arg-type]
+
+
+def block_iv(key: bytes, nonce: bytes, k: int) -> bytes:
+    """The IV of CBC run ``k``: the AES-256 decryption of nonce || k under the key (the device
+    makes it with the one AES context it decrypts with)."""
+    from cryptography.hazmat.primitives.ciphers import modes  # noqa: PLC0415
+
+    d = _aes(key, modes.ECB()).decryptor()  # type: ignore[attr-defined]
+    return d.update(nonce + k.to_bytes(4, "big")) + d.finalize()
+
+
+def _crypt(data: bytes, key: bytes, nonce: bytes, start: int, encrypt: bool) -> bytes:
+    from cryptography.hazmat.primitives.ciphers import modes  # noqa: PLC0415
+
+    if len(key) != 32 or len(nonce) != NONCE_LEN:
+        raise EncryptError("a content key is 32 bytes and a nonce 12")
+    if len(data) % 16 or start % CRYPT_BLOCK:
+        raise EncryptError(f"an encrypted payload's size must be a multiple of 16 bytes, not "
+                           f"{len(data)} (every ESP-IDF app image's is)")
+    out = []
+    for i in range(0, len(data), CRYPT_BLOCK):
+        c = _aes(key, modes.CBC(block_iv(key, nonce, (start + i) // CRYPT_BLOCK)))
+        op = c.encryptor() if encrypt else c.decryptor()  # type: ignore[attr-defined]
+        out.append(op.update(data[i:i + CRYPT_BLOCK]) + op.finalize())
+    return b"".join(out)
+
+
+def encrypt(image: bytes, key: bytes, nonce: bytes) -> bytes:
+    """The encrypted payload of ``image`` (its size a multiple of 16).
+
+    Raises:
+        EncryptError: the image's size is not a multiple of 16, or a bad key or nonce length.
+    """
+    return _crypt(image, key, nonce, 0, True)
+
+
+def decrypt(blob: bytes, key: bytes, nonce: bytes, start: int = 0) -> bytes:
+    """The image bytes of an encrypted payload's bytes ``blob`` from image offset ``start`` (a
+    multiple of `CRYPT_BLOCK`) on: what a device resuming there writes (reference decoder)."""
+    return _crypt(blob, key, nonce, start, False)
+
+
+def _crypt_chunks(data: bytes, lengths: tuple[int, ...], key: bytes, nonce: bytes, k: int,
+                  encrypt: bool) -> bytes:
+    from cryptography.hazmat.primitives.ciphers import modes  # noqa: PLC0415
+
+    out, at = [], 0
+    for i, n in enumerate(lengths[k:], k):
+        if n % 16:
+            raise EncryptError("an encrypted representation's chunks are multiples of 16 bytes")
+        c = _aes(key, modes.CBC(block_iv(key, nonce, i)))
+        op = c.encryptor() if encrypt else c.decryptor()  # type: ignore[attr-defined]
+        out.append(op.update(data[at:at + n]) + op.finalize())
+        at += n
+    return b"".join(out)
+
+
+def encrypt_chunks(enc: Encoded, key: bytes, nonce: bytes) -> Encoded:
+    """An encrypted representation (docs/format.md §2.8): each chunk of ``enc`` (made with
+    ``align=16``) one CBC run, the IV of chunk ``k`` `block_iv` (key, nonce, k); its own nonce."""
+    return Encoded(_crypt_chunks(enc.data, enc.lengths, key, nonce, 0, True), enc.chunk,
+                   enc.lengths, enc.bases)
+
+
+def decrypt_chunks(enc: Encoded, key: bytes, nonce: bytes, k: int = 0) -> bytes:
+    """The DEFLATE bytes of an encrypted representation from chunk ``k`` on (reference)."""
+    return _crypt_chunks(enc.data[enc.offset(k):], enc.lengths, key, nonce, k, False)
+
+
+__all__ = ["CHUNK", "CRYPT_BLOCK", "DEFAULT_WBITS", "MAX_WBITS", "MIN_WBITS", "NONCE_LEN",
+           "PATCH_MAGIC", "Encoded", "EncryptError", "Op", "block_iv", "decrypt",
+           "decrypt_chunks", "encrypt", "encrypt_chunks", "new_nonce", "PatchError", "apply_patch", "auto_chunk", "decode_delta", "decode_from",
+           "deflate", "deflate_chunked", "delta_chunked", "encode_delta", "inflate", "make_ops",
            "make_patch", "make_segments"]

@@ -19,7 +19,8 @@ from otakit.boards import Board
 from otakit.errors import RepoError
 from otakit.image import check_app_image
 from otakit.manifest_body import MAX_REPRESENTATIONS, ManifestBody, Representation, valid_date
-from otakit.payloads import DEFAULT_WBITS, deflate_chunked, delta_chunked
+from otakit.payloads import (DEFAULT_WBITS, Encoded, deflate_chunked, delta_chunked,
+                             encrypt_chunks, new_nonce)
 
 BLOB_DIR = "blobs/sha256"
 _DURATION_RE = re.compile(r"([0-9]+)([smhdw])")
@@ -53,6 +54,7 @@ class ReleaseRequest:
     deflate: bool = False
     delta_bases: tuple[bytes, ...] = ()
     wbits: int = DEFAULT_WBITS
+    encrypt_key: bytes | None = None  # a content key: the payload is encrypted (format §2.8)
 
 
 def parse_expiry(text: str, now: int) -> int:
@@ -141,19 +143,31 @@ def encode_representations(req: ReleaseRequest,
         raise RepoError(f"at most {MAX_REPRESENTATIONS} encoded payloads per release",
                         reason="BAD_ARGUMENT")
     out = []
+    key = req.encrypt_key
+    align = 1 if key is None else 16  # encrypted per chunk (docs/format.md §2.8)
     if req.deflate:  # resumable: chunks listed in the manifest (docs/format.md §2.2)
-        z = deflate_chunked(image, req.wbits)
+        z, nonce = _encrypted(deflate_chunked(image, req.wbits, align=align), key)
         sha = hashlib.sha256(z.data).hexdigest()
         out.append((Representation("deflate", f"{BLOB_DIR}/{sha}", len(z.data), sha,
-                                   req.wbits, chunk=z.chunk, chunks=z.lengths), z.data))
+                                   req.wbits, chunk=z.chunk, chunks=z.lengths, nonce=nonce),
+                    z.data))
     for base in req.delta_bases:
         info = check_app_image(base, req.board)
-        d = delta_chunked(base, image, req.wbits)
+        d, nonce = _encrypted(delta_chunked(base, image, req.wbits, align=align), key)
         sha = hashlib.sha256(d.data).hexdigest()
         out.append((Representation("delta", f"{BLOB_DIR}/{sha}", len(d.data), sha, req.wbits,
-                                   info.size, info.sha256, d.chunk, d.lengths, d.bases),
+                                   info.size, info.sha256, d.chunk, d.lengths, d.bases, nonce),
                     d.data))
     return out
+
+
+def _encrypted(enc: Encoded, key: bytes | None) -> tuple[Encoded, str | None]:
+    """``enc`` encrypted under ``key`` with a fresh nonce of its own, and that nonce (hex);
+    ``enc`` itself when there is no key."""
+    if key is None:
+        return enc, None
+    nonce = new_nonce()
+    return encrypt_chunks(enc, key, nonce), nonce.hex()
 
 
 __all__ = ["BLOB_DIR", "DEFAULT_EXPIRY", "ReleaseRequest", "check_forward",

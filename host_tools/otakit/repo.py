@@ -313,6 +313,13 @@ class Repository:
         info = check_app_image(image, req.board)
         payload = Payload(f"{BLOB_DIR}/{info.sha256}", info.size, info.sha256, "raw")
         encoded = encode_representations(req, image)
+        data, data_sha = image, info.sha256  # the payload blob and its name
+        if req.encrypt_key is not None:  # only the encrypted image is stored (format §2.8)
+            from otakit.contentkey import encrypted_payload  # noqa: PLC0415
+
+            payload, data = encrypted_payload(BLOB_DIR, info.size, info.sha256, image,
+                                              req.encrypt_key)
+            data_sha = payload.blob_sha256 or ""
         body = dataclasses.replace(self.plan(req, payload, now),
                                    payloads=tuple(r for r, _ in encoded))
         sbom_digest = None
@@ -340,7 +347,7 @@ class Repository:
 
         try:
             sbom_path = put(sbom_digest, sbom) if sbom is not None and sbom_digest else None
-            blob = put(info.sha256, image)
+            blob = put(data_sha, data)
             blobs = {r.sha256: put(r.sha256, data) for r, data in encoded}
             write_atomic(mpath, manifest)
         except BaseException:
@@ -454,10 +461,11 @@ class Repository:
                 report.problems.append(f"{rel}: MISSING_PAYLOAD: {p.path} is absent")
                 continue
             size, digest = sha256_file(blob)
-            if (size, digest) != (p.size, p.sha256):
+            want = getattr(p, "blob_sha256", None) or p.sha256  # encrypted: the blob's own
+            if (size, digest) != (p.size, want):
                 report.problems.append(f"{rel}: HASH_MISMATCH: {p.path} is {size} bytes sha256 "
                                        f"{digest[:16]}..., signed {p.size} bytes sha256 "
-                                       f"{p.sha256[:16]}...")
+                                       f"{want[:16]}...")
 
 
 __all__ = ["BLOB_DIR", "DEFAULT_EXPIRY", "HISTORY_DIR", "Published", "PublishResult", "ReleaseRequest", "Repository",

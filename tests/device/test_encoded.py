@@ -89,7 +89,8 @@ for case in json.loads(sys.stdin.read()):
     m = M()
     m.size, m.sha256 = case["size"], unhexlify(case["sha256"])
     rep = (case["encoding"], "x", case["rep_size"], unhexlify(case["rep_sha256"]), case["wbits"],
-           case["base_size"], None, case.get("chunk"), case.get("lengths"), case.get("bases"))
+           case["base_size"], None, case.get("chunk"), case.get("lengths"), case.get("bases"),
+           None)
     k = case.get("k", 0)
     prefix = open(case["prefix"], "rb").read() if k else b""
     data = data[sum(case["lengths"][:k]):] if k else data
@@ -306,7 +307,7 @@ data = open(case["payload"], "rb").read()
 m = M()
 m.size, m.sha256 = case["size"], unhexlify(case["sha256"])
 rep = ("delta", "x", len(data), unhexlify(case["rep_sha256"]), 12, len(base), None, None, None,
-       None)
+       None, None)
 Part.data = base
 turns = [0]
 async def app():

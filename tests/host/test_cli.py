@@ -17,7 +17,7 @@ MY_COMMANDS = {"keygen", "key", "release", "verify", "inspect"}
 KNOWN_OTHERS = {"init", "serve", "sim", "build", "flash", "deploy", "layout", "keyring", "refresh",
                 "support", "compliance", "rollout", "publish", "revert", "bundle",
                 "latency"}
-SUBCOMMANDS = {"key": {"export", "id"}, "layout": {"check", "suggest"},
+SUBCOMMANDS = {"key": {"export", "id", "content"}, "layout": {"check", "suggest"},
                "rollout": {"start", "raise", "pause", "resume", "abort", "status", "policy"}}
 SUBCOMMANDS["rollout"] |= {"threshold", "watch", "withheld", "lift", "cohort", "pin", "unpin"}
 

@@ -1,4 +1,5 @@
-"""Payload encodings on the host: round trips (hypothesis), refusals, and the release command."""
+"""Payload encodings on the host: round trips (hypothesis), refusals, and the release command;
+encrypted payloads and content keys."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from otakit import contentkey
 from otakit.appimage import make_app_image
 from otakit.cli import main
-from otakit.payloads import (CHUNK, PatchError, apply_patch, decode_delta, decode_from, deflate,
-                             deflate_chunked, delta_chunked, encode_delta, inflate, make_patch,
-                             make_segments)
+from otakit.payloads import (CHUNK, CRYPT_BLOCK, Encoded, EncryptError, PatchError,
+                             apply_patch, decode_delta, decode_from, decrypt, decrypt_chunks,
+                             deflate, deflate_chunked, delta_chunked, encode_delta, encrypt,
+                             encrypt_chunks, inflate, make_patch, make_segments)
+from otakit.repo import Repository
 
 
 @given(st.binary(max_size=20_000), st.integers(9, 15))
@@ -167,3 +171,150 @@ def test_release_command_offers_deflate_and_delta(tmp_path: Path, monkeypatch, c
     blobs[0].write_bytes(blobs[0].read_bytes() + b"x")  # the delta, the smallest
     assert main(["verify", "--repo", str(repo), "--key", str(pub)]) == 1
     assert "HASH_MISMATCH" in capsys.readouterr().err
+
+
+# --- encrypted payloads (docs/format.md §2.8) ---------------------------------------------------
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 3 * CRYPT_BLOCK // 16).map(lambda n: 16 * n), st.binary(min_size=32,
+       max_size=32), st.binary(min_size=12, max_size=12))
+def test_encrypted_payload_decrypts_whole_and_from_every_block(n: int, key: bytes,
+                                                               nonce: bytes) -> None:
+    image = random.Random(n).randbytes(n)
+    blob = encrypt(image, key, nonce)
+    assert len(blob) == n and decrypt(blob, key, nonce) == image
+    for at in range(0, n, CRYPT_BLOCK):  # a resume at any block decrypts on its own
+        assert decrypt(blob[at:], key, nonce, at) == image[at:]
+    if n >= 32:
+        assert blob[:16] != image[:16]
+        assert decrypt(blob, bytes(32) if key != bytes(32) else bytes([1]) * 32, nonce) != image
+
+
+def test_equal_blocks_encrypt_differently_under_another_block_or_nonce() -> None:
+    image = bytes(2 * CRYPT_BLOCK)  # two identical blocks
+    key = bytes(range(32))
+    a = encrypt(image, key, bytes(12))
+    assert a[:CRYPT_BLOCK] != a[CRYPT_BLOCK:]  # per-block IVs
+    assert encrypt(image, key, bytes(11) + b"\x01") != a
+
+
+def test_encrypting_an_image_of_odd_size_is_refused() -> None:
+    with pytest.raises(EncryptError) as e:
+        encrypt(bytes(1000) + b"x", bytes(32), bytes(12))
+    assert e.value.reason == "BAD_ARGUMENT" and "multiple of 16" in str(e.value)
+
+
+def _keygen(tmp_path: Path, monkeypatch) -> tuple[Path, Path]:
+    monkeypatch.setenv("OTAKIT_KEY_PASSPHRASE", "a good passphrase")
+    assert main(["keygen", "--alg", "ed25519", "--out", str(tmp_path), "--name", "k"]) == 0
+    return tmp_path / "k.pem", tmp_path / "k.pub.pem"
+
+
+def _release(key: Path, repo: Path, image: Path, seq: int, *extra: str) -> int:
+    return main(["release", "--key", str(key), "--repo", str(repo), "--product", "p",
+                 "--board", "esp32", "--version", f"1.{seq}.0", "--sequence", str(seq),
+                 "--support-end", "2031-01-01", *extra, str(image)])
+
+
+def test_encrypted_releases_publish_no_plaintext_and_never_reuse_a_nonce(
+        tmp_path: Path, monkeypatch, capsys) -> None:
+    key, pub = _keygen(tmp_path, monkeypatch)
+    ck = tmp_path / "product.key"
+    assert main(["key", "content", str(ck)]) == 0
+    assert "key id " + contentkey.key_id(contentkey.load_key_file(ck)) in capsys.readouterr().out
+    image = make_app_image("1.1.0", size=80_000, seed="s")
+    app = tmp_path / "app.bin"
+    app.write_bytes(image)
+    repo = tmp_path / "repo"
+    bodies = []
+    for seq in (2, 3):  # the same image released twice
+        assert _release(key, repo, app, seq, "--encrypt-key", str(ck)) == 0
+        bodies.append(Repository(str(repo)).current("p", "esp32", "stable"))
+    p2, p3 = (b.payload for b in bodies)  # type: ignore[union-attr]
+    assert p2.encoding == p3.encoding == "aes-256-cbc" and p2.sha256 == p3.sha256
+    assert p2.nonce != p3.nonce and p2.blob_sha256 != p3.blob_sha256  # a fresh nonce each time
+    assert p2.key_id == p3.key_id == contentkey.key_id(contentkey.load_key_file(ck))
+    blobs = {f.name: f.read_bytes() for f in (repo / "blobs" / "sha256").iterdir()}
+    assert set(blobs) == {p2.blob_sha256, p3.blob_sha256}  # no plaintext blob
+    assert all(b.find(image[0x20:0x50]) < 0 for b in blobs.values())  # nor its app descriptor
+    assert decrypt(blobs[p3.blob_sha256], contentkey.load_key_file(ck),
+                   bytes.fromhex(p3.nonce or "")) == image
+    assert main(["verify", "--repo", str(repo), "--key", str(pub)]) == 0
+    f = repo / "blobs" / "sha256" / (p3.blob_sha256 or "")
+    f.write_bytes(f.read_bytes()[:-1] + b"x")
+    capsys.readouterr()
+    assert main(["verify", "--repo", str(repo), "--key", str(pub)]) == 1
+    assert "HASH_MISMATCH" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("setup", "extra", "reason"), [
+    ("none", (), "NOT_FOUND"),
+    ("garbage", (), "BAD_KEY"),
+])
+def test_release_refuses_a_bad_content_key(tmp_path: Path, monkeypatch, capsys, setup: str,
+                                           extra: tuple[str, ...], reason: str) -> None:
+    key, _ = _keygen(tmp_path, monkeypatch)
+    ck = tmp_path / "product.key"
+    if setup == "garbage":
+        ck.write_text("otakit-content-key 00\n")
+    app = tmp_path / "app.bin"
+    app.write_bytes(make_app_image("1.1.0", size=20_000))
+    capsys.readouterr()
+    assert _release(key, tmp_path / "repo", app, 2, "--encrypt-key", str(ck), *extra) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"otakit: {reason}: ") and err.count("\n") == 1, err
+    assert not (tmp_path / "repo" / "blobs").exists()
+
+
+@settings(max_examples=15, deadline=None)
+@given(pairs(), st.sampled_from([4096, 8192]))
+def test_encrypted_representations_decode_from_every_chunk(pair: tuple[bytes, bytes],
+                                                           chunk: int) -> None:
+    old, new = pair
+    key, nonce = bytes(range(32)), bytes(12)
+    for enc, base in ((deflate_chunked(new, 12, chunk, align=16), None),
+                      (delta_chunked(old, new, 12, chunk, align=16), old)):
+        assert all(n % 16 == 0 for n in enc.lengths)  # whole AES blocks per chunk
+        sealed = encrypt_chunks(enc, key, nonce)
+        assert sealed.lengths == enc.lengths and (len(new) < 64 or sealed.data != enc.data)
+        for k in range(len(enc.lengths)):
+            stream = decrypt_chunks(sealed, key, nonce, k)
+            assert stream == enc.data[enc.offset(k):]
+            assert decode_from(enc, k, len(new), old=base) == new[k * chunk:]
+
+
+def test_encrypted_release_encrypts_every_representation_under_its_own_nonce(
+        tmp_path: Path, monkeypatch) -> None:
+    key, pub = _keygen(tmp_path, monkeypatch)
+    ck = tmp_path / "product.key"
+    contentkey.write_key_file(ck, bytes(range(32)))
+    old_image = make_app_image("1.0.0", size=200_000, seed="s", compressible=True)
+    image = make_app_image("1.1.0", size=200_000, seed="s", compressible=True)
+    (tmp_path / "old.bin").write_bytes(old_image)
+    app = tmp_path / "app.bin"
+    app.write_bytes(image)
+    repo = tmp_path / "repo"
+    assert _release(key, repo, app, 2, "--encrypt-key", str(ck), "--encoding", "deflate",
+                    "--delta-base", str(tmp_path / "old.bin")) == 0
+    body = Repository(str(repo)).current("p", "esp32", "stable")
+    assert body is not None and [r.encoding for r in body.payloads] == ["deflate", "delta"]
+    nonces = {body.payload.nonce, *(r.nonce for r in body.payloads)}
+    assert len(nonces) == 3 and None not in nonces  # no (key, IV) shared between blobs
+    blobs = [f.read_bytes() for f in (repo / "blobs" / "sha256").iterdir()]
+    assert len(blobs) == 3 and all(b.find(image[0x20:0x50]) < 0 for b in blobs)
+    plain = deflate_chunked(image, 12, align=16)
+    (z,) = [r for r in body.payloads if r.encoding == "deflate"]
+    assert z.chunks == plain.lengths and inflate(decrypt_chunks(
+        Encoded((repo / z.path).read_bytes(), z.chunk or 0, z.chunks or ()), bytes(range(32)),
+        bytes.fromhex(z.nonce or ""))) == image
+    assert main(["verify", "--repo", str(repo), "--key", str(pub)]) == 0
+
+
+def test_content_key_file_is_private_and_never_overwritten(tmp_path: Path, capsys) -> None:
+    ck = tmp_path / "product.key"
+    assert main(["key", "content", str(ck)]) == 0
+    text = ck.read_text()
+    assert ck.stat().st_mode & 0o077 == 0 and len(contentkey.load_key_file(ck)) == 32
+    capsys.readouterr()
+    assert main(["key", "content", str(ck)]) == 1
+    assert "EXISTS" in capsys.readouterr().err and ck.read_text() == text

@@ -1,4 +1,5 @@
-"""otakit CLI: ``key export|id`` (the device keyring module; a key's id)."""
+"""otakit CLI: ``key export|id|content`` (the device keyring module; a key's id; a new content
+key for encrypted payloads)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import click
 
 from otakit.cli._output import echo_json, json_option
 
-from otakit import keys
+from otakit import contentkey, keys
 from otakit.cli._keyfile import load_any_key, passphrase_file_option
 
 
@@ -49,6 +50,21 @@ def export(micropython: bool, out: str, root_files: tuple[str, ...], threshold: 
     Path(out).write_text(text)
     extra = f", {len(roots)} root(s), threshold {threshold}, {env}" if roots else ""
     click.echo(f"wrote {out} ({len(ring)} key(s){extra})")
+
+
+@key.command("content")
+@click.argument("out", type=click.Path(dir_okay=False))
+@json_option
+def content(out: str, as_json: bool) -> None:
+    """Write a new content key to OUT (never over an existing file): the AES-256 key of
+    encrypted payloads (`otakit release --encrypt-key`), provisioned onto the product's devices
+    (`otakit sim flash --content-key`). Keep it as secret as the firmware."""
+    k = contentkey.new_key()
+    contentkey.write_key_file(out, k)
+    if as_json:
+        echo_json({"file": out, "key_id": contentkey.key_id(k)})
+        return
+    click.echo(f"wrote content key {out} (key id {contentkey.key_id(k)})")
 
 
 @key.command("id")

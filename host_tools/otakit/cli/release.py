@@ -15,6 +15,7 @@ from otakit import rollout
 from otakit.boards import load_board
 from otakit.cli._detached import detached_options, digest_out_given
 from otakit.cli._keyfile import load_signing_key, passphrase_file_option
+from otakit.contentkey import load_key_file
 from otakit.errors import OtakitError
 from otakit.repo import DEFAULT_EXPIRY, ReleaseRequest, Repository, parse_expiry
 
@@ -86,7 +87,8 @@ def _request(o: dict, now: int) -> ReleaseRequest:
         expires=_expiry(o, now), notes=o["notes"],
         support_end=o["support_end"], security=security, disruption=disruption, rollout=staged,
         deflate="deflate" in o["encoding"], wbits=o["wbits"],  # type: ignore[arg-type]
-        delta_bases=tuple(Path(str(p)).read_bytes() for p in o["delta_base"]))
+        delta_bases=tuple(Path(str(p)).read_bytes() for p in o["delta_base"]),
+        encrypt_key=load_key_file(str(o["encrypt_key"])) if o["encrypt_key"] else None)
 
 
 @click.command()
@@ -124,6 +126,9 @@ def _request(o: dict, now: int) -> ReleaseRequest:
 @click.option("--delta-base", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="An app image devices may be running: also offer a patch from it "
                    "(repeatable; devices running anything else take the full image).")
+@click.option("--encrypt-key", type=click.Path(dir_okay=False),
+              help="A content key file (`otakit key content`): publish the payload (and its "
+              "representations) encrypted with it, not in the clear (docs/security.md).")
 @click.option("--rollout", type=click.IntRange(0, 100),
               help="Stage the release: offer it to this percentage of devices first "
               "[default: the channel's policy, see `otakit rollout policy`].")

@@ -82,11 +82,15 @@ def sim() -> None:
                    "https update URLs. Without it the simulated firmware is a development build.")
 @click.option("--bare", is_flag=True,
               help="Only write the flash image: no firmware, no ota_config.json.")
+@click.option("--content-key", type=click.Path(dir_okay=False),
+              help="A content key file (`otakit key content`): written onto the board as "
+              "ota_content.key, so that it installs releases encrypted with it.")
 @click.pass_context
 def flash_cmd(ctx: click.Context, board: str, app: str, out: str, sequence: int | None,  # noqa: PLR0913
               security_version: int | None, keyring: str | None, url: str | None,
               product: str | None, channel: str, checks: int, model: str | None,
-              ca: str | None, local_port: int | None, product_build: bool, bare: bool) -> None:
+              ca: str | None, local_port: int | None, product_build: bool, bare: bool,
+              content_key: str | None) -> None:
     """Write a flash image as esptool leaves a board after flashing the full firmware, and
     provision it as a factory would.
 
@@ -104,6 +108,11 @@ def flash_cmd(ctx: click.Context, board: str, app: str, out: str, sequence: int 
     if data[:1] != b"\xe9":
         raise ImageError("not an ESP app image (magic byte is not 0xE9)", reason="BAD_IMAGE")
     check_app_image(data, load_board(board))  # as `otakit release` checks it
+    ck = None
+    if content_key:  # checked before anything is written
+        from otakit.contentkey import key_file_text  # noqa: PLC0415
+
+        ck = key_file_text(content_key)
     origin = None
     if sequence is not None or security_version is not None:
         origin = (sequence or 0, security_version or 0)
@@ -130,10 +139,12 @@ def flash_cmd(ctx: click.Context, board: str, app: str, out: str, sequence: int 
         return
     cfg = sim_provision.DeviceConfig(url=url, product=product or "doorlock", board=board,
                                      channel=channel, checks=checks, model=model, ca=ca_der,
-                                     local_port=local_port)
+                                     local_port=local_port, content_key=ck)
     sim_provision.write_config(path, cfg)
     click.echo(f"provisioned ota_config.json: {url} {cfg.product}/{board}/{channel}, "
                f"{checks or 'unlimited'} check(s) per boot")
+    if ck:
+        click.echo(f"provisioned ota_content.key (the content key of {content_key})")
 
 
 def _ca_der(path: str) -> bytes:

@@ -1,6 +1,6 @@
 """Provision a simulated board as a factory would a real one: firmware with the agent, the
-example app and the product's keyring frozen in, and the device's ``ota_config.json`` on its
-filesystem.
+example app and the product's keyring frozen in, and the device's ``ota_config.json`` (and, for
+encrypted payloads, its content key ``ota_content.key``) on its filesystem.
 
 `otakit sim flash` calls this after writing the flash image. The firmware's frozen modules live
 in the directory `firmware_dir` names beside the image (``flash.img`` -> ``flash.img.firmware/``):
@@ -42,6 +42,11 @@ if der:
     cfg.setdefault("ca", "ota_ca.der")
     with open(cfg["ca"], "wb") as f:
         f.write(binascii.unhexlify(der))
+key = cfg.pop("content_key", None)  # a content key file's line (otakit.contentkey)
+if key:
+    with open("ota_content.key", "w") as f:
+        f.write(key)
+    print("provisioned ota_content.key")
 with open("ota_config.json", "w") as f:
     json.dump(cfg, f)
 print("provisioned ota_config.json:", cfg)
@@ -68,9 +73,11 @@ class DeviceConfig:
     model: str | None = None
     ca: bytes | None = None
     local_port: int | None = None
+    content_key: str | None = None  # a content key file's text: written as ota_content.key
 
     def to_json(self) -> dict[str, object]:
-        """The file's fields (``ca_der``: the CA certificate the provisioning boot writes)."""
+        """The file's fields (``ca_der``: the CA certificate, ``content_key``: the content key,
+        each written to its own file by the provisioning boot)."""
         cfg: dict[str, object] = {
             "url": self.url.rstrip("/"), "product": self.product, "board": self.board,
             "channel": self.channel, "first_s": 0, "check_s": 1, "notice_s": 0,
@@ -81,6 +88,8 @@ class DeviceConfig:
             cfg["ca_der"] = self.ca.hex()
         if self.local_port:
             cfg["local_port"] = self.local_port
+        if self.content_key:
+            cfg["content_key"] = self.content_key
         return cfg
 
 
