@@ -181,8 +181,10 @@ def test_report_run_is_an_evidence_record(run: tuple[Path, str]) -> None:
     assert prov["provision"] == "5.3-11" and prov["verdict"] == compliance.INCONCLUSIVE
     assert doc["attacks"] == []  # no attack tests 5.3-11: the table is left out
     (case,) = prov["cases"]
-    assert len(case["tests"]) == 2
-    assert all(n == {"passed": 1, "failed": 0, "skipped": 0} for n in case["tests"].values())
+    assert len(case["tests"]) == 3  # the severity, the risk sentence, the notice
+    # parametrised cases are counted, not collapsed (the risk-sentence test has 4)
+    assert [n["passed"] for n in case["tests"].values()] == [1, 4, 1]
+    assert all(n["failed"] == n["skipped"] == 0 for n in case["tests"].values())
     md = (out / "report.md").read_text()
     assert re.search(r"\| traceability \| VERIFIED: ", md)
     assert rec["results_sha256"] in md

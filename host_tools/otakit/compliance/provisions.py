@@ -30,6 +30,9 @@ R = "tests/device/test_resilience.py::"
 W = "tests/sim/test_sim_campaign.py::"
 X = "tests/device/test_security.py::"
 J = "tests/device/test_strictjson.py::"
+L = "tests/device/test_doorlock_local.py::"
+F = "tests/fleet/"
+B = "tests/device/test_bundle.py::"
 
 
 @dataclass
@@ -112,7 +115,8 @@ PROVISIONS = [
         "auto_check and auto_install are on in the initialized state.",
         [Case("5.3-4-1", "c", "checking and installing need no user interaction, and are on "
               "by default",
-              [P + "test_factory_defaults_auto_on", A + "test_update_installs_and_confirms"])],
+              [P + "test_factory_defaults_auto_on", A + "test_update_installs_and_confirms",
+               F + "test_withhold.py::test_a_crashing_release_is_withheld_at_the_threshold"])],
         condition=UPDATABLE, ixit="7-UpdMech"),
     Provision(
         "5.3-5", "R C", "Check after initialization, then periodically, for security updates.",
@@ -126,7 +130,8 @@ PROVISIONS = [
         "5.3-6", "R C", "Automatic updates and notifications enabled by default; the user can "
         "enable, disable or postpone them.",
         "Settings (ota_settings.json, persisted, versioned): auto_install, auto_check, notify, "
-        "maintenance window; bounded postponement.",
+        "maintenance window; bounded postponement. The example app exposes them on its local "
+        "interface (firmware/lockui.py: GET/POST /settings).",
         [Case("5.3-6-1", "c", "each automatic mechanism and the notifications are on in the "
               "initialized state and can be enabled, disabled or postponed",
               [P + "test_factory_defaults_auto_on",
@@ -136,10 +141,8 @@ PROVISIONS = [
               "takes effect",
               [P + "test_factory_defaults_auto_on",
                P + "test_disable_auto_install_keeps_checking_and_notifying",
-               P + "test_postpone_then_install_after_expiry", P + "test_notify_toggle"],
-              manufacturer="the product's user-facing control for these settings (an app "
-              "screen, a button, a local web page) and its documentation: otakit provides "
-              "Settings.set(), the example app exposes no control")],
+               P + "test_postpone_then_install_after_expiry", P + "test_notify_toggle",
+               L + "test_the_user_turns_checks_and_auto_install_off_and_on"])],
         condition=UPDATABLE + ", and it has automatic updates or update notifications",
         ixit="7-UpdMech"),
     Provision(
@@ -161,11 +164,13 @@ PROVISIONS = [
         [Case("5.3-8-1", "c", "the update procedure and its time frames per severity enable "
               "timely deployment (IXIT 8-UpdProc, 4-Conf)",
               [P + "test_postpone_then_install_after_expiry",
-               P + "test_security_update_after_bound_waits_for_window"],
+               P + "test_security_update_after_bound_waits_for_window",
+               F + "test_fleetlatency.py::test_percentiles_of_the_devices_that_reported_the_release"],
               manufacturer="IXIT 8-UpdProc's time frames (days from a confirmed "
               "vulnerability to a signed release, per severity), who does each step, the "
               "third parties (MicroPython, ESP-IDF) it depends on, and the IXIT 4-Conf "
-              "confirmation that the procedure is followed")],
+              "confirmation that the procedure is followed (docs/compliance-process.md is the "
+              "template; `otakit latency` gives the release-to-fleet percentiles)")],
         condition=UPDATABLE, ixit="8-UpdProc, 4-Conf"),
     Provision(
         "5.3-9", "R C", "The device should verify authenticity and integrity of updates.",
@@ -180,23 +185,29 @@ PROVISIONS = [
     Provision(
         "5.3-10", "M", "Updates over a network are verified via a trust relationship.",
         "Digital signature with the frozen keyring (primary); https with a configured CA "
-        "(secondary). The agent only connects out; it opens no listening port.",
+        "(secondary). The agent only connects out; it opens no listening port. An offline "
+        "bundle file gets every check of a network install; a detached signature is verified "
+        "before anything is published.",
         [Case("5.3-10-1", "c/f", "authenticity and integrity via a trust relationship; a "
               "network scan finds no undocumented update mechanism",
               [A + "test_altered_manifest_is_refused_before_any_erase",
-               H + "test_https_verifies_the_server_against_the_configured_ca"],
+               H + "test_https_verifies_the_server_against_the_configured_ca",
+               B + "test_bad_bundles_are_refused_and_the_device_keeps_its_image",
+               "tests/host/test_detached.py::test_a_wrong_signature_writes_nothing"],
               manufacturer="a network scan of the product (every open port: WebREPL, the "
               "app's own services), since otakit knows only its own outbound connections")],
         ixit="7-UpdMech, 11-ComMech"),
     Provision(
         "5.3-11", "R C", "The user is told that a security update is needed and the risks it "
         "mitigates.",
-        "`otakit release --security` requires --severity and --risk; the device's AVAILABLE "
+        "`otakit release --security` requires --severity and --risk (a sentence: at least 3 "
+        "words and 20 characters, else BAD_RISK); the device's AVAILABLE "
         "notice carries severity and risk in plain words to the app's callback; the example "
         "app blinks an LED.",
         [Case("5.3-11-1", "c", "the notification is recognizable and apparent and names the "
               "risks mitigated",
               [S + "test_release_security_needs_severity_and_risk",
+               "tests/host/test_detached.py::test_risk_must_be_a_sentence",
                P + "test_postpone_then_install_after_expiry"],
               manufacturer="how the risk text reaches the user recognizably (app push, "
               "display, e-mail): otakit hands it to the app's callback; an LED cannot say it")],
@@ -243,7 +254,8 @@ PROVISIONS = [
     Provision(
         "5.3-16", "M", "The model designation is clearly recognizable (label or physical "
         "interface).",
-        "Agent.device_info() gives the model designation, the hardware, the firmware read from "
+        "Agent.device_info() gives the model designation (Config.model, the label's), shown "
+        "on the example app's local interface (GET /info), not the serial console; the hardware, the firmware read from "
         "the running image's app descriptor, the installed release and the end of support as "
         "plain text; `otakit support publish` writes box-label text with the model designation.",
         [Case("5.3-16-1", "c", "the model designation is on a label or a physical interface, "
@@ -252,9 +264,7 @@ PROVISIONS = [
               manufacturer="the label on the device or its packaging (otakit writes "
               "label.txt; placing it is the manufacturer's) and IXIT 2's Model Designation"),
          Case("5.3-16-2", "f", "the designation is obtained from the device in simple text",
-              [D + "test_device_info_names_model_and_running_firmware"],
-              manufacturer="the interface a user reads it on: the example app prints "
-              "device_info() on the serial console only, which a product disables (5.6-4)")],
+              [D + "test_device_info_names_model_and_running_firmware"])],
         ixit="2-UserInfo"),
     Provision(
         "5.5-1", "M", "Best practice cryptography to communicate securely.",
@@ -263,10 +273,12 @@ PROVISIONS = [
         [Case("5.5-1-1", "c", "the update traffic uses best-practice transport security",
               [H + "test_https_verifies_the_server_against_the_configured_ca",
                H + "test_https_refuses_a_certificate_for_another_host",
-               H + "test_redirect_from_https_to_http_is_refused"],
-              manufacturer="the product's update URL scheme (https; give --device-config) "
-              "and the TLS versions its MicroPython build's mbedTLS allows (otakit sets no "
-              "floor)")],
+               H + "test_redirect_from_https_to_http_is_refused",
+               L + "test_a_product_build_refuses_an_http_update_url",
+               L + "test_a_product_build_updates_over_https_with_its_provisioned_ca"],
+              manufacturer="the TLS versions its MicroPython build's mbedTLS allows (otakit "
+              "sets no floor); a product build refuses http:// update URLs, a development "
+              "build (`otakit build --dev`) takes them")],
         ixit="11-ComMech"),
     Provision(
         "5.9-1", "R", "Resilient to outages of networks and power.",
