@@ -89,9 +89,9 @@ async def _fetch(a, url, etag):
 
 
 async def _get(a, url, etag):
-    from .httpsmall import get_small
-    client = a._client()
+    client = a._client()  # first, right after its collection: its line buffer goes low
     try:
+        from .httpsmall import get_small
         r = await get_small(client, url, a.buf, etag)
         if url.startswith("https://"):  # only a TLS-verified server's Date is believed
             from .httpdate import http_time
