@@ -204,12 +204,17 @@ def _intern(i):
     return id(name.encode().decode()) >> 3
 
 
-def _pad_names():
+def _pad_names(budget):
     import gc
     import machine  # noqa: F401 - resident before the device runs, its names with it
 
     if "/rom" in sys.path:  # the ROMFS modules' names first (a board's frozen ones are in flash)
+        # Interning them strews their string chunks all over the free heap, among the garbage
+        # of reading them: a block held meanwhile keeps one free run for the next qstr pool,
+        # opened below, and the budget in one piece (_ballast).
+        hold = bytearray(budget + 32 * 1024)
         __import__("_simrom").intern_names()
+        hold = None  # noqa: F841 - that run, free again
     gc.collect()
     i = 0
     while True:  # until a pool is allocated, seen as a jump in the heap in use
@@ -263,7 +268,7 @@ def _ballast():
     budget = int(os.getenv("OTAKIT_SIM_HEAP_BUDGET") or 0)
     if not budget:
         return
-    _pad_names()
+    _pad_names(budget)
     slots = [None] * 1024
     gc.collect()
     target = budget - _mount_cost - _pool_charge

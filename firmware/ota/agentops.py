@@ -33,13 +33,9 @@ async def check(a):
     a._set("checking")
     a._date = None
     offer = None
-
-    async def fetch(url, etag):
-        return await _fetch(a, url, etag)
-
     try:
         v, etag, a._kr_etag = await run(
-            a.cfg, a.state, fetch, a.buf, lambda: now(a), Slot(a.esp32).size,
+            a.cfg, a.state, lambda url, etag: _fetch(a, url, etag), a.buf, lambda: now(a), Slot(a.esp32).size,
             a._kr_etag, a._etag, a._verdict)
         a._etag = etag
         # a 304 repeats it (not its error) once ota.check has re-checked its expires
@@ -93,9 +89,9 @@ async def _fetch(a, url, etag):
 
 
 async def _get(a, url, etag):
-    from .httpsmall import get_small
-    client = a._client()
+    client = a._client()  # first, right after its collection: its line buffer goes low
     try:
+        from .httpsmall import get_small
         r = await get_small(client, url, a.buf, etag)
         if url.startswith("https://"):  # only a TLS-verified server's Date is believed
             from .httpdate import http_time

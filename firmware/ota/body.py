@@ -1,9 +1,10 @@
 # ota/body.py: the second half of ota.response: a response checked, then its body read.
 # MIT license; Copyright (c) 2026 otakit contributors
 #
-# Called as Response.check() and Response.readinto() (functions of the response r here), loaded
-# once the headers are in, so that connecting, the agent's peak of RAM, does not carry this
-# code; ota.release() drops it with the phase. The invariants are ota.http's.
+# check() is called by HTTPClient.get(), readinto() as Response.readinto() (functions of the
+# response r here); loaded once the headers are in, so that connecting, the agent's peak of
+# RAM, does not carry this code; ota.release() drops it with the phase. The invariants are
+# ota.http's.
 from ota.errors import FetchError
 from ota.httpparse import parse_content_range
 

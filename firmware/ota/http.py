@@ -111,7 +111,9 @@ class HTTPClient:
                     tls, host, port, path = redirect(resp.location, tls, host, port)
                     await resp.close()
                     continue
-                resp.check(max_body, etag, start)
+                from ota.body import check  # the answer against the request
+
+                check(resp, max_body, etag, start)
                 self.date = resp.date
                 return resp
             except BaseException:

@@ -12,7 +12,9 @@ Invariants:
   read through ota.http's bounded line buffer (status and headers only).
 - Privacy: the report names the device only by Config.device_id (by default ota.ident's
   pseudonym), never by its MAC, and carries no other identifier.
-Allocates: the report dict and its JSON text (< 1 KB), only while it runs.
+Allocates: the report dict and its JSON text (< 1 KB), only while it runs. The modules that
+read the state (ota.stateops) are released before it connects: the POST is one of the agent's
+peaks of RAM, as the payload's download is.
 """
 
 try:
@@ -22,6 +24,8 @@ except ImportError:  # CPython
     def const(x):
         return x
 
+
+from . import release
 
 _MAX_BODY = const(1024)
 _TIMEOUT_MS = const(5000)  # a report waits at most this long per network operation
@@ -58,11 +62,13 @@ async def flush(cfg, st, events, new_client, done_with):
             events.insert(0, (rpt[0], rpt[1], rpt[2], 0, None))
         if not events:
             return False
-        from .ident import device_id
+        if cfg.device_id is None:  # the Agent fills it in when it is made
+            from .ident import device_id
 
-        device_id(cfg)
+            device_id(cfg)
         data = body(cfg, st.installed(), events)
         events = None
+        release()  # ota.stateops (State.report, installed) is not in the heap while it posts
         client = new_client()
         try:
             from .httpsmall import post

@@ -5,7 +5,8 @@
 # (HTTPClient.lbuf: a longer line, more than 32 fields or a malformed status line is
 # BAD_RESPONSE), keeps only the fields the agent uses, and streams the body into the caller's
 # buffer, never past Content-Length. The invariants are ota.http's. Checking the answer against
-# the request and reading the body are in ota.body, loaded once the headers are in: connecting
+# the request (ota.body.check, called by HTTPClient.get) and reading the body (readinto here
+# calls ota.body.readinto) are in ota.body, loaded once the headers are in: connecting
 # (the agent's peak of RAM, with its asyncio tasks) does not carry that code.
 import asyncio
 
@@ -136,13 +137,6 @@ class Response:
         elif name == b"transfer-encoding" or name == b"content-encoding":
             if bytes(buf[vs:ve]).lower() != b"identity":
                 self._chunked = True
-
-    # Validate the status and lengths against what was asked; raise FetchError otherwise
-    # (ota.body.check).
-    def check(self, max_body, etag, start):
-        from ota.body import check
-
-        check(self, max_body, etag, start)
 
     # Read body bytes into buf (a bytearray or memoryview) until it is full or the body ends;
     # return the count, 0 at the end of the body (ota.body.readinto, a coroutine).
