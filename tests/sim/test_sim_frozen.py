@@ -118,5 +118,7 @@ def test_frozen_mode_leaves_the_budget_in_one_piece(flash: Path, tmp_path: Path)
     r = run(flash, script=script, max_boots=1, heapsize="40K", frozen=True)
     assert r.ended == "finished" and not r.error, r.log
     free, largest = (int(x) for x in lines(r, "HEAP")[0].split())
-    assert 36 * 1024 < free <= 40 * 1024, free
+    # (the ballast fills holes down to 16 bytes, at most 1,024 of them: a few hundred bytes
+    # of crumbs may stay free beyond the budget; before, it was kilobytes)
+    assert 36 * 1024 < free <= 40 * 1024 + 512, free
     assert largest > 0.85 * free, (free, largest)
