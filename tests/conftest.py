@@ -39,3 +39,29 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     assert main(["keygen", "--alg", "ed25519", "--out", "keys"]) == 0
     Path("app.bin").write_bytes(make_app_image("1.1.0"))
     return tmp_path
+
+
+# The longest tests (minutes or tens of seconds each on a loaded 2-core machine), started first:
+# `make test` spreads the tests over the cores (pytest-xdist, -n auto), handing them out in
+# collection order, so one of these collected late would run alone at the end of the run while
+# the other cores sit idle. The rest keep their collection order.
+LONGEST_FIRST = (
+    "tests/sim/test_sim_campaign.py::test_reduced_campaign_survives_every_cut",
+    "tests/device/test_crypto.py::test_random_host_signatures_verify_and_bit_flips_are_refused",
+    "tests/device/test_strictjson.py::test_host_and_device_agree_on_10000_generated_bodies",
+    "tests/device/test_bundle.py::test_bundle_install_survives_power_cuts",
+    "tests/device/test_revert.py::test_power_cuts_during_a_revert_leave_a_signed_release_and_finish_it",
+    "tests/host/test_quality.py::test_host_package_type_checks",
+    "tests/host/test_quickstart.py::test_quickstart_runs_as_written",
+    "tests/device/test_manifest.py::test_every_vector_gives_its_expected_result",
+    "tests/sim/test_sim_power_cut.py::test_cut_at_every_operation_of_an_update_boots_old_or_new",
+    "tests/sim/test_sim_nvs.py::test_every_cut_in_nvs_writes_leaves_old_or_new_value",
+    "tests/device/test_fuzz.py::test_fixed_seed_sample_has_no_failures",
+    "tests/device/test_manifest.py::test_every_single_bit_flip_is_refused",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put the `LONGEST_FIRST` tests (with all their parameters) first, in that order."""
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("[", 1)[0], len(rank)))
