@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from otakit.appimage import make_app_image
 from otakit.cli import main
+from otakit.keys import RSA_PSS, PrivateKey, normalize_alg
 from otakit.paths import ROOT
 
 SHARED = ROOT.parent / "shared"
@@ -28,6 +30,30 @@ def real_firmware_dir(shared_dir: Path) -> Path:
     if not d.is_dir():
         pytest.skip("../shared/firmware is absent: no real MicroPython images to test with")
     return d
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_rsa_lab_key() -> Iterator[None]:
+    """One RSA-3072 release key per test process for every `otakit.sim.lab.Lab` made with an
+    RSA key (the default), generated at its first use instead of once per lab (0.2-0.3 s of CPU
+    each, about a hundred labs). The labs stay independent (each its own repository, server and
+    board, which trusts only its lab's key), so a shared key changes nothing a test asserts; the
+    keys a test makes itself (`otakit.keys.generate_key`) are new ones, as before."""
+    import otakit.sim.lab as lab_module  # noqa: PLC0415
+
+    real = lab_module.generate_key
+    shared: list[PrivateKey] = []
+
+    def lab_key(alg: str = RSA_PSS) -> PrivateKey:
+        if normalize_alg(alg) != RSA_PSS:
+            return real(alg)
+        if not shared:
+            shared.append(real(alg))
+        return shared[0]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(lab_module, "generate_key", lab_key)
+        yield
 
 
 @pytest.fixture
