@@ -205,9 +205,9 @@ def test_attack_revocation_suppression(rooted: Lab) -> None:
 
 def test_download_deadline_slow_drip(lab: Lab) -> None:
     lab.publish(image("1.1.0"), "1.1.0", 2)
-    # 1 KB every 0.25 s (4 KB/s) against a deadline of 3 s + 64 KB / 64 KB/s = 4 s
+    # 1 KB every 0.25 s (4 KB/s) against a deadline of 1 s + 64 KB / 64 KB/s = 2 s
     lab.faults.drip, lab.faults.only = (1024, 0.25), "/blobs/"
-    extra = {"deadline_s": 3, "min_rate": 64 * 1024}
+    extra = {"deadline_s": 1, "min_rate": 64 * 1024}
     result = run_checks(lab, extra=extra)
     s = statuses(result)[-1]
     assert s["state"] == "failed" and s["reason"] == "DEADLINE", s

@@ -4,11 +4,13 @@ A few ops of every kind (app-slot erase and program, NVS record and commit, otad
 every phase of the download, from the golden run's op trace, plus every operation from the end
 of the download on (set_boot, reboot, trial, confirm, floor and state writes), for a normal
 update, for a release whose image crashes (rollback), for one whose health check fails
-(unhealthy), for the update after one the agent installed (second: back into ota_0, over the
-NVS state the first left), for two consecutive updates with a cut in each (chain) and for the
-example door-lock app's own update loop (app), plus a few second cuts during the recovery from
-a first and a few brown-outs; the oracle (otakit.sim.oracle) must find nothing. `make campaign`
-cuts at every op of every scenario.
+(unhealthy), for two consecutive updates with a cut in each (chain: the second update, back into
+ota_0 over the NVS state the first left, is cut at every point of its plan, the plan the
+``second`` scenario would cut, each after a cut in the first update's install or trial; so
+``second`` itself runs only in `make campaign` and `make mutate`) and for the example door-lock
+app's own update loop (app), plus a few second cuts during the recovery from a first and a few
+brown-outs; the oracle (otakit.sim.oracle) must find nothing. `make campaign` cuts at every op
+of every scenario.
 """
 
 from __future__ import annotations
@@ -52,17 +54,20 @@ def test_chain_pairs_each_unusual_state_with_every_install_and_trial_op() -> Non
 
 
 def test_reduced_campaign_survives_every_cut(tmp_path: Path) -> None:
-    names = ["small", "rollback", "unhealthy", "second", "chain", "app"]
-    report = run_campaign(names, full=False, per_kind=3, doubles=3, brownouts=2, workers=2,
+    names = ["small", "rollback", "unhealthy", "chain", "app"]
+    report = run_campaign(names, full=False, per_kind=3, doubles=4, brownouts=2, workers=2,
                           work=tmp_path)
     d = report.to_dict()
     assert d["failures"] == [] and d["survived"] == d["cut_points"]
-    assert d["cut_points"] > 300 and d["double_cuts"] >= 15 and d["brownouts"] == 12
+    assert d["cut_points"] > 250 and d["double_cuts"] >= 15 and d["brownouts"] == 10
     for name, s in d["scenarios"].items():
         assert s["golden_ops"] > s["download_done_at_op"] > 0
         assert 0 < s["seconds"] <= d["seconds"]
+        assert s["cut_points"] > 45, name
         # every kind of op in every phase of the golden run is cut at least once
         for phase, kinds in s["coverage"].items():
             for kind, (cut, of) in kinds.items():
                 assert cut >= 1, (name, phase, kind, of)
         assert s["max_refetched"] <= d["refetch_bound"]
+    # chain's second update: the whole of `second`'s cycle (check, download, install, trial)
+    assert set(d["scenarios"]["chain"]["coverage"]) >= {"check", "download", "install", "trial"}

@@ -1,10 +1,10 @@
 """A tampering man-in-the-middle proxy on loopback, for security tests and demos.
 
-The device is pointed at the proxy's URL; the proxy forwards each request to the real server,
-reads the whole response (the agent sends ``Connection: close``), lets a hook rewrite the body,
-fixes ``Content-Length`` (a competent attacker would), and sends it on. It models an attacker on
-the network path, a malicious mirror or a compromised CDN: it can change any byte but holds no
-signing key.
+The device is pointed at the proxy's URL; the proxy forwards each request (with its body, per
+``Content-Length``: a device's report) to the real server, reads the whole response (the agent
+sends ``Connection: close``), lets a hook rewrite the body, fixes ``Content-Length`` (a competent
+attacker would), and sends it on. It models an attacker on the network path, a malicious mirror
+or a compromised CDN: it can change any byte but holds no signing key.
 
 Example::
 
@@ -95,6 +95,15 @@ class TamperProxy:
             chunk = conn.recv(4096)
             if not chunk:
                 return
+            req += chunk
+        head, _, body = req.partition(b"\r\n\r\n")
+        want = next((int(ln.split(b":", 1)[1]) for ln in head.split(b"\r\n")[1:]
+                     if ln.lower().startswith(b"content-length:")), 0)
+        while len(body) < want:  # a request body (a device's report): forwarded whole
+            chunk = conn.recv(4096)
+            if not chunk:
+                return
+            body += chunk
             req += chunk
         path = req.split(b" ", 2)[1].decode("latin-1")
         self.seen.append(path)
