@@ -129,7 +129,6 @@ _CONFIG = {"url": (str, 8, 256), "product": (str, 1, 64), "board": (str, 1, 64),
            "notice_s": (int, 0, 86400), "max_checks": (int, 0, 1000000),
            "user_postpone_s": (int, 0, 30 * 86400), "model": (str, 1, 32), "ca": (str, 1, 128),
            "local_port": (int, 0, 65535)}
-MAX_CA = 4096  # bytes of the CA certificate file
 config_notice = None  # "BAD_CONFIG: detail" when ota_config.json was (partly) replaced
 
 
@@ -157,33 +156,16 @@ def load_config():
                 del cfg[k]
         if "url" not in cfg:
             cfg, bad = None, bad or "ota_config.json has no url"
-    if cfg is not None:
+    if cfg is not None:  # the url's scheme for this build, the CA file (ota.buildinfo)
         import ota
-        from ota.buildinfo import url_refusal
-        refused = url_refusal(cfg["url"])
+        from ota.buildinfo import config_refusal
+        refused = config_refusal(cfg)
         ota.release()
-        if refused:
-            cfg, bad = None, "ota_config.json: " + refused
-    if cfg is not None and "ca" in cfg:
-        cfg["ca"], refused = _read_ca(cfg["ca"])
         if refused:
             cfg, bad = None, refused
     if bad:
         config_notice = notice("BAD_CONFIG", bad)
     return cfg
-
-
-def _read_ca(path):
-    # (the DER bytes of the CA certificate file, None) or (None, why it is unusable).
-    try:
-        with open(path, "rb") as f:
-            der = f.read(MAX_CA + 1)
-    except OSError:
-        return None, "ota_config.json: no CA certificate file %s" % path
-    if not der or len(der) > MAX_CA:
-        return None, "ota_config.json: CA certificate %s is empty or over %d bytes" % (path,
-                                                                                      MAX_CA)
-    return der, None
 
 
 def lock_store():

@@ -176,7 +176,11 @@ class Agent:
     async def _report(self):
         # Best effort and bounded (ota.report); never raises, never holds an update up for long.
         if self.cfg.telemetry:
-            from .report import flush
+            try:
+                from .report import flush
+            except MemoryError:  # no room for its code now: the events wait for the next one
+                release()
+                return
             events, self._events = self._events, []
             try:
                 await flush(self.cfg, self.state, events, self._client, self._done_with)

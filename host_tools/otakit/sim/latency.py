@@ -145,9 +145,11 @@ class Latency:
                 "max_update_ms": max(u), "p99_ratio": self.pct(u, 99) / self.pct(b, 99)}
 
 
-def measure(lab: Lab, *, heapsize: str = "112K", base: int = 40) -> tuple[Latency, str]:
+def measure(lab: Lab, *, heapsize: str = "120K", base: int = 40) -> tuple[Latency, str]:
     """Run the scenario on ``lab``'s board (an update must be published); return the figures
-    and the device log."""
+    and the device log. The heap is the app's (`otakit sim run`'s 112K) plus 8 KB for this
+    scenario's button and timing hooks (since 2026-12-07 the app with them no longer fits
+    112K: the local interface and encrypted-payload fields grew the app and the agent)."""
     work = Path(lab.work)
     script = work / "latency.py"
     script.write_text(SCRIPT % {"base": base})
