@@ -39,7 +39,7 @@ def test_publish_then_update_through_nginx_with_range_resume(tmp_path: Path) -> 
     with Lab(tmp_path / "lab") as lab:
         (lab.work / "step.py").write_text(STEP)
         lab.publish(make_app_image("1.1.0", size=SIZE), "1.1.0", 2)
-        (lab.repo.root / ".otakit").mkdir()
+        (lab.repo.root / ".otakit").mkdir(exist_ok=True)  # the release history is there already
         (lab.repo.root / ".otakit" / "policy.json").write_text("{}")
         site = tmp_path / "site"
         assert main(["publish", "--repo", str(lab.repo.root), "--to", str(site)]) == 0
