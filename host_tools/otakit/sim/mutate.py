@@ -6,8 +6,8 @@ run exits 1: the catalogue has drifted from the code). Mutants are applied one a
 COPY of the tree (the working tree is never modified), and the copy is tested in stages, each
 stopping at its first failure:
 
-1. the quick tests of `make test` (`QUICK_TESTS`: the simulator's fault tests, the manifest
-   and trust-state tests; 2 pytest workers);
+1. the quick tests of `make test` (`QUICK_TESTS`: the simulator's fault tests, the manifest,
+   trust-state and security tests; 2 pytest workers);
 2. the reduced power-cut campaign (`otakit sim campaign`, the scenarios of `CAMPAIGN`, the
    mutant's own ``first`` scenario first);
 3. the slower device and sim tests of `make test` (`SLOW_TESTS`: the agent's whole updates,
@@ -45,6 +45,7 @@ from otakit.paths import ROOT
 QUICK_TESTS = [
     "tests/sim/test_sim_faults.py", "tests/device/test_manifest.py",
     "tests/device/test_trust_state.py", "tests/device/test_trust_freshness.py",
+    "tests/device/test_security.py",  # expiry with the clock set, the keyring's checks
     "-k", "not slow_drip",  # a deadline test: long, and its timing is no verdict on a mutant
 ]
 SLOW_TESTS = [
