@@ -58,25 +58,25 @@ REPLIES = {
 @contextlib.contextmanager
 def endless_server(head: bytes, chunk: bytes) -> Iterator[tuple[str, list[int]]]:
     """A loopback server answering every request with ``head`` then ``chunk`` forever (up to CAP
-    bytes); yields its URL and the byte count sent on each connection."""
+    bytes); yields its URL and the byte count sent so far on each connection it accepted (an
+    entry per connection from its accept on, so a connection whose sender is still noticing
+    the device's close is counted too)."""
     srv = socket.create_server(("127.0.0.1", 0))
     sent: list[int] = []
     stop = threading.Event()
 
-    def one(conn: socket.socket) -> None:
-        n = 0
+    def one(conn: socket.socket, i: int) -> None:
         with conn:
             conn.settimeout(10)
             try:
                 conn.recv(65536)  # the request (small); the reply does not wait for more
                 conn.sendall(head)
-                n = len(head)
-                while n < CAP and not stop.is_set():
+                sent[i] = len(head)
+                while sent[i] < CAP and not stop.is_set():
                     conn.sendall(chunk)
-                    n += len(chunk)
+                    sent[i] += len(chunk)
             except OSError:
                 pass
-        sent.append(n)
 
     def accept() -> None:
         while not stop.is_set():
@@ -84,7 +84,8 @@ def endless_server(head: bytes, chunk: bytes) -> Iterator[tuple[str, list[int]]]
                 conn, _ = srv.accept()
             except OSError:
                 return
-            threading.Thread(target=one, args=(conn,), daemon=True).start()
+            sent.append(0)
+            threading.Thread(target=one, args=(conn, len(sent) - 1), daemon=True).start()
 
     t = threading.Thread(target=accept, daemon=True)
     t.start()
