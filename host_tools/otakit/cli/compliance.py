@@ -90,11 +90,11 @@ def compliance_report(out: str, junit: str | None, device_config: str | None,
         tests = compliance.mapped_tests(selected)
         click.echo(f"running the {len(tests)} mapped tests...")
         results = compliance.run_tests(tests, outdir / "junit.xml", record, jobs)
-        commands.append(f"(in {results.run['cwd']}) {results.run['command']}")
+        commands.append(f"(in the otakit checkout) {results.run['command']}")
     else:
         results = compliance.verify_results(Path(junit).resolve())
         if results.run.get("command"):
-            commands.append(f"(in {results.run.get('cwd')}) {results.run['command']}")
+            commands.append(f"(in the otakit checkout) {results.run['command']}")
     ixit = all_drafts(load_board(board), cfg, algs, repo_facts)
     verdicts = compliance.write(outdir, results, record, commands, ixit, cfg, selected, pdf)
     counts = {v: sum(p.verdict == v for p in verdicts) for v in

@@ -173,7 +173,10 @@ def run_tests(tests: list[str], junit: Path, record: dict[str, object],
     run = {"run_id": run_id, "commit": record["commit"], "dirty": record["dirty"],
            "started": started,
            "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-           "cwd": str(ROOT), "command": _shell(["python", *cmd[1:]]),
+           # the command as a reader reruns it: from the checkout, the results file by its name
+           # (the absolute paths are in cwd and the sidecar's own place)
+           "cwd": str(ROOT), "command": _shell(["python", *cmd[1:]]).replace(
+               f"--junitxml={junit}", f"--junitxml={junit.name}"),
            "pytest_exit": proc.returncode, "junit_sha256": sha256_file(junit)}
     Path(str(junit) + SIDECAR).write_text(json.dumps(run, indent=1) + "\n")
     return verify_results(junit)
