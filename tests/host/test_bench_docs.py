@@ -122,7 +122,8 @@ def test_agent_section(bench: ModuleType, doc: Path, monkeypatch: pytest.MonkeyP
     fig = {"small": _scan(bench, 60, [57, 58]), "large": _scan(bench, 61),
            "frozen": _scan(bench, 30), "names": 353,
            "bare_us": 10_000.0, "hashed_us": 20_000.0, "agent_us": 25_000.0,
-           "nvs_writes": 257.3, "nvs_commits": 255.0}
+           "nvs_writes": 20.7, "nvs_progress": 15.7,
+           "nvs_other": ["d_id", "t_armed", "t_sv", "t_addr", "t_seq", "t_armed"]}
     monkeypatch.setattr(mod, "measure", lambda rounds: fig)
     monkeypatch.setattr(mod, "write_section",
                         lambda heading, text: bench.write_section(heading, text, doc))
@@ -132,7 +133,9 @@ def test_agent_section(bench: ModuleType, doc: Path, monkeypatch: pytest.MonkeyP
     assert "| `.mpy` | **60 KB** |" in text and "| frozen | **30 KB** |" in text
     assert "57, 58 KB passed too" in text and "| 1 KB |" in text
     assert "**0.40**" in text and "**0.80**" in text
-    assert "**257.3** (goal ≤ 16), and 255.0 commits per MB" in text
+    assert "**20.7**\n(goal ≤ 16). Of these, **15.7** per MB are the resume point" in text
+    assert "the other 6 records are written once per install" in text
+    assert "`d_id`, `t_armed`, `t_sv`, `t_addr`, `t_seq`, `t_armed`" in text
     assert "`.venv/bin/python -m bench.agent --rounds 2 --write-docs`" in text
 
 
