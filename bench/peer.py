@@ -269,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--peer-dir", type=Path, default=Path(env) if env else None,
                     help="a checkout of glenn20/micropython-esp32-ota (default: "
                          "$OTAKIT_PEER_DIR)")
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--write-docs", action="store_true")
     args = ap.parse_args(argv)
     pkg, why = peer_package(args.peer_dir)
@@ -277,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench.peer: skipped: {why}", file=sys.stderr)
         return 0
     command = ".venv/bin/python -m bench.peer --peer-dir DIR" + \
-        ("" if args.rounds == 5 else f" --rounds {args.rounds}") + " --write-docs"
+        ("" if args.rounds == 15 else f" --rounds {args.rounds}") + " --write-docs"
     text = render(measure(pkg, args.rounds), args.rounds, command)
     if args.write_docs:
         write_section("Agent against glenn20's micropython-esp32-ota", text)
