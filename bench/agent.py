@@ -297,13 +297,14 @@ too good.)
 | the agent's `install()`: the above through the asyncio HTTP client, progress saved to NVS, header checks, `set_boot()` | {agent_us / 1000:.1f} ms | **{speed:.2f}** |
 
 NVS records the agent wrote in one of those installs (the most in any round), counted where
-the simulator appends a record to its NVS partition — as in ESP-IDF, setting the value already
-stored or erasing a key that is not there writes nothing — per MB downloaded: **{nvs_writes:.1f}**
-(goal ≤ {NVS_GOAL}). Of these, **{nvs_progress:.1f}** per MB are the resume point (`d_off`, saved at
-every 64 KB and at the image's end: resuming within 64 KB after a power cut needs
-{1e6 / 65536:.1f} per MB on its own); the other {len(other)} records are written once per install
-whatever the image's size: {", ".join(f"`{k}`" for k in other)} (the payload's name, then the
-trial's records of `ota/stateops.py:arm_trial`). `commit()` writes nothing (ESP-IDF's is a no-op).
+the simulator appends a record to its NVS partition (as in ESP-IDF, setting the value already
+stored or erasing a key that is not there writes nothing). Per MB downloaded: **{nvs_progress:.1f}**
+(goal ≤ {NVS_GOAL}): the resume point (`d_off`), saved at every 64 KB and at the image's end, the
+only records whose number grows with the download (resuming within 64 KB after a power cut needs
+{1e6 / 65536:.1f} per MB). Once per install, whatever the image's size, {len(other)} more:
+{", ".join(f"`{k}`" for k in other)} (the payload's name, then the trial's records of
+`ota/stateops.py:arm_trial`). All of them together: {nvs_writes:.1f} per MB for this 1.4 MB image.
+`commit()` writes nothing (ESP-IDF's is a no-op).
 
 Against the bare loop that makes the same two hash passes, the agent reaches **{fair:.2f}**
 (goal for bare ÷ agent: ≥ {SPEED_GOAL}). On loopback with a simulated flash the CPU sets the pace;

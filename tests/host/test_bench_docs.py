@@ -133,8 +133,9 @@ def test_agent_section(bench: ModuleType, doc: Path, monkeypatch: pytest.MonkeyP
     assert "| `.mpy` | **60 KB** |" in text and "| frozen | **30 KB** |" in text
     assert "57, 58 KB passed too" in text and "| 1 KB |" in text
     assert "**0.40**" in text and "**0.80**" in text
-    assert "**20.7**\n(goal ≤ 16). Of these, **15.7** per MB are the resume point" in text
-    assert "the other 6 records are written once per install" in text
+    assert "Per MB downloaded: **15.7**\n(goal ≤ 16): the resume point" in text
+    assert "Once per install, whatever the image's size, 6 more:" in text
+    assert "All of them together: 20.7 per MB" in text
     assert "`d_id`, `t_armed`, `t_sv`, `t_addr`, `t_seq`, `t_armed`" in text
     assert "`.venv/bin/python -m bench.agent --rounds 2 --write-docs`" in text
 
