@@ -23,3 +23,27 @@ except OSError:
 with open("step", "w") as f:
     f.write(str(step + 1))
 """
+
+
+# Device code: FREE and LARGEST, the free heap after a collect and the largest single allocation
+# that succeeds in it (a bisection over bytearray sizes).
+LARGEST_BLOCK = """
+import gc
+def fits(n):
+    try:
+        bytearray(n)
+        return True
+    except MemoryError:
+        return False
+gc.collect()
+FREE = gc.mem_free()
+lo, hi = 0, FREE
+while lo < hi:
+    mid = (lo + hi + 1) // 2
+    gc.collect()
+    if fits(mid):
+        lo = mid
+    else:
+        hi = mid - 1
+LARGEST = lo
+"""

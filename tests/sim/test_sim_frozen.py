@@ -9,7 +9,7 @@ from pathlib import Path
 from otakit.mpy import compile_to_mpy
 from otakit.sim.runner import romfs_image, run
 
-from simhelpers import lines
+from simhelpers import LARGEST_BLOCK, lines
 
 # A module whose bytecode is large next to the objects it creates: 60 functions of ~40 ops each.
 _BIG = "".join(
@@ -86,26 +86,7 @@ def test_the_example_app_updates_frozen_at_sim_runs_default_heap(tmp_path: Path)
         assert "app: notice downloaded" in r.log and "app: boot confirmed ota_1" in r.log
 
 
-_LARGEST = """
-import gc
-def fits(n):
-    try:
-        bytearray(n)
-        return True
-    except MemoryError:
-        return False
-gc.collect()
-free = gc.mem_free()
-lo, hi = 0, free
-while lo < hi:
-    mid = (lo + hi + 1) // 2
-    gc.collect()
-    if fits(mid):
-        lo = mid
-    else:
-        hi = mid - 1
-print("HEAP", free, lo)
-"""
+_LARGEST = LARGEST_BLOCK + 'print("HEAP", FREE, LARGEST)\n'
 
 
 def test_frozen_mode_leaves_the_budget_in_one_piece(flash: Path, tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 import re
 
-from simhelpers import STEP_COUNTER, UID, lines
+from simhelpers import LARGEST_BLOCK, STEP_COUNTER, UID, lines
 
 
 def results(r) -> list:
@@ -71,26 +71,7 @@ def test_device_sees_its_heap_budget_in_one_piece(flash, device):
     # the 64-bit unix port) and this script's own code (~2.5 KB), is free; and it is one region,
     # as on a board, not holes left by the simulator's own boot: the largest single allocation
     # is nearly all of it (it was under a third before the simulator filled its holes).
-    r = device(flash, """
-import gc
-def fits(n):
-    try:
-        bytearray(n)
-        return True
-    except MemoryError:
-        return False
-gc.collect()
-free = gc.mem_free()
-lo, hi = 0, free
-while lo < hi:
-    mid = (lo + hi + 1) // 2
-    gc.collect()
-    if fits(mid):
-        lo = mid
-    else:
-        hi = mid - 1
-R((free, lo))
-""", heapsize="56K")
+    r = device(flash, LARGEST_BLOCK + "R((FREE, LARGEST))\n", heapsize="56K")
     free, largest = results(r)[0]
     assert 56 * 1024 - 10 * 1024 < free <= 56 * 1024
     assert largest > 0.85 * free
