@@ -2,8 +2,12 @@
 
 The agent (``firmware/ota/*.py``), the example app and the keyring are compiled to ``.mpy`` with
 mpy-cross (so the board spends no heap compiling them) and copied to ``:lib``; boot.py, main.py
-and the device configuration ``ota_config.json`` go to the filesystem root. One mpremote
-invocation does it all (commands chained with ``+``), then resets the board.
+and the device configuration ``ota_config.json`` go to the filesystem root, with the CA
+certificate an https update URL needs (DER, named by the configuration's ``ca``, by default
+``ota_ca.der``) and the content key of encrypted releases (``ota_content.key``) when they are
+given. A configuration with an https URL and no CA is refused before anything is staged: the app
+would refuse it on the board. One mpremote invocation does it all (commands chained with ``+``),
+then resets the board.
 
 This is a development path: on stock firmware the keyring is a file on the writable filesystem,
 which anyone with file access can replace. Products freeze it into the firmware
@@ -30,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from otakit import keys
+from otakit import cacert, keys
 from otakit.boards import Board
 from otakit.bundle import HEADER, Header, read_header
 from otakit.errors import KeyFileError, OtakitError, ToolError
@@ -74,14 +78,22 @@ def check_config(path: Path, board: Board) -> dict:
     return cfg
 
 
-def stage(board: Board, config: Path, keyring: Path, staging: Path, *,
-          firmware_dir: Path = FIRMWARE_DIR) -> list[str]:
+def stage(board: Board, config: Path, keyring: Path, staging: Path, *,  # noqa: PLR0913
+          firmware_dir: Path = FIRMWARE_DIR, ca: Path | None = None,
+          content_key: Path | None = None) -> list[str]:
     """Compile and lay out the files to copy under ``staging``; return their device paths.
 
     Raises:
         KeyFileError: the keyring is missing or empty. ToolError: bad config, mpy-cross failure.
     """
-    check_config(config, board)
+    cfg = check_config(config, board)
+    ca_name = _ca_name(cfg, config, ca)
+    ca_der = cacert.der(ca) if ca else None  # both checked before anything is staged
+    key_text = None
+    if content_key:
+        from otakit.contentkey import key_file_text  # noqa: PLC0415
+
+        key_text = key_file_text(content_key)
     if not keyring.is_file() or not keys.load_keyring_module(keyring):
         raise KeyFileError(f"no keyring with keys at {keyring}: write one with `otakit key "
                            "export --micropython KEY.pub.pem --out ota_keys.py`",
@@ -95,23 +107,57 @@ def stage(board: Board, config: Path, keyring: Path, staging: Path, *,
         (lib / (keyring.stem + ".mpy")).rename(lib / "ota_keys.mpy")
     for name in ("boot.py", "main.py"):
         shutil.copyfile(firmware_dir / name, staging / name)
-    shutil.copyfile(config, staging / "ota_config.json")
+    if ca_der is None:
+        shutil.copyfile(config, staging / "ota_config.json")
+    else:
+        (staging / "ota_config.json").write_text(json.dumps({**cfg, "ca": ca_name}, indent=1))
+        (staging / ca_name).write_bytes(ca_der)
+    if key_text:
+        from otakit.contentkey import DEVICE_FILE  # noqa: PLC0415
+
+        (staging / DEVICE_FILE).write_text(key_text)
     return sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
 
 
+def _ca_name(cfg: dict, config: Path, ca: Path | None) -> str:
+    """Where the CA goes on the board: the file ``ca`` names (one file name at the root),
+    else ``ota_ca.der``.
+
+    Raises:
+        ToolError: ``BAD_CONFIG``: an https URL with no CA given or named, or a ``ca`` that is
+        not a plain file name.
+    """
+    name = cfg.get("ca")
+    if name is None:
+        if ca is None and cfg["url"].startswith("https://"):
+            raise ToolError(f"{config} has an https url but no CA certificate: give --ca FILE "
+                            "(the device checks the server against it)", reason="BAD_CONFIG")
+        return cacert.DEVICE_FILE
+    if not isinstance(name, str) or not name or "/" in name or name.startswith(".") \
+            or len(name) > 64:
+        raise ToolError(f"{config}: ca must name one file at the board's root, not {name!r}",
+                        reason="BAD_CONFIG")
+    return name
+
+
 def mpremote_argv(port: str, staging: Path) -> list[str]:
-    """``mpremote connect PORT cp -r lib : + cp ... : + reset``, run with cwd = ``staging``."""
+    """``mpremote connect PORT cp -r lib : + cp ... : + reset``, run with cwd = ``staging``:
+    every file at the staging root goes to the board's root (boot.py, main.py and the
+    configuration first)."""
     argv = ["connect", port, "cp", "-r", "lib", ":"]
-    for name in ("boot.py", "main.py", "ota_config.json"):
+    first = ["boot.py", "main.py", "ota_config.json"]
+    rest = sorted(p.name for p in staging.iterdir() if p.is_file() and p.name not in first)
+    for name in first + rest:
         argv += ["+", "cp", name, ":" + name]
     return [*argv, "+", "reset"]
 
 
-def plan_deploy(board: Board, port: str, config: Path, keyring: Path,
-                staging: Path | None = None) -> DeployPlan:
+def plan_deploy(board: Board, port: str, config: Path, keyring: Path,  # noqa: PLR0913
+                staging: Path | None = None, *, ca: Path | None = None,
+                content_key: Path | None = None) -> DeployPlan:
     """Stage everything and build the mpremote command (nothing touches the board yet)."""
     staging = staging or Path(tempfile.mkdtemp(prefix="otakit-deploy-"))
-    files = stage(board, config, keyring, staging)
+    files = stage(board, config, keyring, staging, ca=ca, content_key=content_key)
     return DeployPlan(staging, files, mpremote_argv(port, staging))
 
 

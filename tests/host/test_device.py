@@ -194,6 +194,92 @@ def test_deploy_cli_missing_port(dev_files: dict[str, Path],
     assert "development deploy" in captured.out
 
 
+def _ca_pem(path: Path) -> bytes:
+    """A self-signed CA certificate written as PEM at path; returns its DER bytes."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "otakit deploy test ca")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1).not_valid_before(now)
+            .not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256()))
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def test_deploy_copies_the_ca_and_the_content_key(dev_files: dict[str, Path], tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture) -> None:
+    # An https board needs its CA on the filesystem, named by ota_config.json (the app refuses
+    # https without one), and an encrypted release needs ota_content.key: deploy sends both.
+    import json
+
+    config = tmp_path / "https.json"
+    config.write_text('{"url": "https://updates.example.com/repo", "product": "doorlock", '
+                      '"board": "esp32", "channel": "stable"}')
+    der = _ca_pem(tmp_path / "ca.pem")
+    assert main(["key", "content", str(tmp_path / "product.key")]) == 0
+    plan = dev_deploy.plan_deploy(load_board("esp32"), "/dev/ttyUSB0", config,
+                                  dev_files["keyring"], tmp_path / "staged", ca=tmp_path / "ca.pem",
+                                  content_key=tmp_path / "product.key")
+    staged = tmp_path / "staged"
+    assert json.loads((staged / "ota_config.json").read_text()) == {
+        **json.loads(config.read_text()), "ca": "ota_ca.der"}
+    assert (staged / "ota_ca.der").read_bytes() == der
+    assert (staged / "ota_content.key").read_text() == \
+        (tmp_path / "product.key").read_text()
+    assert {"ota_ca.der", "ota_content.key"} <= set(plan.files)
+    cps = [plan.argv[i + 1:i + 3] for i, a in enumerate(plan.argv) if a == "cp"]
+    assert ["ota_ca.der", ":ota_ca.der"] in cps and ["ota_content.key", ":ota_content.key"] in cps
+    assert plan.argv[-2:] == ["+", "reset"]
+    # a config that names its CA file already: the certificate goes there
+    named = tmp_path / "named.json"
+    named.write_text(config.read_text()[:-1] + ', "ca": "fleet-ca.der"}')
+    plan = dev_deploy.plan_deploy(load_board("esp32"), "p", named, dev_files["keyring"],
+                                  tmp_path / "staged2", ca=tmp_path / "ca.pem")
+    assert (tmp_path / "staged2" / "fleet-ca.der").read_bytes() == der
+    assert "ota_ca.der" not in plan.files and "ota_content.key" not in plan.files
+    # the CLI says what goes and warns about the key on the filesystem
+    capsys.readouterr()
+    assert main(["deploy", "--port", "/dev/null", "--dry-run", "--config", str(config),
+                 "--keyring", str(dev_files["keyring"]), "--ca", str(tmp_path / "ca.pem"),
+                 "--content-key", str(tmp_path / "product.key")]) == 0
+    out = capsys.readouterr().out
+    assert "ota_ca.der" in out and "ota_content.key" in out
+    assert "the keyring and the content key are files on the board's filesystem" in out
+
+
+def test_deploy_refuses_an_https_board_without_its_ca(dev_files: dict[str, Path], tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    config = tmp_path / "https.json"
+    config.write_text('{"url": "https://updates.example.com/repo", "product": "doorlock", '
+                      '"board": "esp32"}')
+    args = ["deploy", "--port", "/dev/null", "--dry-run", "--config", str(config),
+            "--keyring", str(dev_files["keyring"])]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("otakit: BAD_CONFIG: ")
+    assert "https url but no CA certificate: give --ca FILE" in err
+    (tmp_path / "not-a-cert.pem").write_text("-----BEGIN CERTIFICATE-----\nAAAA\n")
+    assert main([*args, "--ca", str(tmp_path / "not-a-cert.pem")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("otakit: BAD_ARGUMENT: ") and "not an X.509 certificate" in err
+    _ca_pem(tmp_path / "ca.pem")
+    (tmp_path / "bad.key").write_text("otakit-content-key 00\n")
+    assert main([*args, "--ca", str(tmp_path / "ca.pem"), "--content-key",
+                 str(tmp_path / "bad.key")]) == 1
+    assert capsys.readouterr().err.startswith("otakit: ")
+    config.write_text(config.read_text()[:-1] + ', "ca": "../etc/ca.der"}')
+    assert main([*args, "--ca", str(tmp_path / "ca.pem")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("otakit: BAD_CONFIG: ") and "one file at the board's root" in err
+
+
 class _Port:
     def __init__(self, device: str, vid: int | None) -> None:
         self.device, self.vid = device, vid

@@ -22,18 +22,27 @@ from otakit.boards import available_boards, load_board
               help="Device settings (url, product, board, channel, interval_s).")
 @click.option("--keyring", default="ota_keys.py", show_default=True,
               type=click.Path(dir_okay=False), help="Keyring module (otakit key export).")
+@click.option("--ca", type=click.Path(dir_okay=False),
+              help="The CA certificate (PEM or DER) of an https update server: copied as DER "
+              "to the file the config's ca names (default ota_ca.der). Required for an https url "
+              "unless the config names a CA file already on the board.")
+@click.option("--content-key", type=click.Path(dir_okay=False),
+              help="A content key file (`otakit key content`): copied as ota_content.key, so "
+              "that the board installs releases encrypted with it.")
 @click.option("--dry-run", is_flag=True, help="Stage the files and print the mpremote command.")
 @click.option("--bundle", "bundle_file", type=click.Path(dir_okay=False, exists=True),
               help="Instead: send this bundle (otakit bundle) to a board that runs the agent and "
               "install it there (the agent checks it as a downloaded release), then reset.")
-def deploy(board: str, port: str | None, config: str, keyring: str, dry_run: bool,  # noqa: PLR0913
+def deploy(board: str, port: str | None, config: str, keyring: str,  # noqa: PLR0913
+           ca: str | None, content_key: str | None, dry_run: bool,
            bundle_file: str | None) -> None:
     """Copy the agent, the example app and the keyring to a board running stock MicroPython.
 
     Compiles firmware/ota and the app to .mpy with mpy-cross and copies them to :lib, with
-    boot.py, main.py and the config at the root, through mpremote; then resets the board.
-    For development only: the keyring ends up on the writable filesystem; products freeze it
-    into the firmware with `otakit build`.
+    boot.py, main.py and the config at the root (and the CA and the content key when given),
+    through mpremote; then resets the board. For development only: the keyring and the content
+    key end up on the writable filesystem; products freeze the keyring into the firmware with
+    `otakit build`.
 
     With --bundle FILE: an offline install. The board's free space is checked, the file is
     copied to :bundle.otab and the agent installs it with the board's ota_config.json (every
@@ -46,10 +55,14 @@ def deploy(board: str, port: str | None, config: str, keyring: str, dry_run: boo
         return
     b = load_board(board)
     port = dev_flash.resolve_port(port, dry_run=dry_run)
-    plan = dev_deploy.plan_deploy(b, port, Path(config), Path(keyring))
+    plan = dev_deploy.plan_deploy(b, port, Path(config), Path(keyring),
+                                  ca=Path(ca) if ca else None,
+                                  content_key=Path(content_key) if content_key else None)
     click.echo(f"staged {len(plan.files)} file(s) in {plan.staging}: {', '.join(plan.files)}")
     click.echo(f"$ (cd {plan.staging} && mpremote {' '.join(plan.argv)})")
-    click.echo("note: development deploy: the keyring is a file on the board's filesystem")
+    click.echo("note: development deploy: the keyring"
+               + (" and the content key are files" if content_key else " is a file")
+               + " on the board's filesystem")
     if dry_run:
         click.echo("dry run: nothing copied")
         return

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from otakit import cacert
 from otakit.appimage import make_app_image
 from otakit.boards import available_boards, load_board
 from otakit.cli._output import echo_json, json_option
@@ -123,7 +124,7 @@ def flash_cmd(ctx: click.Context, board: str, app: str, out: str, sequence: int 
                           "provisioning an update URL needs the keyring to freeze: give "
                           "--keyring ota_keys.py (or keyring in otakit.toml), or --bare",
                           reason="NO_KEYRING")
-    ca_der = _ca_der(ca) if ca and not bare else None
+    ca_der = cacert.der(ca) if ca and not bare else None
     path = sim_flash.create_flash(board, data, out, origin=origin, product=product_build)
     born = f", born at sequence {origin[0]} security version {origin[1]}" if origin else ""
     click.echo(f"wrote {path} (board {board}, app in the first app slot, otadata blank{born})")
@@ -145,26 +146,6 @@ def flash_cmd(ctx: click.Context, board: str, app: str, out: str, sequence: int 
                f"{checks or 'unlimited'} check(s) per boot")
     if ck:
         click.echo(f"provisioned ota_content.key (the content key of {content_key})")
-
-
-def _ca_der(path: str) -> bytes:
-    """The DER bytes of a CA certificate file (PEM or DER)."""
-    from cryptography import x509  # noqa: PLC0415 - only with --ca
-
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as e:
-        raise OtakitError(f"cannot read the CA certificate {path}: {e.strerror or e}",
-                          reason="BAD_ARGUMENT") from e
-    try:
-        cert = (x509.load_pem_x509_certificate(raw) if b"-----BEGIN" in raw
-                else x509.load_der_x509_certificate(raw))
-    except ValueError as e:
-        raise OtakitError(f"{path} is not an X.509 certificate (PEM or DER): {e}",
-                          reason="BAD_ARGUMENT") from e
-    from cryptography.hazmat.primitives.serialization import Encoding  # noqa: PLC0415
-
-    return cert.public_bytes(Encoding.DER)
 
 
 @sim.command("image")
