@@ -16,7 +16,8 @@ import pytest
 from otakit.loadgen import LoadResult
 from otakit.paths import DOCS_DIR, ROOT
 
-BENCHES = ("agent", "flash_write", "fleet_load", "latency", "payloads", "peer", "verify")
+BENCHES = ("agent", "flash_write", "fleet_load", "latency", "payloads", "peer", "resumable",
+           "verify")
 
 
 @pytest.fixture
@@ -159,6 +160,23 @@ def test_payloads_section(bench: ModuleType, doc: Path,
     assert "| p | zlib level 9, wbits 15 (reference, not a device encoding) | 0.6800 |  |  |  |" \
         in text
     assert "`.venv/bin/python -m bench.payloads --write-docs`" in text
+
+
+def test_resumable_section(bench: ModuleType, doc: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    mod = importlib.import_module("bench.resumable")
+    rows = [mod.Row("p", "deflate", 1000, 1010, 1000, 3, 600, {1: 599, 2: 300}),
+            mod.Row("p", "delta", 1000, 100, 100, 1, 100, {0: 99})]
+    monkeypatch.setattr(mod, "measure", lambda firmware: rows)
+    monkeypatch.setattr(mod, "write_section",
+                        lambda heading, text: bench.write_section(heading, text, doc))
+    assert mod.main(["--write-docs"]) == 0
+    text = _sections(doc.read_text())["Resumable encodings"]
+    assert "| p | deflate, wbits 12 | 1,010 B | 1,000 B | **+1.00 %** | 3 | 600 B | " \
+        "1: 599 B, 2: 300 B | **599 B** |" in text
+    assert "Largest size cost: **+1.00 %**" in text and "**599 B** (before chunking" in text
+    assert "`.venv/bin/python -m bench.resumable --write-docs`" in text
+    rows.append(mod.Row("q", "deflate", 1000, 1030, 1000, 2, 70_000, {1: 69_999}))
+    assert mod.main([]) == 1  # above a goal: the bench fails
 
 
 def test_peer_section(bench: ModuleType, doc: Path, monkeypatch: pytest.MonkeyPatch,
