@@ -20,6 +20,7 @@ from pathlib import Path
 from otakit.sim.campaign import chain_states, cut_plan, kind_plan, run_campaign
 from otakit.sim.cutplan import Golden
 from otakit.sim.lane import Outcome
+from otakit.sim.oracle import encoded_refetch
 
 
 def test_cut_plan_samples_and_keeps_the_install_phase() -> None:
@@ -51,6 +52,17 @@ def test_chain_pairs_each_unusual_state_with_every_install_and_trial_op() -> Non
     second = Golden(6, 2, ["erase"] * 6, ["check", "download", "install", "install", "trial",
                                           "after"])
     assert chain_states(runs, second) == [(90, 3), (90, 4), (90, 5)]
+
+
+def test_encoded_resume_is_judged_in_chunks() -> None:
+    # (h) for a chunked representation (docs/format.md §2.2): 64 KB of image per chunk, encoded
+    # lengths 30, 40, 20 KB; the resume is a Range at a chunk's encoded start
+    chunk, lengths = 65536, (30_000, 40_000, 20_000)
+    assert encoded_refetch(chunk, lengths, 30_000, chunk + 4096) == (40_000, None)
+    assert encoded_refetch(chunk, lengths, 30_000, chunk) == (0, None)  # nothing of it was kept
+    assert encoded_refetch(chunk, lengths, 0, chunk + 4096) == (70_000, None)  # one chunk late
+    assert "not at a chunk's start" in str(encoded_refetch(chunk, lengths, 30_001, chunk)[1])
+    assert "past the 4096 bytes intact" in str(encoded_refetch(chunk, lengths, 70_000, 4096)[1])
 
 
 def test_reduced_campaign_survives_every_cut(tmp_path: Path) -> None:

@@ -95,6 +95,11 @@ class Stage:
     user_files: dict[str, bytes | None] = field(default_factory=dict)
     changed: dict[str, tuple[bytes | None, ...]] = field(default_factory=dict)
     seen: list[tuple[str, str | None]] = field(default_factory=list)
+    # the representation of an encoded scenario (docs/format.md §2.2): its request path, image
+    # bytes per chunk, and encoded length of each chunk
+    rep_path: str = ""
+    chunk: int = 0
+    chunks: tuple[int, ...] = ()
 
     @property
     def raw(self) -> bool:
@@ -145,8 +150,14 @@ class Bench:
             self.lab.sign_keyring([key], keyring)
             kw["key"] = key
         res = self.lab.publish(image, version, seq, **kw)
-        return Stage(sc, self.lab.channel, old, image, 0, seq, sv, revision_of(res.body), {},
-                     self.lab.manifest_path.read_bytes(), keyring=keyring, seen=self.recorder.seen)
+        stage = Stage(sc, self.lab.channel, old, image, 0, seq, sv, revision_of(res.body), {},
+                      self.lab.manifest_path.read_bytes(), keyring=keyring,
+                      seen=self.recorder.seen)
+        rep = next((r for r in res.body.payloads if r.encoding == sc.encoding), None)
+        if rep is not None:
+            stage.rep_path, stage.chunk, stage.chunks = "/" + rep.path, rep.chunk or 0, \
+                tuple(rep.chunks or ())
+        return stage
 
     def _setup(self, scenario: Scenario) -> None:
         work = self.work

@@ -86,14 +86,32 @@ def intact_prefix(data: bytes, offset: int, image: bytes) -> int:
     return min(n, len(image))
 
 
-def payload_starts(seen: list[tuple[str, str | None]]) -> list[int]:
-    """The first byte of each payload request in ``seen`` ((path, Range header) pairs)."""
+def payload_requests(seen: list[tuple[str, str | None]]) -> list[tuple[str, int]]:
+    """(path, first byte) of each payload request in ``seen``."""
     out = []
     for path, rng in seen:
         if path.startswith("/blobs/"):
             m = re.match(r"bytes=(\d+)-", rng or "")
-            out.append(int(m[1]) if m else 0)
+            out.append((path, int(m[1]) if m else 0))
     return out
+
+
+def encoded_refetch(stage_chunk: int, chunks: tuple[int, ...], start: int,
+                    intact: int) -> tuple[int, str | None]:
+    """(at most how many encoded bytes a resumed download of a chunked representation fetches
+    again, or a problem): it must resume at a chunk's start (``start``, an encoded offset) whose
+    image offset is not past the ``intact`` image bytes in the slot; the bytes fetched again are
+    at most the encoded chunks from there up to the one that holds the last intact byte."""
+    offsets = [sum(chunks[:i]) for i in range(len(chunks))]
+    if start not in offsets:
+        return 0, f"the download resumed at encoded byte {start}, not at a chunk's start"
+    k = offsets.index(start)
+    if k * stage_chunk > intact:
+        return 0, (f"the download resumed at chunk {k} (image byte {k * stage_chunk}), past the "
+                   f"{intact} bytes intact in the slot")
+    if intact == k * stage_chunk:
+        return 0, None
+    return sum(chunks[k:(intact - 1) // stage_chunk + 1]), None
 
 
 class Judge:
@@ -181,25 +199,31 @@ class Judge:
         if state in (NEW, PENDING) and _NORMAL_BOOT.search(b.log):
             self.fail(f"(g) boot {b.index}: {b.slot} ran unconfirmed (otadata state {state}) "
                       "while ota.boot() reported a normal boot")
-        starts = payload_starts(bench.seen[self.mark:])
+        requests = payload_requests(bench.seen[self.mark:])
         self.mark = len(bench.seen)
-        self.fetches += len(starts)
-        if len(starts) > 1:
-            self.fail(f"(h) boot {b.index} requested the payload {len(starts)} times")
-        if starts and self.prefix is not None and bench.raw:
-            s, w = starts[0], self.prefix
-            if s > w:
-                self.fail(f"(h) boot {b.index}: the download resumed at byte {s}, past the {w} "
-                          "bytes intact in the slot")
-            elif w - s > REFETCH_BOUND:
-                self.fail(f"(h) boot {b.index}: {w - s} payload bytes fetched again after an "
+        self.fetches += len(requests)
+        if len(requests) > 1:
+            self.fail(f"(h) boot {b.index} requested the payload {len(requests)} times")
+        if requests and self.prefix is not None:
+            (path, s), w = requests[0], self.prefix
+            if bench.chunks and path == bench.rep_path:  # a chunked representation
+                again, problem = encoded_refetch(bench.chunk, bench.chunks, s, w)
+            else:  # the raw payload: resume points are image offsets
+                again, problem = max(0, w - s), None
+                if s > w:
+                    problem = f"the download resumed at byte {s}, past the {w} bytes intact " \
+                        "in the slot"
+            if problem:
+                self.fail(f"(h) boot {b.index}: {problem}")
+            elif again > REFETCH_BOUND:
+                self.fail(f"(h) boot {b.index}: {again} payload bytes fetched again after an "
                           f"interruption (bound {REFETCH_BOUND})")
-            self.refetched += max(0, w - s)
+            self.refetched += again
             self.prefix = None
         # a boot that ended otherwise starts no interruption (a cut in the bootloader has no
         # app boot, so it does not come here)
         self.prefix = intact_prefix(data, bench.new_offset, bench.new) \
-            if b.ended == "cut" and bench.raw else None
+            if b.ended == "cut" and (bench.raw or bench.chunks) else None
 
     def final(self, result: RunResult) -> None:
         if result.ended != "finished":
