@@ -101,11 +101,6 @@ async def _get(a, url, etag):
         a._done_with(client)
 
 
-def check_sync(a):
-    import asyncio
-    return asyncio.run(a.check())
-
-
 # --- time ---------------------------------------------------------------------------------------
 def now(a):
     # Unix seconds if the device knows the time, else None: its clock (RTC, NTP) once set, or
@@ -124,8 +119,3 @@ def install_file(a, path):
     # Returned, not awaited here, so that this module is not on the stack while it runs.
     from .bundle import install
     return install(a, path)
-
-
-def install_file_sync(a, path):
-    import asyncio
-    return asyncio.run(install_file(a, path))
