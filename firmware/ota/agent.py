@@ -14,9 +14,10 @@
 # all. This module stays loaded (ota.RESIDENT), so it holds only what runs while a payload
 # streams in (the peak): install() and what it calls. The Agent's other methods are found
 # through Agent.__getattr__ and released with the phase that used them: check(), now(),
-# install_file() (a bundle file, ota.bundle) in ota.agentops, status(), device_info() and the
-# failure path in ota.info; the synchronous wrappers (check_sync(), install_sync(offer),
-# update_sync(), install_file_sync(path)) are made there too.
+# install_file() (a bundle file, ota.bundle), run() (the update loop, ota.updater) in
+# ota.agentops, status(), device_info() and the failure path in ota.info; the synchronous
+# wrappers (check_sync(), install_sync(offer), update_sync(), install_file_sync(path)) are made
+# there too.
 import time
 
 from . import release
@@ -62,9 +63,10 @@ class Agent:
             getattr(asyncio, name)
 
     def __getattr__(self, name):
-        # check(), now(), install_file() (ota.agentops), status(), device_info() (ota.info): a
-        # function of that module, bound to self; NAME_sync() (check_sync(), install_sync(offer),
-        # update_sync(), install_file_sync(path)): asyncio.run() of the coroutine NAME() makes.
+        # check(), now(), install_file(), run() (ota.agentops), status(), device_info()
+        # (ota.info): a function of that module, bound to self; NAME_sync() (check_sync(),
+        # install_sync(offer), update_sync(), install_file_sync(path)): asyncio.run() of the
+        # coroutine NAME() makes.
         if name[0] == "_":
             raise AttributeError(name)
         if name[-5:] == "_sync":
@@ -76,7 +78,7 @@ class Agent:
         else:
             from . import agentops as m
         f = getattr(m, name)
-        return lambda *a: f(self, *a)
+        return lambda *a, **kw: f(self, *a, **kw)
 
     def _set(self, state, reason=None, detail=""):
         self._status["state"] = state
@@ -196,10 +198,3 @@ class Agent:
         # check, then install what is offered. Returns True when a reboot is needed.
         offer = await self.check()
         return bool(offer) and await self.install(offer)
-
-    async def run(self, policy=None, **kw):
-        # The automatic update loop under the user's policy (ota.updater.run, docs/agent.md):
-        # checks with jitter, the one backoff for network failures (Policy.after), installs when
-        # the settings allow, restarts at a safe moment with notice. Its code lives there.
-        from .updater import run
-        return await run(self, policy, **kw)

@@ -119,3 +119,13 @@ def install_file(a, path):
     # Returned, not awaited here, so that this module is not on the stack while it runs.
     from .bundle import install
     return install(a, path)
+
+
+# --- the update loop (ota.updater) --------------------------------------------------------------
+def run(a, policy=None, **kw):
+    # A coroutine: `await agent.run(policy, ...)` is the automatic update loop under the user's
+    # policy (ota.updater.run, docs/agent.md): checks with jitter, the one backoff for network
+    # failures (Policy.after), installs when the settings allow, restarts at a safe moment with
+    # notice. Returned, not awaited here, so that this module is not on the stack while it runs.
+    from .updater import run as loop
+    return loop(a, policy, **kw)
