@@ -13,9 +13,11 @@
 # heap at once when the agent is loaded as .mpy. Frozen into firmware, its code costs no heap at
 # all. This module stays loaded (ota.RESIDENT), so it holds only what runs while a payload
 # streams in (the peak): install() and what it calls. The Agent's other methods are found
-# through Agent.__getattr__ and released with the phase that used them: check(), check_sync(),
-# now(), install_file() (a bundle file, ota.bundle) in ota.agentops, status(), device_info()
-# and the failure path in ota.info.
+# through Agent.__getattr__ and released with the phase that used them: check(), now(),
+# install_file() (a bundle file, ota.bundle), run() (the update loop, ota.updater) in
+# ota.agentops, status(), device_info() and the failure path in ota.info; the synchronous
+# wrappers (check_sync(), install_sync(offer), update_sync(), install_file_sync(path)) are made
+# there too.
 import time
 
 from . import release
@@ -61,16 +63,22 @@ class Agent:
             getattr(asyncio, name)
 
     def __getattr__(self, name):
-        # check(), check_sync(), now() (ota.agentops), status(), device_info() (ota.info): a
-        # function of that module, bound to self.
+        # check(), now(), install_file(), run() (ota.agentops), status(), device_info()
+        # (ota.info): a function of that module, bound to self; NAME_sync() (check_sync(),
+        # install_sync(offer), update_sync(), install_file_sync(path)): asyncio.run() of the
+        # coroutine NAME() makes.
         if name[0] == "_":
             raise AttributeError(name)
+        if name[-5:] == "_sync":
+            import asyncio
+            g = getattr(self, name[:-5])
+            return lambda *a: asyncio.run(g(*a))
         if name in ("status", "device_info"):
             from . import info as m
         else:
             from . import agentops as m
         f = getattr(m, name)
-        return lambda *a: f(self, *a)
+        return lambda *a, **kw: f(self, *a, **kw)
 
     def _set(self, state, reason=None, detail=""):
         self._status["state"] = state
@@ -109,11 +117,16 @@ class Agent:
                                     % (m.size, slot.label, slot.size))
             try:
                 if m.revert:  # a signed revert: the image is in the slot already (ota.revert)
-                    await self._revert(m, slot)
+                    from .revert import read_back
+                    self._set("verifying")
+                    try:
+                        await read_back(m, slot, self.buf)
+                    finally:
+                        read_back = None  # its code goes with the phase, not with this frame
+                        release()
                 else:
                     self._set("downloading")
-                    if not (m.payloads and await self._encoded(m, slot)):
-                        await self._download(m, slot)
+                    await self._download(m, slot)
                     self._note("downloaded", m.sequence, None, t0, m.version)
                 self._set("verifying")
                 await slot.verify(m.size, m.sha256, self.cfg.chip_id, self.buf)  # yields
@@ -131,26 +144,19 @@ class Agent:
         self._set("installed", None, "%s in %s; reboot to try it" % (m.version, slot.label))
         return True
 
-    async def _encoded(self, m, slot):
-        # A smaller representation than the raw payload, when this device can use one
-        # (docs/format.md §2.2). Returns False to take the raw payload.
-        from .encoded import download
-        try:
-            return await download(self.cfg, self.state, m, slot, self.buf, self.esp32,
-                                  self._client, self._done_with, self._progress)
-        finally:
-            release()
-
-    async def _revert(self, m, slot):
-        from .revert import read_back
-        self._set("verifying")
-        try:
-            await read_back(m, slot, self.buf)
-        finally:
-            release()
-
     async def _download(self, m, slot):
-        # The raw payload, resumed where an interrupted download stopped (ota.download).
+        # A smaller representation than the raw payload when this device can use one
+        # (ota.encoded, docs/format.md §2.2), else the raw payload, resumed where an interrupted
+        # download stopped (ota.download). Each one's code is released when it returns.
+        if m.payloads:
+            from .encoded import download
+            try:
+                if await download(self.cfg, self.state, m, slot, self.buf, self.esp32,
+                                  self._client, self._done_with, self._progress):
+                    return
+            finally:
+                download = None
+                release()
         from .download import raw
         try:
             self._status["resumed_from"] = await raw(
@@ -187,23 +193,8 @@ class Agent:
             finally:
                 release()
 
-    # --- loops and synchronous wrappers -----------------------------------------------------
+    # --- loops (the synchronous wrappers: __getattr__) -------------------------------------------
     async def update(self):
         # check, then install what is offered. Returns True when a reboot is needed.
         offer = await self.check()
         return bool(offer) and await self.install(offer)
-
-    async def run(self, policy=None, **kw):
-        # The automatic update loop under the user's policy (ota.updater.run, docs/agent.md):
-        # checks with jitter, the one backoff for network failures (Policy.after), installs when
-        # the settings allow, restarts at a safe moment with notice. Its code lives there.
-        from .updater import run
-        return await run(self, policy, **kw)
-
-    def install_sync(self, offer):
-        import asyncio
-        return asyncio.run(self.install(offer))
-
-    def update_sync(self):
-        import asyncio
-        return asyncio.run(self.update())

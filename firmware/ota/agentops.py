@@ -101,11 +101,6 @@ async def _get(a, url, etag):
         a._done_with(client)
 
 
-def check_sync(a):
-    import asyncio
-    return asyncio.run(a.check())
-
-
 # --- time ---------------------------------------------------------------------------------------
 def now(a):
     # Unix seconds if the device knows the time, else None: its clock (RTC, NTP) once set, or
@@ -126,6 +121,11 @@ def install_file(a, path):
     return install(a, path)
 
 
-def install_file_sync(a, path):
-    import asyncio
-    return asyncio.run(install_file(a, path))
+# --- the update loop (ota.updater) --------------------------------------------------------------
+def run(a, policy=None, **kw):
+    # A coroutine: `await agent.run(policy, ...)` is the automatic update loop under the user's
+    # policy (ota.updater.run, docs/agent.md): checks with jitter, the one backoff for network
+    # failures (Policy.after), installs when the settings allow, restarts at a safe moment with
+    # notice. Returned, not awaited here, so that this module is not on the stack while it runs.
+    from .updater import run as loop
+    return loop(a, policy, **kw)

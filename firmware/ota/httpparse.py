@@ -18,33 +18,32 @@ _DIGITS_MAX = const(12)  # longest decimal number accepted in Content-Length/Con
 
 # Parse "http[s]://host[:port][/path]" -> (tls, host, port, path). `reason` is the code to raise
 # with: NETWORK for a URL from the configuration, BAD_RESPONSE for one from a Location header.
+# Every refusal (another scheme, no host, a bad host, port or path character) says "bad URL: "
+# and the URL's first 64 characters: one message, so that no other text is kept in the heap.
 def parse_url(url, reason="NETWORK"):
     if url.startswith("https://"):
         tls, port, rest = True, 443, url[8:]
     elif url.startswith("http://"):
         tls, port, rest = False, 80, url[7:]
     else:
-        raise FetchError(reason, "unsupported URL: " + url[:64])
+        tls, port, rest = False, 0, ""  # refused below: no host
     i = rest.find("/")
     hostport, path = (rest, "/") if i < 0 else (rest[:i], rest[i:])
     i = path.find("#")
     if i >= 0:
         path = path[:i]
-    for c in path:
-        if c <= " " or c >= "\x7f":
-            raise FetchError(reason, "bad character in URL path")
     i = hostport.find(":")
     host, ps = (hostport, "") if i < 0 else (hostport[:i], hostport[i + 1 :])
-    if ps:
-        if not ps.isdigit() or len(ps) > 5 or not 0 < int(ps) < 65536:
-            raise FetchError(reason, "bad port in URL")
-        port = int(ps)
-    if not host:
-        raise FetchError(reason, "no host in URL")
+    ok = host and (not ps or (ps.isdigit() and len(ps) <= 5 and 0 < int(ps) < 65536))
+    for c in path:
+        if c <= " " or c >= "\x7f":
+            ok = False
     for c in host:
         if not (c.isalpha() or c.isdigit() or c in "-._"):
-            raise FetchError(reason, "bad host in URL")
-    return tls, host, port, path
+            ok = False
+    if not ok:
+        raise FetchError(reason, "bad URL: " + url[:64])
+    return tls, host, int(ps) if ps else port, path
 
 
 # The decimal number in buf[s:e], or -1 if it is empty, too long or not all digits.

@@ -5,12 +5,15 @@
 # - the target is always Partition(RUNNING).get_next_update(): never the running slot;
 # - blocks are written with 2-argument writeblocks (erase + write), one 4 KB block at a time,
 #   from one buffer the caller preallocates; nothing here allocates per block;
-# - set_boot() is called only by switch(), and only after verify(): every byte of the image was
-#   read back from flash and its SHA-256 equals the signed one (ota.download.Writer reads each
-#   block back right after writing it and hashes what it read, a resumed download's kept prefix
-#   is hashed by hash_range into that same SHA-256, which the writer's caller checks; verify
-#   hashes the whole range itself when any byte was not read back), and the header, read back,
-#   is an app for this chip.
+# - set_boot() is called only by switch(), and only after verify() (ota.slotops): every byte of
+#   the image was read back from flash and its SHA-256 equals the signed one (ota.download.Writer
+#   reads each block back right after writing it and hashes what it read, a resumed download's
+#   kept prefix is hashed by hash_range into that same SHA-256, which the writer's caller checks;
+#   verify hashes the whole range itself when any byte was not read back), and the header, read
+#   back, is an app for this chip.
+# RAM: a Slot lives through an install, so verify(), which runs once the image is in, is in
+# ota.slotops, loaded by Slot.__getattr__ on first use and dropped by ota.release() with the
+# install phase: that code is not in the heap while a payload streams in.
 import hashlib
 
 from .errors import FlashError
@@ -74,6 +77,14 @@ class Slot:
         self.label = info[4]
         self.read_back = 0
 
+    def __getattr__(self, name):
+        # verify(): a function of ota.slotops, bound to this Slot.
+        if name[0] == "_":
+            raise AttributeError(name)
+        from . import slotops
+        f = getattr(slotops, name)
+        return lambda *a: f(self, *a)
+
     def write_block(self, block_num, buf):
         # buf is a full 4 KB block (pad the last one with 0xFF); erases then writes.
         try:
@@ -87,16 +98,6 @@ class Slot:
         h = await hash_partition(self.part, size, buf, h)
         self.read_back = size  # a prefix: from the slot's start
         return h
-
-    async def verify(self, size, sha256, chip_id, buf):
-        # Check the written range is the signed, bootable image. When every byte was read back
-        # (read_back) into the SHA-256 the download checked, only the header is read here; else
-        # the whole range is hashed from flash and compared with the signed SHA-256.
-        if self.read_back < size and \
-                (await hash_partition(self.part, size, buf)).digest() != sha256:
-            raise FlashError("READBACK_MISMATCH", "the image read back from %s differs from the "
-                             "signed SHA-256" % self.label)
-        self.check_header(chip_id, buf)
 
     def check_header(self, chip_id, buf):
         # The written image's header, read back from flash, is an app for this chip.
