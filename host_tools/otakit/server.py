@@ -323,7 +323,18 @@ def run(repo: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int = 80
     # hundreds of short-lived objects that reference counting frees anyway).
     gc.freeze()
     gc.set_threshold(20000, 20, 20)
-    asyncio.run(main())
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        runner.run(main())
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """The event loop the server runs on: uvloop's when it is installed (a dependency of the
+    package; about a third less CPU per request than asyncio's own loop), else asyncio's."""
+    try:
+        import uvloop  # noqa: PLC0415 - optional at run time: the server works without it
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 
 @contextlib.contextmanager
@@ -348,7 +359,7 @@ def serve_in_thread(repo: str | os.PathLike[str], host: str = "127.0.0.1", port:
     app = make_app(repo, access_log=access_log, admin_token=admin_token,
                    rate=rate or guard.RateLimiter(rate=1000, burst=1000), fleet=fleet,
                    middlewares=middlewares)
-    loop = asyncio.new_event_loop()
+    loop = new_event_loop()
     started: dict[str, object] = {}
     ready = threading.Event()
 
