@@ -69,11 +69,14 @@ Middleware = Callable[[web.Request, Callable[[web.Request], Awaitable[web.Stream
 
 
 class AccessLog:
-    """Writes one line per request to a text stream (flushed, so tails and tests see it)."""
+    """Writes one line per request to a text stream, flushed (so tails and tests see it) once
+    the event loop has run the callbacks ready with it: the lines of the requests finished in
+    one pass of the loop go out in one write."""
 
     def __init__(self, stream: IO[str]) -> None:
         self._stream = stream
         self._second, self._stamp = -1, ""  # the time field, formatted once a second
+        self._flush_due = False
 
     def write(self, request: web.BaseRequest, status: int, nbytes: int, ms: float) -> None:
         """Log one request."""
@@ -85,6 +88,12 @@ class AccessLog:
         peer = "-" if request.path.startswith("/.otakit/") else request.remote or "-"
         self._stream.write(f"{now} {peer} {request.method} {request.raw_path} {status} "
                            f"{nbytes} {ms:.1f}ms\n")
+        if not self._flush_due:
+            self._flush_due = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_due = False
         self._stream.flush()
 
 
@@ -217,15 +226,23 @@ def make_app(repo: str | os.PathLike[str], *, access_log: IO[str] | None = None,
     root = Path(repo).resolve()
     if not root.is_dir():
         raise RepoError(f"not a directory: {repo}", reason="NO_REPO")
-    app = web.Application(client_max_size=guard.MAX_BODY, middlewares=[  # pyright: ignore[reportArgumentType]
-        _log_middleware, guard.error_middleware, _withhold_middleware,
-        guard.rate_middleware(rate or guard.RateLimiter()),
-        guard.token_middleware(admin_token, open_posts=OPEN_POSTS), *middlewares])
+    store = (fleet or Fleet()).store
+    withholder = None if store is None else Withholder(root, store_health(store))
+    rate = rate or guard.RateLimiter()
+    # a layer that is off (no telemetry store to withhold from, no rate limit) is left out:
+    # every request would pay for it
+    chain: list[Middleware] = [_log_middleware, guard.error_middleware]
+    if withholder is not None:
+        chain.append(_withhold_middleware)
+    if rate.rate > 0:
+        chain.append(guard.rate_middleware(rate))
+    chain += [guard.token_middleware(admin_token, open_posts=OPEN_POSTS), *middlewares]
+    app = web.Application(client_max_size=guard.MAX_BODY,
+                          middlewares=chain)  # pyright: ignore[reportArgumentType]
     app[_ROOT] = root
     app[_STARTED] = time.monotonic()
     app[_LOG] = AccessLog(access_log) if access_log is not None else None
-    store = (fleet or Fleet()).store
-    app[_WITHHOLD] = None if store is None else Withholder(root, store_health(store))
+    app[_WITHHOLD] = withholder
     app.router.add_get("/admin/status", _admin_status)
     add_routes(app, root, fleet or Fleet(), admin_token)
     app.router.add_get("/{tail:.*}", _handle)  # HEAD is routed here too
