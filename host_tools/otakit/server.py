@@ -99,13 +99,14 @@ class AccessLog:
 
 async def _handle(request: web.Request) -> web.StreamResponse:
     """GET/HEAD one file of the repository."""
+    app = request.app
     try:
-        path = resolve(request.app[_ROOT], request.raw_path.split("?", 1)[0])
+        path = resolve(app[_ROOT], request.raw_path.split("?", 1)[0])
     except BadPath as e:
         raise web.HTTPBadRequest(text=f"400: {e}\n") from None
     if path is None:
         raise web.HTTPNotFound()
-    withholder = request.app[_WITHHOLD]
+    withholder = app[_WITHHOLD]
     if withholder is not None and path.endswith("/manifest"):
         path = withholder.substitute(path)  # type: ignore[attr-defined]
         if path is None:  # withheld, and no previous release's manifest to serve instead
@@ -278,7 +279,9 @@ async def _start(app: web.Application, host: str, port: int,
     ``limits.per_client`` open connections per client address.
     """
     limits = limits or ConnectionLimits()
-    runner = web.AppRunner(app, access_log=None, handle_signals=False,
+    # no SO_KEEPALIVE probes (aiohttp turns them on, nginx leaves them off): an idle one is
+    # closed by the header timeout, one with a body in flight by TCP's retransmission limit
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, tcp_keepalive=False,
                            keepalive_timeout=header_timeout, logger=ProtocolLog(limits.refusals),
                            **guard.RUNNER_LIMITS)  # pyright: ignore[reportArgumentType]
     await runner.setup()
