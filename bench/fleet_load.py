@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
 import statistics
 import sys
 from collections.abc import Sequence
@@ -31,6 +32,13 @@ RATIO_NOTE = (
     "limit against nginx, so the ratio flatters `otakit serve` somewhat. The payload is the "
     "size of a MicroPython app image (~1 MB): with smaller payloads the servers' per-request "
     "cost weighs more and the ratio drops.")
+
+
+def event_loop() -> str:
+    """Which event loop `otakit serve` runs on here (`otakit.server.new_event_loop`)."""
+    if importlib.util.find_spec("uvloop") is not None:
+        return "uvloop's event loop"
+    return "asyncio's own event loop (uvloop is not installed)"
 
 
 def merge(results: Sequence[LoadResult]) -> LoadResult:
@@ -68,7 +76,9 @@ def write_docs(ours: LoadResult, nginx: LoadResult, devices: int, size: int,
         f"{devices} simulated devices at once, each checking (`GET` the manifest) and "
         f"downloading a {size // 1024} KB payload with the agent's request shapes (one "
         "connection per request), from one CPython asyncio process, against `otakit serve` "
-        "(its own process) and against nginx (one worker process) over the same repository "
+        f"(its own process, on {event_loop()}; `--rate-limit 0 --max-client-connections 0`, "
+        "as every simulated device comes from 127.0.0.1) and against nginx (one worker "
+        "process) over the same repository "
         f"in the same run, cohorts interleaved, {rounds} round(s) each per run, {runs} "
         "run(s); loopback, 2 cores shared by server and load generator. Throughput is "
         "payload bytes delivered ÷ the cohort's wall time (the table: all runs together); "
@@ -102,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{len(ours.errors)} / {len(nginx.errors)}", flush=True)
     ours, nginx = merge([r[0] for r in results]), merge([r[1] for r in results])
     print(report(ours, nginx))
+    print(f"otakit serve ran on {event_loop()}")
     median = statistics.median(ratios)
     print(f"throughput ratio otakit serve / nginx: {ratio_line(ratios).replace('**', '')} "
           f"(goal >= {GOAL})")
