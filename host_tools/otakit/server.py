@@ -304,7 +304,7 @@ def run(repo: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int = 80
         rate: guard.RateLimiter | None = None, fleet: Fleet | None = None,
         limits: ConnectionLimits | None = None, header_timeout: float = HEADER_TIMEOUT) -> None:
     """Serve until SIGINT or SIGTERM, then shut down cleanly (the CLI's ``otakit serve``; it
-    tunes this process's garbage collector for serving).
+    tunes this process's garbage collector for serving and runs on `new_event_loop`).
 
     Args:
         repo: the release repository directory.
@@ -348,8 +348,9 @@ def run(repo: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int = 80
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
-    """The event loop the server runs on: uvloop's when it is installed (a dependency of the
-    package; about a third less CPU per request than asyncio's own loop), else asyncio's."""
+    """The event loop the server runs on (`run` and `serve_in_thread`): uvloop's when it is
+    installed (a dependency of the package; less CPU per connection than asyncio's own loop),
+    else asyncio's."""
     try:
         import uvloop  # noqa: PLC0415 - optional at run time: the server works without it
     except ImportError:
