@@ -145,7 +145,8 @@ class _Capped(asyncio.Protocol):
 
 
 class CappedSite(web.TCPSite):
-    """`web.TCPSite` whose connections pass `ConnectionLimits` first."""
+    """`web.TCPSite` whose connections pass `ConnectionLimits` first (with no cap, they go
+    straight to aiohttp's protocol)."""
 
     def __init__(self, runner: web.BaseRunner, host: str, port: int, limits: ConnectionLimits,
                  **kw: Any) -> None:
@@ -157,8 +158,10 @@ class CappedSite(web.TCPSite):
         server = self._runner.server
         assert server is not None
         loop = asyncio.get_running_loop()
+        # no cap: aiohttp's protocol without the counting layer in front of it
+        factory = self.limits.protocol_factory(server) if self.limits.per_client else server
         self._server = await loop.create_server(
-            self.limits.protocol_factory(server), self._host, self._port,
+            factory, self._host, self._port,
             ssl=self._ssl_context, backlog=self._backlog, reuse_address=self._reuse_address,
             reuse_port=self._reuse_port)
         sockets = self._server.sockets

@@ -72,47 +72,78 @@ class FileBody(web.StreamResponse):
     async def _sendfile(self, request: web.BaseRequest, transport: asyncio.Transport
                         ) -> int | None:
         """``sendfile`` of the range after the headers; the bytes the kernel took, or None when
-        the client went away. 0 when the socket cannot take ``sendfile`` (nothing was sent;
-        the caller copies instead)."""
+        the client went away. 0 when nothing was sent this way (the socket cannot take
+        ``sendfile``, or the headers still wait in the transport's buffer): the caller copies."""
         assert self._writer is not None
         try:
             self._writer.send_headers()  # the buffered headers, on their own
         except ConnectionError:
             return None
-        f, sent = self.file, 0
         sock = transport.get_extra_info("socket")
-        if sock is not None and not transport.get_write_buffer_size():
-            # Nothing is queued before the body, so one sendfile(2) straight to the socket
-            # keeps the order; a socket buffer with room (the usual case on a LAN) takes the
-            # whole body in this one call, without a round through the event loop.
-            try:
-                sent = os.sendfile(sock.fileno(), f.fileno(), self.first, self.length)
-            except BlockingIOError:
-                pass  # the socket buffer is full: asyncio waits for room below
-            except ConnectionError:  # the client went away
-                return None
-            except OSError:
-                return 0  # sendfile(2) cannot take this socket or file: copy
-            else:
-                if sent == 0:
-                    return 0  # at the end of the file already (it shrank)
-                request[SENT] = sent
-                if sent == self.length:
-                    return sent
-        f.seek(self.first + sent)
-        gone = False
+        if sock is None or transport.get_write_buffer_size():
+            return 0  # bytes queued before the body: only the transport keeps the order
+        # Nothing is queued before the body, so sendfile(2) straight to the socket keeps the
+        # order; a socket buffer with room (the usual case on a LAN) takes the whole body in
+        # this one call, without a round through the event loop.
+        fd, sent = sock.fileno(), 0
         try:
-            await asyncio.get_running_loop().sendfile(transport, f, self.first + sent,
-                                                      self.length - sent, fallback=False)
-        except asyncio.SendfileNotAvailableError:
-            pass
-        except OSError:  # ConnectionError and the like: the client went away
-            gone = True
-        # asyncio leaves the file position after the last byte sent, also on an error
-        sent = f.tell() - self.first
-        if sent:
+            sent = os.sendfile(fd, self.file.fileno(), self.first, self.length)
+        except BlockingIOError:
+            pass  # the socket buffer is full: wait for room below
+        except ConnectionError:  # the client went away
+            return None
+        except OSError:
+            return 0  # sendfile(2) cannot take this socket or file: copy
+        else:
+            if sent == 0:
+                return 0  # at the end of the file already (it shrank)
             request[SENT] = sent
-        return None if gone else sent
+        if sent < self.length:
+            return await self._pump(request, fd, sent)
+        return sent
+
+    async def _pump(self, request: web.BaseRequest, fd: int, sent: int) -> int | None:
+        """The rest of the range from ``first + sent``: one ``sendfile(2)`` each time the
+        socket has room, run from the event loop's callback. The bytes sent, or None when the
+        client went away (or the file could not be read).
+
+        The loop watches a duplicate of the socket's descriptor for writing (the transport
+        keeps the socket's own descriptor for reading), so this works on any event loop with
+        ``add_writer`` (asyncio's, uvloop's), and the watch stays registered until the range is
+        sent instead of being re-armed after every partial send.
+        """
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[bool] = loop.create_future()
+        src, end = self.file.fileno(), self.first + self.length
+        pos = self.first + sent
+
+        def writable() -> None:
+            nonlocal pos
+            if done.done():
+                return
+            try:
+                n = os.sendfile(dup, src, pos, end - pos)
+            except BlockingIOError:
+                return
+            except OSError:  # ConnectionError and the like: the client went away
+                done.set_result(False)
+                return
+            pos += n
+            if n == 0 or pos == end:  # done, or at the end of a file that shrank
+                done.set_result(True)
+
+        dup = os.dup(fd)
+        try:
+            loop.add_writer(dup, writable)
+            try:
+                ok = await done
+            finally:
+                loop.remove_writer(dup)
+        finally:
+            os.close(dup)
+            if pos > self.first:
+                request[SENT] = pos - self.first
+        return pos - self.first if ok else None
 
     async def _copy(self, request: web.BaseRequest, sent: int) -> int | None:
         """Copy the range from ``first + sent`` in `CHUNK` reads and writes; the bytes sent,

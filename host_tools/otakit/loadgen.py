@@ -146,8 +146,9 @@ class OtakitServe:
 
 def run_load(devices: int, size: int, limit_s: float = 120.0,
              rounds: int = 1) -> tuple[LoadResult, LoadResult]:
-    """Both servers over one repository, cohorts interleaved; returns (otakit, nginx) with
-    the rounds merged."""
+    """Both servers over one repository, cohorts interleaved (the first server alternates
+    from round to round, so a load that drifts during the run favours neither); returns
+    (otakit, nginx) with the rounds merged."""
     with tempfile.TemporaryDirectory(prefix="otakit-load-") as d:
         work = Path(d)
         blob, size = _repo(work / "repo", size)
@@ -155,8 +156,9 @@ def run_load(devices: int, size: int, limit_s: float = 120.0,
                   "nginx": LoadResult("nginx", 0)}
         with NginxServer(work / "repo", work / "nginx") as nurl, \
                 OtakitServe(work / "repo", work / "otakit.log") as ourl:
-            for _ in range(rounds):
-                for name, url in (("nginx", nurl), ("otakit serve", ourl)):
+            for i in range(rounds):
+                order = (("nginx", nurl), ("otakit serve", ourl))
+                for name, url in order[::-1] if i % 2 else order:
                     r = asyncio.run(cohort(name, url, blob, size, devices, limit_s))
                     m = merged[name]
                     m.devices = r.devices  # per cohort; the rounds add up below

@@ -69,11 +69,14 @@ Middleware = Callable[[web.Request, Callable[[web.Request], Awaitable[web.Stream
 
 
 class AccessLog:
-    """Writes one line per request to a text stream (flushed, so tails and tests see it)."""
+    """Writes one line per request to a text stream, flushed (so tails and tests see it) once
+    the event loop has run the callbacks ready with it: the lines of the requests finished in
+    one pass of the loop go out in one write."""
 
     def __init__(self, stream: IO[str]) -> None:
         self._stream = stream
         self._second, self._stamp = -1, ""  # the time field, formatted once a second
+        self._flush_due = False
 
     def write(self, request: web.BaseRequest, status: int, nbytes: int, ms: float) -> None:
         """Log one request."""
@@ -85,18 +88,25 @@ class AccessLog:
         peer = "-" if request.path.startswith("/.otakit/") else request.remote or "-"
         self._stream.write(f"{now} {peer} {request.method} {request.raw_path} {status} "
                            f"{nbytes} {ms:.1f}ms\n")
+        if not self._flush_due:
+            self._flush_due = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_due = False
         self._stream.flush()
 
 
 async def _handle(request: web.Request) -> web.StreamResponse:
     """GET/HEAD one file of the repository."""
+    app = request.app
     try:
-        path = resolve(request.app[_ROOT], request.raw_path.split("?", 1)[0])
+        path = resolve(app[_ROOT], request.raw_path.split("?", 1)[0])
     except BadPath as e:
         raise web.HTTPBadRequest(text=f"400: {e}\n") from None
     if path is None:
         raise web.HTTPNotFound()
-    withholder = request.app[_WITHHOLD]
+    withholder = app[_WITHHOLD]
     if withholder is not None and path.endswith("/manifest"):
         path = withholder.substitute(path)  # type: ignore[attr-defined]
         if path is None:  # withheld, and no previous release's manifest to serve instead
@@ -217,15 +227,23 @@ def make_app(repo: str | os.PathLike[str], *, access_log: IO[str] | None = None,
     root = Path(repo).resolve()
     if not root.is_dir():
         raise RepoError(f"not a directory: {repo}", reason="NO_REPO")
-    app = web.Application(client_max_size=guard.MAX_BODY, middlewares=[  # pyright: ignore[reportArgumentType]
-        _log_middleware, guard.error_middleware, _withhold_middleware,
-        guard.rate_middleware(rate or guard.RateLimiter()),
-        guard.token_middleware(admin_token, open_posts=OPEN_POSTS), *middlewares])
+    store = (fleet or Fleet()).store
+    withholder = None if store is None else Withholder(root, store_health(store))
+    rate = rate or guard.RateLimiter()
+    # a layer that is off (no telemetry store to withhold from, no rate limit) is left out:
+    # every request would pay for it
+    chain: list[Middleware] = [_log_middleware, guard.error_middleware]
+    if withholder is not None:
+        chain.append(_withhold_middleware)
+    if rate.rate > 0:
+        chain.append(guard.rate_middleware(rate))
+    chain += [guard.token_middleware(admin_token, open_posts=OPEN_POSTS), *middlewares]
+    app = web.Application(client_max_size=guard.MAX_BODY,
+                          middlewares=chain)  # pyright: ignore[reportArgumentType]
     app[_ROOT] = root
     app[_STARTED] = time.monotonic()
     app[_LOG] = AccessLog(access_log) if access_log is not None else None
-    store = (fleet or Fleet()).store
-    app[_WITHHOLD] = None if store is None else Withholder(root, store_health(store))
+    app[_WITHHOLD] = withholder
     app.router.add_get("/admin/status", _admin_status)
     add_routes(app, root, fleet or Fleet(), admin_token)
     app.router.add_get("/{tail:.*}", _handle)  # HEAD is routed here too
@@ -261,7 +279,9 @@ async def _start(app: web.Application, host: str, port: int,
     ``limits.per_client`` open connections per client address.
     """
     limits = limits or ConnectionLimits()
-    runner = web.AppRunner(app, access_log=None, handle_signals=False,
+    # no SO_KEEPALIVE probes (aiohttp turns them on, nginx leaves them off): an idle one is
+    # closed by the header timeout, one with a body in flight by TCP's retransmission limit
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, tcp_keepalive=False,
                            keepalive_timeout=header_timeout, logger=ProtocolLog(limits.refusals),
                            **guard.RUNNER_LIMITS)  # pyright: ignore[reportArgumentType]
     await runner.setup()
@@ -284,7 +304,7 @@ def run(repo: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int = 80
         rate: guard.RateLimiter | None = None, fleet: Fleet | None = None,
         limits: ConnectionLimits | None = None, header_timeout: float = HEADER_TIMEOUT) -> None:
     """Serve until SIGINT or SIGTERM, then shut down cleanly (the CLI's ``otakit serve``; it
-    tunes this process's garbage collector for serving).
+    tunes this process's garbage collector for serving and runs on `new_event_loop`).
 
     Args:
         repo: the release repository directory.
@@ -323,7 +343,19 @@ def run(repo: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int = 80
     # hundreds of short-lived objects that reference counting frees anyway).
     gc.freeze()
     gc.set_threshold(20000, 20, 20)
-    asyncio.run(main())
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        runner.run(main())
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """The event loop the server runs on (`run` and `serve_in_thread`): uvloop's when it is
+    installed (a dependency of the package; less CPU per connection than asyncio's own loop),
+    else asyncio's."""
+    try:
+        import uvloop  # noqa: PLC0415 - optional at run time: the server works without it
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 
 @contextlib.contextmanager
@@ -348,7 +380,7 @@ def serve_in_thread(repo: str | os.PathLike[str], host: str = "127.0.0.1", port:
     app = make_app(repo, access_log=access_log, admin_token=admin_token,
                    rate=rate or guard.RateLimiter(rate=1000, burst=1000), fleet=fleet,
                    middlewares=middlewares)
-    loop = asyncio.new_event_loop()
+    loop = new_event_loop()
     started: dict[str, object] = {}
     ready = threading.Event()
 

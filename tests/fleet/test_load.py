@@ -18,5 +18,6 @@ def test_hundred_devices_at_once_against_otakit_serve_and_nginx() -> None:
     assert ours.errors == [] and nginx.errors == []
     assert len(ours.latencies_ms) == len(nginx.latencies_ms) == 100
     assert ours.payload_bytes == nginx.payload_bytes > 100 * 256 * 1024
-    # a loose floor for a shared 2-core CI machine; the goal (>= 0.5) is checked by make bench
+    # a loose floor for a shared 2-core CI machine; the goal (bench.fleet_load.GOAL) is checked
+    # by make bench
     assert ours.throughput >= 0.2 * nginx.throughput

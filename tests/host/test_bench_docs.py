@@ -86,6 +86,18 @@ def test_fleet_load_section(bench: ModuleType, doc: Path) -> None:
     assert "otakit serve / nginx: **0.50**" in text and "| nginx | 100 | 100.0 |" in text
 
 
+def test_fleet_load_section_gives_the_median_and_every_run(bench: ModuleType,
+                                                          doc: Path) -> None:
+    mod = importlib.import_module("bench.fleet_load")
+    ours = LoadResult("otakit serve", 100, 2.0, 100_000_000, [5.0, 9.0])
+    nginx = LoadResult("nginx", 100, 1.0, 100_000_000, [3.0, 4.0])
+    before = doc.read_text()
+    mod.write_docs(ours, nginx, 100, 64 * 1024, 2, doc, ratios=[0.7, 0.9, 0.8])
+    text = _only_changed(before, doc.read_text(), "Fleet load (otakit serve against nginx)")
+    assert "**0.80** (median of 3 runs; range 0.70–0.90: 0.70, 0.90, 0.80)" in text
+    assert "--devices 100 --runs 3 --write-docs" in text
+
+
 def test_latency_section(bench: ModuleType, doc: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     mod = importlib.import_module("bench.latency")
     figures = {"presses_baseline": 40, "p50_baseline_ms": 2.0, "p99_baseline_ms": 4.0,
