@@ -122,7 +122,9 @@ def test_agent_section(bench: ModuleType, doc: Path, monkeypatch: pytest.MonkeyP
     fig = {"small": _scan(bench, 60, [57, 58]), "large": _scan(bench, 61),
            "frozen": _scan(bench, 30), "names": 353,
            "bare_us": 10_000.0, "hashed_us": 20_000.0, "agent_us": 25_000.0,
-           "nvs_writes": 257.3, "nvs_commits": 255.0}
+           "nvs_writes": 257.3, "nvs_commits": 255.0,
+           "floors": {("empty", False): _scan(bench, 12), ("empty", True): _scan(bench, 5),
+                      ("bare", False): _scan(bench, 24), ("bare", True): _scan(bench, 15)}}
     monkeypatch.setattr(mod, "measure", lambda rounds: fig)
     monkeypatch.setattr(mod, "write_section",
                         lambda heading, text: bench.write_section(heading, text, doc))
@@ -132,6 +134,9 @@ def test_agent_section(bench: ModuleType, doc: Path, monkeypatch: pytest.MonkeyP
     assert "| `.mpy` | **60 KB** |" in text and "| frozen | **30 KB** |" in text
     assert "57, 58 KB passed too" in text and "| 1 KB |" in text
     assert "**0.40**" in text and "**0.80**" in text
+    assert "running an empty main | 12 KB | 5 KB |" in text
+    assert "no checks (`bench/agent.py` `BARE_ASYNC`, a module compiled like the agent) | 24 KB " \
+        "| 15 KB |" in text and "| the agent (above) | 60 KB | 30 KB |" in text
     assert "**257.3** (goal ≤ 16), and 255.0 commits per MB" in text
     assert "`.venv/bin/python -m bench.agent --rounds 2 --write-docs`" in text
 
