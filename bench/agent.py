@@ -359,10 +359,12 @@ the ESP32, and pointers twice the size) and how much the agent adds.
 | a bare asyncio download loop: `asyncio.open_connection` to the same server, one 4 KB buffer, SHA-256 on receive, 2-argument `writeblocks` per block, `set_boot`; no checks (`bench/agent.py` `BARE_ASYNC`, a module compiled like the agent) | {bare.lowest} KB | {bare_f.lowest} KB |
 | the agent (above) | {small.lowest} KB | {frozen.lowest} KB |
 
+Found the same way: empty main, `.mpy`: {empty.note()}; frozen: {empty_f.note()}. Bare loop,
+`.mpy`: {bare.note()}; frozen: {bare_f.note()}.
+
 How each figure was found (a bisection, then 1 KB steps, since whether an update fits is not
 monotonic in the heap size — where the allocations fall moves with it): 1 MB `.mpy`:
-{small.note()}; 1 MB frozen: {frozen.note()}; 3 MB `.mpy`: {large.note()}; empty main: {empty.note()}, frozen:
-{empty_f.note()}; bare loop: {bare.note()}, frozen: {bare_f.note()}.
+{small.note()}; 1 MB frozen: {frozen.note()}; 3 MB `.mpy`: {large.note()}.
 
 How the simulator charges the device (docs/simulator.md): it leaves the budget as one free
 region, as on a board, and it fills the qstr pools its own ~300 names use, so the device's names
