@@ -6,8 +6,6 @@
 # phase (ota.trusted), the manifest checks (ota.manifest, ota.crypto) and the checks that need
 # device state (ota.vet) in turn. It takes its inputs as arguments and returns its result; it
 # writes nothing of the agent's.
-import gc
-
 from . import release
 from .errors import ManifestError
 
@@ -40,9 +38,10 @@ async def run(cfg, st, fetch, buf, now, slot_size, kr_etag, etag, verdict):
 
     status, new_etag, n = await fetch(
         "%s/%s/%s/%s/manifest" % (cfg.url, cfg.product, cfg.board, cfg.channel), etag)
-    # The fetch's release() collects while its HTTP client is still referenced (the fetch's
+    # The fetch's release() collected while its HTTP client was still referenced (the fetch's
     # frames hold it until they return): collect it now, so that what the signature check
-    # allocates does not fill the holes around it and its arithmetic finds its blocks.
+    # allocates first does not fill the holes around it (RSA needs three 770-byte blocks).
+    import gc
     gc.collect()
     if status == 304 and verdict:  # Not Modified: asked with the cached verdict's ETag
         exp = verdict[5]

@@ -8,7 +8,6 @@
 # refuses with KEYRING_REQUIRED when the server has none (404) or none was ever accepted; the
 # baked KEYS are never used then (docs/format.md §7.4). Loaded by ota.check only while it runs;
 # ota.check releases it before it fetches the manifest.
-import gc
 import sys
 
 from .errors import FetchError, ManifestError
@@ -46,6 +45,7 @@ async def trusted_keys(cfg, st, fetch, buf, now, kr_etag):
         # a missing keyring document never extends trust (nor keeps the one held alive)
         raise ManifestError("KEYRING_REQUIRED", "the server has no keyring document (404)")
     if status == 200:
+        import gc
         gc.collect()  # the fetch's HTTP client, referenced until it returned (as in ota.check)
         changed = _accept(cfg, st, buf, n, roots, threshold, env, now())
         kr_etag = etag
