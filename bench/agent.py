@@ -9,7 +9,9 @@ would be dropped unseen, as it was up to 4 KB above the figure before 2026-12-07
 (docs/simulator.md): the agent loaded from ``.mpy`` (a development board) and the simulator's
 frozen-code mode (agent and app executed in place from a ROMFS image, a product board), for a
 1 MB image on the 4 MB esp32 layout, and in ``.mpy`` mode a 3 MB image on the 8 MB layout
-(memory must not grow with the image). Each try is a freshly flashed board.
+(memory must not grow with the image). Each try is a freshly flashed board. Floors, in both
+settings and scanned the same way: the simulator booting and running an empty main, and a bare
+asyncio download loop with no checks (``BARE_ASYNC``), the least an asyncio-based agent needs.
 
 Throughput: in one device process, a bare loop (plain socket GET of the payload, read into a 4 KB
 buffer, 2-argument ``writeblocks`` per block), the same loop with the two SHA-256 passes, and the
@@ -35,20 +37,28 @@ from pathlib import Path
 
 from otakit.appimage import make_app_image
 from bench import HeapScan, blob_downloads, heap_scan, write_section
+from otakit.mpy import compile_to_mpy
 from otakit.sim.lab import Lab
 
 HEAP_GOAL, FROZEN_GOAL, HEAP_LIMIT, GROWTH_LIMIT, SPEED_GOAL, NVS_GOAL = 48, 24, 64, 1, 0.8, 16
 
-# Device-side helpers shared with bench.peer: the bare loop, a timer, and the erase of the
-# agent's resume point that makes the next install a fresh download.
-DEVICE_LIB = """\
-import esp32, hashlib, json, socket, time
+# What every bare loop starts from: the lab's server (host, port, the payload's path: the
+# board's settings, `speed_lab`), the spare slot and one 4 KB buffer.
+BARE_LIB = """\
+import esp32, hashlib, json
 cfg = json.load(open("ota_config.json"))
 host, port = cfg["url"].split("//")[1].split(":")
 path = cfg["blob"]
 part = esp32.Partition(esp32.Partition.RUNNING).get_next_update()
 buf = bytearray(4096)
 mv = memoryview(buf)
+req = ("GET /%s HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n" % path).encode()
+"""
+
+# Device-side helpers shared with bench.peer: the bare loop, a timer, and the erase of the
+# agent's resume point that makes the next install a fresh download.
+DEVICE_LIB = BARE_LIB + """\
+import socket, time
 
 def bare(check):
     # socket -> 4 KB buffer -> writeblocks; with check, also the two SHA-256 passes the agent
@@ -56,7 +66,7 @@ def bare(check):
     h = hashlib.sha256()
     s = socket.socket()
     s.connect(socket.getaddrinfo(host, int(port))[0][-1])
-    s.send(("GET /%s HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n" % path).encode())
+    s.send(req)
     while s.readline() not in (b"\\r\\n", b""):
         pass
     blk = 0
@@ -123,6 +133,47 @@ def agent_round(agent, offer):
     return t, ok, agent.status().get("resumed_from", -1)
 """
 
+# The floor of any asyncio-based agent: the module ``bareloop`` (compiled like the agent, so
+# frozen in the frozen-code mode) streams the payload over asyncio.open_connection into the
+# 4 KB buffer, SHA-256 on receive, 2-argument ``writeblocks`` per block, then ``set_boot``; no
+# manifest, no signature, no read-back, no progress.
+BARE_ASYNC = BARE_LIB + """\
+import asyncio
+
+async def _load():
+    r, w = await asyncio.open_connection(host, int(port))
+    w.write(req)
+    await w.drain()
+    while (await r.readline()) not in (b"\\r\\n", b""):
+        pass
+    h = hashlib.sha256()
+    blk = 0
+    while True:
+        n = 0
+        while n < 4096:
+            k = await r.readinto(mv[n:])
+            if not k:
+                break
+            n += k
+        if not n:
+            break
+        h.update(mv[:n])
+        part.writeblocks(blk, buf)
+        blk += 1
+    w.close()
+    await w.wait_closed()
+    h.digest()
+    part.set_boot()
+    return blk
+
+def run():
+    return asyncio.run(_load())
+"""
+
+# The floors' scripts: the board boots (boot.py) and runs an empty main; or the bare loop.
+FLOORS = {"empty": 'print("FLOOR_DONE")\n',
+          "bare": 'import bareloop\nprint("FLOOR_DONE", bareloop.run())\n'}
+
 SPEED = DEVICE_LIB + """\
 import ota
 agent = ota.Agent(ota.Config(cfg["url"], cfg["product"], cfg["board"]))
@@ -174,6 +225,36 @@ def min_heap(board: str, size: int, *, frozen: bool = False, lo: int = 16,
         old = make_app_image("1.0.0", size=64 * 1024)
         lab.publish(make_app_image("1.1.0", size=size), "1.1.0", 2)
         return heap_scan(lambda k: _installs(lab, old, k), lo, hi)
+
+
+def script_min_heap(lab: Lab, script: Path, marker: str, old: bytes, blob: str, *,
+                    lo: int = 16, hi: int = 160) -> HeapScan:
+    """The smallest heap (KB) from which ``script`` prints ``marker`` on the lab's board at every
+    1 KB step up to the scan's top (`bench.heap_scan`), each try a board freshly flashed with
+    ``old`` whose settings name the payload ``blob`` (its path in the lab's repository)."""
+    def ok(k: int) -> bool:
+        lab.flash(old, blob=blob)
+        return marker in lab.boot(script=script, heapsize=f"{k}K", max_boots=1,
+                                  timeout=900).log
+
+    return heap_scan(ok, lo, hi)
+
+
+def floor_min_heap(kind: str, *, frozen: bool = False, size: int = 1_000_000) -> HeapScan:
+    """The min heap of a baseline on the same board, server and ``size``-byte image as
+    `min_heap`: ``"empty"`` the simulator booting and running an empty main; ``"bare"`` the bare
+    asyncio download loop (``BARE_ASYNC``), the least an asyncio-based agent can need."""
+    with tempfile.TemporaryDirectory() as d, Lab(Path(d), frozen=frozen) as lab:
+        pub = lab.publish(make_app_image("1.1.0", size=size), "1.1.0", 2)
+        blob = pub.payload_path.relative_to(lab.repo.root).as_posix()
+        if kind == "bare":
+            src = lab.work / "bareloop.py"
+            src.write_text(BARE_ASYNC)
+            compile_to_mpy([src], lab.device_dir)
+        script = lab.work / "floor.py"
+        script.write_text(FLOORS[kind])
+        old = make_app_image("1.0.0", size=64 * 1024)
+        return script_min_heap(lab, script, "FLOOR_DONE", old, blob, lo=1, hi=64)
 
 
 def run_rounds(lab: Lab, script: str, rounds: int, pattern: str, downloads_per_round: int,
@@ -236,6 +317,8 @@ def measure(rounds: int) -> dict[str, object]:
             "large": min_heap("esp32-8mb", 3_000_000, lo=32),
             "frozen": min_heap("esp32", 1_000_000, frozen=True),
             "names": device_names("esp32", 1_000_000),
+            "floors": {(kind, frozen): floor_min_heap(kind, frozen=frozen)
+                       for kind in FLOORS for frozen in (False, True)},
             "bare_us": bare_us, "hashed_us": hashed_us, "agent_us": agent_us}
 
 
@@ -244,6 +327,10 @@ def render(fig: dict[str, object], rounds: int, command: str) -> str:
     small, large, frozen = fig["small"], fig["large"], fig["frozen"]
     assert isinstance(small, HeapScan) and isinstance(large, HeapScan)
     assert isinstance(frozen, HeapScan)
+    floors = fig["floors"]
+    assert isinstance(floors, dict)
+    empty, empty_f, bare, bare_f = (floors[k] for k in (("empty", False), ("empty", True),
+                                                         ("bare", False), ("bare", True)))
     names = int(fig["names"])  # type: ignore[call-overload]
     nvs_writes, nvs_progress = (float(fig[k])  # type: ignore[arg-type]
                                 for k in ("nvs_writes", "nvs_progress"))
@@ -271,6 +358,19 @@ outside the budget, as on a product board with the agent frozen into its firmwar
 | 1,000,000 B | esp32 (4 MB) | frozen | **{frozen.lowest} KB** | ≤ {FROZEN_GOAL} KB | |
 | 3,000,000 B | esp32-8mb (8 MB) | `.mpy` | {large.lowest} KB | | |
 | difference | | | {large.lowest - small.lowest} KB | | ≤ {GROWTH_LIMIT} KB |
+
+Floors, on the same simulated board, server and 1,000,000 B image, scanned the same way: how
+much of the agent's figure the platform takes (the 64-bit unix port: 32-byte GC blocks, 16 on
+the ESP32, and pointers twice the size) and how much the agent adds.
+
+| baseline | `.mpy` | frozen |
+|---|---|---|
+| the simulator booting (boot.py, which imports the `ota` package) and running an empty main | {empty.lowest} KB | {empty_f.lowest} KB |
+| a bare asyncio download loop: `asyncio.open_connection` to the same server, one 4 KB buffer, SHA-256 on receive, 2-argument `writeblocks` per block, `set_boot`; no checks (`bench/agent.py` `BARE_ASYNC`, a module compiled like the agent) | {bare.lowest} KB | {bare_f.lowest} KB |
+| the agent (above) | {small.lowest} KB | {frozen.lowest} KB |
+
+Found the same way: empty main, `.mpy`: {empty.note()}; frozen: {empty_f.note()}. Bare loop,
+`.mpy`: {bare.note()}; frozen: {bare_f.note()}.
 
 How each figure was found (a bisection, then 1 KB steps, since whether an update fits is not
 monotonic in the heap size — where the allocations fall moves with it): 1 MB `.mpy`:

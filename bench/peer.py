@@ -32,8 +32,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import HeapScan, heap_scan, write_section
-from bench.agent import DEVICE_LIB, run_rounds, speed_lab
+from bench import HeapScan, write_section
+from bench.agent import DEVICE_LIB, run_rounds, script_min_heap, speed_lab
 from otakit.appimage import make_app_image
 from otakit.sim.lab import Lab
 from otakit.mpy import compile_to_mpy
@@ -172,13 +172,7 @@ def peer_min_heap(pkg: Path, *, frozen: bool = False, size: int = 1_000_000) -> 
         blob = pub.payload_path.relative_to(lab.repo.root).as_posix()
         old = make_app_image("1.0.0", size=64 * 1024)
         (lab.work / "peer_only.py").write_text(_fill(PEER_ONLY, pub.payload_path.read_bytes()))
-
-        def ok(k: int) -> bool:
-            lab.flash(old, blob=blob)
-            return "PEER_INSTALLED" in lab.boot(script=lab.work / "peer_only.py",
-                                                heapsize=f"{k}K", max_boots=1, timeout=900).log
-
-        return heap_scan(ok, 16, 160)
+        return script_min_heap(lab, lab.work / "peer_only.py", "PEER_INSTALLED", old, blob)
 
 
 def measure(pkg: Path, rounds: int, size: int = 1_400_000) -> dict[str, object]:

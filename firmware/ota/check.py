@@ -38,6 +38,11 @@ async def run(cfg, st, fetch, buf, now, slot_size, kr_etag, etag, verdict):
 
     status, new_etag, n = await fetch(
         "%s/%s/%s/%s/manifest" % (cfg.url, cfg.product, cfg.board, cfg.channel), etag)
+    # The fetch's release() collected while its HTTP client was still referenced (the fetch's
+    # frames hold it until they return): collect it now, so that what the signature check
+    # allocates first does not fill the holes around it (RSA needs three 770-byte blocks).
+    import gc
+    gc.collect()
     if status == 304 and verdict:  # Not Modified: asked with the cached verdict's ETag
         exp = verdict[5]
         t = now()

@@ -45,6 +45,8 @@ async def trusted_keys(cfg, st, fetch, buf, now, kr_etag):
         # a missing keyring document never extends trust (nor keeps the one held alive)
         raise ManifestError("KEYRING_REQUIRED", "the server has no keyring document (404)")
     if status == 200:
+        import gc
+        gc.collect()  # the fetch's HTTP client, referenced until it returned (as in ota.check)
         changed = _accept(cfg, st, buf, n, roots, threshold, env, now())
         kr_etag = etag
     roots = None

@@ -136,7 +136,9 @@ def test_agent_section(bench: ModuleType, doc: Path, monkeypatch: pytest.MonkeyP
            "frozen": _scan(bench, 30), "names": 353,
            "bare_us": 10_000.0, "hashed_us": 20_000.0, "agent_us": 25_000.0,
            "nvs_writes": 20.7, "nvs_progress": 15.7,
-           "nvs_other": ["d_id", "t_armed", "t_sv", "t_addr", "t_seq", "t_armed"]}
+           "nvs_other": ["d_id", "t_armed", "t_sv", "t_addr", "t_seq", "t_armed"],
+           "floors": {("empty", False): _scan(bench, 12), ("empty", True): _scan(bench, 5),
+                      ("bare", False): _scan(bench, 24), ("bare", True): _scan(bench, 15)}}
     monkeypatch.setattr(mod, "measure", lambda rounds: fig)
     monkeypatch.setattr(mod, "write_section",
                         lambda heading, text: bench.write_section(heading, text, doc))
@@ -150,6 +152,9 @@ def test_agent_section(bench: ModuleType, doc: Path, monkeypatch: pytest.MonkeyP
     assert "Once per install, whatever the image's size, 6 more:" in text
     assert "All of them together: 20.7 per MB" in text
     assert "`d_id`, `t_armed`, `t_sv`, `t_addr`, `t_seq`, `t_armed`" in text
+    assert "running an empty main | 12 KB | 5 KB |" in text
+    assert "no checks (`bench/agent.py` `BARE_ASYNC`, a module compiled like the agent) | 24 KB " \
+        "| 15 KB |" in text and "| the agent (above) | 60 KB | 30 KB |" in text
     assert "`.venv/bin/python -m bench.agent --rounds 2 --write-docs`" in text
 
 
