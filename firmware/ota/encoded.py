@@ -33,18 +33,23 @@
 # The code lives here, not in ota.agent, so that it costs no RAM during a raw update.
 #
 # deflate.DeflateIO pulls its source one byte per call, so it never sees the socket: it reads an
-# io.BytesIO of _CAP bytes that Source refills from the HTTP response (Response.readinto) before
-# each decode step. Only [0, e) of that BytesIO holds received bytes; the decoder is never asked
-# for more than _STEP bytes with fewer than _LOW unread bytes left (a DEFLATE stream needs at
-# most 2 input bytes per output byte plus a block header of at most ~560 bytes), and a read past
-# e is caught after each step and refused. Every received byte is hashed and counted against the
-# representation's signed size (and, received whole, its SHA-256); the decoded bytes are hashed
-# against the image's.
+# io.BytesIO over a _CAP-byte bytes object, which io.BytesIO reads in place (it would copy a
+# bytearray), and Source refills that same memory from the HTTP response (Response.readinto)
+# through a uctypes view of it before each decode step: one input buffer, no staging copy. Only
+# [0, e) of it holds received bytes; the decoder is never asked for more than _STEP bytes with
+# fewer than _LOW unread bytes left (a DEFLATE stream needs at most 2 input bytes per output
+# byte plus a block header of at most ~560 bytes), and a read past e is caught after each step
+# and refused. Every received byte is hashed and counted against the representation's signed
+# size (and, received whole, its SHA-256); the decoded bytes are hashed against the image's.
 #
-# RAM (allocated once per install): a 1.5 KB staging buffer, the BytesIO's 1.5 KB (a refill
-# reads at least 256 bytes), the decoder's window (2**wbits bytes) and state (~1.3 KB), and for
-# a delta a 512-byte cache of the base. Nothing is allocated per byte; each decode step allocates
-# one memoryview slice.
+# RAM (allocated once per install): the _CAP-byte input buffer, the decoder's window (2**wbits
+# bytes) and state (~1.3 KB), and for a delta a 512-byte cache of the base (ota.delta). The
+# Source is made right after the representation is chosen, before the running slot's prefix is
+# hashed for a resume and before the HTTP client: those are the install's largest blocks, and
+# the decoder's state and window, which DeflateIO allocates at its first read, are made then by
+# decoding a one-byte stored block (_PRIME) that ends on a byte boundary, so the representation's
+# stream follows it as the next block. Nothing is allocated per byte; each decode step
+# allocates one memoryview slice.
 # pyright: reportAttributeAccessIssue=false
 # (micropython-stdlib-stubs' io.BytesIO lacks the stream methods MicroPython's has: tell,
 # readinto, seek, write.)
@@ -70,6 +75,7 @@ _LOW = const(1280)  # refill below this many unread bytes (>= 2 * _STEP + a bloc
 _SLICE_MS = const(10)  # the decode yields to the app at least this often (ota.delta too)
 
 
+_PRIME = b"\x00\x01\x00\xfe\xff\x00"  # a stored, non-final DEFLATE block of one byte (Source)
 _REFUSED = ("HASH_MISMATCH", "BAD_PATCH")  # the representation's bytes, not the flash, are wrong
 
 
@@ -78,29 +84,43 @@ def _bad(detail):
 
 
 class Source:
-    # The decoded stream of a raw-DEFLATE HTTP body of `size` bytes, due by the deadline dl
-    # (ota.download.deadline). It may start at a chunk boundary of the blob (a resume).
-    def __init__(self, resp, size, wbits, dl, dec=None):
+    # The decoded stream of a raw-DEFLATE HTTP body. Made before the request (Source(wbits): the
+    # input buffer, the decoder's window and state are the install's largest allocations, made
+    # while the heap has the most room in one piece); begin() attaches the body (resp, size
+    # bytes due by the deadline dl, ota.download.deadline), which may start at a chunk boundary
+    # of the blob (a resume).
+    def __init__(self, wbits):
         import deflate
+        from uctypes import addressof, bytearray_at
+        b = bytes(_CAP)  # io.BytesIO reads a bytes object in place (it copies a bytearray) ...
+        self.io = io.BytesIO(b)  # pyright: ignore[reportCallIssue, reportArgumentType]
+        self.mv = mv = memoryview(bytearray_at(addressof(b), _CAP))  # ... Source fills it here
+        mv[:6] = _PRIME
+        self.e = 6  # [0, e) of the buffer holds received bytes
+        self.z = deflate.DeflateIO(self.io, deflate.RAW, wbits)
+        try:  # the decoder allocates its state and window at its first read: now
+            self.z.readinto(mv[6:7])
+        except OSError:  # (it did not read mv: a port whose BytesIO copies bytes too)
+            raise _bad("the decoder does not read its input buffer")
+        self.h = hashlib.sha256()
+        self.t = time.ticks_ms()  # the last yield to the app (ota.delta shares it)
+
+    def begin(self, resp, size, dl, dec):
         self.resp = resp
         self.dec = dec  # an encrypted release's ota.decrypt.Decrypt, else None
         self.size = size
         self.dl = dl
         self.left = size  # body bytes not received yet
-        self.h = hashlib.sha256()
-        self.stage = bytearray(_CAP)
-        self.smv = memoryview(self.stage)
-        # _CAP bytes long from the start; [0, e) is valid
-        self.io = io.BytesIO(self.stage)  # pyright: ignore[reportCallIssue, reportArgumentType]
-        self.e = 0
-        self.z = deflate.DeflateIO(self.io, deflate.RAW, wbits)
-        self.t = time.ticks_ms()  # the last yield to the app (ota.delta shares it)
 
     async def _refill(self):
-        bio, smv = self.io, self.smv
-        u = self.e - bio.tell()
-        if u:
-            bio.readinto(smv[:u])  # the unread bytes go to the front
+        bio, mv = self.io, self.mv
+        p = bio.tell()
+        u = self.e - p
+        i = 0
+        while i < u and p:  # the unread bytes to the front, in pieces that do not overlap
+            n = u - i if u - i < p else p
+            mv[i:i + n] = mv[p + i:p + i + n]
+            i += n
         want = _CAP - u
         if want > self.left:
             want = self.left
@@ -108,15 +128,14 @@ class Source:
             want &= ~15  # whole AES blocks (the blob's size and chunks are multiples of 16)
             if not want:
                 raise _bad("the payload continues after its deflate stream")
-        n = await self.resp.readinto(smv[u:u + want])
+        n = await self.resp.readinto(mv[u:u + want])
         if not n:
             raise FetchError("SHORT_READ", "the payload ended %d bytes early" % self.left)
-        self.h.update(smv[u:u + n])  # the blob's bytes as signed (encrypted: the ciphertext)
+        v = mv[u:u + n]
+        self.h.update(v)  # the blob's bytes as signed (encrypted: the ciphertext)
         if self.dec:
-            self.dec.run(smv[u:u + n])
+            self.dec.run(v)
         self.left -= n
-        bio.seek(0)
-        bio.write(smv[:u + n])
         bio.seek(0)
         self.e = u + n
 
@@ -152,7 +171,7 @@ class Source:
             if self.e - self.io.tell() >= _CAP:
                 raise _bad("the payload continues after its deflate stream")
             await self._refill()
-        if await self.readinto(self.smv, 1) or self.io.tell() != self.e:
+        if await self.readinto(bytearray(1), 1) or self.io.tell() != self.e:
             raise _bad("the payload continues after the image")
         if sha256 is not None and self.h.digest() != sha256:
             raise _bad("the downloaded payload's SHA-256 differs from the signed one")
@@ -177,9 +196,9 @@ async def _base_is(esp32, size, sha256, buf):
     return size <= part.info()[3] and (await hash_partition(part, size, buf)).digest() == sha256
 
 
-async def install(resp, rep, m, w, esp32, dl, k=0, off=0):
+async def install(resp, rep, m, w, esp32, dl, k=0, off=0, src=None):
     # Decode rep's blob from its chunk k, at blob offset off (resp: the body from there), into
-    # the Writer w (at image offset k * chunk).
+    # the Writer w (at image offset k * chunk), through src (a Source(wbits), made here if None).
     enc, _, size, sha256, wbits, base_size, _, chunk, lengths, bases, nonce = rep
     if resp.length != size - off:
         raise _bad("the server sent %d bytes, the manifest signs %d" % (off + resp.length, size))
@@ -187,7 +206,9 @@ async def install(resp, rep, m, w, esp32, dl, k=0, off=0):
     if nonce is not None:  # an encrypted release (docs/format.md §2.8): loaded only then
         from .decrypt import Decrypt
         dec = Decrypt(m, nonce, lengths, k)
-    src = Source(resp, size - off, wbits, dl, dec)
+    if src is None:
+        src = Source(wbits)
+    src.begin(resp, size - off, dl, dec)
     if enc == "delta":
         from .delta import apply
         await apply(src, w, esp32.Partition(esp32.Partition.RUNNING), base_size, chunk, bases, k)
@@ -226,6 +247,7 @@ async def download(cfg, st, m, slot, buf, esp32, new_client, done_with, progress
             st.save_progress(done)
         progress(done, size)
 
+    src = Source(rep[4])  # its buffers first, before the HTTP client's
     h = k and await slot.hash_range(k * chunk, buf)  # the image bytes already in the slot
     client = new_client()
     try:
@@ -237,7 +259,8 @@ async def download(cfg, st, m, slot, buf, esp32, new_client, done_with, progress
             w = Writer(slot, buf, size, cfg.chip_id, persist, k and k * chunk)
             if k:
                 w.h = h
-            await install(resp, rep, m, w, esp32, deadline(cfg, size - w.done), k, off)
+            await install(resp, rep, m, w, esp32, deadline(cfg, size - w.done), k, off,
+                          src)
         except FlashError as e:
             if e.reason not in _REFUSED:
                 raise
