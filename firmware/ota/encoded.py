@@ -43,13 +43,14 @@
 # size (and, received whole, its SHA-256); the decoded bytes are hashed against the image's.
 #
 # RAM (allocated once per install): the _CAP-byte input buffer, the decoder's window (2**wbits
-# bytes) and state (~1.3 KB), and for a delta a 512-byte cache of the base (ota.delta). The
-# Source is made right after the representation is chosen, before the running slot's prefix is
-# hashed for a resume and before the HTTP client: those are the install's largest blocks, and
-# the decoder's state and window, which DeflateIO allocates at its first read, are made then by
-# decoding a one-byte stored block (_PRIME) that ends on a byte boundary, so the representation's
-# stream follows it as the next block. Nothing is allocated per byte; each decode step
-# allocates one memoryview slice.
+# bytes) and state (~1.3 KB), and for a delta ota.delta's code and its 513-byte buffer (a cache
+# of the base). The Source makes them right after the representation is chosen, after a
+# gc.collect() (a delta's choice hashed the running slot) and before the running slot's prefix
+# is hashed for a resume and before the HTTP client: they are the install's largest blocks and
+# find room in one piece then. The decoder's state and window, which DeflateIO allocates at its
+# first read, are made then by decoding a one-byte stored block (_PRIME) that ends on a byte
+# boundary, so the representation's stream follows it as the next block. Nothing is allocated
+# per byte; each decode step allocates one memoryview slice.
 # pyright: reportAttributeAccessIssue=false
 # (micropython-stdlib-stubs' io.BytesIO lacks the stream methods MicroPython's has: tell,
 # readinto, seek, write.)
@@ -89,8 +90,10 @@ class Source:
     # while the heap has the most room in one piece); begin() attaches the body (resp, size
     # bytes due by the deadline dl, ota.download.deadline), which may start at a chunk boundary
     # of the blob (a resume).
-    def __init__(self, wbits):
+    def __init__(self, wbits, delta):
         import deflate
+        import gc
+        gc.collect()
         from uctypes import addressof, bytearray_at
         b = bytes(_CAP)  # io.BytesIO reads a bytes object in place (it copies a bytearray) ...
         self.io = io.BytesIO(b)  # pyright: ignore[reportCallIssue, reportArgumentType]
@@ -104,6 +107,9 @@ class Source:
             raise _bad("the decoder does not read its input buffer")
         self.h = hashlib.sha256()
         self.t = time.ticks_ms()  # the last yield to the app (ota.delta shares it)
+        if delta:  # ota.delta's code and buffer (its cache of the base) now too
+            from .delta import SPACE
+            self.cache = bytearray(SPACE)
 
     def begin(self, resp, size, dl, dec):
         self.resp = resp
@@ -207,7 +213,7 @@ async def install(resp, rep, m, w, esp32, dl, k=0, off=0, src=None):
         from .decrypt import Decrypt
         dec = Decrypt(m, nonce, lengths, k)
     if src is None:
-        src = Source(wbits)
+        src = Source(wbits, enc == "delta")
     src.begin(resp, size - off, dl, dec)
     if enc == "delta":
         from .delta import apply
@@ -247,7 +253,7 @@ async def download(cfg, st, m, slot, buf, esp32, new_client, done_with, progress
             st.save_progress(done)
         progress(done, size)
 
-    src = Source(rep[4])  # its buffers first, before the HTTP client's
+    src = Source(rep[4], rep[0] == "delta")  # its buffers first, before the HTTP client's
     h = k and await slot.hash_range(k * chunk, buf)  # the image bytes already in the slot
     client = new_client()
     try:
