@@ -70,9 +70,9 @@ except ImportError:  # CPython
         return x
 
 _BLOCK = const(4096)
-_CAP = const(1536)  # compressed bytes held in RAM
-_STEP = const(256)  # decoded bytes per DeflateIO call
-_LOW = const(1280)  # refill below this many unread bytes (>= 2 * _STEP + a block header)
+_CAP = const(1024)  # compressed bytes held in RAM
+_STEP = const(128)  # decoded bytes per DeflateIO call
+_LOW = const(832)  # refill below this many unread bytes (>= 2 * _STEP + a block header)
 _SLICE_MS = const(10)  # the decode yields to the app at least this often (ota.delta too)
 
 
