@@ -55,13 +55,10 @@
 # (micropython-stdlib-stubs' io.BytesIO lacks the stream methods MicroPython's has: tell,
 # readinto, seek, write.)
 import asyncio
-import hashlib
-import io
 import time
 
-from .download import Writer, deadline, overdue
+from .download import overdue
 from .errors import FetchError, FlashError
-from .slot import hash_partition
 
 try:
     from micropython import const  # pyright: ignore[reportAssignmentType] - CPython fallback below
@@ -69,7 +66,6 @@ except ImportError:  # CPython
     def const(x):
         return x
 
-_BLOCK = const(4096)
 _CAP = const(1024)  # compressed bytes held in RAM
 _STEP = const(128)  # decoded bytes per DeflateIO call
 _LOW = const(832)  # refill below this many unread bytes (>= 2 * _STEP + a block header)
@@ -85,16 +81,17 @@ def _bad(detail):
 
 
 class Source:
-    # The decoded stream of a raw-DEFLATE HTTP body. Made before the request (Source(wbits): the
-    # input buffer, the decoder's window and state are the install's largest allocations, made
-    # while the heap has the most room in one piece); begin() attaches the body (resp, size
-    # bytes due by the deadline dl, ota.download.deadline), which may start at a chunk boundary
-    # of the blob (a resume).
+    # The decoded stream of a raw-DEFLATE HTTP body. Made before the request (Source(wbits,
+    # delta): the input buffer, the decoder's window and state are the install's largest
+    # allocations); install() then attaches the body: resp, size bytes due by the deadline dl
+    # (ota.download.deadline), which may start at a chunk boundary of the blob (a resume).
     def __init__(self, wbits, delta):
         import deflate
         import gc
-        gc.collect()
+        import hashlib
+        import io
         from uctypes import addressof, bytearray_at
+        gc.collect()
         b = bytes(_CAP)  # io.BytesIO reads a bytes object in place (it copies a bytearray) ...
         self.io = io.BytesIO(b)  # pyright: ignore[reportCallIssue, reportArgumentType]
         self.mv = mv = memoryview(bytearray_at(addressof(b), _CAP))  # ... Source fills it here
@@ -111,51 +108,40 @@ class Source:
             from .delta import SPACE
             self.cache = bytearray(SPACE)
 
-    def begin(self, resp, size, dl, dec):
-        self.resp = resp
-        self.dec = dec  # an encrypted release's ota.decrypt.Decrypt, else None
-        self.size = size
-        self.dl = dl
-        self.left = size  # body bytes not received yet
-
-    async def _refill(self):
-        bio, mv = self.io, self.mv
-        p = bio.tell()
-        u = self.e - p
-        i = 0
-        while i < u and p:  # the unread bytes to the front, in pieces that do not overlap
-            n = u - i if u - i < p else p
-            mv[i:i + n] = mv[p + i:p + i + n]
-            i += n
-        want = _CAP - u
-        if want > self.left:
-            want = self.left
-        if self.dec:
-            want &= ~15  # whole AES blocks (the blob's size and chunks are multiples of 16)
-            if not want:
-                raise _bad("the payload continues after its deflate stream")
-        n = await self.resp.readinto(mv[u:u + want])
-        if not n:
-            raise FetchError("SHORT_READ", "the payload ended %d bytes early" % self.left)
-        v = mv[u:u + n]
-        self.h.update(v)  # the blob's bytes as signed (encrypted: the ciphertext)
-        if self.dec:
-            self.dec.run(v)
-        self.left -= n
-        bio.seek(0)
-        self.e = u + n
-
     # Decode exactly n bytes into mv (n <= len(mv)); returns fewer only at the stream's end.
     async def readinto(self, mv, n):
         overdue(self.dl, self.size - self.left, self.size)
         got = 0
-        z, bio = self.z, self.io
+        z, bio, buf = self.z, self.io, self.mv
         while got < n:
             if time.ticks_diff(time.ticks_ms(), self.t) >= _SLICE_MS:
                 await asyncio.sleep_ms(0)
                 self.t = time.ticks_ms()
-            if self.left and self.e - bio.tell() < _LOW:
-                await self._refill()
+            p = bio.tell()
+            u = self.e - p
+            if self.left and u < _LOW:  # refill: the unread bytes to the front (in pieces
+                i = 0  # that do not overlap), then what the response has, up to _CAP
+                while i < u and p:
+                    j = u - i if u - i < p else p
+                    buf[i:i + j] = buf[p + i:p + i + j]
+                    i += j
+                j = _CAP - u
+                if j > self.left:
+                    j = self.left
+                if self.dec:
+                    j &= ~15  # whole AES blocks (the blob's size and chunks are multiples of 16)
+                    if not j:
+                        raise _bad("the payload continues after its deflate stream")
+                j = await self.resp.readinto(buf[u:u + j])
+                if not j:
+                    raise FetchError("SHORT_READ", "the payload ended %d bytes early" % self.left)
+                v = buf[u:u + j]
+                self.h.update(v)  # the blob's bytes as signed (encrypted: the ciphertext)
+                if self.dec:
+                    self.dec.run(v)
+                self.left -= j
+                bio.seek(0)
+                self.e = u + j
             k = n - got
             if k > _STEP:
                 k = _STEP
@@ -170,51 +156,44 @@ class Source:
             got += r
         return got
 
-    # After the last decoded byte: the stream must end here, and the received bytes must be the
-    # signed ones (sha256 None: a resumed blob, not received whole).
-    async def finish(self, sha256):
-        while self.left:
-            if self.e - self.io.tell() >= _CAP:
-                raise _bad("the payload continues after its deflate stream")
-            await self._refill()
-        if await self.readinto(bytearray(1), 1) or self.io.tell() != self.e:
-            raise _bad("the payload continues after the image")
-        if sha256 is not None and self.h.digest() != sha256:
-            raise _bad("the downloaded payload's SHA-256 differs from the signed one")
-
 
 def _size(r):
     return r[2]
 
 
 async def choose(m, esp32, buf, max_wbits):
+    # The smallest representation this device can use (a delta: when the running slot starts
+    # with its base, hashed only then), or None.
     for r in sorted(m.payloads, key=_size):
         if r[2] >= m.size:
             break  # no smaller than the raw payload
-        if r[4] <= max_wbits and (r[0] != "delta" or await _base_is(esp32, r[5], r[6], buf)):
+        if r[4] > max_wbits:
+            continue
+        if r[0] != "delta":
             return r
+        part = esp32.Partition(esp32.Partition.RUNNING)
+        if r[5] <= part.info()[3]:
+            from .slot import hash_partition
+            if (await hash_partition(part, r[5], buf)).digest() == r[6]:
+                return r
     return None
-
-
-async def _base_is(esp32, size, sha256, buf):
-    # Whether the running slot starts with the `size`-byte image whose SHA-256 is sha256.
-    part = esp32.Partition(esp32.Partition.RUNNING)
-    return size <= part.info()[3] and (await hash_partition(part, size, buf)).digest() == sha256
 
 
 async def install(resp, rep, m, w, esp32, dl, k=0, off=0, src=None):
     # Decode rep's blob from its chunk k, at blob offset off (resp: the body from there), into
-    # the Writer w (at image offset k * chunk), through src (a Source(wbits), made here if None).
+    # the Writer w (at image offset k * chunk), through src (a Source, made here if None).
     enc, _, size, sha256, wbits, base_size, _, chunk, lengths, bases, nonce = rep
     if resp.length != size - off:
         raise _bad("the server sent %d bytes, the manifest signs %d" % (off + resp.length, size))
-    dec = None
-    if nonce is not None:  # an encrypted release (docs/format.md §2.8): loaded only then
-        from .decrypt import Decrypt
-        dec = Decrypt(m, nonce, lengths, k)
     if src is None:
         src = Source(wbits, enc == "delta")
-    src.begin(resp, size - off, dl, dec)
+    src.dec = None  # an encrypted release's ota.decrypt.Decrypt, else None
+    if nonce is not None:  # an encrypted release (docs/format.md §2.8): loaded only then
+        from .decrypt import Decrypt
+        src.dec = Decrypt(m, nonce, lengths, k)
+    src.resp = resp
+    src.dl = dl
+    src.size = src.left = size - off  # left: body bytes not received yet
     if enc == "delta":
         from .delta import apply
         await apply(src, w, esp32.Partition(esp32.Partition.RUNNING), base_size, chunk, bases, k)
@@ -225,12 +204,18 @@ async def install(resp, rep, m, w, esp32, dl, k=0, off=0, src=None):
                 raise _bad("the payload decodes to fewer bytes than the image")
             if w.advance(n):
                 await asyncio.sleep_ms(0)
-    await src.finish(None if off else sha256)
+    # The stream must end here, with the body (the decoder past its last byte: no byte of it
+    # unread, none still to come), and a blob received whole must be the signed one.
+    if await src.readinto(bytearray(1), 1) or src.left or src.io.tell() != src.e:
+        raise _bad("the payload continues after the image")
+    if not off and src.h.digest() != sha256:
+        raise _bad("the downloaded payload's SHA-256 differs from the signed one")
     if w.h.digest() != m.sha256:
         raise _bad("the decoded image's SHA-256 differs from the signed one")
 
 
 async def download(cfg, st, m, slot, buf, esp32, new_client, done_with, progress):
+    from .download import Writer, deadline
     rep = await choose(m, esp32, buf, cfg.max_wbits)
     if rep is None:
         return False
