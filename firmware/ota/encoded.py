@@ -162,20 +162,23 @@ def _size(r):
 
 
 async def choose(m, esp32, buf, max_wbits):
-    # The smallest representation this device can use (a delta: when the running slot starts
-    # with its base, hashed only then), or None.
+    # The smallest representation this device can use and its Source (made before a delta's
+    # base is hashed: what that leaves behind does not split the heap the Source needs), or
+    # None. A delta is usable when the running slot starts with its base (hashed only then).
     for r in sorted(m.payloads, key=_size):
         if r[2] >= m.size:
             break  # no smaller than the raw payload
         if r[4] > max_wbits:
             continue
+        src = Source(r[4], r[0] == "delta")
         if r[0] != "delta":
-            return r
+            return r, src
         part = esp32.Partition(esp32.Partition.RUNNING)
         if r[5] <= part.info()[3]:
             from .slot import hash_partition
             if (await hash_partition(part, r[5], buf)).digest() == r[6]:
-                return r
+                return r, src
+        src = None
     return None
 
 
@@ -216,9 +219,10 @@ async def install(resp, rep, m, w, esp32, dl, k=0, off=0, src=None):
 
 async def download(cfg, st, m, slot, buf, esp32, new_client, done_with, progress):
     from .download import Writer, deadline
-    rep = await choose(m, esp32, buf, cfg.max_wbits)
-    if rep is None:
+    found = await choose(m, esp32, buf, cfg.max_wbits)
+    if found is None:
         return False
+    rep, src = found
     chunk = rep[7]
     size = m.size
     k = off = 0
@@ -238,7 +242,6 @@ async def download(cfg, st, m, slot, buf, esp32, new_client, done_with, progress
             st.save_progress(done)
         progress(done, size)
 
-    src = Source(rep[4], rep[0] == "delta")  # its buffers first, before the HTTP client's
     h = k and await slot.hash_range(k * chunk, buf)  # the image bytes already in the slot
     client = new_client()
     try:
