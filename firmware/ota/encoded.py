@@ -43,17 +43,18 @@
 # size (and, received whole, its SHA-256); the decoded bytes are hashed against the image's.
 #
 # RAM (allocated once per install): the _CAP-byte input buffer, the decoder's window (2**wbits
-# bytes) and state (~1.3 KB), and for a delta ota.delta's code and its 513-byte buffer (a cache
-# of the base). The Source makes them right after the representation is chosen, after a
-# gc.collect() (a delta's choice hashed the running slot) and before the running slot's prefix
-# is hashed for a resume and before the HTTP client: they are the install's largest blocks and
-# find room in one piece then. The decoder's state and window, which DeflateIO allocates at its
-# first read, are made then by decoding a one-byte stored block (_PRIME) that ends on a byte
-# boundary, so the representation's stream follows it as the next block. Nothing is allocated
-# per byte; each decode step allocates one memoryview slice.
+# bytes) and state (~1.4 KB), and for a delta ota.delta's code and its 513-byte buffer (a cache
+# of the base). choose() makes them (Source), after a gc.collect(), for the candidate it is
+# about to take, before a delta's base is hashed, the slot's prefix is hashed for a resume and
+# the HTTP client is made: they are the install's largest blocks and find room in one piece
+# then (what a hash of the running slot leaves behind would split it). The decoder's state and
+# window, which DeflateIO allocates at its first read, are made then by decoding a one-byte
+# stored block (_PRIME) that ends on a byte boundary, so the representation's stream follows it
+# as the next block. Nothing is allocated per byte; each decode step allocates one memoryview
+# slice.
 # pyright: reportAttributeAccessIssue=false
 # (micropython-stdlib-stubs' io.BytesIO lacks the stream methods MicroPython's has: tell,
-# readinto, seek, write.)
+# readinto, seek.)
 import asyncio
 import time
 
