@@ -36,10 +36,11 @@
 # io.BytesIO over a _CAP-byte bytes object, which io.BytesIO reads in place (it would copy a
 # bytearray), and Source refills that same memory from the HTTP response (Response.readinto)
 # through a uctypes view of it before each decode step: one input buffer, no staging copy. Only
-# [0, e) of it holds received bytes; the decoder is never asked for more than _STEP bytes with
-# fewer than _LOW unread bytes left (a DEFLATE stream needs at most 2 input bytes per output
-# byte plus a block header of at most ~560 bytes), and a read past e is caught after each step
-# and refused. Every received byte is hashed and counted against the representation's signed
+# [0, e) of it holds received bytes. While more of the body is to come, a decode step asks for
+# at most (unread - _HDR) / 2 bytes (a DEFLATE stream needs at most 2 input bytes per output
+# byte plus a block header of at most ~560 bytes, _HDR) and the buffer is refilled below _LOW
+# unread bytes (so a step makes at least 64 bytes, and a refill brings at least _CAP - _LOW);
+# a read past e is caught after each step and refused. Every received byte is hashed and counted against the representation's signed
 # size (and, received whole, its SHA-256); the decoded bytes are hashed against the image's.
 #
 # RAM (allocated once per install): the _CAP-byte input buffer, the decoder's window (2**wbits
@@ -68,8 +69,8 @@ except ImportError:  # CPython
         return x
 
 _CAP = const(1024)  # compressed bytes held in RAM
-_STEP = const(128)  # decoded bytes per DeflateIO call
-_LOW = const(832)  # refill below this many unread bytes (>= 2 * _STEP + a block header)
+_HDR = const(560)  # input bytes a step may read besides 2 per output byte (a block header)
+_LOW = const(688)  # refill below this many unread bytes (then a step makes >= 64 bytes)
 _SLICE_MS = const(10)  # the decode yields to the app at least this often (ota.delta too)
 
 
@@ -143,9 +144,12 @@ class Source:
                 self.left -= j
                 bio.seek(0)
                 self.e = u + j
+                continue  # (again while the response gives less than asked)
             k = n - got
-            if k > _STEP:
-                k = _STEP
+            if self.left:  # more to come: only what the unread bytes surely decode to
+                j = (u - _HDR) >> 1
+                if k > j:
+                    k = j
             try:
                 r = z.readinto(mv[got:got + k])
             except (OSError, EOFError, ValueError):
