@@ -34,14 +34,16 @@
 #
 # deflate.DeflateIO pulls its source one byte per call, so it never sees the socket: it reads an
 # io.BytesIO over a _CAP-byte bytes object, which io.BytesIO reads in place (it would copy a
-# bytearray), and Source refills that same memory from the HTTP response (Response.readinto)
-# through a uctypes view of it before each decode step: one input buffer, no staging copy. Only
-# [0, e) of it holds received bytes. While more of the body is to come, a decode step asks for
-# at most (unread - _HDR) / 2 bytes (a DEFLATE stream needs at most 2 input bytes per output
-# byte plus a block header of at most ~560 bytes, _HDR) and the buffer is refilled below _LOW
-# unread bytes (so a step makes at least 64 bytes, and a refill brings at least _CAP - _LOW);
-# a read past e is caught after each step and refused. Every received byte is hashed and counted against the representation's signed
-# size (and, received whole, its SHA-256); the decoded bytes are hashed against the image's.
+# bytearray; MicroPython tests that it does not copy a bytes object: heapalloc_bytesio2.py; a port
+# that did would fail the _PRIME decode below, HASH_MISMATCH), and Source refills that same memory
+# from the HTTP response (Response.readinto) through a uctypes view of it before each decode step:
+# one input buffer, no staging copy. Only [0, e) of it holds received bytes. While more of the
+# body is to come, a decode step asks for at most (unread - _HDR) / 2 bytes (a DEFLATE stream
+# needs at most 2 input bytes per output byte plus a block header of at most ~560 bytes, _HDR) and
+# the buffer is refilled below _LOW unread bytes (so a step makes at least 64 bytes, and a refill
+# brings at least _CAP - _LOW); a read past e is caught after each step and refused. Every
+# received byte is hashed and counted against the representation's signed size (and, received
+# whole, its SHA-256); the decoded bytes are hashed against the image's.
 #
 # RAM (allocated once per install): the _CAP-byte input buffer, the decoder's window (2**wbits
 # bytes) and state (~1.4 KB), and for a delta ota.delta's code and its 513-byte buffer (a cache
