@@ -14,6 +14,9 @@ up to the top of the scan completes a whole update (`bench.heap_scan`), with the
 from .mpy and, for raw and the wbits-12 encodings, in the simulator's frozen-code mode.
 
 Run: ``.venv/bin/python -m bench.payloads [--rounds N] [--firmware-dir DIR] [--write-docs]``.
+For iterating on one figure: ``--heap-only [--pair N] [--encoding LABEL ...] [--frozen]`` prints
+only the heap scans of those rows (pair N: its index in the list above, from 0; by default every
+pair and encoding, both modes) and writes nothing.
 """
 
 from __future__ import annotations
@@ -233,15 +236,35 @@ radio sets the pace and the bytes on the air are the figure that counts. Whole-u
 {span("raw|mpy")} KB `.mpy`, {span("raw|frozen")} KB frozen; deflate at wbits 12:
 {span("deflate, wbits 12|mpy")} / {span("deflate, wbits 12|frozen")} KB; delta at wbits 12:
 {span("delta, wbits 12|mpy")} / {span("delta, wbits 12|frozen")} KB (goals: ≤ 64 KB `.mpy`,
-≤ 40 KB frozen). The encoded installs add a staging buffer, the `BytesIO` the decoder reads from,
-the decoder's window and state, a base cache for delta, and the `ota.encoded`/`ota.delta` code
-(its bytecode only in the `.mpy` column).
+≤ 40 KB frozen). The encoded installs add to a raw one the decoder's 1 KB input buffer (which the
+`BytesIO` it pulls from reads in place), its window (2**wbits bytes) and state (~1.4 KB), for
+delta `ota.delta`'s 513-byte cache of the base, and the `ota.encoded`/`ota.delta` code (its
+bytecode only in the `.mpy` column; in the frozen mode their module and function objects). They
+are made before the HTTP client (`ota.encoded.Source`), so the window finds room in one piece.
+The raw rows are the whole-update figure of `bench.agent` (docs/agent.md) within 1 KB: another
+image and version string, and nothing of `ota.encoded` is loaded for a release without
+`payloads`.
 
 How each heap figure was found (a bisection, then 1 KB steps; whether an update fits is not
 monotonic in the heap size):
 
 {chr(10).join("- " + n for n in notes)}
 """
+
+
+def heap_only(firmware: Path, pair: int | None, labels: list[str] | None,
+              frozen: bool | None) -> None:
+    """Print the heap scans of the chosen rows only (a quick check while iterating)."""
+    for i, (name, (old, new)) in enumerate(pairs(firmware).items()):
+        if pair is not None and i != pair:
+            continue
+        for label in labels or ENCODINGS:
+            for fz in (False, True) if frozen is None else (frozen,):
+                if fz and label not in FROZEN_ROWS:
+                    continue
+                scan = min_heap(old, new, label, frozen=fz)
+                print(f"{name} | {label} | {'frozen' if fz else 'mpy'} | {scan.lowest} KB | "
+                      f"{scan.note()}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -251,7 +274,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--firmware-dir", type=Path, default=FIRMWARE,
                     help=f"where the real images are (default {FIRMWARE})")
+    ap.add_argument("--heap-only", action="store_true",
+                    help="only the heap scans (of --pair, --encoding, --frozen/--mpy); no docs")
+    ap.add_argument("--pair", type=int, help="with --heap-only: this pair only (index from 0)")
+    ap.add_argument("--encoding", action="append", choices=list(ENCODINGS),
+                    help="with --heap-only: this encoding only (repeatable)")
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--frozen", action="store_true", default=None,
+                      help="with --heap-only: the frozen-code mode only")
+    mode.add_argument("--mpy", dest="frozen", action="store_false",
+                      help="with --heap-only: the .mpy mode only")
     args = ap.parse_args(argv)
+    if args.heap_only:
+        heap_only(args.firmware_dir, args.pair, args.encoding, args.frozen)
+        return 0
     command = ".venv/bin/python -m bench.payloads" + \
         ("" if args.rounds == 5 else f" --rounds {args.rounds}") + \
         ("" if args.firmware_dir == FIRMWARE else f" --firmware-dir {args.firmware_dir}") + \

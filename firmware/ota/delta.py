@@ -20,7 +20,8 @@
 # end, at least 1), far inside both bounds. The loop yields to the app whenever _SLICE_MS have
 # passed since the last yield (src.t, shared with encoded.Source).
 #
-# Allocates the 512-byte cache and a 16-byte scratch buffer once, nothing per byte.
+# Allocates nothing per byte; its one buffer (SPACE bytes: the 512-byte cache of the base, then
+# one byte) is src.cache, made by ota.encoded.Source with the decoder's buffers.
 import asyncio
 import time
 
@@ -40,6 +41,7 @@ except (ImportError, SyntaxError, ValueError):  # no native emitter on this port
             out[o + i] = (out[o + i] + base[b + i]) & 0xFF
 
 _CACHE = const(512)
+SPACE = const(513)  # the buffer apply() needs, allocated by its caller (src.cache)
 _BLOCK = const(4096)
 _HDR = const(13)  # b"OTPD", version 1, u32 image size, u32 base size
 _IDLE_OPS = const(64)  # operations in a row without an output byte
@@ -67,18 +69,18 @@ async def _uvarint(src, one):
 
 
 async def apply(src, w, base, base_size, chunk=0, bases=None, k=0):
-    scratch = bytearray(16)
-    hdr = memoryview(scratch)
-    if not k:
-        if await src.readinto(hdr, _HDR) != _HDR or scratch[:5] != b"OTPD\x01":
+    buf = src.cache  # SPACE bytes: the cache of the base, then one byte for _uvarint
+    mv = memoryview(buf)
+    cache = mv[:_CACHE]
+    if not k:  # the header, in the cache before it caches anything
+        if await src.readinto(mv, _HDR) != _HDR or buf[:5] != b"OTPD\x01":
             raise _bad("not an otakit patch")
-        if int.from_bytes(scratch[5:9], "little") != w.size:
+        if int.from_bytes(buf[5:9], "little") != w.size:
             raise _bad("it makes an image of another size")
-        if int.from_bytes(scratch[9:13], "little") != base_size:
+        if int.from_bytes(buf[9:13], "little") != base_size:
             raise _bad("it is for a base of another size")
-    cache = bytearray(_CACHE)
     cached = -1  # base offset of the cache's first byte
-    one = hdr[:1]
+    one = mv[_CACHE:]
     size = w.size
     seg = w.done  # image offset where this segment starts
     pos = seg + bases[k] if k else 0  # pyright: ignore[reportOptionalSubscript] - k: chunked

@@ -33,29 +33,36 @@
 # The code lives here, not in ota.agent, so that it costs no RAM during a raw update.
 #
 # deflate.DeflateIO pulls its source one byte per call, so it never sees the socket: it reads an
-# io.BytesIO of _CAP bytes that Source refills from the HTTP response (Response.readinto) before
-# each decode step. Only [0, e) of that BytesIO holds received bytes; the decoder is never asked
-# for more than _STEP bytes with fewer than _LOW unread bytes left (a DEFLATE stream needs at
-# most 2 input bytes per output byte plus a block header of at most ~560 bytes), and a read past
-# e is caught after each step and refused. Every received byte is hashed and counted against the
-# representation's signed size (and, received whole, its SHA-256); the decoded bytes are hashed
-# against the image's.
+# io.BytesIO over a _CAP-byte bytes object, which io.BytesIO reads in place (it would copy a
+# bytearray; MicroPython tests that it does not copy a bytes object: heapalloc_bytesio2.py; a port
+# that did would fail the _PRIME decode below, HASH_MISMATCH), and Source refills that same memory
+# from the HTTP response (Response.readinto) through a uctypes view of it before each decode step:
+# one input buffer, no staging copy. Only [0, e) of it holds received bytes. While more of the
+# body is to come, a decode step asks for at most (unread - _HDR) / 2 bytes (a DEFLATE stream
+# needs at most 2 input bytes per output byte plus a block header of at most ~560 bytes, _HDR) and
+# the buffer is refilled below _LOW unread bytes (so a step makes at least 64 bytes, and a refill
+# brings at least _CAP - _LOW); a read past e is caught after each step and refused. Every
+# received byte is hashed and counted against the representation's signed size (and, received
+# whole, its SHA-256); the decoded bytes are hashed against the image's.
 #
-# RAM (allocated once per install): a 1.5 KB staging buffer, the BytesIO's 1.5 KB (a refill
-# reads at least 256 bytes), the decoder's window (2**wbits bytes) and state (~1.3 KB), and for
-# a delta a 512-byte cache of the base. Nothing is allocated per byte; each decode step allocates
-# one memoryview slice.
+# RAM (allocated once per install): the _CAP-byte input buffer, the decoder's window (2**wbits
+# bytes) and state (~1.4 KB), and for a delta ota.delta's code and its 513-byte buffer (a cache
+# of the base). choose() makes them (Source), after a gc.collect(), for the candidate it is
+# about to take, before a delta's base is hashed, the slot's prefix is hashed for a resume and
+# the HTTP client is made: they are the install's largest blocks and find room in one piece
+# then (what a hash of the running slot leaves behind would split it). The decoder's state and
+# window, which DeflateIO allocates at its first read, are made then by decoding a one-byte
+# stored block (_PRIME) that ends on a byte boundary, so the representation's stream follows it
+# as the next block. Nothing is allocated per byte; each decode step allocates one memoryview
+# slice.
 # pyright: reportAttributeAccessIssue=false
 # (micropython-stdlib-stubs' io.BytesIO lacks the stream methods MicroPython's has: tell,
-# readinto, seek, write.)
+# readinto, seek.)
 import asyncio
-import hashlib
-import io
 import time
 
-from .download import Writer, deadline, overdue
+from .download import overdue
 from .errors import FetchError, FlashError
-from .slot import hash_partition
 
 try:
     from micropython import const  # pyright: ignore[reportAssignmentType] - CPython fallback below
@@ -63,13 +70,13 @@ except ImportError:  # CPython
     def const(x):
         return x
 
-_BLOCK = const(4096)
-_CAP = const(1536)  # compressed bytes held in RAM
-_STEP = const(256)  # decoded bytes per DeflateIO call
-_LOW = const(1280)  # refill below this many unread bytes (>= 2 * _STEP + a block header)
+_CAP = const(1024)  # compressed bytes held in RAM
+_HDR = const(560)  # input bytes a step may read besides 2 per output byte (a block header)
+_LOW = const(688)  # refill below this many unread bytes (then a step makes >= 64 bytes)
 _SLICE_MS = const(10)  # the decode yields to the app at least this often (ota.delta too)
 
 
+_PRIME = b"\x00\x01\x00\xfe\xff\x00"  # a stored, non-final DEFLATE block of one byte (Source)
 _REFUSED = ("HASH_MISMATCH", "BAD_PATCH")  # the representation's bytes, not the flash, are wrong
 
 
@@ -78,62 +85,73 @@ def _bad(detail):
 
 
 class Source:
-    # The decoded stream of a raw-DEFLATE HTTP body of `size` bytes, due by the deadline dl
-    # (ota.download.deadline). It may start at a chunk boundary of the blob (a resume).
-    def __init__(self, resp, size, wbits, dl, dec=None):
+    # The decoded stream of a raw-DEFLATE HTTP body. Made before the request (Source(wbits,
+    # delta): the input buffer, the decoder's window and state are the install's largest
+    # allocations); install() then attaches the body: resp, size bytes due by the deadline dl
+    # (ota.download.deadline), which may start at a chunk boundary of the blob (a resume).
+    def __init__(self, wbits, delta):
         import deflate
-        self.resp = resp
-        self.dec = dec  # an encrypted release's ota.decrypt.Decrypt, else None
-        self.size = size
-        self.dl = dl
-        self.left = size  # body bytes not received yet
-        self.h = hashlib.sha256()
-        self.stage = bytearray(_CAP)
-        self.smv = memoryview(self.stage)
-        # _CAP bytes long from the start; [0, e) is valid
-        self.io = io.BytesIO(self.stage)  # pyright: ignore[reportCallIssue, reportArgumentType]
-        self.e = 0
+        import gc
+        import hashlib
+        import io
+        from uctypes import addressof, bytearray_at
+        gc.collect()
+        b = bytes(_CAP)  # io.BytesIO reads a bytes object in place (it copies a bytearray) ...
+        self.io = io.BytesIO(b)  # pyright: ignore[reportCallIssue, reportArgumentType]
+        self.mv = mv = memoryview(bytearray_at(addressof(b), _CAP))  # ... Source fills it here
+        mv[:6] = _PRIME
+        self.e = 6  # [0, e) of the buffer holds received bytes
         self.z = deflate.DeflateIO(self.io, deflate.RAW, wbits)
+        try:  # the decoder allocates its state and window at its first read: now
+            self.z.readinto(mv[6:7])
+        except OSError:  # (it did not read mv: a port whose BytesIO copies bytes too)
+            raise _bad("the decoder does not read its input buffer")
+        self.h = hashlib.sha256()
         self.t = time.ticks_ms()  # the last yield to the app (ota.delta shares it)
-
-    async def _refill(self):
-        bio, smv = self.io, self.smv
-        u = self.e - bio.tell()
-        if u:
-            bio.readinto(smv[:u])  # the unread bytes go to the front
-        want = _CAP - u
-        if want > self.left:
-            want = self.left
-        if self.dec:
-            want &= ~15  # whole AES blocks (the blob's size and chunks are multiples of 16)
-            if not want:
-                raise _bad("the payload continues after its deflate stream")
-        n = await self.resp.readinto(smv[u:u + want])
-        if not n:
-            raise FetchError("SHORT_READ", "the payload ended %d bytes early" % self.left)
-        self.h.update(smv[u:u + n])  # the blob's bytes as signed (encrypted: the ciphertext)
-        if self.dec:
-            self.dec.run(smv[u:u + n])
-        self.left -= n
-        bio.seek(0)
-        bio.write(smv[:u + n])
-        bio.seek(0)
-        self.e = u + n
+        if delta:  # ota.delta's code and buffer (its cache of the base) now too
+            from .delta import SPACE
+            self.cache = bytearray(SPACE)
 
     # Decode exactly n bytes into mv (n <= len(mv)); returns fewer only at the stream's end.
     async def readinto(self, mv, n):
         overdue(self.dl, self.size - self.left, self.size)
         got = 0
-        z, bio = self.z, self.io
+        z, bio, buf = self.z, self.io, self.mv
         while got < n:
             if time.ticks_diff(time.ticks_ms(), self.t) >= _SLICE_MS:
                 await asyncio.sleep_ms(0)
                 self.t = time.ticks_ms()
-            if self.left and self.e - bio.tell() < _LOW:
-                await self._refill()
+            p = bio.tell()
+            u = self.e - p
+            if self.left and u < _LOW:  # refill: the unread bytes to the front (in pieces
+                i = 0  # that do not overlap), then what the response has, up to _CAP
+                while i < u and p:
+                    j = u - i if u - i < p else p
+                    buf[i:i + j] = buf[p + i:p + i + j]
+                    i += j
+                j = _CAP - u
+                if j > self.left:
+                    j = self.left
+                if self.dec:
+                    j &= ~15  # whole AES blocks (the blob's size and chunks are multiples of 16)
+                    if not j:
+                        raise _bad("the payload continues after its deflate stream")
+                j = await self.resp.readinto(buf[u:u + j])
+                if not j:
+                    raise FetchError("SHORT_READ", "the payload ended %d bytes early" % self.left)
+                v = buf[u:u + j]
+                self.h.update(v)  # the blob's bytes as signed (encrypted: the ciphertext)
+                if self.dec:
+                    self.dec.run(v)
+                self.left -= j
+                bio.seek(0)
+                self.e = u + j
+                continue  # (again while the response gives less than asked)
             k = n - got
-            if k > _STEP:
-                k = _STEP
+            if self.left:  # more to come: only what the unread bytes surely decode to
+                j = (u - _HDR) >> 1
+                if k > j:
+                    k = j
             try:
                 r = z.readinto(mv[got:got + k])
             except (OSError, EOFError, ValueError):
@@ -145,49 +163,47 @@ class Source:
             got += r
         return got
 
-    # After the last decoded byte: the stream must end here, and the received bytes must be the
-    # signed ones (sha256 None: a resumed blob, not received whole).
-    async def finish(self, sha256):
-        while self.left:
-            if self.e - self.io.tell() >= _CAP:
-                raise _bad("the payload continues after its deflate stream")
-            await self._refill()
-        if await self.readinto(self.smv, 1) or self.io.tell() != self.e:
-            raise _bad("the payload continues after the image")
-        if sha256 is not None and self.h.digest() != sha256:
-            raise _bad("the downloaded payload's SHA-256 differs from the signed one")
-
 
 def _size(r):
     return r[2]
 
 
 async def choose(m, esp32, buf, max_wbits):
+    # The smallest representation this device can use and its Source (made before a delta's
+    # base is hashed: what that leaves behind does not split the heap the Source needs), or
+    # None. A delta is usable when the running slot starts with its base (hashed only then).
     for r in sorted(m.payloads, key=_size):
         if r[2] >= m.size:
             break  # no smaller than the raw payload
-        if r[4] <= max_wbits and (r[0] != "delta" or await _base_is(esp32, r[5], r[6], buf)):
-            return r
+        if r[4] > max_wbits:
+            continue
+        src = Source(r[4], r[0] == "delta")
+        if r[0] != "delta":
+            return r, src
+        part = esp32.Partition(esp32.Partition.RUNNING)
+        if r[5] <= part.info()[3]:
+            from .slot import hash_partition
+            if (await hash_partition(part, r[5], buf)).digest() == r[6]:
+                return r, src
+        src = None
     return None
 
 
-async def _base_is(esp32, size, sha256, buf):
-    # Whether the running slot starts with the `size`-byte image whose SHA-256 is sha256.
-    part = esp32.Partition(esp32.Partition.RUNNING)
-    return size <= part.info()[3] and (await hash_partition(part, size, buf)).digest() == sha256
-
-
-async def install(resp, rep, m, w, esp32, dl, k=0, off=0):
+async def install(resp, rep, m, w, esp32, dl, k=0, off=0, src=None):
     # Decode rep's blob from its chunk k, at blob offset off (resp: the body from there), into
-    # the Writer w (at image offset k * chunk).
+    # the Writer w (at image offset k * chunk), through src (a Source, made here if None).
     enc, _, size, sha256, wbits, base_size, _, chunk, lengths, bases, nonce = rep
     if resp.length != size - off:
         raise _bad("the server sent %d bytes, the manifest signs %d" % (off + resp.length, size))
-    dec = None
+    if src is None:
+        src = Source(wbits, enc == "delta")
+    src.dec = None  # an encrypted release's ota.decrypt.Decrypt, else None
     if nonce is not None:  # an encrypted release (docs/format.md §2.8): loaded only then
         from .decrypt import Decrypt
-        dec = Decrypt(m, nonce, lengths, k)
-    src = Source(resp, size - off, wbits, dl, dec)
+        src.dec = Decrypt(m, nonce, lengths, k)
+    src.resp = resp
+    src.dl = dl
+    src.size = src.left = size - off  # left: body bytes not received yet
     if enc == "delta":
         from .delta import apply
         await apply(src, w, esp32.Partition(esp32.Partition.RUNNING), base_size, chunk, bases, k)
@@ -198,15 +214,22 @@ async def install(resp, rep, m, w, esp32, dl, k=0, off=0):
                 raise _bad("the payload decodes to fewer bytes than the image")
             if w.advance(n):
                 await asyncio.sleep_ms(0)
-    await src.finish(None if off else sha256)
+    # The stream must end here, with the body (the decoder past its last byte: no byte of it
+    # unread, none still to come), and a blob received whole must be the signed one.
+    if await src.readinto(bytearray(1), 1) or src.left or src.io.tell() != src.e:
+        raise _bad("the payload continues after the image")
+    if not off and src.h.digest() != sha256:
+        raise _bad("the downloaded payload's SHA-256 differs from the signed one")
     if w.h.digest() != m.sha256:
         raise _bad("the decoded image's SHA-256 differs from the signed one")
 
 
 async def download(cfg, st, m, slot, buf, esp32, new_client, done_with, progress):
-    rep = await choose(m, esp32, buf, cfg.max_wbits)
-    if rep is None:
+    from .download import Writer, deadline
+    found = await choose(m, esp32, buf, cfg.max_wbits)
+    if found is None:
         return False
+    rep, src = found
     chunk = rep[7]
     size = m.size
     k = off = 0
@@ -237,7 +260,8 @@ async def download(cfg, st, m, slot, buf, esp32, new_client, done_with, progress
             w = Writer(slot, buf, size, cfg.chip_id, persist, k and k * chunk)
             if k:
                 w.h = h
-            await install(resp, rep, m, w, esp32, deadline(cfg, size - w.done), k, off)
+            await install(resp, rep, m, w, esp32, deadline(cfg, size - w.done), k, off,
+                          src)
         except FlashError as e:
             if e.reason not in _REFUSED:
                 raise
