@@ -5,15 +5,15 @@
 # - the target is always Partition(RUNNING).get_next_update(): never the running slot;
 # - blocks are written with 2-argument writeblocks (erase + write), one 4 KB block at a time,
 #   from one buffer the caller preallocates; nothing here allocates per block;
-# - set_boot() is called only by switch(), and only after verify() (ota.slotops): every byte of
+# - set_boot() is called only by switch() (ota.slotops), and only after verify(): every byte of
 #   the image was read back from flash and its SHA-256 equals the signed one (ota.download.Writer
 #   reads each block back right after writing it and hashes what it read, a resumed download's
 #   kept prefix is hashed by hash_range into that same SHA-256, which the writer's caller checks;
 #   verify hashes the whole range itself when any byte was not read back), and the header, read
 #   back, is an app for this chip.
-# RAM: a Slot lives through an install, so verify(), which runs once the image is in, is in
-# ota.slotops, loaded by Slot.__getattr__ on first use and dropped by ota.release() with the
-# install phase: that code is not in the heap while a payload streams in.
+# RAM: a Slot lives through an install, so what runs only once the image is in (verify() and
+# switch()) is in ota.slotops, loaded by Slot.__getattr__ on first use and dropped by
+# ota.release() with the install phase: that code is not in the heap while a payload streams in.
 import hashlib
 
 from .errors import FlashError
@@ -78,7 +78,7 @@ class Slot:
         self.read_back = 0
 
     def __getattr__(self, name):
-        # verify(): a function of ota.slotops, bound to this Slot.
+        # verify(), switch(): functions of ota.slotops, bound to this Slot.
         if name[0] == "_":
             raise AttributeError(name)
         from . import slotops
@@ -105,10 +105,3 @@ class Slot:
         problem = app_header_problem(buf, chip_id)
         if problem:
             raise FlashError("BAD_IMAGE", problem)
-
-    def switch(self):
-        # Make the verified slot the one the bootloader tries next (as NEW: a trial boot).
-        try:
-            self.part.set_boot()
-        except OSError as e:
-            raise FlashError("SET_BOOT_FAILED", "set_boot refused %s: %s" % (self.label, e))

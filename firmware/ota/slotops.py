@@ -1,4 +1,4 @@
-# ota/slotops.py: the second half of ota.slot: the check that an image is in the slot.
+# ota/slotops.py: the second half of ota.slot: what runs once an image is in the slot.
 # MIT license; Copyright (c) 2026 otakit contributors
 #
 # Called as methods of an ota.slot.Slot (slot.verify(...) runs verify(slot, ...) here, through
@@ -17,3 +17,11 @@ async def verify(slot, size, sha256, chip_id, buf):
         raise FlashError("READBACK_MISMATCH", "the image read back from %s differs from the "
                          "signed SHA-256" % slot.label)
     slot.check_header(chip_id, buf)
+
+
+def switch(slot):
+    # Make the verified slot the one the bootloader tries next (as NEW: a trial boot).
+    try:
+        slot.part.set_boot()
+    except OSError as e:
+        raise FlashError("SET_BOOT_FAILED", "set_boot refused %s: %s" % (slot.label, e))
