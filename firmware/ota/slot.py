@@ -5,15 +5,12 @@
 # - the target is always Partition(RUNNING).get_next_update(): never the running slot;
 # - blocks are written with 2-argument writeblocks (erase + write), one 4 KB block at a time,
 #   from one buffer the caller preallocates; nothing here allocates per block;
-# - set_boot() is called only by switch() (ota.slotops), and only after verify(): every byte of
-#   the image was read back from flash and its SHA-256 equals the signed one (ota.download.Writer
-#   reads each block back right after writing it and hashes what it read, a resumed download's
-#   kept prefix is hashed by hash_range into that same SHA-256, which the writer's caller checks;
-#   verify hashes the whole range itself when any byte was not read back), and the header, read
-#   back, is an app for this chip.
-# RAM: a Slot lives through an install, so what runs only once the image is in (verify() and
-# switch()) is in ota.slotops, loaded by Slot.__getattr__ on first use and dropped by
-# ota.release() with the install phase: that code is not in the heap while a payload streams in.
+# - set_boot() is called only by switch(), and only after verify(): every byte of the image was
+#   read back from flash and its SHA-256 equals the signed one (ota.download.Writer reads each
+#   block back right after writing it and hashes what it read, a resumed download's kept prefix
+#   is hashed by hash_range into that same SHA-256, which the writer's caller checks; verify
+#   hashes the whole range itself when any byte was not read back), and the header, read back,
+#   is an app for this chip.
 import hashlib
 
 from .errors import FlashError
@@ -77,14 +74,6 @@ class Slot:
         self.label = info[4]
         self.read_back = 0
 
-    def __getattr__(self, name):
-        # verify(), switch(): functions of ota.slotops, bound to this Slot.
-        if name[0] == "_":
-            raise AttributeError(name)
-        from . import slotops
-        f = getattr(slotops, name)
-        return lambda *a: f(self, *a)
-
     def write_block(self, block_num, buf):
         # buf is a full 4 KB block (pad the last one with 0xFF); erases then writes.
         try:
@@ -99,9 +88,26 @@ class Slot:
         self.read_back = size  # a prefix: from the slot's start
         return h
 
+    async def verify(self, size, sha256, chip_id, buf):
+        # Check the written range is the signed, bootable image. When every byte was read back
+        # (read_back) into the SHA-256 the download checked, only the header is read here; else
+        # the whole range is hashed from flash and compared with the signed SHA-256.
+        if self.read_back < size and \
+                (await hash_partition(self.part, size, buf)).digest() != sha256:
+            raise FlashError("READBACK_MISMATCH", "the image read back from %s differs from the "
+                             "signed SHA-256" % self.label)
+        self.check_header(chip_id, buf)
+
     def check_header(self, chip_id, buf):
         # The written image's header, read back from flash, is an app for this chip.
         self.part.readblocks(0, buf)
         problem = app_header_problem(buf, chip_id)
         if problem:
             raise FlashError("BAD_IMAGE", problem)
+
+    def switch(self):
+        # Make the verified slot the one the bootloader tries next (as NEW: a trial boot).
+        try:
+            self.part.set_boot()
+        except OSError as e:
+            raise FlashError("SET_BOOT_FAILED", "set_boot refused %s: %s" % (self.label, e))
