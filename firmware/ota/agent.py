@@ -135,9 +135,9 @@ class Agent:
                 raise
             # The power-safe order of the trial's records is State.arm_trial's (ota.stateops).
             st.arm_trial(m.sequence, m.security_version, slot.address, slot.switch)
-        except OTAError as e:
+        except (OTAError, MemoryError) as e:  # MemoryError: NO_MEMORY, the app goes on
             from .info import fail
-            fail(self, e)
+            e = fail(self, e, "the install")
             self._note("failed", m.sequence, e.reason, t0, m.version)
             return False
         self._note("installed", m.sequence, None, t0, m.version)
@@ -190,6 +190,8 @@ class Agent:
             events, self._events = self._events, []
             try:
                 await flush(self.cfg, self.state, events, self._client, self._done_with)
+            except MemoryError:  # they wait for the next report, as above
+                self._events = (events + self._events)[-_MAX_EVENTS:]
             finally:
                 release()
 

@@ -56,6 +56,11 @@ async def check(a):
     except OTAError as e:  # not the manifest's fault: the cached verdict stands
         from .info import fail
         fail(a, e)
+    except MemoryError as e:  # the heap ran out: NO_MEMORY, the app goes on (ota.info.fail)
+        run = None
+        release()
+        from .info import fail
+        fail(a, e, "the check")
     finally:
         run = None  # ota.check's code goes with the phase, not with this frame
         release()

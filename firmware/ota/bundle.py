@@ -156,9 +156,9 @@ async def install(a, path):
                 a._note("checked", 0, state, t0)
                 return False
             where, enc = _pick(m, p, sha)
-        except OTAError as e:
+        except (OTAError, MemoryError) as e:  # MemoryError: NO_MEMORY (ota.info.fail)
             from .info import fail
-            fail(a, e)
+            e = fail(a, e, "the bundle's check")
             a._note("failed", 0, e.reason, t0)
             return False
         seq, version = m.sequence, m.version  # pyright: ignore[reportOptionalMemberAccess]

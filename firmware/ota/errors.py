@@ -7,6 +7,8 @@
 #   FlashError    - the device is at fault (no slot, write failed, read-back mismatch)
 # Every error carries .reason (a short constant listed in docs/format.md, the same spelling on the
 # host) and an optional .detail. Code branches on .reason, never on message text.
+# A MemoryError in a phase of an update is the device's too: the agent turns it into FlashError
+# NO_MEMORY at the phase's boundary (ota.info.fail), so that it never ends the app.
 
 
 class OTAError(Exception):
@@ -31,3 +33,4 @@ class FetchError(OTAError):
 
 class FlashError(OTAError):
     pass
+

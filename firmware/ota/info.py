@@ -5,7 +5,7 @@
 # Called as methods of an ota.agent.Agent (through Agent.__getattr__, as ota.agentops), loaded
 # only when one is called, then released.
 from . import release
-from .errors import FetchError
+from .errors import FetchError, FlashError, OTAError
 
 
 def status(a):
@@ -16,15 +16,23 @@ def status(a):
     return s
 
 
-def fail(a, e):
-    # The agent's status after OTAError e; the last failure is saved unless the network was at
-    # fault (that is retried, not worth a flash write).
+def fail(a, e, what="the update"):
+    # The agent's status after OTAError e, or after a MemoryError in `what` (a phase, whose code
+    # is released by now): FlashError NO_MEMORY, so that it never ends the app. The last failure
+    # is saved unless the network was at fault (that is retried, not worth a flash write).
+    # Returns the OTAError.
+    if not isinstance(e, OTAError):
+        release()  # and collect: the heap free once the phase is gone
+        import gc
+        e = FlashError("NO_MEMORY", "%s ran out of heap (%d bytes free after it)"
+                       % (what, gc.mem_free()))
     a._set("failed", e.reason, e.detail)
     a._status["retry_after"] = _seconds(getattr(e, "retry_after", None))
     a._status["transient"] = isinstance(e, FetchError)
     if not isinstance(e, FetchError):
         a.state.set_last(e.reason, e.detail)
         a.state.commit()
+    return e
 
 
 def _seconds(text):

@@ -169,6 +169,69 @@ def test_lock_works_with_no_update_server(lab: Lab) -> None:
     assert toggles == round(span_ms / 200) + 1  # and none missed in between
 
 
+# The real app's update loop, where the heap runs out twice: once in the first check (the
+# check's Slot()), once in the next install (after 20 blocks in flash). A MemoryError in an update
+# must not end the app (a door lock that stops at an update's MemoryError is locked out).
+NO_HEAP = """\
+import esp32, doorlock, ota.agent, ota.agentops
+P = esp32.Partition
+orig_next, orig_write = P.get_next_update, P.writeblocks
+orig_check = ota.agentops.check
+hits = {"check": 0, "writes": 0, "checks": 0}
+
+def get_next_update(self):
+    if hits["check"] == 1:
+        hits["check"] = 2
+        raise MemoryError("memory allocation failed (injected)")
+    return orig_next(self)
+
+def writeblocks(self, block, buf, offset=None):
+    if offset is None and self.info()[4] == "ota_1":
+        hits["writes"] += 1
+        if hits["writes"] == 21:
+            raise MemoryError("memory allocation failed (injected)")
+    return orig_write(self, block, buf) if offset is None else orig_write(self, block, buf, offset)
+
+async def check(self):
+    hits["checks"] += 1
+    if hits["checks"] == 1:
+        hits["check"] = 1
+    offer = await orig_check(self)
+    s = self.status()
+    print("CHECK %s %s" % (s["state"], s["reason"]))
+    return offer
+
+P.get_next_update, P.writeblocks = get_next_update, writeblocks
+ota.agent.Agent.check = check
+doorlock.main()
+print("APP-ENDED")
+"""
+
+
+def test_lock_survives_an_update_that_runs_out_of_heap(lab: Lab) -> None:
+    size = 256 * 1024
+    new = make_app_image("1.1.0", size=size)
+    lab.publish(new, "1.1.0", 2)
+    lab.flash(make_app_image("1.0.0", size=size), max_checks=3, check_s=1, first_s=0)
+    script = lab.work / "noheap.py"
+    script.write_text(NO_HEAP)
+    result = lab.boot(script=script, heapsize=HEAP, max_boots=2)
+    first = result.log.split("--- boot 2")[0]
+    assert "Traceback" not in first, first[-3000:]
+    # the check and the install that ran out fail with NO_MEMORY; the app goes on and the
+    # third check installs, resuming after the blocks the failed install left in flash
+    checks = re.findall(r"^CHECK (\w+) (\w+)$", first, re.M)
+    assert checks[0] == ("failed", "NO_MEMORY") and [c[0] for c in checks[1:]] == \
+        ["offered", "offered"], checks
+    assert re.search(r"^app: notice failed: .*NO_MEMORY", first, re.M), first[-3000:]
+    assert re.search(r"the check ran out of heap \(\d+ bytes free after it\)", result.log)
+    assert "app: notice downloaded" in first
+    assert [b.version for b in result.boots] == ["1.0.0", "1.1.0"], result.log[-3000:]
+    assert "app: boot confirmed ota_1" in result.log
+    blobs = [status for _, path, status in lab.requests() if "/blobs/" in path]
+    assert blobs == [200, 206], blobs  # the install after it resumed (a Range), not from 0
+
+
 def test_device_info_names_model_and_running_firmware(lab: Lab) -> None:
     # ETSI EN 303 645 5.3-16: the model on the label, beside the product name, the hardware and
     # the firmware the board runs, on the app's local interface (lockui.py; asked at every boot,
