@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import sys
 
-from bench import agent, fleet_load, flash_write, latency, payloads, peer, resumable, verify
+from bench import (agent, app, fleet_load, flash_write, latency, payloads, peer, resumable,
+                   verify)
 
 
 def main() -> int:
     """Run the benchmarks in turn; each prints its table and updates docs/performance.md."""
-    for module in (verify, flash_write, agent, payloads, resumable, peer, latency, fleet_load):
+    for module in (verify, flash_write, agent, app, payloads, resumable, peer, latency,
+                   fleet_load):
         print(f"== {module.__name__} ==", flush=True)
         rc = module.main(["--write-docs"])
         if rc:

@@ -16,7 +16,7 @@ import pytest
 from otakit.loadgen import LoadResult
 from otakit.paths import DOCS_DIR, ROOT
 
-BENCHES = ("agent", "flash_write", "fleet_load", "latency", "payloads", "peer", "resumable",
+BENCHES = ("agent", "app", "flash_write", "fleet_load", "latency", "payloads", "peer", "resumable",
            "verify")
 
 
@@ -177,6 +177,22 @@ def test_payloads_section(bench: ModuleType, doc: Path,
     assert "| p | zlib level 9, wbits 15 (reference, not a device encoding) | 0.6800 |  |  |  |" \
         in text
     assert "`.venv/bin/python -m bench.payloads --write-docs`" in text
+
+
+def test_app_section(bench: ModuleType, doc: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    mod = importlib.import_module("bench.app")
+    scans = {False: _scan(bench, 91), True: _scan(bench, 56, [53])}
+    monkeypatch.setattr(mod, "min_heap", lambda frozen: scans[frozen])
+    monkeypatch.setattr(mod, "write_section",
+                        lambda heading, text: bench.write_section(heading, text, doc))
+    assert mod.main(["--write-docs"]) == 0
+    text = _sections(doc.read_text())["Example app (door lock) through a whole update"]
+    assert "| `.mpy` (a development board) | **91 KB** | 112 KB |" in text
+    assert "| frozen (a product board) | **56 KB** | 112 KB |" in text
+    assert "53 KB passed too" in text
+    assert "`.venv/bin/python -m bench.app --write-docs`" in text
+    scans[False] = _scan(bench, 113)
+    assert mod.main([]) == 1  # over `otakit sim run`'s default heap: the bench fails
 
 
 def test_resumable_section(bench: ModuleType, doc: Path, monkeypatch: pytest.MonkeyPatch) -> None:
