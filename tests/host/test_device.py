@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from hosthelpers import write_ca_pem
+
 from otakit import deploy as dev_deploy
 from otakit import flash as dev_flash
 from otakit.appimage import make_app_image
@@ -194,25 +196,6 @@ def test_deploy_cli_missing_port(dev_files: dict[str, Path],
     assert "development deploy" in captured.out
 
 
-def _ca_pem(path: Path) -> bytes:
-    """A self-signed CA certificate written as PEM at path; returns its DER bytes."""
-    import datetime as dt
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "otakit deploy test ca")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(1).not_valid_before(now)
-            .not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256()))
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return cert.public_bytes(serialization.Encoding.DER)
-
-
 def test_deploy_copies_the_ca_and_the_content_key(dev_files: dict[str, Path], tmp_path: Path,
                                                   capsys: pytest.CaptureFixture) -> None:
     # An https board needs its CA on the filesystem, named by ota_config.json (the app refuses
@@ -222,7 +205,7 @@ def test_deploy_copies_the_ca_and_the_content_key(dev_files: dict[str, Path], tm
     config = tmp_path / "https.json"
     config.write_text('{"url": "https://updates.example.com/repo", "product": "doorlock", '
                       '"board": "esp32", "channel": "stable"}')
-    der = _ca_pem(tmp_path / "ca.pem")
+    der = write_ca_pem(tmp_path / "ca.pem")
     assert main(["key", "content", str(tmp_path / "product.key")]) == 0
     plan = dev_deploy.plan_deploy(load_board("esp32"), "/dev/ttyUSB0", config,
                                   dev_files["keyring"], tmp_path / "staged", ca=tmp_path / "ca.pem",
@@ -269,7 +252,7 @@ def test_deploy_refuses_an_https_board_without_its_ca(dev_files: dict[str, Path]
     assert main([*args, "--ca", str(tmp_path / "not-a-cert.pem")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("otakit: BAD_ARGUMENT: ") and "not an X.509 certificate" in err
-    _ca_pem(tmp_path / "ca.pem")
+    write_ca_pem(tmp_path / "ca.pem")
     (tmp_path / "bad.key").write_text("otakit-content-key 00\n")
     assert main([*args, "--ca", str(tmp_path / "ca.pem"), "--content-key",
                  str(tmp_path / "bad.key")]) == 1

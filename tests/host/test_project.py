@@ -144,21 +144,11 @@ def test_sim_flash_provisions_the_projects_ca_model_and_product_build(
         proj: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
     # The project's `ca` (PEM) is what the board gets for an https update URL: written as
     # ota_ca.der and named by ota_config.json, which the example app reads (firmware/doorlock.py).
-    import datetime as dt
     import json
 
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
+    from hosthelpers import write_ca_pem
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "otakit test ca")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(1).not_valid_before(now)
-            .not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256()))
-    (proj / "ca.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    der = write_ca_pem(proj / "ca.pem")
     monkeypatch.setenv("OTAKIT_CA", "ca.pem")
     monkeypatch.setenv("OTAKIT_URL", "https://updates.example.com/repo")
     assert main(["key", "export", "--micropython", "keys/release.pub.pem", "--out",
@@ -178,6 +168,6 @@ def test_sim_flash_provisions_the_projects_ca_model_and_product_build(
                  if line.startswith(("CFG ", "CA ")))
     cfg = json.loads(lines["CFG"])
     assert (cfg["ca"], cfg["model"], cfg["local_port"]) == ("ota_ca.der", "DL-100", 8081)
-    assert bytes.fromhex(lines["CA"]) == cert.public_bytes(serialization.Encoding.DER)
+    assert bytes.fromhex(lines["CA"]) == der
     assert main(["sim", "flash", "--app", "app.bin", "--out", "f2.img", "--ca", "app.bin"]) == 1
     assert "otakit: BAD_ARGUMENT: app.bin is not an X.509 certificate" in capsys.readouterr().err
