@@ -57,10 +57,13 @@ for i in range(3):
 """
 
 # A change of the user's update settings at every boot of ``settings`` (before the app runs): a
-# vfs write under the cuts; ota_settings.json must be the old or the new file, never torn.
+# vfs write under the cuts; ota_settings.json must be the old or the new file, never torn. The
+# user moves to another time zone (APP_SETUP's is +60 min); neither sets a maintenance window, so
+# that the update never waits for the hour the campaign happens to run at (until 2026-12-07 a
+# window of 01:00-22:30 postponed every run made after 21:30 UTC).
 SETTINGS_CHANGE = """\
 from ota.settings import Settings
-Settings().set_window("01:00", "22:30", tz_min=60)
+Settings().set_window(None, None, tz_min=120)
 """
 
 # The example app itself (firmware/doorlock.py, with the lab's policy: first check at once, one
@@ -94,7 +97,7 @@ cfg = store.load()
 cfg["name"] = "Back door"
 store.save(cfg)
 Settings().set(notify=True, auto_install=True)
-Settings().set_window("00:00", "23:59", tz_min=60)
+Settings().set_window(None, None, tz_min=60)  # no window: any time of day (SETTINGS_CHANGE)
 print("SETUP done")
 """
 
