@@ -92,17 +92,24 @@ def heap_scan(ok: Callable[[int], bool], lo: int, hi: int, *, above: int = 4,
     return HeapScan(lowest, top, bottom, stray)
 
 
-def blob_downloads(access_log: str, root: Path) -> tuple[int, int]:
-    """(requests for a payload under ``/blobs/`` that delivered the whole file, requests that
-    delivered less) in a server access log (`otakit.server.AccessLog` lines) of the repository
-    at ``root``."""
-    full = short = 0
+def payload_requests(access_log: str) -> list[tuple[str, int, int]]:
+    """(path, status, body bytes sent) of every GET of a payload under ``/blobs/`` in a server
+    access log (`otakit.server.AccessLog` lines), in order."""
+    out = []
     for line in access_log.splitlines():
         parts = line.split()
         if len(parts) >= 6 and parts[2] == "GET" and parts[3].startswith("/blobs/"):
-            whole = (root / parts[3].lstrip("/")).stat().st_size
-            if int(parts[5]) == whole:
-                full += 1
-            else:
-                short += 1
+            out.append((parts[3], int(parts[4]), int(parts[5])))
+    return out
+
+
+def blob_downloads(access_log: str, root: Path) -> tuple[int, int]:
+    """(requests for a payload under ``/blobs/`` that delivered the whole file, requests that
+    delivered less) in a server access log of the repository at ``root``."""
+    full = short = 0
+    for path, _, sent in payload_requests(access_log):
+        if sent == (root / path.lstrip("/")).stat().st_size:
+            full += 1
+        else:
+            short += 1
     return full, short

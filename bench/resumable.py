@@ -28,7 +28,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import write_section
+from bench import payload_requests, write_section
 from bench.payloads import FIRMWARE, pairs
 from otakit.payloads import deflate, deflate_chunked, delta_chunked, encode_delta
 from otakit.sim.lab import Lab
@@ -65,16 +65,6 @@ def sizes(old: bytes, new: bytes, encoding: str) -> tuple[int, int, tuple[int, .
     return len(enc.data), single, enc.lengths
 
 
-def _payload_bytes(lab: Lab) -> list[tuple[int, int]]:
-    """(status, body bytes) of every payload request in the server's access log."""
-    out = []
-    for line in lab.access_log.getvalue().splitlines():
-        parts = line.split()
-        if len(parts) >= 6 and parts[2] == "GET" and parts[3].startswith("/blobs/"):
-            out.append((int(parts[4]), int(parts[5])))
-    return out
-
-
 def refetch(old: bytes, new: bytes, encoding: str, cuts: list[int] | None = None
             ) -> tuple[dict[int, int], tuple[int, ...]]:
     """Bytes fetched again after the connection drops one byte before the end of chunk k, for
@@ -108,7 +98,7 @@ def refetch(old: bytes, new: bytes, encoding: str, cuts: list[int] | None = None
             if "INSTALLED" not in again.log:
                 raise RuntimeError(f"chunk {k}: the resumed install failed:\n"
                                    + again.log[-3000:])
-            sent = _payload_bytes(lab)
+            sent = [(st, n) for _, st, n in payload_requests(lab.access_log.getvalue())]
             if sent[0] != (200, sum(lengths[:k + 1]) - 1):
                 raise RuntimeError(f"chunk {k}: the first request was not cut as planned: {sent}")
             out[k] = sum(b for _, b in sent) - rep.size
