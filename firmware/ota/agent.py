@@ -100,9 +100,13 @@ class Agent:
     # --- install ---------------------------------------------------------------------------
     async def install(self, offer):
         # Streams, verifies, set_boot()s. Returns True when a reboot is needed to try it.
-        # Reports the outcome (ota.report) before returning.
+        # A failure is reported (ota.report) before returning. A success is not: its events
+        # wait in NVS (State.keep_install) for the first report after the reboot, with the
+        # trial's outcome, so an update costs one connection less and its events outlive the
+        # reboot that follows it.
         ok = await self._install(offer)
-        await self._report()
+        if not ok:
+            await self._report()
         return ok
 
     async def _install(self, offer):
@@ -135,12 +139,14 @@ class Agent:
                 raise
             # The power-safe order of the trial's records is State.arm_trial's (ota.stateops).
             st.arm_trial(m.sequence, m.security_version, slot.address, slot.switch)
+            if self.cfg.telemetry:
+                st.keep_install(self._events, m.sequence, m.version,
+                                time.ticks_diff(time.ticks_ms(), t0))
         except (OTAError, MemoryError) as e:  # MemoryError: NO_MEMORY, the app goes on
             from .info import fail
             e = fail(self, e, "the install")
             self._note("failed", m.sequence, e.reason, t0, m.version)
             return False
-        self._note("installed", m.sequence, None, t0, m.version)
         self._set("installed", None, "%s in %s; reboot to try it" % (m.version, slot.label))
         return True
 

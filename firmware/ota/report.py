@@ -3,8 +3,10 @@
 """Send the agent's queued update events to the fleet server (docs/fleet.md).
 
 The agent queues (event, sequence, reason, ms, version) tuples (at most 8) and passes them to
-flush() after a check that offers nothing and after every install. A trial boot's outcome, left
-by ota.boot() (State.report()), is added here and forgotten only once the server took it.
+flush() after a check that offers nothing and after a failed install. A successful install's
+events wait in NVS (State.keep_install) for the report after the reboot; they and the trial
+boot's outcome, left by ota.boot() (State.report()), are added here and forgotten only once the
+server took them.
 
 Invariants:
 - Best effort: flush() never raises and never retries; every network wait is bounded by
@@ -60,6 +62,9 @@ async def flush(cfg, st, events, new_client, done_with):
         rpt = st.report()
         if rpt:
             events.insert(0, (rpt[0], rpt[1], rpt[2], 0, None))
+        ins = st.install_events()  # the last install's, before its trial's outcome
+        if ins:
+            events = ins + events
         if not events:
             return False
         if cfg.device_id is None:  # the Agent fills it in when it is made
@@ -79,6 +84,8 @@ async def flush(cfg, st, events, new_client, done_with):
             done_with(client)
         if rpt:
             st.forget_report()
+        if ins is not None:  # also a record that was not one
+            st.forget_install()
         return True
     except Exception:  # noqa: BLE001 - a report must never break an update
         return False

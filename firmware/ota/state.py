@@ -21,6 +21,8 @@
 #   eos      blob support_end "YYYY-MM-DD" of the last verified manifest (for status())
 #   rpt      sequence of a trial outcome not yet reported; rpt_e blob the event ("confirmed",
 #            "rolled_back"), rpt_r blob its reason code (empty when confirmed)
+#   ins      blob the last install's telemetry, not yet reported: sequence i32, ms of its offered,
+#            downloaded (-1: none) and installed events i32 x 3, version (UTF-8, when it fits)
 #   kr_k     blob the release keys of the accepted keyring (ota.keyring.pack)
 #   kr_v     blob version u32, expires u32, body digest (32), env (ASCII) of that keyring
 #   rev      blob revision i32 + channel (ASCII): the highest manifest revision accepted, and

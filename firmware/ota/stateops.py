@@ -142,6 +142,47 @@ def forget_report(st):
     st.commit()
 
 
+# --- the events of the last install, reported after the reboot (ota.agent, ota.report) --------
+def keep_install(st, events, seq, version, ms):
+    # A release was installed (its trial armed) in ms: its "offered" and "downloaded" events
+    # leave the agent's list (events) for the record "ins" with the "installed" one, which
+    # the next report sends, after the reboot too. Best effort, as a report: never raises.
+    t = [-1, -1]
+    for e in events[:]:
+        if e[1] == seq and e[0] in ("offered", "downloaded"):
+            t[1 if e[0] == "downloaded" else 0] = e[3]
+            events.remove(e)
+    v = version.encode()
+    try:
+        st.nvs.set_blob("ins", struct.pack("<4i", seq, t[0], t[1], ms)
+                        + (v if len(v) <= _BLOB_MAX - 16 else b""))
+    except OSError:
+        pass
+
+
+def install_events(st):
+    # The events the record "ins" keeps, as ota.report's tuples; None without a record, [] for
+    # a record that is not one (a record read from flash is an input: checked, never trusted).
+    b = st.blob("ins")
+    if not b:
+        return None
+    if len(b) < 16:
+        return []
+    seq, t0, t1, ms = struct.unpack_from("<4i", b)
+    try:
+        v = b[16:].decode() or None
+    except UnicodeError:
+        v = None
+    if seq <= 0 or ms < 0:
+        return []
+    return [(e, seq, None, t, v) for e, t in (("offered", t0), ("downloaded", t1),
+                                                ("installed", ms)) if t >= 0]
+
+
+def forget_install(st):
+    st.erase("ins")
+
+
 # --- the last failure, kept for status() ---------------------------------------------------------
 def set_last(st, reason, detail=""):
     # The detail first; "last" (the reason) is the marker.

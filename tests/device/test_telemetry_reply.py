@@ -113,6 +113,7 @@ def test_attack_unbounded_telemetry_reply(tmp_path, kind: str) -> None:  # type:
         # a reply the client refuses gives its reason code; an endless body is never read
         want = "ok" if kind == "endless body" else "BAD_RESPONSE"
         assert result.log.count("REPLY " + want) == 2, result.log
-        # every report and post went to the server (2 boots x (report + post), plus the
-        # report after the check that found nothing new), and none read its reply to the end
-        assert len(sent) >= 4 and max(sent) < CAP, sent
+        # every report and post went to the server (boot 1: the post, the install's events
+        # wait for boot 2: its report, with the trial's outcome, and the post), and none read
+        # its reply to the end
+        assert len(sent) >= 3 and max(sent) < CAP, sent

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import struct
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from fleethelpers import SIZE, STEP, device_id, statuses, step
+from fleethelpers import HEAP, SIZE, STEP, device_id, statuses, step
 from otakit.appimage import make_app_image
 from otakit.errors import OtakitError
 from otakit.fleet import Fleet
@@ -60,6 +61,41 @@ def test_update_reports_the_whole_funnel(lab: Lab) -> None:
     assert "127.0.0.1" not in dump and UID.hex() not in dump  # no address, no MAC
 
 
+def test_an_install_reports_its_events_after_the_reboot_in_one_request(lab: Lab) -> None:
+    # A successful install posts nothing: its events wait in NVS ("ins") through the reboot
+    # and go with the trial's outcome, in the order they happened.
+    lab.flash(make_app_image("1.0.0", size=SIZE), uid=UID)
+    lab.publish(make_app_image("1.1.0", size=SIZE), "1.1.0", 2)
+    assert "INSTALLED" in lab.install_once(HEAP).log
+    assert [r for r in lab.requests() if r[0] == "POST"] == []
+    assert struct.unpack_from("<i", lab.nvs()["ins"])[0] == 2
+    result = step(lab)
+    assert [b.version for b in result.boots] == ["1.1.0"]
+    got = [(e, s) for _, s, e, _ in events(lab)]
+    assert got == [("offered", 2), ("downloaded", 2), ("installed", 2), ("confirmed", 2),
+                   ("checked", 0)]
+    assert [r[:2] for r in lab.requests() if r[0] == "POST"] == [("POST", "/.otakit/events")]
+    assert "ins" not in lab.nvs() and "rpt" not in lab.nvs()
+
+
+@pytest.mark.parametrize("record", [b"\x02\x00", struct.pack("<4i", 0, 1, 2, 3),
+                                    struct.pack("<4i", 2, 1, 2, -5),
+                                    struct.pack("<4i", 2, 1, 2, 3) + b"\xff\xfe"])
+def test_a_malformed_install_record_is_dropped_not_sent(lab: Lab, record: bytes) -> None:
+    lab.flash(make_app_image("1.0.0", size=SIZE), uid=UID)
+    (lab.work / "bad.py").write_text(
+        "import esp32\nesp32.NVS('otakit').set_blob('ins', %r)\n" % record + STEP)
+    result = lab.boot(script=lab.work / "bad.py", heapsize=HEAP)  # nothing published: 404
+    assert statuses(result)[-1]["reason"] == "HTTP", result.log
+    got = [(e, s, r) for _, s, e, r in events(lab)]
+    if record[16:] == b"\xff\xfe":  # a version that is not UTF-8: the events go without it
+        assert got == [("offered", 2, None), ("downloaded", 2, None), ("installed", 2, None),
+                       ("failed", 0, "HTTP")]
+    else:
+        assert got == [("failed", 0, "HTTP")]
+    assert "ins" not in lab.nvs()  # forgotten once the report went
+
+
 def test_rollback_and_failure_are_reported_with_reasons(lab: Lab) -> None:
     lab.flash(make_app_image("1.0.0", size=SIZE), uid=UID)
     lab.publish(make_app_image("1.2.0", size=SIZE, behaviour="crash"), "1.2.0", 2)
@@ -96,6 +132,7 @@ def test_an_unreachable_or_refusing_server_never_breaks_an_update(tmp_path: Path
         assert statuses(result)[-1]["state"] == "up_to_date"
         assert ("POST", "/.otakit/events", 404) in lab.requests()
         assert (lab.nvs()["rpt"], lab.nvs()["rpt_e"]) == (2, b"confirmed")  # kept for a later report
+        assert struct.unpack_from("<i", lab.nvs()["ins"])[0] == 2  # the install's events too
 
 
 GOOD = {"v": 1, "id": "0123456789abcdef01234567", "product": "door", "board": "esp32",
