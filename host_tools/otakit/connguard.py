@@ -8,6 +8,10 @@
   address; a further one is closed at once, before any byte is read, so one client cannot take
   the connections, memory and file descriptors other devices need. A fleet behind one NAT shares
   one address: raise the cap (``otakit serve --max-client-connections``) for such a network.
+- Send timeout (`SEND_TIMEOUT`): a client must take each 64 KB of a response body within this
+  many seconds (``otakit serve --send-timeout``); one that stops reading (a zero TCP window
+  keeps a connection open for ever: TCP's retransmission limit ends only one whose peer is
+  gone) is closed with a short body (`otakit.filebody` enforces it).
 - Bounded logging of refusals (`RefusalLog`: connections over the cap, and requests aiohttp
   refuses as malformed, `ProtocolLog`): the 1st, 2nd, 4th, 8th ... refusal of an interval
   is logged with the count so far, at most `LOG_LINES` lines per `LOG_INTERVAL` seconds, never a
@@ -26,6 +30,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 HEADER_TIMEOUT = 10.0
+SEND_TIMEOUT = 60.0
 PER_CLIENT = 32
 LOG_LINES = 10
 LOG_INTERVAL = 60.0
@@ -84,10 +89,14 @@ class ProtocolLog:
 
 class ConnectionLimits:
     """Open connections per source address, and the cap on them (``per_client`` 0: no cap,
-    e.g. a load test whose simulated devices all come from one address)."""
+    e.g. a load test whose simulated devices all come from one address); ``send_timeout``:
+    seconds a client has to take each 64 KB of a response body (`otakit.filebody`) before its
+    connection is closed."""
 
-    def __init__(self, per_client: int = PER_CLIENT, refusals: RefusalLog | None = None) -> None:
+    def __init__(self, per_client: int = PER_CLIENT, refusals: RefusalLog | None = None,
+                 send_timeout: float = SEND_TIMEOUT) -> None:
         self.per_client = per_client
+        self.send_timeout = send_timeout
         self.open: dict[str, int] = {}
         self.refusals = refusals or RefusalLog()
 

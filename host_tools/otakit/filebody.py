@@ -4,7 +4,9 @@
 that range once prepared: in one write with the headers when it is at most `CHUNK` bytes, with
 the kernel's ``sendfile`` over plain TCP, in `CHUNK` reads and writes over TLS. It counts the
 bytes it wrote in the request under `SENT` for the access log, and closes the connection when it
-cannot send the whole range (the client sees a short body).
+cannot send the whole range (the client sees a short body): also when the client takes less than
+`CHUNK` bytes in ``send_timeout`` seconds (a client that stops reading; the server passes the
+app's `SEND_TIMEOUT_KEY`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from aiohttp.abc import AbstractStreamWriter
 
 CHUNK = 64 * 1024  # one read and one write per chunk; a body up to this goes out with its headers
 SENT = web.RequestKey("otakit_bytes", int)  # body bytes written, for the access log
+# seconds a client has to take each CHUNK of a body (`otakit.connguard.SEND_TIMEOUT`, set by the
+# server when it starts; absent: no limit)
+SEND_TIMEOUT_KEY = web.AppKey("otakit_send_timeout", float)
 
 
 class FileBody(web.StreamResponse):
@@ -34,11 +39,12 @@ class FileBody(web.StreamResponse):
     _send_headers_immediately = False  # aiohttp: the headers go out with the first write
 
     def __init__(self, file: IO[bytes], first: int, length: int, *, status: int,
-                 headers: Mapping[str, str]) -> None:
+                 headers: Mapping[str, str], send_timeout: float | None = None) -> None:
         super().__init__(status=status, headers={
             **headers, "Content-Type": "application/octet-stream",
             "Content-Length": str(length)})
         self.file, self.first, self.length = file, first, length
+        self.send_timeout = send_timeout  # s for each CHUNK the client takes; None: no limit
         self._started = False
         self._writer: AbstractStreamWriter | None = None
 
@@ -56,8 +62,8 @@ class FileBody(web.StreamResponse):
 
     async def send_body(self, request: web.BaseRequest) -> None:
         """Send the range to the client, counting bytes for the log (`SENT`); a client that
-        goes away (a device reset mid-download) ends it; a file that shrank closes the
-        connection (the client sees a short body)."""
+        goes away (a device reset mid-download) or stops taking the body ends it; a file that
+        shrank closes the connection (the client sees a short body)."""
         transport = request.transport
         if (self.length > CHUNK and transport is not None and not transport.is_closing()
                 and transport.get_extra_info("sslcontext") is None):
@@ -66,8 +72,13 @@ class FileBody(web.StreamResponse):
             sent = 0
         if sent is not None and sent < self.length:
             sent = await self._copy(request, sent)
-        if (sent is None or sent < self.length) and request.transport is not None:
-            request.transport.close()  # a short body, or a client already gone
+        transport = request.transport
+        if transport is None:
+            return
+        if sent is None:
+            transport.abort()  # a client gone, or stalled: nothing buffered is worth waiting on
+        elif sent < self.length:
+            transport.close()  # a short body (the file shrank): what was written goes out
 
     async def _sendfile(self, request: web.BaseRequest, transport: asyncio.Transport
                         ) -> int | None:
@@ -105,7 +116,8 @@ class FileBody(web.StreamResponse):
     async def _pump(self, request: web.BaseRequest, fd: int, sent: int) -> int | None:
         """The rest of the range from ``first + sent``: one ``sendfile(2)`` each time the
         socket has room, run from the event loop's callback. The bytes sent, or None when the
-        client went away (or the file could not be read).
+        client went away, took less than `CHUNK` bytes in the send timeout, or the file could
+        not be read.
 
         The loop watches a duplicate of the socket's descriptor for writing (the transport
         keeps the socket's own descriptor for reading), so this works on any event loop with
@@ -133,10 +145,19 @@ class FileBody(web.StreamResponse):
                 done.set_result(True)
 
         dup = os.dup(fd)
+        limit = self.send_timeout
         try:
             loop.add_writer(dup, writable)
             try:
-                ok = await done
+                while True:  # woken every `limit` s to see that the client took a CHUNK
+                    before = pos
+                    try:
+                        ok = await asyncio.wait_for(asyncio.shield(done), limit)
+                        break
+                    except TimeoutError:
+                        if pos - before < CHUNK:  # it stopped reading: close it
+                            ok = False
+                            break
             finally:
                 loop.remove_writer(dup)
         finally:
@@ -147,7 +168,7 @@ class FileBody(web.StreamResponse):
 
     async def _copy(self, request: web.BaseRequest, sent: int) -> int | None:
         """Copy the range from ``first + sent`` in `CHUNK` reads and writes; the bytes sent,
-        or None when the client went away."""
+        or None when the client went away or did not take a write within the send timeout."""
         self.file.seek(self.first + sent)
         while sent < self.length:
             # a 64 KB read from the page cache is faster than a hop to a thread (repositories
@@ -156,8 +177,8 @@ class FileBody(web.StreamResponse):
             if not data:
                 break
             try:
-                await self.write(data)
-            except ConnectionError:
+                await asyncio.wait_for(self.write(data), self.send_timeout)
+            except (ConnectionError, TimeoutError):
                 return None
             sent += len(data)
             request[SENT] = sent

@@ -26,8 +26,9 @@ Invariants:
 - Hardening (`otakit.guard`): ``/admin/`` (and the fleet dashboard) needs the admin token
   generated at first start; no other method than GET/HEAD outside it, except the device
   telemetry POST and the dashboard's login and sign-out forms; request lines and header fields
-  ≤ 4 KiB, bodies ≤ 64 KiB; a rate limit per client (429); an unexpected error is a bare 500,
-  never a traceback.
+  ≤ 4 KiB, bodies ≤ 64 KiB; a rate limit per client (429); a client that stops taking a
+  response body is closed (`otakit.connguard`); an unexpected error is a bare 500, never a
+  traceback.
 
 There is no test code on this path: the tests' fault injection (`otakit.sim.faults`) is a
 middleware they add through ``middlewares``.
@@ -55,7 +56,7 @@ from otakit import guard
 from otakit.errors import OtakitError, RepoError
 from otakit.fleet import OPEN_POSTS, Fleet, add_routes
 from otakit.connguard import HEADER_TIMEOUT, CappedSite, ConnectionLimits, ProtocolLog
-from otakit.filebody import SENT, FileBody
+from otakit.filebody import SEND_TIMEOUT_KEY, SENT, FileBody
 from otakit.http_request import (MALFORMED, BadPath, choose_range, etag_matches, make_etag,
                                  resolve)
 from otakit.withhold import Withholder, store_health
@@ -144,7 +145,8 @@ def _respond(request: web.Request, f: IO[bytes], st: os.stat_result) -> web.Stre
     first, last = rng if rng else (0, size - 1)
     if rng:
         headers["Content-Range"] = f"bytes {first}-{last}/{size}"
-    return FileBody(f, first, last - first + 1, status=206 if rng else 200, headers=headers)
+    return FileBody(f, first, last - first + 1, status=206 if rng else 200, headers=headers,
+                    send_timeout=request.app.get(SEND_TIMEOUT_KEY))
 
 
 @functools.lru_cache(maxsize=256)
@@ -276,9 +278,11 @@ async def _start(app: web.Application, host: str, port: int,
 
     ``header_timeout`` and ``limits`` (`otakit.connguard`): a request head must be complete
     within that many seconds of the connection opening or its last response; at most
-    ``limits.per_client`` open connections per client address.
+    ``limits.per_client`` open connections per client address; a body's every 64 KB taken
+    within ``limits.send_timeout`` seconds.
     """
     limits = limits or ConnectionLimits()
+    app[SEND_TIMEOUT_KEY] = limits.send_timeout  # for FileBody
     # no SO_KEEPALIVE probes (aiohttp turns them on, nginx leaves them off): an idle one is
     # closed by the header timeout, one with a body in flight by TCP's retransmission limit
     runner = web.AppRunner(app, access_log=None, handle_signals=False, tcp_keepalive=False,
@@ -316,7 +320,8 @@ def run(repo: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int = 80
         admin_token: the admin token (`otakit.guard`).
         rate: the per-client rate limit (default: 20 requests/s, bursts of 40).
         fleet: telemetry ingest and dashboard (`otakit.fleet`).
-        limits: the per-client connection cap (`otakit.connguard`; default 32 per address).
+        limits: the per-client connection cap and the send timeout (`otakit.connguard`;
+            default 32 per address, 60 s per 64 KB).
         header_timeout: seconds a connection has to send a complete request head.
 
     Raises:

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -158,3 +159,32 @@ def test_attack_server_500s(repo: Path, tmp_path: Path) -> None:
         assert request(url, "/blobs/sha256/ab12", {"Range": "bytes=0-9"})[2] == BLOB[:10]
     assert "Traceback" not in stderr.read_text()
     assert all(" 500 " not in line for line in (tmp_path / "access.log").read_text().splitlines())
+
+
+def test_attack_slow_reader(tmp_path: Path) -> None:
+    """A client that asks for a payload and stops reading (a zero TCP window holds a connection
+    for ever) is closed once it has taken nothing for --send-timeout: it never gets the rest,
+    the server logs the short count, and a device on another address is still served."""
+    repo = tmp_path / "repo"
+    (repo / "blobs" / "sha256").mkdir(parents=True)
+    big = bytes(range(256)) * (48 * 1024)  # 12 MB: more than the kernel's buffers hold
+    (repo / "blobs" / "sha256" / "big").write_bytes(big)
+    (repo / "small").write_bytes(b"still here")
+    with otakit_serve(repo, tmp_path, "--send-timeout", "0.5") as (url, stderr):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window
+        s.bind(("127.0.0.2", 0))
+        s.connect(("127.0.0.1", urlsplit(url).port))
+        with s:
+            s.sendall(b"GET /blobs/sha256/big HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert request(url, "/small")[::2] == (200, b"still here")
+            time.sleep(2)  # reading nothing, for four times the send timeout
+            s.settimeout(20)
+            got = 0
+            with contextlib.suppress(ConnectionResetError):
+                while chunk := s.recv(1 << 20):
+                    got += len(chunk)
+        assert 0 < got < len(big)  # closed, the body short: it must resume with a Range
+    line = next(x for x in (tmp_path / "access.log").read_text().splitlines() if "/big" in x)
+    assert " 200 " in line and int(line.split()[5]) < len(big), line
+    assert "Traceback" not in stderr.read_text()

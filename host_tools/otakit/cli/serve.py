@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from otakit import server
-from otakit.connguard import HEADER_TIMEOUT, PER_CLIENT, ConnectionLimits
+from otakit.connguard import HEADER_TIMEOUT, PER_CLIENT, SEND_TIMEOUT, ConnectionLimits
 from otakit.errors import OtakitError, RepoError
 from otakit.fleet import Fleet
 from otakit.guard import RateLimiter, load_or_create_token
@@ -45,6 +45,10 @@ from otakit.telemetry import open_store
               type=click.FloatRange(0.1, 3600),
               help="Seconds a connection has to send a complete request head (from opening, or "
               "from its last response); then it is closed.")
+@click.option("--send-timeout", default=SEND_TIMEOUT, show_default=True,
+              type=click.FloatRange(0.1, 3600),
+              help="Seconds a client has to take each 64 KB of a response body; one that stops "
+              "reading is closed (it sees a short body and resumes with a Range).")
 @click.option("--telemetry", "telemetry_db", metavar="DB",
               help="Take device reports into DB: a SQLite file, or a postgresql:// URL "
               "(needs psycopg). Without it, reports are refused (404).")
@@ -61,7 +65,8 @@ from otakit.telemetry import open_store
               help="...reporting from at least this many networks (/24, /48).")
 def serve(repo: str, host: str, port: int, tls_cert: str | None, tls_key: str | None,
           access_log: str, token_file: str | None, rate_limit: float,
-          max_client_connections: int, header_timeout: float, **fleet_opts: object) -> None:
+          max_client_connections: int, header_timeout: float, send_timeout: float,
+          **fleet_opts: object) -> None:
     """Serve a release repository over HTTP/1.1 until Ctrl-C or SIGTERM.
 
     GET and HEAD with exact Content-Length, Range (206/416) and ETag/If-None-Match (304).
@@ -96,7 +101,7 @@ def serve(repo: str, host: str, port: int, tls_cert: str | None, tls_key: str | 
         server.run(repo, host=host, port=port, ssl_context=ctx, access_log=log,
                    on_start=announce, admin_token=token, fleet=fleet,
                    rate=RateLimiter(rate=rate_limit, burst=max(1, round(2 * rate_limit))),
-                   limits=ConnectionLimits(max_client_connections),
+                   limits=ConnectionLimits(max_client_connections, send_timeout=send_timeout),
                    header_timeout=header_timeout)
 
 
