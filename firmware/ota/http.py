@@ -1,6 +1,8 @@
 # ota/http.py: a small streaming HTTP/1.1 client for the update agent.
 # MIT license; Copyright (c) 2026 otakit contributors
-"""Streaming HTTP/1.1 GET over asyncio streams (plain TCP, or TLS with a pinned CA).
+"""Streaming HTTP/1.1 GET over a non-blocking socket (plain TCP, or TLS with a pinned CA) that
+asyncio's I/O queue wakes the task for (ota.response): no asyncio stream objects, and
+asyncio.stream's code is never loaded.
 
 Invariants:
 - Only `FetchError` escapes (reason HTTP, NETWORK, TIMEOUT, BAD_RESPONSE or SHORT_READ, see
