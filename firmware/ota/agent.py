@@ -56,10 +56,6 @@ class Agent:
             from .ident import device_id
             device_id(config)
             release()
-        # asyncio loads wait_for (ota.http's timeouts) on first use and keeps it: load it now,
-        # below the phases' code, so that it does not split the heap the phases free again
-        import asyncio
-        asyncio.wait_for  # noqa: B018 - the load is the point
 
     def __getattr__(self, name):
         # check(), now(), install_file(), run() (ota.agentops), status(), device_info()

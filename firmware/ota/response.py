@@ -9,7 +9,7 @@
 # calls ota.body.readinto) are in ota.body, loaded once the headers are in: connecting
 # (the agent's peak of RAM, with its asyncio tasks) does not carry that code.
 import socket
-from asyncio import core
+from asyncio import core  # pyright: ignore[reportAttributeAccessIssue] - MicroPython's scheduler
 from errno import EINPROGRESS
 
 try:
@@ -101,7 +101,7 @@ class Response:
         mv = memoryview(data)
         o = 0
         while o < len(mv):
-            await _ready(self._s, 1)
+            await _ready(self._s, 1)  # pyright: ignore[reportGeneralTypeIssues] - a generator
             n = self._s.write(mv[o:])  # pyright: ignore[reportOptionalMemberAccess]
             if n:
                 o += n
@@ -109,7 +109,7 @@ class Response:
     # Wait until the socket is readable, then read what it holds into mv: the count, 0 at the
     # end of the stream, None when a TLS record is not complete yet.
     async def _recv(self, mv):
-        await _ready(self._s, 0)
+        await _ready(self._s, 0)  # pyright: ignore[reportGeneralTypeIssues]
         return self._s.readinto(mv)  # pyright: ignore[reportOptionalMemberAccess]
 
     # The next line in the line buffer as (start, end) without its CRLF. Allocates only when a
