@@ -6,7 +6,8 @@ that figure, in bytes: one whole update (check, RSA signature, install of a 1,00
 telemetry report) on the simulated esp32 board with a roomy heap, hooked at
 
 - every connection (``ota.response.Response.begin``, hooked as the module is imported: the
-  manifest GET, the payload GET, the report POST), before it connects;
+  manifest GET, the payload GET, the report POST), before it connects, and as it sends the
+  request (``Response._send``: the socket made, the request in hand);
 - the RSA signature check (the builtin ``pow``, called once, by ``ota.rsapss``);
 - the first and the 100th payload block written (``Partition.writeblocks``) and ``set_boot``.
 
@@ -50,6 +51,11 @@ def imp(*a):
             mark("connect")
             return await b(self, *a)
         R.begin = begin
+        sd = R._send
+        async def send(self, data):
+            mark("send")
+            return await sd(self, data)
+        R._send = send
         R._hooked = 1
     return m
 builtins.__import__ = imp

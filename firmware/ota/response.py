@@ -65,6 +65,7 @@ class Response:
         except OSError as e:
             if e.errno != EINPROGRESS:
                 raise
+        ai = None
         if ctx:
             s = self._s = ctx.wrap_socket(s, server_hostname=host, do_handshake_on_connect=False)
             s.setblocking(False)
@@ -79,7 +80,8 @@ class Response:
             req += "If-None-Match: " + etag + "\r\n"
         if body is not None:
             req += "Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
-        await self._send((req + "\r\n").encode())
+        req += "\r\n"
+        await self._send(req)  # a str: the socket takes its bytes, no copy is made
         req = None
         if body is not None:
             await self._send(body)
@@ -94,7 +96,7 @@ class Response:
             self._header(s, e)
         raise FetchError("BAD_RESPONSE", "too many header fields")
 
-    # Write all of data, waiting (asyncio's I/O queue) until the socket takes it; the first
+    # Write all of data (bytes or str), waiting (asyncio's I/O queue) until the socket takes it; the first
     # wait is also the end of connecting. A TLS socket takes nothing (None) while it shakes
     # hands.
     async def _send(self, data):
