@@ -51,11 +51,12 @@ def imp(*a):
             mark("connect")
             return await b(self, *a)
         R.begin = begin
-        sd = R._send
+        sd = getattr(R, "_send", None)  # (before 2026-12-08 it sent through asyncio streams)
         async def send(self, data):
             mark("send")
             return await sd(self, data)
-        R._send = send
+        if sd:
+            R._send = send
         R._hooked = 1
     return m
 builtins.__import__ = imp
