@@ -12,10 +12,14 @@ telemetry report) on the simulated esp32 board with a roomy heap, hooked at
 - the first and the 100th payload block written (``Partition.writeblocks``) and ``set_boot``.
 
 At each hook it collects (``gc.collect()``: the live set does not change, only where later
-blocks fall) and prints ``gc.mem_alloc()``, the largest free block and the ``ota``/``asyncio``
-modules loaded. A second boot imports those modules in turn, each after the ones it imports, and
-prints what each import added to the heap: the size of each module's code and names (``.mpy``) or of its
-module object and globals (frozen). Numbers are bytes on the 64-bit unix port.
+blocks fall) and reports the bytes of the budget in use (the budget less ``gc.mem_free()``: the
+simulator's charges, boot.py and this probe's own code, about 1-2 KB, included), the largest
+free run (of a roomy heap: not the fragmentation of a tight one) and the ``ota``/``asyncio``
+modules in ``sys.modules``; a module released while its functions still run (``ota.check``,
+``ota.agentops`` during the check) is live but not listed. A second boot imports those modules
+in turn, each after the ones it imports, and prints what each import added to the heap: each
+module's code and names (``.mpy``) or its module, function and class objects (frozen); qstr
+chunks make these move by about 100 B from run to run. Bytes on the 64-bit unix port.
 
 Run: ``PYTHONPATH=host_tools .venv/bin/python -m bench.heap_peaks [mpy|frozen ...]``.
 """
@@ -35,7 +39,7 @@ from otakit.sim.lab import Lab
 PEAKS = """\
 import gc, sys, builtins, micropython, asyncio, esp32, json
 def mods():
-    return " ".join(sorted(k for k in sys.modules if k.startswith("ota") or k.startswith("asyncio")))
+    return " ".join(sorted(k for k in sys.modules if k[:3] == "ota" or k[:7] == "asyncio"))
 def mark(what):
     gc.collect()
     print("PEAK %s %d %d | %s" % (what, gc.mem_alloc(), gc.mem_free(), mods()))
@@ -137,9 +141,9 @@ def _run(frozen: bool) -> tuple[list[tuple[str, int, int, int, str]], dict[str, 
 
 def report(mode: str) -> str:
     peaks, sizes, _ = _run(mode == "frozen")
-    out = [f"== {mode}: bytes of the {HEAP // 1024} KB budget in use (its free bytes "
-           "subtracted), the largest free run, and the size (imported alone) of the ota and "
-           "asyncio modules loaded, then their names"]
+    out = [f"== {mode}: bytes of the {HEAP // 1024} KB budget in use, the largest free run, "
+           "and the size (imported in turn) of the ota and asyncio modules loaded, then their "
+           "names"]
     out.append(f"{'point':10} {'used':>7} {'maxfree':>7} {'modules':>7}")
     for what, _alloc, free, maxfree, mods in peaks:
         names = mods.split()
