@@ -56,11 +56,6 @@ class Agent:
             from .ident import device_id
             device_id(config)
             release()
-        # asyncio loads these parts on first use and keeps them: load them now too, below the
-        # phases' code, so that they do not split the heap the phases free again
-        import asyncio
-        for name in ("open_connection", "wait_for"):
-            getattr(asyncio, name)
 
     def __getattr__(self, name):
         # check(), now(), install_file(), run() (ota.agentops), status(), device_info()

@@ -75,7 +75,7 @@ async def readinto(r, buf):
 # Take what the socket already holds without waiting (its fd is non-blocking under
 # asyncio): a read that does not block needs no trip through the event loop and no timer.
 def _poll(r, mv):
-    sock = getattr(r._r, "s", None)
+    sock = r._s
     n = 0
     while sock is not None and n < len(mv):
         try:
@@ -94,7 +94,7 @@ def _poll(r, mv):
 async def _fill(r, mv):
     n = 0
     while n < len(mv):
-        k = await r._r.readinto(mv[n:])  # pyright: ignore[reportOptionalMemberAccess]
+        k = await r._recv(mv[n:])
         if k is None:  # a TLS record is not complete yet
             continue
         if not k:

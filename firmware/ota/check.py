@@ -30,11 +30,6 @@ async def run(cfg, st, fetch, buf, now, slot_size, kr_etag, etag, verdict):
         release()
     if changed or not verdict:  # judge the manifest (again: under the new keys)
         etag = verdict = None
-    # ota.manifest is loaded before the manifest is fetched: its code then lies below what the
-    # fetch leaves in the heap, and the signature's arithmetic (RSA numbers take blocks of 770
-    # bytes) finds room in one piece above it. The fetch's release() takes it out of sys.modules;
-    # this frame keeps it until the signature and fields are checked.
-    from . import manifest
 
     status, new_etag, n = await fetch(
         "%s/%s/%s/%s/manifest" % (cfg.url, cfg.product, cfg.board, cfg.channel), etag)
@@ -52,6 +47,7 @@ async def run(cfg, st, fetch, buf, now, slot_size, kr_etag, etag, verdict):
             verdict = ("failed", e.reason, e.detail, None, e, exp)
         return verdict, new_etag, kr_etag
     m = None
+    from . import manifest  # only now: its code is not in the heap while the manifest is fetched
     try:
         m = _verify(cfg, buf, n, keys, slot_size, manifest)
         keys = manifest = None

@@ -34,3 +34,11 @@ class FetchError(OTAError):
 class FlashError(OTAError):
     pass
 
+
+async def alarm(t, ms):
+    # The alarm behind ota.http's TIMEOUT: cancels task t after ms milliseconds, unless it is
+    # cancelled first. It lives here, in a module that stays loaded, because a cancelled alarm
+    # ends only when asyncio next runs it: until then it keeps its module's code in the heap.
+    from asyncio import sleep_ms
+    await sleep_ms(ms)
+    t.cancel()

@@ -1,6 +1,9 @@
 # ota/http.py: a small streaming HTTP/1.1 client for the update agent.
 # MIT license; Copyright (c) 2026 otakit contributors
-"""Streaming HTTP/1.1 GET over asyncio streams (plain TCP, or TLS with a pinned CA).
+"""Streaming HTTP/1.1 GET over a non-blocking socket (plain TCP, or TLS with a pinned CA) that
+asyncio's I/O queue wakes the task for (ota.response), with timeouts by an alarm task
+(HTTPClient.timed): no asyncio stream objects, no asyncio.wait_for, so neither asyncio.stream
+nor asyncio.funcs is loaded.
 
 Invariants:
 - Only `FetchError` escapes (reason HTTP, NETWORK, TIMEOUT, BAD_RESPONSE or SHORT_READ, see
@@ -28,7 +31,7 @@ in ota.httpsmall, which only the check phase and telemetry load: the streaming G
 the agent's peak of RAM, loads only this module, ota.response and ota.httpparse.
 """
 
-import asyncio
+from asyncio import core  # pyright: ignore[reportAttributeAccessIssue] - MicroPython's scheduler
 
 try:
     from micropython import const  # pyright: ignore[reportAssignmentType] - CPython fallback below
@@ -38,7 +41,7 @@ except ImportError:  # CPython (type checking)
         return x
 
 
-from ota.errors import FetchError
+from ota.errors import FetchError, alarm
 from ota.httpparse import parse_url
 from ota.response import Response
 
@@ -50,7 +53,7 @@ class HTTPClient:
     # timeout_ms bounds each network operation; ca is the DER certificate of the CA that
     # https servers must chain to (required for https). Allocates the 512-byte line buffer once.
     def __init__(self, timeout_ms=10000, ca=None):
-        self._timeout = timeout_ms / 1000
+        self._timeout = timeout_ms
         self._ca = ca
         self._ctx = None
         self.lbuf = bytearray(_LINE_MAX)
@@ -74,14 +77,22 @@ class HTTPClient:
             self._ctx = ctx
         return self._ctx
 
-    # Await aw with the timeout (or a shorter timeout_ms); map timeouts and OSError/EOFError to FetchError.
+    # Await aw with the timeout (or a shorter timeout_ms); map timeouts and OSError/EOFError to
+    # FetchError. aw runs in this task; an alarm task (ota.errors.alarm) cancels this one when
+    # the time is up, which ends aw at its wait (asyncio's I/O queue lets go of a cancelled task).
     async def timed(self, aw, what, timeout_ms=0):
+        a = core.create_task(alarm(core.cur_task, timeout_ms or self._timeout))
         try:
-            return await asyncio.wait_for(aw, timeout_ms / 1000 if timeout_ms else self._timeout)
-        except asyncio.TimeoutError:
-            raise FetchError("TIMEOUT", what)
+            return await aw
+        except core.CancelledError:
+            if a.done():  # the alarm went off; else the app cancelled this task
+                raise FetchError("TIMEOUT", what)
+            raise
         except (OSError, EOFError, ValueError) as e:  # mbedtls reports a bad certificate as
             raise FetchError("NETWORK", what + ": " + str(e).strip())  # ValueError
+        finally:
+            if not a.done():
+                a.cancel()
 
     # GET url; return a Response whose status is 200, 206 or 304 with its headers read.
     #   max_body  bound on the body asked for: a 206 body is at most max_body bytes; the whole
@@ -120,3 +131,4 @@ class HTTPClient:
                 await resp.close()
                 raise
         raise FetchError("HTTP", "too many redirects", resp.status)
+

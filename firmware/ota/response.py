@@ -8,7 +8,9 @@
 # the request (ota.body.check, called by HTTPClient.get) and reading the body (readinto here
 # calls ota.body.readinto) are in ota.body, loaded once the headers are in: connecting
 # (the agent's peak of RAM, with its asyncio tasks) does not carry that code.
-import asyncio
+import socket
+from asyncio import core  # pyright: ignore[reportAttributeAccessIssue] - MicroPython's scheduler
+from errno import EINPROGRESS
 
 try:
     from micropython import const  # pyright: ignore[reportAssignmentType] - CPython fallback below
@@ -36,8 +38,7 @@ class Response:
         self._client = client  # owns the line buffer (lbuf, lmv)
         self._p = 0  # next unread byte in the line buffer
         self._e = 0  # end of valid bytes in the line buffer
-        self._r = None
-        self._w = None
+        self._s = None  # the socket (non-blocking), None once closed
         self._left = 0  # body bytes not yet returned
         self._eof = False  # the peer closed before the body ended
         self.status = 0
@@ -52,9 +53,22 @@ class Response:
         self._chunked = False
 
     # Connect, send the request and read the status line and headers (one timed operation).
+    # The socket is non-blocking; asyncio's I/O queue wakes this task when it is ready, so no
+    # asyncio stream objects are made (ota.http's header comment).
     async def begin(self, tls, host, port, path, etag, start, body=None):
         ctx = self._client.tls_context() if tls else None
-        self._r, self._w = await asyncio.open_connection(host, port, ssl=ctx)
+        ai = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
+        s = self._s = socket.socket(ai[0], ai[1], ai[2])
+        s.setblocking(False)
+        try:
+            s.connect(ai[-1])
+        except OSError as e:
+            if e.errno != EINPROGRESS:
+                raise
+        ai = None
+        if ctx:
+            s = self._s = ctx.wrap_socket(s, server_hostname=host, do_handshake_on_connect=False)
+            s.setblocking(False)
         hosthdr = host
         if port != (443 if tls else 80):
             hosthdr += ":" + str(port)
@@ -66,10 +80,11 @@ class Response:
             req += "If-None-Match: " + etag + "\r\n"
         if body is not None:
             req += "Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
-        self._w.write((req + "\r\n").encode())
+        req += "\r\n"
+        await self._send(req)  # a str: the socket takes its bytes, no copy is made
+        req = None
         if body is not None:
-            self._w.write(body)
-        await self._w.drain()
+            await self._send(body)
         s, e = await self._line()
         self.status = parse_status(self._client.lbuf, s, e)
         if self.status < 0:
@@ -80,6 +95,24 @@ class Response:
                 return
             self._header(s, e)
         raise FetchError("BAD_RESPONSE", "too many header fields")
+
+    # Write all of data (bytes or str), waiting (asyncio's I/O queue) until the socket takes it; the first
+    # wait is also the end of connecting. A TLS socket takes nothing (None) while it shakes
+    # hands.
+    async def _send(self, data):
+        mv = memoryview(data)
+        o = 0
+        while o < len(mv):
+            await _ready(self._s, 1)  # pyright: ignore[reportGeneralTypeIssues] - a generator
+            n = self._s.write(mv[o:])  # pyright: ignore[reportOptionalMemberAccess]
+            if n:
+                o += n
+
+    # Wait until the socket is readable, then read what it holds into mv: the count, 0 at the
+    # end of the stream, None when a TLS record is not complete yet.
+    async def _recv(self, mv):
+        await _ready(self._s, 0)  # pyright: ignore[reportGeneralTypeIssues]
+        return self._s.readinto(mv)  # pyright: ignore[reportOptionalMemberAccess]
 
     # The next line in the line buffer as (start, end) without its CRLF. Allocates only when a
     # line straddles two reads.
@@ -97,8 +130,7 @@ class Response:
                 self._p, self._e = 0, n
             if self._e >= _LINE_MAX:
                 raise FetchError("BAD_RESPONSE", "header line longer than 512 bytes")
-            n = await self._r.readinto(  # pyright: ignore[reportOptionalMemberAccess]
-                self._client.lmv[self._e :])
+            n = await self._recv(self._client.lmv[self._e :])
             if n is None:  # a TLS record is not complete yet
                 continue
             if not n:
@@ -145,15 +177,21 @@ class Response:
 
         return readinto(self, buf)
 
-    # Close the connection; safe to call more than once.
+    # Close the connection; safe to call more than once (a coroutine, as callers await it).
     async def close(self):
-        w, self._w, self._r = self._w, None, None
+        s, self._s = self._s, None
         self._left = 0
         if self._client.resp is self:
             self._client.resp = None
-        if w is not None:
+        if s is not None:
             try:
-                w.close()
-                await w.wait_closed()
+                s.close()
             except OSError:
                 pass
+
+
+# A generator to await: asyncio's I/O queue takes the task until s is writable (w) or
+# readable (or in error), then resumes it.
+def _ready(s, w):
+    q = core._io_queue
+    yield q.queue_write(s) if w else q.queue_read(s)
