@@ -99,10 +99,13 @@ class Agent:
         # wait in NVS (State.keep_install) for the first report after the reboot, with the
         # trial's outcome, so an update costs one connection less and its events outlive the
         # reboot that follows it.
-        ok = await self._install(offer)
-        if not ok:
-            await self._report()
-        return ok
+        try:
+            ok = await self._install(offer)
+            if not ok:
+                await self._report()
+            return ok
+        except MemoryError:
+            return self._no_memory()
 
     async def _install(self, offer):
         release()  # what status() or the app loaded since the last phase
@@ -199,5 +202,15 @@ class Agent:
     # --- loops (the synchronous wrappers: __getattr__) -------------------------------------------
     async def update(self):
         # check, then install what is offered. Returns True when a reboot is needed.
-        offer = await self.check()
-        return bool(offer) and await self.install(offer)
+        try:
+            offer = await self.check()
+            return bool(offer) and await self.install(offer)
+        except MemoryError:  # where even the failure path ran out (see _no_memory)
+            return self._no_memory()
+
+    def _no_memory(self):
+        # The last net for a MemoryError that escaped a phase's own handling (ota.info.fail,
+        # which loads code to record it): NO_MEMORY in status(), as ota.info.fail says it, with
+        # nothing allocated; the app goes on. Returns False (nothing to reboot into).
+        self._set("failed", "NO_MEMORY", "the heap ran out")
+        return False

@@ -27,6 +27,14 @@ class Offer:
 async def check(a):
     # Returns an Offer, or None (up to date, held back by a staged rollout, or refused: see
     # status()). Reports the outcome (ota.report) unless an offer awaits install().
+    try:
+        return await _check(a)
+    except MemoryError:  # where even the failure path ran out: the Agent's last net
+        a._no_memory()
+        return None
+
+
+async def _check(a):
     # The phase's code (ota.check and what it loads) is in the heap only while it runs.
     from .check import run
     t0 = time.ticks_ms()

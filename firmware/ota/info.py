@@ -10,7 +10,10 @@ from .errors import FetchError, FlashError, OTAError
 
 def status(a):
     s = dict(a._status)
-    a.state.status_fields(s, a.cfg.support_end, a.cfg.channel)  # what the saved records say
+    try:
+        a.state.status_fields(s, a.cfg.support_end, a.cfg.channel)  # what the saved records say
+    except MemoryError:  # no room for ota.stateops now: what the agent knows in RAM
+        release()
     if s["state"] not in ("checking", "downloading", "verifying"):
         release()  # not inside a phase (e.g. on_progress): drop this and ota.stateops again
     return s

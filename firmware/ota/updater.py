@@ -69,7 +69,10 @@ class Updater:
     async def run(self, max_checks=0):
         await self._sleep(self.policy.first_delay())
         while True:
-            delay = await self.step()
+            try:
+                delay = await self.step()
+            except MemoryError:  # a notice or status() the heap had no room for: the loop
+                delay = self.policy.next_delay(True)  # goes on, backing off as for the network
             self.checks += 1
             if max_checks and self.checks >= max_checks:
                 return

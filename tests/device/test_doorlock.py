@@ -170,10 +170,11 @@ def test_lock_works_with_no_update_server(lab: Lab) -> None:
 
 
 # The real app's update loop, where the heap runs out twice: once in the first check (the
-# check's Slot()), once in the next install (after 20 blocks in flash). A MemoryError in an update
-# must not end the app (a door lock that stops at an update's MemoryError is locked out).
+# check's Slot()), once in the next install (after 20 blocks in flash), where recording it runs
+# out too. A MemoryError in an update must not end the app (a door lock that stops at an
+# update's MemoryError is locked out).
 NO_HEAP = """\
-import esp32, doorlock, ota.agent, ota.agentops
+import esp32, doorlock, ota.agent, ota.agentops, ota.state
 P = esp32.Partition
 orig_next, orig_write = P.get_next_update, P.writeblocks
 orig_check = ota.agentops.check
@@ -201,8 +202,16 @@ async def check(self):
     print("CHECK %s %s" % (s["state"], s["reason"]))
     return offer
 
+def set_last(self, reason, detail=""):  # recording the install's NO_MEMORY runs out too
+    if reason == "NO_MEMORY" and hits["writes"] >= 21 and "last" not in hits:
+        hits["last"] = 1
+        raise MemoryError("memory allocation failed (injected, recording it)")
+    from ota import stateops
+    return stateops.set_last(self, reason, detail)
+
 P.get_next_update, P.writeblocks = get_next_update, writeblocks
 ota.agent.Agent.check = check
+ota.state.State.set_last = set_last
 doorlock.main()
 print("APP-ENDED")
 """
