@@ -11,27 +11,8 @@
 #   is hashed by hash_range into that same SHA-256, which the writer's caller checks; verify
 #   hashes the whole range itself when any byte was not read back), and the header, read back,
 #   is an app for this chip.
-# Progress records (ota.state keeps a download's resume point with them, Slot.record): when the
-# image ends before the slot's last 4 KB sector (and is at most _MARKS x 64 KB), that sector
-# holds them: 128 places of 32 bytes, each programmed with 3-argument writeblocks (no erase; NOR
-# flash keeps old AND new) into the sector erased (ioctl 6) before the payload's download began.
-# - mark i, at place i: "the image's bytes up to (i + 1) x 64 KB, or its end, are in the slot and
-#   were read back", written once that block is; the marks count as a run from mark 0;
-# - a stop, at the places from 127 down (never below the image's marks): "the first k 4 KB
-#   blocks are", written when a download stops between two marks (a lost connection); each at a
-#   new place, one below the last, and after a reset one place lower still (the place below the
-#   lowest valid stop may hold one a cut tore). Each stop counts on its own.
-# The resume point is the furthest any of them gives. A record's 32 bytes are a function of its
-# payload's 8-byte tag and its value only (_fill: tag, two bytes (i and 255 - i, or k), a magic
-# "otakit" or "otstop", twice), and a record counts only when all 32 read back exactly so: one
-# torn by a power cut (its second half still erased, or any bits left unprogrammed), another
-# payload's, or a mark at another index never does. Each place is written once after the erase,
-# except a mark a cut tore, which the resumed download writes again with the same 32 bytes: that
-# programs only bits the record clears, so the result is the whole record. Under ESP32 flash
-# encryption the same holds: each write is one 32-byte record at a 32-byte aligned offset (whole
-# 16/32-byte encryption blocks, never shared with other data), never rewritten with other bytes
-# (the same plaintext at the same address encrypts to the same ciphertext), and an erased place
-# reads back (decrypted) as no valid record.
+# - the slot's last 4 KB sector holds the download's progress records (ota.records) when the
+#   image ends before it: marks() tells, erase_marks() erases it.
 import hashlib
 
 from .errors import FlashError
@@ -45,10 +26,7 @@ except ImportError:  # CPython, for host-side tests and fuzzing
 
 _BLOCK = const(4096)
 _APP_MAGIC = const(0xE9)
-_MARK = const(32)  # bytes per progress mark
-_MARKS = const(128)  # records in the 4 KB sector: 128 marks x 64 KB = 8 MB
-_MAGIC_MARK = b"otakit"
-_MAGIC_STOP = b"otstop"
+_MARKS = const(128)  # progress records in the 4 KB sector (ota.records): 128 x 64 KB = 8 MB
 
 
 def app_header_problem(b, chip_id):
@@ -64,26 +42,6 @@ def app_header_problem(b, chip_id):
     if b[0x20] != 0x32 or b[0x21] != 0x54 or b[0x22] != 0xCD or b[0x23] != 0xAB:
         return "no app descriptor at 0x20 (a full firmware.bin?)"
     return None
-
-
-def _fill(rec, tag, a, b, magic):
-    # A 32-byte progress record: tag (8 bytes), a, b, magic (6 bytes), twice.
-    for h in (0, 16):
-        for j in range(8):
-            rec[h + j] = tag[j]
-        rec[h + 8] = a
-        rec[h + 9] = b
-        for j in range(6):
-            rec[h + 10 + j] = magic[j]
-
-
-def _same(buf, place, rec):
-    # Whether the record at place of the sector in buf is rec, all 32 bytes.
-    o = place * _MARK
-    for j in range(_MARK):
-        if buf[o + j] != rec[j]:
-            return False
-    return True
 
 
 async def hash_partition(part, size, buf, h=None):
@@ -121,42 +79,13 @@ class Slot:
         self.mb = -1  # the block of the progress records (marks()), -1: none
 
     def marks(self, size):
-        # Whether an image of size bytes leaves the slot's last sector to progress records;
-        # sets mb (that sector's block, else -1), end (size) and nm (its marks).
+        # Whether an image of size bytes leaves the slot's last sector to progress records
+        # (ota.records); sets mb (that sector's block, else -1), end (size) and nm (its marks).
         n = self.size // _BLOCK - 1
         self.mb = n if size <= n * _BLOCK and size <= _MARKS << 16 else -1
         self.end = size
         self.nm = (size + 0xFFFF) >> 16
         return self.mb >= 0
-
-    def scan(self, tag, buf, rec):
-        # The resume point the records of payload tag give (0: none), read through buf (4 KB):
-        # the run of its marks from mark 0, or its furthest stop, whichever is further; sets n
-        # (that run) and stop (the place of the next stop: one below the lowest, since the
-        # place below it may hold a stop a cut tore, never to be rewritten with other bytes).
-        # rec: a 32-byte scratch buffer.
-        self.part.readblocks(self.mb, buf)
-        n = 0
-        while n < self.nm:
-            _fill(rec, tag, n, 255 - n, _MAGIC_MARK)
-            if not _same(buf, n, rec):
-                break
-            n += 1
-        self.n = n
-        off = n << 16
-        off = off if off < self.end else self.end
-        low = p = _MARKS
-        while p > self.nm:
-            p -= 1
-            o = p * _MARK
-            if buf[o + 15] == 0x70:  # "p", the last byte of "otstop": it may be a stop
-                _fill(rec, tag, buf[o + 8], buf[o + 9], _MAGIC_STOP)
-                k = (buf[o + 8] | (buf[o + 9] << 8)) * _BLOCK
-                if _same(buf, p, rec) and k <= self.end:
-                    low = p
-                    off = k if k > off else off
-        self.stop = low - 2
-        return off
 
     def erase_marks(self):
         try:
@@ -167,33 +96,6 @@ class Slot:
             raise FlashError("WRITE_FAILED", "erasing the progress records: %s" % r)
         self.n = 0
         self.stop = _MARKS - 1
-
-    def record(self, done, tag, rec):
-        # Records that the image's bytes [0, done) of payload tag are in the slot and read back
-        # (rec: a 32-byte buffer the record is made in): at a multiple of 64 KB or the image's
-        # end, the marks up to done's; else (a download that stopped between two marks) a stop
-        # at the next place, False when no place is left.
-        if not done & 0xFFFF or done == self.end:
-            i = (done - 1) >> 16
-            while self.n <= i:
-                _fill(rec, tag, self.n, 255 - self.n, _MAGIC_MARK)
-                self._program(self.n, rec)
-                self.n += 1
-            return True
-        p = self.stop
-        if p < self.nm:
-            return False
-        k = done // _BLOCK
-        _fill(rec, tag, k & 255, k >> 8, _MAGIC_STOP)
-        self._program(p, rec)
-        self.stop = p - 1
-        return True
-
-    def _program(self, place, rec):
-        try:
-            self.part.writeblocks(self.mb, rec, place * _MARK)
-        except OSError as e:
-            raise FlashError("WRITE_FAILED", "progress record %d: %s" % (place, e))
 
     def write_block(self, block_num, buf):
         # buf is a full 4 KB block (pad the last one with 0xFF); erases then writes.

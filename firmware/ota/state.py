@@ -34,7 +34,7 @@
 # the single source of truth for which slot boots; nothing here duplicates them.
 #
 # The resume point of a download (progress, save_progress, forget_progress) is kept outside
-# NVS when it can be: progress records in the spare slot's last sector (ota.slot: a mark per
+# NVS when it can be: progress records in the spare slot's last sector (ota.records: a mark per
 # 64 KB of the image once those bytes are in the slot and read back, and a stop when a download
 # stops between two marks), under the payload d_id names. So an install writes d_id and the
 # trial's records to NVS, not one record per 64 KB. d_off is the resume point only of an image
@@ -106,12 +106,13 @@ class State:
         # or d_off. From now on save_progress records this payload's progress in slot (a new
         # payload: in the order above).
         self._slot, self._tag = slot, tag
-        self._rec = rec = memoryview(self._buf)[:32]  # a record is made here (ota.slot)
+        self._rec = rec = memoryview(self._buf)[:32]  # a record is made here (ota.records)
         off = 0
         marks = slot.marks(size)
         if self.blob("d_id") == tag:
             if marks:
-                off = slot.scan(tag, buf, rec)
+                from .records import scan
+                off = scan(slot, tag, buf, rec)
                 if not off:  # none counts: what the sector holds (a torn erase) is erased
                     slot.erase_marks()
             d = self.i32("d_off")
@@ -127,8 +128,11 @@ class State:
         # the image's end, and when the download stops between two (never ahead of the slot).
         # A progress record (ota.slot), or d_off when the slot has no room for it.
         s = self._slot
-        if s.mb < 0 or not s.record(done, self._tag, self._rec):
-            self.nvs.set_i32("d_off", done)
+        if s.mb >= 0:
+            from .records import record
+            if record(s, done, self._tag, self._rec):
+                return
+        self.nvs.set_i32("d_off", done)
 
     def forget_progress(self, payload=False):
         # What the slot holds is not to be resumed from: its records and d_off are erased (d_id

@@ -194,7 +194,8 @@ def test_a_block_the_flash_did_not_keep_is_refused_before_set_boot(tmp_path: Pat
 # stopped between two), under the payload d_id names.
 MARKS = """\
 import esp32
-from ota.slot import Slot, _fill, _MAGIC_MARK, _MAGIC_STOP
+from ota.records import _MAGIC_MARK, _MAGIC_STOP, _fill
+from ota.slot import Slot
 from ota.state import State
 buf = bytearray(4096)
 rec = bytearray(32)
