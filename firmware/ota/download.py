@@ -16,14 +16,14 @@
 # of the buffer.
 #
 # raw() resumes from the offset ota.state kept for this payload (State.progress): hashlib state
-# cannot be saved, so the blocks already in the slot are hashed again from flash, and the rest
-# is asked for with a Range; a server that ignores the Range (200) means starting over. The
-# offset is persisted (State.save_progress: a progress record in the slot's last sector, ota.slot,
-# or NVS d_off for an image that leaves no room for it) at every multiple of _SAVE_EVERY bytes
-# (64 KB) and at the image's end, each time once that block is in flash and read back, and when
-# the download stops on an error (a lost connection, a deadline, a cancelled task): the blocks
-# written so far are in flash. So a lost connection costs at most the 4 KB block in hand
-# downloaded again, and a power cut or a reset at most 64 KB + that block (docs/reliability.md).
+# cannot be saved, so the blocks already in the slot are hashed again from flash, and the rest is
+# asked for with a Range; a server that ignores the Range (200) means starting over. The offset is
+# persisted (State.save_progress: a progress record in the slot's last sector, ota.records, or NVS
+# d_off for an image that leaves no room for it) at every multiple of _SAVE_EVERY bytes (64 KB) and
+# at the image's end, each time once that block is in flash and read back, and when the download
+# stops on an error (a lost connection, a deadline, a cancelled task): the blocks written so far
+# are in flash. So a lost connection costs at most the 4 KB block in hand downloaded again, and a
+# power cut or a reset at most 64 KB + that block (docs/reliability.md).
 # Writer.advance tells the caller to yield to the app (await asyncio.sleep_ms(0)) once _SLICE_MS
 # of work have passed since it last did, checked after each block written.
 # Every download has an overall deadline (deadline(): Config.deadline_s + bytes / Config.min_rate),

@@ -126,9 +126,9 @@ class State:
     def save_progress(self, done):
         # Called once the image's bytes [0, done) are in flash and read back: at every 64 KB and
         # the image's end, and when the download stops between two (never ahead of the slot).
-        # A progress record (ota.slot), or d_off when the slot has no room for it.
+        # A progress record (ota.records), or d_off when the slot has no room for it.
         s = self._slot
-        if s.mb >= 0:
+        if s and s.mb >= 0:
             from .records import record
             if record(s, done, self._tag, self._rec):
                 return
