@@ -327,7 +327,8 @@ def measure(rounds: int) -> dict[str, object]:
 
 def nvs_paragraph(nvs_writes: float, nvs_progress: float, other: list[str]) -> str:
     """The section's paragraph on the agent's NVS records (``throughput``'s last three)."""
-    return f"""NVS records the agent wrote in one of those installs (the most in any round), counted where
+    return f"""\
+NVS records the agent wrote in one of those installs (the most in any round), counted where
 the simulator appends a record to its NVS partition (as in ESP-IDF, setting the value already
 stored or erasing a key that is not there writes nothing). All of them together, per MB
 downloaded: **{nvs_writes:.1f}** for this 1.4 MB image (goal ≤ {NVS_GOAL}). Once per install,

@@ -2,18 +2,18 @@
 # MIT license; Copyright (c) 2026 otakit contributors
 #
 # Writer assembles image bytes in the agent's one 4 KB buffer and writes each full block (and the
-# last one, padded with 0xFF: the bytes after the image's end read as erased flash) with an erase +
-# write, then reads the block back from flash into the same buffer right away and hashes what it
-# read: the SHA-256 the signed one is checked against is that of the image as the slot holds it,
-# every byte read back from flash once (Slot.read_back records how far, so Slot.verify need not
-# hash the slot again), and a byte the flash did not keep fails that check like a byte the network
-# altered (HASH_MISMATCH). Block 0 must be an app image for this chip before anything is written.
-# The raw payload goes straight from the HTTP response into that buffer; ota.encoded decodes
+# last one, padded with 0xFF, as erased flash reads) with an erase + write, then reads
+# the block back from flash into the same buffer right away and hashes what it read: the SHA-256
+# the signed one is checked against is that of the image as the slot holds it, every byte read
+# back from flash once (Slot.read_back records how far, so Slot.verify need not hash the slot
+# again), and a byte the flash did not keep fails that check like a byte the network altered
+# (HASH_MISMATCH). Block 0 must be an app image for this chip before anything is written. The
+# raw payload goes straight from the HTTP response into that buffer; ota.encoded decodes
 # deflate and delta representations into it; an encrypted payload's blocks are decrypted
-# (ota.decrypt) before anything else is done with them. The Writer allocates nothing per block (but
-# a view for a decrypted last block); the raw read loop allocates only the read's coroutine (one
-# read fills a whole block: Response.readinto waits for all of it) and, for the last block, a view
-# of the buffer.
+# (ota.decrypt) before anything else is done with them. The Writer allocates nothing per block
+# (but a view for a decrypted last block); the raw read loop allocates only the read's coroutine
+# (one read fills a whole block: Response.readinto waits for all of it) and, for the last block,
+# a view of the buffer.
 #
 # raw() resumes from the offset ota.state kept for this payload (State.progress): hashlib state
 # cannot be saved, so the blocks already in the slot are hashed again from flash, and the rest is

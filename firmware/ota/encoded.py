@@ -13,8 +13,8 @@
 # hostile encoding at every check.
 # Resume: a representation with chunks (docs/format.md §2.2, body revision 4) records its
 # progress with ota.state's progress operations (progress, save_progress: the ones the raw
-# download uses, named by the first 8 bytes of the representation's SHA-256) at every chunk
-# boundary of the image (a multiple of 64 KB), once the chunk is in flash. After an interruption the
+# download uses, named by the first 8 bytes of the representation's SHA-256)
+# at every chunk boundary of the image, once the chunk is in flash. After an interruption the
 # slot's first bytes up to the recorded boundary k * chunk are hashed again from flash, the rest
 # of the blob is asked for with a Range from chunk k's encoded offset (the sum of the signed
 # chunk lengths before it), and a fresh decoder starts there (for a delta at the signed base
