@@ -2,9 +2,9 @@
 # MIT license; Copyright (c) 2026 otakit contributors
 #
 # When the image ends before the spare slot's last 4 KB sector (and is at most 128 x 64 KB:
-# Slot.marks), that sector holds the progress records: 128 places of 32 bytes, each programmed
+# ota.state), that sector holds the progress records: 128 places of 32 bytes, each programmed
 # with 3-argument writeblocks (no erase; NOR flash keeps old AND new) into the sector erased
-# (ioctl 6, Slot.erase_marks) before the payload's download began.
+# (ioctl 6, by ota.state) before the payload's download began.
 # - mark i, at place i: "the image's bytes up to (i + 1) x 64 KB, or its end, are in the slot and
 #   were read back", written once that block is; the marks count as a run from mark 0;
 # - a stop, at the places from 127 down (never below the image's marks): "the first k 4 KB
@@ -23,8 +23,8 @@
 # (the same plaintext at the same address encrypts to the same ciphertext), and an erased place
 # reads back (decrypted) as no valid record.
 # ota.state calls scan (State.progress) and record (State.save_progress). Loaded only while an
-# install runs (ota.release drops it with the phase); nothing here allocates but a record's
-# memoryview slice.
+# install runs (ota.release drops it with the phase); nothing here allocates but, per record
+# made, a memoryview slice.
 from .errors import FlashError
 
 try:
@@ -38,6 +38,14 @@ _MARK = const(32)  # bytes per record
 _MARKS = const(128)  # records in the sector
 _MAGIC_MARK = b"otakit"
 _MAGIC_STOP = b"otstop"
+# the download's progress, ota.state's State._p: its fields
+_SLOT = const(0)
+_TAG = const(1)
+_REC = const(2)
+_MB = const(3)
+_N = const(4)
+_STOP = const(5)
+_SIZE = const(6)
 
 
 def _fill(rec, tag, a, b, magic):
@@ -58,60 +66,62 @@ def _same(buf, place, rec):
     return True
 
 
-def scan(slot, tag, buf, rec):
-    # The resume point the records of payload tag in slot give (0: none), read through buf
-    # (4 KB): the run of its marks from mark 0, or its furthest stop, whichever is further; sets
-    # slot.n (that run) and slot.stop (the place of the next stop: two below the lowest valid
-    # one, since the place below it may hold a stop a cut tore). rec: a 32-byte buffer.
-    slot.part.readblocks(slot.mb, buf)
+def scan(p, buf):
+    # The resume point the records of the progress p give (0: none), read through buf (4 KB):
+    # the run of its marks from mark 0, or its furthest stop, whichever is further; sets p's
+    # marks (that run) and next stop place (two below the lowest valid stop, since the place
+    # below it may hold a stop a cut tore).
+    p[_SLOT].part.readblocks(p[_MB], buf)
+    tag, rec, end = p[_TAG], p[_REC], p[_SIZE]
+    nm = (end + 0xFFFF) >> 16
     n = 0
-    while n < slot.nm:
+    while n < nm:
         _fill(rec, tag, n, 255 - n, _MAGIC_MARK)
         if not _same(buf, n, rec):
             break
         n += 1
-    slot.n = n
-    end = slot.end
+    p[_N] = n
     off = n << 16
     off = off if off < end else end
-    low = p = _MARKS
-    while p > slot.nm:
-        p -= 1
-        o = p * _MARK
+    low = i = _MARKS
+    while i > nm:
+        i -= 1
+        o = i * _MARK
         if buf[o + 15] == 0x70:  # "p", the last byte of "otstop": it may be a stop
             _fill(rec, tag, buf[o + 8], buf[o + 9], _MAGIC_STOP)
             k = (buf[o + 8] | (buf[o + 9] << 8)) * _BLOCK
-            if _same(buf, p, rec) and k <= end:
-                low = p
+            if _same(buf, i, rec) and k <= end:
+                low = i
                 off = k if k > off else off
-    slot.stop = low - 2
+    p[_STOP] = low - 2
     return off
 
 
-def record(slot, done, tag, rec):
-    # Records that the image's bytes [0, done) of payload tag are in slot and read back (rec:
-    # the 32-byte buffer the record is made in): at a multiple of 64 KB or the image's end, the
-    # marks up to done's; else (a download that stopped between two marks) a stop at the next
-    # place. False when no place is left for it.
-    if not done & 0xFFFF or done == slot.end:
+def record(p, done):
+    # Records that the image's bytes [0, done) are in the slot and read back: at a multiple of
+    # 64 KB or the image's end, the marks up to done's; else (a download that stopped between
+    # two marks) a stop at the next place. False when no place is left for it.
+    tag, rec = p[_TAG], p[_REC]
+    if not done & 0xFFFF or done == p[_SIZE]:
         i = (done - 1) >> 16
-        while slot.n <= i:
-            _fill(rec, tag, slot.n, 255 - slot.n, _MAGIC_MARK)
-            _program(slot, slot.n, rec)
-            slot.n += 1
+        while p[_N] <= i:
+            n = p[_N]
+            _fill(rec, tag, n, 255 - n, _MAGIC_MARK)
+            _program(p, n)
+            p[_N] = n + 1
         return True
-    p = slot.stop
-    if p < slot.nm:
+    i = p[_STOP]
+    if i < (p[_SIZE] + 0xFFFF) >> 16:
         return False
     k = done // _BLOCK
     _fill(rec, tag, k & 255, k >> 8, _MAGIC_STOP)
-    _program(slot, p, rec)
-    slot.stop = p - 1
+    _program(p, i)
+    p[_STOP] = i - 1
     return True
 
 
-def _program(slot, place, rec):
+def _program(p, place):
     try:
-        slot.part.writeblocks(slot.mb, rec, place * _MARK)
+        p[_SLOT].part.writeblocks(p[_MB], p[_REC], place * _MARK)
     except OSError as e:
         raise FlashError("WRITE_FAILED", "progress record %d: %s" % (place, e))

@@ -3,16 +3,14 @@
 #
 # Invariants:
 # - the target is always Partition(RUNNING).get_next_update(): never the running slot;
-# - the image's blocks are written with 2-argument writeblocks (erase + write), one 4 KB block
-#   at a time, from one buffer the caller preallocates; nothing here allocates per block;
+# - blocks are written with 2-argument writeblocks (erase + write), one 4 KB block at a time,
+#   from one buffer the caller preallocates; nothing here allocates per block;
 # - set_boot() is called only by switch(), and only after verify(): every byte of the image was
 #   read back from flash and its SHA-256 equals the signed one (ota.download.Writer reads each
 #   block back right after writing it and hashes what it read, a resumed download's kept prefix
 #   is hashed by hash_range into that same SHA-256, which the writer's caller checks; verify
 #   hashes the whole range itself when any byte was not read back), and the header, read back,
 #   is an app for this chip.
-# - the slot's last 4 KB sector holds the download's progress records (ota.records) when the
-#   image ends before it: marks() tells, erase_marks() erases it.
 import hashlib
 
 from .errors import FlashError
@@ -26,7 +24,6 @@ except ImportError:  # CPython, for host-side tests and fuzzing
 
 _BLOCK = const(4096)
 _APP_MAGIC = const(0xE9)
-_MARKS = const(128)  # progress records in the 4 KB sector (ota.records): 128 x 64 KB = 8 MB
 
 
 def app_header_problem(b, chip_id):
@@ -76,26 +73,6 @@ class Slot:
         self.size = info[3]
         self.label = info[4]
         self.read_back = 0
-        self.mb = -1  # the block of the progress records (marks()), -1: none
-
-    def marks(self, size):
-        # Whether an image of size bytes leaves the slot's last sector to progress records
-        # (ota.records); sets mb (that sector's block, else -1), end (size) and nm (its marks).
-        n = self.size // _BLOCK - 1
-        self.mb = n if size <= n * _BLOCK and size <= _MARKS << 16 else -1
-        self.end = size
-        self.nm = (size + 0xFFFF) >> 16
-        return self.mb >= 0
-
-    def erase_marks(self):
-        try:
-            r = self.part.ioctl(6, self.mb)
-        except OSError as e:
-            r = e
-        if r:
-            raise FlashError("WRITE_FAILED", "erasing the progress records: %s" % r)
-        self.n = 0
-        self.stop = _MARKS - 1
 
     def write_block(self, block_num, buf):
         # buf is a full 4 KB block (pad the last one with 0xFF); erases then writes.

@@ -59,13 +59,16 @@ except ImportError:  # CPython
         return x
 
 _BLOB_MAX = const(96)
+_SECTOR = const(4096)
+_MARKED = const(0x800000)  # 128 marks x 64 KB: the largest image with progress records
+_LAST = const(127)  # the records' last place
 
 
 class State:
     def __init__(self, esp32, namespace="otakit"):
         self.nvs = esp32.NVS(namespace)
         self._buf = bytearray(_BLOB_MAX)
-        self._slot = None  # the slot the download's progress is recorded in (progress())
+        self._p = None  # the download's progress (below)
 
     def __getattr__(self, name):
         # An operation of ota.stateops, bound to this State.
@@ -100,37 +103,53 @@ class State:
         self.nvs.commit()
 
     # --- the resume point of a download (ota.download, ota.encoded) ------------------------
+    # _p, the download's progress (set by progress): [Slot, the payload's tag, the 32-byte
+    # buffer a record is made in, the block of the records' sector or -1 (no room), the marks in
+    # it (the run from mark 0), the place of the next stop, the image's size] (ota.records).
     def progress(self, tag, slot, size, buf):
         # The offset to resume the payload named by tag (size bytes of image) from, 0 if
         # nothing of it is kept: the furthest its records in slot give (read through buf, 4 KB),
         # or d_off. From now on save_progress records this payload's progress in slot (a new
         # payload: in the order above).
-        self._slot, self._tag = slot, tag
-        self._rec = rec = memoryview(self._buf)[:32]  # a record is made here (ota.records)
-        off = 0
-        marks = slot.marks(size)
+        n = slot.size // _SECTOR - 1  # the last sector's block, when the image ends before it
+        mb = n if size <= n * _SECTOR and size <= _MARKED else -1
+        self._p = p = [slot, tag, memoryview(self._buf)[:32], mb, 0, _LAST, size]
         if self.blob("d_id") == tag:
-            if marks:
+            off = 0
+            if mb >= 0:
                 from .records import scan
-                off = scan(slot, tag, buf, rec)
+                off = scan(p, buf)
                 if not off:  # none counts: what the sector holds (a torn erase) is erased
-                    slot.erase_marks()
+                    self._erase()
             d = self.i32("d_off")
             return d if d > off else off
-        if marks:
-            slot.erase_marks()
+        if mb >= 0:
+            self._erase()
         self.erase("d_off")
         self.nvs.set_blob("d_id", tag)
         return 0
+
+    def _erase(self):
+        # The records' sector erased (ioctl 6): no mark, the next stop at the last place.
+        p = self._p
+        try:
+            r = p[0].part.ioctl(6, p[3])
+        except OSError as e:
+            r = e
+        if r:
+            from .errors import FlashError
+            raise FlashError("WRITE_FAILED", "erasing the progress records: %s" % r)
+        p[4] = 0
+        p[5] = _LAST
 
     def save_progress(self, done):
         # Called once the image's bytes [0, done) are in flash and read back: at every 64 KB and
         # the image's end, and when the download stops between two (never ahead of the slot).
         # A progress record (ota.records), or d_off when the slot has no room for it.
-        s = self._slot
-        if s and s.mb >= 0:
+        p = self._p
+        if p and p[3] >= 0:
             from .records import record
-            if record(s, done, self._tag, self._rec):
+            if record(p, done):
                 return
         self.nvs.set_i32("d_off", done)
 
@@ -138,12 +157,12 @@ class State:
         # What the slot holds is not to be resumed from: its records and d_off are erased (d_id
         # stays); with payload, or no download in this boot, d_id and d_off (the slot is
         # overwritten by another representation: the records no longer count without d_id).
-        s = self._slot
-        if payload or s is None:
+        p = self._p
+        if payload or p is None:
             self.erase("d_id", "d_off")
             self.commit()
-            self._slot = None
+            self._p = None
             return
-        if s.mb >= 0:
-            s.erase_marks()
+        if p[3] >= 0:
+            self._erase()
         self.erase("d_off")

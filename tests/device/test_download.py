@@ -206,9 +206,8 @@ def kept(tag, size=SIZE):  # what a fresh boot resumes from
 
 def program(tag, a, b, magic, place, n=32):  # a record at place, only its first n bytes
     s = Slot(esp32)
-    s.marks(SIZE)
     _fill(rec, tag, a, b, magic)
-    s.part.writeblocks(s.mb, memoryview(rec)[:n], place * 32)
+    s.part.writeblocks(s.size // 4096 - 1, memoryview(rec)[:n], place * 32)
 
 st, slot = State(esp32), Slot(esp32)
 print("R new", st.progress(A, slot, SIZE, buf))
