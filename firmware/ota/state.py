@@ -33,17 +33,17 @@
 # last, and a reader trusts the other keys only under its marker. The otadata boot flags stay
 # the single source of truth for which slot boots; nothing here duplicates them.
 #
-# The resume point of a download (progress, save_progress, forget_progress) is kept outside
-# NVS when it can be: progress records in the spare slot's last sector (ota.records: a mark per
-# 64 KB of the image once those bytes are in the slot and read back, and a stop when a download
-# stops between two marks), under the payload d_id names. So an install writes d_id and the
-# trial's records to NVS, not one record per 64 KB. d_off is the resume point only of an image
-# that leaves no sector for the records (or when the sector has no place left for a stop).
-# Order for a new payload: its records' sector is erased, then d_off, then d_id names it. A cut
-# before d_id is written leaves the old payload named with fewer records (a shorter resume point
-# over bytes of it still in the slot: nothing of the new one was written yet); the other order
-# could leave the new payload named over a sector holding the old one's records, which the new
-# ones (programmed over them: old AND new) would never replace.
+# The resume point of a download (progress, save_progress, forget_progress) is kept outside NVS
+# when it can be: progress records in the spare slot's last sector (written through ota.records: a
+# mark per 64 KB of the image once those bytes are in the slot and read back, and a stop when a
+# download stops between two marks), under the payload d_id names. So an install writes d_id and
+# the trial's records to NVS, not one record per 64 KB. d_off is the resume point only of an image
+# that leaves no sector for the records (or when the sector has no place left for a stop). Order
+# for a new payload: its records' sector is erased, then d_off, then d_id names it, so a cut before
+# d_id is written leaves the old payload named with fewer records (a shorter resume point over
+# bytes of it still in the slot: nothing of the new one was written yet), and the new payload is
+# never named over the old one's records. A sector where nothing counts for the payload d_id names
+# (an erase a cut tore) is erased again before a record is written into it.
 #
 # RAM: the agent's State lives as long as the app, so only what an install needs while the
 # payload streams in (the agent's peak of RAM) is here: the NVS primitives and the resume point.
@@ -120,18 +120,18 @@ class State:
                 from .records import scan
                 off = scan(p, buf)
                 if not off:  # none counts: what the sector holds (a torn erase) is erased
-                    self._erase()
+                    self._erase(p)
             d = self.i32("d_off")
             return d if d > off else off
         if mb >= 0:
-            self._erase()
+            self._erase(p)
         self.erase("d_off")
         self.nvs.set_blob("d_id", tag)
         return 0
 
-    def _erase(self):
-        # The records' sector erased (ioctl 6): no mark, the next stop at the last place.
-        p = self._p
+    def _erase(self, p):
+        # The records' sector of the progress p erased (ioctl 6): no mark, the next stop at the
+        # last place.
         try:
             r = p[0].part.ioctl(6, p[3])
         except OSError as e:
@@ -164,5 +164,5 @@ class State:
             self._p = None
             return
         if p[3] >= 0:
-            self._erase()
+            self._erase(p)
         self.erase("d_off")
