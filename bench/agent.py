@@ -17,12 +17,14 @@ Throughput: in one device process, a bare loop (plain socket GET of the payload,
 buffer, 2-argument ``writeblocks`` per block), the same loop with the two SHA-256 passes, and the
 agent's ``install()`` (the same download plus hashing, progress persistence, header check,
 read-back and ``set_boot``), interleaved, same server, same simulated flash. Before every agent
-round the device's resume point (NVS ``d_id``/``d_off``) is erased, so each round is a fresh
+round the device's resume point is forgotten (NVS ``d_id``/``d_off`` erased: the agent then
+takes the payload as a new one and erases its progress records), so each round is a fresh
 download; the bench fails unless every agent round reports ``resumed_from == 0`` and the server's
 access log shows every payload request delivering the whole image. The figure is bare time ÷
-agent time (1.0 = no overhead).
+agent time (1.0 = no overhead). ``--nvs-only`` measures and prints only the throughput rounds'
+NVS paragraph (no heap scans).
 
-Run: ``.venv/bin/python -m bench.agent [--rounds N] [--write-docs]``.
+Run: ``.venv/bin/python -m bench.agent [--rounds N] [--write-docs | --nvs-only]``.
 """
 
 from __future__ import annotations
@@ -98,7 +100,8 @@ def timed(f, *a):
 NVS = esp32.NVS("otakit")
 
 def fresh():
-    # the device has never seen this payload: no resume point (docs/format.md, ota.state)
+    # the device has never seen this payload: no resume point (ota.state: without d_id the
+    # agent takes it as a new payload and erases its progress records)
     for k in ("d_id", "d_off"):
         try:
             NVS.erase_key(k)
@@ -322,6 +325,21 @@ def measure(rounds: int) -> dict[str, object]:
             "bare_us": bare_us, "hashed_us": hashed_us, "agent_us": agent_us}
 
 
+def nvs_paragraph(nvs_writes: float, nvs_progress: float, other: list[str]) -> str:
+    """The section's paragraph on the agent's NVS records (``throughput``'s last three)."""
+    return f"""\
+NVS records the agent wrote in one of those installs (the most in any round), counted where
+the simulator appends a record to its NVS partition (as in ESP-IDF, setting the value already
+stored or erasing a key that is not there writes nothing). All of them together, per MB
+downloaded: **{nvs_writes:.1f}** for this 1.4 MB image (goal ≤ {NVS_GOAL}). Once per install,
+whatever the image's size, {len(other)}: {", ".join(f"`{k}`" for k in other)} (the payload's
+name, then the trial's records of `ota/stateops.py:arm_trial`). The resume point is not among
+them: it is kept in progress records in the spare slot's last 4 KB sector, a 32-byte flash write
+per 64 KB (docs/reliability.md, "Resumed downloads"); NVS `d_off` holds it only for an image that
+leaves no room for that sector (up to {1e6 / 65536:.1f} records per MB then): {nvs_progress:.1f}
+per MB here. `commit()` writes nothing (ESP-IDF's is a no-op)."""
+
+
 def render(fig: dict[str, object], rounds: int, command: str) -> str:
     """The docs section from ``measure``'s figures."""
     small, large, frozen = fig["small"], fig["large"], fig["frozen"]
@@ -394,17 +412,9 @@ too good.)
 |---|---|---|
 | bare loop: socket → 4 KB buffer → `writeblocks` | {bare_us / 1000:.1f} ms | 1.00 |
 | bare loop plus the two SHA-256 passes the agent must make (while receiving; over the slot read back from flash) | {hashed_us / 1000:.1f} ms | {bare_us / hashed_us:.2f} |
-| the agent's `install()`: the above through the asyncio HTTP client, progress saved to NVS, header checks, `set_boot()` | {agent_us / 1000:.1f} ms | **{speed:.2f}** |
+| the agent's `install()`: the above through the asyncio HTTP client, progress records written to the slot, header checks, `set_boot()` | {agent_us / 1000:.1f} ms | **{speed:.2f}** |
 
-NVS records the agent wrote in one of those installs (the most in any round), counted where
-the simulator appends a record to its NVS partition (as in ESP-IDF, setting the value already
-stored or erasing a key that is not there writes nothing). Per MB downloaded: **{nvs_progress:.1f}**
-(goal ≤ {NVS_GOAL}): the resume point (`d_off`), saved at every 64 KB and at the image's end, the
-only records whose number grows with the download (resuming within 64 KB after a power cut needs
-{1e6 / 65536:.1f} per MB). Once per install, whatever the image's size, {len(other)} more:
-{", ".join(f"`{k}`" for k in other)} (the payload's name, then the trial's records of
-`ota/stateops.py:arm_trial`). All of them together: {nvs_writes:.1f} per MB for this 1.4 MB image.
-`commit()` writes nothing (ESP-IDF's is a no-op).
+{nvs_paragraph(nvs_writes, nvs_progress, other)}
 
 Against the bare loop that makes the same two hash passes, the agent reaches **{fair:.2f}**
 (goal for bare ÷ agent: ≥ {SPEED_GOAL}). On loopback with a simulated flash the CPU sets the pace;
@@ -429,7 +439,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.agent", description=__doc__)
     ap.add_argument("--write-docs", action="store_true")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--nvs-only", action="store_true")
     args = ap.parse_args(argv)
+    if args.nvs_only:
+        nvs_writes, nvs_progress, other = throughput(1_400_000, args.rounds)[3:]
+        print(nvs_paragraph(nvs_writes, nvs_progress, other))
+        return 0
     print(report(args.write_docs, args.rounds))
     return 0
 

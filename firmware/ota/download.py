@@ -2,7 +2,7 @@
 # MIT license; Copyright (c) 2026 otakit contributors
 #
 # Writer assembles image bytes in the agent's one 4 KB buffer and writes each full block (and the
-# last one, padded with 0xFF so the slot's tail stays erased) with an erase + write, then reads
+# last one, padded with 0xFF, as erased flash reads) with an erase + write, then reads
 # the block back from flash into the same buffer right away and hashes what it read: the SHA-256
 # the signed one is checked against is that of the image as the slot holds it, every byte read
 # back from flash once (Slot.read_back records how far, so Slot.verify need not hash the slot
@@ -16,10 +16,11 @@
 # a view of the buffer.
 #
 # raw() resumes from the offset ota.state kept for this payload (State.progress): hashlib state
-# cannot be saved, so the blocks already in the slot are hashed again from flash, and the rest
-# is asked for with a Range; a server that ignores the Range (200) means starting over. The
-# offset is persisted at every multiple of _SAVE_EVERY bytes (64 KB: 16 NVS writes per MB) and at
-# the image's end, each time once that block is in flash and read back, and when the download
+# cannot be saved, so the blocks already in the slot are hashed again from flash, and the rest is
+# asked for with a Range; a server that ignores the Range (200) means starting over. The offset is
+# persisted (State.save_progress: a progress record in the slot's last sector, ota.records, or NVS
+# d_off for an image that leaves no room for it) at every multiple of _SAVE_EVERY bytes (64 KB) and
+# at the image's end, each time once that block is in flash and read back, and when the download
 # stops on an error (a lost connection, a deadline, a cancelled task): the blocks written so far
 # are in flash. So a lost connection costs at most the 4 KB block in hand downloaded again, and a
 # power cut or a reset at most 64 KB + that block (docs/reliability.md).
@@ -128,10 +129,9 @@ async def raw(cfg, st, m, slot, buf, new_client, done_with, progress):
     # give and take back the HTTP client. Returns the offset it resumed from (0: from the start).
     size = m.size
     tag = m.sha256[:8]
-    start = st.progress(tag)
+    start = st.progress(tag, slot, size, buf)
     if not 0 < start <= size or (start % _BLOCK and start != size):
         start = 0
-    st.start_progress(tag)
 
     def persist(done, size):
         if not done % _SAVE_EVERY or done == size:

@@ -12,8 +12,8 @@
 # the agent installs the signed raw payload in the same check instead of retrying a broken or
 # hostile encoding at every check.
 # Resume: a representation with chunks (docs/format.md §2.2, body revision 4) records its
-# progress with ota.state's progress operations (start_progress, progress, save_progress:
-# the ones the raw download uses, named by the first 8 bytes of the representation's SHA-256)
+# progress with ota.state's progress operations (progress, save_progress: the ones the raw
+# download uses, named by the first 8 bytes of the representation's SHA-256)
 # at every chunk boundary of the image, once the chunk is in flash. After an interruption the
 # slot's first bytes up to the recorded boundary k * chunk are hashed again from flash, the rest
 # of the blob is asked for with a Range from chunk k's encoded offset (the sum of the signed
@@ -235,10 +235,9 @@ async def download(cfg, st, m, slot, buf, esp32, new_client, done_with, progress
     k = off = 0
     if chunk:  # resumable: its progress replaces any other payload's (the slot is overwritten)
         tag = rep[3][:8]
-        done = st.progress(tag)
+        done = st.progress(tag, slot, size, buf)
         if done > 0:  # (the whole image: its last chunk again)
             k = (done if done < size else size - 1) // chunk
-        st.start_progress(tag)
         for i in range(k):
             off += rep[8][i]
     elif st.has_progress():  # another payload's resume point; this one overwrites the slot

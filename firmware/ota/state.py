@@ -13,9 +13,11 @@
 #   t_fail   blob reason code recorded by a failed trial before it reset; t_faild blob its detail
 #   t_intr   trials of the staged release cut short by a power loss (retried, at most 3)
 #   bad      blob up to 8 sequences that failed their trial boot, 4 bytes each (never retried)
-#   d_id     blob first 8 bytes of the SHA-256 of the raw payload being downloaded (kept until
-#            its trial ends, so a retry after an interrupted trial only re-verifies)
-#   d_off    bytes of it written and durable in the slot (resume point), set after every block
+#   d_id     blob first 8 bytes of the SHA-256 of the payload being downloaded (raw, or a
+#            resumable representation), written once per payload (kept until its trial ends, so
+#            a retry after an interrupted trial only re-verifies)
+#   d_off    bytes of it durable in the slot (the resume point) when the slot has no room for
+#            its progress records (below): set at every 64 KB, at the end, when a download stops
 #   last     blob reason code of the last failure, for status(); last_d blob its detail
 #   rb       sequence of the last rollback (kept until a newer confirm); rb_rsn, rb_det blobs
 #   eos      blob support_end "YYYY-MM-DD" of the last verified manifest (for status())
@@ -33,6 +35,18 @@
 # last, and a reader trusts the other keys only under its marker. The otadata boot flags stay
 # the single source of truth for which slot boots; nothing here duplicates them.
 #
+# The resume point of a download (progress, save_progress, forget_progress) is kept outside NVS
+# when it can be: progress records in the spare slot's last sector (written through ota.records: a
+# mark per 64 KB of the image once those bytes are in the slot and read back, and a stop when a
+# download stops between two marks), under the payload d_id names. So an install writes d_id and
+# the trial's records to NVS, not one record per 64 KB. d_off is the resume point only of an image
+# that leaves no sector for the records (or when the sector has no place left for a stop). Order
+# for a new payload: its records' sector is erased, then d_off, then d_id names it, so a cut before
+# d_id is written leaves the old payload named with fewer records (a shorter resume point over
+# bytes of it still in the slot: nothing of the new one was written yet), and the new payload is
+# never named over the old one's records. A sector where nothing counts for the payload d_id names
+# (an erase a cut tore) is erased again before a record is written into it.
+#
 # RAM: the agent's State lives as long as the app, so only what an install needs while the
 # payload streams in (the agent's peak of RAM) is here: the NVS primitives and the resume point.
 # Every other operation (arming and ending a trial, the last failure, the installed release and
@@ -47,12 +61,16 @@ except ImportError:  # CPython
         return x
 
 _BLOB_MAX = const(96)
+_SECTOR = const(4096)
+_MARKED = const(0x800000)  # 128 marks x 64 KB: the largest image with progress records
+_LAST = const(127)  # the records' last place
 
 
 class State:
     def __init__(self, esp32, namespace="otakit"):
         self.nvs = esp32.NVS(namespace)
         self._buf = bytearray(_BLOB_MAX)
+        self._p = None  # the download's progress (below)
 
     def __getattr__(self, name):
         # An operation of ota.stateops, bound to this State.
@@ -86,27 +104,67 @@ class State:
     def commit(self):
         self.nvs.commit()
 
-    # --- the resume point of a raw download (ota.download) ---------------------------------
-    def progress(self, tag):
-        # Bytes of the payload named by tag already durable in the slot, 0 if another payload.
-        return self.i32("d_off") if self.blob("d_id") == tag else 0
+    # --- the resume point of a download (ota.download, ota.encoded) ------------------------
+    # _p, the download's progress (set by progress): [Slot, the payload's tag, the 32-byte
+    # buffer a record is made in, the block of the records' sector or -1 (no room), the marks in
+    # it (the run from mark 0), the place of the next stop, the image's size] (ota.records).
+    def progress(self, tag, slot, size, buf):
+        # The offset to resume the payload named by tag (size bytes of image) from, 0 if
+        # nothing of it is kept: the furthest its records in slot give (read through buf, 4 KB),
+        # or d_off. From now on save_progress records this payload's progress in slot (a new
+        # payload: in the order above).
+        n = slot.size // _SECTOR - 1  # the last sector's block, when the image ends before it
+        mb = n if size <= n * _SECTOR and size <= _MARKED else -1
+        self._p = p = [slot, tag, memoryview(self._buf)[:32], mb, 0, _LAST, size]
+        if self.blob("d_id") == tag:
+            off = 0
+            if mb >= 0:
+                from .records import scan
+                off = scan(p, buf)
+                if not off:  # none counts: what the sector holds (a torn erase) is erased
+                    self._erase(p)
+            d = self.i32("d_off")
+            return d if d > off else off
+        if mb >= 0:
+            self._erase(p)
+        self.erase("d_off")
+        self.nvs.set_blob("d_id", tag)
+        return 0
 
-    def start_progress(self, tag):
-        # A new payload: its offset is forgotten before d_id names it, so a cut between the
-        # two writes never pairs this payload with another one's progress.
-        if self.blob("d_id") != tag:
-            self.erase("d_off")
-            self.nvs.set_blob("d_id", tag)
+    def _erase(self, p):
+        # The records' sector of the progress p erased (ioctl 6): no mark, the next stop at the
+        # last place.
+        try:
+            r = p[0].part.ioctl(6, p[3])
+        except OSError as e:
+            r = e
+        if r:
+            from .errors import FlashError
+            raise FlashError("WRITE_FAILED", "erasing the progress records: %s" % r)
+        p[4] = 0
+        p[5] = _LAST
 
-    def save_progress(self, offset):
-        # Called once the block is in flash: the offset never runs ahead of the slot.
-        self.nvs.set_i32("d_off", offset)
+    def save_progress(self, done):
+        # Called once the image's bytes [0, done) are in flash and read back: at every 64 KB and
+        # the image's end, and when the download stops between two (never ahead of the slot).
+        # A progress record (ota.records), or d_off when the slot has no room for it.
+        p = self._p
+        if p and p[3] >= 0:
+            from .records import record
+            if record(p, done):
+                return
+        self.nvs.set_i32("d_off", done)
 
     def forget_progress(self, payload=False):
-        # The offset (and with payload, the name of the payload too: the slot is overwritten
-        # by another representation).
-        if payload:
+        # What the slot holds is not to be resumed from: its records and d_off are erased (d_id
+        # stays); with payload, or no download in this boot, d_id and d_off (the slot is
+        # overwritten by another representation: the records no longer count without d_id).
+        p = self._p
+        if payload or p is None:
             self.erase("d_id", "d_off")
             self.commit()
-        else:
-            self.erase("d_off")
+            self._p = None
+            return
+        if p[3] >= 0:
+            self._erase(p)
+        self.erase("d_off")

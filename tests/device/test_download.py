@@ -3,10 +3,12 @@
 (block 0's image header check may allocate, once; it runs unlocked)
 writes each block to the slot, reads it back and hashes what it read, and reports progress. A
 byte the flash does not keep makes the SHA-256 differ from the image's. On the simulated board:
-the NVS writes one more MB of download costs, and a stuck flash bit refused before set_boot."""
+the NVS writes one more MB of download costs (none: the resume point is in progress marks in the
+slot, which count only for their payload, whole), and a stuck flash bit refused before set_boot."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -16,6 +18,7 @@ from otakit.appimage import make_app_image
 from otakit.mpy import compile_to_mpy, run_micropython
 from otakit.paths import FIRMWARE_DIR
 from otakit.sim.lab import Lab
+from otakit.sim.oracle import lab_kept_progress
 
 MB = 1024 * 1024
 
@@ -24,7 +27,7 @@ import hashlib, micropython, sys
 from ota.download import Writer
 
 image = open(sys.argv[1], "rb").read()
-padded = image + b"\xff" * (-len(image) % 4096)  # the slot's tail stays erased
+padded = image + b"\xff" * (-len(image) % 4096)  # after the image's end: as erased flash
 
 class Part:  # the slot's flash, preallocated; readblocks(n, buf, offset) as esp32.Partition's
     def __init__(self, size):
@@ -167,6 +170,7 @@ def test_progress_costs_at_most_16_nvs_writes_per_mb(tmp_path: Path) -> None:
             assert lab.state().next_boot == "ota_1"
             counts.append(writes)
     assert counts[1] - counts[0] <= 16, counts  # one MB more downloaded: at most 16 more NVS writes
+    assert counts[1] == counts[0], counts  # none: the resume point is in the slot's marks
 
 
 def test_a_block_the_flash_did_not_keep_is_refused_before_set_boot(tmp_path: Path) -> None:
@@ -182,3 +186,95 @@ def test_a_block_the_flash_did_not_keep_is_refused_before_set_boot(tmp_path: Pat
         assert st.next_boot == "ota_0"
         assert [(e.seq, e.state_name) for e in st.otadata if e.valid] == [(1, "VALID")]
         assert "d_off" not in lab.nvs()  # the slot is not kept as a resume point
+        assert lab_kept_progress(lab, hashlib.sha256(new).digest()[:8], len(new)) == 0
+
+
+# The resume point's records on the simulated board, through ota.state and ota.slot themselves:
+# progress records in the spare slot's last sector (a mark per 64 KB, a stop where a download
+# stopped between two), under the payload d_id names.
+MARKS = """\
+import esp32
+from ota.records import _MAGIC_MARK, _MAGIC_STOP, _fill
+from ota.slot import Slot
+from ota.state import State
+buf = bytearray(4096)
+rec = bytearray(32)
+A, B, SIZE = b"AAAAAAAA", b"BBBBBBBB", 200000
+
+def kept(tag, size=SIZE):  # what a fresh boot resumes from
+    return State(esp32).progress(tag, Slot(esp32), size, buf)
+
+def program(tag, a, b, magic, place, n=32):  # a record at place, only its first n bytes
+    s = Slot(esp32)
+    _fill(rec, tag, a, b, magic)
+    s.part.writeblocks(s.size // 4096 - 1, memoryview(rec)[:n], place * 32)
+
+st, slot = State(esp32), Slot(esp32)
+print("R new", st.progress(A, slot, SIZE, buf))
+st.save_progress(65536)
+st.save_progress(131072)
+print("R marks", kept(A))
+st.save_progress(135168)
+print("R stop", kept(A))
+st.save_progress(139264)
+print("R stops", kept(A))
+st.save_progress(SIZE)
+print("R whole", kept(A))
+st.nvs.set_blob("d_id", B)  # B named over A's records: they never count for B
+print("R other", kept(B))
+print("R renamed", kept(A), st.progress(A, slot, SIZE, buf))
+program(A, 0, 255, _MAGIC_MARK, 0, 16)  # a mark torn by a cut: its first half programmed
+print("R torn mark", kept(A))
+program(A, 1, 254, _MAGIC_MARK, 0)  # mark 1 in mark 0's place
+print("R misplaced", kept(A))
+st = State(esp32)
+st.progress(A, slot, SIZE, buf)
+st.save_progress(65536)
+program(A, 1, 254, _MAGIC_MARK, 1, 16)  # mark 1 torn: the resume point is mark 0's
+st = State(esp32)
+print("R torn second", st.progress(A, slot, SIZE, buf))
+st.save_progress(131072)  # mark 1 written again, the same 32 bytes
+print("R rewritten", kept(A))
+program(A, 40, 0, _MAGIC_STOP, 127, 16)  # a stop torn by a cut
+print("R torn stop", kept(A))
+st = State(esp32)
+st.progress(A, slot, SIZE, buf)
+st.save_progress(163840)  # the next stop: one place lower, the torn one left as it is
+slot.part.readblocks(slot.size // 4096 - 1, buf)
+print("R next stop", kept(A), int(buf[127 * 32 + 16:] == b"\\xff" * 16))
+program(B, 45, 0, _MAGIC_STOP, 100)  # another payload's stop
+print("R other stop", kept(A))
+st.forget_progress()
+print("R forgotten", kept(A))
+big = slot.size - 2048  # an image that leaves no sector for records: NVS d_off
+st = State(esp32)
+print("R big", st.progress(B, slot, big, buf))
+st.save_progress(65536)
+print("R big kept", kept(B, big), st.nvs.get_i32("d_off"))
+"""
+
+
+def test_progress_records_give_the_resume_point_and_nothing_else_counts(tmp_path: Path) -> None:
+    with Lab(tmp_path / "lab") as lab:
+        lab.flash(make_app_image("1.0.0", size=64 * 1024))
+        (lab.work / "marks.py").write_text(MARKS)
+        log = lab.boot(script=lab.work / "marks.py", heapsize="128K", max_boots=1).log
+    assert dict(re.findall(r"^R (\D+?) ([\d ]+)$", log, re.M)) == {
+        "new": "0",  # a new payload: nothing kept
+        "marks": "131072",  # the run of marks (two of 64 KB)
+        "stop": "135168",  # stopped between two marks
+        "stops": "139264",  # the furthest stop
+        "whole": "200000",  # the last mark: up to the image's end
+        "other": "0",  # another payload's records
+        "renamed": "0 0",  # A named again: its records were erased when B was named
+        "torn mark": "0",  # a torn mark does not count
+        "misplaced": "0",  # nor a mark in another mark's place
+        "torn second": "65536",  # the marks before it do
+        "rewritten": "131072",  # the torn mark written again: whole
+        "torn stop": "131072",  # a torn stop does not count
+        "next stop": "163840 1",  # one place lower: the torn one is never written again
+        "other stop": "163840",  # another payload's stop does not count
+        "forgotten": "0",  # the records erased (d_id kept)
+        "big": "0",
+        "big kept": "65536 65536",  # no room for records: NVS d_off
+    }, log

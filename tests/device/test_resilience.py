@@ -9,10 +9,12 @@ the body bytes sent for each request).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import ipaddress
 import json
 import random
 import re
+import struct
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,7 @@ from otakit.keys import ED25519
 from otakit.server import serve_in_thread, tls_context
 from otakit.sim.faults import Faults
 from otakit.sim.lab import Lab
+from otakit.sim.oracle import lab_kept_progress
 from otakit.sim.runner import RunResult
 
 HEAP = "128K"
@@ -88,6 +91,12 @@ def blob_log(lab: Lab) -> list[tuple[int, int]]:
     return out
 
 
+def kept(lab: Lab) -> int:
+    """The resume point the board keeps for the new image's raw payload (ota.state)."""
+    new = lab.new  # type: ignore[attr-defined]
+    return lab_kept_progress(lab, hashlib.sha256(new).digest()[:8], len(new))
+
+
 def updated(lab: Lab, result: RunResult) -> bool:
     return result.last.version == "1.1.0" and "BOOT confirmed" in result.log and \
         lab.nvs().get("seq") == 2
@@ -140,6 +149,30 @@ def test_power_cut_mid_download_resumes_from_flash(lab: Lab, during: float, resu
     assert durable - SAVED_EVERY <= start <= durable
 
 
+@pytest.mark.parametrize("torn", [False, True])
+def test_power_cut_at_a_progress_mark(lab: Lab, torn: bool) -> None:
+    # The golden run's op trace gives the op that programs mark 0 (the first 64 KB: a 32-byte
+    # write at the start of the spare slot's last sector); the power is cut right after it, or
+    # during it (the mark torn: its first half programmed).
+    new = lab.new  # type: ignore[attr-defined]
+    flash = lab.flash_path.read_bytes()
+    trace = lab.work / "trace.bin"
+    lab.boot(script=lab.work / "step.py", heapsize=HEAP, max_boots=1,
+             env={"OTAKIT_SIM_TRACE": str(trace)})
+    slot = lab.board.partition("ota_1")
+    ops = [struct.unpack_from("<BII", trace.read_bytes(), i)
+           for i in range(0, len(trace.read_bytes()), 9)]
+    mark = ops.index((1, slot.offset + slot.size - BLOCK, 32)) + 1  # 1-based, as cut_at
+    lab.flash_path.write_bytes(flash)
+    first = step(lab, cut_at=mark if torn else mark + 1, restart_after_cut=False)
+    assert first.ended == "power_cut"
+    assert kept(lab) == (0 if torn else SAVED_EVERY)
+    result = step(lab)
+    assert updated(lab, result), result.log
+    status, sent = blob_log(lab)[-1]
+    assert (status, len(new) - sent) == ((200, 0) if torn else (206, SAVED_EVERY))
+
+
 def test_server_ignoring_range_restarts_from_zero(lab: Lab) -> None:
     lab.faults.drop_after = 50_000
     lab.faults.only = "/blobs/"
@@ -157,7 +190,7 @@ def test_changed_manifest_discards_progress(lab: Lab) -> None:
     lab.faults.only = "/blobs/"
     lab.provision(attempts=1)
     step(lab)
-    assert lab.nvs().get("d_off") == 49152
+    assert kept(lab) == 49152  # the blocks in flash when the connection was lost
     newer = make_app_image("1.2.0", size=SIZE, seed="newer")
     lab.publish(newer, "1.2.0", 3)
     lab.faults.drop_after = None
@@ -229,6 +262,7 @@ def test_network_fault(lab: Lab, name: str) -> None:
         assert all(s["delay"] >= 3 for s in failed)  # never sooner than the server asked
     if name == "garbage bytes":
         assert "d_off" not in lab.nvs()  # progress over bad bytes is discarded
+        assert kept(lab) == 0
     if not backoff:
         assert all(s["delay"] == 3600 for s in failed)  # not the network's fault: no hurry
 

@@ -148,10 +148,11 @@ def test_agent_section(bench: ModuleType, doc: Path, monkeypatch: pytest.MonkeyP
     assert "| `.mpy` | **60 KB** |" in text and "| frozen | **30 KB** |" in text
     assert "57, 58 KB passed too" in text and "| 1 KB |" in text
     assert "**0.40**" in text and "**0.80**" in text
-    assert "Per MB downloaded: **15.7**\n(goal ≤ 16): the resume point" in text
-    assert "Once per install, whatever the image's size, 6 more:" in text
-    assert "All of them together: 20.7 per MB" in text
+    assert "All of them together, per MB\ndownloaded: **20.7** for this 1.4 MB image " \
+        "(goal ≤ 16)" in text
+    assert "Once per install,\nwhatever the image's size, 6:" in text
     assert "`d_id`, `t_armed`, `t_sv`, `t_addr`, `t_seq`, `t_armed`" in text
+    assert "15.7\nper MB here" in text  # the resume point's d_off records
     assert "running an empty main | 12 KB | 5 KB |" in text
     assert "no checks (`bench/agent.py` `BARE_ASYNC`, a module compiled like the agent) | 24 KB " \
         "| 15 KB |" in text and "| the agent (above) | 60 KB | 30 KB |" in text

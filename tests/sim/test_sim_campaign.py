@@ -20,7 +20,7 @@ from pathlib import Path
 from otakit.sim.campaign import chain_states, cut_plan, kind_plan, run_campaign
 from otakit.sim.cutplan import Golden
 from otakit.sim.lane import Outcome
-from otakit.sim.oracle import encoded_refetch
+from otakit.sim.oracle import encoded_refetch, intact_prefix, kept_progress, progress_record
 
 
 def test_cut_plan_samples_and_keeps_the_install_phase() -> None:
@@ -52,6 +52,37 @@ def test_chain_pairs_each_unusual_state_with_every_install_and_trial_op() -> Non
     second = Golden(6, 2, ["erase"] * 6, ["check", "download", "install", "install", "trial",
                                           "after"])
     assert chain_states(runs, second) == [(90, 3), (90, 4), (90, 5)]
+
+
+def test_the_oracle_reads_the_resume_point_the_device_keeps() -> None:
+    # (h) the progress records in the spare slot's last sector (ota/records.py): a 200,000-byte
+    # image has 4 marks; stops sit at the places from 127 down; d_id names the payload
+    tag, other, size, slot = b"T" * 8, b"O" * 8, 200_000, 1 << 20
+    sector = bytearray(b"\xff" * 4096)
+
+    def put(place: int, rec: bytes) -> None:
+        sector[place * 32:place * 32 + len(rec)] = rec
+
+    def kept(nvs: dict | None = None) -> int:
+        data = bytes(slot - 4096) + bytes(sector)
+        return kept_progress(data, 0, slot, {"d_id": tag} if nvs is None else nvs, tag, size)
+
+    put(0, progress_record(tag, 0, 255))
+    put(1, progress_record(tag, 1, 254))
+    assert kept() == 131072 and kept({"d_id": other}) == 0  # the run of marks, under d_id
+    put(3, progress_record(tag, 3, 252))
+    assert kept() == 131072  # a run from mark 0
+    put(127, progress_record(tag, 40, 0, b"otstop"))  # a stop: the first 40 blocks
+    put(126, progress_record(tag, 42, 0, b"otstop")[:16])  # a torn one
+    put(125, progress_record(other, 45, 0, b"otstop"))  # another payload's
+    assert kept() == 163840
+    put(2, progress_record(tag, 2, 253))
+    assert kept() == size  # the last mark: to the image's end
+    assert kept_progress(bytes(slot), 0, slot, {"d_id": tag, "d_off": 8192}, tag,
+                         slot - 1024) == 8192  # no room for the sector: NVS d_off
+    image = bytes(range(256)) * 40  # 10,240 bytes: the last block, partial, counts when intact
+    assert intact_prefix(image + b"\xff" * 4096, 0, image) == len(image)
+    assert intact_prefix(image[:9000] + bytes(5000), 0, image) == 8192
 
 
 def test_encoded_resume_is_judged_in_chunks() -> None:

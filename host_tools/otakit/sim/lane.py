@@ -100,6 +100,7 @@ class Stage:
     rep_path: str = ""
     chunk: int = 0
     chunks: tuple[int, ...] = ()
+    rep_tag: bytes = b""  # the first 8 bytes of its SHA-256: the name its progress is kept under
 
     @property
     def raw(self) -> bool:
@@ -157,6 +158,7 @@ class Bench:
         if rep is not None:
             stage.rep_path, stage.chunk, stage.chunks = "/" + rep.path, rep.chunk or 0, \
                 tuple(rep.chunks or ())
+            stage.rep_tag = bytes.fromhex(rep.sha256)[:8]
         return stage
 
     def _setup(self, scenario: Scenario) -> None:

@@ -117,12 +117,14 @@ CATALOGUE: list[Mutant] = [
         "            self.part = esp32.Partition.find(esp32.Partition.TYPE_APP, "
         "label=\"ota_1\")[0]\n"), first="second"),
     _m("resume-off-by-a-block", "a download resumes one block past its saved point",
-       (_DL, "    start = st.progress(tag)\n",
-        "    start = st.progress(tag)\n    start = start + 4096 if start else 0\n"),
+       (_DL, "    start = st.progress(tag, slot, size, buf)\n",
+        "    start = st.progress(tag, slot, size, buf)\n"
+        "    start = start + 4096 if start else 0\n"),
        first="small"),
     _m("resume-a-block-early", "a download resumes one block before its saved point",
-       (_DL, "    start = st.progress(tag)\n",
-        "    start = st.progress(tag)\n    start = start - 4096 if start >= 4096 else start\n"),
+       (_DL, "    start = st.progress(tag, slot, size, buf)\n",
+        "    start = st.progress(tag, slot, size, buf)\n"
+        "    start = start - 4096 if start >= 4096 else start\n"),
        equivalent="the block before the resume point is in the slot and is fetched and "
                   "written again, byte for byte the same: one block (4 KB) more on the link, "
                   "within the refetch bound; nothing a user can tell"),

@@ -8,6 +8,7 @@ the server saw during that boot (the payload's Range, recorded by the campaign's
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -21,13 +22,17 @@ from otakit.sim.inspect import NEW, PENDING, VALID, FlashState, read_state
 from otakit.sim.runner import Boot, RunResult
 
 if TYPE_CHECKING:
+    from otakit.sim.lab import Lab
     from otakit.sim.lane import Stage
 
 # What one interruption may cost in payload bytes fetched again: ota.download saves its resume
-# point every 64 KB once those bytes are in flash, plus the block in flight, plus the response
-# headers (counted as payload here: the bound is on what the link carries).
+# point (a progress mark in the slot's last sector, or NVS d_off) every 64 KB once those bytes
+# are in flash, plus the block in flight, plus the response headers (counted as payload here:
+# the bound is on what the link carries).
 REFETCH_BOUND = 64 * 1024 + 4096 + 1024
 _BLOCK = 4096
+MARK_SPAN = 64 * 1024  # image bytes per progress mark (ota/slot.py)
+_MARK, _MARKS = 32, 128
 _NORMAL_BOOT = re.compile(r"^(?:BOOT|app: boot) normal", re.M)
 
 # Reads files from the vfs of a copy of a flash image (littlefs mounted read-only), outside the
@@ -79,11 +84,54 @@ def slot_entry_state(st: FlashState, label: str | None) -> int | None:
 
 
 def intact_prefix(data: bytes, offset: int, image: bytes) -> int:
-    """How many leading bytes of ``image`` the flash holds at ``offset``, in whole blocks."""
+    """How many leading bytes of ``image`` the flash holds at ``offset``, in whole blocks (the
+    last one up to the image's end)."""
     n = 0
-    while n < len(image) and data[offset + n:offset + n + _BLOCK] == image[n:n + _BLOCK]:
+    while n < len(image) and data[offset + n:offset + min(n + _BLOCK, len(image))] == \
+            image[n:n + _BLOCK]:
         n += _BLOCK
     return min(n, len(image))
+
+
+def progress_record(tag: bytes, a: int, b: int, magic: bytes = b"otakit") -> bytes:
+    """A 32-byte progress record (ota/slot.py ``_fill``): mark ``i`` is (tag, i, 255 - i,
+    b"otakit"), a stop at ``k`` 4 KB blocks (tag, k & 255, k >> 8, b"otstop")."""
+    half = tag + bytes((a, b)) + magic
+    return half + half
+
+
+def kept_progress(data: bytes, slot_offset: int, slot_size: int, nvs: dict, tag: bytes,
+                  size: int) -> int:
+    """The resume point the device keeps in flash for the payload named by ``tag`` (the first 8
+    bytes of its SHA-256) of a ``size``-byte image, read as ota/state.py reads it: 0 unless NVS
+    ``d_id`` names it; then, when the image ends before the slot's last 4 KB sector, the
+    furthest its progress records there give (the run of its valid marks from mark 0, 64 KB of
+    the image each, the last one to its end; any valid stop, at the places above the marks) or
+    NVS ``d_off``; else ``d_off``."""
+    if nvs.get("d_id") != tag:
+        return 0
+    kept = int(nvs.get("d_off", 0))
+    last = slot_size - _BLOCK
+    if size > last or size > _MARKS * MARK_SPAN:
+        return kept
+    sector = data[slot_offset + last:slot_offset + slot_size]
+    marks = -(-size // MARK_SPAN)
+    n = 0
+    while n < marks and sector[n * _MARK:(n + 1) * _MARK] == progress_record(tag, n, 255 - n):
+        n += 1
+    kept = max(kept, min(n * MARK_SPAN, size))
+    for place in range(marks, _MARKS):
+        rec = sector[place * _MARK:(place + 1) * _MARK]
+        k = rec[8] | rec[9] << 8
+        if rec == progress_record(tag, rec[8], rec[9], b"otstop") and k * _BLOCK <= size:
+            kept = max(kept, k * _BLOCK)
+    return kept
+
+
+def lab_kept_progress(lab: Lab, tag: bytes, size: int, slot: str = "ota_1") -> int:
+    """`kept_progress` on the board of ``lab`` (its spare slot ``slot``)."""
+    p = lab.board.partition(slot)
+    return kept_progress(lab.flash_path.read_bytes(), p.offset, p.size, lab.nvs(), tag, size)
 
 
 def payload_requests(seen: list[tuple[str, str | None]]) -> list[tuple[str, int]]:
@@ -224,6 +272,13 @@ class Judge:
         # app boot, so it does not come here)
         self.prefix = intact_prefix(data, bench.new_offset, bench.new) \
             if b.ended == "cut" and (bench.raw or bench.chunks) else None
+        if self.prefix is not None:  # the resume point kept in flash never runs ahead
+            slot = next(s for s in st.slots if s.label == bench.new_slot)
+            tag = hashlib.sha256(bench.new).digest()[:8] if bench.raw else bench.rep_tag
+            kept = kept_progress(data, slot.offset, slot.size, nvs, tag, len(bench.new))
+            if kept > self.prefix:
+                self.fail(f"(h) boot {b.index}: the resume point kept in flash is byte {kept}, "
+                          f"past the {self.prefix} bytes intact in the slot")
 
     def final(self, result: RunResult) -> None:
         if result.ended != "finished":
