@@ -21,11 +21,22 @@ in turn, each after the ones it imports, and prints what each import added to th
 module's code and names (``.mpy``) or its module, function and class objects (frozen); qstr
 chunks make these move by about 100 B from run to run. Bytes on the 64-bit unix port.
 
+Each point also gives the names interned so far (``micropython.qstr_info()``: their number, and
+the bytes of their pools and strings; interned names are never freed). A third boot installs the
+same release with no check before it: the offer is rebuilt in that boot from the manifest's
+attributes as the update printed them (``json.loads``, as the check's parser makes them; the
+classes are the script's), ``install_sync(offer)`` runs it, and the same points are reported.
+The last line is what the check leaves at the payload's 100th block: the two boots' growth from
+their own ``agent`` point, and the interned names' part of it. The ``agent`` points differ by
+the script's own code (the update boot's is smaller).
+
 Run: ``PYTHONPATH=host_tools .venv/bin/python -m bench.heap_peaks [mpy|frozen ...]``.
 """
 
 from __future__ import annotations
 
+import ast
+import json
 import re
 import sys
 import tempfile
@@ -34,8 +45,8 @@ from pathlib import Path
 from otakit.appimage import make_app_image
 from otakit.sim.lab import Lab
 
-# The whole update, hooked. BASE: what the board holds before the agent (boot.py, `import ota`,
-# this script's own code).
+# The whole update, hooked (GO: the update, or the install-only boot's offer and install).
+# BASE: what the board holds before the agent (boot.py, `import ota`, this script's own code).
 PEAKS = """\
 import gc, sys, builtins, micropython, asyncio, esp32, json
 def mods():
@@ -44,6 +55,7 @@ def mark(what):
     gc.collect()
     print("PEAK %s %d %d | %s" % (what, gc.mem_alloc(), gc.mem_free(), mods()))
     micropython.mem_info()
+    micropython.qstr_info()
 mark("base")
 _imp = builtins.__import__
 def imp(*a):
@@ -88,8 +100,78 @@ import ota
 cfg = json.load(open("ota_config.json"))
 agent = ota.Agent(ota.Config(cfg["url"], cfg["product"], cfg["board"]))
 mark("agent")
-print("INSTALLED" if agent.update_sync() else "FAILED " + json.dumps(agent.status()))
+GO
 mark("end")
+"""
+
+UPDATE = """\
+print("INSTALLED" if agent.update_sync() else "FAILED " + json.dumps(agent.status()))
+print("OFFER", agent._verdict[3].__dict__)  # the offer's manifest, for the install-only boot
+"""
+
+
+def _fields(text: str) -> str:
+    # The manifest's attributes as the update boot printed them, as JSON for the install-only
+    # boot (bytes, tuples, arrays and dicts tagged, so that they come back as they were).
+    def enc(v: object) -> object:
+        if isinstance(v, bytes):
+            return {"b": v.hex()}
+        if isinstance(v, tuple):
+            return {"t": [enc(x) for x in v]}
+        if isinstance(v, list):
+            return [enc(x) for x in v]
+        if isinstance(v, dict):
+            return {"d": [[k, enc(x)] for k, x in v.items()]}
+        if isinstance(v, _Array):
+            return {"a": v.items}
+        return v
+    tree = ast.fix_missing_locations(_Arrays().visit(ast.parse(text, mode="eval")))
+    d = eval(compile(tree, "<offer>", "eval"), {"_Array": _Array, "__builtins__": {}})
+    return json.dumps([[k, enc(v)] for k, v in d.items()])
+
+
+class _Array:
+    # An array('i', [...]) of the printed manifest (the chunk lengths of a representation).
+    def __init__(self, _typecode: str, items: list[int]) -> None:
+        self.items = items
+
+
+class _Arrays(ast.NodeTransformer):
+    # The only call in the printed manifest, array('i', [...]), made an _Array.
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        return ast.Call(ast.Name("_Array", ast.Load()), [self.visit(a) for a in node.args], [])
+
+
+# The same install from an offer made in this boot from the manifest's fields (json.loads, as
+# the check's parser makes them), with no check before it: what the check leaves at the
+# install's peak is the difference between the two (the Manifest class here is the script's).
+INSTALL = """\
+def dec(v):
+    if type(v) is dict:
+        if "b" in v:
+            return bytes.fromhex(v["b"])
+        if "t" in v:
+            return tuple(dec(x) for x in v["t"])
+        if "a" in v:
+            from array import array
+            return array("i", v["a"])
+        return {k: dec(x) for k, x in v["d"]}
+    if type(v) is list:
+        return [dec(x) for x in v]
+    return v
+class Manifest:
+    crypt = None
+class Offer:
+    pass
+m = Manifest()
+for k, v in json.loads(FIELDS):
+    setattr(m, k, dec(v))
+o = Offer()
+o.manifest, o.version, o.sequence, o.size, o.security = m, m.version, m.sequence, m.size, m.security
+agent.cfg.chip_id = m.chip_id  # the check's (ota.config.running_chip_id)
+m = None
+mark("offer")
+print("INSTALLED" if agent.install_sync(o) else "FAILED " + json.dumps(agent.status()))
 """
 
 # Each module imported in turn, dependencies first, nothing forgotten: what each import added
@@ -117,39 +199,73 @@ NAMES = ["asyncio", "asyncio.core", "asyncio.event", "asyncio.funcs", "asyncio.s
 HEAP = 200 * 1024  # roomy: the census, not the smallest heap
 
 
-def _run(frozen: bool) -> tuple[list[tuple[str, int, int, int, str]], dict[str, int], str]:
+_PEAK = re.compile(r"PEAK (\S+) (\d+) (\d+) \| ([^\n]*)\n(.*?max free sz: (\d+)).*?"
+                   r"n_qstr=(\d+), n_str_data_bytes=\d+, n_total_bytes=(\d+)", re.S)
+
+
+def _peaks(log: str) -> list[tuple[str, int, int, int, str, int, int]]:
+    # (point, alloc, free, largest free run in blocks, modules, interned names, their bytes)
+    return [(m.group(1), int(m.group(2)), int(m.group(3)), int(m.group(6)), m.group(4),
+             int(m.group(7)), int(m.group(8))) for m in _PEAK.finditer(log)]
+
+
+def _run(frozen: bool) -> tuple[list[tuple[str, int, int, int, str, int, int]], dict[str, int],
+                                list[tuple[str, int, int, int, str, int, int]]]:
     with tempfile.TemporaryDirectory() as d, Lab(Path(d), frozen=frozen) as lab:
         lab.publish(make_app_image("1.1.0", size=1_000_000), "1.1.0", 2)
         lab.flash(make_app_image("1.0.0", size=64 * 1024))
         s = lab.work / "peaks.py"
-        s.write_text(PEAKS)
+        s.write_text(PEAKS.replace("GO\n", UPDATE))
         log = lab.boot(script=s, heapsize=f"{HEAP // 1024}K", max_boots=1, timeout=600).log
         if "INSTALLED" not in log:
             raise RuntimeError("the probe's update failed:\n" + log[-3000:])
-        peaks = []
-        for m in re.finditer(r"PEAK (\S+) (\d+) (\d+) \| ([^\n]*)\n(.*?max free sz: (\d+))",
-                             log, re.S):
-            peaks.append((m.group(1), int(m.group(2)), int(m.group(3)), int(m.group(6)),
-                          m.group(4)))
+        peaks = _peaks(log)
+        fields = re.search(r"OFFER ([^\n]*)", log)
+        assert fields is not None
+        s.write_text(PEAKS.replace("GO\n", f"FIELDS = {_fields(fields.group(1))!r}\n" + INSTALL))
+        lab.flash(make_app_image("1.0.0", size=64 * 1024))
+        log = lab.boot(script=s, heapsize=f"{HEAP // 1024}K", max_boots=1, timeout=600).log
+        if "INSTALLED" not in log:
+            raise RuntimeError("the probe's install failed:\n" + log[-3000:])
+        alone = _peaks(log)
         s.write_text(f"NAMES = {NAMES!r}\n" + MODULES)
         lab.flash(make_app_image("1.0.0", size=64 * 1024))
         sizes = {m.group(1): int(m.group(2))
                  for m in re.finditer(r"SIZE (\S+) (-?\d+)", lab.boot(
                      script=s, heapsize=f"{HEAP // 1024}K", max_boots=1, timeout=600).log)}
-        return peaks, sizes, log
+        return peaks, sizes, alone
 
 
-def report(mode: str) -> str:
-    peaks, sizes, _ = _run(mode == "frozen")
-    out = [f"== {mode}: bytes of the {HEAP // 1024} KB budget in use, the largest free run, "
-           "and the size (imported in turn) of the ota and asyncio modules loaded, then their "
-           "names"]
-    out.append(f"{'point':10} {'used':>7} {'maxfree':>7} {'modules':>7}")
-    for what, _alloc, free, maxfree, mods in peaks:
+def _rows(peaks, sizes: dict[str, int]) -> list[str]:
+    out = []
+    for what, _alloc, free, maxfree, mods, nq, qb in peaks:
         names = mods.split()
         code = sum(max(sizes.get(n, 0), 0) for n in names)
         short = " ".join(n[4:] if n.startswith("ota.") else n for n in names)
-        out.append(f"{what:10} {HEAP - free:7} {maxfree * 32:7} {code:7}  {short}")
+        out.append(f"{what:10} {HEAP - free:7} {maxfree * 32:7} {nq:6} {qb:6} {code:7}  {short}")
+    return out
+
+
+def report(mode: str) -> str:
+    peaks, sizes, alone = _run(mode == "frozen")
+    out = [f"== {mode}: bytes of the {HEAP // 1024} KB budget in use, the largest free run, "
+           "the interned names (qstrs) and their pools' bytes, and the size (imported in turn) "
+           "of the ota and asyncio modules loaded, then their names"]
+    head = f"{'point':10} {'used':>7} {'maxfree':>7} {'names':>6} {'qbytes':>6} {'modules':>7}"
+    out += [head] + _rows(peaks, sizes)
+    out.append("-- the same install from an offer made from the manifest's fields in its own "
+               "boot, with no check before it:")
+    out += [head] + _rows(alone, sizes)
+    up = {p[0]: p for p in peaks}
+    al = {p[0]: p for p in alone}
+    if "block99" in up and "block99" in al and "agent" in up and "agent" in al:
+        d_up = up["agent"][2] - up["block99"][2]
+        d_al = al["agent"][2] - al["block99"][2]
+        out.append(f"left by the check at block 99 (both over their own 'agent' point): "
+                   f"{d_up - d_al} B, of which interned names "
+                   f"{(up['block99'][6] - up['agent'][6]) - (al['block99'][6] - al['agent'][6])} B "
+                   f"({(up['block99'][5] - up['agent'][5]) - (al['block99'][5] - al['agent'][5])}"
+                   " names)")
     out.append("module sizes alone: " + ", ".join(f"{k[4:] if k.startswith('ota.') else k} "
                                                    f"{v}" for k, v in sizes.items()))
     return "\n".join(out)
