@@ -68,8 +68,9 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 # The longest tests (minutes or tens of seconds each on a loaded 2-core machine), started first:
-# `make test` spreads the tests over the cores (pytest-xdist, -n auto), handing them out in
-# collection order, so one of these collected late would run alone at the end of the run while
+# `make test` spreads the tests over the cores (pytest-xdist, -n auto --dist worksteal: each
+# worker starts on a contiguous share of the collection, and one that runs out takes half of the
+# queue of another), so one of these collected late would run alone at the end of the run while
 # the other cores sit idle. The rest keep their collection order.
 LONGEST_FIRST = (
     "tests/sim/test_sim_campaign.py::test_reduced_campaign_survives_every_cut",

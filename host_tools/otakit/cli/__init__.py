@@ -2,7 +2,8 @@
 
 Each module under ``otakit.cli`` is named after the command or command group it defines
 (``sim campaign`` in ``sim_campaign.py``; ``_keyfile.py`` holds the shared key arguments) and
-registers it here. The group reads the project file (``otakit.toml``, `otakit.project`) and
+registers it here; `main` imports only the module of the command it runs (every one for
+``--help`` and for a command it does not know). The group reads the project file (``otakit.toml``, `otakit.project`) and
 makes its settings every command's option defaults (click's ``default_map``): a flag overrides
 them, an ``OTAKIT_*`` environment variable overrides the file. Library code raises
 `OtakitError`; `main` prints ``otakit: REASON: message`` to stderr and exits 1 for those and for
@@ -11,7 +12,9 @@ every other failure (usage errors exit 2; ``_errors.py``).
 
 from __future__ import annotations
 
+import importlib
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
@@ -48,22 +51,42 @@ def cli(ctx: click.Context, project: str | None) -> None:
     ctx.default_map = default_map(cli, ctx.obj)
 
 
-def _register() -> None:
-    from otakit.cli import (  # noqa: PLC0415
-        build, bundle, compliance, deploy, flash, init, inspect, key, keygen, keyring, latency,
-        layout, publish, refresh, release, revert, rollout, serve, sim, support, verify,
-    )
+# The command modules, each named after the one command (or group) it registers.
+MODULES = ("init", "keygen", "key", "keyring", "refresh", "release", "verify", "inspect", "serve",
+           "sim", "build", "flash", "deploy", "layout", "support", "compliance", "rollout",
+           "publish", "revert", "bundle", "latency")
 
-    for module in (init, keygen, key, keyring, refresh, release, verify, inspect, serve, sim,
-                   build, flash, deploy, layout, support, compliance, rollout, publish, revert,
-                   bundle, latency):
+
+def _register(names: Sequence[str] = MODULES) -> None:
+    """Add the commands of the modules ``names`` (default: every one) to the group."""
+    for name in names:
+        module = importlib.import_module(f"otakit.cli.{name}")
         for command in module.COMMANDS:
             cli.add_command(command)
+        if names is MODULES and hasattr(module, "load_all"):
+            module.load_all()
+
+
+def _invoked(argv: Sequence[str]) -> list[str] | None:
+    # The command module a command line names (after --project FILE), or None: the whole
+    # group is needed (--help, --version, an unknown command and its suggestions).
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--project":
+            i += 2
+        elif arg.startswith("--project="):
+            i += 1
+        else:
+            return [arg] if arg in MODULES else None
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; return the process exit code."""
-    _register()
+    """Run the CLI; return the process exit code. Only the invoked command's module is imported
+    (a process that runs one command does not load the others' dependencies)."""
+    names = _invoked(sys.argv[1:] if argv is None else argv)
+    _register(MODULES if names is None else names)
     return run(cli, argv)
 
 

@@ -42,7 +42,20 @@ def _heapsize(ctx: click.Context, param: click.Parameter, value: str) -> str:
     return value
 
 
-@click.group()
+class _SimGroup(click.Group):
+    # `sim campaign` (otakit.sim.campaign and the lab's server with it) is loaded when it is
+    # named or listed (or a name is not known: click's suggestions), not for every `sim` command.
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands:
+            load_all()
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        load_all()
+        return super().list_commands(ctx)
+
+
+@click.group(cls=_SimGroup)
 def sim() -> None:
     """The simulated ESP32 board: flash an image, run it across resets, inspect its state."""
 
@@ -259,13 +272,12 @@ def inspect_cmd(image: str, as_json: bool) -> None:
 COMMANDS = [sim]
 
 
-def _add_campaign() -> None:
-    from otakit.cli.sim_campaign import campaign_cmd  # noqa: PLC0415
+def load_all() -> None:
+    """Add ``sim campaign`` to the group (`_SimGroup` does when it is named or listed)."""
+    if "campaign" not in sim.commands:
+        from otakit.cli.sim_campaign import campaign_cmd  # noqa: PLC0415
 
-    sim.add_command(campaign_cmd)
-
-
-_add_campaign()
+        sim.add_command(campaign_cmd)
 
 
 # --- otakit sim install: a bundle file on the simulated board (otakit.sim.bundle) -------------

@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from otakit.mpy import compile_to_mpy, micropython_binary, micropython_env
+from otakit.mpy import compile_to_mpy, micropython_command, micropython_env
 from otakit.paths import FIRMWARE_DIR
 from otakit.sim.fuzz_cases import Keys, generate
 
@@ -178,7 +178,7 @@ def run(n: int, seed_value: int, *, heap: str = HEAP, batch: int = BATCH,
                         server.responses[i] = data[1:]
                         data = data[:1]
                     f.write(struct.pack("<IBI", i, ord(kind), len(data)) + data)
-            cmd = [micropython_binary(), "-X", f"heapsize={heap}", str(d / "harness.py"),
+            cmd = [*micropython_command(), "-X", f"heapsize={heap}", str(d / "harness.py"),
                    str(d / "cases.bin"), str(server.port)]
             deadline = 30 + len(chunk) * CASE_TIMEOUT_MS / 1000 / 4
             try:
