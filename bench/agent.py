@@ -3,9 +3,10 @@
 Heap: the smallest ``-X heapsize`` from which every 1 KB step up to the top of the scan completes
 a whole update — fetch and verify the manifest, stream the payload into the spare slot, read it
 back, ``set_boot`` — with the simulator holding the device code to that budget (`bench.heap_scan`:
-a bisection, then a 1 KB scan around it, since the outcome is not monotonic), the telemetry report
-that follows the install included (it is best effort: without this check one that does not fit
-would be dropped unseen, as it was up to 4 KB above the figure before 2026-12-07). Two settings
+a bisection, then a 1 KB scan around it, since the outcome is not monotonic), and the boot after
+it in the same heap: the trial confirmed and the telemetry report, which carries the install's
+events, posted (it is best effort: without this check one that does not fit would be dropped
+unseen, as it was up to 4 KB above the figure before 2026-12-07). Two settings
 (docs/simulator.md): the agent loaded from ``.mpy`` (a development board) and the simulator's
 frozen-code mode (agent and app executed in place from a ROMFS image, a product board), for a
 1 MB image on the 4 MB esp32 layout, and in ``.mpy`` mode a 3 MB image on the 8 MB layout
@@ -194,13 +195,29 @@ def _installs(lab: Lab, old: bytes, heap_k: int) -> bool:
     lab.flash(old)
     lab.access_log.seek(0)
     lab.access_log.truncate()
-    return "INSTALLED" in lab.install_once(f"{heap_k}K").log and reported(lab)
+    if "INSTALLED" not in lab.install_once(f"{heap_k}K").log:
+        return False
+    lab.access_log.seek(0)
+    lab.access_log.truncate()
+    (lab.work / "after.py").write_text(AFTER_REBOOT)
+    after = lab.boot(script=lab.work / "after.py", heapsize=f"{heap_k}K", max_boots=1)
+    return "BOOT confirmed" in after.log and reported(lab)
+
+
+# The boot after the install, in the same heap: the trial is confirmed, and the check that
+# follows posts the report with the install's events (kept in NVS through the reboot).
+AFTER_REBOOT = """import json, ota
+cfg = json.load(open("ota_config.json"))
+print("BOOT " + ota.boot()[0])
+ota.Agent(ota.Config(cfg["url"], cfg["product"], cfg["board"])).update_sync()
+"""
 
 
 def reported(lab: Lab) -> bool:
-    """Whether the board posted its telemetry report (`ota.report`) to the lab's server since
-    its access log was emptied. The report is best effort: one that does not fit the heap is
-    dropped without a word, so the heap figure checks that it went out."""
+    """Whether the board posted its telemetry report (`ota.report`) since the lab's access log
+    was emptied (the lab's server takes no reports: a 404, and the board keeps the events for
+    another try). The report is best effort: one that does not fit the heap is dropped without
+    a word, so the heap figure checks that it went out."""
     return any(method == "POST" and path.endswith("/.otakit/events")
                for method, path, _ in lab.access_log.requests())
 
@@ -363,7 +380,9 @@ def render(fig: dict[str, object], rounds: int, command: str) -> str:
 
 The smallest `-X heapsize` from which the agent completes a whole update at every 1 KB step up to
 the top of the scan (manifest fetch and signature check, payload streamed into the spare slot
-through one 4 KB buffer, read back and hashed, `set_boot`), each try on a freshly flashed board,
+through one 4 KB buffer, read back and hashed, `set_boot`; then, in the same heap, the boot into
+it: the trial confirmed and the telemetry report with the install's events posted), each try on
+a freshly flashed board,
 with the simulator holding the device code to that budget. Two settings (docs/simulator.md):
 **`.mpy`** — the agent, app and keyring loaded from `.mpy` files, their bytecode and names in the
 heap, as on a development board; **frozen** — the same code executed in place from a ROMFS image
