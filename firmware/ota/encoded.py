@@ -21,7 +21,10 @@
 # position of chunk k): at most one chunk of encoded bytes is fetched again. The blob's own
 # SHA-256 is checked only when it was received whole; a resumed one is checked by the decoded
 # image's SHA-256 (and the slot's read-back before set_boot). Progress that covers the whole
-# image (a cut after the last block) resumes at the last chunk. A representation without chunks
+# image (a cut after the last block) is only read back and compared with the signed SHA-256, as
+# the raw download does, and nothing is written: rewriting a chunk the records already cover
+# would let a cut tear blocks they still claim (a mismatch forgets the progress and starts from
+# the first chunk). A representation without chunks
 # starts again from its first byte. The download has the raw download's overall deadline
 # (ota.download.deadline, for the image bytes still to make: the decode's work is bounded by it
 # too), checked at every decode call (Source.readinto), so also while no byte arrives. The
@@ -236,8 +239,12 @@ async def download(cfg, st, m, slot, buf, esp32, new_client, done_with, progress
     if chunk:  # resumable: its progress replaces any other payload's (the slot is overwritten)
         tag = rep[3][:8]
         done = st.progress(tag, slot, size, buf)
-        if done > 0:  # (the whole image: its last chunk again)
-            k = (done if done < size else size - 1) // chunk
+        if done == size:  # the whole image is in the slot: read back, nothing rewritten
+            if (await slot.hash_range(size, buf)).digest() == m.sha256:
+                return True
+            st.forget_progress()
+            done = 0
+        k = done // chunk
         for i in range(k):
             off += rep[8][i]
     elif st.has_progress():  # another payload's resume point; this one overwrites the slot

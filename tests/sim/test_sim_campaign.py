@@ -17,10 +17,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from otakit.sim.campaign import chain_states, cut_plan, kind_plan, run_campaign
+from otakit.sim.campaign import chain_states, cut_plan, golden, kind_plan, run_campaign
 from otakit.sim.cutplan import Golden
-from otakit.sim.lane import Outcome
+from otakit.sim.lane import Bench, Outcome
 from otakit.sim.oracle import encoded_refetch, intact_prefix, kept_progress, progress_record
+from otakit.sim.scenarios import SCENARIOS
 
 
 def test_cut_plan_samples_and_keeps_the_install_phase() -> None:
@@ -114,3 +115,24 @@ def test_reduced_campaign_survives_every_cut(tmp_path: Path) -> None:
         assert s["max_refetched"] <= d["refetch_bound"]
     # chain's second update: the whole of `second`'s cycle (check, download, install, trial)
     assert set(d["scenarios"]["chain"]["coverage"]) >= {"check", "download", "install", "trial"}
+
+
+def test_a_finished_encoded_download_is_read_back_not_rewritten(tmp_path: Path) -> None:
+    # delta, its download complete: cuts in two ops after it (before set_boot), each followed
+    # by a cut in each of the first 6 ops of the recovery. The recovery only reads
+    # the slot back (its records cover the image); rewriting its last chunk let a second cut
+    # tear a block the records still claimed, (h) "the resume point kept in flash is past the
+    # bytes intact in the slot" (make campaign, delta 153,157, 2026-12-08).
+    bench = Bench(tmp_path / "lane", SCENARIOS["delta"])
+    failed = []
+    try:
+        _, done, _ = golden(bench)
+        for first in (done + 1, done + 6):
+            outcome, _ = bench.run((first,))
+            failed += outcome.problems
+            for second in range(1, 7):
+                outcome, _ = bench.run((first, first + second))
+                failed += outcome.problems
+    finally:
+        bench.close()
+    assert failed == []
