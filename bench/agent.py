@@ -350,7 +350,8 @@ the simulator appends a record to its NVS partition (as in ESP-IDF, setting the 
 stored or erasing a key that is not there writes nothing). All of them together, per MB
 downloaded: **{nvs_writes:.1f}** for this 1.4 MB image (goal ≤ {NVS_GOAL}). Once per install,
 whatever the image's size, {len(other)}: {", ".join(f"`{k}`" for k in other)} (the payload's
-name, then the trial's records of `ota/stateops.py:arm_trial`). The resume point is not among
+name, the trial's records of `ota/stateops.py:arm_trial`, and the install's telemetry events kept
+for the report after the reboot). The resume point is not among
 them: it is kept in progress records in the spare slot's last 4 KB sector, a 32-byte flash write
 per 64 KB (docs/reliability.md, "Resumed downloads"); NVS `d_off` holds it only for an image that
 leaves no room for that sector (up to {1e6 / 65536:.1f} records per MB then): {nvs_progress:.1f}
