@@ -137,15 +137,18 @@ class Agent:
                 raise
             # The power-safe order of the trial's records is State.arm_trial's (ota.stateops).
             st.arm_trial(m.sequence, m.security_version, slot.address, slot.switch)
-            if self.cfg.telemetry:
-                st.keep_install(self._events, m.sequence, m.version,
-                                time.ticks_diff(time.ticks_ms(), t0))
         except (OTAError, MemoryError) as e:  # MemoryError: NO_MEMORY, the app goes on
             from .info import fail
             e = fail(self, e, "the install")
             self._note("failed", m.sequence, e.reason, t0, m.version)
             return False
-        self._set("installed", None, "%s in %s; reboot to try it" % (m.version, slot.label))
+        try:  # the trial is armed: the install stands, whatever runs out of heap here
+            if self.cfg.telemetry:
+                st.keep_install(self._events, m.sequence, m.version,
+                                time.ticks_diff(time.ticks_ms(), t0))
+            self._set("installed", None, "%s in %s; reboot to try it" % (m.version, slot.label))
+        except MemoryError:
+            self._set("installed")
         return True
 
     async def _download(self, m, slot):

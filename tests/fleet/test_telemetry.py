@@ -96,6 +96,22 @@ def test_a_malformed_install_record_is_dropped_not_sent(lab: Lab, record: bytes)
     assert "ins" not in lab.nvs()  # forgotten once the report went
 
 
+def test_an_install_whose_events_find_no_heap_still_stands(lab: Lab) -> None:
+    # The trial is armed when the events are kept: running out of heap there must not turn
+    # the install into a failure (the board would boot the new image all the same).
+    lab.flash(make_app_image("1.0.0", size=SIZE), uid=UID)
+    lab.publish(make_app_image("1.1.0", size=SIZE), "1.1.0", 2)
+    (lab.work / "noheap.py").write_text(
+        "import ota.state\n"
+        "def keep_install(self, *a):\n"
+        "    raise MemoryError('memory allocation failed (injected)')\n"
+        "ota.state.State.keep_install = keep_install\n" + STEP)
+    result = lab.boot(script=lab.work / "noheap.py", heapsize=HEAP)
+    assert statuses(result)[0]["state"] == "installed", result.log
+    assert [b.version for b in result.boots] == ["1.0.0", "1.1.0"], result.log
+    assert "ins" not in lab.nvs()
+
+
 def test_rollback_and_failure_are_reported_with_reasons(lab: Lab) -> None:
     lab.flash(make_app_image("1.0.0", size=SIZE), uid=UID)
     lab.publish(make_app_image("1.2.0", size=SIZE, behaviour="crash"), "1.2.0", 2)
