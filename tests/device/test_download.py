@@ -251,6 +251,21 @@ st = State(esp32)
 print("R big", st.progress(B, slot, big, buf))
 st.save_progress(65536)
 print("R big kept", kept(B, big), st.nvs.get_i32("d_off"))
+C = b"CCCCCCCC"  # 4 marks' places: 124 places for stops, from 127 down to 4
+st = State(esp32)
+st.progress(C, slot, SIZE, buf)
+st.save_progress(65536)
+for i in range(124):
+    st.save_progress(65536 + 4096 * (1 + i % 15))
+print("R stops full", kept(C), st.i32("d_off"))
+st.save_progress(180224)  # no place left for a stop: NVS d_off
+print("R stop in nvs", kept(C), st.i32("d_off"))
+st = State(esp32)
+st.progress(C, slot, SIZE, buf)
+st.save_progress(131072)  # the marks' places were never taken by a stop
+print("R mark after", kept(C), st.i32("d_off"))
+st.save_progress(SIZE)
+print("R whole after", kept(C))
 """
 
 
@@ -277,4 +292,8 @@ def test_progress_records_give_the_resume_point_and_nothing_else_counts(tmp_path
         "forgotten": "0",  # the records erased (d_id kept)
         "big": "0",
         "big kept": "65536 65536",  # no room for records: NVS d_off
+        "stops full": "126976 0",  # 124 stops, the furthest counts; nothing in NVS d_off
+        "stop in nvs": "180224 180224",  # the places used up: the stop goes to NVS d_off
+        "mark after": "180224 180224",  # mark 1 written below it; d_off still the furthest
+        "whole after": "200000",  # the marks up to the image's end
     }, log
