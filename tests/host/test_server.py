@@ -6,6 +6,7 @@ client-side normalisation of ``..`` or percent escapes).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import signal
@@ -21,6 +22,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from otakit.connguard import ConnectionLimits
 from otakit.server import serve_in_thread
 from otakit.sim.faults import Faults
 
@@ -283,7 +285,8 @@ def test_a_client_gone_mid_body_is_logged_with_the_bytes_sent(url: str, repo: Pa
     assert raw_request(url, "/blobs/sha256/ab12")[::2] == (200, BLOB)  # still serving
 
 
-def test_tls_sends_a_payload_sized_body_exactly(repo: Path, tmp_path: Path) -> None:
+def _tls_server_context(tmp_path: Path) -> ssl.SSLContext:
+    """The server's TLS context (`otakit.server.tls_context`) for a self-signed certificate."""
     from datetime import UTC, datetime, timedelta  # noqa: PLC0415
 
     from cryptography import x509  # noqa: PLC0415
@@ -304,15 +307,48 @@ def test_tls_sends_a_payload_sized_body_exactly(repo: Path, tmp_path: Path) -> N
     (tmp_path / "key.pem").write_bytes(key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption()))
+    return tls_context(tmp_path / "cert.pem", tmp_path / "key.pem")
+
+
+def _tls_client() -> ssl.SSLContext:
     client = ssl.create_default_context()
     client.check_hostname, client.verify_mode = False, ssl.CERT_NONE
+    return client
+
+
+def test_tls_sends_a_payload_sized_body_exactly(repo: Path, tmp_path: Path) -> None:
     log = io.StringIO()
-    with serve_in_thread(repo, access_log=log, ssl_context=tls_context(
-            tmp_path / "cert.pem", tmp_path / "key.pem")) as u:
+    with serve_in_thread(repo, access_log=log, ssl_context=_tls_server_context(tmp_path)) as u:
         status, h, body = raw_request(u, "/blobs/sha256/large",
-                                      headers={"Range": "bytes=1-"}, tls=client)
+                                      headers={"Range": "bytes=1-"}, tls=_tls_client())
         assert (status, body) == (206, LARGE[1:])
         assert _log_line(log, "/blobs/sha256/large")[4:6] == ["206", str(len(LARGE) - 1)]
+
+
+def test_tls_closes_a_client_that_stops_reading(repo: Path, tmp_path: Path) -> None:
+    """Over TLS the body is copied in 64 KB writes (no sendfile): a client that takes none of
+    them for the send timeout is closed too, and the log has the short count."""
+    big = bytes(range(256)) * (48 * 1024)  # 12 MB: more than the kernel's buffers hold
+    (repo / "blobs" / "sha256" / "big").write_bytes(big)
+    log = io.StringIO()
+    with serve_in_thread(repo, access_log=log, ssl_context=_tls_server_context(tmp_path),
+                         limits=ConnectionLimits(send_timeout=0.5)) as u:
+        url = urlsplit(u)
+        raw = socket.socket()
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window
+        raw.connect((url.hostname, url.port))
+        with _tls_client().wrap_socket(raw) as s:
+            s.sendall(b"GET /blobs/sha256/big HTTP/1.1\r\nHost: x\r\n\r\n")
+            time.sleep(2)  # reading nothing, for four times the send timeout
+            s.settimeout(20)
+            got = 0
+            with contextlib.suppress(ConnectionResetError, ssl.SSLError):
+                while chunk := s.recv(1 << 20):
+                    got += len(chunk)
+        assert 0 < got < len(big)  # closed, the body short: it must resume with a Range
+        assert raw_request(u, "/blobs/sha256/ab12", tls=_tls_client())[::2] == (200, BLOB)
+    f = _log_line(log, "/blobs/sha256/big")
+    assert f[4] == "200" and int(f[5]) < len(big), f
 
 
 def test_fault_drop_after_cuts_the_body_short(url: str, faults: Faults) -> None:
