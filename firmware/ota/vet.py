@@ -2,9 +2,15 @@
 # MIT license; Copyright (c) 2026 otakit contributors
 #
 # Loaded by ota.check once the manifest's signature and fields hold, so that this code is not
-# in the heap while the signature is checked.
+# in the heap while the signature is checked. The manifest it offers is a copy holding only the
+# fields the install, the update loop and the app read (_OFFER): it lives through the install.
 from . import release
 from .errors import ManifestError
+
+# The offer's manifest fields (docs/agent.md): the install's (ota.agent, ota.download,
+# ota.encoded, ota.revert) and the update loop's (ota.updater: notes, security, disruption).
+_OFFER = ("version", "sequence", "security_version", "size", "sha256", "path", "encoding",
+          "revert", "payloads", "crypt", "chip_id", "notes", "security", "disruption")
 
 
 def vet(cfg, st, m, now, kr_version):
@@ -48,5 +54,8 @@ def vet(cfg, st, m, now, kr_version):
             take(m)  # NO_CONTENT_KEY, or the key into m.crypt for the install
         finally:
             release()
-    return "offered", None, "%s (sequence %d)" % (m.version, m.sequence), m, None
+    o = type(m)()  # a Manifest with the _OFFER fields only, not every signed field
+    for k in _OFFER:
+        setattr(o, k, getattr(m, k))
+    return "offered", None, "%s (sequence %d)" % (m.version, m.sequence), o, None
 
