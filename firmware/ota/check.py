@@ -67,14 +67,15 @@ def _verify(data, keys):
         alg, key_id, key, end, digest = signed(data, keys)
         signed = keys = None
         release()
+        sig = data[end:]
         from .crypto import module
-        f = module(alg, key, digest, data[end:])
+        f = module(alg, key, digest, sig)
         module = None
         release()
-        if f is None or not __import__(f, None, None, ("verify",), 0).verify(
-                key, digest, data[end:]):
+        ok = f is not None and __import__(f, None, None, ("verify",), 0).verify(key, digest, sig)
+        if not ok:
             raise ManifestError("BAD_SIGNATURE", "")
-        f = key = None
+        f = key = sig = None
         release()
         from .manifest import body
         return body(data, alg, key_id, end)
