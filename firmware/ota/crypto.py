@@ -32,15 +32,12 @@ def by_name(name):
     return None
 
 
-def _is_buf(x):
-    return isinstance(x, (bytes, bytearray, memoryview))
-
-
 # The module that verifies alg, as a name for __import__, when the arguments are buffers of its
 # lengths; else None. ota.manifest calls it, releases this module, then imports that one.
 def module(alg, public_key, message, signature):
-    if not (_is_buf(public_key) and _is_buf(message) and _is_buf(signature)):
-        return None
+    for x in (public_key, message, signature):
+        if not isinstance(x, (bytes, bytearray, memoryview)):
+            return None
     a = by_name(alg)
     if a is None or len(public_key) != a[2] or len(signature) != a[3]:
         return None

@@ -5,14 +5,9 @@
 # Loaded by ota.check once the manifest's signature and fields hold (or the server answered
 # 304 to the cached verdict's ETag), so that this code is not in the heap while the manifest is
 # fetched or its signature is checked. The manifest it offers is a copy holding only the
-# fields the install, the update loop and the app read (_OFFER): it lives through the install.
+# fields the install, the update loop and the app read: it lives through the install.
 from . import release
 from .errors import ManifestError
-
-# The offer's manifest fields (docs/agent.md): the install's (ota.agent, ota.download,
-# ota.encoded, ota.revert) and the update loop's (ota.updater: notes, security, disruption).
-_OFFER = ("version", "sequence", "security_version", "size", "sha256", "path", "encoding",
-          "revert", "payloads", "crypt", "chip_id", "notes", "security", "disruption")
 
 
 def vet(cfg, st, m, now, kr_version, slot_size):
@@ -63,8 +58,12 @@ def vet(cfg, st, m, now, kr_version, slot_size):
             take(m)  # NO_CONTENT_KEY, or the key into m.crypt for the install
         finally:
             release()
-    o = type(m)()  # a Manifest with the _OFFER fields only, not every signed field
-    for k in _OFFER:
+    # The offer: a Manifest with the fields the install reads (ota.agent, ota.download,
+    # ota.encoded, ota.revert) and the update loop's (ota.updater: notes, security,
+    # disruption), docs/agent.md; not every signed field.
+    o = type(m)()
+    for k in ("version", "sequence", "security_version", "size", "sha256", "path", "encoding",
+              "revert", "payloads", "crypt", "chip_id", "notes", "security", "disruption"):
         setattr(o, k, getattr(m, k))
     return "offered", None, "%s (sequence %d)" % (m.version, m.sequence), o, None
 
