@@ -53,8 +53,8 @@ async def run(cfg, st, fetch, buf, now, slot_size, kr_etag, etag, verdict):
 
         v = vet(cfg, st, m, now(), held, slot_size)
     except ManifestError as e:
-        v = ("failed", e.reason, e.detail, None, e)
-    return v + (m.expires if m else None,), new_etag, kr_etag
+        v = ("failed", e.reason, e.detail, None, e, m.expires if m else None)
+    return v, new_etag, kr_etag
 
 
 def _verify(data, keys):

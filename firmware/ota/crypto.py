@@ -33,7 +33,7 @@ def by_name(name):
 
 
 # The module that verifies alg, as a name for __import__, when the arguments are buffers of its
-# lengths; else None. ota.manifest calls it, releases this module, then imports that one.
+# lengths; else None. ota.check calls it, releases this module, then imports that one.
 def module(alg, public_key, message, signature):
     for x in (public_key, message, signature):
         if not isinstance(x, (bytes, bytearray, memoryview)):

@@ -13,8 +13,9 @@ from .errors import ManifestError
 def vet(cfg, st, m, now, kr_version, slot_size):
     # What this device must not install whatever its state (ota.manifest.check_target), then
     # the policy checks that need device state, in the order of docs/format.md §5 (the first
-    # failure is reported): the verdict, or ManifestError. Only a manifest that passes every
-    # check moves the stored revision and support end (State.accept).
+    # failure is reported): the verdict (as ota.check.run returns it, expires that of m), or
+    # ManifestError. Only a manifest that passes every check moves the stored revision and
+    # support end (State.accept).
     if cfg.chip_id is None:  # the running image's (ota/config.py), read once
         from .config import running_chip_id; cfg.chip_id = running_chip_id()  # noqa: E702
     from .manifest import check_target
@@ -45,13 +46,13 @@ def vet(cfg, st, m, now, kr_version, slot_size):
                             % (m.security_version, floor))
     st.accept(cfg.channel, m.revision, m.support_end)  # every check passed; both signed
     if m.sequence == installed:
-        return "up_to_date", None, "", None, None
+        return "up_to_date", None, "", None, None, m.expires
     if m.rollout is not None or m.cohort is not None or m.pins is not None:
         from .fleet import held  # a staged rollout, a cohort, pins (docs/format.md §2.3, §2.7)
         why = held(m, cfg.device_id)
         release()
         if why:
-            return "held", why[0], why[1], None, None
+            return "held", why[0], why[1], None, None, m.expires
     if m.crypt is not None:  # an encrypted payload (docs/format.md §2.8): this device's key
         from .contentkey import take
         try:
@@ -65,8 +66,7 @@ def vet(cfg, st, m, now, kr_version, slot_size):
     for k in ("version", "sequence", "security_version", "size", "sha256", "path", "encoding",
               "revert", "payloads", "crypt", "chip_id", "notes", "security", "disruption"):
         setattr(o, k, getattr(m, k))
-    return "offered", None, "%s (sequence %d)" % (m.version, m.sequence), o, None
-
+    return "offered", None, "%s (sequence %d)" % (m.version, m.sequence), o, None, m.expires
 
 
 def again(verdict, now):
