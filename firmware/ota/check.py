@@ -3,9 +3,10 @@
 #
 # Agent.check() loads this module for the phase and releases it afterwards, so none of this code
 # is in the heap while a payload streams in. The phase itself loads and releases the keyring
-# phase (ota.trusted), the manifest checks (ota.manifest, ota.crypto) and the checks that need
-# device state (ota.vet) in turn. It takes its inputs as arguments and returns its result; it
-# writes nothing of the agent's.
+# phase (ota.trusted), the manifest checks (ota.manifest, ota.crypto, the algorithm's module:
+# each alone in the heap while the signature is checked) and the checks that need device state
+# (ota.vet) in turn. It takes its inputs as arguments and returns its result; it writes nothing
+# of the agent's.
 from . import release
 from .errors import ManifestError
 
@@ -39,35 +40,45 @@ async def run(cfg, st, fetch, buf, now, slot_size, kr_etag, etag, verdict):
     import gc
     gc.collect()
     if status == 304 and verdict:  # Not Modified: asked with the cached verdict's ETag
-        exp = verdict[5]
-        t = now()
-        if exp is not None and t is not None and t > exp and verdict[1] != "EXPIRED":
-            # also at the installed sequence: a frozen (stale) channel is reported
-            e = ManifestError("EXPIRED", "the manifest expired at %d" % exp)
-            verdict = ("failed", e.reason, e.detail, None, e, exp)
-        return verdict, new_etag, kr_etag
+        from .vet import again
+        return again(verdict, now()), new_etag, kr_etag
+    if keys is None:  # the baked keys (no ROOTS): read only now, not held during the fetch
+        from .trusted import baked
+        keys = baked(cfg)
+        baked = None
     m = None
-    from . import manifest  # only now: its code is not in the heap while the manifest is fetched
     try:
-        m = _verify(cfg, buf, n, keys, slot_size, manifest)
-        keys = manifest = None
+        m = _verify(memoryview(buf)[:n], keys)
         from .vet import vet  # not in the heap while the signature is checked
 
-        v = vet(cfg, st, m, now(), held)
+        v = vet(cfg, st, m, now(), held, slot_size)
     except ManifestError as e:
-        v = ("failed", e.reason, e.detail, None, e)
-    state, reason, detail, offered, err = v
-    return (state, reason, detail, offered, err, m.expires if m else None), new_etag, kr_etag
+        v = ("failed", e.reason, e.detail, None, e, m.expires if m else None)
+    return v, new_etag, kr_etag
 
 
-def _verify(cfg, buf, n, keys, slot_size, manifest):
-    # Signature first, then the body, then what needs no device state (manifest: ota.manifest).
+def _verify(data, keys):
+    # ota.manifest.parse's steps: the signature first, then the body. ota.manifest is loaded
+    # only before and after the signature check, and ota.crypto (which names the algorithm's
+    # module, checking types and lengths) is released before that module is loaded, so only the
+    # algorithm's code is in the heap during its arithmetic.
     try:
-        m = manifest.parse(memoryview(buf)[:n], keys)
-        if cfg.chip_id is None:  # the running image's (ota/config.py), read once
-            from .config import running_chip_id; cfg.chip_id = running_chip_id()  # noqa: E702
-        manifest.check_target(m, cfg.product, cfg.board, cfg.chip_id, slot_size)
-        return m
+        from .manifest import signed
+        alg, key_id, key, end, digest = signed(data, keys)
+        signed = keys = None
+        release()
+        sig = data[end:]
+        from .crypto import module
+        f = module(alg, key, digest, sig)
+        module = None
+        release()
+        ok = f is not None and __import__(f, None, None, ("verify",), 0).verify(key, digest, sig)
+        if not ok:
+            raise ManifestError("BAD_SIGNATURE", "")
+        f = key = sig = None
+        release()
+        from .manifest import body
+        return body(data, alg, key_id, end)
     finally:
-        keys = None
+        body = None
         release()

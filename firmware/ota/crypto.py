@@ -2,7 +2,7 @@
 # (docs/format.md §1, §1.1, §3). MIT license; Copyright (c) 2026 otakit contributors
 #
 # ALGS holds one row per algorithm: (envelope id, name, raw public key length, signature length,
-# module). The module (ota.<module>) has verify(public_key, message, signature) -> bool for
+# module, as a name for __import__). The module has verify(public_key, message, signature) -> bool for
 # buffers (bytes, bytearray or memoryview) of exactly those lengths; it is imported only while a signature of its algorithm is
 # checked, so its code and tables are not in the heap otherwise (RSA-only devices never load the
 # Ed25519 tables). The manifest envelope (ota.manifest), the keyring (ota.keyring) and the
@@ -11,8 +11,8 @@
 #   1 "ed25519": RFC 8032 §5.1.7, strict and cofactorless (ota/ed25519.py)
 #   2 "rsa3072-pss-sha256": RSASSA-PSS, SHA-256, salt 32, e = 65537, 3072 bits (ota/rsapss.py)
 ALGS = (
-    (1, "ed25519", 32, 64, "ed25519"),
-    (2, "rsa3072-pss-sha256", 384, 384, "rsapss"),
+    (1, "ed25519", 32, 64, "ota.ed25519"),
+    (2, "rsa3072-pss-sha256", 384, 384, "ota.rsapss"),
 )
 
 
@@ -32,19 +32,16 @@ def by_name(name):
     return None
 
 
-def _is_buf(x):
-    return isinstance(x, (bytes, bytearray, memoryview))
-
-
 # The module that verifies alg, as a name for __import__, when the arguments are buffers of its
-# lengths; else None. ota.manifest calls it, releases this module, then imports that one.
+# lengths; else None. ota.check calls it, releases this module, then imports that one.
 def module(alg, public_key, message, signature):
-    if not (_is_buf(public_key) and _is_buf(message) and _is_buf(signature)):
-        return None
+    for x in (public_key, message, signature):
+        if not isinstance(x, (bytes, bytearray, memoryview)):
+            return None
     a = by_name(alg)
     if a is None or len(public_key) != a[2] or len(signature) != a[3]:
         return None
-    return "ota." + a[4]
+    return a[4]
 
 
 # verify(alg, public_key, message, signature) -> bool: the signature check by the table. It

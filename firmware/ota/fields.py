@@ -20,8 +20,6 @@ from ota.jsonfields import HEX, bad, get, integer, name, only, path
 
 _INT31 = const(0x7FFFFFFF)
 _TIME_MAX = const(0xFFFFFFFF)
-_SEVERITIES = ("low", "medium", "high", "critical")
-REPRESENTATIONS = ("deflate", "delta")  # payloads[] entries this parser knows; others are skipped
 _REPS_MAX = const(4)
 _CHUNK_MIN = const(4096)  # a representation's chunk: a multiple of this ...
 _CHUNK_MAX = const(0x1000000)  # ... up to this
@@ -37,8 +35,11 @@ def fill(m, alg, key_id, b):
     m.channel = name(b, "channel")
     m.revision = integer(b, "revision", 1, _INT31)  # this channel's signed-state counter
     v = get(b, "version")
-    if not (type(v) is str and 1 <= len(v) <= 32 and _printable(v)):
+    if type(v) is not str or not 1 <= len(v) <= 32:
         bad("version")
+    for c in v:  # printable: no control character
+        if ord(c) < 0x20 or ord(c) == 0x7F:
+            bad("version")
     m.version = v
     m.sequence = integer(b, "sequence", 1, _INT31)
     m.security_version = integer(b, "security_version", 0, _INT31)
@@ -50,9 +51,22 @@ def fill(m, alg, key_id, b):
     if not _date(v):
         bad("support_end")
     m.support_end = v
-    m.security = _security(b)
-    m.disruption = _disruption(b)
-    m.revert = _revert(b)
+    m.security = m.disruption = None
+    if "security" in b:
+        v = b["security"]
+        if type(v) is not dict or v.get("severity") not in ("low", "medium", "high", "critical"):
+            bad("security")
+        m.security = {"severity": v["severity"], "risk": _str(v, "risk", 512)}
+    if "disruption" in b:
+        v = b["disruption"]
+        if type(v) is not dict or type(v.get("reboot")) is not bool:
+            bad("disruption")
+        m.disruption = {"reboot": v["reboot"], "seconds": integer(v, "seconds", 0, 86400)}
+    # "action": "revert" (docs/format.md §2.6): the image named is to be taken from the other
+    # slot. Any other action is refused: this device does not know what it would ask.
+    m.revert = "action" in b
+    if m.revert and b["action"] != "revert":
+        bad("action")
     m.rollout = m.sbom = m.cohort = m.pins = None
     if "rollout" in b or "sbom" in b or "cohort" in b or "pins" in b:  # fleet: §2.3, §2.4, §2.7
         from .fleet import check
@@ -78,13 +92,6 @@ def _str(d, k, hi, required=True):
     if type(v) is not str or len(v) > hi:
         bad(k)
     return v
-
-
-def _printable(s):
-    for c in s:
-        if ord(c) < 0x20 or ord(c) == 0x7F:
-            return False
-    return True
 
 
 def _date(v):
@@ -131,7 +138,7 @@ def _payloads(b, image_size, encrypted):
         if type(r) is not dict:
             bad("payloads")
         enc = name(r, "encoding")
-        if enc not in REPRESENTATIONS:
+        if enc != "deflate" and enc != "delta":
             continue  # a later revision's encoding: this device cannot use it
         base_size = base_sha = None
         if enc == "delta":
@@ -186,31 +193,3 @@ def _chunks(r, enc, size, image_size, base_size):
             at += chunk
         bases = array("i", bases)
     return chunk, array("i", lengths), bases
-
-
-def _revert(b):
-    # "action": "revert" (docs/format.md §2.6): the image named is to be taken from the other
-    # slot. Any other action is refused: this device does not know what it would ask.
-    if "action" not in b:
-        return False
-    if b["action"] != "revert":
-        bad("action")
-    return True
-
-
-def _security(b):
-    if "security" not in b:
-        return None
-    v = b["security"]
-    if type(v) is not dict or v.get("severity") not in _SEVERITIES:
-        bad("security")
-    return {"severity": v["severity"], "risk": _str(v, "risk", 512)}
-
-
-def _disruption(b):
-    if "disruption" not in b:
-        return None
-    v = b["disruption"]
-    if type(v) is not dict or type(v.get("reboot")) is not bool:
-        bad("disruption")
-    return {"reboot": v["reboot"], "seconds": integer(v, "seconds", 0, 86400)}

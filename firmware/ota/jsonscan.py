@@ -8,10 +8,6 @@
 # parsed dicts to find a repeated key. No recursion; it allocates nothing. ota.strictjson drops
 # this module before json.loads runs, so it is in the heap only while it scans.
 
-_HEX = b"0123456789abcdefABCDEF"
-_ESC = b'"\\/bfnrtu'
-
-
 # The number of keys in data[s:e] when it is strict JSON, else a detail string.
 def check(data, s, e, limit):
     objs = 0  # bit d: level d is an object
@@ -115,13 +111,13 @@ def _string(data, i, e):
         if c < 0x20:
             return -1
         if c == 0x5C:
-            if i + 1 >= e or data[i + 1] not in _ESC:
+            if i + 1 >= e or data[i + 1] not in b'"\\/bfnrtu':
                 return -1
             if data[i + 1] == 0x75:
                 if i + 6 > e or (data[i + 2] | 0x20 == 0x64 and data[i + 3] in b"89abcdefABCDEF"):
                     return -1
                 for k in range(i + 2, i + 6):
-                    if data[k] not in _HEX:
+                    if data[k] not in b"0123456789abcdefABCDEF":
                         return -1
                 i += 4
             i += 2

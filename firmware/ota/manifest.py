@@ -6,6 +6,9 @@ parse(data, keyring) -> Manifest, in this order (docs/format.md §1.2):
   size <= 4096 -> envelope framing -> key id in keyring, same alg -> crypto.verify over
   D = SHA-256(domain || data[0:18+N]) -> only then json.loads of the body -> every field of §2
   type- and range-checked (bools are never ints). Any refusal raises ManifestError(reason, detail).
+Its steps are signed() (up to the digest D) and body() (once the signature holds): the agent
+(ota.check) calls them itself and checks the signature in between with this module released,
+so that its code is not in the heap during the signature's arithmetic.
 data may be bytes, bytearray or memoryview (the agent passes a view of its fetch buffer); the
 envelope checks, the digest and json.loads (ota.strictjson) do not copy it. parse allocates:
 the decoded objects and the Manifest. It checks nothing that needs device state;
@@ -80,50 +83,51 @@ def _envelope(data):
 
 
 def parse(data, keyring):
+    alg, key_id, key, end, digest = signed(data, keyring)
+    if not _verify(alg, key, digest, memoryview(data)[end:]):
+        raise ManifestError("BAD_SIGNATURE", "")
+    return body(data, alg, key_id, end)
+
+
+# parse()'s signature check (ota.crypto.verify: the algorithm by the table, types and lengths).
+def _verify(alg, public_key, digest, signature):
+    from ota.crypto import verify
+
+    return verify(alg, public_key, digest, signature)
+
+
+# The envelope's algorithm, key id and public key (from keyring), the body's end and the
+# digest D the signature data[end:] must verify over; refuses what parse() refuses before that.
+def signed(data, keyring):
     alg, key_id, end = _envelope(data)
     key = keyring.get(key_id)
     if key is None or key[0] != alg:
         from binascii import hexlify
 
         raise ManifestError("UNKNOWN_KEY", hexlify(key_id).decode())
-    mv = memoryview(data)
     h = hashlib.sha256(_DOMAIN)
-    h.update(mv[:end])
-    if not _verify(alg, key[1], h.digest(), mv[end:]):
-        raise ManifestError("BAD_SIGNATURE", "")
-    from ota import strictjson  # only once the signature holds
+    h.update(memoryview(data)[:end])
+    return alg, key_id, key[1], end, h.digest()
+
+
+# The Manifest of the body data[18:end], only once its signature holds.
+def body(data, alg, key_id, end):
+    from ota import strictjson
 
     try:
-        body = strictjson.loads(mv, _HDR, end, _DEPTH)
+        b = strictjson.loads(memoryview(data), _HDR, end, _DEPTH)
     except ValueError as e:
         raise ManifestError("BAD_BODY", e.args[0]) from None
     finally:
         strictjson = None
         release()  # strictjson is not in the heap while the field checks run
-    if type(body) is not dict:
+    if type(b) is not dict:
         raise ManifestError("BAD_BODY", "not an object")
     from ota.fields import fill  # the field checks: loaded only for a signed body
 
     m = Manifest()
-    fill(m, alg, key_id, body)
+    fill(m, alg, key_id, b)
     return m
-
-
-# The signature check: ota.crypto names the algorithm's module (checking types and lengths) and
-# is released before that module is loaded, so only the algorithm's code is in the heap while
-# its arithmetic runs; it is released after it, so the field checks are not.
-def _verify(alg, public_key, digest, signature):
-    from ota.crypto import module
-
-    m = module(alg, public_key, digest, signature)
-    module = None
-    release()
-    if m is None:
-        return False
-    try:
-        return __import__(m, None, None, ("verify",), 0).verify(public_key, digest, signature)
-    finally:
-        release()
 
 
 # For the agent, after parse(): refuses a manifest this device must not install, whatever its

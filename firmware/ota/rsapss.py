@@ -35,8 +35,8 @@ def _mgf1_int(seed):
 
 # RFC 8017 §8.1.2 + §9.1.2, working on the integer m = s^e mod n instead of the byte string EM:
 # EM = maskedDB (351 bytes) || H (32) || 0xbc, so every field is a shift and a mask.
-def verify(modulus, message, signature):
-    n = int.from_bytes(modulus, "big")
+def verify(public_key, message, signature):
+    n = int.from_bytes(public_key, "big")  # the modulus
     if n >> 3071 != 1 or not n & 1:  # a 3072-bit odd modulus
         return False
     s = int.from_bytes(signature, "big")

@@ -7,7 +7,8 @@
 # every check (ETag: usually a 304), keeps the accepted one in ota.state (kr_k, kr_v), and
 # refuses with KEYRING_REQUIRED when the server has none (404) or none was ever accepted; the
 # baked KEYS are never used then (docs/format.md §7.4). Loaded by ota.check only while it runs;
-# ota.check releases it before it fetches the manifest.
+# ota.check releases it before it fetches the manifest, and without ROOTS loads it again after
+# that fetch for baked(): the baked keys are not in the heap while the manifest is fetched.
 import sys
 
 from .errors import FetchError, ManifestError
@@ -15,25 +16,24 @@ from .errors import FetchError, ManifestError
 
 async def trusted_keys(cfg, st, fetch, buf, now, kr_etag):
     # Returns (keys, kr_etag, changed, version): changed when a newer keyring was accepted just
-    # now; version that of the keyring the keys come from (0: the baked KEYS, no ROOTS).
-    # fetch(url, etag) -> (status, etag, n) reads the document into buf (a 304 only to a request
-    # with an etag); now() the time or None.
+    # now; version that of the keyring the keys come from (0: the baked keys, no ROOTS, and then
+    # keys is None: baked(cfg) gives them). fetch(url, etag) -> (status, etag, n) reads the
+    # document into buf (a 304 only to a request with an etag); now() the time or None.
     try:
         import ota_keys
 
-        keys = cfg.keys if cfg.keys is not None else ota_keys.KEYS
         roots = getattr(ota_keys, "ROOTS", None)
         threshold = getattr(ota_keys, "THRESHOLD", 1)
         env = getattr(ota_keys, "ENV", "production")
     except ImportError:
         if cfg.keys is None:
             raise
-        keys, roots = cfg.keys, None
+        roots = None
     finally:
         sys.modules.pop("ota_keys", None)
     if not roots:
-        return keys, kr_etag, False, 0
-    keys = None  # with ROOTS, only an accepted keyring's keys are trusted
+        return None, kr_etag, False, 0
+    # with ROOTS, only an accepted keyring's keys are trusted
     changed = False
     held = st.keyring(env)[0]
     try:
@@ -61,6 +61,18 @@ async def trusted_keys(cfg, st, fetch, buf, now, kr_etag):
     from .keyring import unpack
     n = st.keyring_keys(buf)
     return unpack(memoryview(buf)[:n]), kr_etag, changed, version
+
+
+def baked(cfg):
+    # The release keys of firmware without ROOTS: Config.keys, else the frozen KEYS.
+    if cfg.keys is not None:
+        return cfg.keys
+    import ota_keys
+
+    try:
+        return ota_keys.KEYS
+    finally:
+        sys.modules.pop("ota_keys", None)
 
 
 def _accept(cfg, st, buf, n, roots, threshold, env, now):

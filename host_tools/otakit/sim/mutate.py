@@ -79,6 +79,7 @@ _AGENT, _VET, _TRIAL = "firmware/ota/agent.py", "firmware/ota/vet.py", "firmware
 _SLOT, _DL = "firmware/ota/slot.py", "firmware/ota/download.py"
 _OPS, _MAN, _FLASH = "firmware/ota/stateops.py", "firmware/ota/manifest.py", \
     "boards/unix/_simflash.py"
+_CHECK = "firmware/ota/check.py"
 _VERIFY = "                await slot.verify(m.size, m.sha256, self.cfg.chip_id, self.buf)  # yields\n"
 
 CATALOGUE: list[Mutant] = [
@@ -102,8 +103,8 @@ CATALOGUE: list[Mutant] = [
        (_DL, "        self.o = 0\n        self.progress(self.done, self.size)\n",
         "        self.o = 0\n"), first="small"),
     _m("signature-ignored", "the manifest signature's result is ignored",
-       (_MAN, "    if not _verify(alg, key[1], h.digest(), mv[end:]):\n",
-        "    if not (_verify(alg, key[1], h.digest(), mv[end:]) or True):\n")),
+       (_CHECK, "        if not ok:\n            raise ManifestError(\"BAD_SIGNATURE\", \"\")\n",
+        "        if not (ok or True):\n            raise ManifestError(\"BAD_SIGNATURE\", \"\")\n")),
     _m("floor-at-install", "the anti-rollback floor is raised at install, not at confirm",
        (_OPS, '    st.nvs.set_i32("t_sv", sv)\n',
         '    st.nvs.set_i32("t_sv", sv)\n    st.nvs.set_i32("floor", sv)\n'),
