@@ -36,6 +36,7 @@ import asyncio
 import hashlib
 import time
 
+from . import release
 from .errors import FetchError, FlashError, ManifestError
 from .slot import app_header_problem
 
@@ -152,6 +153,7 @@ async def raw(cfg, st, m, slot, buf, new_client, done_with, progress):
         except BaseException:
             done_with(client)
             raise
+        release()  # the header code (ota.response, ota.httpparse): not needed by the body
         try:
             if start and resp.range_start == 0:  # the server ignored Range: start again
                 st.forget_progress()

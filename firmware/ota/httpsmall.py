@@ -43,7 +43,8 @@ async def post(client, url, data, timeout_ms=0):
             raise FetchError("HTTP", "server answered " + str(resp.status), resp.status)
         return resp.status
     finally:
-        await resp.close()
+        resp.close()
+        client.resp = None
 
 
 # Where a redirect with Location loc goes from (tls, host, port): (tls, host, port, path).

@@ -1,15 +1,14 @@
-# ota/response.py: one HTTP/1.1 response of ota.http.HTTPClient: headers, then the body.
+# ota/response.py: the headers of one HTTP/1.1 response of ota.http.HTTPClient.
 # MIT license; Copyright (c) 2026 otakit contributors
 #
-# Reads the status line and header fields through the client's one 512-byte line buffer
-# (HTTPClient.lbuf: a longer line, more than 32 fields or a malformed status line is
-# BAD_RESPONSE), keeps only the fields the agent uses, and streams the body into the caller's
-# buffer, never past Content-Length. The invariants are ota.http's. Checking the answer against
-# the request (ota.body.check, called by HTTPClient.get) and reading the body (readinto here
-# calls ota.body.readinto) are in ota.body, loaded once the headers are in: connecting
-# (the agent's peak of RAM, with its asyncio tasks) does not carry that code.
+# get() connects, sends the request and reads the status line and header fields through the
+# client's one 512-byte line buffer (HTTPClient.lbuf: a longer line, more than 32 fields or a
+# malformed status line is BAD_RESPONSE), keeps only the fields the agent uses, follows
+# redirects (ota.httpsmall.redirect), checks the answer against the request and hands the
+# socket and the body bytes that came with the headers to an ota.body.Body. Nothing of this
+# module is referenced once get() has returned: ota.release() lets it go before the body
+# streams. The invariants are ota.http's.
 import socket
-from asyncio import core  # pyright: ignore[reportAttributeAccessIssue] - MicroPython's scheduler
 from errno import EINPROGRESS
 
 try:
@@ -21,30 +20,25 @@ except ImportError:  # CPython (type checking)
 
 
 from ota.errors import FetchError
-from ota.httpparse import parse_digits, parse_status, text
+from ota.http import ready
+from ota.httpparse import parse_content_range, parse_digits, parse_status, parse_url, text
 
 _LINE_MAX = const(512)  # longest status/header line, CRLF included (HTTPClient.lbuf's size)
 _HEADERS_MAX = const(32)  # most header fields in one response
+_REDIRECTS_MAX = const(3)
 
 
 class Response:
-    # Attributes (read-only for callers):
-    #   status       200, 206 or 304 (anything else was raised as FetchError)
-    #   length       body length in bytes from Content-Length (0 for 304)
-    #   range_start  offset of the first body byte in the resource (0 for 200, == start for 206)
-    #   total        resource size from Content-Range (206), length (200), or -1 if unknown
-    #   etag, date, retry_after, location   raw header values as str, or None
+    # status, length (Content-Length, -1 without), etag, date, retry_after, location: the
+    # header fields kept (raw values as str, or None); _crange: Content-Range's bytes
     def __init__(self, client):
-        self._client = client  # owns the line buffer (lbuf, lmv)
+        self._c = client  # owns the line buffer (lbuf)
+        self._mv = memoryview(client.lbuf)
         self._p = 0  # next unread byte in the line buffer
         self._e = 0  # end of valid bytes in the line buffer
-        self._s = None  # the socket (non-blocking), None once closed
-        self._left = 0  # body bytes not yet returned
-        self._eof = False  # the peer closed before the body ended
+        self._s = None  # the socket (non-blocking)
         self.status = 0
         self.length = -1
-        self.range_start = 0
-        self.total = -1
         self.etag = None
         self.date = None
         self.retry_after = None
@@ -56,7 +50,7 @@ class Response:
     # The socket is non-blocking; asyncio's I/O queue wakes this task when it is ready, so no
     # asyncio stream objects are made (ota.http's header comment).
     async def begin(self, tls, host, port, path, etag, start, body=None):
-        ctx = self._client.tls_context() if tls else None
+        ctx = _tls(self._c) if tls else None
         ai = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
         s = self._s = socket.socket(ai[0], ai[1], ai[2])
         s.setblocking(False)
@@ -86,7 +80,7 @@ class Response:
         if body is not None:
             await self._send(body)
         s, e = await self._line()
-        self.status = parse_status(self._client.lbuf, s, e)
+        self.status = parse_status(self._c.lbuf, s, e)
         if self.status < 0:
             raise FetchError("BAD_RESPONSE", "bad status line")
         for _ in range(_HEADERS_MAX + 1):
@@ -96,28 +90,22 @@ class Response:
             self._header(s, e)
         raise FetchError("BAD_RESPONSE", "too many header fields")
 
-    # Write all of data (bytes or str), waiting (asyncio's I/O queue) until the socket takes it; the first
-    # wait is also the end of connecting. A TLS socket takes nothing (None) while it shakes
-    # hands.
+    # Write all of data (bytes or str), waiting (asyncio's I/O queue) until the socket takes it;
+    # the first wait is also the end of connecting. A TLS socket takes nothing (None) while it
+    # shakes hands.
     async def _send(self, data):
         mv = memoryview(data)
         o = 0
         while o < len(mv):
-            await _ready(self._s, 1)  # pyright: ignore[reportGeneralTypeIssues] - a generator
+            await ready(self._s, 1)  # pyright: ignore[reportGeneralTypeIssues] - a generator
             n = self._s.write(mv[o:])  # pyright: ignore[reportOptionalMemberAccess]
             if n:
                 o += n
 
-    # Wait until the socket is readable, then read what it holds into mv: the count, 0 at the
-    # end of the stream, None when a TLS record is not complete yet.
-    async def _recv(self, mv):
-        await _ready(self._s, 0)  # pyright: ignore[reportGeneralTypeIssues]
-        return self._s.readinto(mv)  # pyright: ignore[reportOptionalMemberAccess]
-
     # The next line in the line buffer as (start, end) without its CRLF. Allocates only when a
     # line straddles two reads.
     async def _line(self):
-        buf = self._client.lbuf
+        buf = self._c.lbuf
         while True:
             i = buf.find(b"\n", self._p, self._e)
             if i >= 0:
@@ -130,7 +118,8 @@ class Response:
                 self._p, self._e = 0, n
             if self._e >= _LINE_MAX:
                 raise FetchError("BAD_RESPONSE", "header line longer than 512 bytes")
-            n = await self._recv(self._client.lmv[self._e :])
+            await ready(self._s, 0)  # pyright: ignore[reportGeneralTypeIssues]
+            n = self._s.readinto(self._mv[self._e :])  # pyright: ignore[reportOptionalMemberAccess]
             if n is None:  # a TLS record is not complete yet
                 continue
             if not n:
@@ -141,7 +130,7 @@ class Response:
 
     # One header field in buf[s:e]; keeps only the fields the agent uses.
     def _header(self, s, e):
-        buf = self._client.lbuf
+        buf = self._c.lbuf
         c = buf.find(b":", s, e)
         if c <= s or buf[s] == 32 or buf[s] == 9:
             raise FetchError("BAD_RESPONSE", "malformed header line")
@@ -170,19 +159,9 @@ class Response:
             if bytes(buf[vs:ve]).lower() != b"identity":
                 self._chunked = True
 
-    # Read body bytes into buf (a bytearray or memoryview) until it is full or the body ends;
-    # return the count, 0 at the end of the body (ota.body.readinto, a coroutine).
-    def readinto(self, buf):
-        from ota.body import readinto
-
-        return readinto(self, buf)
-
-    # Close the connection; safe to call more than once (a coroutine, as callers await it).
-    async def close(self):
+    # Close the socket (a response that is not handed on).
+    def close(self):
         s, self._s = self._s, None
-        self._left = 0
-        if self._client.resp is self:
-            self._client.resp = None
         if s is not None:
             try:
                 s.close()
@@ -190,8 +169,88 @@ class Response:
                 pass
 
 
-# A generator to await: asyncio's I/O queue takes the task until s is writable (w) or
-# readable (or in error), then resumes it.
-def _ready(s, w):
-    q = core._io_queue
-    yield q.queue_write(s) if w else q.queue_read(s)
+# The client's TLS context (made once): the server verified against the configured CA.
+def _tls(c):
+    if c._ctx is None:
+        if not c._ca:
+            raise FetchError("NETWORK", "https needs a CA certificate (none configured)")
+        import tls
+
+        ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
+        # verify_mode exists on the device's tls.SSLContext; the esp32 stubs lack it
+        ctx.verify_mode = tls.CERT_REQUIRED  # pyright: ignore[reportAttributeAccessIssue]
+        try:
+            ctx.load_verify_locations(c._ca)  # MicroPython: cadata, positional
+        except (OSError, ValueError) as e:
+            raise FetchError("NETWORK", "bad CA certificate: " + str(e))
+        c._ctx = ctx
+    return c._ctx
+
+
+# HTTPClient.get (ota.http): the headers of url read and checked, then the body handed on.
+async def get(c, url, max_body, etag, start):
+    if c.resp is not None:
+        raise RuntimeError("HTTPClient: the previous response is still open")
+    if etag and ("\r" in etag or "\n" in etag):
+        raise FetchError("BAD_RESPONSE", "bad ETag")
+    tls, host, port, path = parse_url(url)
+    c.resp = c  # taken until the body is closed (Body.close)
+    try:
+        for _ in range(_REDIRECTS_MAX + 1):
+            r = Response(c)
+            try:
+                await c.timed(r.begin(tls, host, port, path, etag, start), "connecting to " + host)
+                if r.status in (301, 302, 303, 307, 308):
+                    from ota.httpsmall import redirect  # rare: not carried while streaming
+
+                    tls, host, port, path = redirect(r.location, tls, host, port)
+                    r.close()
+                    continue
+                rs, total = check(r, max_body, etag, start)
+            except BaseException:
+                r.close()
+                raise
+            from ota.body import Body
+
+            b = Body()
+            b._c, b._s, b.status, b.etag, b.date = c, r._s, r.status, r.etag, r.date
+            b.length = b._left = r.length
+            b.range_start, b.total = rs, total
+            b._lv = r._mv[r._p : r._e] if r._p < r._e else None  # body bytes read with the headers
+            b._eof = False
+            c.resp, c.date = b, r.date
+            return b
+        raise FetchError("HTTP", "too many redirects", r.status)
+    except BaseException:
+        c.resp = None
+        raise
+
+
+# r's status and lengths against what was asked: (range_start, total), or FetchError.
+def check(r, max_body, etag, start):
+    st = r.status
+    if st == 304 and etag:
+        r.length = 0
+        if r.etag is None:
+            r.etag = etag
+        return 0, -1
+    if st != 200 and st != 206:
+        e = FetchError("HTTP", "server answered " + str(st), st)
+        e.retry_after = r.retry_after  # pyright: ignore[reportAttributeAccessIssue]
+        raise e
+    if r._chunked:
+        raise FetchError("BAD_RESPONSE", "chunked or encoded body")
+    if r.length < 0:
+        raise FetchError("BAD_RESPONSE", "no Content-Length")
+    rs = 0
+    total = r.length
+    if st == 206:
+        cr = parse_content_range(r._crange) if r._crange else None
+        if cr is None or not start or cr[0] != start or cr[1] - cr[0] + 1 != r.length:
+            raise FetchError("BAD_RESPONSE", "Content-Range does not match the request")
+        rs, total = start, cr[2]
+    # the caller bounds the resource at start + max_body bytes (a 200 to a Range request
+    # carries the whole resource)
+    if rs + r.length > start + max_body or total > start + max_body:
+        raise FetchError("BAD_RESPONSE", "body too large: " + str(r.length))
+    return rs, total
