@@ -1,18 +1,19 @@
 # ota/body.py: the body of one HTTP/1.1 response of ota.http.HTTPClient, streamed.
 # MIT license; Copyright (c) 2026 otakit contributors
 #
-# A Body is what HTTPClient.get() returns once ota.response has read the headers and checked
-# them against the request: the socket, the body bytes that came with the headers (a view of
-# the client's line buffer) and the fields the caller reads. It reads the body straight into the
-# caller's buffer, never past Content-Length; each readinto() is one timed operation
-# (HTTPClient.timed). It references nothing of ota.response, so the header code can go while
-# the payload streams. The invariants are ota.http's.
+# A Body is what HTTPClient.get() returns once ota.response has read the headers: made from
+# that Response, it checks the answer against the request (so that this code is not in the heap
+# while connecting) and takes the socket and the body bytes that came with the headers (a view
+# of the client's line buffer). It reads the body straight into the caller's buffer, never past
+# Content-Length; each readinto() is one timed operation (HTTPClient.timed). It keeps nothing of
+# ota.response, so the header code can go while the payload streams. The invariants are
+# ota.http's.
 from ota.errors import FetchError
 from ota.http import ready
 
 
 class Body:
-    # Attributes (read-only for callers), set by ota.response.get():
+    # Attributes (read-only for callers):
     #   status       200, 206 or 304 (anything else was raised as FetchError)
     #   length       body length in bytes from Content-Length (0 for 304)
     #   range_start  offset of the first body byte in the resource (0 for 200, == start for 206)
@@ -21,6 +22,46 @@ class Body:
     # and _c (the client), _s (the non-blocking socket, None once closed), _left (body bytes
     # not yet returned), _lv (body bytes that came with the headers, or None), _eof (the peer
     # closed before the body ended).
+
+    # The answer of ota.response.Response r checked against the request (HTTPClient.get's
+    # arguments); raises FetchError otherwise: HTTP (.status, .retry_after) for a status
+    # other than 200, 206 or 304 (to a request with an ETag), else BAD_RESPONSE.
+    def __init__(self, r, max_body, etag, start):
+        st = self.status = r.status
+        self.etag = r.etag
+        self.date = r.date
+        self.range_start = 0
+        n = self.length = r.length
+        self.total = n
+        if st == 304 and etag:
+            n = self.length = 0
+            self.total = -1
+            if r.etag is None:
+                self.etag = etag
+        elif st != 200 and st != 206:
+            e = FetchError("HTTP", "server answered " + str(st), st)
+            e.retry_after = r.retry_after  # pyright: ignore[reportAttributeAccessIssue]
+            raise e
+        elif r.coded:
+            raise FetchError("BAD_RESPONSE", "chunked or encoded body")
+        elif n < 0:
+            raise FetchError("BAD_RESPONSE", "no Content-Length")
+        elif st == 206:
+            from ota.httpparse import parse_content_range  # loaded with ota.response
+
+            cr = parse_content_range(r.crange) if r.crange else None
+            if cr is None or not start or cr[0] != start or cr[1] - cr[0] + 1 != n:
+                raise FetchError("BAD_RESPONSE", "Content-Range does not match the request")
+            self.range_start, self.total = start, cr[2]
+        # the caller bounds the resource at start + max_body bytes (a 200 to a Range request
+        # carries the whole resource)
+        if self.range_start + n > start + max_body or self.total > start + max_body:
+            raise FetchError("BAD_RESPONSE", "body too large: " + str(n))
+        self._left = n
+        self._c = r._c
+        self._s = r._s
+        self._lv = memoryview(r._c.lbuf)[r._p : r._e] if r._p < r._e else None
+        self._eof = False
 
     # Read body bytes into buf (a bytearray or memoryview) until it is full or the body ends;
     # return the count, 0 at the end of the body. Never reads past Content-Length. If the peer
