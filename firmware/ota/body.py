@@ -9,7 +9,6 @@
 # ota.response, so the header code can go while the payload streams. The invariants are
 # ota.http's.
 from ota.errors import FetchError
-from ota.http import ready
 
 
 class Body:
@@ -132,7 +131,7 @@ def _poll(r, mv):
 async def _fill(r, mv):
     n = 0
     while n < len(mv):
-        await ready(r._s, 0)  # pyright: ignore[reportGeneralTypeIssues] - a generator
+        await r._c.ready(r._s, 0)  # pyright: ignore[reportGeneralTypeIssues] - a generator
         k = r._s.readinto(mv[n:])
         if k is None:  # a TLS record is not complete yet
             continue

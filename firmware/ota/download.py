@@ -143,8 +143,9 @@ async def raw(cfg, st, m, slot, buf, new_client, done_with, progress):
     if m.crypt is not None:  # encrypted (docs/format.md §2.8): ota.decrypt, loaded only then
         from .decrypt import Decrypt
         dec = Decrypt(m, m.crypt[0])
-    w = Writer(slot, buf, size, cfg.chip_id, persist, start, dec)
-    if start:
+    w = None  # made once the headers are in (not in the heap while connecting), unless
+    if start:  # the blocks already in the slot are hashed again from flash first
+        w = Writer(slot, buf, size, cfg.chip_id, persist, start, dec)
         await slot.hash_range(start, buf, w.h)
     if start < size:
         client = new_client()
@@ -157,8 +158,10 @@ async def raw(cfg, st, m, slot, buf, new_client, done_with, progress):
         try:
             if start and resp.range_start == 0:  # the server ignored Range: start again
                 st.forget_progress()
-                w = Writer(slot, buf, size, cfg.chip_id, persist, 0, dec)
+                w = None
                 start = 0
+            if w is None:
+                w = Writer(slot, buf, size, cfg.chip_id, persist, 0, dec)
             if resp.length != size - start:
                 raise ManifestError("HASH_MISMATCH", "the server sent %d bytes, the manifest "
                                     "signs %d" % (start + resp.length, size))
@@ -175,7 +178,7 @@ async def raw(cfg, st, m, slot, buf, new_client, done_with, progress):
                 if w.done < size:  # the blocks in flash stay the resume point
                     overdue(dl, w.done + w.o, size)
         finally:
-            if w.done < size and w.done % _SAVE_EVERY:  # stopped between two saves: keep
+            if w and w.done < size and w.done % _SAVE_EVERY:  # stopped between two saves: keep
                 st.save_progress(w.done)  # what is in flash and read back
             await resp.close()
             done_with(client)

@@ -32,7 +32,7 @@ while it runs. The body: ota.body (Body: readinto, close), loaded once the heade
 once get() has returned, ota.release() lets the header code go, and the payload streams (the
 agent's peak of RAM) with only this module (the client, its timer, the socket wait) and
 ota.body in the heap. The two small requests, a whole document into a buffer and a POST, are in
-ota.httpsmall, which only the check phase and telemetry load (and get() when it redirects).
+ota.httpsmall, which only the check phase and telemetry load.
 """
 
 from asyncio import core  # pyright: ignore[reportAttributeAccessIssue] - MicroPython's scheduler
@@ -67,6 +67,13 @@ class HTTPClient:
 
         return get(self, url, max_body, etag, start)
 
+    # A generator to await: asyncio's I/O queue takes the task until socket s is writable (w)
+    # or readable (or in error), then resumes it. (A method: ota.response and ota.body, which
+    # use it, do not import this module.)
+    def ready(self, s, w):
+        q = core._io_queue
+        yield q.queue_write(s) if w else q.queue_read(s)
+
     # Await aw with the timeout (or a shorter timeout_ms); map timeouts and OSError/EOFError to
     # FetchError. aw runs in this task; an alarm task (ota.errors.alarm) cancels this one when
     # the time is up, which ends aw at its wait (asyncio's I/O queue lets go of a cancelled task).
@@ -83,10 +90,3 @@ class HTTPClient:
         finally:
             if not a.done():
                 a.cancel()
-
-
-# A generator to await: asyncio's I/O queue takes the task until socket s is writable (w) or
-# readable (or in error), then resumes it.
-def ready(s, w):
-    q = core._io_queue
-    yield q.queue_write(s) if w else q.queue_read(s)

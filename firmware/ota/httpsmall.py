@@ -1,11 +1,9 @@
-# ota/httpsmall.py: the small requests of ota.http.HTTPClient (a whole document, a POST) and
-# where a redirect goes.
+# ota/httpsmall.py: the small requests of ota.http.HTTPClient (a whole document, a POST).
 # MIT license; Copyright (c) 2026 otakit contributors
 #
 # Functions of a client, not methods, so that the streaming GET of a payload (the agent's peak
 # of RAM) does not carry their code: the check phase (manifest, keyring) and telemetry load
-# this module and ota.release() drops it with them; HTTPClient.get() loads it only when the
-# server redirects. The invariants are ota.http's.
+# this module and ota.release() drops it with them. The invariants are ota.http's.
 from ota.errors import FetchError
 from ota.httpparse import parse_url
 from ota.response import Response
@@ -45,16 +43,3 @@ async def post(client, url, data, timeout_ms=0):
     finally:
         resp.close()
         client.resp = None
-
-
-# Where a redirect with Location loc goes from (tls, host, port): (tls, host, port, path).
-# Raises FetchError BAD_RESPONSE without a Location, for a bad one, or from https to http.
-def redirect(loc, tls, host, port):
-    if not loc:
-        raise FetchError("BAD_RESPONSE", "redirect without Location")
-    if loc.startswith("/") and not loc.startswith("//"):  # same server, new path
-        return tls, host, port, parse_url("http://x" + loc, "BAD_RESPONSE")[3]
-    t = parse_url(loc, "BAD_RESPONSE")
-    if tls and not t[0]:
-        raise FetchError("BAD_RESPONSE", "redirect from https to http refused")
-    return t

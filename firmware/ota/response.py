@@ -4,7 +4,7 @@
 # get() connects, sends the request and reads the status line and header fields through the
 # client's one 512-byte line buffer (HTTPClient.lbuf: a longer line, more than 32 fields or a
 # malformed status line is BAD_RESPONSE), keeps only the fields the agent uses and follows
-# redirects (ota.httpsmall.redirect); then an ota.body.Body checks the answer against the
+# redirects (ota.redirect); then an ota.body.Body checks the answer against the
 # request and takes the socket and the body bytes that came with the headers. Nothing of this
 # module is referenced once get() has returned: ota.release() lets it go before the body
 # streams. The invariants are ota.http's.
@@ -20,7 +20,6 @@ except ImportError:  # CPython (type checking)
 
 
 from ota.errors import FetchError
-from ota.http import ready
 from ota.httpparse import parse_digits, parse_url, text
 
 _LINE_MAX = const(512)  # longest status/header line, CRLF included (HTTPClient.lbuf's size)
@@ -108,7 +107,7 @@ class Response:
                     p, e = 0, e - p
                 if e >= _LINE_MAX:
                     raise FetchError("BAD_RESPONSE", "header line over 512 bytes")
-                await ready(s, 0)  # pyright: ignore[reportGeneralTypeIssues] - a generator
+                await c.ready(s, 0)  # pyright: ignore[reportGeneralTypeIssues] - a generator
                 k = s.readinto(mv[e:])
                 if k is None:  # a TLS record is not complete yet
                     continue
@@ -173,7 +172,7 @@ class Response:
         mv = memoryview(data)
         o = 0
         while o < len(mv):
-            await ready(self._s, 1)  # pyright: ignore[reportGeneralTypeIssues] - a generator
+            await self._c.ready(self._s, 1)  # pyright: ignore[reportGeneralTypeIssues]
             n = self._s.write(mv[o:])  # pyright: ignore[reportOptionalMemberAccess]
             if n:
                 o += n
@@ -208,7 +207,7 @@ async def get(c, url, max_body, etag, start):
                     c.resp = Body(r, max_body, etag, start)
                     c.date = r.date
                     return c.resp
-                from ota.httpsmall import redirect  # rare: not carried while streaming
+                from ota.redirect import redirect  # rare: not carried otherwise
 
                 tls, host, port, path = redirect(r.location, tls, host, port)
             finally:
