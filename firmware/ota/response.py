@@ -27,7 +27,8 @@ _HEADERS_MAX = const(32)  # most header fields in one response
 _REDIRECTS_MAX = const(3)
 # The header fields kept, each found at its offset in one constant (not one constant each).
 # (Between line feeds, which no field name holds: the name read is one of them or none.)
-_FIELDS = b"\ncontent-length\ncontent-range\netag\nlocation\ndate\nretry-after\ntransfer-encoding\ncontent-encoding\n"
+_FIELDS = (b"\ncontent-length\ncontent-range\netag\nlocation\ndate\nretry-after\n"
+           b"transfer-encoding\ncontent-encoding\n")
 _LENGTH = const(0)
 _RANGE = const(15)
 _ETAG = const(29)
