@@ -46,9 +46,7 @@ class Body:
         elif n < 0:
             raise FetchError("BAD_RESPONSE", "no Content-Length")
         elif st == 206:
-            from ota.httpparse import parse_content_range  # loaded with ota.response
-
-            cr = parse_content_range(r.crange) if r.crange else None
+            cr = _range(r.crange) if r.crange else None
             if cr is None or not start or cr[0] != start or cr[1] - cr[0] + 1 != n:
                 raise FetchError("BAD_RESPONSE", "Content-Range does not match the request")
             self.range_start, self.total = start, cr[2]
@@ -142,3 +140,27 @@ async def _fill(r, mv):
             break
         n += k
     return n
+
+
+# Parse a Content-Range value b"bytes a-b/total" (total may be "*") -> (a, b, total or -1),
+# or None if malformed.
+def _range(v):
+    from ota.httpparse import parse_digits as _digits  # loaded with ota.response: not kept
+
+    if not v.startswith(b"bytes "):
+        return None
+    d = v.find(b"-", 6)
+    sl = v.find(b"/", 6)
+    if d < 0 or sl < d:
+        return None
+    a = _digits(v, 6, d)
+    b = _digits(v, d + 1, sl)
+    if v[sl + 1 :] == b"*":
+        total = -1
+    else:
+        total = _digits(v, sl + 1, len(v))
+        if total < 0 or b >= total:
+            return None
+    if a < 0 or b < a:
+        return None
+    return a, b, total

@@ -61,28 +61,6 @@ def parse_digits(buf, s, e):
     return n
 
 
-# Parse a Content-Range value b"bytes a-b/total" (total may be "*") -> (a, b, total or -1),
-# or None if malformed.
-def parse_content_range(v):
-    if not v.startswith(b"bytes "):
-        return None
-    d = v.find(b"-", 6)
-    sl = v.find(b"/", 6)
-    if d < 0 or sl < d:
-        return None
-    a = parse_digits(v, 6, d)
-    b = parse_digits(v, d + 1, sl)
-    if v[sl + 1 :] == b"*":
-        total = -1
-    else:
-        total = parse_digits(v, sl + 1, len(v))
-        if total < 0 or b >= total:
-            return None
-    if a < 0 or b < a:
-        return None
-    return a, b, total
-
-
 # A header value kept as text (ETag, Location, Date, Retry-After): printable ASCII only.
 def text(buf, s, e):
     for i in range(s, e):
