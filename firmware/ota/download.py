@@ -2,9 +2,9 @@
 # MIT license; Copyright (c) 2026 otakit contributors
 #
 # raw() streams the raw payload straight from the HTTP response into the agent's one 4 KB buffer,
-# block by block, through an ota.writer.Writer (write, read back, hash). The read loop allocates
-# only the read's coroutine (one read fills a whole block: Body.readinto waits for all of it)
-# and, for the last block, a view of the buffer.
+# block by block (ota.writer.take, the read loop), through an ota.writer.Writer (write, read
+# back, hash). The read loop allocates only the read's coroutine (one read fills a whole block:
+# Body.readinto waits for all of it) and, for the last block, a view of the buffer.
 #
 # raw() resumes from the offset ota.state kept for this payload (State.progress): hashlib state
 # cannot be saved, so the blocks already in the slot are hashed again from flash, and the rest is
@@ -17,16 +17,15 @@
 # power cut or a reset at most 64 KB + that block (docs/reliability.md). Every download has an
 # overall deadline (ota.writer.deadline, checked after every read by ota.writer.overdue).
 # RAM: while it connects, only raw() is in the heap of this phase's code (with the HTTP
-# client's); the Writer's code (ota.writer) comes in once the headers are in, and the header
-# code (ota.response, ota.httpparse) is released then (ota.release()) before the first block.
+# client's); the Writer and the read loop (ota.writer) come in once the headers are in, and the
+# header code (ota.response, ota.httpparse) is released then (ota.release()) before the first
+# block.
 # Writer, deadline and overdue are also found here (a module __getattr__ loads ota.writer), for
 # the callers that import them from ota.download (ota.encoded).
 # The code lives here, not in ota.agent, so that it is in the heap only while an install runs.
 # It takes its inputs as arguments and returns what it did; it writes nothing of the agent's.
-import asyncio
-
 from . import release
-from .errors import FetchError, FlashError, ManifestError
+from .errors import FlashError
 
 try:
     from micropython import const  # pyright: ignore[reportAssignmentType] - CPython fallback below
@@ -78,7 +77,7 @@ async def raw(cfg, st, m, slot, buf, new_client, done_with, progress):
             raise
         release()  # the header code (ota.response, ota.httpparse): not needed by the body
         try:
-            from .writer import Writer, deadline, overdue
+            from .writer import Writer, take
 
             if start and resp.range_start == 0:  # the server ignored Range: start again
                 st.forget_progress()
@@ -86,21 +85,7 @@ async def raw(cfg, st, m, slot, buf, new_client, done_with, progress):
                 start = 0
             if w is None:
                 w = Writer(slot, buf, size, cfg.chip_id, persist, 0, dec)
-            if resp.length != size - start:
-                raise ManifestError("HASH_MISMATCH", "the server sent %d bytes, the manifest "
-                                    "signs %d" % (start + resp.length, size))
-            dl = deadline(cfg, resp.length)  # for the bytes still needed
-            mv = w.mv
-            while w.done < size:
-                o, n = w.o, w.room()
-                k = await resp.readinto(mv if n == _BLOCK else mv[o:o + n])  # o == 0 then
-                if not k:
-                    raise FetchError("SHORT_READ", "the payload ended at %d of %d bytes"
-                                     % (w.done + w.o, size))
-                if w.advance(k):
-                    await asyncio.sleep_ms(0)
-                if w.done < size:  # the blocks in flash stay the resume point
-                    overdue(dl, w.done + w.o, size)
+            await take(w, resp, cfg)
         finally:
             if w and w.done < size and w.done % _SAVE_EVERY:  # stopped between two saves: keep
                 st.save_progress(w.done)  # what is in flash and read back

@@ -21,10 +21,11 @@
 # This module is loaded once a payload's headers are in (not while connecting, a peak of RAM);
 # ota.download gives its names too (ota.download.Writer, for the callers that import them
 # from there).
+import asyncio
 import hashlib
 import time
 
-from .errors import FetchError, FlashError
+from .errors import FetchError, FlashError, ManifestError
 from .slot import app_header_problem
 
 try:
@@ -110,3 +111,25 @@ class Writer:
         self.progress(self.done, self.size)
 
 
+async def take(w, resp, cfg):
+    # The raw payload's bytes from w.done on (ota.download.raw: w made at the offset asked for)
+    # out of the HTTP body resp, straight into w's buffer: the body's length checked against
+    # the image's, then block by block under the download's deadline (deadline(), overdue()).
+    # The loop allocates only the read's coroutine (one read fills a whole block:
+    # Body.readinto waits for all of it) and, for the last block, a view of the buffer.
+    size = w.size
+    if resp.length != size - w.done:
+        raise ManifestError("HASH_MISMATCH", "the server sent %d bytes, the manifest signs %d"
+                            % (w.done + resp.length, size))
+    dl = deadline(cfg, resp.length)  # for the bytes still needed
+    mv = w.mv
+    while w.done < size:
+        o, n = w.o, w.room()
+        k = await resp.readinto(mv if n == _BLOCK else mv[o:o + n])  # o == 0 then
+        if not k:
+            raise FetchError("SHORT_READ", "the payload ended at %d of %d bytes"
+                             % (w.done + w.o, size))
+        if w.advance(k):
+            await asyncio.sleep_ms(0)
+        if w.done < size:  # the blocks in flash stay the resume point
+            overdue(dl, w.done + w.o, size)
