@@ -58,6 +58,7 @@ class Body:
         self._c = r._c
         self._s = r._s
         self._lv = memoryview(r._c.lbuf)[r._p : r._e] if r._p < r._e else None
+        r._c.lbuf = None  # the line buffer goes once _lv is read (made again for a request)
         self._eof = False
 
     # Read body bytes into buf (a bytearray or memoryview) until it is full or the body ends;

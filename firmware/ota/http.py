@@ -10,9 +10,11 @@ Invariants:
   docs/format.md section 5); OSError, EOF and timeouts are wrapped at this boundary.
 - No size is taken from the wire without a bound from the caller: every body must announce a
   Content-Length no larger than the caller's `max_body`; chunked bodies are refused.
-- Header lines are read through one preallocated 512-byte buffer per client (a longer line, more
-  than 32 header fields, or a malformed status line is BAD_RESPONSE). Body bytes go straight into
-  the caller's buffer: memory does not grow with the body size.
+- Header lines are read through one 512-byte line buffer per client, made with it (a longer
+  line, more than 32 header fields, or a malformed status line is BAD_RESPONSE); a body lets it
+  go once it has returned the bytes that came with the headers, and the client's next request
+  makes it again. Body bytes go straight into the caller's buffer: memory does not grow with
+  the body size.
 - https always verifies the server: CERT_REQUIRED against the configured CA (DER), never
   CERT_NONE; https without a CA is refused. Authenticity of updates still comes from the signed
   manifest, not from TLS.
@@ -42,8 +44,8 @@ from ota.errors import FetchError, alarm
 
 class HTTPClient:
     # timeout_ms bounds each network operation; ca is the DER certificate of the CA that
-    # https servers must chain to (required for https). Allocates the 512-byte line buffer once
-    # (ota.response's _LINE_MAX).
+    # https servers must chain to (required for https). Allocates the 512-byte line buffer
+    # (ota.response's _LINE_MAX; None once a Body took it over, until the next request).
     def __init__(self, timeout_ms=10000, ca=None):
         self._timeout = timeout_ms
         self._ca = ca

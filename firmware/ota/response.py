@@ -42,7 +42,9 @@ class Response:
     # values as str, or None); crange (Content-Range's bytes); coded (a Transfer-Encoding or
     # Content-Encoding other than identity); _p, _e: the unread bytes in the line buffer
     def __init__(self, client):
-        self._c = client  # owns the line buffer (lbuf)
+        self._c = client  # owns the line buffer (lbuf; let go by the last response's Body)
+        if client.lbuf is None:
+            client.lbuf = bytearray(_LINE_MAX)
         self._s = None  # the socket (non-blocking)
         self.status = 0
         self.length = -1
