@@ -1,13 +1,12 @@
 # ota/body.py: the body of one HTTP/1.1 response of ota.http.HTTPClient, streamed.
 # MIT license; Copyright (c) 2026 otakit contributors
 #
-# A Body is what HTTPClient.get() returns once ota.response has read the headers: made from
-# that Response, it checks the answer against the request (so that this code is not in the heap
-# while connecting) and takes the socket and the body bytes that came with the headers (a view
-# of the client's line buffer). It reads the body straight into the caller's buffer, never past
-# Content-Length; each readinto() is one timed operation (HTTPClient.timed). It keeps nothing of
-# ota.response, so the header code can go while the payload streams. The invariants are
-# ota.http's.
+# A Body is what HTTPClient.get() returns once ota.response has read the headers (and has been
+# forgotten): made from its tuple, it checks the answer against the request (so that this code
+# is not in the heap while connecting) and takes the socket and the body bytes that came with
+# the headers (a view of the client's line buffer). It reads the body straight into the
+# caller's buffer, never past Content-Length; each readinto() is one timed operation
+# (HTTPClient.timed). The invariants are ota.http's.
 from ota.errors import FetchError
 
 
@@ -22,43 +21,51 @@ class Body:
     # not yet returned), _lv (body bytes that came with the headers, or None), _eof (the peer
     # closed before the body ended).
 
-    # The answer of ota.response.Response r checked against the request (HTTPClient.get's
+    # The answer h (ota.response.get's tuple) checked against the request (HTTPClient.get's
     # arguments); raises FetchError otherwise: HTTP (.status, .retry_after) for a status
     # other than 200, 206 or 304 (to a request with an ETag), else BAD_RESPONSE.
-    def __init__(self, r, max_body, etag, start):
-        st = self.status = r.status
-        self.etag = r.etag
-        self.date = r.date
-        self.range_start = 0
-        n = self.length = r.length
-        self.total = n
-        if st == 304 and etag:
-            n = self.length = 0
-            self.total = -1
-            if r.etag is None:
-                self.etag = etag
-        elif st != 200 and st != 206:
-            e = FetchError("HTTP", "server answered " + str(st), st)
-            e.retry_after = r.retry_after  # pyright: ignore[reportAttributeAccessIssue]
-            raise e
-        elif r.coded:
-            raise FetchError("BAD_RESPONSE", "chunked or encoded body")
-        elif n < 0:
-            raise FetchError("BAD_RESPONSE", "no Content-Length")
-        elif st == 206:
-            cr = _range(r.crange) if r.crange else None
-            if cr is None or not start or cr[0] != start or cr[1] - cr[0] + 1 != n:
-                raise FetchError("BAD_RESPONSE", "Content-Range does not match the request")
-            self.range_start, self.total = start, cr[2]
-        # the caller bounds the resource at start + max_body bytes (a 200 to a Range request
-        # carries the whole resource)
-        if self.range_start + n > start + max_body or self.total > start + max_body:
-            raise FetchError("BAD_RESPONSE", "body too large: " + str(n))
+    def __init__(self, c, h, max_body, etag, start):
+        st, n, self.etag, date, retry, crange, coded, s, p, q = h
+        try:
+            self.status = st
+            self.range_start = 0
+            self.length = self.total = n
+            if st == 304 and etag:
+                n = self.length = 0
+                self.total = -1
+                if self.etag is None:
+                    self.etag = etag
+            elif st != 200 and st != 206:
+                e = FetchError("HTTP", "server answered " + str(st), st)
+                e.retry_after = retry  # pyright: ignore[reportAttributeAccessIssue]
+                raise e
+            elif coded:
+                raise FetchError("BAD_RESPONSE", "chunked or encoded body")
+            elif n < 0:
+                raise FetchError("BAD_RESPONSE", "no Content-Length")
+            elif st == 206:
+                cr = _range(crange) if crange else None
+                if cr is None or not start or cr[0] != start or cr[1] - cr[0] + 1 != n:
+                    raise FetchError("BAD_RESPONSE", "Content-Range does not match the request")
+                self.range_start, self.total = start, cr[2]
+            # the caller bounds the resource at start + max_body bytes (a 200 to a Range
+            # request carries the whole resource)
+            if self.range_start + n > start + max_body or self.total > start + max_body:
+                raise FetchError("BAD_RESPONSE", "body too large: " + str(n))
+        except BaseException:
+            c.resp = None
+            try:
+                s.close()
+            except OSError:
+                pass
+            raise
+        self.date = c.date = date
         self._left = n
-        self._c = r._c
-        self._s = r._s
-        self._lv = memoryview(r._c.lbuf)[r._p : r._e] if r._p < r._e else None
-        r._c.lbuf = None  # the line buffer goes once _lv is read (made again for a request)
+        self._c = c
+        self._s = s
+        c.resp = self
+        self._lv = memoryview(c.lbuf)[p:q] if p < q else None
+        c.lbuf = None  # the line buffer goes once _lv is read (made again for a request)
         self._eof = False
 
     # Read body bytes into buf (a bytearray or memoryview) until it is full or the body ends;
@@ -146,22 +153,26 @@ async def _fill(r, mv):
 # Parse a Content-Range value b"bytes a-b/total" (total may be "*") -> (a, b, total or -1),
 # or None if malformed.
 def _range(v):
-    from ota.httpparse import parse_digits as _digits  # loaded with ota.response: not kept
-
     if not v.startswith(b"bytes "):
         return None
     d = v.find(b"-", 6)
     sl = v.find(b"/", 6)
     if d < 0 or sl < d:
         return None
-    a = _digits(v, 6, d)
-    b = _digits(v, d + 1, sl)
+    a = _num(v[6:d])
+    b = _num(v[d + 1 : sl])
     if v[sl + 1 :] == b"*":
         total = -1
     else:
-        total = _digits(v, sl + 1, len(v))
+        total = _num(v[sl + 1 :])
         if total < 0 or b >= total:
             return None
     if a < 0 or b < a:
         return None
     return a, b, total
+
+
+# The decimal number d (bytes), or -1 if it is empty, longer than 12 digits (ota.httpparse's
+# _DIGITS_MAX) or not all digits.
+def _num(d):
+    return int(d) if 0 < len(d) <= 12 and d.isdigit() else -1

@@ -17,14 +17,12 @@
 # power cut or a reset at most 64 KB + that block (docs/reliability.md). Every download has an
 # overall deadline (ota.writer.deadline, checked after every read by ota.writer.overdue).
 # RAM: while it connects, only raw() is in the heap of this phase's code (with the HTTP
-# client's); the Writer and the read loop (ota.writer) come in once the headers are in, and the
-# header code (ota.response, ota.httpparse) is released then (ota.release()) before the first
-# block.
+# client's); the Writer and the read loop (ota.writer) come in once the headers are in, when the
+# client has let its header code go (ota.http).
 # Writer, deadline and overdue are also found here (a module __getattr__ loads ota.writer), for
 # the callers that import them from ota.download (ota.encoded).
 # The code lives here, not in ota.agent, so that it is in the heap only while an install runs.
 # It takes its inputs as arguments and returns what it did; it writes nothing of the agent's.
-from . import release
 from .errors import FlashError
 
 try:
@@ -75,7 +73,6 @@ async def raw(cfg, st, m, slot, buf, new_client, done_with, progress):
         except BaseException:
             done_with(client)
             raise
-        release()  # the header code (ota.response, ota.httpparse): not needed by the body
         try:
             from .writer import Writer, take
 

@@ -22,19 +22,20 @@ Invariants:
 - URLs: http:// or https://, a host name or IPv4 address, optional port; no IPv6 literals.
 - One connection per request (`Connection: close`), one request at a time per client.
 - Every network wait is bounded by `timeout_ms`: connecting + sending + reading the headers is
-  one operation, each `Response.readinto` call is one operation.
+  one operation, each `Body.readinto` call is one operation.
 
 Note for decoders: `deflate.DeflateIO` reads its source one byte per call, so feed it from an
-in-RAM buffer filled by `Response.readinto`, never from the socket itself.
+in-RAM buffer filled by `Body.readinto`, never from the socket itself.
 
 Two phases, two sets of code. The headers: ota.response (connecting, the request, the status
-line and header fields, the answer checked against the request) with the parsers of
-ota.httpparse (pure; they import under CPython for fuzzing), loaded by get() and referenced only
-while it runs. The body: ota.body (Body: readinto, close), loaded once the headers are in. So
-once get() has returned, ota.release() lets the header code go, and the payload streams (the
-agent's peak of RAM) with only this module (the client, its timer, the socket wait) and
-ota.body in the heap. The two small requests, a whole document into a buffer and a POST, are in
-ota.httpsmall, which only the check phase and telemetry load.
+line and header fields, redirects: ota.redirect) with the parsers of ota.httpparse (pure; they
+import under CPython for fuzzing), loaded by get() and referenced only while it runs; get()
+forgets them once it has the headers (as ota.release() forgets a phase's modules). The body:
+ota.body (Body: the answer checked against the request, readinto, close), loaded then: its
+code can take the place of the header code's (collectable by then), and the payload streams (the agent's peak of RAM) with
+only this module (the client, its timer, the socket wait) and ota.body of the HTTP code. The
+two small requests, a whole document into a buffer and a POST, are in ota.httpsmall, which
+only the check phase and telemetry load.
 """
 
 from asyncio import core  # pyright: ignore[reportAttributeAccessIssue] - MicroPython's scheduler
@@ -54,8 +55,8 @@ class HTTPClient:
         self.resp = None  # the open response (ota.body.Body)
         self.date = None  # the Date header of the last response (str or None)
 
-    # GET url (a coroutine); its Body (ota.body) once status 200, 206 or 304 and the headers
-    # are read and checked against the request.
+    # GET url; its Body (ota.body) once status 200, 206 or 304 and the headers are read
+    # (ota.response) and checked against the request (ota.body).
     #   max_body  bound on the body asked for: a 206 body is at most max_body bytes; the whole
     #             resource (a 200 body, a 206's total) at most start + max_body bytes
     #   etag      sent as If-None-Match; a 304 answer is returned as status 304
@@ -64,10 +65,15 @@ class HTTPClient:
     # Raises FetchError: HTTP (.status, .retry_after) for other statuses and too many
     # redirects; NETWORK, TIMEOUT, BAD_RESPONSE. The caller must close the response (or read
     # it to the end, which closes it), e.g. in a try/finally.
-    def get(self, url, max_body, etag=None, start=0):
+    async def get(self, url, max_body, etag=None, start=0):
         from ota.response import get
 
-        return get(self, url, max_body, etag, start)
+        h = await get(self, url, etag, start)
+        get = None
+        _forget()  # the header code: not in the heap with the body's
+        from ota.body import Body
+
+        return Body(self, h, max_body, etag, start)
 
     # A generator to await: asyncio's I/O queue takes the task until socket s is writable (w)
     # or readable (or in error), then resumes it. (A method: ota.response and ota.body, which
@@ -92,3 +98,15 @@ class HTTPClient:
         finally:
             if not a.done():
                 a.cancel()
+
+
+# Forget ota.response, ota.httpparse and ota.redirect (as ota.release() forgets a phase's
+# modules): once get() has the headers nothing refers to them, so their code can be collected
+# before ota.body's comes in; the next request loads them again.
+def _forget():
+    import ota
+    import sys
+
+    for name in ("response", "httpparse", "redirect"):
+        if sys.modules.pop("ota." + name, None) and hasattr(ota, name):
+            delattr(ota, name)

@@ -5,8 +5,6 @@
 # of RAM) does not carry their code: the check phase (manifest, keyring) and telemetry load
 # this module and ota.release() drops it with them. The invariants are ota.http's.
 from ota.errors import FetchError
-from ota.httpparse import parse_url
-from ota.response import Response
 
 
 # Read a whole small body (e.g. the manifest) into the caller's preallocated buf.
@@ -29,8 +27,11 @@ async def get_small(client, url, buf, etag=None):
 # redirect is followed; timeout_ms, when given, bounds it instead of the client's. Raises
 # FetchError: HTTP for any other status; NETWORK, TIMEOUT, BAD_RESPONSE.
 async def post(client, url, data, timeout_ms=0):
+    from ota.httpparse import parse_url  # not kept: HTTPClient.get forgets them (ota.http)
+    from ota.response import Response
+
     if client.resp is not None:
-        raise RuntimeError("HTTPClient: the previous response is still open")
+        raise RuntimeError("HTTPClient: a response is open")
     tls, host, port, path = parse_url(url)
     resp = Response(client)
     client.resp = resp

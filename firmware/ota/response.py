@@ -4,10 +4,10 @@
 # get() connects, sends the request and reads the status line and header fields through the
 # client's one 512-byte line buffer (HTTPClient.lbuf: a longer line, more than 32 fields or a
 # malformed status line is BAD_RESPONSE), keeps only the fields the agent uses and follows
-# redirects (ota.redirect); then an ota.body.Body checks the answer against the
-# request and takes the socket and the body bytes that came with the headers. Nothing of this
-# module is referenced once get() has returned: ota.release() lets it go before the body
-# streams. The invariants are ota.http's.
+# redirects (ota.redirect); it returns them as a tuple, with the socket. Nothing of this module
+# is referenced once get() has returned: HTTPClient.get forgets it (and ota.httpparse,
+# ota.redirect) before ota.body, which checks the answer against the request and reads the
+# body, comes in. The invariants are ota.http's.
 import socket
 from errno import EINPROGRESS
 
@@ -190,32 +190,31 @@ class Response:
                 pass
 
 
-# HTTPClient.get (ota.http): the headers of url read, then the body handed on (ota.body.Body,
-# which checks the answer against the request).
-async def get(c, url, max_body, etag, start):
+# HTTPClient.get (ota.http): the headers of url read, redirects followed, as a tuple that refers
+# to nothing of this module: (status, length, etag, date, retry_after, Content-Range, coded, the
+# socket, and p, e: the body bytes read with the headers are the line buffer's [p:e]).
+async def get(c, url, etag, start):
     if c.resp is not None:
         raise RuntimeError("HTTPClient: a response is open")
     if etag and ("\r" in etag or "\n" in etag):
         raise FetchError("BAD_RESPONSE", "bad ETag")
     tls, host, port, path = parse_url(url)
-    c.resp = c  # taken until the body is closed (Body.close)
+    c.resp = c  # taken until the body is closed (ota.body.Body.close)
     try:
         for _ in range(_REDIRECTS_MAX + 1):
             r = Response(c)
             try:
                 await c.timed(r.begin(tls, host, port, path, etag, start), "connecting to " + host)
                 if r.status not in (301, 302, 303, 307, 308):
-                    from ota.body import Body
-
-                    c.resp = Body(r, max_body, etag, start)
-                    c.date = r.date
-                    return c.resp
+                    return (r.status, r.length, r.etag, r.date, r.retry_after, r.crange, r.coded,
+                            r._s, r._p, r._e)
                 from ota.redirect import redirect  # rare: not carried otherwise
 
                 tls, host, port, path = redirect(r.location, tls, host, port)
-            finally:
-                if c.resp is c:  # not handed on
-                    r.close()
+            except BaseException:
+                r.close()
+                raise
+            r.close()
         raise FetchError("HTTP", "too many redirects", r.status)
     except BaseException:
         c.resp = None
