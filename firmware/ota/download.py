@@ -88,6 +88,6 @@ async def raw(cfg, st, m, slot, buf, new_client, done_with, progress):
                 st.save_progress(w.done)  # what is in flash and read back
             await resp.close()
             done_with(client)
-    if w.h.digest() != m.sha256:
+    if w.h.digest() != m.sha256:  # pyright: ignore[reportOptionalMemberAccess] - made above
         raise FlashError("HASH_MISMATCH", "the payload read back differs from the signed SHA-256")
     return start
