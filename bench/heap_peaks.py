@@ -58,10 +58,11 @@ def mark(what):
     micropython.qstr_info()
 mark("base")
 _imp = builtins.__import__
+HOOKED = []  # id()s: a failed hasattr() on the class would keep it (and its module) alive
 def imp(*a):
     m = _imp(*a)
     R = getattr(sys.modules.get("ota.response"), "Response", None)  # None while it loads
-    if R is not None and not hasattr(R, "_hooked"):
+    if R is not None and id(R) not in HOOKED:
         b = R.begin
         async def begin(self, *a):
             mark("connect")
@@ -73,7 +74,7 @@ def imp(*a):
             return await sd(self, data)
         if sd:
             R._send = send
-        R._hooked = 1
+        HOOKED.append(id(R))
     return m
 builtins.__import__ = imp
 _pow = builtins.pow

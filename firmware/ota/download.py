@@ -1,19 +1,10 @@
 # ota/download.py: stream an image into the spare slot, block by block (the install phase).
 # MIT license; Copyright (c) 2026 otakit contributors
 #
-# Writer assembles image bytes in the agent's one 4 KB buffer and writes each full block (and the
-# last one, padded with 0xFF, as erased flash reads) with an erase + write, then reads
-# the block back from flash into the same buffer right away and hashes what it read: the SHA-256
-# the signed one is checked against is that of the image as the slot holds it, every byte read
-# back from flash once (Slot.read_back records how far, so Slot.verify need not hash the slot
-# again), and a byte the flash did not keep fails that check like a byte the network altered
-# (HASH_MISMATCH). Block 0 must be an app image for this chip before anything is written. The
-# raw payload goes straight from the HTTP response into that buffer; ota.encoded decodes
-# deflate and delta representations into it; an encrypted payload's blocks are decrypted
-# (ota.decrypt) before anything else is done with them. The Writer allocates nothing per block
-# (but a view for a decrypted last block); the raw read loop allocates only the read's coroutine
-# (one read fills a whole block: Response.readinto waits for all of it) and, for the last block,
-# a view of the buffer.
+# raw() streams the raw payload straight from the HTTP response into the agent's one 4 KB buffer,
+# block by block (ota.writer.take, the read loop), through an ota.writer.Writer (write, read
+# back, hash). The read loop allocates only the read's coroutine (one read fills a whole block:
+# Body.readinto waits for all of it) and, for the last block, a view of the buffer.
 #
 # raw() resumes from the offset ota.state kept for this payload (State.progress): hashlib state
 # cannot be saved, so the blocks already in the slot are hashed again from flash, and the rest is
@@ -23,21 +14,16 @@
 # at the image's end, each time once that block is in flash and read back, and when the download
 # stops on an error (a lost connection, a deadline, a cancelled task): the blocks written so far
 # are in flash. So a lost connection costs at most the 4 KB block in hand downloaded again, and a
-# power cut or a reset at most 64 KB + that block (docs/reliability.md).
-# Writer.advance tells the caller to yield to the app (await asyncio.sleep_ms(0)) once _SLICE_MS
-# of work have passed since it last did, checked after each block written.
-# Every download has an overall deadline (deadline(): Config.deadline_s + bytes / Config.min_rate),
-# checked after every read (overdue()): a server dripping the payload slower than that ends it
-# with FetchError DEADLINE, the progress kept for the next attempt, which gets a new deadline
-# for the bytes it still needs. ota.encoded uses the same two functions.
+# power cut or a reset at most 64 KB + that block (docs/reliability.md). Every download has an
+# overall deadline (ota.writer.deadline, checked after every read by ota.writer.overdue).
+# RAM: while it connects, only raw() is in the heap of this phase's code (with the HTTP
+# client's); the Writer and the read loop (ota.writer) come in once the headers are in, when the
+# client has let its header code go (ota.http).
+# Writer, deadline and overdue are also found here (a module __getattr__ loads ota.writer), for
+# the callers that import them from ota.download (ota.encoded).
 # The code lives here, not in ota.agent, so that it is in the heap only while an install runs.
 # It takes its inputs as arguments and returns what it did; it writes nothing of the agent's.
-import asyncio
-import hashlib
-import time
-
-from .errors import FetchError, FlashError, ManifestError
-from .slot import app_header_problem
+from .errors import FlashError
 
 try:
     from micropython import const  # pyright: ignore[reportAssignmentType] - CPython fallback below
@@ -47,80 +33,12 @@ except ImportError:  # CPython
 
 _BLOCK = const(4096)
 _SAVE_EVERY = const(0x10000)  # 64 KB: the resume point is persisted this often
-_SLICE_MS = const(10)  # the writer asks its caller to yield at least this often
-_LIMIT_MAX = const(0x10000000)  # ms (3 days): ticks_diff() is exact well beyond it
 
 
-def deadline(cfg, n):
-    # (start, allowed ms) for n bytes: Config.deadline_s + n / Config.min_rate seconds.
-    ms = (cfg.deadline_s + n // cfg.min_rate) * 1000
-    return time.ticks_ms(), ms if ms < _LIMIT_MAX else _LIMIT_MAX
-
-
-def overdue(dl, done, size):
-    # FetchError DEADLINE once the time of deadline() dl has passed; done of size bytes so far.
-    ms = time.ticks_diff(time.ticks_ms(), dl[0])
-    if ms > dl[1]:
-        raise FetchError("DEADLINE", "%d of %d bytes after %d s (allowed %d s)"
-                         % (done, size, ms // 1000, dl[1] // 1000))
-
-
-class Writer:
-    # Image bytes go into buf at offset o (see room/advance); done counts bytes in the slot
-    # (written and read back). progress(done, size) is called after every block written.
-    # dec: None, or the ota.decrypt.Decrypt of an encrypted payload (each block decrypted first)
-    def __init__(self, slot, buf, size, chip_id, progress, start=0, dec=None):
-        self.dec = dec
-        self.slot = slot
-        self.buf = buf
-        self.mv = memoryview(buf)
-        self.size = size
-        self.chip_id = chip_id
-        self.progress = progress
-        self.h = hashlib.sha256()
-        self.o = 0
-        self.block = start // _BLOCK
-        self.done = start
-        self.t = time.ticks_ms()  # when the caller last yielded (advance)
-
-    def room(self):
-        # bytes that still fit in this block (never past the image's end)
-        n = self.size - self.done - self.o
-        k = _BLOCK - self.o
-        return n if n < k else k
-
-    def advance(self, n):
-        # True when a block was written and _SLICE_MS have passed since the last True: the
-        # caller yields then (await asyncio.sleep_ms(0)), so the app's tasks run during an
-        # install even when reads never block.
-        self.o += n
-        if self.o == _BLOCK or self.done + self.o == self.size:
-            self._flush()
-            t = time.ticks_ms()
-            if time.ticks_diff(t, self.t) >= _SLICE_MS:
-                self.t = t
-                return True
-        return False
-
-    def _flush(self):
-        buf, n = self.buf, self.o
-        if self.dec:
-            self.dec.block(self.block, buf, n)
-        if self.block == 0:
-            problem = app_header_problem(buf, self.chip_id)
-            if problem:
-                raise FlashError("BAD_IMAGE", problem)
-        for i in range(n, _BLOCK):  # only in the last block
-            buf[i] = 0xFF
-        self.slot.write_block(self.block, buf)
-        self.slot.part.readblocks(self.block, buf)  # what is hashed is what the flash holds
-        self.h.update(buf if n == _BLOCK else self.mv[:n])  # a view only for the last block
-        if self.slot.read_back >= self.done:  # every byte from the slot's start read back
-            self.slot.read_back = self.done + n
-        self.block += 1
-        self.done += n
-        self.o = 0
-        self.progress(self.done, self.size)
+def __getattr__(name):
+    # ota.download.Writer, .deadline, .overdue: ota.writer's (loaded by the first such import)
+    from . import writer
+    return getattr(writer, name)
 
 
 async def raw(cfg, st, m, slot, buf, new_client, done_with, progress):
@@ -142,8 +60,11 @@ async def raw(cfg, st, m, slot, buf, new_client, done_with, progress):
     if m.crypt is not None:  # encrypted (docs/format.md §2.8): ota.decrypt, loaded only then
         from .decrypt import Decrypt
         dec = Decrypt(m, m.crypt[0])
-    w = Writer(slot, buf, size, cfg.chip_id, persist, start, dec)
-    if start:
+    w = None  # made once the headers are in (not in the heap while connecting), unless
+    if start:  # the blocks already in the slot are hashed again from flash first
+        from .writer import Writer
+
+        w = Writer(slot, buf, size, cfg.chip_id, persist, start, dec)
         await slot.hash_range(start, buf, w.h)
     if start < size:
         client = new_client()
@@ -153,30 +74,20 @@ async def raw(cfg, st, m, slot, buf, new_client, done_with, progress):
             done_with(client)
             raise
         try:
+            from .writer import Writer, take
+
             if start and resp.range_start == 0:  # the server ignored Range: start again
                 st.forget_progress()
-                w = Writer(slot, buf, size, cfg.chip_id, persist, 0, dec)
+                w = None
                 start = 0
-            if resp.length != size - start:
-                raise ManifestError("HASH_MISMATCH", "the server sent %d bytes, the manifest "
-                                    "signs %d" % (start + resp.length, size))
-            dl = deadline(cfg, resp.length)  # for the bytes still needed
-            mv = w.mv
-            while w.done < size:
-                o, n = w.o, w.room()
-                k = await resp.readinto(mv if n == _BLOCK else mv[o:o + n])  # o == 0 then
-                if not k:
-                    raise FetchError("SHORT_READ", "the payload ended at %d of %d bytes"
-                                     % (w.done + w.o, size))
-                if w.advance(k):
-                    await asyncio.sleep_ms(0)
-                if w.done < size:  # the blocks in flash stay the resume point
-                    overdue(dl, w.done + w.o, size)
+            if w is None:
+                w = Writer(slot, buf, size, cfg.chip_id, persist, 0, dec)
+            await take(w, resp, cfg)
         finally:
-            if w.done < size and w.done % _SAVE_EVERY:  # stopped between two saves: keep
+            if w and w.done < size and w.done % _SAVE_EVERY:  # stopped between two saves: keep
                 st.save_progress(w.done)  # what is in flash and read back
             await resp.close()
             done_with(client)
-    if w.h.digest() != m.sha256:
+    if w.h.digest() != m.sha256:  # pyright: ignore[reportOptionalMemberAccess] - made above
         raise FlashError("HASH_MISMATCH", "the payload read back differs from the signed SHA-256")
     return start

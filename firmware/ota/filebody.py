@@ -49,7 +49,7 @@ class FileClient:
 
 
 class FileBody:
-    # status, length, range_start, total, etag, date: as ota.response.Response's
+    # status, length, range_start, total, etag, date: as ota.body.Body's
     def __init__(self, f, start, size):
         self.f = f
         self.status = 206 if start else 200

@@ -1,4 +1,5 @@
-# ota/httpparse.py: the pure parsers of HTTP/1.1 responses and URLs for ota.http.
+# ota/httpparse.py: the pure parsers of HTTP/1.1 responses and URLs for ota.http (the status
+# line is read in ota.response).
 # MIT license; Copyright (c) 2026 otakit contributors
 #
 # No I/O, nothing allocated per byte; each raises FetchError or returns -1/None on malformed
@@ -58,38 +59,6 @@ def parse_digits(buf, s, e):
             return -1
         n = n * 10 + c - 48
     return n
-
-
-# Parse a status line "HTTP/1.x SSS[ reason]" in buf[s:e] -> status, or -1 if malformed.
-def parse_status(buf, s, e):
-    if e - s < 12 or buf[s : s + 7] != b"HTTP/1." or buf[s + 8] != 32:
-        return -1
-    if buf[s + 7] < 48 or buf[s + 7] > 57 or (e - s > 12 and buf[s + 12] != 32):
-        return -1
-    st = parse_digits(buf, s + 9, s + 12)
-    return st if 100 <= st <= 599 else -1
-
-
-# Parse a Content-Range value b"bytes a-b/total" (total may be "*") -> (a, b, total or -1),
-# or None if malformed.
-def parse_content_range(v):
-    if not v.startswith(b"bytes "):
-        return None
-    d = v.find(b"-", 6)
-    sl = v.find(b"/", 6)
-    if d < 0 or sl < d:
-        return None
-    a = parse_digits(v, 6, d)
-    b = parse_digits(v, d + 1, sl)
-    if v[sl + 1 :] == b"*":
-        total = -1
-    else:
-        total = parse_digits(v, sl + 1, len(v))
-        if total < 0 or b >= total:
-            return None
-    if a < 0 or b < a:
-        return None
-    return a, b, total
 
 
 # A header value kept as text (ETag, Location, Date, Retry-After): printable ASCII only.

@@ -1,14 +1,10 @@
-# ota/httpsmall.py: the small requests of ota.http.HTTPClient (a whole document, a POST) and
-# where a redirect goes.
+# ota/httpsmall.py: the small requests of ota.http.HTTPClient (a whole document, a POST).
 # MIT license; Copyright (c) 2026 otakit contributors
 #
 # Functions of a client, not methods, so that the streaming GET of a payload (the agent's peak
 # of RAM) does not carry their code: the check phase (manifest, keyring) and telemetry load
-# this module and ota.release() drops it with them; HTTPClient.get() loads it only when the
-# server redirects. The invariants are ota.http's.
+# this module and ota.release() drops it with them. The invariants are ota.http's.
 from ota.errors import FetchError
-from ota.httpparse import parse_url
-from ota.response import Response
 
 
 # Read a whole small body (e.g. the manifest) into the caller's preallocated buf.
@@ -31,8 +27,11 @@ async def get_small(client, url, buf, etag=None):
 # redirect is followed; timeout_ms, when given, bounds it instead of the client's. Raises
 # FetchError: HTTP for any other status; NETWORK, TIMEOUT, BAD_RESPONSE.
 async def post(client, url, data, timeout_ms=0):
+    from ota.httpparse import parse_url  # not kept: HTTPClient.get forgets them (ota.http)
+    from ota.response import Response
+
     if client.resp is not None:
-        raise RuntimeError("HTTPClient: the previous response is still open")
+        raise RuntimeError("HTTPClient: a response is open")
     tls, host, port, path = parse_url(url)
     resp = Response(client)
     client.resp = resp
@@ -43,17 +42,5 @@ async def post(client, url, data, timeout_ms=0):
             raise FetchError("HTTP", "server answered " + str(resp.status), resp.status)
         return resp.status
     finally:
-        await resp.close()
-
-
-# Where a redirect with Location loc goes from (tls, host, port): (tls, host, port, path).
-# Raises FetchError BAD_RESPONSE without a Location, for a bad one, or from https to http.
-def redirect(loc, tls, host, port):
-    if not loc:
-        raise FetchError("BAD_RESPONSE", "redirect without Location")
-    if loc.startswith("/") and not loc.startswith("//"):  # same server, new path
-        return tls, host, port, parse_url("http://x" + loc, "BAD_RESPONSE")[3]
-    t = parse_url(loc, "BAD_RESPONSE")
-    if tls and not t[0]:
-        raise FetchError("BAD_RESPONSE", "redirect from https to http refused")
-    return t
+        resp.close()
+        client.resp = None

@@ -1,6 +1,6 @@
-"""ota.download's write loop on the real MicroPython unix port: under micropython.heap_lock()
-(any allocation raises MemoryError), Writer takes several full blocks into the agent's buffer,
-(block 0's image header check may allocate, once; it runs unlocked)
+"""ota.writer's write loop (ota.download's Writer) on the real MicroPython unix port: under
+micropython.heap_lock() (any allocation raises MemoryError), Writer takes several full blocks
+into the agent's buffer, (block 0's image header check may allocate, once; it runs unlocked)
 writes each block to the slot, reads it back and hashes what it read, and reports progress. A
 byte the flash does not keep makes the SHA-256 differ from the image's. On the simulated board:
 the NVS writes one more MB of download costs (none: the resume point is in progress marks in the
@@ -24,7 +24,7 @@ MB = 1024 * 1024
 
 SCRIPT = r"""
 import hashlib, micropython, sys
-from ota.download import Writer
+from ota.writer import Writer
 
 image = open(sys.argv[1], "rb").read()
 padded = image + b"\xff" * (-len(image) % 4096)  # after the image's end: as erased flash

@@ -77,6 +77,7 @@ def _m(name: str, what: str, *patches: tuple[str, str, str], equivalent: str = "
 
 _AGENT, _VET, _TRIAL = "firmware/ota/agent.py", "firmware/ota/vet.py", "firmware/ota/trial.py"
 _SLOT, _DL = "firmware/ota/slot.py", "firmware/ota/download.py"
+_WR = "firmware/ota/writer.py"
 _OPS, _MAN, _FLASH = "firmware/ota/stateops.py", "firmware/ota/manifest.py", \
     "boards/unix/_simflash.py"
 _CHECK = "firmware/ota/check.py"
@@ -87,7 +88,7 @@ CATALOGUE: list[Mutant] = [
        (_AGENT, _VERIFY, "                slot.switch()\n" + _VERIFY), first="small"),
     _m("readback-removed", "the slot is never read back before set_boot(): each block is "
        "hashed as received, not as the flash holds it, and the final check is skipped",
-       (_DL, "        self.slot.part.readblocks(self.block, buf)  # what is hashed is what the "
+       (_WR, "        self.slot.part.readblocks(self.block, buf)  # what is hashed is what the "
         "flash holds\n", ""),
        (_AGENT, _VERIFY, "                pass\n")),
     _m("t-seq-first", "arm_trial writes the trial marker t_seq first instead of last",
@@ -97,10 +98,10 @@ CATALOGUE: list[Mutant] = [
        (_OPS, '    st.nvs.set_i32("t_seq", seq)\n    set_boot()\n',
         "    set_boot()\n"), first="chain"),
     _m("progress-before-block", "the resume point is saved before its block is in flash",
-       (_DL, "        self.slot.write_block(self.block, buf)\n",
+       (_WR, "        self.slot.write_block(self.block, buf)\n",
         "        self.progress(self.done + n, self.size)\n"
         "        self.slot.write_block(self.block, buf)\n"),
-       (_DL, "        self.o = 0\n        self.progress(self.done, self.size)\n",
+       (_WR, "        self.o = 0\n        self.progress(self.done, self.size)\n",
         "        self.o = 0\n"), first="small"),
     _m("signature-ignored", "the manifest signature's result is ignored",
        (_CHECK, "        if not ok:\n            raise ManifestError(\"BAD_SIGNATURE\", \"\")\n",
