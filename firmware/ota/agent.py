@@ -9,9 +9,10 @@
 #
 # RAM: each phase imports what it needs and releases it afterwards (check: ota.check, which
 # loads ota.trusted, ota.httpsmall, ota.manifest and ota.crypto in turn; install: ota.download
-# and ota.http, or ota.revert for a signed revert), so the code of the phases is never in the
-# heap at once when the agent is loaded as .mpy. Frozen into firmware, its code costs no heap at
-# all. This module stays loaded (ota.RESIDENT), so it holds only what runs while a payload
+# and ota.http, or ota.revert for a signed revert, then ota.finish to check the slot and switch
+# boot to it), so the code of the phases is never in the heap at once when the agent is loaded
+# as .mpy. Frozen into firmware, its bytecode costs no heap (its function and class objects
+# do). This module stays loaded (ota.RESIDENT), so it holds only what runs while a payload
 # streams in (the peak): install() and what it calls. The Agent's other methods are found
 # through Agent.__getattr__ and released with the phase that used them: check(), now(),
 # install_file() (a bundle file, ota.bundle), run() (the update loop, ota.updater) in
@@ -131,12 +132,13 @@ class Agent:
                     await self._download(m, slot)
                     self._note("downloaded", m.sequence, None, t0, m.version)
                 self._set("verifying")
-                await slot.verify(m.size, m.sha256, self.cfg.chip_id, self.buf)  # yields
+                from .finish import switch, verify  # released by the next phase's release()
+                await verify(slot, m.size, m.sha256, self.cfg.chip_id, self.buf)  # yields
             except (ManifestError, FlashError):
                 st.forget_progress()  # what is in the slot is not the signed image: start over
                 raise
             # The power-safe order of the trial's records is State.arm_trial's (ota.stateops).
-            st.arm_trial(m.sequence, m.security_version, slot.address, slot.switch)
+            st.arm_trial(m.sequence, m.security_version, slot.address, lambda: switch(slot))
         except (OTAError, MemoryError) as e:  # MemoryError: NO_MEMORY, the app goes on
             from .info import fail
             e = fail(self, e, "the install")
@@ -149,6 +151,10 @@ class Agent:
             self._set("installed", None, "%s in %s; reboot to try it" % (m.version, slot.label))
         except MemoryError:
             self._set("installed")
+        try:
+            release()  # ota.finish and ota.stateops: the app runs on until the reboot
+        except MemoryError:
+            pass
         return True
 
     async def _download(self, m, slot):

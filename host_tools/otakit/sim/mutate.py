@@ -79,11 +79,11 @@ _AGENT, _VET, _TRIAL = "firmware/ota/agent.py", "firmware/ota/vet.py", "firmware
 _SLOT, _DL = "firmware/ota/slot.py", "firmware/ota/download.py"
 _OPS, _MAN, _FLASH = "firmware/ota/stateops.py", "firmware/ota/manifest.py", \
     "boards/unix/_simflash.py"
-_VERIFY = "                await slot.verify(m.size, m.sha256, self.cfg.chip_id, self.buf)  # yields\n"
+_VERIFY = "                await verify(slot, m.size, m.sha256, self.cfg.chip_id, self.buf)  # yields\n"
 
 CATALOGUE: list[Mutant] = [
     _m("set-boot-before-readback", "set_boot() before the slot is read back",
-       (_AGENT, _VERIFY, "                slot.switch()\n" + _VERIFY), first="small"),
+       (_AGENT, _VERIFY, "                switch(slot)\n" + _VERIFY), first="small"),
     _m("readback-removed", "the slot is never read back before set_boot(): each block is "
        "hashed as received, not as the flash holds it, and the final check is skipped",
        (_DL, "        self.slot.part.readblocks(self.block, buf)  # what is hashed is what the "
