@@ -94,56 +94,84 @@ class Agent:
             release()
 
     # --- install ---------------------------------------------------------------------------
-    async def install(self, offer):
-        # Streams, verifies, set_boot()s. Returns True when a reboot is needed to try it.
-        # A failure is reported (ota.report) before returning. A success is not: its events
-        # wait in NVS (State.keep_install) for the first report after the reboot, with the
-        # trial's outcome, so an update costs one connection less and its events outlive the
-        # reboot that follows it.
-        try:
-            ok = await self._install(offer)
-            if not ok:
-                await self._report()
-            return ok
-        except MemoryError:
-            return self._no_memory()
+    def install(self, offer):
+        # A coroutine: `await agent.install(offer)` streams, verifies, set_boot()s; True when a
+        # reboot is needed to try it. A failure is reported (ota.report) before it returns. A
+        # success is not: its events wait in NVS (State.keep_install) for the first report after
+        # the reboot, with the trial's outcome, so an update costs one connection less and its
+        # events outlive the reboot that follows it. (Returned, not awaited here: one coroutine
+        # frame less while the payload streams in.)
+        return self._install(offer, True)
 
-    async def _install(self, offer):
-        release()  # what status() or the app loaded since the last phase
-        m = offer.manifest
-        t0 = time.ticks_ms()
-        st = self.state
+    async def _install(self, offer, report=False):
+        # install(), or with report False the install of a bundle file (ota.bundle), whose
+        # failure is not reported over the network.
         try:
-            slot = Slot(self.esp32)
-            if m.size > slot.size:
-                raise ManifestError("PAYLOAD_TOO_LARGE", "%d bytes do not fit %s (%d bytes)"
-                                    % (m.size, slot.label, slot.size))
+            if offer is None:  # update(): check first
+                offer = await self.check()
+                if not offer:
+                    return False
+            release()  # what status() or the app loaded since the last phase
+            m = offer.manifest
+            t0 = time.ticks_ms()
+            st = self.state
             try:
-                if m.revert:  # a signed revert: the image is in the slot already (ota.revert)
-                    from .revert import read_back
+                slot = Slot(self.esp32)
+                if m.size > slot.size:
+                    raise ManifestError("PAYLOAD_TOO_LARGE", "%d bytes do not fit %s (%d bytes)"
+                                        % (m.size, slot.label, slot.size))
+                try:
+                    if m.revert:  # a signed revert: the image is in the slot already (ota.revert)
+                        from .revert import read_back
+                        self._set("verifying")
+                        try:
+                            await read_back(m, slot, self.buf)
+                        finally:
+                            read_back = None  # its code goes with the phase, not with this frame
+                            release()
+                    else:
+                        # A smaller representation than the raw payload when this device can use
+                        # one (ota.encoded, docs/format.md §2.2), else the raw payload, resumed
+                        # where an interrupted download stopped (ota.download). Each one's code
+                        # is released when it returns.
+                        self._set("downloading")
+                        done = False
+                        if m.payloads:
+                            from .encoded import download
+                            try:
+                                done = await download(self.cfg, st, m, slot, self.buf, self.esp32,
+                                                      self._client, self._done_with,
+                                                      self._progress)
+                            finally:
+                                download = None
+                                release()
+                        if not done:
+                            from .download import raw
+                            try:
+                                self._status["resumed_from"] = await raw(
+                                    self.cfg, st, m, slot, self.buf, self._client,
+                                    self._done_with, self._progress)
+                            finally:
+                                raw = None
+                                release()
+                        self._note("downloaded", m.sequence, None, t0, m.version)
                     self._set("verifying")
-                    try:
-                        await read_back(m, slot, self.buf)
-                    finally:
-                        read_back = None  # its code goes with the phase, not with this frame
-                        release()
-                else:
-                    self._set("downloading")
-                    await self._download(m, slot)
-                    self._note("downloaded", m.sequence, None, t0, m.version)
-                self._set("verifying")
-                from .finish import switch, verify  # released by the next phase's release()
-                await verify(slot, m.size, m.sha256, self.cfg.chip_id, self.buf)  # yields
-            except (ManifestError, FlashError):
-                st.forget_progress()  # what is in the slot is not the signed image: start over
-                raise
-            # The power-safe order of the trial's records is State.arm_trial's (ota.stateops).
-            st.arm_trial(m.sequence, m.security_version, slot.address, lambda: switch(slot))
-        except (OTAError, MemoryError) as e:  # MemoryError: NO_MEMORY, the app goes on
-            from .info import fail
-            e = fail(self, e, "the install")
-            self._note("failed", m.sequence, e.reason, t0, m.version)
-            return False
+                    from .finish import switch, verify  # released once the trial is armed
+                    await verify(slot, m.size, m.sha256, self.cfg.chip_id, self.buf)  # yields
+                except (ManifestError, FlashError):
+                    st.forget_progress()  # what is in the slot is not the signed image: start over
+                    raise
+                # The power-safe order of the trial's records is State.arm_trial's (ota.stateops).
+                st.arm_trial(m.sequence, m.security_version, slot.address, lambda: switch(slot))
+            except (OTAError, MemoryError) as e:  # MemoryError: NO_MEMORY, the app goes on
+                from .info import fail
+                e = fail(self, e, "the install")
+                self._note("failed", m.sequence, e.reason, t0, m.version)
+                if report:
+                    await self._report()
+                return False
+        except MemoryError:  # where even the failure path ran out (see _no_memory)
+            return self._no_memory()
         try:  # the trial is armed: the install stands, whatever runs out of heap here
             if self.cfg.telemetry:
                 st.keep_install(self._events, m.sequence, m.version,
@@ -156,27 +184,6 @@ class Agent:
         except MemoryError:
             pass
         return True
-
-    async def _download(self, m, slot):
-        # A smaller representation than the raw payload when this device can use one
-        # (ota.encoded, docs/format.md §2.2), else the raw payload, resumed where an interrupted
-        # download stopped (ota.download). Each one's code is released when it returns.
-        if m.payloads:
-            from .encoded import download
-            try:
-                if await download(self.cfg, self.state, m, slot, self.buf, self.esp32,
-                                  self._client, self._done_with, self._progress):
-                    return
-            finally:
-                download = None
-                release()
-        from .download import raw
-        try:
-            self._status["resumed_from"] = await raw(
-                self.cfg, self.state, m, slot, self.buf, self._client, self._done_with,
-                self._progress)
-        finally:
-            release()
 
     def _progress(self, done, size):
         # After every block written (the raw download persists its offset itself).
@@ -209,13 +216,10 @@ class Agent:
                 release()
 
     # --- loops (the synchronous wrappers: __getattr__) -------------------------------------------
-    async def update(self):
-        # check, then install what is offered. Returns True when a reboot is needed.
-        try:
-            offer = await self.check()
-            return bool(offer) and await self.install(offer)
-        except MemoryError:  # where even the failure path ran out (see _no_memory)
-            return self._no_memory()
+    def update(self):
+        # A coroutine: `await agent.update()` checks, then installs what is offered; True when a
+        # reboot is needed. (The install's own coroutine does both: one frame less.)
+        return self._install(None, True)
 
     def _no_memory(self):
         # The last net for a MemoryError that escaped a phase's own handling (ota.info.fail,
