@@ -18,7 +18,7 @@
 # install_file() (a bundle file, ota.bundle), run() (the update loop, ota.updater) in
 # ota.agentops, status(), device_info() and the failure path in ota.info; the synchronous
 # wrappers (check_sync(), install_sync(offer), update_sync(), install_file_sync(path)) are made
-# there too.
+# there too. The constructor's body is ota.make's, loaded only while an Agent is made.
 import time
 
 from . import release
@@ -32,31 +32,19 @@ except ImportError:  # CPython
     def const(x):
         return x
 
-_BLOCK = const(4096)
 _MAX_EVENTS = const(8)  # telemetry events kept for the next report (oldest dropped)
 
 
 class Agent:
-    def __init__(self, config, esp32=None, http=None, state=None):
-        if esp32 is None:
-            import esp32
-        self.cfg = config
-        self.esp32 = esp32
-        self.state = state or State(esp32)
-        self.http = http  # None: a client is made for each phase and released after it
-        self.buf = bytearray(_BLOCK)
-        self.on_progress = None  # callable(done_bytes, total_bytes)
-        self._etag = None
-        self._verdict = None  # ota.check's verdict on the manifest behind _etag (its expires too)
-        self._kr_etag = None  # ETag of the keyring document accepted (or found unchanged)
-        self._date = None  # Date (Unix s) of the last response from a TLS-verified server
-        self.clock = time.time  # the device clock (RTC, set by NTP); tests replace it
-        self._status = {"state": "idle", "reason": None, "detail": "", "progress": 0}
-        self._events = []  # telemetry: (event, sequence, reason, ms, version), see ota.report
-        if config.device_id is None:  # now, while the heap is fresh: it lives as long as we do
-            from .ident import device_id
-            device_id(config)
-            release()
+    # Its attributes are set by ota.make.agent (annotations for the type checker only: they
+    # compile to nothing).
+    _status: dict
+
+    def __init__(self, *args, **kw):
+        # (config, esp32=None, http=None, state=None): ota.make.agent, docs/agent.md
+        from .make import agent
+        agent(self, *args, **kw)
+        release()
 
     def __getattr__(self, name):
         # check(), now(), install_file(), run() (ota.agentops), status(), device_info()
