@@ -19,6 +19,7 @@ _BLOB_MAX = const(96)
 _SECTOR = const(4096)
 _MARKED = const(0x800000)  # 128 marks x 64 KB: the largest image with progress records
 _LAST = const(127)  # the records' last place
+_MARK = const(32)  # bytes per record (ota.records)
 
 
 def text(st, key):
@@ -222,8 +223,7 @@ def progress(st, tag, slot, size, buf):
     if st.blob("d_id") == tag:
         off = 0
         if mb >= 0:
-            from .records import scan  # dropped with this module (ota.state)
-            off = scan(p, buf)
+            off = _scan(p, buf)
             if not off:  # none counts: what the sector holds (a torn erase) is erased
                 _erase(p)
         d = st.i32("d_off")
@@ -353,3 +353,44 @@ def enforced(st):
         sys.modules.pop("ota_origin", None)
     n, f = installed(st), floor(st)
     return (n if n > seq else seq), (f if f > sv else sv)
+
+
+def _scan(p, buf):
+    # The resume point the progress records (ota.records) of the progress p give (0: none), read
+    # through buf (4 KB): the run of its marks from mark 0, or its furthest stop, whichever is
+    # further; sets p's marks (that run) and next stop place (two below the lowest valid stop,
+    # since the place below it may hold a stop a cut tore).
+    from .records import MAGIC_MARK, MAGIC_STOP, fill  # dropped with this module (ota.state)
+    p[0].part.readblocks(p[3], buf)
+    tag, rec, end = p[1], p[2], p[6]
+    nm = (end + 0xFFFF) >> 16
+    n = 0
+    while n < nm:
+        fill(rec, tag, n, 255 - n, MAGIC_MARK)
+        if not _same(buf, n, rec):
+            break
+        n += 1
+    p[4] = n
+    off = n << 16
+    off = off if off < end else end
+    low = i = _LAST + 1
+    while i > nm:
+        i -= 1
+        o = i * _MARK
+        if buf[o + 15] == 0x70:  # "p", the last byte of "otstop": it may be a stop
+            fill(rec, tag, buf[o + 8], buf[o + 9], MAGIC_STOP)
+            k = (buf[o + 8] | (buf[o + 9] << 8)) * _SECTOR
+            if _same(buf, i, rec) and k <= end:
+                low = i
+                off = k if k > off else off
+    p[5] = low - 2
+    return off
+
+
+def _same(buf, place, rec):
+    # Whether the record at place of the sector in buf is rec, all 32 bytes.
+    o = place * _MARK
+    for j in range(_MARK):
+        if buf[o + j] != rec[j]:
+            return False
+    return True
