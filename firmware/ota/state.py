@@ -48,20 +48,20 @@
 # (an erase a cut tore) is erased again before a record is written into it.
 #
 # RAM: the agent's State lives as long as the app, so only what an install needs while the
-# payload streams in (the agent's peak of RAM) is here: the NVS primitives and save_progress.
-# Every other operation (reading and forgetting the resume point, arming and ending a trial, the
-# last failure, the installed release and what the checks enforce, the rollback, the pending
-# report, support end, the keyring, the accepted revision) is in ota.stateops and called the
-# same way, st.keyring(env): State.__getattr__ loads that module on first use and ota.release()
-# drops it with the phase that used it; after progress() and forget_progress(), which run inside
-# a download, it is dropped at once (ota.release(only)).
+# payload streams in (the agent's peak of RAM) is here: save_progress. Every other operation
+# (the NVS primitives i32, blob, erase and commit, reading and forgetting the resume point,
+# arming and ending a trial, the last failure, the installed release and what the checks
+# enforce, the rollback, the pending report, support end, the keyring, the accepted revision)
+# is in ota.stateops and called the same way, st.keyring(env): State.__getattr__ loads that
+# module on first use and ota.release() drops it with the phase that used it; after progress()
+# and forget_progress(), which run inside a download, it is dropped at once (ota.release(only)).
 try:
     from micropython import const  # pyright: ignore[reportAssignmentType] - CPython fallback below
 except ImportError:  # CPython
     def const(x):
         return x
 
-_BLOB_MAX = const(96)
+_BLOB_MAX = const(96)  # bytes of a blob read (ota.stateops)
 
 
 class State:
@@ -80,30 +80,6 @@ class State:
         from . import stateops
         f = getattr(stateops, name)
         return lambda *a: f(self, *a)
-
-    # --- the NVS primitives (for ota.stateops; other modules use the named operations) ----
-    def i32(self, key, default=0):
-        try:
-            return self.nvs.get_i32(key)
-        except OSError:
-            return default
-
-    def blob(self, key):
-        try:
-            n = self.nvs.get_blob(key, self._buf)
-        except OSError:
-            return b""
-        return bytes(self._buf[:n])
-
-    def erase(self, *keys):
-        for k in keys:
-            try:
-                self.nvs.erase_key(k)
-            except OSError:
-                pass
-
-    def commit(self):
-        self.nvs.commit()
 
     # --- the resume point of a download (ota.download, ota.encoded) ------------------------
     # progress() and forget_progress() are ota.stateops' (__getattr__); save_progress records

@@ -22,6 +22,34 @@ _LAST = const(127)  # the records' last place
 _MARK = const(32)  # bytes per record (ota.records)
 
 
+# --- the NVS primitives (for these operations; other modules use the named operations) -----
+def i32(st, key, default=0):
+    try:
+        return st.nvs.get_i32(key)
+    except OSError:
+        return default
+
+
+def blob(st, key):
+    try:
+        n = st.nvs.get_blob(key, st._buf)
+    except OSError:
+        return b""
+    return bytes(st._buf[:n])
+
+
+def erase(st, *keys):
+    for k in keys:
+        try:
+            st.nvs.erase_key(k)
+        except OSError:
+            pass
+
+
+def commit(st):
+    st.nvs.commit()
+
+
 def text(st, key):
     return st.blob(key).decode()
 
