@@ -158,8 +158,12 @@ class Agent:
                 if report:
                     await self._report()
                 return False
-        except MemoryError:  # where even the failure path ran out (see _no_memory)
-            return self._no_memory()
+        except MemoryError:
+            # The last net for a MemoryError that escaped a phase's own handling (ota.info.fail,
+            # which loads code to record it): NO_MEMORY in status(), as ota.info.fail says it,
+            # with nothing allocated; the app goes on, with nothing to reboot into.
+            self._set("failed", "NO_MEMORY", "the heap ran out")
+            return False
         try:  # the trial is armed: the install stands, whatever runs out of heap here
             if self.cfg.telemetry:
                 st.keep_install(self._events, m.sequence, m.version,
@@ -208,10 +212,3 @@ class Agent:
         # A coroutine: `await agent.update()` checks, then installs what is offered; True when a
         # reboot is needed. (The install's own coroutine does both: one frame less.)
         return self._install(None, True)
-
-    def _no_memory(self):
-        # The last net for a MemoryError that escaped a phase's own handling (ota.info.fail,
-        # which loads code to record it): NO_MEMORY in status(), as ota.info.fail says it, with
-        # nothing allocated; the app goes on. Returns False (nothing to reboot into).
-        self._set("failed", "NO_MEMORY", "the heap ran out")
-        return False

@@ -29,8 +29,8 @@ async def check(a):
     # status()). Reports the outcome (ota.report) unless an offer awaits install().
     try:
         return await _check(a)
-    except MemoryError:  # where even the failure path ran out: the Agent's last net
-        a._no_memory()
+    except MemoryError:  # where even the failure path ran out: the last net, as Agent._install's
+        a._set("failed", "NO_MEMORY", "the heap ran out")
         return None
 
 
