@@ -39,6 +39,7 @@ class Agent:
     # Its attributes are set by ota.make.agent (annotations for the type checker only: they
     # compile to nothing).
     _status: dict
+    clock = time.time  # the device clock (RTC, set by NTP); an app or a test may set its own
 
     def __init__(self, *args, **kw):
         # (config, esp32=None, http=None, state=None): ota.make.agent, docs/agent.md

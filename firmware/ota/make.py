@@ -51,8 +51,6 @@ def agent(a, config, esp32=None, http=None, state=None):
     a._verdict = None  # ota.check's verdict on the manifest behind _etag (its expires too)
     a._kr_etag = None  # ETag of the keyring document accepted (or found unchanged)
     a._date = None  # Date (Unix s) of the last response from a TLS-verified server
-    import time
-    a.clock = time.time  # the device clock (RTC, set by NTP); tests replace it
     a._status = {"state": "idle", "reason": None, "detail": "", "progress": 0}
     a._events = []  # telemetry: (event, sequence, reason, ms, version), see ota.report
     if config.device_id is None:  # now, while the heap is fresh: it lives as long as we do
