@@ -111,12 +111,12 @@ class Agent:
                                         % (m.size, slot.label, slot.size))
                 try:
                     if m.revert:  # a signed revert: the image is in the slot already (ota.revert)
-                        from .revert import read_back
+                        from .revert import read_back as f
                         self._set("verifying")
                         try:
-                            await read_back(m, slot, self.buf)
+                            await f(m, slot, self.buf)
                         finally:
-                            read_back = None  # its code goes with the phase, not with this frame
+                            f = None  # its code goes with the phase, not with this frame
                             release()
                     else:
                         # A smaller representation than the raw payload when this device can use
@@ -126,22 +126,21 @@ class Agent:
                         self._set("downloading")
                         done = False
                         if m.payloads:
-                            from .encoded import download
+                            from .encoded import download as f
                             try:
-                                done = await download(self.cfg, st, m, slot, self.buf, self.esp32,
-                                                      self._client, self._done_with,
-                                                      self._progress)
+                                done = await f(self.cfg, st, m, slot, self.buf, self.esp32,
+                                               self._client, self._done_with, self._progress)
                             finally:
-                                download = None
+                                f = None
                                 release()
                         if not done:
-                            from .download import raw
+                            from .download import raw as f
                             try:
-                                self._status["resumed_from"] = await raw(
+                                self._status["resumed_from"] = await f(
                                     self.cfg, st, m, slot, self.buf, self._client,
                                     self._done_with, self._progress)
                             finally:
-                                raw = None
+                                f = None
                                 release()
                         self._note("downloaded", m.sequence, None, t0, m.version)
                     self._set("verifying")
@@ -151,7 +150,7 @@ class Agent:
                     st.forget_progress()  # what is in the slot is not the signed image: start over
                     raise
                 # The power-safe order of the trial's records is State.arm_trial's (ota.stateops).
-                st.arm_trial(m.sequence, m.security_version, slot.address, lambda: switch(slot))
+                st.arm_trial(m.sequence, m.security_version, slot, switch)
             except (OTAError, MemoryError) as e:  # MemoryError: NO_MEMORY, the app goes on
                 from .info import fail
                 e = fail(self, e, "the install")

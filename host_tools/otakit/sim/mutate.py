@@ -93,8 +93,8 @@ CATALOGUE: list[Mutant] = [
        (_OPS, '    st.erase("t_seq")\n    st.nvs.set_i32("t_armed", 0)\n',
         '    st.erase("t_seq")\n    st.nvs.set_i32("t_seq", seq)\n'
         '    st.nvs.set_i32("t_armed", 0)\n'),
-       (_OPS, '    st.nvs.set_i32("t_seq", seq)\n    set_boot()\n',
-        "    set_boot()\n"), first="chain"),
+       (_OPS, '    st.nvs.set_i32("t_seq", seq)\n    switch(slot)\n',
+        "    switch(slot)\n"), first="chain"),
     _m("progress-before-block", "the resume point is saved before its block is in flash",
        (_DL, "        self.slot.write_block(self.block, buf)\n",
         "        self.progress(self.done + n, self.size)\n"
