@@ -144,13 +144,13 @@ class Agent:
                                 release()
                         self._note("downloaded", m.sequence, None, t0, m.version)
                     self._set("verifying")
-                    from .finish import switch, verify  # released once the trial is armed
-                    await verify(slot, m.size, m.sha256, self.cfg.chip_id, self.buf)  # yields
+                    from .finish import verify as f  # released once the trial is armed
+                    await f(slot, m.size, m.sha256, self.cfg.chip_id, self.buf)  # yields
                 except (ManifestError, FlashError):
                     st.forget_progress()  # what is in the slot is not the signed image: start over
                     raise
                 # The power-safe order of the trial's records is State.arm_trial's (ota.stateops).
-                st.arm_trial(m.sequence, m.security_version, slot, switch)
+                st.arm_trial(m.sequence, m.security_version, slot)
             except (OTAError, MemoryError) as e:  # MemoryError: NO_MEMORY, the app goes on
                 from .info import fail
                 e = fail(self, e, "the install")

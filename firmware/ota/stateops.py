@@ -69,8 +69,8 @@ def bad_sequences(st):
 
 
 # --- the trial: armed by the agent (ota.agent), ended at boot (ota.trial) ------------------------
-def arm_trial(st, seq, sv, slot, switch):
-    # switch(slot) makes the verified slot the one that boots next (ota.finish.switch: set_boot).
+def arm_trial(st, seq, sv, slot):
+    # switch(slot) makes the verified slot the one that boots next (ota.finish: set_boot).
     # Order: the old marker goes first, the details, the marker t_seq, then set_boot(), then
     # t_armed. A cut after any prefix leaves a state ota.trial.boot() handles: no marker = no
     # trial; a marker without t_armed = an install cut before set_boot returned.
@@ -80,6 +80,7 @@ def arm_trial(st, seq, sv, slot, switch):
     st.nvs.set_i32("t_sv", sv)
     st.nvs.set_i32("t_addr", slot.address)
     st.nvs.set_i32("t_seq", seq)
+    from .finish import switch
     switch(slot)
     st.nvs.set_i32("t_armed", 1)
     st.erase("last", "last_d")  # d_id/d_off stay until the trial ends
