@@ -33,6 +33,7 @@ except ImportError:  # CPython
         return x
 
 _MAX_EVENTS = const(8)  # telemetry events kept for the next report (oldest dropped)
+_UPDATE = const(2)  # Agent._install's report for update(): check, then install (and report)
 
 
 class Agent:
@@ -90,13 +91,14 @@ class Agent:
         # the reboot, with the trial's outcome, so an update costs one connection less and its
         # events outlive the reboot that follows it. (Returned, not awaited here: one coroutine
         # frame less while the payload streams in.)
-        return self._install(offer, True)
+        return self._install(offer, 1)
 
-    async def _install(self, offer, report=False):
-        # install(), or with report False the install of a bundle file (ota.bundle), whose
+    async def _install(self, offer, report=0):
+        # install() (report 1: a failure is reported), update() (report _UPDATE: check first,
+        # then as install()), or with report 0 the install of a bundle file (ota.bundle), whose
         # failure is not reported over the network.
         try:
-            if offer is None:  # update(): check first
+            if report == _UPDATE:
                 offer = await self.check()
                 if not offer:
                     return False
@@ -211,4 +213,4 @@ class Agent:
     def update(self):
         # A coroutine: `await agent.update()` checks, then installs what is offered; True when a
         # reboot is needed. (The install's own coroutine does both: one frame less.)
-        return self._install(None, True)
+        return self._install(None, _UPDATE)
