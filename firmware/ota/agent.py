@@ -185,6 +185,21 @@ class Agent:
         if self.on_progress:
             self.on_progress(done, size)
 
+    # --- the check's end (Agent.check() is ota.agentops.check) --------------------------------
+    async def _checked(self, check):
+        # Awaits check, ota.agentops' coroutine, then reports the outcome (ota.report) unless an
+        # offer awaits install(): by then that module's code and frames are no longer in the heap
+        # (its phase released it), so the report's connection does not carry them.
+        try:
+            offer = await check
+            check = None  # the finished coroutine holds its module's code
+            if not offer:
+                await self._report()
+            return offer
+        except MemoryError:  # where even the failure path ran out: the last net, as _install's
+            self._set("failed", "NO_MEMORY", "the heap ran out")
+            return None
+
     # --- telemetry (docs/fleet.md) ------------------------------------------------------------
     def _note(self, event, seq, reason, t0, version=None):
         if self.cfg.telemetry:
