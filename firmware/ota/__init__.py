@@ -22,16 +22,18 @@ def boot(checks=(), timeout_ms=30000, **kw):
         release()
 
 
-def release():
+def release(only=None):
     # The one rule for phase code: forget every ota submodule not in RESIDENT, so its code can
     # be collected when the package is loaded as .mpy (interned names stay; a module still in
     # use stays alive through its functions until they return). The next import loads it again.
+    # only: a tuple of names: forget just these (what a resident function loaded for one call,
+    # within a phase whose other modules are still in use: ota.state).
     import sys
     ota = sys.modules[__name__]
     prefix = __name__ + "."
     for key in [k for k in sys.modules if k.startswith(prefix)]:
         name = key[len(prefix):]
-        if name not in RESIDENT:
+        if (name in only) if only else (name not in RESIDENT):
             del sys.modules[key]
             if hasattr(ota, name):
                 delattr(ota, name)

@@ -9,15 +9,16 @@
 #
 # RAM: each phase imports what it needs and releases it afterwards (check: ota.check, which
 # loads ota.trusted, ota.httpsmall, ota.manifest and ota.crypto in turn; install: ota.download
-# and ota.http, or ota.revert for a signed revert), so the code of the phases is never in the
-# heap at once when the agent is loaded as .mpy. Frozen into firmware, its code costs no heap at
-# all. This module stays loaded (ota.RESIDENT), so it holds only what runs while a payload
+# and ota.http, or ota.revert for a signed revert, then ota.finish to check the slot and switch
+# boot to it), so the code of the phases is never in the heap at once when the agent is loaded
+# as .mpy. Frozen into firmware, its bytecode costs no heap (its function and class objects
+# do). This module stays loaded (ota.RESIDENT), so it holds only what runs while a payload
 # streams in (the peak): install() and what it calls. The Agent's other methods are found
 # through Agent.__getattr__ and released with the phase that used them: check(), now(),
 # install_file() (a bundle file, ota.bundle), run() (the update loop, ota.updater) in
 # ota.agentops, status(), device_info() and the failure path in ota.info; the synchronous
 # wrappers (check_sync(), install_sync(offer), update_sync(), install_file_sync(path)) are made
-# there too.
+# there too. The constructor's body is ota.make's, loaded only while an Agent is made.
 import time
 
 from . import release
@@ -31,31 +32,21 @@ except ImportError:  # CPython
     def const(x):
         return x
 
-_BLOCK = const(4096)
 _MAX_EVENTS = const(8)  # telemetry events kept for the next report (oldest dropped)
+_UPDATE = const(2)  # Agent._install's report for update(): check, then install (and report)
 
 
 class Agent:
-    def __init__(self, config, esp32=None, http=None, state=None):
-        if esp32 is None:
-            import esp32
-        self.cfg = config
-        self.esp32 = esp32
-        self.state = state or State(esp32)
-        self.http = http  # None: a client is made for each phase and released after it
-        self.buf = bytearray(_BLOCK)
-        self.on_progress = None  # callable(done_bytes, total_bytes)
-        self._etag = None
-        self._verdict = None  # ota.check's verdict on the manifest behind _etag (its expires too)
-        self._kr_etag = None  # ETag of the keyring document accepted (or found unchanged)
-        self._date = None  # Date (Unix s) of the last response from a TLS-verified server
-        self.clock = time.time  # the device clock (RTC, set by NTP); tests replace it
-        self._status = {"state": "idle", "reason": None, "detail": "", "progress": 0}
-        self._events = []  # telemetry: (event, sequence, reason, ms, version), see ota.report
-        if config.device_id is None:  # now, while the heap is fresh: it lives as long as we do
-            from .ident import device_id
-            device_id(config)
-            release()
+    # Its attributes are set by ota.make.agent (annotations for the type checker only: they
+    # compile to nothing).
+    _status: dict
+    clock = time.time  # the device clock (RTC, set by NTP); an app or a test may set its own
+
+    def __init__(self, *args, **kw):
+        # (config, esp32=None, http=None, state=None): ota.make.agent, docs/agent.md
+        from .make import agent
+        agent(self, *args, **kw)
+        release()
 
     def __getattr__(self, name):
         # check(), now(), install_file(), run() (ota.agentops), status(), device_info()
@@ -93,54 +84,87 @@ class Agent:
             release()
 
     # --- install ---------------------------------------------------------------------------
-    async def install(self, offer):
-        # Streams, verifies, set_boot()s. Returns True when a reboot is needed to try it.
-        # A failure is reported (ota.report) before returning. A success is not: its events
-        # wait in NVS (State.keep_install) for the first report after the reboot, with the
-        # trial's outcome, so an update costs one connection less and its events outlive the
-        # reboot that follows it.
-        try:
-            ok = await self._install(offer)
-            if not ok:
-                await self._report()
-            return ok
-        except MemoryError:
-            return self._no_memory()
+    def install(self, offer):
+        # A coroutine: `await agent.install(offer)` streams, verifies, set_boot()s; True when a
+        # reboot is needed to try it. A failure is reported (ota.report) before it returns. A
+        # success is not: its events wait in NVS (State.keep_install) for the first report after
+        # the reboot, with the trial's outcome, so an update costs one connection less and its
+        # events outlive the reboot that follows it. (Returned, not awaited here: one coroutine
+        # frame less while the payload streams in.)
+        return self._install(offer, 1)
 
-    async def _install(self, offer):
-        release()  # what status() or the app loaded since the last phase
-        m = offer.manifest
-        t0 = time.ticks_ms()
-        st = self.state
+    async def _install(self, offer, report=0):
+        # install() (report 1: a failure is reported), update() (report _UPDATE: check first,
+        # then as install()), or with report 0 the install of a bundle file (ota.bundle), whose
+        # failure is not reported over the network.
         try:
-            slot = Slot(self.esp32)
-            if m.size > slot.size:
-                raise ManifestError("PAYLOAD_TOO_LARGE", "%d bytes do not fit %s (%d bytes)"
-                                    % (m.size, slot.label, slot.size))
+            if report == _UPDATE:
+                offer = await self.check()
+                if not offer:
+                    return False
+            release()  # what status() or the app loaded since the last phase
+            m = offer.manifest
+            t0 = time.ticks_ms()
+            st = self.state
             try:
-                if m.revert:  # a signed revert: the image is in the slot already (ota.revert)
-                    from .revert import read_back
+                slot = Slot(self.esp32)
+                if m.size > slot.size:
+                    raise ManifestError("PAYLOAD_TOO_LARGE", "%d bytes do not fit %s (%d bytes)"
+                                        % (m.size, slot.label, slot.size))
+                try:
+                    if m.revert:  # a signed revert: the image is in the slot already (ota.revert)
+                        from .revert import read_back as f
+                        self._set("verifying")
+                        try:
+                            await f(m, slot, self.buf)
+                        finally:
+                            f = None  # its code goes with the phase, not with this frame
+                            release()
+                    else:
+                        # A smaller representation than the raw payload when this device can use
+                        # one (ota.encoded, docs/format.md §2.2), else the raw payload, resumed
+                        # where an interrupted download stopped (ota.download). Each one's code
+                        # is released when it returns.
+                        self._set("downloading")
+                        done = False
+                        if m.payloads:
+                            from .encoded import download as f
+                            try:
+                                done = await f(self.cfg, st, m, slot, self.buf, self.esp32,
+                                               self._client, self._done_with, self._progress)
+                            finally:
+                                f = None
+                                release()
+                        if not done:
+                            from .download import raw as f
+                            try:
+                                self._status["resumed_from"] = await f(
+                                    self.cfg, st, m, slot, self.buf, self._client,
+                                    self._done_with, self._progress)
+                            finally:
+                                f = None
+                                release()
+                        self._note("downloaded", m.sequence, None, t0, m.version)
                     self._set("verifying")
-                    try:
-                        await read_back(m, slot, self.buf)
-                    finally:
-                        read_back = None  # its code goes with the phase, not with this frame
-                        release()
-                else:
-                    self._set("downloading")
-                    await self._download(m, slot)
-                    self._note("downloaded", m.sequence, None, t0, m.version)
-                self._set("verifying")
-                await slot.verify(m.size, m.sha256, self.cfg.chip_id, self.buf)  # yields
-            except (ManifestError, FlashError):
-                st.forget_progress()  # what is in the slot is not the signed image: start over
-                raise
-            # The power-safe order of the trial's records is State.arm_trial's (ota.stateops).
-            st.arm_trial(m.sequence, m.security_version, slot.address, slot.switch)
-        except (OTAError, MemoryError) as e:  # MemoryError: NO_MEMORY, the app goes on
-            from .info import fail
-            e = fail(self, e, "the install")
-            self._note("failed", m.sequence, e.reason, t0, m.version)
+                    from .finish import verify as f  # released once the trial is armed
+                    await f(slot, m.size, m.sha256, self.cfg.chip_id, self.buf)  # yields
+                except (ManifestError, FlashError):
+                    st.forget_progress()  # what is in the slot is not the signed image: start over
+                    raise
+                # The power-safe order of the trial's records is State.arm_trial's (ota.stateops).
+                st.arm_trial(m.sequence, m.security_version, slot)
+            except (OTAError, MemoryError) as e:  # MemoryError: NO_MEMORY, the app goes on
+                from .info import fail
+                e = fail(self, e, "the install")
+                self._note("failed", m.sequence, e.reason, t0, m.version)
+                if report:
+                    await self._report()
+                return False
+        except MemoryError:
+            # The last net for a MemoryError that escaped a phase's own handling (ota.info.fail,
+            # which loads code to record it): NO_MEMORY in status(), as ota.info.fail says it,
+            # with nothing allocated; the app goes on, with nothing to reboot into.
+            self._set("failed", "NO_MEMORY", "the heap ran out")
             return False
         try:  # the trial is armed: the install stands, whatever runs out of heap here
             if self.cfg.telemetry:
@@ -149,34 +173,32 @@ class Agent:
             self._set("installed", None, "%s in %s; reboot to try it" % (m.version, slot.label))
         except MemoryError:
             self._set("installed")
-        return True
-
-    async def _download(self, m, slot):
-        # A smaller representation than the raw payload when this device can use one
-        # (ota.encoded, docs/format.md §2.2), else the raw payload, resumed where an interrupted
-        # download stopped (ota.download). Each one's code is released when it returns.
-        if m.payloads:
-            from .encoded import download
-            try:
-                if await download(self.cfg, self.state, m, slot, self.buf, self.esp32,
-                                  self._client, self._done_with, self._progress):
-                    return
-            finally:
-                download = None
-                release()
-        from .download import raw
         try:
-            self._status["resumed_from"] = await raw(
-                self.cfg, self.state, m, slot, self.buf, self._client, self._done_with,
-                self._progress)
-        finally:
-            release()
+            release()  # ota.finish and ota.stateops: the app runs on until the reboot
+        except MemoryError:
+            pass
+        return True
 
     def _progress(self, done, size):
         # After every block written (the raw download persists its offset itself).
         self._status["progress"] = done
         if self.on_progress:
             self.on_progress(done, size)
+
+    # --- the check's end (Agent.check() is ota.agentops.check) --------------------------------
+    async def _checked(self, check):
+        # Awaits check, ota.agentops' coroutine, then reports the outcome (ota.report) unless an
+        # offer awaits install(): by then that module's code and frames are no longer in the heap
+        # (its phase released it), so the report's connection does not carry them.
+        try:
+            offer = await check
+            check = None  # the finished coroutine holds its module's code
+            if not offer:
+                await self._report()
+            return offer
+        except MemoryError:  # where even the failure path ran out: the last net, as _install's
+            self._set("failed", "NO_MEMORY", "the heap ran out")
+            return None
 
     # --- telemetry (docs/fleet.md) ------------------------------------------------------------
     def _note(self, event, seq, reason, t0, version=None):
@@ -203,17 +225,7 @@ class Agent:
                 release()
 
     # --- loops (the synchronous wrappers: __getattr__) -------------------------------------------
-    async def update(self):
-        # check, then install what is offered. Returns True when a reboot is needed.
-        try:
-            offer = await self.check()
-            return bool(offer) and await self.install(offer)
-        except MemoryError:  # where even the failure path ran out (see _no_memory)
-            return self._no_memory()
-
-    def _no_memory(self):
-        # The last net for a MemoryError that escaped a phase's own handling (ota.info.fail,
-        # which loads code to record it): NO_MEMORY in status(), as ota.info.fail says it, with
-        # nothing allocated; the app goes on. Returns False (nothing to reboot into).
-        self._set("failed", "NO_MEMORY", "the heap ran out")
-        return False
+    def update(self):
+        # A coroutine: `await agent.update()` checks, then installs what is offered; True when a
+        # reboot is needed. (The install's own coroutine does both: one frame less.)
+        return self._install(None, _UPDATE)

@@ -24,14 +24,12 @@ class Offer:
 
 
 # --- check (ota.check) ------------------------------------------------------------------------
-async def check(a):
-    # Returns an Offer, or None (up to date, held back by a staged rollout, or refused: see
-    # status()). Reports the outcome (ota.report) unless an offer awaits install().
-    try:
-        return await _check(a)
-    except MemoryError:  # where even the failure path ran out: the Agent's last net
-        a._no_memory()
-        return None
+def check(a):
+    # A coroutine: `await agent.check()` returns an Offer, or None (up to date, held back by a
+    # staged rollout, or refused: see status()), and reports the outcome (ota.report) unless an
+    # offer awaits install(). Agent._checked awaits _check and reports, so that neither this
+    # module's code nor its frames are in the heap while the report is sent.
+    return a._checked(_check(a))
 
 
 async def _check(a):
@@ -78,7 +76,6 @@ async def _check(a):
     st = a._status
     failed = st["state"] == "failed"
     a._note("failed" if failed else "checked", 0, st["reason" if failed else "state"], t0)
-    await a._report()
     return None
 
 

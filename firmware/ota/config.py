@@ -32,27 +32,15 @@ class Config:
     #            min_rate seconds (size in bytes, min_rate in bytes per second), else it stops
     #            with FetchError DEADLINE (docs/format.md §5); a resumed download gets a new
     #            deadline for the bytes it still needs
-    def __init__(self, url, product, board, chip_id=None, channel="stable", keys=None,
-                 device_id=None, ca=None, timeout_ms=15000, health_timeout_ms=30000,
-                 max_wbits=12, support_end=None, telemetry=True, report_url=None,
-                 deadline_s=30, min_rate=4096, model=None):
-        self.url = url.rstrip("/")
-        self.product = product
-        self.model = model
-        self.board = board
-        self.chip_id = chip_id  # None: running_chip_id() at the first check (ota.check)
-        self.channel = channel
-        self.keys = keys
-        self.device_id = device_id
-        self.telemetry = telemetry
-        self.report_url = report_url
-        self.ca = ca
-        self.timeout_ms = timeout_ms
-        self.health_timeout_ms = health_timeout_ms
-        self.max_wbits = max_wbits
-        self.support_end = support_end
-        self.deadline_s = deadline_s
-        self.min_rate = min_rate
+    url: str  # (set by ota.make.config, as every attribute; for the type checker only)
+
+    def __init__(self, *args, **kw):
+        # (url, product, board, chip_id=None, channel="stable", keys=None, device_id=None,
+        # ca=None, timeout_ms=15000, health_timeout_ms=30000, max_wbits=12, support_end=None,
+        # telemetry=True, report_url=None, deadline_s=30, min_rate=4096, model=None): the
+        # attributes above, set by ota.make.config (released when the Agent is made)
+        from .make import config
+        config(self, *args, **kw)
 
     # (The manifest's and the keyring's URLs are built where they are fetched, ota.check and
     # ota.trusted, so that this resident class does not carry them.)

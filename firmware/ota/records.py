@@ -12,7 +12,7 @@
 #   new place, one below the last, and after a reset one place lower still (the place below the
 #   lowest valid stop may hold one a cut tore). Each stop counts on its own.
 # The resume point is the furthest any of them gives. A record's 32 bytes are a function of its
-# payload's 8-byte tag and its value only (_fill: tag, two bytes (i and 255 - i, or k), a magic
+# payload's 8-byte tag and its value only (fill: tag, two bytes (i and 255 - i, or k), a magic
 # "otakit" or "otstop", twice), and a record counts only when all 32 read back exactly so: one
 # torn by a power cut (its second half still erased, or any bits left unprogrammed), another
 # payload's, or a mark at another index never does. Each place is written once after the erase,
@@ -22,9 +22,11 @@
 # 16/32-byte encryption blocks, never shared with other data), never rewritten with other bytes
 # (the same plaintext at the same address encrypts to the same ciphertext), and an erased place
 # reads back (decrypted) as no valid record.
-# ota.state calls scan (State.progress) and record (State.save_progress). Loaded only while an
-# install runs (ota.release drops it with the phase); nothing here allocates but, per record
-# made, a memoryview slice.
+# ota.state calls record (State.save_progress); ota.stateops reads the records back for
+# State.progress (its _scan, with fill and the magics here), so that this module holds only what
+# writes them while a payload streams in. Loaded only while an install runs (ota.release drops it
+# with the phase, and ota.state right after a scan); nothing here allocates but, per record made,
+# a memoryview slice.
 from .errors import FlashError
 
 try:
@@ -35,9 +37,8 @@ except ImportError:  # CPython
 
 _BLOCK = const(4096)
 _MARK = const(32)  # bytes per record
-_MARKS = const(128)  # records in the sector
-_MAGIC_MARK = b"otakit"
-_MAGIC_STOP = b"otstop"
+MAGIC_MARK = b"otakit"
+MAGIC_STOP = b"otstop"
 # the download's progress, ota.state's State._p: its fields
 _SLOT = const(0)
 _TAG = const(1)
@@ -48,53 +49,13 @@ _STOP = const(5)
 _SIZE = const(6)
 
 
-def _fill(rec, tag, a, b, magic):
+def fill(rec, tag, a, b, magic):
     # A 32-byte progress record: tag (8 bytes), a, b, magic (6 bytes), twice.
     rec[0:8] = tag
     rec[8] = a
     rec[9] = b
     rec[10:16] = magic
     rec[16:32] = rec[0:16]
-
-
-def _same(buf, place, rec):
-    # Whether the record at place of the sector in buf is rec, all 32 bytes.
-    o = place * _MARK
-    for j in range(_MARK):
-        if buf[o + j] != rec[j]:
-            return False
-    return True
-
-
-def scan(p, buf):
-    # The resume point the records of the progress p give (0: none), read through buf (4 KB):
-    # the run of its marks from mark 0, or its furthest stop, whichever is further; sets p's
-    # marks (that run) and next stop place (two below the lowest valid stop, since the place
-    # below it may hold a stop a cut tore).
-    p[_SLOT].part.readblocks(p[_MB], buf)
-    tag, rec, end = p[_TAG], p[_REC], p[_SIZE]
-    nm = (end + 0xFFFF) >> 16
-    n = 0
-    while n < nm:
-        _fill(rec, tag, n, 255 - n, _MAGIC_MARK)
-        if not _same(buf, n, rec):
-            break
-        n += 1
-    p[_N] = n
-    off = n << 16
-    off = off if off < end else end
-    low = i = _MARKS
-    while i > nm:
-        i -= 1
-        o = i * _MARK
-        if buf[o + 15] == 0x70:  # "p", the last byte of "otstop": it may be a stop
-            _fill(rec, tag, buf[o + 8], buf[o + 9], _MAGIC_STOP)
-            k = (buf[o + 8] | (buf[o + 9] << 8)) * _BLOCK
-            if _same(buf, i, rec) and k <= end:
-                low = i
-                off = k if k > off else off
-    p[_STOP] = low - 2
-    return off
 
 
 def record(p, done):
@@ -106,7 +67,7 @@ def record(p, done):
         i = (done - 1) >> 16
         while p[_N] <= i:
             n = p[_N]
-            _fill(rec, tag, n, 255 - n, _MAGIC_MARK)
+            fill(rec, tag, n, 255 - n, MAGIC_MARK)
             _program(p, n)
             p[_N] = n + 1
         return True
@@ -114,7 +75,7 @@ def record(p, done):
     if i < (p[_SIZE] + 0xFFFF) >> 16:
         return False
     k = done // _BLOCK
-    _fill(rec, tag, k & 255, k >> 8, _MAGIC_STOP)
+    fill(rec, tag, k & 255, k >> 8, MAGIC_STOP)
     _program(p, i)
     p[_STOP] = i - 1
     return True

@@ -14,7 +14,7 @@ from .errors import ManifestError
 
 async def read_back(m, slot, buf):
     # Raises ManifestError REVERT_MISMATCH unless the spare slot holds the named image; leaves
-    # slot.read_back at m.size, so Slot.verify() then reads only the header.
+    # slot.read_back at m.size, so ota.finish.verify() then reads only the header.
     h = await slot.hash_range(m.size, buf)  # yields after every 4 KB block
     if h.digest() != m.sha256:
         raise ManifestError("REVERT_MISMATCH", "%s does not hold %s (sequence %d): its first %d "

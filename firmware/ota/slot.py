@@ -1,16 +1,17 @@
-# ota/slot.py: write an image into the spare OTA slot, read it back, and switch boot.
+# ota/slot.py: the spare OTA slot an install writes its image into, and reads back.
 # MIT license; Copyright (c) 2026 otakit contributors
 #
 # Invariants:
 # - the target is always Partition(RUNNING).get_next_update(): never the running slot;
 # - blocks are written with 2-argument writeblocks (erase + write), one 4 KB block at a time,
 #   from one buffer the caller preallocates; nothing here allocates per block;
-# - set_boot() is called only by switch(), and only after verify(): every byte of the image was
-#   read back from flash and its SHA-256 equals the signed one (ota.download.Writer reads each
-#   block back right after writing it and hashes what it read, a resumed download's kept prefix
-#   is hashed by hash_range into that same SHA-256, which the writer's caller checks; verify
-#   hashes the whole range itself when any byte was not read back), and the header, read back,
-#   is an app for this chip.
+# - set_boot() is called only by ota.finish.switch(), and only after ota.finish.verify(): every
+#   byte of the image was read back from flash and its SHA-256 equals the signed one
+#   (ota.download.Writer reads each block back right after writing it and hashes what it read, a
+#   resumed download's kept prefix is hashed by hash_range into that same SHA-256, which the
+#   writer's caller checks; verify hashes the whole range itself when any byte was not read
+#   back), and the header, read back, is an app for this chip.
+# The checks and the switch are in ota.finish, loaded only for an install's last steps.
 import hashlib
 
 from .errors import FlashError
@@ -87,27 +88,3 @@ class Slot:
         h = await hash_partition(self.part, size, buf, h)
         self.read_back = size  # a prefix: from the slot's start
         return h
-
-    async def verify(self, size, sha256, chip_id, buf):
-        # Check the written range is the signed, bootable image. When every byte was read back
-        # (read_back) into the SHA-256 the download checked, only the header is read here; else
-        # the whole range is hashed from flash and compared with the signed SHA-256.
-        if self.read_back < size and \
-                (await hash_partition(self.part, size, buf)).digest() != sha256:
-            raise FlashError("READBACK_MISMATCH", "the image read back from %s differs from the "
-                             "signed SHA-256" % self.label)
-        self.check_header(chip_id, buf)
-
-    def check_header(self, chip_id, buf):
-        # The written image's header, read back from flash, is an app for this chip.
-        self.part.readblocks(0, buf)
-        problem = app_header_problem(buf, chip_id)
-        if problem:
-            raise FlashError("BAD_IMAGE", problem)
-
-    def switch(self):
-        # Make the verified slot the one the bootloader tries next (as NEW: a trial boot).
-        try:
-            self.part.set_boot()
-        except OSError as e:
-            raise FlashError("SET_BOOT_FAILED", "set_boot refused %s: %s" % (self.label, e))

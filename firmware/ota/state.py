@@ -48,22 +48,20 @@
 # (an erase a cut tore) is erased again before a record is written into it.
 #
 # RAM: the agent's State lives as long as the app, so only what an install needs while the
-# payload streams in (the agent's peak of RAM) is here: the NVS primitives and the resume point.
-# Every other operation (arming and ending a trial, the last failure, the installed release and
-# what the checks enforce, the rollback, the pending report, support end, the keyring, the
-# accepted revision) is in ota.stateops and called the same way, st.keyring(env):
-# State.__getattr__ loads that module on first use and ota.release() drops it with the phase
-# that used it.
+# payload streams in (the agent's peak of RAM) is here: save_progress. Every other operation
+# (the NVS primitives i32, blob, erase and commit, reading and forgetting the resume point,
+# arming and ending a trial, the last failure, the installed release and what the checks
+# enforce, the rollback, the pending report, support end, the keyring, the accepted revision)
+# is in ota.stateops and called the same way, st.keyring(env): State.__getattr__ loads that
+# module on first use and ota.release() drops it with the phase that used it; after progress()
+# and forget_progress(), which run inside a download, it is dropped at once (ota.release(only)).
 try:
     from micropython import const  # pyright: ignore[reportAssignmentType] - CPython fallback below
 except ImportError:  # CPython
     def const(x):
         return x
 
-_BLOB_MAX = const(96)
-_SECTOR = const(4096)
-_MARKED = const(0x800000)  # 128 marks x 64 KB: the largest image with progress records
-_LAST = const(127)  # the records' last place
+_BLOB_MAX = const(96)  # bytes of a blob read (ota.stateops)
 
 
 class State:
@@ -73,77 +71,19 @@ class State:
         self._p = None  # the download's progress (below)
 
     def __getattr__(self, name):
-        # An operation of ota.stateops, bound to this State.
+        # An operation of ota.stateops, bound to this State (progress(tag, slot, size, buf) and
+        # forget_progress(payload=False) through _dropping, below).
         if name[0] == "_":
             raise AttributeError(name)
+        if name in ("progress", "forget_progress"):
+            return lambda *a: _dropping(self, name, a)
         from . import stateops
         f = getattr(stateops, name)
         return lambda *a: f(self, *a)
 
-    # --- the NVS primitives (for ota.stateops; other modules use the named operations) ----
-    def i32(self, key, default=0):
-        try:
-            return self.nvs.get_i32(key)
-        except OSError:
-            return default
-
-    def blob(self, key):
-        try:
-            n = self.nvs.get_blob(key, self._buf)
-        except OSError:
-            return b""
-        return bytes(self._buf[:n])
-
-    def erase(self, *keys):
-        for k in keys:
-            try:
-                self.nvs.erase_key(k)
-            except OSError:
-                pass
-
-    def commit(self):
-        self.nvs.commit()
-
     # --- the resume point of a download (ota.download, ota.encoded) ------------------------
-    # _p, the download's progress (set by progress): [Slot, the payload's tag, the 32-byte
-    # buffer a record is made in, the block of the records' sector or -1 (no room), the marks in
-    # it (the run from mark 0), the place of the next stop, the image's size] (ota.records).
-    def progress(self, tag, slot, size, buf):
-        # The offset to resume the payload named by tag (size bytes of image) from, 0 if
-        # nothing of it is kept: the furthest its records in slot give (read through buf, 4 KB),
-        # or d_off. From now on save_progress records this payload's progress in slot (a new
-        # payload: in the order above).
-        n = slot.size // _SECTOR - 1  # the last sector's block, when the image ends before it
-        mb = n if size <= n * _SECTOR and size <= _MARKED else -1
-        self._p = p = [slot, tag, memoryview(self._buf)[:32], mb, 0, _LAST, size]
-        if self.blob("d_id") == tag:
-            off = 0
-            if mb >= 0:
-                from .records import scan
-                off = scan(p, buf)
-                if not off:  # none counts: what the sector holds (a torn erase) is erased
-                    self._erase(p)
-            d = self.i32("d_off")
-            return d if d > off else off
-        if mb >= 0:
-            self._erase(p)
-        self.erase("d_off")
-        self.nvs.set_blob("d_id", tag)
-        return 0
-
-    def _erase(self, p):
-        # The records' sector of the progress p erased (ioctl 6): no mark, the next stop at the
-        # last place.
-        try:
-            r = p[0].part.ioctl(6, p[3])
-        except OSError as e:
-            r = e
-        if r:
-            from .errors import FlashError
-            raise FlashError("WRITE_FAILED", "erasing the progress records: %s" % r)
-        p[4] = 0
-        p[5] = _LAST
-
+    # progress() and forget_progress() are ota.stateops' (__getattr__); save_progress records
+    # from the first mark.
     def save_progress(self, done):
         # Called once the image's bytes [0, done) are in flash and read back: at every 64 KB and
         # the image's end, and when the download stops between two (never ahead of the slot).
@@ -155,16 +95,14 @@ class State:
                 return
         self.nvs.set_i32("d_off", done)
 
-    def forget_progress(self, payload=False):
-        # What the slot holds is not to be resumed from: its records and d_off are erased (d_id
-        # stays); with payload, or no download in this boot, d_id and d_off (the slot is
-        # overwritten by another representation: the records no longer count without d_id).
-        p = self._p
-        if payload or p is None:
-            self.erase("d_id", "d_off")
-            self.commit()
-            self._p = None
-            return
-        if p[3] >= 0:
-            self._erase(p)
-        self.erase("d_off")
+
+def _dropping(st, name, args):
+    # st.progress() or st.forget_progress() (ota.stateops), then that module dropped again (and
+    # ota.records, when a resumed download's scan loaded it: the first mark loads it again),
+    # within a download whose other modules are in use: ota.release(only).
+    from . import release, stateops
+    try:
+        return getattr(stateops, name)(st, *args)
+    finally:
+        stateops = None
+        release(("stateops", "records"))

@@ -3,8 +3,9 @@
 #
 # Called as methods of an ota.state.State (st.keyring(env) runs keyring(st, env) here, through
 # State.__getattr__), loaded on first use and dropped by ota.release() with the phase that used
-# it. The record table and the write-order rules are in ota/state.py's header; each operation
-# below says its order. Only ota.state and this module name an NVS key.
+# it (right after progress() and forget_progress(), which run inside a download). The record
+# table and the write-order rules are in ota/state.py's header; each operation below says its
+# order. Only ota.state and this module name an NVS key.
 import struct
 
 try:
@@ -15,6 +16,38 @@ except ImportError:  # CPython
 
 _MAX_BAD = const(8)
 _BLOB_MAX = const(96)
+_SECTOR = const(4096)
+_MARKED = const(0x800000)  # 128 marks x 64 KB: the largest image with progress records
+_LAST = const(127)  # the records' last place
+_MARK = const(32)  # bytes per record (ota.records)
+
+
+# --- the NVS primitives (for these operations; other modules use the named operations) -----
+def i32(st, key, default=0):
+    try:
+        return st.nvs.get_i32(key)
+    except OSError:
+        return default
+
+
+def blob(st, key):
+    try:
+        n = st.nvs.get_blob(key, st._buf)
+    except OSError:
+        return b""
+    return bytes(st._buf[:n])
+
+
+def erase(st, *keys):
+    for k in keys:
+        try:
+            st.nvs.erase_key(k)
+        except OSError:
+            pass
+
+
+def commit(st):
+    st.nvs.commit()
 
 
 def text(st, key):
@@ -36,7 +69,8 @@ def bad_sequences(st):
 
 
 # --- the trial: armed by the agent (ota.agent), ended at boot (ota.trial) ------------------------
-def arm_trial(st, seq, sv, addr, set_boot):
+def arm_trial(st, seq, sv, slot):
+    # switch(slot) makes the verified slot the one that boots next (ota.finish: set_boot).
     # Order: the old marker goes first, the details, the marker t_seq, then set_boot(), then
     # t_armed. A cut after any prefix leaves a state ota.trial.boot() handles: no marker = no
     # trial; a marker without t_armed = an install cut before set_boot returned.
@@ -44,9 +78,10 @@ def arm_trial(st, seq, sv, addr, set_boot):
     st.nvs.set_i32("t_armed", 0)
     st.erase("t_fail", "t_faild")
     st.nvs.set_i32("t_sv", sv)
-    st.nvs.set_i32("t_addr", addr)
+    st.nvs.set_i32("t_addr", slot.address)
     st.nvs.set_i32("t_seq", seq)
-    set_boot()
+    from .finish import switch
+    switch(slot)
     st.nvs.set_i32("t_armed", 1)
     st.erase("last", "last_d")  # d_id/d_off stay until the trial ends
 
@@ -195,9 +230,68 @@ def last(st):
     return (r, text(st, "last_d")) if r else (None, "")
 
 
-# --- the resume point: whether a raw download's is kept (ota.encoded; the rest in ota.state) ---
+# --- the resume point of a download (ota.download, ota.encoded; save_progress in ota.state) --
+# progress() and forget_progress() run at a download's start and when what the slot holds is not
+# to be resumed from: State.__getattr__ drops this module (and ota.records) after each, so that
+# neither is in the heap while the payload streams in (from the first mark, ota.records writes
+# the records: State.save_progress). The write order is in ota/state.py's header.
 def has_progress(st):
     return bool(st.blob("d_id"))
+
+
+# st._p, the download's progress (set by progress): [Slot, the payload's tag, the 32-byte
+# buffer a record is made in, the block of the records' sector or -1 (no room), the marks in
+# it (the run from mark 0), the place of the next stop, the image's size] (ota.records).
+def progress(st, tag, slot, size, buf):
+    # The offset to resume the payload named by tag (size bytes of image) from, 0 if nothing of
+    # it is kept: the furthest its records in slot give (read through buf, 4 KB), or d_off. From
+    # now on save_progress records this payload's progress in slot (a new payload: in the order
+    # of ota/state.py's header).
+    n = slot.size // _SECTOR - 1  # the last sector's block, when the image ends before it
+    mb = n if size <= n * _SECTOR and size <= _MARKED else -1
+    st._p = p = [slot, tag, memoryview(st._buf)[:32], mb, 0, _LAST, size]
+    if st.blob("d_id") == tag:
+        off = 0
+        if mb >= 0:
+            off = _scan(p, buf)
+            if not off:  # none counts: what the sector holds (a torn erase) is erased
+                _erase(p)
+        d = st.i32("d_off")
+        return d if d > off else off
+    if mb >= 0:
+        _erase(p)
+    st.erase("d_off")
+    st.nvs.set_blob("d_id", tag)
+    return 0
+
+
+def _erase(p):
+    # The records' sector of the progress p erased (ioctl 6): no mark, the next stop at the last
+    # place.
+    try:
+        r = p[0].part.ioctl(6, p[3])
+    except OSError as e:
+        r = e
+    if r:
+        from .errors import FlashError
+        raise FlashError("WRITE_FAILED", "erasing the progress records: %s" % r)
+    p[4] = 0
+    p[5] = _LAST
+
+
+def forget_progress(st, payload=False):
+    # What the slot holds is not to be resumed from: its records and d_off are erased (d_id
+    # stays); with payload, or no download in this boot, d_id and d_off (the slot is
+    # overwritten by another representation: the records no longer count without d_id).
+    p = st._p
+    if payload or p is None:
+        st.erase("d_id", "d_off")
+        st.commit()
+        st._p = None
+        return
+    if p[3] >= 0:
+        _erase(p)
+    st.erase("d_off")
 
 
 # --- support end (from the last verified manifest) ---------------------------------------------
@@ -289,3 +383,44 @@ def enforced(st):
         sys.modules.pop("ota_origin", None)
     n, f = installed(st), floor(st)
     return (n if n > seq else seq), (f if f > sv else sv)
+
+
+def _scan(p, buf):
+    # The resume point the progress records (ota.records) of the progress p give (0: none), read
+    # through buf (4 KB): the run of its marks from mark 0, or its furthest stop, whichever is
+    # further; sets p's marks (that run) and next stop place (two below the lowest valid stop,
+    # since the place below it may hold a stop a cut tore).
+    from .records import MAGIC_MARK, MAGIC_STOP, fill  # dropped with this module (ota.state)
+    p[0].part.readblocks(p[3], buf)
+    tag, rec, end = p[1], p[2], p[6]
+    nm = (end + 0xFFFF) >> 16
+    n = 0
+    while n < nm:
+        fill(rec, tag, n, 255 - n, MAGIC_MARK)
+        if not _same(buf, n, rec):
+            break
+        n += 1
+    p[4] = n
+    off = n << 16
+    off = off if off < end else end
+    low = i = _LAST + 1
+    while i > nm:
+        i -= 1
+        o = i * _MARK
+        if buf[o + 15] == 0x70:  # "p", the last byte of "otstop": it may be a stop
+            fill(rec, tag, buf[o + 8], buf[o + 9], MAGIC_STOP)
+            k = (buf[o + 8] | (buf[o + 9] << 8)) * _SECTOR
+            if _same(buf, i, rec) and k <= end:
+                low = i
+                off = k if k > off else off
+    p[5] = low - 2
+    return off
+
+
+def _same(buf, place, rec):
+    # Whether the record at place of the sector in buf is rec, all 32 bytes.
+    o = place * _MARK
+    for j in range(_MARK):
+        if buf[o + j] != rec[j]:
+            return False
+    return True

@@ -30,22 +30,34 @@ NORMAL = "normal"
 
 
 def _run_checks(checks, timeout_ms):
-    # Returns None when every check passed, else (reason, detail).
+    # Returns None when every check passed, else (reason, detail). The deadline is an alarm task
+    # (ota.errors.alarm, as ota.http's timeouts), not asyncio.wait_for_ms: that would load
+    # asyncio.funcs, which no ota.release() drops, for the app's whole life.
     import asyncio
 
+    from .errors import alarm
+
     async def all_checks():
-        for check in checks:
-            r = check()
-            if hasattr(r, "send"):  # a coroutine
-                r = await r
-            if not r:
-                return "HEALTH_FAILED", getattr(check, "__name__", "check") + " returned False"
-        return None
+        a = asyncio.create_task(alarm(asyncio.current_task(), timeout_ms))
+        try:
+            for check in checks:
+                r = check()
+                if hasattr(r, "send"):  # a coroutine
+                    r = await r
+                if not r:
+                    return "HEALTH_FAILED", getattr(check, "__name__", "check") + " returned False"
+            return None
+        except asyncio.CancelledError:
+            if not a.done():  # the app cancelled it, not the alarm
+                raise
+            return "HEALTH_FAILED", "health checks did not finish within %d ms" % timeout_ms
+        finally:
+            if not a.done():
+                a.cancel()
+                await asyncio.sleep_ms(0)  # the alarm ends now: it holds this task (and code)
 
     try:
-        return asyncio.run(asyncio.wait_for_ms(all_checks(), timeout_ms))
-    except asyncio.TimeoutError:
-        return "HEALTH_FAILED", "health checks did not finish within %d ms" % timeout_ms
+        return asyncio.run(all_checks())
     except Exception as e:  # a crashing check is a failed check, with its message kept
         return "HEALTH_FAILED", "%s: %s" % (type(e).__name__, e)
 

@@ -194,7 +194,7 @@ def test_a_block_the_flash_did_not_keep_is_refused_before_set_boot(tmp_path: Pat
 # stopped between two), under the payload d_id names.
 MARKS = """\
 import esp32
-from ota.records import _MAGIC_MARK, _MAGIC_STOP, _fill
+from ota.records import MAGIC_MARK, MAGIC_STOP, fill
 from ota.slot import Slot
 from ota.state import State
 buf = bytearray(4096)
@@ -206,7 +206,7 @@ def kept(tag, size=SIZE):  # what a fresh boot resumes from
 
 def program(tag, a, b, magic, place, n=32):  # a record at place, only its first n bytes
     s = Slot(esp32)
-    _fill(rec, tag, a, b, magic)
+    fill(rec, tag, a, b, magic)
     s.part.writeblocks(s.size // 4096 - 1, memoryview(rec)[:n], place * 32)
 
 st, slot = State(esp32), Slot(esp32)
@@ -223,26 +223,26 @@ print("R whole", kept(A))
 st.nvs.set_blob("d_id", B)  # B named over A's records: they never count for B
 print("R other", kept(B))
 print("R renamed", kept(A), st.progress(A, slot, SIZE, buf))
-program(A, 0, 255, _MAGIC_MARK, 0, 16)  # a mark torn by a cut: its first half programmed
+program(A, 0, 255, MAGIC_MARK, 0, 16)  # a mark torn by a cut: its first half programmed
 print("R torn mark", kept(A))
-program(A, 1, 254, _MAGIC_MARK, 0)  # mark 1 in mark 0's place
+program(A, 1, 254, MAGIC_MARK, 0)  # mark 1 in mark 0's place
 print("R misplaced", kept(A))
 st = State(esp32)
 st.progress(A, slot, SIZE, buf)
 st.save_progress(65536)
-program(A, 1, 254, _MAGIC_MARK, 1, 16)  # mark 1 torn: the resume point is mark 0's
+program(A, 1, 254, MAGIC_MARK, 1, 16)  # mark 1 torn: the resume point is mark 0's
 st = State(esp32)
 print("R torn second", st.progress(A, slot, SIZE, buf))
 st.save_progress(131072)  # mark 1 written again, the same 32 bytes
 print("R rewritten", kept(A))
-program(A, 40, 0, _MAGIC_STOP, 127, 16)  # a stop torn by a cut
+program(A, 40, 0, MAGIC_STOP, 127, 16)  # a stop torn by a cut
 print("R torn stop", kept(A))
 st = State(esp32)
 st.progress(A, slot, SIZE, buf)
 st.save_progress(163840)  # the next stop: one place lower, the torn one left as it is
 slot.part.readblocks(slot.size // 4096 - 1, buf)
 print("R next stop", kept(A), int(buf[127 * 32 + 16:] == b"\\xff" * 16))
-program(B, 45, 0, _MAGIC_STOP, 100)  # another payload's stop
+program(B, 45, 0, MAGIC_STOP, 100)  # another payload's stop
 print("R other stop", kept(A))
 st.forget_progress()
 print("R forgotten", kept(A))

@@ -81,22 +81,22 @@ _WR = "firmware/ota/writer.py"
 _OPS, _MAN, _FLASH = "firmware/ota/stateops.py", "firmware/ota/manifest.py", \
     "boards/unix/_simflash.py"
 _CHECK = "firmware/ota/check.py"
-_VERIFY = "                await slot.verify(m.size, m.sha256, self.cfg.chip_id, self.buf)  # yields\n"
+_VERIFY = "                    await f(slot, m.size, m.sha256, self.cfg.chip_id, self.buf)  # yields\n"
 
 CATALOGUE: list[Mutant] = [
     _m("set-boot-before-readback", "set_boot() before the slot is read back",
-       (_AGENT, _VERIFY, "                slot.switch()\n" + _VERIFY), first="small"),
+       (_AGENT, _VERIFY, "                    slot.part.set_boot()\n" + _VERIFY), first="small"),
     _m("readback-removed", "the slot is never read back before set_boot(): each block is "
        "hashed as received, not as the flash holds it, and the final check is skipped",
        (_WR, "        self.slot.part.readblocks(self.block, buf)  # what is hashed is what the "
         "flash holds\n", ""),
-       (_AGENT, _VERIFY, "                pass\n")),
+       (_AGENT, _VERIFY, "                    pass\n")),
     _m("t-seq-first", "arm_trial writes the trial marker t_seq first instead of last",
        (_OPS, '    st.erase("t_seq")\n    st.nvs.set_i32("t_armed", 0)\n',
         '    st.erase("t_seq")\n    st.nvs.set_i32("t_seq", seq)\n'
         '    st.nvs.set_i32("t_armed", 0)\n'),
-       (_OPS, '    st.nvs.set_i32("t_seq", seq)\n    set_boot()\n',
-        "    set_boot()\n"), first="chain"),
+       (_OPS, '    st.nvs.set_i32("t_seq", seq)\n    from .finish import switch\n',
+        "    from .finish import switch\n"), first="chain"),
     _m("progress-before-block", "the resume point is saved before its block is in flash",
        (_WR, "        self.slot.write_block(self.block, buf)\n",
         "        self.progress(self.done + n, self.size)\n"
