@@ -254,16 +254,18 @@ def _run(frozen: bool, encoding: str | None = None) -> tuple[
         s = lab.work / "peaks.py"
         s.write_text(peaks_script.replace("GO\n", UPDATE))
         log = lab.boot(script=s, heapsize=f"{HEAP // 1024}K", max_boots=1, timeout=600).log
-        if "INSTALLED" not in log:
+        if "INSTALLED" not in log or "payload refused" in log:
             raise RuntimeError("the probe's update failed:\n" + log[-3000:])
         peaks = _peaks(log)
+        if encoding and not any(p[0] == "block0" and "ota.encoded" in p[4] for p in peaks):
+            raise RuntimeError(f"the probe's update did not install the {encoding} payload")
         fields = re.search(r"OFFER ([^\n]*)", log)
         assert fields is not None
         s.write_text(peaks_script.replace("GO\n", f"FIELDS = {_fields(fields.group(1))!r}\n"
                                           + INSTALL))
         lab.flash(old)
         log = lab.boot(script=s, heapsize=f"{HEAP // 1024}K", max_boots=1, timeout=600).log
-        if "INSTALLED" not in log:
+        if "INSTALLED" not in log or "payload refused" in log:
             raise RuntimeError("the probe's install failed:\n" + log[-3000:])
         alone = _peaks(log)
         s.write_text(f"NAMES = {names!r}\n" + MODULES)

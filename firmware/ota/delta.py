@@ -3,7 +3,7 @@
 #
 # apply(src, w, base, base_size, chunk, bases, k): src is the decoded patch stream
 # (encoded.Source), w the image Writer (download.Writer), base the running Partition. The base is
-# only ever read (through a 512-byte cache, with 3-argument readblocks); every output byte goes
+# only ever read (3-argument readblocks, at the byte offset it needs); every output byte goes
 # through w into the spare slot, so a power cut during an apply leaves the running image as it
 # was. Every operation is bounded before it runs: it never writes past the image's size, never
 # reads outside the base's first base_size bytes. A malformed patch raises
@@ -20,8 +20,11 @@
 # end, at least 1), far inside both bounds. The loop yields to the app whenever _SLICE_MS have
 # passed since the last yield (src.t, shared with encoded.Source).
 #
-# Allocates nothing per byte; its one buffer (SPACE bytes: the 512-byte cache of the base, then
-# one byte) is src.cache, made by ota.encoded.Source with the decoder's buffers.
+# Allocates nothing per byte and no buffer of its own but one byte (t: the numbers' bytes, and
+# the base's byte when the block has room for one byte only): the header is read into the
+# Writer's block buffer before any image byte, and an add step puts its diff bytes at the
+# block's next free offset and the base's bytes it adds to them right after, in the block's
+# room that is not image yet (half of it each).
 import asyncio
 import time
 
@@ -40,9 +43,6 @@ except (ImportError, SyntaxError, ValueError):  # no native emitter on this port
         for i in range(n):
             out[o + i] = (out[o + i] + base[b + i]) & 0xFF
 
-_CACHE = const(512)
-SPACE = const(513)  # the buffer apply() needs, allocated by its caller (src.cache)
-_BLOCK = const(4096)
 _HDR = const(13)  # b"OTPD", version 1, u32 image size, u32 base size
 _IDLE_OPS = const(64)  # operations in a row without an output byte
 _FREE_OPS = const(64)  # operations allowed before any output ...
@@ -51,36 +51,33 @@ _SLICE_MS = const(10)  # yield to the app at least this often
 
 
 def _bad(detail):
-    return FlashError("HASH_MISMATCH", "bad patch: " + detail)
+    return FlashError("HASH_MISMATCH", detail)
 
 
-async def _uvarint(src, one):
+async def _uvarint(src, t):
     n = 0
     shift = 0
     for _ in range(5):
-        if await src.readinto(one, 1) != 1:
-            raise _bad("it ends inside an operation")
-        b = one[0]
+        if await src.readinto(t, 1) != 1:
+            raise _bad("patch ends in an operation")
+        b = t[0]
         n |= (b & 0x7F) << shift
         if not b & 0x80:
             return n
         shift += 7
-    raise _bad("a number is longer than 5 bytes")
+    raise _bad("patch number over 5 bytes")
 
 
 async def apply(src, w, base, base_size, chunk=0, bases=None, k=0):
-    buf = src.cache  # SPACE bytes: the cache of the base, then one byte for _uvarint
-    mv = memoryview(buf)
-    cache = mv[:_CACHE]
-    if not k:  # the header, in the cache before it caches anything
+    buf, mv = w.buf, w.mv
+    if not k:  # the header, in the block buffer before any image byte (w.o is 0)
         if await src.readinto(mv, _HDR) != _HDR or buf[:5] != b"OTPD\x01":
             raise _bad("not an otakit patch")
         if int.from_bytes(buf[5:9], "little") != w.size:
-            raise _bad("it makes an image of another size")
+            raise _bad("patch for another size of image")
         if int.from_bytes(buf[9:13], "little") != base_size:
-            raise _bad("it is for a base of another size")
-    cached = -1  # base offset of the cache's first byte
-    one = mv[_CACHE:]
+            raise _bad("patch for another size of base")
+    t = memoryview(bytearray(1))  # (Source.readinto fills a slice of it: a view)
     size = w.size
     seg = w.done  # image offset where this segment starts
     pos = seg + bases[k] if k else 0  # pyright: ignore[reportOptionalSubscript] - k: chunked
@@ -94,44 +91,42 @@ async def apply(src, w, base, base_size, chunk=0, bases=None, k=0):
         if at == nxt:  # the next segment: its own work bound, from its signed base position
             k += 1
             if pos != at + bases[k]:  # pyright: ignore[reportOptionalSubscript] - chunked
-                raise _bad("segment %d starts at another base position than signed" % k)
+                raise _bad("segment %d: another base position" % k)
             seg = at
             nxt = at + chunk
             ops = idle = 0
         ops += 1
         if ops > _FREE_OPS + (at - seg) // _BYTES_PER_OP:
             raise FlashError("BAD_PATCH", "%d operations for %d image bytes" % (ops, at - seg))
-        add = await _uvarint(src, one)
-        copy = await _uvarint(src, one)
-        z = await _uvarint(src, one)
+        add = await _uvarint(src, t)
+        copy = await _uvarint(src, t)
+        z = await _uvarint(src, t)
         if add or copy:
             idle = 0
         else:
             idle += 1
             if idle > _IDLE_OPS:
-                raise FlashError("BAD_PATCH", "%d operations in a row write no byte" % idle)
+                raise FlashError("BAD_PATCH", "%d operations in a row write nothing" % idle)
         if add + copy > size - at:
-            raise _bad("an operation runs past the image's end")
+            raise _bad("an operation runs past the image")
         if add + copy > nxt - at:
-            raise _bad("an operation crosses a segment's end")
+            raise _bad("an operation crosses a segment end")
         if add and (pos < 0 or pos + add > base_size):
             raise _bad("an operation reads outside the base")
-        while add:
-            at = pos & ~(_CACHE - 1)
-            if at != cached:
-                base.readblocks(at // _BLOCK, cache, at % _BLOCK)
-                cached = at
-            off = pos - at
-            n = _CACHE - off
+        while add:  # diff bytes at o, the base's at o + n, in the block's room r (n <= r / 2)
+            o = w.o
+            r = w.room()
+            n = r >> 1 if r > 1 else 1
             if n > add:
                 n = add
-            r = w.room()
-            if n > r:
-                n = r
-            o = w.o
-            if await src.readinto(w.mv[o:], n) != n:
-                raise _bad("it ends inside an operation")
-            _add(w.buf, o, cache, off, n)
+            if await src.readinto(mv[o:], n) != n:
+                raise _bad("patch ends in an operation")
+            if r > 1:
+                base.readblocks(0, mv[o + n:o + n + n], pos)
+                _add(buf, o, buf, o + n, n)
+            else:  # one byte of room: the base's byte in t
+                base.readblocks(0, t, pos)
+                buf[o] = (buf[o] + t[0]) & 0xFF
             if w.advance(n):
                 await asyncio.sleep_ms(0)
             pos += n
@@ -141,7 +136,7 @@ async def apply(src, w, base, base_size, chunk=0, bases=None, k=0):
             if n > copy:
                 n = copy
             if await src.readinto(w.mv[w.o:], n) != n:
-                raise _bad("it ends inside an operation")
+                raise _bad("patch ends in an operation")
             if w.advance(n):
                 await asyncio.sleep_ms(0)
             copy -= n

@@ -49,11 +49,12 @@
 # whole, its SHA-256); the decoded bytes are hashed against the image's.
 #
 # RAM (allocated once per install): the _CAP-byte input buffer, the decoder's window (2**wbits
-# bytes) and state (~1.4 KB), and for a delta ota.delta's code and its 513-byte buffer (a cache
-# of the base). choose() makes them (Source), after a gc.collect(), for the candidate it is
-# about to take, before a delta's base is hashed, the slot's prefix is hashed for a resume and
-# the HTTP client is made: they are the install's largest blocks and find room in one piece
-# then (what a hash of the running slot leaves behind would split it). The decoder's state and
+# bytes) and state (~1.4 KB), and for a delta ota.delta's code (it reads the base into the
+# Writer's block buffer: no buffer of its own). choose() makes them (Source), after a
+# gc.collect(), for the candidate it is about to take, before a delta's base is hashed, the
+# slot's prefix is hashed for a resume and the HTTP client is made: they are the install's
+# largest blocks and find room in one piece then (what a hash of the running slot leaves behind
+# would split it). The decoder's state and
 # window, which DeflateIO allocates at its first read, are made then by decoding a one-byte
 # stored block (_PRIME) that ends on a byte boundary, so the representation's stream follows it
 # as the next block. Nothing is allocated per byte; each decode step allocates one memoryview
@@ -90,7 +91,7 @@ def _bad(detail):
 class Source:
     # The decoded stream of a raw-DEFLATE HTTP body. Made before the request (Source(wbits,
     # delta): the input buffer, the decoder's window and state are the install's largest
-    # allocations); install() then attaches the body: resp, size bytes due by the deadline dl
+    # allocations; for a delta ota.delta's code is loaded then too); install() then attaches the body: resp, size bytes due by the deadline dl
     # (ota.download.deadline), which may start at a chunk boundary of the blob (a resume).
     def __init__(self, wbits, delta):
         import deflate
@@ -108,12 +109,11 @@ class Source:
         try:  # the decoder allocates its state and window at its first read: now
             self.z.readinto(mv[6:7])
         except OSError:  # (it did not read mv: a port whose BytesIO copies bytes too)
-            raise _bad("the decoder does not read its input buffer")
+            raise _bad("the decoder does not read its buffer")
         self.h = hashlib.sha256()
         self.t = time.ticks_ms()  # the last yield to the app (ota.delta shares it)
-        if delta:  # ota.delta's code and buffer (its cache of the base) now too
-            from .delta import SPACE
-            self.cache = bytearray(SPACE)
+        if delta:  # ota.delta's code now too
+            from . import delta  # noqa: F401
 
     # Decode exactly n bytes into mv (n <= len(mv)); returns fewer only at the stream's end.
     async def readinto(self, mv, n):
@@ -138,10 +138,10 @@ class Source:
                 if self.dec:
                     j &= ~15  # whole AES blocks (the blob's size and chunks are multiples of 16)
                     if not j:
-                        raise _bad("the payload continues after its deflate stream")
+                        raise _bad("bytes after the deflate stream")
                 j = await self.resp.readinto(buf[u:u + j])
                 if not j:
-                    raise FetchError("SHORT_READ", "the payload ended %d bytes early" % self.left)
+                    raise FetchError("SHORT_READ", "%d bytes short" % self.left)
                 v = buf[u:u + j]
                 self.h.update(v)  # the blob's bytes as signed (encrypted: the ciphertext)
                 if self.dec:
@@ -158,9 +158,9 @@ class Source:
             try:
                 r = z.readinto(mv[got:got + k])
             except (OSError, EOFError, ValueError):
-                raise _bad("the payload is not a valid deflate stream")
+                raise _bad("not a valid deflate stream")
             if bio.tell() > self.e:
-                raise _bad("the payload's deflate stream runs past its end")
+                raise _bad("the deflate stream runs past the payload")
             if not r:
                 break
             got += r
@@ -197,7 +197,7 @@ async def install(resp, rep, m, w, esp32, dl, k=0, off=0, src=None):
     # the Writer w (at image offset k * chunk), through src (a Source, made here if None).
     enc, _, size, sha256, wbits, base_size, _, chunk, lengths, bases, nonce = rep
     if resp.length != size - off:
-        raise _bad("the server sent %d bytes, the manifest signs %d" % (off + resp.length, size))
+        raise _bad("%d bytes sent, %d signed" % (off + resp.length, size))
     if src is None:
         src = Source(wbits, enc == "delta")
     src.dec = None  # an encrypted release's ota.decrypt.Decrypt, else None
@@ -214,17 +214,17 @@ async def install(resp, rep, m, w, esp32, dl, k=0, off=0, src=None):
         while w.done < w.size:
             n = w.room()
             if await src.readinto(w.mv[w.o:], n) != n:
-                raise _bad("the payload decodes to fewer bytes than the image")
+                raise _bad("it decodes to too few bytes")
             if w.advance(n):
                 await asyncio.sleep_ms(0)
     # The stream must end here, with the body (the decoder past its last byte: no byte of it
     # unread, none still to come), and a blob received whole must be the signed one.
     if await src.readinto(bytearray(1), 1) or src.left or src.io.tell() != src.e:
-        raise _bad("the payload continues after the image")
+        raise _bad("bytes after the image")
     if not off and src.h.digest() != sha256:
-        raise _bad("the downloaded payload's SHA-256 differs from the signed one")
+        raise _bad("the payload's SHA-256 is not the signed one")
     if w.h.digest() != m.sha256:
-        raise _bad("the decoded image's SHA-256 differs from the signed one")
+        raise _bad("the decoded SHA-256 is not the signed one")
 
 
 async def download(cfg, st, m, slot, buf, esp32, new_client, done_with, progress):
