@@ -36,7 +36,8 @@ install of that representation instead (ota.encoded; wbits 12, the device's defa
 image, the release offering the new one raw and as that representation, whose blob it takes),
 with one more point, ``base_read``: the first ``readblocks`` once ``ota.encoded`` is loaded (a
 delta's hash of its base in the running slot; for deflate the first read-back of a written
-block), and ``ota.encoded``, ``ota.delta`` and ``ota.fastadd`` among the modules sized.
+block), and ``ota.encoded``, ``ota.encplan``, ``ota.delta`` and ``ota.fastadd`` among the
+modules sized.
 
 Run: ``PYTHONPATH=host_tools .venv/bin/python -m bench.heap_peaks [--encoding deflate|delta]
 [mpy|frozen ...]``.
@@ -218,7 +219,7 @@ def rb(self, *a):
 P.readblocks = rb
 """
 
-ENCODED_NAMES = ["ota.encoded", "ota.delta", "ota.fastadd"]
+ENCODED_NAMES = ["ota.encoded", "ota.encplan", "ota.delta", "ota.fastadd"]
 
 HEAP = 200 * 1024  # roomy: the census, not the smallest heap
 

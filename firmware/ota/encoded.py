@@ -3,10 +3,11 @@
 #
 # docs/format.md §2.2 (representations) and §6 (patches). The agent calls download(cfg, st, m,
 # slot, buf, esp32, new_client, done_with, progress): it picks the smallest representation this
-# device can use (choose: the running slot is hashed only when a delta is the best candidate),
-# returns False when that is the raw payload, else downloads it and decodes it into the spare
-# slot through the agent's 4 KB block buffer (install) and returns True; it raises FetchError
-# (and WRITE_FAILED) like the raw download.
+# device can use (ota.encplan.plan, loaded for that and forgotten before the connection: the
+# running slot is hashed only when a delta is the best candidate), returns False when that is
+# the raw payload, else downloads it and decodes it into the spare slot through the agent's 4 KB
+# block buffer (install) and returns True; it raises FetchError (and WRITE_FAILED) like the raw
+# download.
 # When the representation's bytes are refused (HASH_MISMATCH, or BAD_PATCH: a delta doing more
 # work than its output allows, ota.delta) it prints one "ota: ..." line and returns False, so
 # the agent installs the signed raw payload in the same check instead of retrying a broken or
@@ -33,14 +34,15 @@
 # In an encrypted release (docs/format.md §2.8) every representation is encrypted per chunk:
 # Source asks for whole AES blocks, hashes the received (encrypted) bytes and has them decrypted
 # in place (ota.decrypt.Decrypt.run, from chunk k on) before the decoder sees them.
-# The code lives here, not in ota.agent, so that it costs no RAM during a raw update.
+# The code lives here (and in ota.encplan), not in ota.agent, so that it costs no RAM during a
+# raw update.
 #
 # deflate.DeflateIO pulls its source one byte per call, so it never sees the socket: it reads an
 # io.BytesIO over a _CAP-byte bytes object, which io.BytesIO reads in place (it would copy a
-# bytearray; MicroPython tests that it does not copy a bytes object: heapalloc_bytesio2.py; a port
-# that did would fail the _PRIME decode below, HASH_MISMATCH), and Source refills that same memory
-# from the HTTP response (Response.readinto) through a uctypes view of it before each decode step:
-# one input buffer, no staging copy. Only [0, e) of it holds received bytes. While more of the
+# bytearray; MicroPython tests that it does not copy a bytes object: heapalloc_bytesio2.py; a
+# port that did would fail the priming decode in ota.encplan.source, HASH_MISMATCH), and Source
+# refills that same memory from the HTTP response (Response.readinto) through a uctypes view of
+# it before each decode step: one input buffer, no staging copy. Only [0, e) of it holds received bytes. While more of the
 # body is to come, a decode step asks for at most (unread - _HDR) / 2 bytes (a DEFLATE stream
 # needs at most 2 input bytes per output byte plus a block header of at most ~560 bytes, _HDR) and
 # the buffer is refilled below _LOW unread bytes (so a step makes at least 64 bytes, and a refill
@@ -48,17 +50,16 @@
 # received byte is hashed and counted against the representation's signed size (and, received
 # whole, its SHA-256); the decoded bytes are hashed against the image's.
 #
-# RAM (allocated once per install): the _CAP-byte input buffer, the decoder's window (2**wbits
-# bytes) and state (~1.4 KB), and for a delta ota.delta's code (it reads the base into the
-# Writer's block buffer: no buffer of its own). choose() makes them (Source), after a
-# gc.collect(), for the candidate it is about to take, before a delta's base is hashed, the
-# slot's prefix is hashed for a resume and the HTTP client is made: they are the install's
+# RAM (allocated once per install): the _CAP-byte input buffer (ota.encplan), the decoder's
+# window (2**wbits bytes) and state (~1.4 KB), and for a delta ota.delta's code (it reads the
+# base into the Writer's block buffer: no buffer of its own). ota.encplan.source makes them,
+# after a gc.collect(), for the candidate it is about to take, before a delta's base is hashed,
+# the slot's prefix is hashed for a resume and the HTTP client is made: they are the install's
 # largest blocks and find room in one piece then (what a hash of the running slot leaves behind
-# would split it). The decoder's state and
-# window, which DeflateIO allocates at its first read, are made then by decoding a one-byte
-# stored block (_PRIME) that ends on a byte boundary, so the representation's stream follows it
-# as the next block. Nothing is allocated per byte; each decode step allocates one memoryview
-# slice.
+# would split it). The decoder's state and window, which DeflateIO allocates at its first read,
+# are made then by decoding a one-byte stored block that ends on a byte boundary, so the
+# representation's stream follows it as the next block. Nothing is allocated per byte; each
+# decode step allocates one memoryview slice.
 # pyright: reportAttributeAccessIssue=false
 # (micropython-stdlib-stubs' io.BytesIO lacks the stream methods MicroPython's has: tell,
 # readinto, seek.)
@@ -74,13 +75,11 @@ except ImportError:  # CPython
     def const(x):
         return x
 
-_CAP = const(1024)  # compressed bytes held in RAM
 _HDR = const(560)  # input bytes a step may read besides 2 per output byte (a block header)
 _LOW = const(688)  # refill below this many unread bytes (then a step makes >= 64 bytes)
 _SLICE_MS = const(10)  # the decode yields to the app at least this often (ota.delta too)
 
 
-_PRIME = b"\x00\x01\x00\xfe\xff\x00"  # a stored, non-final DEFLATE block of one byte (Source)
 _REFUSED = ("HASH_MISMATCH", "BAD_PATCH")  # the representation's bytes, not the flash, are wrong
 
 
@@ -89,31 +88,10 @@ def _bad(detail):
 
 
 class Source:
-    # The decoded stream of a raw-DEFLATE HTTP body. Made before the request (Source(wbits,
-    # delta): the input buffer, the decoder's window and state are the install's largest
-    # allocations; for a delta ota.delta's code is loaded then too); install() then attaches the body: resp, size bytes due by the deadline dl
-    # (ota.download.deadline), which may start at a chunk boundary of the blob (a resume).
-    def __init__(self, wbits, delta):
-        import deflate
-        import gc
-        import hashlib
-        import io
-        from uctypes import addressof, bytearray_at
-        gc.collect()
-        b = bytes(_CAP)  # io.BytesIO reads a bytes object in place (it copies a bytearray) ...
-        self.io = io.BytesIO(b)  # pyright: ignore[reportCallIssue, reportArgumentType]
-        self.mv = mv = memoryview(bytearray_at(addressof(b), _CAP))  # ... Source fills it here
-        mv[:6] = _PRIME
-        self.e = 6  # [0, e) of the buffer holds received bytes
-        self.z = deflate.DeflateIO(self.io, deflate.RAW, wbits)
-        try:  # the decoder allocates its state and window at its first read: now
-            self.z.readinto(mv[6:7])
-        except OSError:  # (it did not read mv: a port whose BytesIO copies bytes too)
-            raise _bad("the decoder does not read its buffer")
-        self.h = hashlib.sha256()
-        self.t = time.ticks_ms()  # the last yield to the app (ota.delta shares it)
-        if delta:  # ota.delta's code now too
-            from . import delta  # noqa: F401
+    # The decoded stream of a raw-DEFLATE HTTP body, made with its buffers before the request
+    # (ota.encplan.source); install() then attaches the body: resp, size bytes due by the
+    # deadline dl (ota.download.deadline), which may start at a chunk boundary of the blob (a
+    # resume).
 
     # Decode exactly n bytes into mv (n <= len(mv)); returns fewer only at the stream's end.
     async def readinto(self, mv, n):
@@ -132,7 +110,7 @@ class Source:
                     j = u - i if u - i < p else p
                     buf[i:i + j] = buf[p + i:p + i + j]
                     i += j
-                j = _CAP - u
+                j = len(buf) - u  # (ota.encplan's _CAP)
                 if j > self.left:
                     j = self.left
                 if self.dec:
@@ -167,31 +145,6 @@ class Source:
         return got
 
 
-def _size(r):
-    return r[2]
-
-
-async def choose(m, esp32, buf, max_wbits):
-    # The smallest representation this device can use and its Source (made before a delta's
-    # base is hashed: what that leaves behind does not split the heap the Source needs), or
-    # None. A delta is usable when the running slot starts with its base (hashed only then).
-    for r in sorted(m.payloads, key=_size):
-        if r[2] >= m.size:
-            break  # no smaller than the raw payload
-        if r[4] > max_wbits:
-            continue
-        src = Source(r[4], r[0] == "delta")
-        if r[0] != "delta":
-            return r, src
-        part = esp32.Partition(esp32.Partition.RUNNING)
-        if r[5] <= part.info()[3]:
-            from .slot import hash_partition
-            if (await hash_partition(part, r[5], buf)).digest() == r[6]:
-                return r, src
-        src = None
-    return None
-
-
 async def install(resp, rep, m, w, esp32, dl, k=0, off=0, src=None):
     # Decode rep's blob from its chunk k, at blob offset off (resp: the body from there), into
     # the Writer w (at image offset k * chunk), through src (a Source, made here if None).
@@ -199,7 +152,8 @@ async def install(resp, rep, m, w, esp32, dl, k=0, off=0, src=None):
     if resp.length != size - off:
         raise _bad("%d bytes sent, %d signed" % (off + resp.length, size))
     if src is None:
-        src = Source(wbits, enc == "delta")
+        from .encplan import source
+        src = source(Source, wbits, enc == "delta")
     src.dec = None  # an encrypted release's ota.decrypt.Decrypt, else None
     if nonce is not None:  # an encrypted release (docs/format.md §2.8): loaded only then
         from .decrypt import Decrypt
@@ -228,34 +182,27 @@ async def install(resp, rep, m, w, esp32, dl, k=0, off=0, src=None):
 
 
 async def download(cfg, st, m, slot, buf, esp32, new_client, done_with, progress):
+    import ota
+    import sys
     from .download import Writer, deadline
-    found = await choose(m, esp32, buf, cfg.max_wbits)
-    if found is None:
-        return False
-    rep, src = found
+    from .encplan import plan
+    try:
+        found = await plan(cfg, st, m, slot, buf, esp32, Source)
+    finally:  # its code goes now, before the connection
+        plan = None
+        del sys.modules["ota.encplan"]
+        delattr(ota, "encplan")
+    if found is None or found is True:
+        return bool(found)
+    rep, src, k, off, h = found
+    found = None
     chunk = rep[7]
-    size = m.size
-    k = off = 0
-    if chunk:  # resumable: its progress replaces any other payload's (the slot is overwritten)
-        tag = rep[3][:8]
-        done = st.progress(tag, slot, size, buf)
-        if done == size:  # the whole image is in the slot: read back, nothing rewritten
-            if (await slot.hash_range(size, buf)).digest() == m.sha256:
-                return True
-            st.forget_progress()
-            done = 0
-        k = done // chunk
-        for i in range(k):
-            off += rep[8][i]
-    elif st.has_progress():  # another payload's resume point; this one overwrites the slot
-        st.forget_progress(True)
 
     def persist(done, size):
         if chunk and (done % chunk == 0 or done == size):  # a chunk's end, its blocks in flash
             st.save_progress(done)
         progress(done, size)
 
-    h = k and await slot.hash_range(k * chunk, buf)  # the image bytes already in the slot
     client = new_client()
     try:
         resp = await client.get(cfg.payload_url(rep[1]), rep[2] - off, None, off)
@@ -263,11 +210,11 @@ async def download(cfg, st, m, slot, buf, esp32, new_client, done_with, progress
             if off and not resp.range_start:  # the server ignored the Range: start again
                 st.forget_progress()
                 k = off = 0
-            w = Writer(slot, buf, size, cfg.chip_id, persist, k and k * chunk)
+            w = Writer(slot, buf, m.size, cfg.chip_id, persist, k and k * chunk)
             if k:
                 w.h = h
-            await install(resp, rep, m, w, esp32, deadline(cfg, size - w.done), k, off,
-                          src)
+            h = None
+            await install(resp, rep, m, w, esp32, deadline(cfg, m.size - w.done), k, off, src)
         except FlashError as e:
             if e.reason not in _REFUSED:
                 raise
