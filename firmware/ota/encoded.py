@@ -148,50 +148,46 @@ class Source:
 async def install(resp, rep, m, w, esp32, dl, k=0, off=0, src=None):
     # Decode rep's blob from its chunk k, at blob offset off (resp: the body from there), into
     # the Writer w (at image offset k * chunk), through src (a Source, made here if None).
-    enc, _, size, sha256, wbits, base_size, _, chunk, lengths, bases, nonce = rep
-    if resp.length != size - off:
-        raise _bad("%d bytes sent, %d signed" % (off + resp.length, size))
+    # rep: (encoding, path, size, sha256, wbits, base_size, base_sha256, chunk, lengths, bases,
+    # nonce), indexed where used (a small frame: it is live for the whole decode).
+    size = rep[2] - off
+    if resp.length != size:
+        raise _bad("%d bytes sent, %d signed" % (off + resp.length, rep[2]))
     if src is None:
         from .encplan import source
-        src = source(Source, wbits, enc == "delta")
+        src = source(Source, rep[4], rep[0] == "delta")
     src.dec = None  # an encrypted release's ota.decrypt.Decrypt, else None
-    if nonce is not None:  # an encrypted release (docs/format.md §2.8): loaded only then
+    if rep[10] is not None:  # an encrypted release (docs/format.md §2.8): loaded only then
         from .decrypt import Decrypt
-        src.dec = Decrypt(m, nonce, lengths, k)
+        src.dec = Decrypt(m, rep[10], rep[8], k)
     src.resp = resp
     src.dl = dl
-    src.size = src.left = size - off  # left: body bytes not received yet
-    if enc == "delta":
+    src.size = src.left = size  # left: body bytes not received yet
+    if rep[0] == "delta":
         from .delta import apply
-        await apply(src, w, esp32.Partition(esp32.Partition.RUNNING), base_size, chunk, bases, k)
+        await apply(src, w, esp32.Partition(esp32.Partition.RUNNING), rep[5], rep[7], rep[9], k)
     else:
         while w.done < w.size:
-            n = w.room()
-            if await src.readinto(w.mv[w.o:], n) != n:
+            size = w.room()
+            if await src.readinto(w.mv[w.o:], size) != size:
                 raise _bad("it decodes to too few bytes")
-            if w.advance(n):
+            if w.advance(size):
                 await asyncio.sleep_ms(0)
     # The stream must end here, with the body (the decoder past its last byte: no byte of it
     # unread, none still to come), and a blob received whole must be the signed one.
     if await src.readinto(bytearray(1), 1) or src.left or src.io.tell() != src.e:
         raise _bad("bytes after the image")
-    if not off and src.h.digest() != sha256:
+    if not off and src.h.digest() != rep[3]:
         raise _bad("the payload's SHA-256 is not the signed one")
     if w.h.digest() != m.sha256:
         raise _bad("the decoded SHA-256 is not the signed one")
 
 
 async def download(cfg, st, m, slot, buf, esp32, new_client, done_with, progress):
-    import ota
-    import sys
     from .download import Writer, deadline
     from .encplan import plan
-    try:
-        found = await plan(cfg, st, m, slot, buf, esp32, Source)
-    finally:  # its code goes now, before the connection
-        plan = None
-        del sys.modules["ota.encplan"]
-        delattr(ota, "encplan")
+    found = await plan(cfg, st, m, slot, buf, esp32, Source)  # (it forgets its module)
+    plan = None  # its code goes now, before the connection
     if found is None or found is True:
         return bool(found)
     rep, src, k, off, h = found

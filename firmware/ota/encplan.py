@@ -56,7 +56,17 @@ async def plan(cfg, st, m, slot, buf, esp32, Source):  # noqa: N803
     # None: no representation is smaller and usable (the raw payload). True: the progress
     # covers the whole image and the slot reads back as the signed image (nothing to write).
     # Else (rep, src, k, off, h): start at chunk k, blob offset off, h the hash of the image
-    # bytes already in the slot (0 when k is 0).
+    # bytes already in the slot (0 when k is 0). Forgets this module as it returns.
+    try:
+        return await _plan(cfg, st, m, slot, buf, esp32, Source)
+    finally:
+        import sys
+        import ota
+        del sys.modules[__name__]
+        delattr(ota, "encplan")
+
+
+async def _plan(cfg, st, m, slot, buf, esp32, Source):  # noqa: N803
     src = None
     for r in sorted(m.payloads, key=lambda r: r[2]):
         if r[2] >= m.size:
