@@ -50,33 +50,29 @@ _BYTES_PER_OP = const(16)  # ... plus one per this many bytes written (64 per KB
 _SLICE_MS = const(10)  # yield to the app at least this often
 
 
-def _bad(detail):
-    return FlashError("HASH_MISMATCH", detail)
-
-
 async def _uvarint(src, t):
     n = 0
     shift = 0
     for _ in range(5):
         if await src.readinto(t, 1) != 1:
-            raise _bad("patch ends in an operation")
+            raise FlashError("HASH_MISMATCH", "patch ends in an operation")
         b = t[0]
         n |= (b & 0x7F) << shift
         if not b & 0x80:
             return n
         shift += 7
-    raise _bad("patch number over 5 bytes")
+    raise FlashError("HASH_MISMATCH", "patch number over 5 bytes")
 
 
 async def apply(src, w, base, base_size, chunk=0, bases=None, k=0):
     buf, mv = w.buf, w.mv
     if not k:  # the header, in the block buffer before any image byte (w.o is 0)
         if await src.readinto(mv, _HDR) != _HDR or buf[:5] != b"OTPD\x01":
-            raise _bad("not an otakit patch")
+            raise FlashError("HASH_MISMATCH", "not an otakit patch")
         if int.from_bytes(buf[5:9], "little") != w.size:
-            raise _bad("patch for another size of image")
+            raise FlashError("HASH_MISMATCH", "patch for another size of image")
         if int.from_bytes(buf[9:13], "little") != base_size:
-            raise _bad("patch for another size of base")
+            raise FlashError("HASH_MISMATCH", "patch for another size of base")
     t = memoryview(bytearray(1))  # (Source.readinto fills a slice of it: a view)
     size = w.size
     seg = w.done  # image offset where this segment starts
@@ -91,7 +87,7 @@ async def apply(src, w, base, base_size, chunk=0, bases=None, k=0):
         if at == nxt:  # the next segment: its own work bound, from its signed base position
             k += 1
             if pos != at + bases[k]:  # pyright: ignore[reportOptionalSubscript] - chunked
-                raise _bad("segment %d: another base position" % k)
+                raise FlashError("HASH_MISMATCH", "segment %d: another base position" % k)
             seg = at
             nxt = at + chunk
             ops = idle = 0
@@ -108,11 +104,11 @@ async def apply(src, w, base, base_size, chunk=0, bases=None, k=0):
             if idle > _IDLE_OPS:
                 raise FlashError("BAD_PATCH", "%d operations in a row write nothing" % idle)
         if add + copy > size - at:
-            raise _bad("an operation runs past the image")
+            raise FlashError("HASH_MISMATCH", "an operation runs past the image")
         if add + copy > nxt - at:
-            raise _bad("an operation crosses a segment end")
+            raise FlashError("HASH_MISMATCH", "an operation crosses a segment end")
         if add and (pos < 0 or pos + add > base_size):
-            raise _bad("an operation reads outside the base")
+            raise FlashError("HASH_MISMATCH", "an operation reads outside the base")
         while add:  # diff bytes at o, the base's at o + n, in the block's room r (n <= r / 2)
             o = w.o
             r = w.room()
@@ -120,7 +116,7 @@ async def apply(src, w, base, base_size, chunk=0, bases=None, k=0):
             if n > add:
                 n = add
             if await src.readinto(mv[o:], n) != n:
-                raise _bad("patch ends in an operation")
+                raise FlashError("HASH_MISMATCH", "patch ends in an operation")
             if r > 1:
                 base.readblocks(0, mv[o + n:o + n + n], pos)
                 _add(buf, o, buf, o + n, n)
@@ -136,7 +132,7 @@ async def apply(src, w, base, base_size, chunk=0, bases=None, k=0):
             if n > copy:
                 n = copy
             if await src.readinto(w.mv[w.o:], n) != n:
-                raise _bad("patch ends in an operation")
+                raise FlashError("HASH_MISMATCH", "patch ends in an operation")
             if w.advance(n):
                 await asyncio.sleep_ms(0)
             copy -= n

@@ -42,11 +42,12 @@
 # bytearray; MicroPython tests that it does not copy a bytes object: heapalloc_bytesio2.py; a
 # port that did would fail the priming decode in ota.encplan.source, HASH_MISMATCH), and Source
 # refills that same memory from the HTTP response (Response.readinto) through a uctypes view of
-# it before each decode step: one input buffer, no staging copy. Only [0, e) of it holds received bytes. While more of the
-# body is to come, a decode step asks for at most (unread - _HDR) / 2 bytes (a DEFLATE stream
-# needs at most 2 input bytes per output byte plus a block header of at most ~560 bytes, _HDR) and
-# the buffer is refilled below _LOW unread bytes (so a step makes at least 64 bytes, and a refill
-# brings at least _CAP - _LOW); a read past e is caught after each step and refused. Every
+# it before each decode step: one input buffer, no staging copy. Only [0, e) of it holds
+# received bytes. While more of the body is to come, a decode step asks for at most
+# (unread - _HDR) / 2 bytes (a DEFLATE stream needs at most 2 input bytes per output byte plus a
+# block header of at most ~560 bytes, _HDR) and the buffer is refilled below _LOW unread bytes
+# (so a step makes at least 64 bytes, and a refill brings at least _CAP - _LOW, ota.encplan's
+# _CAP being the buffer's size); a read past e is caught after each step and refused. Every
 # received byte is hashed and counted against the representation's signed size (and, received
 # whole, its SHA-256); the decoded bytes are hashed against the image's.
 #
@@ -80,13 +81,6 @@ _LOW = const(688)  # refill below this many unread bytes (then a step makes >= 6
 _SLICE_MS = const(10)  # the decode yields to the app at least this often (ota.delta too)
 
 
-_REFUSED = ("HASH_MISMATCH", "BAD_PATCH")  # the representation's bytes, not the flash, are wrong
-
-
-def _bad(detail):
-    return FlashError("HASH_MISMATCH", detail)
-
-
 class Source:
     # The decoded stream of a raw-DEFLATE HTTP body, made with its buffers before the request
     # (ota.encplan.source); install() then attaches the body: resp, size bytes due by the
@@ -116,7 +110,7 @@ class Source:
                 if self.dec:
                     j &= ~15  # whole AES blocks (the blob's size and chunks are multiples of 16)
                     if not j:
-                        raise _bad("bytes after the deflate stream")
+                        raise FlashError("HASH_MISMATCH", "bytes after the deflate stream")
                 j = await self.resp.readinto(buf[u:u + j])
                 if not j:
                     raise FetchError("SHORT_READ", "%d bytes short" % self.left)
@@ -136,9 +130,9 @@ class Source:
             try:
                 r = z.readinto(mv[got:got + k])
             except (OSError, EOFError, ValueError):
-                raise _bad("not a valid deflate stream")
+                raise FlashError("HASH_MISMATCH", "not a valid deflate stream")
             if bio.tell() > self.e:
-                raise _bad("the deflate stream runs past the payload")
+                raise FlashError("HASH_MISMATCH", "the deflate stream runs past the payload")
             if not r:
                 break
             got += r
@@ -152,7 +146,7 @@ async def install(resp, rep, m, w, esp32, dl, k=0, off=0, src=None):
     # nonce), indexed where used (a small frame: it is live for the whole decode).
     size = rep[2] - off
     if resp.length != size:
-        raise _bad("%d bytes sent, %d signed" % (off + resp.length, rep[2]))
+        raise FlashError("HASH_MISMATCH", "%d bytes sent, %d signed" % (off + resp.length, rep[2]))
     if src is None:
         from .encplan import source
         src = source(Source, rep[4], rep[0] == "delta")
@@ -170,17 +164,17 @@ async def install(resp, rep, m, w, esp32, dl, k=0, off=0, src=None):
         while w.done < w.size:
             size = w.room()
             if await src.readinto(w.mv[w.o:], size) != size:
-                raise _bad("it decodes to too few bytes")
+                raise FlashError("HASH_MISMATCH", "it decodes to too few bytes")
             if w.advance(size):
                 await asyncio.sleep_ms(0)
     # The stream must end here, with the body (the decoder past its last byte: no byte of it
     # unread, none still to come), and a blob received whole must be the signed one.
     if await src.readinto(bytearray(1), 1) or src.left or src.io.tell() != src.e:
-        raise _bad("bytes after the image")
+        raise FlashError("HASH_MISMATCH", "bytes after the image")
     if not off and src.h.digest() != rep[3]:
-        raise _bad("the payload's SHA-256 is not the signed one")
+        raise FlashError("HASH_MISMATCH", "the payload's SHA-256 is not the signed one")
     if w.h.digest() != m.sha256:
-        raise _bad("the decoded SHA-256 is not the signed one")
+        raise FlashError("HASH_MISMATCH", "the decoded SHA-256 is not the signed one")
 
 
 async def download(cfg, st, m, slot, buf, esp32, new_client, done_with, progress):
@@ -212,7 +206,7 @@ async def download(cfg, st, m, slot, buf, esp32, new_client, done_with, progress
             h = None
             await install(resp, rep, m, w, esp32, deadline(cfg, m.size - w.done), k, off, src)
         except FlashError as e:
-            if e.reason not in _REFUSED:
+            if e.reason not in ("HASH_MISMATCH", "BAD_PATCH"):  # not the representation's bytes
                 raise
             print("ota: %s payload refused (%s); taking the raw payload" % (rep[0], e))
             return False
