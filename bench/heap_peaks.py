@@ -32,12 +32,14 @@ the script's own code (the update boot's is smaller).
 
 With ``--encoding deflate`` or ``--encoding delta`` (repeatable) it makes the same census of an
 install of that representation instead (ota.encoded; wbits 12, the device's default
-``max_wbits``): a synthetic compressible 1,000,000 B pair (the board flashed with the old
-image, the release offering the new one raw and as that representation, whose blob it takes),
-with one more point, ``base_read``: the first ``readblocks`` once ``ota.encoded`` is loaded (a
-delta's hash of its base in the running slot; for deflate the first read-back of a written
-block), and ``ota.encoded``, ``ota.encplan``, ``ota.delta`` and ``ota.fastadd`` among the
-modules sized.
+``max_wbits``): a synthetic pair, a compressible 1,000,000 B image and its rebuild with 100 KB
+of new code at 30 % (``rebuild_with_module``: a delta of about 100 KB), the board flashed with
+the old image, the release offering the new one raw and as that representation, whose blob it
+takes. Two more points: ``base_read``, the first ``readblocks`` once ``ota.encoded`` is loaded
+(a delta's hash of its base in the running slot; for deflate the first read-back of a written
+block), and ``refill``, the first body read (``Response.readinto``, the decoder's frames live)
+once 17 blocks are written; ``ota.encoded``, ``ota.encplan``, ``ota.delta`` and
+``ota.fastadd`` are among the modules sized.
 
 Run: ``PYTHONPATH=host_tools .venv/bin/python -m bench.heap_peaks [--encoding deflate|delta]
 [mpy|frozen ...]``.
@@ -52,7 +54,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from otakit.appimage import make_app_image
+from otakit.appimage import make_app_image, rebuild_with_module
 from otakit.sim.lab import Lab
 
 # The whole update, hooked (GO: the update, or the install-only boot's offer and install).
@@ -207,16 +209,32 @@ NAMES = ["asyncio", "asyncio.core", "asyncio.event", "asyncio.funcs", "asyncio.s
          "ota.settings", "ota.policy", "ota.updater"]
 
 
-# ota.encoded's own point: the first partition read once it is loaded (delta: the base's hash).
+# ota.encoded's own points: the first partition read once it is loaded (delta: the base's
+# hash), and the first body read (Response.readinto, as the decoder refills its input buffer,
+# its frames live) once 17 blocks are written (the progress records' code loaded at 64 KB).
 READ = """\
 _rb = P.readblocks
-RB = [0]
+RB = [0, 0]
 def rb(self, *a):
     if not RB[0] and "ota.encoded" in sys.modules:
         RB[0] = 1
         mark("base_read")
     return _rb(self, *a)
 P.readblocks = rb
+def imp2(*a):  # (builtins.__import__ reads as the builtin one, not imp)
+    m = imp(*a)
+    R = getattr(sys.modules.get("ota.response"), "Response", None)
+    if R is not None and not hasattr(R, "_rd"):
+        ri = R.readinto
+        def readinto(self, buf):
+            if N[0] >= 17 and not RB[1]:
+                RB[1] = 1
+                mark("refill")
+            return ri(self, buf)
+        R.readinto = readinto
+        R._rd = 1
+    return m
+builtins.__import__ = imp2
 """
 
 ENCODED_NAMES = ["ota.encoded", "ota.encplan", "ota.delta", "ota.fastadd"]
@@ -245,7 +263,7 @@ def _run(frozen: bool, encoding: str | None = None) -> tuple[
             peaks_script = PEAKS.replace("EXTRA\n", "")
         else:
             old = make_app_image("1.0.0", size=1_000_000, seed="fw", compressible=True)
-            new = make_app_image("1.1.0", size=1_000_000, seed="fw", compressible=True)
+            new = rebuild_with_module(old, at=0.3, removed=1536, added=100_000)
             kw: dict[str, object] = {"wbits": 12}
             kw.update({"delta_bases": (old,)} if encoding == "delta" else {"deflate": True})
             lab.publish(new, "1.1.0", 2, **kw)  # type: ignore[arg-type]
