@@ -50,20 +50,6 @@ _BYTES_PER_OP = const(16)  # ... plus one per this many bytes written (64 per KB
 _SLICE_MS = const(10)  # yield to the app at least this often
 
 
-async def _uvarint(src, t):
-    n = 0
-    shift = 0
-    for _ in range(5):
-        if await src.readinto(t, 1) != 1:
-            raise FlashError("HASH_MISMATCH", "patch ends in an operation")
-        b = t[0]
-        n |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return n
-        shift += 7
-    raise FlashError("HASH_MISMATCH", "patch number over 5 bytes")
-
-
 async def apply(src, w, base, base_size, chunk=0, bases=None, k=0):
     buf, mv = w.buf, w.mv
     if not k:  # the header, in the block buffer before any image byte (w.o is 0)
@@ -94,9 +80,23 @@ async def apply(src, w, base, base_size, chunk=0, bases=None, k=0):
         ops += 1
         if ops > _FREE_OPS + (at - seg) // _BYTES_PER_OP:
             raise FlashError("BAD_PATCH", "%d operations for %d image bytes" % (ops, at - seg))
-        add = await _uvarint(src, t)
-        copy = await _uvarint(src, t)
-        z = await _uvarint(src, t)
+        add = copy = 0
+        for j in range(3):  # add, copy, z: LEB128 numbers (read here: no coroutine per number)
+            n = shift = 0
+            while True:
+                if await src.readinto(t, 1) != 1:
+                    raise FlashError("HASH_MISMATCH", "patch ends in an operation")
+                n |= (t[0] & 0x7F) << shift
+                if not t[0] & 0x80:
+                    break
+                shift += 7
+                if shift == 35:
+                    raise FlashError("HASH_MISMATCH", "patch number over 5 bytes")
+            if j == 0:
+                add = n
+            elif j == 1:
+                copy = n
+        z = n  # pyright: ignore[reportPossiblyUnbound] - j == 2 last
         if add or copy:
             idle = 0
         else:
