@@ -1,8 +1,9 @@
 # ota/delta.py: apply a sequential patch (docs/format.md §6) against the running slot.
 # MIT license; Copyright (c) 2026 otakit contributors
 #
-# apply(src, w, base, base_size, chunk, bases, k): src is the decoded patch stream
-# (encoded.Source), w the image Writer (download.Writer), base the running Partition. The base is
+# apply(src, read, w, base, base_size, chunk, bases, k): the decoded patch stream is
+# read(src, mv, n) (ota.encoded.read of its decoder state src), w the image Writer
+# (download.Writer), base the running Partition. The base is
 # only ever read (3-argument readblocks, at the byte offset it needs); every output byte goes
 # through w into the spare slot, so a power cut during an apply leaves the running image as it
 # was. Every operation is bounded before it runs: it never writes past the image's size, never
@@ -18,7 +19,8 @@
 # raise FlashError(BAD_PATCH) at once. The host's encoder writes at most one operation without
 # output (the first) and every later one writes at least 24 bytes (or, split at a segment's
 # end, at least 1), far inside both bounds. The loop yields to the app whenever _SLICE_MS have
-# passed since the last yield (src.t, shared with encoded.Source).
+# passed since its last yield (ota.encoded.read, which the numbers and bytes come through,
+# yields on its own clock too).
 #
 # Allocates nothing per byte and no buffer of its own but one byte (t: the numbers' bytes, and
 # the base's byte when the block has room for one byte only): the header is read into the
@@ -50,25 +52,26 @@ _BYTES_PER_OP = const(16)  # ... plus one per this many bytes written (64 per KB
 _SLICE_MS = const(10)  # yield to the app at least this often
 
 
-async def apply(src, w, base, base_size, chunk=0, bases=None, k=0):
+async def apply(src, read, w, base, base_size, chunk=0, bases=None, k=0):
     buf, mv = w.buf, w.mv
     if not k:  # the header, in the block buffer before any image byte (w.o is 0)
-        if await src.readinto(mv, _HDR) != _HDR or buf[:5] != b"OTPD\x01":
+        if await read(src, mv, _HDR) != _HDR or buf[:5] != b"OTPD\x01":
             raise FlashError("HASH_MISMATCH", "not an otakit patch")
         if int.from_bytes(buf[5:9], "little") != w.size:
             raise FlashError("HASH_MISMATCH", "patch for another size of image")
         if int.from_bytes(buf[9:13], "little") != base_size:
             raise FlashError("HASH_MISMATCH", "patch for another size of base")
-    t = memoryview(bytearray(1))  # (Source.readinto fills a slice of it: a view)
+    t = memoryview(bytearray(1))  # (read() fills a slice of it: a view)
     size = w.size
     seg = w.done  # image offset where this segment starts
     pos = seg + bases[k] if k else 0  # pyright: ignore[reportOptionalSubscript] - k: chunked
     nxt = seg + chunk if chunk else size  # where it ends
     ops = idle = 0
+    t0 = time.ticks_ms()  # the last yield to the app here (ota.encoded.read keeps its own)
     while w.done + w.o < size:
-        if time.ticks_diff(time.ticks_ms(), src.t) >= _SLICE_MS:
+        if time.ticks_diff(time.ticks_ms(), t0) >= _SLICE_MS:
             await asyncio.sleep_ms(0)
-            src.t = time.ticks_ms()
+            t0 = time.ticks_ms()
         at = w.done + w.o
         if at == nxt:  # the next segment: its own work bound, from its signed base position
             k += 1
@@ -84,7 +87,7 @@ async def apply(src, w, base, base_size, chunk=0, bases=None, k=0):
         for j in range(3):  # add, copy, z: LEB128 numbers (read here: no coroutine per number)
             n = shift = 0
             while True:
-                if await src.readinto(t, 1) != 1:
+                if await read(src, t, 1) != 1:
                     raise FlashError("HASH_MISMATCH", "patch ends in an operation")
                 n |= (t[0] & 0x7F) << shift
                 if not t[0] & 0x80:
@@ -115,7 +118,7 @@ async def apply(src, w, base, base_size, chunk=0, bases=None, k=0):
             n = r >> 1 if r > 1 else 1
             if n > add:
                 n = add
-            if await src.readinto(mv[o:], n) != n:
+            if await read(src, mv[o:], n) != n:
                 raise FlashError("HASH_MISMATCH", "patch ends in an operation")
             if r > 1:
                 base.readblocks(0, mv[o + n:o + n + n], pos)
@@ -131,7 +134,7 @@ async def apply(src, w, base, base_size, chunk=0, bases=None, k=0):
             n = w.room()
             if n > copy:
                 n = copy
-            if await src.readinto(w.mv[w.o:], n) != n:
+            if await read(src, w.mv[w.o:], n) != n:
                 raise FlashError("HASH_MISMATCH", "patch ends in an operation")
             if w.advance(n):
                 await asyncio.sleep_ms(0)

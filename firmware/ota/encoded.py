@@ -28,11 +28,11 @@
 # the first chunk). A representation without chunks
 # starts again from its first byte. The download has the raw download's overall deadline
 # (ota.download.deadline, for the image bytes still to make: the decode's work is bounded by it
-# too), checked at every decode call (Source.readinto), so also while no byte arrives. The
-# decode yields to the app whenever _SLICE_MS have passed (Source.readinto, ota.delta), whether
-# or not it makes output.
+# too), checked at every decode call (read), so also while no byte arrives. The decode yields
+# to the app whenever _SLICE_MS have passed (read, and ota.delta on its own clock), whether or
+# not it makes output.
 # In an encrypted release (docs/format.md §2.8) every representation is encrypted per chunk:
-# Source asks for whole AES blocks, hashes the received (encrypted) bytes and has them decrypted
+# read() asks for whole AES blocks, hashes the received (encrypted) bytes and has them decrypted
 # in place (ota.decrypt.Decrypt.run, from chunk k on) before the decoder sees them.
 # The code lives here (and in ota.encplan), not in ota.agent, so that it costs no RAM during a
 # raw update.
@@ -40,7 +40,7 @@
 # deflate.DeflateIO pulls its source one byte per call, so it never sees the socket: it reads an
 # io.BytesIO over a _CAP-byte bytes object, which io.BytesIO reads in place (it would copy a
 # bytearray; MicroPython tests that it does not copy a bytes object: heapalloc_bytesio2.py; a
-# port that did would fail the priming decode in ota.encplan.source, HASH_MISMATCH), and Source
+# port that did would fail the priming decode in ota.encplan.source, HASH_MISMATCH), and read()
 # refills that same memory from the HTTP response (Response.readinto) through a uctypes view of
 # it before each decode step: one input buffer, no staging copy. Only [0, e) of it holds
 # received bytes. While more of the body is to come, a decode step asks for at most
@@ -81,67 +81,78 @@ _LOW = const(688)  # refill below this many unread bytes (then a step makes >= 6
 _SLICE_MS = const(10)  # the decode yields to the app at least this often (ota.delta too)
 
 
-class Source:
-    # The decoded stream of a raw-DEFLATE HTTP body, made with its buffers before the request
-    # (ota.encplan.source); install() then attaches the body: resp, size bytes due by the
-    # deadline dl (ota.download.deadline), which may start at a chunk boundary of the blob (a
-    # resume).
+# The decoder's state (src): a list, made with its buffers before the request by
+# ota.encplan.source in this layout (a list, not a class: a class costs ~0.5 KB of heap).
+# install() then attaches the body: resp, size bytes due by the deadline dl
+# (ota.download.deadline), which may start at a chunk boundary of the blob (a resume).
+_IO = const(0)  # the io.BytesIO the decoder reads, over the input buffer
+_MV = const(1)  # the view of the input buffer read() fills
+_E = const(2)  # [0, e) of the buffer holds received bytes
+_Z = const(3)  # the deflate.DeflateIO
+_H = const(4)  # the blob's SHA-256 (of the bytes received)
+_T = const(5)  # the last yield to the app
+_DEC = const(6)  # an encrypted release's ota.decrypt.Decrypt, else None
+_RESP = const(7)  # the body
+_DL = const(8)  # its deadline
+_SIZE = const(9)  # its size
+_LEFT = const(10)  # its bytes not received yet
 
-    # Decode exactly n bytes into mv (n <= len(mv)); returns fewer only at the stream's end.
-    async def readinto(self, mv, n):
-        overdue(self.dl, self.size - self.left, self.size)
-        got = 0
-        z, bio, buf = self.z, self.io, self.mv
-        while got < n:
-            if time.ticks_diff(time.ticks_ms(), self.t) >= _SLICE_MS:
-                await asyncio.sleep_ms(0)
-                self.t = time.ticks_ms()
-            p = bio.tell()
-            u = self.e - p
-            if self.left and u < _LOW:  # refill: the unread bytes to the front (in pieces
-                i = 0  # that do not overlap), then what the response has, up to _CAP
-                while i < u and p:
-                    j = u - i if u - i < p else p
-                    buf[i:i + j] = buf[p + i:p + i + j]
-                    i += j
-                j = len(buf) - u  # (ota.encplan's _CAP)
-                if j > self.left:
-                    j = self.left
-                if self.dec:
-                    j &= ~15  # whole AES blocks (the blob's size and chunks are multiples of 16)
-                    if not j:
-                        raise FlashError("HASH_MISMATCH", "bytes after the deflate stream")
-                j = await self.resp.readinto(buf[u:u + j])
+
+async def read(s, mv, n):
+    # Decode exactly n bytes of src s into mv (n <= len(mv)); fewer only at the stream's end.
+    overdue(s[_DL], s[_SIZE] - s[_LEFT], s[_SIZE])
+    got = 0
+    z, bio, buf = s[_Z], s[_IO], s[_MV]
+    while got < n:
+        if time.ticks_diff(time.ticks_ms(), s[_T]) >= _SLICE_MS:
+            await asyncio.sleep_ms(0)
+            s[_T] = time.ticks_ms()
+        p = bio.tell()
+        u = s[_E] - p
+        if s[_LEFT] and u < _LOW:  # refill: the unread bytes to the front (in pieces
+            i = 0  # that do not overlap), then what the response has, up to _CAP
+            while i < u and p:
+                j = u - i if u - i < p else p
+                buf[i:i + j] = buf[p + i:p + i + j]
+                i += j
+            j = len(buf) - u  # (ota.encplan's _CAP)
+            if j > s[_LEFT]:
+                j = s[_LEFT]
+            if s[_DEC]:
+                j &= ~15  # whole AES blocks (the blob's size and chunks are multiples of 16)
                 if not j:
-                    raise FetchError("SHORT_READ", "%d bytes short" % self.left)
-                v = buf[u:u + j]
-                self.h.update(v)  # the blob's bytes as signed (encrypted: the ciphertext)
-                if self.dec:
-                    self.dec.run(v)
-                self.left -= j
-                bio.seek(0)
-                self.e = u + j
-                continue  # (again while the response gives less than asked)
-            k = n - got
-            if self.left:  # more to come: only what the unread bytes surely decode to
-                j = (u - _HDR) >> 1
-                if k > j:
-                    k = j
-            try:
-                r = z.readinto(mv[got:got + k])
-            except (OSError, EOFError, ValueError):
-                raise FlashError("HASH_MISMATCH", "not a valid deflate stream")
-            if bio.tell() > self.e:
-                raise FlashError("HASH_MISMATCH", "the deflate stream runs past the payload")
-            if not r:
-                break
-            got += r
-        return got
+                    raise FlashError("HASH_MISMATCH", "bytes after the deflate stream")
+            j = await s[_RESP].readinto(buf[u:u + j])
+            if not j:
+                raise FetchError("SHORT_READ", "%d bytes short" % s[_LEFT])
+            v = buf[u:u + j]
+            s[_H].update(v)  # the blob's bytes as signed (encrypted: the ciphertext)
+            if s[_DEC]:
+                s[_DEC].run(v)
+            s[_LEFT] -= j
+            bio.seek(0)
+            s[_E] = u + j
+            continue  # (again while the response gives less than asked)
+        k = n - got
+        if s[_LEFT]:  # more to come: only what the unread bytes surely decode to
+            j = (u - _HDR) >> 1
+            if k > j:
+                k = j
+        try:
+            r = z.readinto(mv[got:got + k])
+        except (OSError, EOFError, ValueError):
+            raise FlashError("HASH_MISMATCH", "not a valid deflate stream")
+        if bio.tell() > s[_E]:
+            raise FlashError("HASH_MISMATCH", "the deflate stream runs past the payload")
+        if not r:
+            break
+        got += r
+    return got
 
 
 async def install(resp, rep, m, w, esp32, dl, k=0, off=0, src=None):
     # Decode rep's blob from its chunk k, at blob offset off (resp: the body from there), into
-    # the Writer w (at image offset k * chunk), through src (a Source, made here if None).
+    # the Writer w (at image offset k * chunk), through src (its decoder, made here if None).
     # rep: (encoding, path, size, sha256, wbits, base_size, base_sha256, chunk, lengths, bases,
     # nonce), indexed where used (a small frame: it is live for the whole decode).
     size = rep[2] - off
@@ -149,29 +160,29 @@ async def install(resp, rep, m, w, esp32, dl, k=0, off=0, src=None):
         raise FlashError("HASH_MISMATCH", "%d bytes sent, %d signed" % (off + resp.length, rep[2]))
     if src is None:
         from .encplan import source
-        src = source(Source, rep[4], rep[0] == "delta")
-    src.dec = None  # an encrypted release's ota.decrypt.Decrypt, else None
+        src = source(rep[4], rep[0] == "delta")
     if rep[10] is not None:  # an encrypted release (docs/format.md §2.8): loaded only then
         from .decrypt import Decrypt
-        src.dec = Decrypt(m, rep[10], rep[8], k)
-    src.resp = resp
-    src.dl = dl
-    src.size = src.left = size  # left: body bytes not received yet
+        src[_DEC] = Decrypt(m, rep[10], rep[8], k)
+    src[_RESP] = resp
+    src[_DL] = dl
+    src[_SIZE] = src[_LEFT] = size
     if rep[0] == "delta":
         from .delta import apply
-        await apply(src, w, esp32.Partition(esp32.Partition.RUNNING), rep[5], rep[7], rep[9], k)
+        await apply(src, read, w, esp32.Partition(esp32.Partition.RUNNING), rep[5], rep[7],
+                    rep[9], k)
     else:
         while w.done < w.size:
             size = w.room()
-            if await src.readinto(w.mv[w.o:], size) != size:
+            if await read(src, w.mv[w.o:], size) != size:
                 raise FlashError("HASH_MISMATCH", "it decodes to too few bytes")
             if w.advance(size):
                 await asyncio.sleep_ms(0)
     # The stream must end here, with the body (the decoder past its last byte: no byte of it
     # unread, none still to come), and a blob received whole must be the signed one.
-    if await src.readinto(bytearray(1), 1) or src.left or src.io.tell() != src.e:
+    if await read(src, bytearray(1), 1) or src[_LEFT] or src[_IO].tell() != src[_E]:
         raise FlashError("HASH_MISMATCH", "bytes after the image")
-    if not off and src.h.digest() != rep[3]:
+    if not off and src[_H].digest() != rep[3]:
         raise FlashError("HASH_MISMATCH", "the payload's SHA-256 is not the signed one")
     if w.h.digest() != m.sha256:
         raise FlashError("HASH_MISMATCH", "the decoded SHA-256 is not the signed one")
@@ -180,7 +191,7 @@ async def install(resp, rep, m, w, esp32, dl, k=0, off=0, src=None):
 async def download(cfg, st, m, slot, buf, esp32, new_client, done_with, progress):
     from .download import Writer, deadline
     from .encplan import plan
-    found = await plan(cfg, st, m, slot, buf, esp32, Source)  # (it forgets its module)
+    found = await plan(cfg, st, m, slot, buf, esp32)  # (it forgets its module)
     plan = None  # its code goes now, before the connection
     if found is None or found is True:
         return bool(found)

@@ -10,22 +10,23 @@
 # delta's base is hashed, the slot's prefix is hashed for a resume and the HTTP client is made,
 # so that they find room in one piece) and finds where a resume starts (ota.encoded's header
 # comment: the first chunk k the progress records do not cover, and its blob offset).
-# Nothing here imports ota.encoded: its Source class is passed in.
+# Nothing here imports ota.encoded.
 try:
     from micropython import const  # pyright: ignore[reportAssignmentType] - CPython fallback below
 except ImportError:  # CPython
     def const(x):
         return x
 
-_CAP = const(1024)  # compressed bytes held in RAM (ota.encoded.Source.readinto: len(mv))
+_CAP = const(1024)  # compressed bytes held in RAM (ota.encoded.read: len(mv))
 
 
-def source(Source, wbits, delta):  # noqa: N803 - the class ota.encoded passes in
-    # A Source (ota.encoded) with its decoder: the _CAP-byte input buffer that io.BytesIO reads
-    # in place (a bytes object: it would copy a bytearray), the view Source fills it through,
-    # the decoder (its state and window allocated now by decoding a one-byte stored block that
-    # ends on a byte boundary: the representation's stream follows it as the next block), the
-    # blob's hash; for a delta ota.delta's code is loaded now too.
+def source(wbits, delta):
+    # ota.encoded's decoder state (a list in its layout: _IO, _MV, _E, _Z, _H, _T, then _DEC,
+    # _RESP, _DL, _SIZE, _LEFT that install() sets): the _CAP-byte input buffer that
+    # io.BytesIO reads in place (a bytes object: it would copy a bytearray), the view it is
+    # filled through, the decoder (its state and window allocated now by decoding a one-byte
+    # stored block that ends on a byte boundary: the representation's stream follows it as the
+    # next block), the blob's hash; for a delta ota.delta's code is loaded now too.
     import deflate
     import gc
     import hashlib
@@ -33,32 +34,28 @@ def source(Source, wbits, delta):  # noqa: N803 - the class ota.encoded passes i
     import time
     from uctypes import addressof, bytearray_at
     gc.collect()
-    s = Source()
     b = bytes(_CAP)
-    s.io = io.BytesIO(b)  # pyright: ignore[reportCallIssue, reportArgumentType]
-    s.mv = mv = memoryview(bytearray_at(addressof(b), _CAP))
+    bio = io.BytesIO(b)  # pyright: ignore[reportCallIssue, reportArgumentType]
+    mv = memoryview(bytearray_at(addressof(b), _CAP))
     mv[:6] = b"\x00\x01\x00\xfe\xff\x00"  # a stored, non-final DEFLATE block of one byte
-    s.e = 6  # [0, e) of the buffer holds received bytes
-    s.z = deflate.DeflateIO(s.io, deflate.RAW, wbits)
+    z = deflate.DeflateIO(bio, deflate.RAW, wbits)
     try:
-        s.z.readinto(mv[6:7])
+        z.readinto(mv[6:7])
     except OSError:  # (it did not read mv: a port whose BytesIO copies bytes too)
         from .errors import FlashError
         raise FlashError("HASH_MISMATCH", "the decoder does not read its buffer")
-    s.h = hashlib.sha256()
-    s.t = time.ticks_ms()  # the last yield to the app (ota.delta shares it)
     if delta:
         from . import delta  # noqa: F401
-    return s
+    return [bio, mv, 6, z, hashlib.sha256(), time.ticks_ms(), None, None, None, 0, 0]
 
 
-async def plan(cfg, st, m, slot, buf, esp32, Source):  # noqa: N803
+async def plan(cfg, st, m, slot, buf, esp32):
     # None: no representation is smaller and usable (the raw payload). True: the progress
     # covers the whole image and the slot reads back as the signed image (nothing to write).
     # Else (rep, src, k, off, h): start at chunk k, blob offset off, h the hash of the image
     # bytes already in the slot (0 when k is 0). Forgets this module as it returns.
     try:
-        return await _plan(cfg, st, m, slot, buf, esp32, Source)
+        return await _plan(cfg, st, m, slot, buf, esp32)
     finally:
         import sys
         import ota
@@ -66,14 +63,14 @@ async def plan(cfg, st, m, slot, buf, esp32, Source):  # noqa: N803
         delattr(ota, "encplan")
 
 
-async def _plan(cfg, st, m, slot, buf, esp32, Source):  # noqa: N803
+async def _plan(cfg, st, m, slot, buf, esp32):
     src = None
     for r in sorted(m.payloads, key=lambda r: r[2]):
         if r[2] >= m.size:
             break  # no smaller than the raw payload
         if r[4] > cfg.max_wbits:
             continue
-        src = source(Source, r[4], r[0] == "delta")
+        src = source(r[4], r[0] == "delta")
         if r[0] != "delta":
             break
         part = esp32.Partition(esp32.Partition.RUNNING)
