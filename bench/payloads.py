@@ -242,7 +242,8 @@ radio sets the pace and the bytes on the air are the figure that counts. Whole-u
 the `ota.encoded`/`ota.delta` code (its bytecode only in the `.mpy` column; in the frozen mode
 their module and function objects); a delta reads its base into the block buffer's free room (no
 buffer of its own). They are made before the HTTP client (`ota.encplan.source`, whose module is
-forgotten before the connection), so the window finds room in one piece.
+forgotten before the connection), so the window finds room in one piece. What is live at the
+encoded install's peaks: `bench.heap_peaks --encoding deflate` (or `delta`).
 The raw rows are the whole-update figure of `bench.agent` (docs/agent.md) within 1 KB: another
 image and version string, and nothing of `ota.encoded` is loaded for a release without
 `payloads`.
