@@ -22,11 +22,11 @@
 # passed since its last yield (ota.encoded.read, which the numbers and bytes come through,
 # yields on its own clock too).
 #
-# Allocates nothing per byte and no buffer of its own but one byte (t: the numbers' bytes, and
-# the base's byte when the block has room for one byte only): the header is read into the
+# Allocates nothing per byte and no buffer of its own but _T bytes (t: the numbers' bytes, and
+# the base's bytes of an add step in a block's last 2 * _T bytes): the header is read into the
 # Writer's block buffer before any image byte, and an add step puts its diff bytes at the
 # block's next free offset and the base's bytes it adds to them right after, in the block's
-# room that is not image yet (half of it each).
+# room that is not image yet (half of it each: a block takes ~7 steps, 2048 bytes first).
 import asyncio
 import time
 
@@ -46,6 +46,7 @@ except (ImportError, SyntaxError, ValueError):  # no native emitter on this port
             out[o + i] = (out[o + i] + base[b + i]) & 0xFF
 
 _HDR = const(13)  # b"OTPD", version 1, u32 image size, u32 base size
+_T = const(64)  # bytes of t: the base's bytes of an add step in a block's last < 128 bytes
 _IDLE_OPS = const(64)  # operations in a row without an output byte
 _FREE_OPS = const(64)  # operations allowed before any output ...
 _BYTES_PER_OP = const(16)  # ... plus one per this many bytes written (64 per KB)
@@ -61,7 +62,7 @@ async def apply(src, read, w, base, base_size, chunk=0, bases=None, k=0):
             raise FlashError("HASH_MISMATCH", "patch for another size of image")
         if int.from_bytes(buf[9:13], "little") != base_size:
             raise FlashError("HASH_MISMATCH", "patch for another size of base")
-    t = memoryview(bytearray(1))  # (read() fills a slice of it: a view)
+    t = memoryview(bytearray(_T))  # (read() fills a slice of it: a view)
     size = w.size
     seg = w.done  # image offset where this segment starts
     pos = seg + bases[k] if k else 0  # pyright: ignore[reportOptionalSubscript] - k: chunked
@@ -112,20 +113,20 @@ async def apply(src, read, w, base, base_size, chunk=0, bases=None, k=0):
             raise FlashError("HASH_MISMATCH", "an operation crosses a segment end")
         if add and (pos < 0 or pos + add > base_size):
             raise FlashError("HASH_MISMATCH", "an operation reads outside the base")
-        while add:  # diff bytes at o, the base's at o + n, in the block's room r (n <= r / 2)
-            o = w.o
+        while add:  # diff bytes at o; the base's at o + n in the block's room r (n <= r / 2),
+            o = w.o  # or in t once the room is under 2 * _T
             r = w.room()
-            n = r >> 1 if r > 1 else 1
+            n = r >> 1 if r >= 2 * _T else r if r < _T else _T
             if n > add:
                 n = add
             if await read(src, mv[o:], n) != n:
                 raise FlashError("HASH_MISMATCH", "patch ends in an operation")
-            if r > 1:
+            if r >= 2 * _T:
                 base.readblocks(0, mv[o + n:o + n + n], pos)
                 _add(buf, o, buf, o + n, n)
-            else:  # one byte of room: the base's byte in t
-                base.readblocks(0, t, pos)
-                buf[o] = (buf[o] + t[0]) & 0xFF
+            else:
+                base.readblocks(0, t[:n], pos)
+                _add(buf, o, t, 0, n)
             if w.advance(n):
                 await asyncio.sleep_ms(0)
             pos += n
