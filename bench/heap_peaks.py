@@ -30,7 +30,19 @@ The last line is what the check leaves at the payload's 100th block: the two boo
 their own ``agent`` point, and the interned names' part of it. The ``agent`` points differ by
 the script's own code (the update boot's is smaller).
 
-Run: ``PYTHONPATH=host_tools .venv/bin/python -m bench.heap_peaks [mpy|frozen ...]``.
+With ``--encoding deflate`` or ``--encoding delta`` (repeatable) it makes the same census of an
+install of that representation instead (ota.encoded; wbits 12, the device's default
+``max_wbits``): a synthetic pair, a compressible 1,000,000 B image and its rebuild with 100 KB
+of new code at 30 % (``rebuild_with_module``: a delta of about 100 KB), the board flashed with
+the old image, the release offering the new one raw and as that representation, whose blob it
+takes. Two more points: ``base_read``, the first ``readblocks`` once ``ota.encoded`` is loaded
+(a delta's hash of its base in the running slot; for deflate the first read-back of a written
+block), and ``refill``, the first body read (``Response.readinto``, the decoder's frames live)
+once 17 blocks are written; ``ota.encoded``, ``ota.encplan``, ``ota.delta`` and
+``ota.fastadd`` are among the modules sized.
+
+Run: ``PYTHONPATH=host_tools .venv/bin/python -m bench.heap_peaks [--encoding deflate|delta]
+[mpy|frozen ...]``.
 """
 
 from __future__ import annotations
@@ -42,7 +54,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from otakit.appimage import make_app_image
+from otakit.appimage import make_app_image, rebuild_with_module
 from otakit.sim.lab import Lab
 
 # The whole update, hooked (GO: the update, or the install-only boot's offer and install).
@@ -97,6 +109,7 @@ def sb(self):
     return _sb(self)
 P.writeblocks = wb
 P.set_boot = sb
+EXTRA
 import ota
 cfg = json.load(open("ota_config.json"))
 agent = ota.Agent(ota.Config(cfg["url"], cfg["product"], cfg["board"]))
@@ -197,6 +210,36 @@ NAMES = ["asyncio", "asyncio.core", "asyncio.event", "asyncio.funcs", "asyncio.s
          "ota.settings", "ota.policy", "ota.updater"]
 
 
+# ota.encoded's own points: the first partition read once it is loaded (delta: the base's
+# hash), and the first body read (Response.readinto, as the decoder refills its input buffer,
+# its frames live) once 17 blocks are written (the progress records' code loaded at 64 KB).
+READ = """\
+_rb = P.readblocks
+RB = [0, 0]
+def rb(self, *a):
+    if not RB[0] and "ota.encoded" in sys.modules:
+        RB[0] = 1
+        mark("base_read")
+    return _rb(self, *a)
+P.readblocks = rb
+def imp2(*a):  # (builtins.__import__ reads as the builtin one, not imp)
+    m = imp(*a)
+    R = getattr(sys.modules.get("ota.response"), "Response", None)
+    if R is not None and not hasattr(R, "_rd"):
+        ri = R.readinto
+        def readinto(self, buf):
+            if N[0] >= 17 and not RB[1]:
+                RB[1] = 1
+                mark("refill")
+            return ri(self, buf)
+        R.readinto = readinto
+        R._rd = 1
+    return m
+builtins.__import__ = imp2
+"""
+
+ENCODED_NAMES = ["ota.encoded", "ota.encplan", "ota.delta", "ota.fastadd"]
+
 HEAP = 200 * 1024  # roomy: the census, not the smallest heap
 
 
@@ -210,27 +253,43 @@ def _peaks(log: str) -> list[tuple[str, int, int, int, str, int, int]]:
              int(m.group(7)), int(m.group(8))) for m in _PEAK.finditer(log)]
 
 
-def _run(frozen: bool) -> tuple[list[tuple[str, int, int, int, str, int, int]], dict[str, int],
-                                list[tuple[str, int, int, int, str, int, int]]]:
+def _run(frozen: bool, encoding: str | None = None) -> tuple[
+        list[tuple[str, int, int, int, str, int, int]], dict[str, int],
+        list[tuple[str, int, int, int, str, int, int]]]:
     with tempfile.TemporaryDirectory() as d, Lab(Path(d), frozen=frozen) as lab:
-        lab.publish(make_app_image("1.1.0", size=1_000_000), "1.1.0", 2)
-        lab.flash(make_app_image("1.0.0", size=64 * 1024))
+        names = NAMES
+        if encoding is None:
+            old = make_app_image("1.0.0", size=64 * 1024)
+            lab.publish(make_app_image("1.1.0", size=1_000_000), "1.1.0", 2)
+            peaks_script = PEAKS.replace("EXTRA\n", "")
+        else:
+            old = make_app_image("1.0.0", size=1_000_000, seed="fw", compressible=True)
+            new = rebuild_with_module(old, at=0.3, removed=1536, added=100_000)
+            kw: dict[str, object] = {"wbits": 12}
+            kw.update({"delta_bases": (old,)} if encoding == "delta" else {"deflate": True})
+            lab.publish(new, "1.1.0", 2, **kw)  # type: ignore[arg-type]
+            peaks_script = PEAKS.replace("EXTRA\n", READ)
+            names = NAMES + ENCODED_NAMES
+        lab.flash(old)
         s = lab.work / "peaks.py"
-        s.write_text(PEAKS.replace("GO\n", UPDATE))
+        s.write_text(peaks_script.replace("GO\n", UPDATE))
         log = lab.boot(script=s, heapsize=f"{HEAP // 1024}K", max_boots=1, timeout=600).log
-        if "INSTALLED" not in log:
+        if "INSTALLED" not in log or "payload refused" in log:
             raise RuntimeError("the probe's update failed:\n" + log[-3000:])
         peaks = _peaks(log)
+        if encoding and not any(p[0] == "block0" and "ota.encoded" in p[4] for p in peaks):
+            raise RuntimeError(f"the probe's update did not install the {encoding} payload")
         fields = re.search(r"OFFER ([^\n]*)", log)
         assert fields is not None
-        s.write_text(PEAKS.replace("GO\n", f"FIELDS = {_fields(fields.group(1))!r}\n" + INSTALL))
-        lab.flash(make_app_image("1.0.0", size=64 * 1024))
+        s.write_text(peaks_script.replace("GO\n", f"FIELDS = {_fields(fields.group(1))!r}\n"
+                                          + INSTALL))
+        lab.flash(old)
         log = lab.boot(script=s, heapsize=f"{HEAP // 1024}K", max_boots=1, timeout=600).log
-        if "INSTALLED" not in log:
+        if "INSTALLED" not in log or "payload refused" in log:
             raise RuntimeError("the probe's install failed:\n" + log[-3000:])
         alone = _peaks(log)
-        s.write_text(f"NAMES = {NAMES!r}\n" + MODULES)
-        lab.flash(make_app_image("1.0.0", size=64 * 1024))
+        s.write_text(f"NAMES = {names!r}\n" + MODULES)
+        lab.flash(old)
         sizes = {m.group(1): int(m.group(2))
                  for m in re.finditer(r"SIZE (\S+) (-?\d+)", lab.boot(
                      script=s, heapsize=f"{HEAP // 1024}K", max_boots=1, timeout=600).log)}
@@ -247,9 +306,10 @@ def _rows(peaks, sizes: dict[str, int]) -> list[str]:
     return out
 
 
-def report(mode: str) -> str:
-    peaks, sizes, alone = _run(mode == "frozen")
-    out = [f"== {mode}: bytes of the {HEAP // 1024} KB budget in use, the largest free run, "
+def report(mode: str, encoding: str | None = None) -> str:
+    peaks, sizes, alone = _run(mode == "frozen", encoding)
+    what = mode if encoding is None else f"{mode}, {encoding} install"
+    out = [f"== {what}: bytes of the {HEAP // 1024} KB budget in use, the largest free run, "
            "the interned names (qstrs) and their pools' bytes, and the size (imported in turn) "
            "of the ota and asyncio modules loaded, then their names"]
     head = f"{'point':10} {'used':>7} {'maxfree':>7} {'names':>6} {'qbytes':>6} {'modules':>7}"
@@ -273,9 +333,19 @@ def report(mode: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    modes = (argv if argv is not None else sys.argv[1:]) or ["mpy", "frozen"]
-    for mode in modes:
-        print(report(mode), flush=True)
+    args = list(argv if argv is not None else sys.argv[1:])
+    encodings: list[str | None] = []
+    while "--encoding" in args:
+        i = args.index("--encoding")
+        if i + 1 >= len(args) or args[i + 1] not in ("deflate", "delta"):
+            print("bench.heap_peaks: --encoding takes deflate or delta", file=sys.stderr)
+            return 2
+        encodings.append(args[i + 1])
+        del args[i:i + 2]
+    modes = args or ["mpy", "frozen"]
+    for encoding in encodings or [None]:
+        for mode in modes:
+            print(report(mode, encoding), flush=True)
     return 0
 
 

@@ -238,10 +238,12 @@ radio sets the pace and the bytes on the air are the figure that counts. Whole-u
 {span("deflate, wbits 12|mpy")} / {span("deflate, wbits 12|frozen")} KB; delta at wbits 12:
 {span("delta, wbits 12|mpy")} / {span("delta, wbits 12|frozen")} KB (goals: ≤ 64 KB `.mpy`,
 ≤ 40 KB frozen). The encoded installs add to a raw one the decoder's 1 KB input buffer (which the
-`BytesIO` it pulls from reads in place), its window (2**wbits bytes) and state (~1.4 KB), for
-delta `ota.delta`'s 513-byte cache of the base, and the `ota.encoded`/`ota.delta` code (its
-bytecode only in the `.mpy` column; in the frozen mode their module and function objects). They
-are made before the HTTP client (`ota.encoded.Source`), so the window finds room in one piece.
+`BytesIO` it pulls from reads in place), its window (2**wbits bytes) and state (~1.4 KB), and
+the `ota.encoded`/`ota.delta` code (its bytecode only in the `.mpy` column; in the frozen mode
+their module and function objects); a delta reads its base into the block buffer's free room (no
+buffer of its own). They are made before the HTTP client (`ota.encplan.source`, whose module is
+forgotten before the connection), so the window finds room in one piece. What is live at the
+encoded install's peaks: `bench.heap_peaks --encoding deflate` (or `delta`).
 The raw rows are the whole-update figure of `bench.agent` (docs/agent.md) within 1 KB: another
 image and version string, and nothing of `ota.encoded` is loaded for a release without
 `payloads`.

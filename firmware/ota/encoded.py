@@ -3,10 +3,11 @@
 #
 # docs/format.md §2.2 (representations) and §6 (patches). The agent calls download(cfg, st, m,
 # slot, buf, esp32, new_client, done_with, progress): it picks the smallest representation this
-# device can use (choose: the running slot is hashed only when a delta is the best candidate),
-# returns False when that is the raw payload, else downloads it and decodes it into the spare
-# slot through the agent's 4 KB block buffer (install) and returns True; it raises FetchError
-# (and WRITE_FAILED) like the raw download.
+# device can use (ota.encplan.plan, loaded for that and forgotten before the connection: the
+# running slot is hashed only when a delta is the best candidate), returns False when that is
+# the raw payload, else downloads it and decodes it into the spare slot through the agent's 4 KB
+# block buffer (install) and returns True; it raises FetchError (and WRITE_FAILED) like the raw
+# download.
 # When the representation's bytes are refused (HASH_MISMATCH, or BAD_PATCH: a delta doing more
 # work than its output allows, ota.delta) it prints one "ota: ..." line and returns False, so
 # the agent installs the signed raw payload in the same check instead of retrying a broken or
@@ -27,37 +28,39 @@
 # the first chunk). A representation without chunks
 # starts again from its first byte. The download has the raw download's overall deadline
 # (ota.download.deadline, for the image bytes still to make: the decode's work is bounded by it
-# too), checked at every decode call (Source.readinto), so also while no byte arrives. The
-# decode yields to the app whenever _SLICE_MS have passed (Source.readinto, ota.delta), whether
-# or not it makes output.
+# too), checked at every decode call (read), so also while no byte arrives. The decode yields
+# to the app whenever _SLICE_MS have passed (read, and ota.delta on its own clock), whether or
+# not it makes output.
 # In an encrypted release (docs/format.md §2.8) every representation is encrypted per chunk:
-# Source asks for whole AES blocks, hashes the received (encrypted) bytes and has them decrypted
+# read() asks for whole AES blocks, hashes the received (encrypted) bytes and has them decrypted
 # in place (ota.decrypt.Decrypt.run, from chunk k on) before the decoder sees them.
-# The code lives here, not in ota.agent, so that it costs no RAM during a raw update.
+# The code lives here (and in ota.encplan), not in ota.agent, so that it costs no RAM during a
+# raw update.
 #
 # deflate.DeflateIO pulls its source one byte per call, so it never sees the socket: it reads an
 # io.BytesIO over a _CAP-byte bytes object, which io.BytesIO reads in place (it would copy a
-# bytearray; MicroPython tests that it does not copy a bytes object: heapalloc_bytesio2.py; a port
-# that did would fail the _PRIME decode below, HASH_MISMATCH), and Source refills that same memory
-# from the HTTP response (Response.readinto) through a uctypes view of it before each decode step:
-# one input buffer, no staging copy. Only [0, e) of it holds received bytes. While more of the
-# body is to come, a decode step asks for at most (unread - _HDR) / 2 bytes (a DEFLATE stream
-# needs at most 2 input bytes per output byte plus a block header of at most ~560 bytes, _HDR) and
-# the buffer is refilled below _LOW unread bytes (so a step makes at least 64 bytes, and a refill
-# brings at least _CAP - _LOW); a read past e is caught after each step and refused. Every
+# bytearray; MicroPython tests that it does not copy a bytes object: heapalloc_bytesio2.py; a
+# port that did would fail the priming decode in ota.encplan.source, HASH_MISMATCH), and read()
+# refills that same memory from the HTTP response (Response.readinto) through a uctypes view of
+# it before each decode step: one input buffer, no staging copy. Only [0, e) of it holds
+# received bytes. While more of the body is to come, a decode step asks for at most
+# (unread - _HDR) / 2 bytes (a DEFLATE stream needs at most 2 input bytes per output byte plus a
+# block header of at most ~560 bytes, _HDR) and the buffer is refilled below _LOW unread bytes
+# (so a step makes at least 64 bytes, and a refill brings at least _CAP - _LOW, ota.encplan's
+# _CAP being the buffer's size); a read past e is caught after each step and refused. Every
 # received byte is hashed and counted against the representation's signed size (and, received
 # whole, its SHA-256); the decoded bytes are hashed against the image's.
 #
-# RAM (allocated once per install): the _CAP-byte input buffer, the decoder's window (2**wbits
-# bytes) and state (~1.4 KB), and for a delta ota.delta's code and its 513-byte buffer (a cache
-# of the base). choose() makes them (Source), after a gc.collect(), for the candidate it is
-# about to take, before a delta's base is hashed, the slot's prefix is hashed for a resume and
-# the HTTP client is made: they are the install's largest blocks and find room in one piece
-# then (what a hash of the running slot leaves behind would split it). The decoder's state and
-# window, which DeflateIO allocates at its first read, are made then by decoding a one-byte
-# stored block (_PRIME) that ends on a byte boundary, so the representation's stream follows it
-# as the next block. Nothing is allocated per byte; each decode step allocates one memoryview
-# slice.
+# RAM (allocated once per install): the _CAP-byte input buffer (ota.encplan), the decoder's
+# window (2**wbits bytes) and state (~1.4 KB), and for a delta ota.delta's code (it reads the
+# base into the Writer's block buffer: no buffer of its own). ota.encplan.source makes them,
+# after a gc.collect(), for the candidate it is about to take, before a delta's base is hashed,
+# the slot's prefix is hashed for a resume and the HTTP client is made: they are the install's
+# largest blocks and find room in one piece then (what a hash of the running slot leaves behind
+# would split it). The decoder's state and window, which DeflateIO allocates at its first read,
+# are made then by decoding a one-byte stored block that ends on a byte boundary, so the
+# representation's stream follows it as the next block. Nothing is allocated per byte; each
+# decode step allocates one memoryview slice.
 # pyright: reportAttributeAccessIssue=false
 # (micropython-stdlib-stubs' io.BytesIO lacks the stream methods MicroPython's has: tell,
 # readinto, seek.)
@@ -73,189 +76,134 @@ except ImportError:  # CPython
     def const(x):
         return x
 
-_CAP = const(1024)  # compressed bytes held in RAM
 _HDR = const(560)  # input bytes a step may read besides 2 per output byte (a block header)
 _LOW = const(688)  # refill below this many unread bytes (then a step makes >= 64 bytes)
 _SLICE_MS = const(10)  # the decode yields to the app at least this often (ota.delta too)
 
 
-_PRIME = b"\x00\x01\x00\xfe\xff\x00"  # a stored, non-final DEFLATE block of one byte (Source)
-_REFUSED = ("HASH_MISMATCH", "BAD_PATCH")  # the representation's bytes, not the flash, are wrong
+# The decoder's state (src): a list, made with its buffers before the request by
+# ota.encplan.source in this layout (a list, not a class: a class costs ~0.5 KB of heap).
+# install() then attaches the body: resp, size bytes due by the deadline dl
+# (ota.download.deadline), which may start at a chunk boundary of the blob (a resume).
+_IO = const(0)  # the io.BytesIO the decoder reads, over the input buffer
+_MV = const(1)  # the view of the input buffer read() fills
+_E = const(2)  # [0, e) of the buffer holds received bytes
+_Z = const(3)  # the deflate.DeflateIO
+_H = const(4)  # the blob's SHA-256 (of the bytes received)
+_T = const(5)  # the last yield to the app
+_DEC = const(6)  # an encrypted release's ota.decrypt.Decrypt, else None
+_RESP = const(7)  # the body
+_DL = const(8)  # its deadline
+_SIZE = const(9)  # its size
+_LEFT = const(10)  # its bytes not received yet
 
 
-def _bad(detail):
-    return FlashError("HASH_MISMATCH", detail)
-
-
-class Source:
-    # The decoded stream of a raw-DEFLATE HTTP body. Made before the request (Source(wbits,
-    # delta): the input buffer, the decoder's window and state are the install's largest
-    # allocations); install() then attaches the body: resp, size bytes due by the deadline dl
-    # (ota.download.deadline), which may start at a chunk boundary of the blob (a resume).
-    def __init__(self, wbits, delta):
-        import deflate
-        import gc
-        import hashlib
-        import io
-        from uctypes import addressof, bytearray_at
-        gc.collect()
-        b = bytes(_CAP)  # io.BytesIO reads a bytes object in place (it copies a bytearray) ...
-        self.io = io.BytesIO(b)  # pyright: ignore[reportCallIssue, reportArgumentType]
-        self.mv = mv = memoryview(bytearray_at(addressof(b), _CAP))  # ... Source fills it here
-        mv[:6] = _PRIME
-        self.e = 6  # [0, e) of the buffer holds received bytes
-        self.z = deflate.DeflateIO(self.io, deflate.RAW, wbits)
-        try:  # the decoder allocates its state and window at its first read: now
-            self.z.readinto(mv[6:7])
-        except OSError:  # (it did not read mv: a port whose BytesIO copies bytes too)
-            raise _bad("the decoder does not read its input buffer")
-        self.h = hashlib.sha256()
-        self.t = time.ticks_ms()  # the last yield to the app (ota.delta shares it)
-        if delta:  # ota.delta's code and buffer (its cache of the base) now too
-            from .delta import SPACE
-            self.cache = bytearray(SPACE)
-
-    # Decode exactly n bytes into mv (n <= len(mv)); returns fewer only at the stream's end.
-    async def readinto(self, mv, n):
-        overdue(self.dl, self.size - self.left, self.size)
-        got = 0
-        z, bio, buf = self.z, self.io, self.mv
-        while got < n:
-            if time.ticks_diff(time.ticks_ms(), self.t) >= _SLICE_MS:
-                await asyncio.sleep_ms(0)
-                self.t = time.ticks_ms()
-            p = bio.tell()
-            u = self.e - p
-            if self.left and u < _LOW:  # refill: the unread bytes to the front (in pieces
-                i = 0  # that do not overlap), then what the response has, up to _CAP
-                while i < u and p:
-                    j = u - i if u - i < p else p
-                    buf[i:i + j] = buf[p + i:p + i + j]
-                    i += j
-                j = _CAP - u
-                if j > self.left:
-                    j = self.left
-                if self.dec:
-                    j &= ~15  # whole AES blocks (the blob's size and chunks are multiples of 16)
-                    if not j:
-                        raise _bad("the payload continues after its deflate stream")
-                j = await self.resp.readinto(buf[u:u + j])
+async def read(s, mv, n):
+    # Decode exactly n bytes of src s into mv (n <= len(mv)); fewer only at the stream's end.
+    overdue(s[_DL], s[_SIZE] - s[_LEFT], s[_SIZE])
+    got = 0
+    z, bio, buf = s[_Z], s[_IO], s[_MV]
+    while got < n:
+        if time.ticks_diff(time.ticks_ms(), s[_T]) >= _SLICE_MS:
+            await asyncio.sleep_ms(0)
+            s[_T] = time.ticks_ms()
+        p = bio.tell()
+        u = s[_E] - p
+        if s[_LEFT] and u < _LOW:  # refill: the unread bytes to the front (in pieces
+            i = 0  # that do not overlap), then what the response has, up to _CAP
+            while i < u and p:
+                j = u - i if u - i < p else p
+                buf[i:i + j] = buf[p + i:p + i + j]
+                i += j
+            j = len(buf) - u  # (ota.encplan's _CAP)
+            if j > s[_LEFT]:
+                j = s[_LEFT]
+            if s[_DEC]:
+                j &= ~15  # whole AES blocks (the blob's size and chunks are multiples of 16)
                 if not j:
-                    raise FetchError("SHORT_READ", "the payload ended %d bytes early" % self.left)
-                v = buf[u:u + j]
-                self.h.update(v)  # the blob's bytes as signed (encrypted: the ciphertext)
-                if self.dec:
-                    self.dec.run(v)
-                self.left -= j
-                bio.seek(0)
-                self.e = u + j
-                continue  # (again while the response gives less than asked)
-            k = n - got
-            if self.left:  # more to come: only what the unread bytes surely decode to
-                j = (u - _HDR) >> 1
-                if k > j:
-                    k = j
-            try:
-                r = z.readinto(mv[got:got + k])
-            except (OSError, EOFError, ValueError):
-                raise _bad("the payload is not a valid deflate stream")
-            if bio.tell() > self.e:
-                raise _bad("the payload's deflate stream runs past its end")
-            if not r:
-                break
-            got += r
-        return got
-
-
-def _size(r):
-    return r[2]
-
-
-async def choose(m, esp32, buf, max_wbits):
-    # The smallest representation this device can use and its Source (made before a delta's
-    # base is hashed: what that leaves behind does not split the heap the Source needs), or
-    # None. A delta is usable when the running slot starts with its base (hashed only then).
-    for r in sorted(m.payloads, key=_size):
-        if r[2] >= m.size:
-            break  # no smaller than the raw payload
-        if r[4] > max_wbits:
-            continue
-        src = Source(r[4], r[0] == "delta")
-        if r[0] != "delta":
-            return r, src
-        part = esp32.Partition(esp32.Partition.RUNNING)
-        if r[5] <= part.info()[3]:
-            from .slot import hash_partition
-            if (await hash_partition(part, r[5], buf)).digest() == r[6]:
-                return r, src
-        src = None
-    return None
+                    raise FlashError("HASH_MISMATCH", "bytes after the deflate stream")
+            j = await s[_RESP].readinto(buf[u:u + j])
+            if not j:
+                raise FetchError("SHORT_READ", "%d bytes short" % s[_LEFT])
+            v = buf[u:u + j]
+            s[_H].update(v)  # the blob's bytes as signed (encrypted: the ciphertext)
+            if s[_DEC]:
+                s[_DEC].run(v)
+            s[_LEFT] -= j
+            bio.seek(0)
+            s[_E] = u + j
+            continue  # (again while the response gives less than asked)
+        k = n - got
+        if s[_LEFT]:  # more to come: only what the unread bytes surely decode to
+            j = (u - _HDR) >> 1
+            if k > j:
+                k = j
+        try:
+            r = z.readinto(mv[got:got + k])
+        except (OSError, EOFError, ValueError):
+            raise FlashError("HASH_MISMATCH", "not a valid deflate stream")
+        if bio.tell() > s[_E]:
+            raise FlashError("HASH_MISMATCH", "the deflate stream runs past the payload")
+        if not r:
+            break
+        got += r
+    return got
 
 
 async def install(resp, rep, m, w, esp32, dl, k=0, off=0, src=None):
     # Decode rep's blob from its chunk k, at blob offset off (resp: the body from there), into
-    # the Writer w (at image offset k * chunk), through src (a Source, made here if None).
-    enc, _, size, sha256, wbits, base_size, _, chunk, lengths, bases, nonce = rep
-    if resp.length != size - off:
-        raise _bad("the server sent %d bytes, the manifest signs %d" % (off + resp.length, size))
+    # the Writer w (at image offset k * chunk), through src (its decoder, made here if None).
+    # rep: (encoding, path, size, sha256, wbits, base_size, base_sha256, chunk, lengths, bases,
+    # nonce), indexed where used (a small frame: it is live for the whole decode).
+    size = rep[2] - off
+    if resp.length != size:
+        raise FlashError("HASH_MISMATCH", "%d bytes sent, %d signed" % (off + resp.length, rep[2]))
     if src is None:
-        src = Source(wbits, enc == "delta")
-    src.dec = None  # an encrypted release's ota.decrypt.Decrypt, else None
-    if nonce is not None:  # an encrypted release (docs/format.md §2.8): loaded only then
+        from .encplan import source
+        src = source(rep[4], rep[0] == "delta")
+    if rep[10] is not None:  # an encrypted release (docs/format.md §2.8): loaded only then
         from .decrypt import Decrypt
-        src.dec = Decrypt(m, nonce, lengths, k)
-    src.resp = resp
-    src.dl = dl
-    src.size = src.left = size - off  # left: body bytes not received yet
-    if enc == "delta":
+        src[_DEC] = Decrypt(m, rep[10], rep[8], k)
+    src[_RESP] = resp
+    src[_DL] = dl
+    src[_SIZE] = src[_LEFT] = size
+    if rep[0] == "delta":
         from .delta import apply
-        await apply(src, w, esp32.Partition(esp32.Partition.RUNNING), base_size, chunk, bases, k)
+        await apply(src, read, w, esp32.Partition(esp32.Partition.RUNNING), rep[5], rep[7],
+                    rep[9], k)
     else:
         while w.done < w.size:
-            n = w.room()
-            if await src.readinto(w.mv[w.o:], n) != n:
-                raise _bad("the payload decodes to fewer bytes than the image")
-            if w.advance(n):
+            size = w.room()
+            if await read(src, w.mv[w.o:], size) != size:
+                raise FlashError("HASH_MISMATCH", "it decodes to too few bytes")
+            if w.advance(size):
                 await asyncio.sleep_ms(0)
     # The stream must end here, with the body (the decoder past its last byte: no byte of it
     # unread, none still to come), and a blob received whole must be the signed one.
-    if await src.readinto(bytearray(1), 1) or src.left or src.io.tell() != src.e:
-        raise _bad("the payload continues after the image")
-    if not off and src.h.digest() != sha256:
-        raise _bad("the downloaded payload's SHA-256 differs from the signed one")
+    if await read(src, bytearray(1), 1) or src[_LEFT] or src[_IO].tell() != src[_E]:
+        raise FlashError("HASH_MISMATCH", "bytes after the image")
+    if not off and src[_H].digest() != rep[3]:
+        raise FlashError("HASH_MISMATCH", "the payload's SHA-256 is not the signed one")
     if w.h.digest() != m.sha256:
-        raise _bad("the decoded image's SHA-256 differs from the signed one")
+        raise FlashError("HASH_MISMATCH", "the decoded SHA-256 is not the signed one")
 
 
 async def download(cfg, st, m, slot, buf, esp32, new_client, done_with, progress):
     from .download import Writer, deadline
-    found = await choose(m, esp32, buf, cfg.max_wbits)
-    if found is None:
-        return False
-    rep, src = found
+    from .encplan import plan
+    found = await plan(cfg, st, m, slot, buf, esp32)  # (it forgets its module)
+    plan = None  # its code goes now, before the connection
+    if found is None or found is True:
+        return bool(found)
+    rep, src, k, off, h = found
+    found = None
     chunk = rep[7]
-    size = m.size
-    k = off = 0
-    if chunk:  # resumable: its progress replaces any other payload's (the slot is overwritten)
-        tag = rep[3][:8]
-        done = st.progress(tag, slot, size, buf)
-        if done == size:  # the whole image is in the slot: read back, nothing rewritten
-            if (await slot.hash_range(size, buf)).digest() == m.sha256:
-                return True
-            st.forget_progress()
-            done = 0
-        k = done // chunk
-        for i in range(k):
-            off += rep[8][i]
-    elif st.has_progress():  # another payload's resume point; this one overwrites the slot
-        st.forget_progress(True)
 
     def persist(done, size):
         if chunk and (done % chunk == 0 or done == size):  # a chunk's end, its blocks in flash
             st.save_progress(done)
         progress(done, size)
 
-    h = k and await slot.hash_range(k * chunk, buf)  # the image bytes already in the slot
     client = new_client()
     try:
         resp = await client.get(cfg.payload_url(rep[1]), rep[2] - off, None, off)
@@ -263,13 +211,13 @@ async def download(cfg, st, m, slot, buf, esp32, new_client, done_with, progress
             if off and not resp.range_start:  # the server ignored the Range: start again
                 st.forget_progress()
                 k = off = 0
-            w = Writer(slot, buf, size, cfg.chip_id, persist, k and k * chunk)
+            w = Writer(slot, buf, m.size, cfg.chip_id, persist, k and k * chunk)
             if k:
                 w.h = h
-            await install(resp, rep, m, w, esp32, deadline(cfg, size - w.done), k, off,
-                          src)
+            h = None
+            await install(resp, rep, m, w, esp32, deadline(cfg, m.size - w.done), k, off, src)
         except FlashError as e:
-            if e.reason not in _REFUSED:
+            if e.reason not in ("HASH_MISMATCH", "BAD_PATCH"):  # not the representation's bytes
                 raise
             print("ota: %s payload refused (%s); taking the raw payload" % (rep[0], e))
             return False
