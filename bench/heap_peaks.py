@@ -26,6 +26,10 @@ the bytes of their pools and strings; interned names are never freed). A third b
 same release with no check before it: the offer is rebuilt in that boot from the manifest's
 attributes as the update printed them (``json.loads``, as the check's parser makes them; the
 classes are the script's), ``install_sync(offer)`` runs it, and the same points are reported.
+Between them, the boot after the install is reported too, in its own heap: ``ota.boot()``
+confirms the trial (point ``booted``), then a check that offers nothing (the manifest fetched
+and its signature checked again) and the telemetry report that carries the install's events
+(``bench.agent``'s heap figure includes this boot; the probe fails unless the report went out).
 The last line is what the check leaves at the payload's 100th block: the two boots' growth from
 their own ``agent`` point, and the interned names' part of it. The ``agent`` points differ by
 the script's own code (the update boot's is smaller).
@@ -56,6 +60,8 @@ from pathlib import Path
 
 from otakit.appimage import make_app_image, rebuild_with_module
 from otakit.sim.lab import Lab
+
+from bench.agent import reported
 
 # The whole update, hooked (GO: the update, or the install-only boot's offer and install).
 # BASE: what the board holds before the agent (boot.py, `import ota`, this script's own code).
@@ -121,6 +127,19 @@ mark("end")
 UPDATE = """\
 print("INSTALLED" if agent.update_sync() else "FAILED " + json.dumps(agent.status()))
 print("OFFER", agent._verdict[3].__dict__)  # the offer's manifest, for the install-only boot
+"""
+
+
+# The boot after the install, in its own heap: ota.boot() confirms the trial, then a check
+# (the manifest fetched and verified again: the ETag was RAM) offers nothing and posts the
+# report with the install's events, kept in NVS through the reboot (ota.report).
+AFTER = """\
+print("UPDATED" if agent.update_sync() is False else "FAILED " + json.dumps(agent.status()))
+"""
+BOOTED = """\
+import ota
+print("BOOT " + ota.boot()[0])
+mark("booted")
 """
 
 
@@ -253,9 +272,11 @@ def _peaks(log: str) -> list[tuple[str, int, int, int, str, int, int]]:
              int(m.group(7)), int(m.group(8))) for m in _PEAK.finditer(log)]
 
 
-def _run(frozen: bool, encoding: str | None = None) -> tuple[
-        list[tuple[str, int, int, int, str, int, int]], dict[str, int],
-        list[tuple[str, int, int, int, str, int, int]]]:
+Peaks = list[tuple[str, int, int, int, str, int, int]]
+
+
+def _run(frozen: bool, encoding: str | None = None
+         ) -> tuple[Peaks, dict[str, int], Peaks, Peaks]:
     with tempfile.TemporaryDirectory() as d, Lab(Path(d), frozen=frozen) as lab:
         names = NAMES
         if encoding is None:
@@ -281,6 +302,13 @@ def _run(frozen: bool, encoding: str | None = None) -> tuple[
             raise RuntimeError(f"the probe's update did not install the {encoding} payload")
         fields = re.search(r"OFFER ([^\n]*)", log)
         assert fields is not None
+        lab.access_log.seek(0)
+        lab.access_log.truncate()
+        s.write_text(peaks_script.replace("import ota\n", BOOTED).replace("GO\n", AFTER))
+        log = lab.boot(script=s, heapsize=f"{HEAP // 1024}K", max_boots=1, timeout=600).log
+        if "BOOT confirmed" not in log or "UPDATED" not in log or not reported(lab):
+            raise RuntimeError("the probe's boot after the install failed:\n" + log[-3000:])
+        after = _peaks(log)
         s.write_text(peaks_script.replace("GO\n", f"FIELDS = {_fields(fields.group(1))!r}\n"
                                           + INSTALL))
         lab.flash(old)
@@ -293,7 +321,7 @@ def _run(frozen: bool, encoding: str | None = None) -> tuple[
         sizes = {m.group(1): int(m.group(2))
                  for m in re.finditer(r"SIZE (\S+) (-?\d+)", lab.boot(
                      script=s, heapsize=f"{HEAP // 1024}K", max_boots=1, timeout=600).log)}
-        return peaks, sizes, alone
+        return peaks, sizes, alone, after
 
 
 def _rows(peaks, sizes: dict[str, int]) -> list[str]:
@@ -307,7 +335,7 @@ def _rows(peaks, sizes: dict[str, int]) -> list[str]:
 
 
 def report(mode: str, encoding: str | None = None) -> str:
-    peaks, sizes, alone = _run(mode == "frozen", encoding)
+    peaks, sizes, alone, after = _run(mode == "frozen", encoding)
     what = mode if encoding is None else f"{mode}, {encoding} install"
     out = [f"== {what}: bytes of the {HEAP // 1024} KB budget in use, the largest free run, "
            "the interned names (qstrs) and their pools' bytes, and the size (imported in turn) "
@@ -317,6 +345,10 @@ def report(mode: str, encoding: str | None = None) -> str:
     out.append("-- the same install from an offer made from the manifest's fields in its own "
                "boot, with no check before it:")
     out += [head] + _rows(alone, sizes)
+    out.append("-- the boot after the install: ota.boot() confirms the trial, then a check that "
+               "offers nothing (connect, send, rsa_pow) and the report with the install's "
+               "events (the last connect and send):")
+    out += [head] + _rows(after, sizes)
     up = {p[0]: p for p in peaks}
     al = {p[0]: p for p in alone}
     if "block99" in up and "block99" in al and "agent" in up and "agent" in al:
