@@ -264,6 +264,12 @@ def _ballast():
     global _heap_ballast
     import gc
     import _simimage  # noqa: F401 - resident like the C code it stands for
+    import _simnvs
+
+    try:
+        _simnvs._load()  # NVS's state: on a board in the IDF heap, not the device's GC heap
+    except OSError:  # no nvs partition: esp32.NVS fails when used, as on a board
+        pass
 
     budget = int(os.getenv("OTAKIT_SIM_HEAP_BUDGET") or 0)
     if not budget:
