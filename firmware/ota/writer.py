@@ -5,8 +5,8 @@
 # last one, padded with 0xFF, as erased flash reads) with an erase + write, then reads
 # the block back from flash into the same buffer right away and hashes what it read: the SHA-256
 # the signed one is checked against is that of the image as the slot holds it, every byte read
-# back from flash once (Slot.read_back records how far, so Slot.verify need not hash the slot
-# again), and a byte the flash did not keep fails that check like a byte the network altered
+# back from flash once (Slot.read_back records how far, so ota.finish.verify need not hash the
+# slot again), and a byte the flash did not keep fails that check like a byte the network altered
 # (HASH_MISMATCH). Block 0 must be an app image for this chip before anything is written. The
 # raw payload goes straight from the HTTP response into that buffer (ota.download.raw);
 # ota.encoded decodes deflate and delta representations into it; an encrypted payload's blocks
