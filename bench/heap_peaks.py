@@ -41,7 +41,7 @@ of new code at 30 % (``rebuild_with_module``: a delta of about 100 KB), the boar
 the old image, the release offering the new one raw and as that representation, whose blob it
 takes. Two more points: ``base_read``, the first ``readblocks`` once ``ota.encoded`` is loaded
 (a delta's hash of its base in the running slot; for deflate the first read-back of a written
-block), and ``refill``, the first body read (``Response.readinto``, the decoder's frames live)
+block), and ``refill``, the first body read (``ota.body.Body.readinto``, the decoder's frames live)
 once 17 blocks are written; ``ota.encoded``, ``ota.encplan``, ``ota.delta`` and
 ``ota.fastadd`` are among the modules sized.
 
@@ -230,7 +230,7 @@ NAMES = ["asyncio", "asyncio.core", "asyncio.event", "asyncio.funcs", "asyncio.s
 
 
 # ota.encoded's own points: the first partition read once it is loaded (delta: the base's
-# hash), and the first body read (Response.readinto, as the decoder refills its input buffer,
+# hash), and the first body read (ota.body.Body.readinto, as the decoder refills its input buffer,
 # its frames live) once 17 blocks are written (the progress records' code loaded at 64 KB).
 READ = """\
 _rb = P.readblocks
@@ -243,8 +243,9 @@ def rb(self, *a):
 P.readblocks = rb
 def imp2(*a):  # (builtins.__import__ reads as the builtin one, not imp)
     m = imp(*a)
-    R = getattr(sys.modules.get("ota.response"), "Response", None)
-    if R is not None and not hasattr(R, "_rd"):
+    R = getattr(sys.modules.get("ota.body"), "Body", None)
+    if R is not None and id(R) not in HOOKED:
+        HOOKED.append(id(R))
         ri = R.readinto
         def readinto(self, buf):
             if N[0] >= 17 and not RB[1]:
@@ -252,7 +253,6 @@ def imp2(*a):  # (builtins.__import__ reads as the builtin one, not imp)
                 mark("refill")
             return ri(self, buf)
         R.readinto = readinto
-        R._rd = 1
     return m
 builtins.__import__ = imp2
 """
