@@ -27,7 +27,7 @@
 # would let a cut tear blocks they still claim (a mismatch forgets the progress and starts from
 # the first chunk). A representation without chunks
 # starts again from its first byte. The download has the raw download's overall deadline
-# (ota.download.deadline, for the image bytes still to make: the decode's work is bounded by it
+# (ota.writer.deadline, for the image bytes still to make: the decode's work is bounded by it
 # too), checked at every decode call (read), so also while no byte arrives. The decode yields
 # to the app whenever _SLICE_MS have passed (read, and ota.delta on its own clock), whether or
 # not it makes output.
@@ -67,7 +67,6 @@
 import asyncio
 import time
 
-from .download import overdue
 from .errors import FetchError, FlashError
 
 try:
@@ -84,7 +83,7 @@ _SLICE_MS = const(10)  # the decode yields to the app at least this often (ota.d
 # The decoder's state (src): a list, made with its buffers before the request by
 # ota.encplan.source in this layout (a list, not a class: a class costs ~0.5 KB of heap).
 # install() then attaches the body: resp, size bytes due by the deadline dl
-# (ota.download.deadline), which may start at a chunk boundary of the blob (a resume).
+# (ota.writer.deadline), which may start at a chunk boundary of the blob (a resume).
 _IO = const(0)  # the io.BytesIO the decoder reads, over the input buffer
 _MV = const(1)  # the view of the input buffer read() fills
 _E = const(2)  # [0, e) of the buffer holds received bytes
@@ -155,6 +154,9 @@ async def install(resp, rep, m, w, esp32, dl, k=0, off=0, src=None):
     # the Writer w (at image offset k * chunk), through src (its decoder, made here if None).
     # rep: (encoding, path, size, sha256, wbits, base_size, base_sha256, chunk, lengths, bases,
     # nonce), indexed where used (a small frame: it is live for the whole decode).
+    global overdue  # read()'s deadline check: ota.writer's, bound once the body is here
+    from .writer import overdue
+
     size = rep[2] - off
     if resp.length != size:
         raise FlashError("HASH_MISMATCH", "%d bytes sent, %d signed" % (off + resp.length, rep[2]))
@@ -189,7 +191,6 @@ async def install(resp, rep, m, w, esp32, dl, k=0, off=0, src=None):
 
 
 async def download(cfg, st, m, slot, buf, esp32, new_client, done_with, progress):
-    from .download import Writer, deadline
     from .encplan import plan
     found = await plan(cfg, st, m, slot, buf, esp32)  # (it forgets its module)
     plan = None  # its code goes now, before the connection
@@ -208,6 +209,7 @@ async def download(cfg, st, m, slot, buf, esp32, new_client, done_with, progress
     try:
         resp = await client.get(cfg.payload_url(rep[1]), rep[2] - off, None, off)
         try:
+            from .writer import Writer, deadline  # once the headers are in, as ota.download
             if off and not resp.range_start:  # the server ignored the Range: start again
                 st.forget_progress()
                 k = off = 0
