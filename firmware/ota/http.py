@@ -70,10 +70,17 @@ class HTTPClient:
 
         h = await get(self, url, etag, start)
         get = None
-        _forget()  # the header code: not in the heap with the body's
-        from ota.body import Body
+        try:
+            _forget()  # the header code: not in the heap with the body's
+            from ota.body import Body
 
-        return Body(self, h, max_body, etag, start)
+            return Body(self, h, max_body, etag, start)  # (it closes the socket if it refuses)
+        except MemoryError:  # no room for ota.body: the socket closed, the client free again
+            self.resp = None
+            s = h[7]
+            if s is not None:
+                s.close()  # (again, when Body had taken it: closing twice does nothing)
+            raise
 
     # A generator to await: asyncio's I/O queue takes the task until socket s is writable (w)
     # or readable (or in error), then resumes it. (A method: ota.response and ota.body, which

@@ -62,6 +62,26 @@ async def small(c, url, a):
     st, etag, n = await get_small(c, url, buf, a.get("etag"))
     return {"status": st, "etag": etag, "n": n, "sha256": hexs(hashlib.sha256(buf[:n]).digest())}
 
+async def nomem(c, url, a):
+    # the body's code does not fit once the headers are in: MemoryError, and the client is
+    # free for the next request (its socket closed)
+    import builtins
+    real = builtins.__import__
+    def imp(name, *x):
+        if name == "ota.body":
+            builtins.__import__ = real
+            raise MemoryError
+        return real(name, *x)
+    builtins.__import__ = imp
+    try:
+        await c.get(url, 1 << 21)
+        first = "no error"
+    except MemoryError:
+        first = "MemoryError"
+    out = {"first": first, "free": c.resp is None}
+    out.update(await get(c, url, a))
+    return out
+
 def main():
     op, url, a = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
     ca = open(a["ca"], "rb").read() if a.get("ca") else None
@@ -73,7 +93,7 @@ def main():
             out = {"status": st, "etag": etag, "n": n}
         else:
             c = HTTPClient(a.get("timeout_ms", 5000), ca)
-            out = asyncio.run((get if op == "get" else small)(c, url, a))
+            out = asyncio.run({"get": get, "small": small, "nomem": nomem}[op](c, url, a))
     except FetchError as e:
         out = {"error": e.reason, "status": e.status, "detail": e.detail,
                "retry_after": getattr(e, "retry_after", None)}
@@ -136,6 +156,12 @@ def test_get_whole_file_into_a_fixed_buffer(driver: Path, url: str) -> None:
     assert (r["status"], r["length"], r["n"], r["range_start"]) == (200, len(BIG), len(BIG), 0)
     assert r["sha256"] == sha(BIG)
     assert r["etag"].startswith('"') and r["date"].endswith("GMT")
+
+
+def test_no_room_for_the_body_code_leaves_the_client_usable(driver: Path, url: str) -> None:
+    r = run(driver, "nomem", url + "blobs/sha256/big")
+    assert (r["first"], r["free"]) == ("MemoryError", True)
+    assert (r["status"], r["n"], r["sha256"]) == (200, len(BIG), sha(BIG))
 
 
 def test_range_resume_from_an_offset(driver: Path, url: str) -> None:
